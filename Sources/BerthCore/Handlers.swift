@@ -1,0 +1,160 @@
+import NIOCore
+
+// The three-level handler protocol of SPEC §1. The SSH front end drives the outermost layer;
+// every layer (metrics, audit, auth, config, security, backend) implements the same protocols
+// and wraps the next one, delegating whatever it does not care about.
+
+/// Server level: lifetime of the listener and arrival of TCP connections.
+public protocol ServerHandler: Sendable {
+    /// The listener is up. Throwing aborts start-up.
+    func onReady() async throws
+    /// A TCP connection arrived, before the SSH handshake. Throwing refuses it.
+    func onNetworkConnection(_ metadata: ConnectionMetadata) async throws -> any NetworkConnectionHandler
+    /// Graceful stop: finish or end work before `deadline`.
+    func onShutdown(deadline: ContinuousClock.Instant) async
+}
+
+/// Connection level: authentication and the handshake.
+public protocol NetworkConnectionHandler: Sendable {
+    func onAuthPassword(_ metadata: ConnectionMetadata, password: [UInt8]) async -> AuthOutcome
+    /// `publicKey` is in authorized_keys form without comment: `ssh-ed25519 AAAA…`. The SSH
+    /// layer has already verified the client holds the private key.
+    func onAuthPublicKey(_ metadata: ConnectionMetadata, publicKey: String) async -> AuthOutcome
+    func onHandshakeFailed(_ metadata: ConnectionMetadata, reason: String) async
+    /// Authentication finished. Config is fetched and the container started here; channels wait
+    /// until it returns. Throwing closes the connection.
+    func onHandshakeSuccess(_ metadata: ConnectionMetadata) async throws -> any SSHConnectionHandler
+    /// The TCP connection is gone; release everything.
+    func onDisconnect() async
+}
+
+/// Why a channel open was refused; the reason codes are RFC 4254 §5.1's.
+public struct ChannelRejection: Error, Sendable, Hashable {
+    public enum Reason: UInt32, Sendable {
+        case administrativelyProhibited = 1
+        case connectFailed = 2
+        case unknownChannelType = 3
+        case resourceShortage = 4
+    }
+
+    public let reason: Reason
+    public let message: String
+
+    public init(_ reason: Reason, _ message: String) {
+        self.reason = reason
+        self.message = message
+    }
+}
+
+/// SSH-connection level: channels and global requests of an authenticated connection.
+public protocol SSHConnectionHandler: Sendable {
+    /// A session channel was opened. Throw `ChannelRejection` to refuse it.
+    func onSessionChannel(_ channel: any SessionChannel) async throws -> any SessionChannelHandler
+    func onUnsupportedChannel(type: String) async
+    func onUnsupportedGlobalRequest(type: String) async
+    /// Graceful stop of the whole server.
+    func onShutdown(deadline: ContinuousClock.Instant) async
+}
+
+/// Terminal parameters of a `pty-req`.
+public struct PtyRequest: Sendable, Hashable {
+    public var term: String
+    public var columns: UInt32
+    public var rows: UInt32
+    public var widthPixels: UInt32
+    public var heightPixels: UInt32
+    /// Encoded terminal modes as sent by the client (opcode/uint32 pairs).
+    public var modes: [UInt8: UInt32]
+
+    public init(term: String, columns: UInt32, rows: UInt32, widthPixels: UInt32 = 0, heightPixels: UInt32 = 0, modes: [UInt8: UInt32] = [:]) {
+        self.term = term
+        self.columns = columns
+        self.rows = rows
+        self.widthPixels = widthPixels
+        self.heightPixels = heightPixels
+        self.modes = modes
+    }
+}
+
+/// A `window-change` request.
+public struct WindowSize: Sendable, Hashable {
+    public var columns: UInt32
+    public var rows: UInt32
+    public var widthPixels: UInt32
+    public var heightPixels: UInt32
+
+    public init(columns: UInt32, rows: UInt32, widthPixels: UInt32 = 0, heightPixels: UInt32 = 0) {
+        self.columns = columns
+        self.rows = rows
+        self.widthPixels = widthPixels
+        self.heightPixels = heightPixels
+    }
+}
+
+/// A refused channel request: the client gets SSH failure, the log gets `code` and `message`.
+public struct RequestRefused: CodedError, Hashable {
+    public let code: MessageCode
+    public let message: String
+
+    public init(_ code: MessageCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// Session-channel level. Requests arrive one at a time in the order the client sent them;
+/// throwing refuses the request (SSH failure) and leaves the channel usable.
+/// `requestID` counts the channel's requests from 0.
+public protocol SessionChannelHandler: Sendable {
+    func onEnv(requestID: UInt64, name: String, value: String) async throws
+    func onPtyRequest(requestID: UInt64, _ pty: PtyRequest) async throws
+    /// Start programs. Return once the program runs; its output and exit go through the
+    /// `SessionChannel` given at open.
+    func onShell(requestID: UInt64) async throws
+    func onExec(requestID: UInt64, command: String) async throws
+    func onSubsystem(requestID: UInt64, name: String) async throws
+    func onWindowChange(requestID: UInt64, _ size: WindowSize) async throws
+    func onSignal(requestID: UInt64, signal: String) async throws
+    func onUnsupportedRequest(requestID: UInt64, type: String) async
+    /// The channel is closed in both directions; stop the program if it still runs.
+    func onClose() async
+}
+
+/// How a backend talks back to the client over one session channel (SPEC §1).
+public protocol SessionChannel: Sendable {
+    /// Per-connection channel number, counting from 0.
+    var channelID: UInt64 { get }
+    var connection: ConnectionMetadata { get }
+    /// What the client sends. Ends when the client sends EOF or closes the channel.
+    var stdin: SessionInput { get }
+    /// Suspends while the client's window is full, so a fast program cannot grow memory.
+    func writeStdout(_ data: ByteBuffer) async throws
+    func writeStderr(_ data: ByteBuffer) async throws
+    /// At most once; ignored after the first exit report.
+    func sendExitStatus(_ status: UInt32) async
+    /// At most once. `name` without the `SIG` prefix.
+    func sendExitSignal(name: String, coreDumped: Bool, message: String) async
+    /// EOF towards the client.
+    func closeWrite() async
+    /// Ends the channel.
+    func close() async
+}
+
+/// The client's input on a session channel, as chunks of bytes, with backpressure: the client's
+/// window is only reopened as chunks are consumed.
+public struct SessionInput: AsyncSequence, Sendable {
+    public typealias Element = ByteBuffer
+
+    private let nextChunk: @Sendable () async -> ByteBuffer?
+
+    public init(next: @escaping @Sendable () async -> ByteBuffer?) {
+        self.nextChunk = next
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let nextChunk: @Sendable () async -> ByteBuffer?
+        public mutating func next() async -> ByteBuffer? { await nextChunk() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(nextChunk: nextChunk) }
+}
