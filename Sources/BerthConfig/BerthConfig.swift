@@ -1,0 +1,185 @@
+/// The whole configuration file (SPEC §13). Sections Berth does not implement yet are kept as
+/// raw values so ContainerSSH files load and a config webhook can still send them.
+public struct BerthConfig: Sendable, Hashable {
+    public var ssh = SSHConfig()
+    public var auth = AuthConfig()
+    public var configserver = ConfigServerConfig()
+    public var log = LogConfig()
+    /// `docker` | `kubernetes` | `sshproxy`.
+    public var backend = "docker"
+    /// Not yet modelled sections, checked only for being maps: `docker`, `kubernetes`,
+    /// `sshproxy`, `security`, `audit`, `metrics`, `health`, `geoip`.
+    public var rawSections: [String: ConfigValue] = [:]
+
+    public init() {}
+}
+
+public struct SSHConfig: Sendable, Hashable {
+    public var listen = "0.0.0.0:2222"
+    public var serverVersion = "SSH-2.0-Berth"
+    public var banner = ""
+    /// File paths or inline PEM / OpenSSH private keys.
+    public var hostkeys: [String] = []
+    /// Where a generated host key is kept when `hostkeys` is empty.
+    public var stateDirectory = "/var/lib/berth"
+    public var ciphers: [String] = []
+    public var kex: [String] = []
+    public var macs: [String] = []
+    public var clientAliveInterval = BerthDuration.zero
+    public var clientAliveCountMax = 3
+    public var maxAuthTries = 6
+    public var loginGraceTime = BerthDuration.seconds(120)
+    /// 0 disables.
+    public var idleTimeout = BerthDuration.zero
+    /// 0 means unlimited.
+    public var maxConnections = 0
+    public var maxConnectionsPerIP = 0
+
+    public init() {}
+}
+
+/// TLS and transport options shared by every webhook client (ContainerSSH's HTTP client options).
+public struct HTTPClientConfig: Sendable, Hashable {
+    public var url = ""
+    public var timeout = BerthDuration.seconds(2)
+    public var cacert = ""
+    public var cert = ""
+    public var key = ""
+    public var tlsVersion = "1.3"
+    public var curves: [String] = []
+    public var cipher: [String] = []
+    public var allowRedirects = false
+
+    public init() {}
+}
+
+public struct WebhookConfig: Sendable, Hashable {
+    public var http = HTTPClientConfig()
+    /// Budget for one authentication attempt including retries.
+    public var authTimeout = BerthDuration.seconds(60)
+
+    public init() {}
+}
+
+public struct StaticUser: Sendable, Hashable {
+    public var username: String
+    /// crypt(3) form: `$y$…`, `$6$…`, `$2b$…`. Empty: no password login.
+    public var passwordHash: String
+    /// authorized_keys lines.
+    public var authorizedKeys: [String]
+
+    public init(username: String, passwordHash: String = "", authorizedKeys: [String] = []) {
+        self.username = username
+        self.passwordHash = passwordHash
+        self.authorizedKeys = authorizedKeys
+    }
+}
+
+/// Built-in user list (Berth extension, SPEC §3.2), inline or in a YAML/JSON users file.
+public struct StaticUsersConfig: Sendable, Hashable {
+    public var users: [StaticUser] = []
+    public var usersFile = ""
+
+    public init() {}
+}
+
+public struct AuthorizedKeysConfig: Sendable, Hashable {
+    /// `%u` is replaced by the username, `%%` by `%`.
+    public var pathTemplate = ""
+
+    public init() {}
+}
+
+public enum PasswordMethod: String, Sendable, Hashable, CaseIterable {
+    case disabled = ""
+    case webhook
+    case `static`
+}
+
+public enum PublicKeyMethod: String, Sendable, Hashable, CaseIterable {
+    case disabled = ""
+    case webhook
+    case `static`
+    case authorizedKeys = "authorizedkeys"
+}
+
+public enum AuthzMethod: String, Sendable, Hashable, CaseIterable {
+    case disabled = ""
+    case webhook
+}
+
+public struct PasswordAuthConfig: Sendable, Hashable {
+    public var method = PasswordMethod.disabled
+    public var webhook = WebhookConfig()
+    public var `static` = StaticUsersConfig()
+
+    public init() {}
+}
+
+public struct PublicKeyAuthConfig: Sendable, Hashable {
+    public var method = PublicKeyMethod.disabled
+    public var webhook = WebhookConfig()
+    public var `static` = StaticUsersConfig()
+    public var authorizedKeys = AuthorizedKeysConfig()
+
+    public init() {}
+}
+
+public struct AuthzConfig: Sendable, Hashable {
+    public var method = AuthzMethod.disabled
+    public var webhook = WebhookConfig()
+
+    public init() {}
+}
+
+public struct AuthConfig: Sendable, Hashable {
+    public var password = PasswordAuthConfig()
+    public var publicKey = PublicKeyAuthConfig()
+    public var authz = AuthzConfig()
+
+    public init() {}
+}
+
+public struct ConfigServerConfig: Sendable, Hashable {
+    /// Empty: no config webhook.
+    public var http = HTTPClientConfig()
+    /// Budget for the config request including retries.
+    public var configTimeout = BerthDuration.seconds(60)
+    public var transmitSensitiveMetadata = false
+
+    public init() {}
+}
+
+public enum LogLevel: String, Sendable, Hashable, CaseIterable, Comparable {
+    case debug, info, notice, warning, error, critical, alert, emergency
+
+    private var rank: Int { Self.allCases.firstIndex(of: self)! }
+    public static func < (lhs: LogLevel, rhs: LogLevel) -> Bool { lhs.rank < rhs.rank }
+}
+
+public enum LogFormat: String, Sendable, Hashable, CaseIterable {
+    case ljson, text
+}
+
+public enum LogDestination: String, Sendable, Hashable, CaseIterable {
+    case stdout, file, syslog
+}
+
+public struct SyslogConfig: Sendable, Hashable {
+    public var destination = "/dev/log"
+    public var facility = "auth"
+    public var tag = "Berth"
+    public var pid = false
+
+    public init() {}
+}
+
+public struct LogConfig: Sendable, Hashable {
+    public var level = LogLevel.notice
+    public var format = LogFormat.ljson
+    public var destination = LogDestination.stdout
+    public var file = "/var/log/berth/berth.log"
+    public var syslog = SyslogConfig()
+
+    public init() {}
+}
