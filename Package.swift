@@ -39,14 +39,23 @@ let package = Package(
             .product(name: "NIOSSH", package: "swift-nio-ssh"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        .target(name: "BerthObservability", dependencies: [
+            "BerthCore", "BerthConfig",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
         .target(name: "BerthServer", dependencies: [
-            "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH",
+            "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthObservability",
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .executableTarget(name: "berth", dependencies: [
-            "BerthCore", "BerthConfig", "BerthServer", "BerthSSH",
+            "BerthCore", "BerthConfig", "BerthServer", "BerthSSH", "BerthObservability",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "berth-example-webhook", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"),
@@ -56,7 +65,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "BerthUnitTests", dependencies: [
-            "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthServer",
+            "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthServer", "BerthObservability",
         ]),
     ]
 )

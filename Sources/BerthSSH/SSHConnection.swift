@@ -1,0 +1,108 @@
+import BerthCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOSSH
+
+/// Everything Berth tracks about one TCP connection on the SSH side: the layer stack's
+/// handlers for it, the authentication state and the limits that apply to it.
+final class SSHConnection: Sendable {
+    let channel: Channel
+    let id: ConnectionID
+    let remoteAddress: RemoteAddress
+    let settings: SSHFrontEndSettings
+    let logger: Logger
+    /// The outermost layer's handler for this connection, once `onNetworkConnection` returned.
+    let networkHandler: EventLoopPromise<any NetworkConnectionHandler>
+    /// The handler for the authenticated connection, once `onHandshakeSuccess` returned.
+    /// Channel opens wait for it (the container is started before channels are served).
+    let sshHandler: EventLoopPromise<any SSHConnectionHandler>
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var clientVersion = ""
+        var failedAttempts = 0
+        var authenticated = false
+        var nextChannelID: UInt64 = 0
+        var handshakeReported = false
+        var authenticatedMetadata: ConnectionMetadata?
+    }
+
+    init(channel: Channel, remoteAddress: RemoteAddress, settings: SSHFrontEndSettings, logger: Logger) {
+        self.channel = channel
+        self.id = ConnectionID()
+        self.remoteAddress = remoteAddress
+        self.settings = settings
+        var logger = logger
+        logger[metadataKey: LogKey.connectionID] = .string(id.hex)
+        logger[metadataKey: LogKey.remoteAddress] = .string(remoteAddress.description)
+        self.logger = logger
+        self.networkHandler = channel.eventLoop.makePromise()
+        self.sshHandler = channel.eventLoop.makePromise()
+    }
+
+    func setClientVersion(_ version: String) {
+        state.withLockedValue { $0.clientVersion = version }
+    }
+
+    func metadata(username: String = "") -> ConnectionMetadata {
+        ConnectionMetadata(connectionID: id, remoteAddress: remoteAddress, clientVersion: state.withLockedValue { $0.clientVersion }, username: username)
+    }
+
+    var isAuthenticated: Bool { state.withLockedValue { $0.authenticated } }
+
+    /// What the layers knew about the user when authentication finished.
+    var authenticatedMetadata: ConnectionMetadata { state.withLockedValue { $0.authenticatedMetadata } ?? metadata() }
+
+    func allocateChannelID() -> UInt64 {
+        state.withLockedValue { state in
+            defer { state.nextChannelID += 1 }
+            return state.nextChannelID
+        }
+    }
+
+    /// Counts a rejected credential; true when the connection has used up its attempts.
+    func recordFailure() -> Bool {
+        state.withLockedValue { state in
+            state.failedAttempts += 1
+            return state.failedAttempts >= settings.maxAuthTries
+        }
+    }
+
+    /// Authentication succeeded: from here the next layers prepare the user's environment.
+    func authenticated(_ metadata: ConnectionMetadata) {
+        state.withLockedValue {
+            $0.authenticated = true
+            $0.handshakeReported = true
+            $0.authenticatedMetadata = metadata
+        }
+        let logger = self.logger
+        let promise = sshHandler
+        let channel = self.channel
+        promise.completeWithTask {
+            let handler = try await self.networkHandler.futureResult.get()
+            do {
+                return try await handler.onHandshakeSuccess(metadata)
+            } catch {
+                let reason = (error as? CodedError)?.description ?? "\(error)"
+                logger.log(.error, "SSH_BACKEND_REJECTED_HANDSHAKE", "could not prepare the user's environment; closing the connection", [LogKey.reason: "\(reason)", LogKey.username: "\(metadata.username)"])
+                channel.close(promise: nil)
+                throw error
+            }
+        }
+    }
+
+    /// The connection ended: report a handshake that never completed, then the disconnect.
+    func closed() async {
+        let unfinished = state.withLockedValue { state in
+            defer { state.handshakeReported = true }
+            return !state.handshakeReported
+        }
+        if unfinished { sshHandler.fail(ChannelError.ioOnClosedChannel) }
+        guard let handler = try? await networkHandler.futureResult.get() else { return }
+        if unfinished {
+            await handler.onHandshakeFailed(metadata(), reason: "connection closed before authentication completed")
+        }
+        await handler.onDisconnect()
+    }
+}

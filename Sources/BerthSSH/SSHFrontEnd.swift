@@ -1,0 +1,147 @@
+import BerthCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSH
+
+/// The SSH listener: accepts TCP connections, runs the SSH protocol with swift-nio-ssh and
+/// drives the outermost layer of the handler stack. Nothing of the SSH library leaks past here.
+public final class SSHFrontEnd: Sendable {
+    private let settings: SSHFrontEndSettings
+    private let handler: any ServerHandler
+    private let logger: Logger
+    private let group: EventLoopGroup
+    private let limiter: ConnectionLimiter
+    private let state = NIOLockedValueBox(ListenerState())
+
+    private struct ListenerState {
+        var serverChannel: Channel?
+        var connections: [ObjectIdentifier: SSHConnection] = [:]
+        var stopping = false
+    }
+
+    public init(settings: SSHFrontEndSettings, handler: any ServerHandler, logger: Logger, group: EventLoopGroup) {
+        self.settings = settings
+        self.handler = handler
+        self.logger = logger
+        self.group = group
+        self.limiter = ConnectionLimiter(maxTotal: settings.maxConnections, maxPerIP: settings.maxConnectionsPerIP)
+    }
+
+    /// Binds the listener and tells the layers it is ready. Returns the bound address.
+    @discardableResult
+    public func start() async throws -> SocketAddress {
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [self] channel in self.accept(channel) }
+        let channel: Channel
+        do {
+            channel = try await bootstrap.bind(host: settings.host, port: settings.port).get()
+        } catch {
+            throw BerthError("SSH_LISTEN_FAILED", "cannot listen on \(settings.host):\(settings.port): \(error)")
+        }
+        state.withLockedValue { $0.serverChannel = channel }
+        try await handler.onReady()
+        let address = channel.localAddress!
+        logger.log(.notice, "SSH_LISTENING", "listening for SSH connections", ["address": "\(address.ipAddress ?? settings.host):\(address.port ?? settings.port)"])
+        return address
+    }
+
+    /// Resolves when the listener has closed.
+    public func waitUntilClosed() async {
+        let channel = state.withLockedValue { $0.serverChannel }
+        try? await channel?.closeFuture.get()
+    }
+
+    public var currentConnections: Int { limiter.current }
+
+    /// Graceful stop: no new connections; the layers get until `deadline` to finish sessions,
+    /// then whatever is still connected is closed.
+    public func shutdown(deadline: ContinuousClock.Instant) async {
+        let serverChannel = state.withLockedValue { state in
+            state.stopping = true
+            return state.serverChannel
+        }
+        try? await serverChannel?.close()
+        logger.log(.notice, "SSH_SHUTDOWN", "stopped accepting connections; draining sessions")
+        await handler.onShutdown(deadline: deadline)
+        let remaining = state.withLockedValue { Array($0.connections.values) }
+        for connection in remaining {
+            try? await connection.channel.close()
+        }
+    }
+
+    private func accept(_ channel: Channel) -> EventLoopFuture<Void> {
+        let ip = channel.remoteAddress?.ipAddress ?? "unknown"
+        let remote = RemoteAddress(ip: ip, port: channel.remoteAddress?.port ?? 0)
+        let stopping = state.withLockedValue { $0.stopping }
+        if let refusal = stopping ? "server is shutting down" : limiter.acquire(ip: ip) {
+            logger.log(.warning, "SSH_CONNECTION_REFUSED", "connection refused: \(refusal)", [LogKey.remoteAddress: "\(remote)"])
+            return refuse(channel, reason: refusal)
+        }
+        let connection = SSHConnection(channel: channel, remoteAddress: remote, settings: settings, logger: logger)
+        let key = ObjectIdentifier(connection)
+        state.withLockedValue { $0.connections[key] = connection }
+        connection.logger.log(.debug, "SSH_CONNECTED", "client connected")
+        connection.networkHandler.completeWithTask { [handler] in
+            try await handler.onNetworkConnection(connection.metadata())
+        }
+        connection.networkHandler.futureResult.whenFailure { error in
+            connection.logger.log(.warning, "SSH_CONNECTION_REJECTED", "connection rejected: \(error)")
+            channel.close(promise: nil)
+        }
+        let timers = ConnectionTimers(connection: connection)
+        channel.closeFuture.whenComplete { [self] _ in
+            timers.cancel()
+            limiter.release(ip: ip)
+            state.withLockedValue { _ = $0.connections.removeValue(forKey: key) }
+            Task {
+                await connection.closed()
+                connection.logger.log(.debug, "SSH_DISCONNECTED", "client disconnected")
+            }
+        }
+        return channel.eventLoop.makeCompletedFuture {
+            try configurePipeline(channel, connection: connection, timers: timers)
+        }
+    }
+
+    private func configurePipeline(_ channel: Channel, connection: SSHConnection, timers: ConnectionTimers) throws {
+        var configuration = SSHServerConfiguration(
+            hostKeys: settings.hostKeys,
+            userAuthDelegate: UserAuthBridge(connection: connection),
+            globalRequestDelegate: nil,
+            banner: settings.banner.isEmpty ? nil : .init(message: Self.bannerText(settings.banner), languageTag: "en")
+        )
+        // Berth counts real credential failures itself (ssh.maxAuthTries); this only bounds
+        // floods of probes that never reach it.
+        configuration.maxAuthAttempts = settings.maxAuthTries * 4 + 16
+        let opener = SessionChannelOpener(connection: connection)
+        let sshHandler = NIOSSHHandler(role: .server(configuration), allocator: channel.allocator) { child, type in
+            opener.open(child, type: type)
+        }
+        let sync = channel.pipeline.syncOperations
+        if settings.idleTimeout.nanoseconds > 0 {
+            try sync.addHandler(IdleStateHandler(allTimeout: .nanoseconds(settings.idleTimeout.nanoseconds)))
+            try sync.addHandler(IdleConnectionCloser(logger: connection.logger))
+        }
+        try sync.addHandler(ClientVersionSniffer { connection.setClientVersion($0) })
+        try sync.addHandler(sshHandler)
+        try sync.addHandler(ErrorLogger(logger: connection.logger), position: .last)
+        timers.start(sshHandler: NIOLoopBound(sshHandler, eventLoop: channel.eventLoop))
+    }
+
+    /// Before the SSH version exchange the only way to explain a refusal is a plain text line
+    /// (RFC 4253 §4.2 lets servers send lines before their identification).
+    private func refuse(_ channel: Channel, reason: String) -> EventLoopFuture<Void> {
+        let line = channel.allocator.buffer(string: "Berth: \(reason)\r\n")
+        channel.writeAndFlush(line).whenComplete { _ in channel.close(promise: nil) }
+        return channel.eventLoop.makeSucceededVoidFuture()
+    }
+
+    private static func bannerText(_ banner: String) -> String {
+        banner.hasSuffix("\n") ? banner : banner + "\n"
+    }
+}

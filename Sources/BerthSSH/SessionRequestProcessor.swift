@@ -1,0 +1,58 @@
+import BerthCore
+import Logging
+import NIOCore
+import NIOSSH
+
+/// Serves one session channel's requests in the order the client sent them, applying the
+/// request order rules and answering success or failure for each.
+struct SessionRequestProcessor {
+    let handler: any SessionChannelHandler
+    let session: NIOSessionChannel
+    let channel: Channel
+    let logger: Logger
+
+    func run(_ events: AsyncStream<SessionEvent>) async {
+        var nextRequestID: UInt64 = 0
+        for await event in events {
+            switch event {
+            case .closed:
+                await handler.onClose()
+                return
+            case .request(let request, let wantReply):
+                let requestID = nextRequestID
+                nextRequestID += 1
+                let accepted = await serve(request, requestID: requestID)
+                if wantReply {
+                    let reply: Any = accepted ? ChannelSuccessEvent() : ChannelFailureEvent()
+                    channel.triggerUserOutboundEvent(reply, promise: nil)
+                }
+            }
+        }
+    }
+
+    private func serve(_ request: SessionRequest, requestID: UInt64) async -> Bool {
+        if let refusal = session.checkRequest(request.kind) {
+            logger.log(.info, "SSH_REQUEST_REFUSED", "request refused: \(refusal)", [LogKey.channelID: "\(session.channelID)"])
+            return false
+        }
+        do {
+            switch request {
+            case .env(let name, let value): try await handler.onEnv(requestID: requestID, name: name, value: value)
+            case .pty(let pty): try await handler.onPtyRequest(requestID: requestID, pty)
+            case .shell: try await handler.onShell(requestID: requestID)
+            case .exec(let command): try await handler.onExec(requestID: requestID, command: command)
+            case .subsystem(let name): try await handler.onSubsystem(requestID: requestID, name: name)
+            case .windowChange(let size): try await handler.onWindowChange(requestID: requestID, size)
+            case .signal(let name): try await handler.onSignal(requestID: requestID, signal: name)
+            }
+            if request.kind == .program { session.markProgramStarted() }
+            return true
+        } catch let error as CodedError {
+            logger.log(.info, error.code, "request refused: \(error.message)", [LogKey.channelID: "\(session.channelID)"])
+            return false
+        } catch {
+            logger.log(.info, "SSH_REQUEST_FAILED", "request failed: \(error)", [LogKey.channelID: "\(session.channelID)"])
+            return false
+        }
+    }
+}

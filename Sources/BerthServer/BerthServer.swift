@@ -1,0 +1,60 @@
+import AsyncHTTPClient
+import BerthAuth
+import BerthConfig
+import BerthCore
+import BerthSSH
+import Logging
+import NIOPosix
+import NIOSSH
+
+/// Builds the layer stack from the configuration and runs the SSH front end until stopped.
+public final class BerthServer: Sendable {
+    private let config: BerthConfig
+    private let logger: Logger
+    private let frontEnd: SSHFrontEnd
+    private let httpClient: HTTPClient
+
+    public init(config: BerthConfig, logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        let hostKeys = try Self.hostKeys(config.ssh, logger: logger)
+        let settings = try SSHFrontEndSettings(config: config.ssh, hostKeys: hostKeys)
+        httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+        let stack = AuthServerLayer(
+            config: config.auth,
+            next: BackendHub(config: config, logger: logger),
+            httpClient: httpClient,
+            logger: logger
+        )
+        frontEnd = SSHFrontEnd(settings: settings, handler: stack, logger: logger, group: MultiThreadedEventLoopGroup.singleton)
+    }
+
+    private static func hostKeys(_ ssh: SSHConfig, logger: Logger) throws -> [NIOSSHPrivateKey] {
+        if ssh.hostkeys.isEmpty {
+            return [try HostKeyLoader.loadOrGenerate(stateDirectory: ssh.stateDirectory, logger: logger)]
+        }
+        return try HostKeyLoader.load(entries: ssh.hostkeys)
+    }
+
+    /// Starts listening; returns once connections are accepted.
+    public func start() async throws {
+        if config.ssh.serverVersion != SSHConfig().serverVersion {
+            // swift-nio-ssh hashes its own fixed identification string into the key exchange,
+            // so another string cannot be announced without breaking every handshake.
+            logger.log(.warning, "SSH_SERVER_VERSION_FIXED", "ssh.serverVersion cannot be changed with this SSH library; announcing SSH-2.0-SwiftNIOSSH_1.0", ["configured": "\(config.ssh.serverVersion)"])
+        }
+        try await frontEnd.start()
+    }
+
+    public func waitUntilStopped() async {
+        await frontEnd.waitUntilClosed()
+    }
+
+    /// Graceful stop (SIGTERM/SIGINT): stop accepting, let sessions finish until the deadline,
+    /// then close what is left and release shared clients.
+    public func stop(gracePeriod: Duration) async {
+        await frontEnd.shutdown(deadline: .now + gracePeriod)
+        try? await httpClient.shutdown()
+        logger.log(.notice, "BERTH_STOPPED", "Berth stopped")
+    }
+}

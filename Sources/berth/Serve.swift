@@ -1,0 +1,82 @@
+import ArgumentParser
+import BerthConfig
+import BerthCore
+import BerthObservability
+import BerthServer
+import Dispatch
+import Foundation
+import Logging
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the SSH server.")
+
+    @Option(name: .long, help: "Configuration file (YAML, or JSON when it ends in .json). Default: $BERTH_CONFIG, else config.yaml.")
+    var config: String?
+
+    func run() async throws {
+        try await Self.run(configPath: config ?? ConfigPath.fromEnvironment() ?? "config.yaml")
+    }
+
+    static func run(configPath: String) async throws {
+        let loaded: LoadedConfig
+        do {
+            loaded = try ConfigLoader.load(path: configPath)
+        } catch {
+            FileHandle.standardError.write(Data("berth: invalid configuration \(configPath):\n\(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let logger = try LoggingSetup.bootstrap(loaded.config.log)
+        for warning in loaded.warnings {
+            logger.log(.warning, "CORE_CONFIG_WARNING", "\(warning)")
+        }
+        let server: BerthServer
+        do {
+            server = try BerthServer(config: loaded.config, logger: logger)
+            try await server.start()
+        } catch {
+            logger.log(.critical, "CORE_STARTUP_FAILED", "cannot start: \(error)")
+            FileHandle.standardError.write(Data("berth: cannot start: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let signals = StopSignals { signal in
+            logger.log(.notice, "BERTH_SHUTDOWN_REQUESTED", "received \(signal); shutting down gracefully")
+            Task { await server.stop(gracePeriod: .seconds(20)) }
+        }
+        await server.waitUntilStopped()
+        await server.stop(gracePeriod: .seconds(20))
+        signals.cancel()
+    }
+}
+
+/// Turns SIGTERM and SIGINT into a graceful stop instead of the default kill.
+final class StopSignals: Sendable {
+    private let sources: [DispatchSourceSignal]
+
+    init(onSignal: @escaping @Sendable (String) -> Void) {
+        sources = [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")].map { number, name in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { onSignal(name) }
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() { sources.forEach { $0.cancel() } }
+}
+
+extension StopSignals: @unchecked Sendable {}
+
+enum LoggingSetup {
+    static func bootstrap(_ config: LogConfig) throws -> Logger {
+        let sink: LogSink
+        switch config.destination {
+        case .file: sink = try LogSink(appendingTo: config.file)
+        case .stdout, .syslog: sink = .standardOutput
+        }
+        LoggingSystem.bootstrap { label in
+            BerthLogHandler(label: label, level: config.level, format: config.format, sink: sink)
+        }
+        return Logger(label: "berth")
+    }
+}
