@@ -23,11 +23,10 @@ public struct BerthLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(
-        level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
-        source: String, file: String, function: String, line: UInt
-    ) {
-        var details = metadata.merging(explicit ?? [:]) { _, new in new }
+    public func log(event: LogEvent) {
+        let level = event.level
+        let message = event.message
+        var details = metadata.merging(event.metadata ?? [:]) { _, new in new }
         let code = details.removeValue(forKey: "code").map { "\($0)" } ?? "BERTH_LOG"
         let line: String
         switch format {

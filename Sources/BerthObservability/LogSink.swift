@@ -2,15 +2,16 @@ import Foundation
 import NIOConcurrencyHelpers
 
 /// Where formatted log lines go. Lines from many connections are written whole, one at a time.
-public final class LogSink: Sendable {
+/// The FILE pointer is only touched while `lock` is held.
+public final class LogSink: @unchecked Sendable {
     private let lock = NIOLock()
-    private let handle: NIOLockedValueBox<UnsafeMutablePointer<FILE>?>
+    private var handle: UnsafeMutablePointer<FILE>?
     private let path: String?
 
-    public static let standardOutput = LogSink(stream: stdout)
+    public static let standardOutput = LogSink(stream: fdopen(STDOUT_FILENO, "w"))
 
     private init(stream: UnsafeMutablePointer<FILE>?) {
-        self.handle = NIOLockedValueBox(stream)
+        self.handle = stream
         self.path = nil
     }
 
@@ -20,18 +21,16 @@ public final class LogSink: Sendable {
             throw LogSinkError(path: path, reason: String(cString: strerror(errno)))
         }
         chmod(path, 0o640)
-        self.handle = NIOLockedValueBox(file)
+        self.handle = file
         self.path = path
     }
 
     public func write(line: String) {
         lock.withLock {
-            handle.withLockedValue { file in
-                guard let file else { return }
-                fputs(line, file)
-                fputc(0x0A, file)
-                fflush(file)
-            }
+            guard let handle else { return }
+            fputs(line, handle)
+            fputc(0x0A, handle)
+            fflush(handle)
         }
     }
 
@@ -40,15 +39,12 @@ public final class LogSink: Sendable {
         guard let path else { return }
         try lock.withLock {
             guard let file = fopen(path, "a") else { throw LogSinkError(path: path, reason: String(cString: strerror(errno))) }
-            handle.withLockedValue { old in
-                if let old { fclose(old) }
-                old = file
-            }
+            if let handle { fclose(handle) }
+            handle = file
         }
     }
 }
 
-extension LogSink: @unchecked Sendable {}
 
 public struct LogSinkError: Error, CustomStringConvertible {
     public let path: String
