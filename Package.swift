@@ -64,6 +64,12 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .testTarget(name: "BerthSSHTests", dependencies: [
+            "BerthCore", "BerthConfig", "BerthSSH",
+            .product(name: "NIOSSH", package: "swift-nio-ssh"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "BerthUnitTests", dependencies: [
             "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthServer", "BerthObservability",
         ]),
