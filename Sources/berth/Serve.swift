@@ -49,7 +49,7 @@ struct Serve: AsyncParsableCommand {
 }
 
 /// Turns SIGTERM and SIGINT into a graceful stop instead of the default kill.
-final class StopSignals: Sendable {
+final class StopSignals: @unchecked Sendable {
     private let sources: [DispatchSourceSignal]
 
     init(onSignal: @escaping @Sendable (String) -> Void) {
@@ -65,7 +65,6 @@ final class StopSignals: Sendable {
     func cancel() { sources.forEach { $0.cancel() } }
 }
 
-extension StopSignals: @unchecked Sendable {}
 
 enum LoggingSetup {
     static func bootstrap(_ config: LogConfig) throws -> Logger {

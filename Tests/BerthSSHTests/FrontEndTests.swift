@@ -23,8 +23,9 @@ import Testing
     @Test func wrongPasswordIsRejected() async throws {
         try await withFrontEnd { port in
             let result = try runSSH(port: port, password: "wrong", command: "x")
-            #expect(result.status == 255)
-            #expect(result.stderr.contains("Permission denied"))
+            // sshpass reports a repeated password prompt as 5; ssh itself exits 255.
+            #expect([5, 255].contains(result.status))
+            #expect(result.stdout.isEmpty)
         }
     }
 
