@@ -20,6 +20,30 @@ import Testing
         }
     }
 
+    @Test func connectionMetadataCarriesClientVersionAndAddress() async throws {
+        try await withFrontEnd { port in
+            let result = try runSSH(port: port, password: "secret", command: "whoami")
+            #expect(result.stdout.hasPrefix("alice SSH-2.0-OpenSSH_"))
+            #expect(result.stdout.contains(" 127.0.0.1:"))
+        }
+    }
+
+    @Test func loginGraceTimeClosesSilentConnections() async throws {
+        try await withFrontEnd(graceSeconds: 1) { port in
+            let socket = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
+            // Sends nothing; the server must hang up on its own.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await socket.closeFuture.get() }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(30))
+                    throw BerthError("TEST", "connection still open after 30 s")
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
     @Test func wrongPasswordIsRejected() async throws {
         try await withFrontEnd { port in
             let result = try runSSH(port: port, password: "wrong", command: "x")
@@ -38,11 +62,12 @@ import Testing
         }
     }
 
-    private func withFrontEnd(_ body: (Int) async throws -> Void) async throws {
+    private func withFrontEnd(graceSeconds: Int64 = 120, _ body: (Int) async throws -> Void) async throws {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         var ssh = SSHConfig()
         ssh.listen = "127.0.0.1:0"
+        ssh.loginGraceTime = .seconds(graceSeconds)
         let settings = try SSHFrontEndSettings(config: ssh, hostKeys: [GeneratedHostKey.generate(.ed25519).sshKey])
         let frontEnd = SSHFrontEnd(settings: settings, handler: TestServer(), logger: logger, group: MultiThreadedEventLoopGroup.singleton)
         let address = try await frontEnd.start()
@@ -106,7 +131,11 @@ private struct TestSession: SessionChannelHandler {
     func onExec(requestID: UInt64, command: String) async throws {
         let channel = self.channel
         Task {
-            if command == "cat" {
+            if command == "whoami" {
+                let connection = channel.connection
+                try? await channel.writeStdout(ByteBuffer(string: "\(connection.username) \(connection.clientVersion) \(connection.remoteAddress)\n"))
+                await channel.sendExitStatus(0)
+            } else if command == "cat" {
                 for await chunk in channel.stdin { try? await channel.writeStdout(chunk) }
                 try? await channel.writeStdout(ByteBuffer(string: "END\n"))
                 await channel.sendExitStatus(0)
