@@ -1,0 +1,126 @@
+import Foundation
+
+/// The HTTP client options shared by every webhook block (ContainerSSH's flattened form).
+enum HTTPClientReader {
+    static func read(_ reader: inout ObjectReader, required: Bool) -> HTTPClientConfig {
+        var http = HTTPClientConfig()
+        http.url = reader.string("url", http.url)
+        if http.url.isEmpty {
+            if required { reader.issues.add(reader.keyPath("url"), "required") }
+        } else if !isAbsoluteHTTPURL(http.url) {
+            reader.issues.add(reader.keyPath("url"), "\"\(http.url)\" is not an absolute http:// or https:// URL")
+        }
+        http.timeout = reader.duration("timeout", http.timeout, minimum: .milliseconds(100), allowZero: false)
+        http.cacert = reader.string("cacert", http.cacert)
+        http.cert = reader.string("cert", http.cert)
+        http.key = reader.string("key", http.key)
+        if http.cert.isEmpty != http.key.isEmpty {
+            reader.issues.add(reader.keyPath(http.cert.isEmpty ? "cert" : "key"), "cert and key must be given together")
+        }
+        http.tlsVersion = reader.string("tlsVersion", http.tlsVersion)
+        if !["1.2", "1.3"].contains(http.tlsVersion) {
+            reader.issues.add(reader.keyPath("tlsVersion"), "\"\(http.tlsVersion)\" is not one of 1.2, 1.3")
+        }
+        http.curves = reader.strings("curves", http.curves, colonSeparated: true)
+        http.cipher = reader.strings("cipher", http.cipher, colonSeparated: true)
+        http.allowRedirects = reader.bool("allowRedirects", http.allowRedirects)
+        return http
+    }
+
+    static func isAbsoluteHTTPURL(_ text: String) -> Bool {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else { return false }
+        return scheme == "http" || scheme == "https"
+    }
+}
+
+/// The `auth` section, including ContainerSSH's pre-0.5 form (`auth.url`, `auth.password: true`).
+enum AuthSectionReader {
+    private static let legacyHTTPKeys = ["url", "timeout", "cacert", "cert", "key", "tlsVersion", "curves", "cipher", "allowRedirects", "authTimeout"]
+
+    static func read(_ reader: inout ObjectReader) -> AuthConfig {
+        var auth = AuthConfig()
+        let legacyURL = reader.has("url")
+        var legacyPassword = true
+        var legacyPubkey = true
+        if case .bool(let flag)? = reader.value("password") {
+            legacyPassword = flag
+        } else {
+            var password = reader.object("password")
+            auth.password = readPassword(&password)
+        }
+        if case .bool(let flag)? = reader.value("pubkey") { legacyPubkey = flag }
+        var publicKey = reader.object("publicKey")
+        auth.publicKey = readPublicKey(&publicKey)
+        var authz = reader.object("authz")
+        auth.authz.method = authz.choice("method", auth.authz.method)
+        var authzWebhook = authz.object("webhook")
+        auth.authz.webhook = readWebhook(&authzWebhook, required: auth.authz.method == .webhook)
+        authz.finish()
+        for method in ["keyboardInteractive", "gssapi"] {
+            var block = reader.object(method)
+            let name = block.string("method", "")
+            if !name.isEmpty {
+                reader.issues.add(block.keyPath("method"), "\"\(name)\" is not supported by Berth (only webhook, static and authorized_keys logins)")
+            }
+            _ = block.value("oauth2")
+            _ = block.value("kerberos")
+            block.finish()
+        }
+        if legacyURL {
+            var legacy = WebhookConfig()
+            legacy.http = HTTPClientReader.read(&reader, required: true)
+            legacy.authTimeout = reader.duration("authTimeout", legacy.authTimeout, minimum: .milliseconds(100), allowZero: false)
+            reader.issues.warn("CONFIG_AUTH_URL_DEPRECATED: auth.url is deprecated; use auth.password.webhook.url and auth.publicKey.webhook.url")
+            if auth.password.webhook.http.url.isEmpty, legacyPassword, auth.password.method == .disabled {
+                auth.password.method = .webhook
+                auth.password.webhook = legacy
+            }
+            if auth.publicKey.webhook.http.url.isEmpty, legacyPubkey, auth.publicKey.method == .disabled {
+                auth.publicKey.method = .webhook
+                auth.publicKey.webhook = legacy
+            }
+        }
+        reader.finish()
+        if auth.password.method == .disabled && auth.publicKey.method == .disabled {
+            reader.issues.add("auth", "no authentication method configured, please configure at least one (auth.password.method or auth.publicKey.method)")
+        }
+        return auth
+    }
+
+    private static func readWebhook(_ reader: inout ObjectReader, required: Bool) -> WebhookConfig {
+        var webhook = WebhookConfig()
+        webhook.http = HTTPClientReader.read(&reader, required: required)
+        webhook.authTimeout = reader.duration("authTimeout", webhook.authTimeout, minimum: .milliseconds(100), allowZero: false)
+        reader.finish()
+        return webhook
+    }
+
+    private static func readPassword(_ reader: inout ObjectReader) -> PasswordAuthConfig {
+        var config = PasswordAuthConfig()
+        config.method = reader.choice("method", config.method)
+        var webhook = reader.object("webhook")
+        config.webhook = readWebhook(&webhook, required: config.method == .webhook)
+        var users = reader.object("static")
+        config.static = StaticUsersReader.read(&users, required: config.method == .static)
+        _ = reader.value("kerberos")
+        reader.finish()
+        return config
+    }
+
+    private static func readPublicKey(_ reader: inout ObjectReader) -> PublicKeyAuthConfig {
+        var config = PublicKeyAuthConfig()
+        config.method = reader.choice("method", config.method)
+        var webhook = reader.object("webhook")
+        config.webhook = readWebhook(&webhook, required: config.method == .webhook)
+        var users = reader.object("static")
+        config.static = StaticUsersReader.read(&users, required: config.method == .static)
+        var keys = reader.object("authorizedKeys")
+        config.authorizedKeys.pathTemplate = keys.string("pathTemplate", "")
+        if config.method == .authorizedKeys, !config.authorizedKeys.pathTemplate.contains("%u") {
+            reader.issues.add(keys.keyPath("pathTemplate"), "required, and must contain %u (the username), e.g. /etc/berth/keys/%u")
+        }
+        keys.finish()
+        reader.finish()
+        return config
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import Yams
+
+/// Prints the effective configuration (`berth config check`): every key, defaults filled in,
+/// in a form `berth serve` reads back unchanged.
+public enum ConfigRenderer {
+    public static func yaml(_ config: BerthConfig) -> String {
+        (try? Yams.serialize(node: node(tree(config)))) ?? ""
+    }
+
+    public static func json(_ config: BerthConfig) -> String {
+        jsonText(tree(config), indent: "")
+    }
+
+    static func tree(_ config: BerthConfig) -> ConfigValue {
+        var sections: [(key: String, value: ConfigValue)] = [
+            ("ssh", ssh(config.ssh)),
+            ("auth", auth(config.auth)),
+            ("configserver", .object(http(config.configserver.http) + [
+                ("configTimeout", duration(config.configserver.configTimeout)),
+                ("transmitSensitiveMetadata", .bool(config.configserver.transmitSensitiveMetadata)),
+            ])),
+            ("log", log(config.log)),
+            ("backend", .string(config.backend)),
+        ]
+        for name in ConfigReader.rawSectionNames {
+            if let section = config.rawSections[name] { sections.append((name, section)) }
+        }
+        return .object(sections)
+    }
+
+    private static func strings(_ list: [String]) -> ConfigValue { .array(list.map(ConfigValue.string)) }
+    private static func duration(_ value: BerthDuration) -> ConfigValue { .string(value.description) }
+
+    private static func ssh(_ ssh: SSHConfig) -> ConfigValue {
+        .object([
+            ("listen", .string(ssh.listen)), ("serverVersion", .string(ssh.serverVersion)), ("banner", .string(ssh.banner)),
+            ("hostkeys", strings(ssh.hostkeys)), ("stateDirectory", .string(ssh.stateDirectory)),
+            ("ciphers", strings(ssh.ciphers)), ("kex", strings(ssh.kex)), ("macs", strings(ssh.macs)),
+            ("clientAliveInterval", duration(ssh.clientAliveInterval)), ("clientAliveCountMax", .int(Int64(ssh.clientAliveCountMax))),
+            ("maxAuthTries", .int(Int64(ssh.maxAuthTries))), ("loginGraceTime", duration(ssh.loginGraceTime)),
+            ("idleTimeout", duration(ssh.idleTimeout)), ("maxConnections", .int(Int64(ssh.maxConnections))),
+            ("maxConnectionsPerIP", .int(Int64(ssh.maxConnectionsPerIP))),
+        ])
+    }
+
+    private static func http(_ http: HTTPClientConfig) -> [(key: String, value: ConfigValue)] {
+        [
+            ("url", .string(http.url)), ("timeout", duration(http.timeout)), ("cacert", .string(http.cacert)),
+            ("cert", .string(http.cert)), ("key", .string(http.key)), ("tlsVersion", .string(http.tlsVersion)),
+            ("curves", strings(http.curves)), ("cipher", strings(http.cipher)), ("allowRedirects", .bool(http.allowRedirects)),
+        ]
+    }
+
+    private static func webhook(_ webhook: WebhookConfig) -> ConfigValue {
+        .object(http(webhook.http) + [("authTimeout", duration(webhook.authTimeout))])
+    }
+
+    private static func users(_ config: StaticUsersConfig) -> ConfigValue {
+        .object([
+            ("users", .array(config.users.map { user in
+                .object([("username", .string(user.username)), ("passwordHash", .string(user.passwordHash)), ("authorizedKeys", strings(user.authorizedKeys))])
+            })),
+            ("usersFile", .string(config.usersFile)),
+        ])
+    }
+
+    private static func auth(_ auth: AuthConfig) -> ConfigValue {
+        .object([
+            ("password", .object([
+                ("method", .string(auth.password.method.rawValue)), ("webhook", webhook(auth.password.webhook)), ("static", users(auth.password.static)),
+            ])),
+            ("publicKey", .object([
+                ("method", .string(auth.publicKey.method.rawValue)), ("webhook", webhook(auth.publicKey.webhook)), ("static", users(auth.publicKey.static)),
+                ("authorizedKeys", .object([("pathTemplate", .string(auth.publicKey.authorizedKeys.pathTemplate))])),
+            ])),
+            ("authz", .object([("method", .string(auth.authz.method.rawValue)), ("webhook", webhook(auth.authz.webhook))])),
+        ])
+    }
+
+    private static func log(_ log: LogConfig) -> ConfigValue {
+        .object([
+            ("level", .string(log.level.rawValue)), ("format", .string(log.format.rawValue)),
+            ("destination", .string(log.destination.rawValue)), ("file", .string(log.file)),
+            ("syslog", .object([
+                ("destination", .string(log.syslog.destination)), ("facility", .string(log.syslog.facility)),
+                ("tag", .string(log.syslog.tag)), ("pid", .bool(log.syslog.pid)),
+            ])),
+        ])
+    }
+
+    static func node(_ value: ConfigValue) -> Node {
+        switch value {
+        case .null: return Node("null", Tag(.null))
+        case .bool(let flag): return Node(flag ? "true" : "false", Tag(.bool))
+        case .int(let number): return Node(String(number), Tag(.int))
+        case .double(let number): return Node(String(number), Tag(.float))
+        // Quoted so that strings like "0", "true" or "" stay strings when read back.
+        case .string(let text): return Node(text, Tag(.str), .doubleQuoted)
+        case .array(let items): return Node(items.map(node))
+        case .object(let fields): return .mapping(Node.Mapping(fields.map { (Node($0.key), node($0.value)) }))
+        }
+    }
+
+    static func jsonText(_ value: ConfigValue, indent: String) -> String {
+        let inner = indent + "  "
+        switch value {
+        case .null: return "null"
+        case .bool(let flag): return flag ? "true" : "false"
+        case .int(let number): return String(number)
+        case .double(let number): return String(number)
+        case .string(let text): return jsonString(text)
+        case .array(let items):
+            if items.isEmpty { return "[]" }
+            return "[\n" + items.map { inner + jsonText($0, indent: inner) }.joined(separator: ",\n") + "\n\(indent)]"
+        case .object(let fields):
+            if fields.isEmpty { return "{}" }
+            return "{\n" + fields.map { "\(inner)\(jsonString($0.key)): \(jsonText($0.value, indent: inner))" }.joined(separator: ",\n") + "\n\(indent)}"
+        }
+    }
+
+    static func jsonString(_ text: String) -> String {
+        var result = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            case _ where scalar.value < 0x20: result += String(format: "\\u%04x", scalar.value)
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result + "\""
+    }
+}
