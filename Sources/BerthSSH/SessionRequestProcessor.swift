@@ -23,8 +23,11 @@ struct SessionRequestProcessor {
                 nextRequestID += 1
                 let accepted = await serve(request, requestID: requestID)
                 if wantReply {
-                    let reply: Any = accepted ? ChannelSuccessEvent() : ChannelFailureEvent()
-                    channel.triggerUserOutboundEvent(reply, promise: nil)
+                    if accepted {
+                        channel.triggerUserOutboundEvent(ChannelSuccessEvent(), promise: nil)
+                    } else {
+                        channel.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil)
+                    }
                 }
             }
         }

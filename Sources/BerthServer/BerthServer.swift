@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import BerthAuth
 import BerthConfig
 import BerthCore
@@ -12,21 +11,15 @@ public final class BerthServer: Sendable {
     private let config: BerthConfig
     private let logger: Logger
     private let frontEnd: SSHFrontEnd
-    private let httpClient: HTTPClient
+    private let auth: AuthServerLayer
 
     public init(config: BerthConfig, logger: Logger) throws {
         self.config = config
         self.logger = logger
         let hostKeys = try Self.hostKeys(config.ssh, logger: logger)
         let settings = try SSHFrontEndSettings(config: config.ssh, hostKeys: hostKeys)
-        httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
-        let stack = AuthServerLayer(
-            config: config.auth,
-            next: BackendHub(config: config, logger: logger),
-            httpClient: httpClient,
-            logger: logger
-        )
-        frontEnd = SSHFrontEnd(settings: settings, handler: stack, logger: logger, group: MultiThreadedEventLoopGroup.singleton)
+        auth = try AuthServerLayer(config: config.auth, next: BackendHub(config: config, logger: logger), logger: logger)
+        frontEnd = SSHFrontEnd(settings: settings, handler: auth, logger: logger, group: MultiThreadedEventLoopGroup.singleton)
     }
 
     private static func hostKeys(_ ssh: SSHConfig, logger: Logger) throws -> [NIOSSHPrivateKey] {
@@ -46,15 +39,11 @@ public final class BerthServer: Sendable {
         try await frontEnd.start()
     }
 
-    public func waitUntilStopped() async {
-        await frontEnd.waitUntilClosed()
-    }
-
     /// Graceful stop (SIGTERM/SIGINT): stop accepting, let sessions finish until the deadline,
     /// then close what is left and release shared clients.
     public func stop(gracePeriod: Duration) async {
         await frontEnd.shutdown(deadline: .now + gracePeriod)
-        try? await httpClient.shutdown()
+        await auth.close()
         logger.log(.notice, "BERTH_STOPPED", "Berth stopped")
     }
 }

@@ -38,11 +38,12 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardError.write(Data("berth: cannot start: \(error)\n".utf8))
             throw ExitCode(1)
         }
-        let signals = StopSignals { signal in
+        let (requests, requested) = AsyncStream.makeStream(of: String.self)
+        let signals = StopSignals { requested.yield($0) }
+        for await signal in requests {
             logger.log(.notice, "BERTH_SHUTDOWN_REQUESTED", "received \(signal); shutting down gracefully")
-            Task { await server.stop(gracePeriod: .seconds(20)) }
+            break
         }
-        await server.waitUntilStopped()
         await server.stop(gracePeriod: .seconds(20))
         signals.cancel()
     }

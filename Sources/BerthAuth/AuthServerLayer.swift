@@ -1,0 +1,106 @@
+import BerthConfig
+import BerthCore
+import Logging
+
+/// The authentication layer of the handler stack: answers password and public key attempts
+/// with the configured method, runs the authz webhook after any success, and passes
+/// everything else to the next layer.
+public final class AuthServerLayer: ServerHandler {
+    private let next: any ServerHandler
+    private let password: any PasswordAuthenticator
+    private let publicKey: any PublicKeyAuthenticator
+    private let authz: AuthWebhookClient?
+    private let webhooks: [AuthWebhookClient]
+    private let logger: Logger
+
+    public init(config: AuthConfig, next: any ServerHandler, logger: Logger) throws {
+        self.next = next
+        self.logger = logger
+        var webhooks: [AuthWebhookClient] = []
+        func webhook(_ config: WebhookConfig) throws -> AuthWebhookClient {
+            let client = try AuthWebhookClient(config: config, logger: logger)
+            webhooks.append(client)
+            return client
+        }
+        switch config.password.method {
+        case .disabled: password = DisabledAuthenticator()
+        case .webhook: password = try webhook(config.password.webhook)
+        case .static: password = try StaticUsersAuthenticator(config: config.password.static)
+        }
+        switch config.publicKey.method {
+        case .disabled: publicKey = DisabledAuthenticator()
+        case .webhook: publicKey = try webhook(config.publicKey.webhook)
+        case .static: publicKey = try StaticUsersAuthenticator(config: config.publicKey.static)
+        case .authorizedKeys: publicKey = AuthorizedKeysAuthenticator(pathTemplate: config.publicKey.authorizedKeys.pathTemplate)
+        }
+        authz = config.authz.method == .webhook ? try webhook(config.authz.webhook) : nil
+        self.webhooks = webhooks
+    }
+
+    public func onReady() async throws { try await next.onReady() }
+
+    public func onNetworkConnection(_ metadata: ConnectionMetadata) async throws -> any NetworkConnectionHandler {
+        AuthConnectionLayer(
+            next: try await next.onNetworkConnection(metadata),
+            password: password, publicKey: publicKey, authz: authz,
+            logger: logger.forConnection(metadata)
+        )
+    }
+
+    public func onShutdown(deadline: ContinuousClock.Instant) async { await next.onShutdown(deadline: deadline) }
+
+    /// Releases the webhook clients once no connection needs them any more.
+    public func close() async {
+        for client in webhooks { await client.shutdown() }
+    }
+}
+
+struct AuthConnectionLayer: NetworkConnectionHandler {
+    let next: any NetworkConnectionHandler
+    let password: any PasswordAuthenticator
+    let publicKey: any PublicKeyAuthenticator
+    let authz: AuthWebhookClient?
+    let logger: Logger
+
+    func onAuthPassword(_ metadata: ConnectionMetadata, password secret: [UInt8]) async -> AuthOutcome {
+        await finish(await password.authenticate(metadata, password: secret), method: "password", metadata: metadata)
+    }
+
+    func onAuthPublicKey(_ metadata: ConnectionMetadata, publicKey key: String) async -> AuthOutcome {
+        await finish(await publicKey.authenticate(metadata, publicKey: key), method: "publickey", metadata: metadata)
+    }
+
+    private func finish(_ outcome: AuthOutcome, method: String, metadata: ConnectionMetadata) async -> AuthOutcome {
+        var outcome = outcome
+        if case .success(let authenticated) = outcome, let authz {
+            outcome = await authz.authorize(authenticated)
+            if case .failure = outcome { outcome = .failure(reason: "the authorization webhook denied the login") }
+        }
+        let details: Logger.Metadata = [LogKey.username: "\(metadata.username)", "method": "\(method)"]
+        switch outcome {
+        case .success(let authenticated):
+            var withIdentity = details
+            withIdentity["authenticatedUsername"] = "\(authenticated.effectiveUsername)"
+            logger.log(.info, "AUTH_SUCCESSFUL", "user authenticated", withIdentity)
+        case .failure(let reason):
+            var withReason = details
+            withReason[LogKey.reason] = "\(reason)"
+            logger.log(.info, "AUTH_FAILED", "authentication failed", withReason)
+        case .unavailable(let reason):
+            var withReason = details
+            withReason[LogKey.reason] = "\(reason)"
+            logger.log(.info, "AUTH_UNAVAILABLE", "authentication could not be checked", withReason)
+        }
+        return outcome
+    }
+
+    func onHandshakeFailed(_ metadata: ConnectionMetadata, reason: String) async {
+        await next.onHandshakeFailed(metadata, reason: reason)
+    }
+
+    func onHandshakeSuccess(_ metadata: ConnectionMetadata) async throws -> any SSHConnectionHandler {
+        try await next.onHandshakeSuccess(metadata)
+    }
+
+    func onDisconnect() async { await next.onDisconnect() }
+}

@@ -1,0 +1,74 @@
+import BerthConfig
+import BerthCore
+import Foundation
+
+/// Checks one password attempt.
+protocol PasswordAuthenticator: Sendable {
+    func authenticate(_ metadata: ConnectionMetadata, password: [UInt8]) async -> AuthOutcome
+}
+
+/// Checks one public key (in authorized_keys form); possession was already proven by the SSH layer.
+protocol PublicKeyAuthenticator: Sendable {
+    func authenticate(_ metadata: ConnectionMetadata, publicKey: String) async -> AuthOutcome
+}
+
+extension AuthWebhookClient: PasswordAuthenticator, PublicKeyAuthenticator {
+    func authenticate(_ metadata: ConnectionMetadata, password: [UInt8]) async -> AuthOutcome {
+        await self.password(metadata, password: password)
+    }
+
+    func authenticate(_ metadata: ConnectionMetadata, publicKey: String) async -> AuthOutcome {
+        await self.publicKey(metadata, key: publicKey)
+    }
+}
+
+struct DisabledAuthenticator: PasswordAuthenticator, PublicKeyAuthenticator {
+    func authenticate(_ metadata: ConnectionMetadata, password: [UInt8]) async -> AuthOutcome {
+        .unavailable(reason: "password authentication is not configured")
+    }
+
+    func authenticate(_ metadata: ConnectionMetadata, publicKey: String) async -> AuthOutcome {
+        .unavailable(reason: "public key authentication is not configured")
+    }
+}
+
+/// Users listed in the configuration or a users file (SPEC §3.2).
+struct StaticUsersAuthenticator: PasswordAuthenticator, PublicKeyAuthenticator {
+    private let users: [String: StaticUser]
+
+    init(config: StaticUsersConfig) throws {
+        users = Dictionary(try config.allUsers().map { ($0.username, $0) }, uniquingKeysWith: { _, last in last })
+    }
+
+    func authenticate(_ metadata: ConnectionMetadata, password: [UInt8]) async -> AuthOutcome {
+        guard let user = users[metadata.username], CryptPassword.verify(password, hash: user.passwordHash) else {
+            return .failure(reason: "unknown user or wrong password")
+        }
+        return .success(metadata.merging(MetadataUpdate()))
+    }
+
+    func authenticate(_ metadata: ConnectionMetadata, publicKey: String) async -> AuthOutcome {
+        guard let user = users[metadata.username], let offered = AuthorizedKeys.key(inLine: publicKey),
+              user.authorizedKeys.contains(where: { AuthorizedKeys.key(inLine: $0) == offered })
+        else { return .failure(reason: "key not authorized for this user") }
+        return .success(metadata.merging(MetadataUpdate()))
+    }
+}
+
+/// Per-user authorized_keys files found by a path template such as `/etc/berth/keys/%u`.
+struct AuthorizedKeysAuthenticator: PublicKeyAuthenticator {
+    let pathTemplate: String
+
+    func authenticate(_ metadata: ConnectionMetadata, publicKey: String) async -> AuthOutcome {
+        guard let path = AuthorizedKeys.path(template: pathTemplate, username: metadata.username) else {
+            return .failure(reason: "username not usable in a file name")
+        }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            return .failure(reason: "no authorized_keys file for this user")
+        }
+        guard let offered = AuthorizedKeys.key(inLine: publicKey), AuthorizedKeys.keys(inFile: text).contains(offered) else {
+            return .failure(reason: "key not in the user's authorized_keys")
+        }
+        return .success(metadata.merging(MetadataUpdate()))
+    }
+}

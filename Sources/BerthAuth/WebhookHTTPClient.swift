@@ -1,0 +1,105 @@
+import AsyncHTTPClient
+import BerthConfig
+import BerthCore
+import Foundation
+import Logging
+import NIOCore
+import NIOSSL
+
+/// Why a webhook could not answer; the message is what operators read in the log.
+public struct WebhookError: CodedError {
+    public let code: MessageCode
+    public let message: String
+    /// Worth another attempt (transport, status, body problems); a refused redirect is not.
+    let retryable: Bool
+}
+
+/// JSON POSTs to one webhook, with its TLS and redirect settings, a per-attempt timeout and
+/// retries with backoff inside an overall budget (ContainerSSH's HTTP client options).
+public final class WebhookHTTPClient: Sendable {
+    private let client: HTTPClient
+    private let config: HTTPClientConfig
+    private let logger: Logger
+
+    public init(config: HTTPClientConfig, logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = config.allowRedirects ? .follow(max: 5, allowCycles: false) : .disallow
+        if config.url.lowercased().hasPrefix("https://") {
+            configuration.tlsConfiguration = try TLSSettings.make(config)
+        }
+        configuration.timeout = .init(connect: .nanoseconds(config.timeout.nanoseconds), read: .nanoseconds(config.timeout.nanoseconds))
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    public func shutdown() async {
+        try? await client.shutdown()
+    }
+
+    /// POSTs `body` to `url` until a reply decodes or `budget` runs out. `decode` throwing
+    /// counts as a failed attempt.
+    public func post<Reply: Sendable>(
+        url: String, body: [UInt8], budget: BerthDuration, decode: @Sendable ([UInt8]) throws -> Reply
+    ) async throws -> Reply {
+        let deadline = ContinuousClock.now + budget.duration
+        var delay = Duration.milliseconds(100)
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try decode(try await attemptPost(url: url, body: body))
+            } catch let error as WebhookError where !error.retryable {
+                throw error
+            } catch {
+                let reason = (error as? WebhookError)?.message ?? "\(error)"
+                logger.log(.debug, "WEBHOOK_ATTEMPT_FAILED", "webhook attempt \(attempt) failed: \(reason)", ["url": "\(url)"])
+                if ContinuousClock.now + delay >= deadline {
+                    throw WebhookError(code: "WEBHOOK_UNAVAILABLE", message: "\(url) did not answer usefully within \(budget) (\(attempt) attempts); last error: \(reason)", retryable: false)
+                }
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(2))
+            }
+        }
+    }
+
+    private func attemptPost(url: String, body: [UInt8]) async throws -> [UInt8] {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Accept", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await client.execute(request, timeout: .nanoseconds(config.timeout.nanoseconds), logger: logger)
+        let bytes = try await response.body.collect(upTo: 4 << 20)
+        switch response.status.code {
+        case 200:
+            return Array(bytes.readableBytesView)
+        case 300..<400 where !config.allowRedirects:
+            throw WebhookError(code: "HTTP_CLIENT_REDIRECTS_DISABLED", message: "\(url) answered with a redirect (\(response.status.code)) and allowRedirects is false", retryable: false)
+        default:
+            throw WebhookError(code: "WEBHOOK_INVALID_STATUS", message: "\(url) answered HTTP \(response.status.code)", retryable: true)
+        }
+    }
+}
+
+/// TLS client settings from the PEM-or-path options.
+enum TLSSettings {
+    static func make(_ config: HTTPClientConfig) throws -> TLSConfiguration {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = config.tlsVersion == "1.2" ? .tlsv12 : .tlsv13
+        if !config.cacert.isEmpty {
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(try pem(config.cacert).utf8)))
+        }
+        if !config.cert.isEmpty {
+            tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(try pem(config.cert).utf8)).map { .certificate($0) }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(try pem(config.key).utf8), format: .pem))
+        }
+        return tls
+    }
+
+    /// Values starting with `-----` are PEM text, anything else a file path.
+    static func pem(_ value: String) throws -> String {
+        if value.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("-----") { return value }
+        return try String(contentsOfFile: value, encoding: .utf8)
+    }
+}
