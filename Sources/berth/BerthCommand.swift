@@ -12,22 +12,33 @@ struct BerthCommand: AsyncParsableCommand {
         subcommands: [Serve.self, Keygen.self, ConfigCommand.self, Version.self]
     )
 
-    // ContainerSSH's flags, so existing service files and health checks keep working.
-    @Option(name: .customLong("config"), help: "Configuration file (ContainerSSH-compatible alias of `berth serve --config`).")
-    var configFile: String?
+    /// ContainerSSH's command line (`--config FILE`, `--dump-config`) is rewritten to the
+    /// equivalent subcommand so existing service files and health checks keep working.
+    static func main() async {
+        await main(LegacyFlags.translate(Array(CommandLine.arguments.dropFirst())))
+    }
+}
 
-    @Flag(name: .customLong("dump-config"), help: "Print the effective configuration and exit (alias of `berth config check`).")
-    var dumpConfig = false
-
-    mutating func run() async throws {
-        guard let path = configFile ?? ConfigPath.fromEnvironment() else {
-            throw CleanExit.helpRequest(self)
+enum LegacyFlags {
+    static func translate(_ arguments: [String]) -> [String] {
+        guard let first = arguments.first, first.hasPrefix("--config") || first == "--dump-config" else { return arguments }
+        var file: String?
+        var dump = false
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if argument == "--dump-config" {
+                dump = true
+            } else if argument == "--config", index + 1 < arguments.count {
+                file = arguments[index + 1]
+                index += 1
+            } else if argument.hasPrefix("--config=") {
+                file = String(argument.dropFirst("--config=".count))
+            }
+            index += 1
         }
-        if dumpConfig {
-            try ConfigCheck.run(path: path, format: .yaml)
-        } else {
-            try await Serve.run(configPath: path)
-        }
+        let path = file ?? ConfigPath.fromEnvironment() ?? "config.yaml"
+        return dump ? ["config", "check", path] : ["serve", "--config", path]
     }
 }
 
