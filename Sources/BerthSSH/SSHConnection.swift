@@ -51,6 +51,9 @@ final class SSHConnection: Sendable {
 
     var isAuthenticated: Bool { state.withLockedValue { $0.authenticated } }
 
+    /// True once `maxAuthTries` credentials were rejected; later attempts are not even checked.
+    var isExhausted: Bool { state.withLockedValue { $0.failedAttempts >= settings.maxAuthTries } }
+
     /// What the layers knew about the user when authentication finished.
     var authenticatedMetadata: ConnectionMetadata { state.withLockedValue { $0.authenticatedMetadata } ?? metadata() }
 

@@ -18,6 +18,8 @@ final class UserAuthBridge: NIOSSHServerUserAuthenticationDelegate {
     func requestReceived(request: NIOSSHUserAuthenticationRequest, responsePromise: EventLoopPromise<NIOSSHUserAuthenticationOutcome>) {
         let connection = self.connection
         responsePromise.completeWithTask {
+            // The connection is being closed; answer without consulting any authenticator.
+            if connection.isExhausted { return .failure }
             let handler = try await connection.networkHandler.futureResult.get()
             let metadata = connection.metadata(username: request.username)
             let outcome: AuthOutcome

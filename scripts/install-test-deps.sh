@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the test suite's system and Python dependencies when they are missing (root, Debian).
+set -euo pipefail
+
+need_apt=()
+command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
+command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
+command -v sshpass >/dev/null 2>&1 || need_apt+=(sshpass)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+[ -e /usr/include/crypt.h ] || need_apt+=(libcrypt-dev)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "installing with apt-get: ${need_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+need_pip=()
+python3 -c 'import pytest' 2>/dev/null || need_pip+=(pytest)
+python3 -c 'import paramiko' 2>/dev/null || need_pip+=(paramiko)
+if [ ${#need_pip[@]} -gt 0 ]; then
+    echo "installing with pip: ${need_pip[*]}"
+    python3 -m pip install -q "${need_pip[@]}"
+fi

@@ -1,0 +1,65 @@
+"""Bad configuration files are refused with the key path named (SPEC §13)."""
+import json
+import subprocess
+
+import pytest
+
+from conftest import BERTH
+
+GOOD_AUTH = {"password": {"method": "webhook", "webhook": {"url": "http://127.0.0.1:8080"}}}
+
+CASES = [
+    ({"auth": GOOD_AUTH, "ssh": {"listn": "0.0.0.0:22"}}, "ssh.listn: unknown key"),
+    ({"auth": GOOD_AUTH, "ssh": {"clientAliveCountMax": "x"}}, "ssh.clientAliveCountMax: expected an integer"),
+    ({"auth": GOOD_AUTH, "ssh": {"loginGraceTime": "soon"}}, "ssh.loginGraceTime: \"soon\" is not a duration"),
+    ({"auth": GOOD_AUTH, "log": {"format": "xml"}}, "log.format: \"xml\" is not one of"),
+    ({"auth": {"password": {"method": "webhook", "webhok": {}}}}, "auth.password.webhok: unknown key"),
+    ({"auth": {"password": {"method": "webhook"}}}, "auth.password.webhook.url: required"),
+    ({"auth": GOOD_AUTH, "ssh": {"serverVersion": "OpenSSH"}}, "ssh.serverVersion"),
+    ({"auth": GOOD_AUTH, "backend": "podman"}, "backend: \"podman\" is not one of docker, kubernetes, sshproxy"),
+    ({}, "no authentication method configured"),
+]
+
+
+@pytest.mark.parametrize("config,message", CASES)
+def test_config_check_and_serve_name_the_bad_key(tmp_path, config, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(config))
+    for args in (["config", "check", str(path)], ["serve", "--config", str(path)]):
+        result = subprocess.run([BERTH, *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode != 0, args
+        assert message in result.stderr, (args, result.stderr)
+
+
+def test_yaml_syntax_error_and_missing_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("ssh:\n  listen: [unclosed\n")
+    result = subprocess.run([BERTH, "config", "check", str(path)], capture_output=True, text=True)
+    assert result.returncode != 0 and "invalid YAML" in result.stderr
+    missing = subprocess.run([BERTH, "config", "check", str(tmp_path / "nope.yaml")], capture_output=True, text=True)
+    assert missing.returncode != 0 and "nope.yaml" in missing.stderr
+
+
+def test_config_check_prints_effective_config_with_defaults(tmp_path):
+    path = tmp_path / "good.yaml"
+    path.write_text("auth:\n  url: http://127.0.0.1:8080\nssh:\n  clientAliveInterval: 90s\n")
+    result = subprocess.run([BERTH, "config", "check", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "CONFIG_AUTH_URL_DEPRECATED" in result.stderr
+    assert 'clientAliveInterval: "1m30s"' in result.stdout
+    assert 'maxAuthTries: 6' in result.stdout
+    assert 'method: "webhook"' in result.stdout
+    again = tmp_path / "effective.yaml"
+    again.write_text(result.stdout)
+    reread = subprocess.run([BERTH, "config", "check", str(again)], capture_output=True, text=True)
+    assert reread.returncode == 0, reread.stderr
+    assert reread.stdout == result.stdout
+    legacy = subprocess.run([BERTH, "--config", str(path), "--dump-config"], capture_output=True, text=True)
+    assert legacy.returncode == 0 and legacy.stdout == result.stdout
+
+
+def test_help_lists_the_commands():
+    result = subprocess.run([BERTH, "--help"], capture_output=True, text=True)
+    for command in ("serve", "keygen", "config", "version"):
+        assert command in result.stdout
+    assert subprocess.run([BERTH, "version"], capture_output=True, text=True).stdout.startswith("berth ")
