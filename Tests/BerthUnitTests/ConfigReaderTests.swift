@@ -1,0 +1,108 @@
+import Testing
+@testable import BerthConfig
+
+@Suite struct ConfigReaderTests {
+    private let minimalAuth = "auth:\n  password:\n    method: webhook\n    webhook:\n      url: http://127.0.0.1:8080\n"
+
+    private func load(_ yaml: String, environment: [String: String] = [:]) throws -> (BerthConfig, [String]) {
+        try ConfigReader.read(try ConfigValue.parse(yaml, format: .yaml, source: "test.yaml"), environment: environment)
+    }
+
+    private func problems(_ yaml: String) -> [String] {
+        do {
+            _ = try load(yaml)
+            return []
+        } catch let error as ConfigError {
+            return error.problems.map(\.description)
+        } catch {
+            return ["unexpected \(error)"]
+        }
+    }
+
+    @Test func defaultsApplyToAMinimalFile() throws {
+        let (config, warnings) = try load(minimalAuth)
+        #expect(warnings.isEmpty)
+        #expect(config.ssh.listen == "0.0.0.0:2222")
+        #expect(config.ssh.maxAuthTries == 6)
+        #expect(config.auth.password.webhook.authTimeout == .seconds(60))
+        #expect(config.auth.password.webhook.http.timeout == .seconds(2))
+        #expect(config.log.level == .notice)
+        #expect(config.backend == "docker")
+    }
+
+    @Test func unknownKeysAndTypeErrorsAreAllReportedWithPaths() {
+        let found = problems(minimalAuth + "ssh:\n  listn: x\n  clientAliveCountMax: many\n  loginGraceTime: soon\nlog:\n  format: xml\n")
+        #expect(found.contains("ssh.listn: unknown key"))
+        #expect(found.contains("ssh.clientAliveCountMax: expected an integer, got \"many\""))
+        #expect(found.contains { $0.hasPrefix("ssh.loginGraceTime: \"soon\" is not a duration") })
+        #expect(found.contains("log.format: \"xml\" is not one of ljson, text"))
+        #expect(found.count == 4)
+    }
+
+    @Test func validationRules() {
+        #expect(problems("auth: {}\n").contains { $0.contains("no authentication method configured") })
+        #expect(problems("auth:\n  password:\n    method: webhook\n").contains("auth.password.webhook.url: required"))
+        #expect(problems(minimalAuth + "ssh:\n  serverVersion: OpenSSH\n").contains { $0.hasPrefix("ssh.serverVersion:") })
+        #expect(problems(minimalAuth + "ssh:\n  clientAliveInterval: 100ms\n").contains { $0.hasPrefix("ssh.clientAliveInterval: must be at least 1s") })
+        #expect(problems(minimalAuth + "ssh:\n  listen: \"::1:22\"\n").contains { $0.contains("brackets") })
+        #expect(problems(minimalAuth + "ssh:\n  ciphers: [chacha20-poly1305@openssh.com]\n").contains { $0.hasPrefix("ssh.ciphers: \"chacha20-poly1305@openssh.com\" is not supported") })
+        #expect(problems(minimalAuth + "backend: podman\n") == ["backend: \"podman\" is not one of docker, kubernetes, sshproxy"])
+        #expect(problems(minimalAuth + "backend: echo\n").contains { $0.contains("BERTH_ENABLE_TEST_BACKEND") })
+        #expect(problems("auth:\n  publicKey:\n    method: authorizedkeys\n").contains { $0.hasPrefix("auth.publicKey.authorizedKeys.pathTemplate: required") })
+        #expect(problems("auth:\n  password:\n    method: static\n    static:\n      users:\n        - username: a\n          passwordHash: plain\n").contains { $0.hasPrefix("auth.password.static.users[0].passwordHash:") })
+        #expect(problems("auth:\n  password:\n    method: webhook\n    webhook: {url: \"http://h\", cert: /c.pem}\n").contains("auth.password.webhook.key: cert and key must be given together"))
+        #expect(problems("auth:\n  keyboardInteractive:\n    method: oauth2\n  password: {method: webhook, webhook: {url: \"http://h\"}}\n").contains { $0.contains("not supported by Berth") })
+    }
+
+    @Test func legacyAuthURLBecomesBothWebhooksWithAWarning() throws {
+        let (config, warnings) = try load("auth:\n  url: http://auth.example:8080\n  authTimeout: 10s\n")
+        #expect(config.auth.password.method == .webhook)
+        #expect(config.auth.publicKey.method == .webhook)
+        #expect(config.auth.publicKey.webhook.http.url == "http://auth.example:8080")
+        #expect(config.auth.password.webhook.authTimeout == .seconds(10))
+        #expect(warnings.contains { $0.hasPrefix("CONFIG_AUTH_URL_DEPRECATED") })
+    }
+
+    @Test func jsonAndYAMLReadTheSame() throws {
+        let yaml = try ConfigLoader.parse(minimalAuth + "ssh:\n  clientAliveInterval: 30s\n  maxAuthTries: 3\n", format: .yaml, source: "a.yaml")
+        let json = try ConfigLoader.parse(#"{"ssh": {"clientAliveInterval": 30000000000, "maxAuthTries": 3}, "auth": {"password": {"method": "webhook", "webhook": {"url": "http://127.0.0.1:8080"}}}}"#, format: .json, source: "a.json")
+        #expect(yaml.config == json.config)
+    }
+
+    @Test func renderedConfigReadsBackUnchanged() throws {
+        let source = minimalAuth + "ssh:\n  banner: \"0\"\n  idleTimeout: 1h2m3s\n"
+        let original = try ConfigLoader.parse(source + "log: {level: crit}\nmetrics: {enable: true}\n", format: .yaml, source: "a.yaml")
+        let rendered = ConfigRenderer.yaml(original.config)
+        let reread = try ConfigLoader.parse(rendered, format: .yaml, source: "rendered.yaml")
+        #expect(reread.config == original.config)
+        let fromJSON = try ConfigLoader.parse(ConfigRenderer.json(original.config), format: .json, source: "rendered.json")
+        #expect(fromJSON.config == original.config)
+        #expect(original.config.log.level == .critical)
+        #expect(original.config.rawSections["metrics"] != nil)
+    }
+
+    @Test func mergeReplacesListsAndScalarsAndMergesMaps() throws {
+        let base = try ConfigValue.parse("docker:\n  execution:\n    mode: connection\n    shellCommand: [/bin/bash]\n    container: {image: a, user: root}\n", format: .yaml, source: "base")
+        let overlay = try ConfigValue.parse(#"{"docker": {"execution": {"shellCommand": ["/bin/sh"], "container": {"image": "b"}}}}"#, format: .json, source: "overlay")
+        let merged = base.merging(overlay)
+        let execution = merged["docker"]?["execution"]
+        #expect(execution?["mode"] == .string("connection"))
+        #expect(execution?["shellCommand"] == .array([.string("/bin/sh")]))
+        #expect(execution?["container"]?["image"] == .string("b"))
+        #expect(execution?["container"]?["user"] == .string("root"))
+    }
+
+    @Test(arguments: [
+        ("30s", Int64(30_000_000_000), "30s"), ("1m30s", 90_000_000_000, "1m30s"), ("250ms", 250_000_000, "250ms"),
+        ("1h", 3_600_000_000_000, "1h"), ("1.5s", 1_500_000_000, "1.5s"), ("100us", 100_000, "100us"), ("0", 0, "0s"), ("2h0m5s", 7_205_000_000_000, "2h5s"),
+    ])
+    func durations(text: String, nanoseconds: Int64, rendered: String) {
+        #expect(DurationFormat.parse(text) == BerthDuration(nanoseconds: nanoseconds))
+        #expect(DurationFormat.render(BerthDuration(nanoseconds: nanoseconds)) == rendered)
+    }
+
+    @Test(arguments: ["", "-1s", "5", "1x", "s", "1.2.3s", "10 s"])
+    func invalidDurations(text: String) {
+        #expect(DurationFormat.parse(text) == nil)
+    }
+}
