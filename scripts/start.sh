@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Starts Berth for real: builds it, starts the example webhook server with the demo users and
+# runs `berth serve` with examples/config.yaml in the foreground. Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONFIG="${BERTH_CONFIG:-examples/config.yaml}"
+USERS="${BERTH_USERS:-examples/users.yaml}"
+
+if [ ! -e /usr/include/crypt.h ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libcrypt-dev
+fi
+
+echo "building Berth (release)…"
+swift build -c release --product berth
+swift build -c release --product berth-example-webhook
+BIN="$(swift build -c release --show-bin-path)"
+
+"$BIN/berth" config check "$CONFIG" >/dev/null
+
+"$BIN/berth-example-webhook" --listen 127.0.0.1:8080 --users "$USERS" &
+WEBHOOK_PID=$!
+trap 'kill "$WEBHOOK_PID" 2>/dev/null || true; wait "$WEBHOOK_PID" 2>/dev/null || true' EXIT
+
+cat <<INFO
+
+Berth is starting on port 2222 with the example webhook server on 127.0.0.1:8080.
+Log in with:   ssh -p 2222 demo@localhost        (password: demo)
+Users are in $USERS; the configuration is $CONFIG. Press Ctrl-C to stop.
+
+INFO
+"$BIN/berth" serve --config "$CONFIG"
