@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "berth", targets: ["berth"]),
         .executable(name: "berth-example-webhook", targets: ["berth-example-webhook"]),
+        .executable(name: "berth-agent", targets: ["berth-agent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -64,6 +65,8 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // The guest agent: standard library and libc only, so it links statically.
+        .executableTarget(name: "berth-agent"),
         .testTarget(name: "BerthSSHTests", dependencies: [
             "BerthCore", "BerthConfig", "BerthSSH",
             .product(name: "NIOSSH", package: "swift-nio-ssh"),
