@@ -7,7 +7,8 @@ public struct BerthConfig: Sendable, Hashable {
     public var log = LogConfig()
     /// `docker` | `kubernetes` | `sshproxy`.
     public var backend = "docker"
-    /// Not yet modelled sections, checked only for being maps: `docker`, `kubernetes`,
+    public var docker = DockerConfig()
+    /// Not yet modelled sections, checked only for being maps: `kubernetes`,
     /// `sshproxy`, `security`, `audit`, `metrics`, `health`, `geoip`.
     public var rawSections: [String: ConfigValue] = [:]
 

@@ -3,7 +3,7 @@ import Foundation
 /// Turns a parsed document into `BerthConfig`, strictly (SPEC §13): unknown keys, wrong types
 /// and invalid values are all reported, each with its key path.
 public enum ConfigReader {
-    static let rawSectionNames = ["docker", "kubernetes", "sshproxy", "security", "audit", "metrics", "health", "geoip"]
+    static let rawSectionNames = ["kubernetes", "sshproxy", "security", "audit", "metrics", "health", "geoip"]
     static let backends = ["docker", "kubernetes", "sshproxy"]
 
     public static func read(_ value: ConfigValue, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (config: BerthConfig, warnings: [String]) {
@@ -19,6 +19,8 @@ public enum ConfigReader {
         var log = root.object("log")
         config.log = readLog(&log)
         config.backend = root.string("backend", config.backend)
+        var docker = root.object("docker")
+        config.docker = DockerSectionReader.read(&docker)
         let testBackendEnabled = environment["BERTH_ENABLE_TEST_BACKEND"] == "1"
         if config.backend == "echo" && !testBackendEnabled {
             issues.add("backend", "\"echo\" is a test-only backend; it is accepted only with BERTH_ENABLE_TEST_BACKEND=1")

@@ -22,6 +22,7 @@ public enum ConfigRenderer {
             ])),
             ("log", log(config.log)),
             ("backend", .string(config.backend)),
+            ("docker", docker(config.docker)),
         ]
         for name in ConfigReader.rawSectionNames {
             if let section = config.rawSections[name] { sections.append((name, section)) }
@@ -78,6 +79,32 @@ public enum ConfigRenderer {
         ])
     }
 
+    private static func docker(_ docker: DockerConfig) -> ConfigValue {
+        let execution = docker.execution
+        let timeouts = docker.timeouts
+        return .object([
+            ("connection", .object([
+                ("host", .string(docker.connection.host)), ("cacert", .string(docker.connection.cacert)),
+                ("cert", .string(docker.connection.cert)), ("key", .string(docker.connection.key)),
+            ])),
+            ("execution", .object([
+                ("container", execution.container), ("host", execution.host), ("network", execution.network),
+                ("platform", execution.platform), ("containername", .string(execution.containerName)), ("auth", execution.auth),
+                ("mode", .string(execution.mode.rawValue)), ("idleCommand", strings(execution.idleCommand)),
+                ("shellCommand", strings(execution.shellCommand)), ("agentPath", .string(execution.agentPath)),
+                ("disableAgent", .bool(execution.disableAgent)),
+                ("subsystems", .object(execution.subsystems.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
+                ("imagePullPolicy", .string(execution.imagePullPolicy.rawValue)),
+                ("exposeAuthMetadataAsEnv", .bool(execution.exposeAuthMetadataAsEnv)),
+            ])),
+            ("timeouts", .object([
+                ("containerStart", duration(timeouts.containerStart)), ("containerStop", duration(timeouts.containerStop)),
+                ("commandStart", duration(timeouts.commandStart)), ("signal", duration(timeouts.signal)),
+                ("window", duration(timeouts.window)), ("http", duration(timeouts.http)),
+            ])),
+        ])
+    }
+
     private static func log(_ log: LogConfig) -> ConfigValue {
         .object([
             ("level", .string(log.level.rawValue)), ("format", .string(log.format.rawValue)),
@@ -99,6 +126,15 @@ public enum ConfigRenderer {
         case .string(let text): return Node(text, Tag(.str), .doubleQuoted)
         case .array(let items): return Node(items.map(node))
         case .object(let fields): return .mapping(Node.Mapping(fields.map { (Node($0.key), node($0.value)) }))
+        }
+    }
+
+    /// Compact JSON for request bodies (Engine API objects, webhook payloads).
+    public static func compactJSON(_ value: ConfigValue) -> String {
+        switch value {
+        case .array(let items): return "[" + items.map(compactJSON).joined(separator: ",") + "]"
+        case .object(let fields): return "{" + fields.map { jsonString($0.key) + ":" + compactJSON($0.value) }.joined(separator: ",") + "}"
+        default: return jsonText(value, indent: "")
         }
     }
 

@@ -28,6 +28,8 @@ struct ObjectReader {
         return value
     }
 
+    var keys: [String] { fields.map(\.key) }
+
     func has(_ key: String) -> Bool { fields.contains { $0.key == key } }
 
     mutating func string(_ key: String, _ fallback: String) -> String {

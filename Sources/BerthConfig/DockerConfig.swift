@@ -1,0 +1,64 @@
+/// The `docker` section (SPEC §5), ContainerSSH's schema.
+public struct DockerConfig: Sendable, Hashable {
+    public var connection = DockerConnectionConfig()
+    public var execution = DockerExecutionConfig()
+    public var timeouts = DockerTimeoutsConfig()
+
+    public init() {}
+}
+
+public struct DockerConnectionConfig: Sendable, Hashable {
+    public var host = "unix:///var/run/docker.sock"
+    public var cacert = ""
+    public var cert = ""
+    public var key = ""
+
+    public init() {}
+}
+
+public enum DockerExecutionMode: String, Sendable, Hashable, CaseIterable {
+    case connection, session
+}
+
+public enum ImagePullPolicy: String, Sendable, Hashable, CaseIterable {
+    case always = "Always"
+    case ifNotPresent = "IfNotPresent"
+    case never = "Never"
+}
+
+public struct DockerExecutionConfig: Sendable, Hashable {
+    /// Engine API objects passed through to container creation.
+    public var container: ConfigValue = .object([("image", .string("berth-guest:latest"))])
+    public var host: ConfigValue = .object([])
+    public var network: ConfigValue = .object([])
+    public var platform: ConfigValue = .object([])
+    public var containerName = ""
+    public var auth: ConfigValue = .object([])
+    public var mode = DockerExecutionMode.connection
+    public var idleCommand = ["/usr/bin/containerssh-agent", "wait-signal", "--signal", "INT", "--signal", "TERM"]
+    public var shellCommand = ["/bin/bash"]
+    public var agentPath = "/usr/bin/containerssh-agent"
+    public var disableAgent = false
+    public var subsystems = ["sftp": "/usr/lib/openssh/sftp-server"]
+    public var imagePullPolicy = ImagePullPolicy.ifNotPresent
+    public var exposeAuthMetadataAsEnv = false
+
+    public init() {}
+
+    /// The image named in `container` (`image` or the Engine API's `Image`).
+    public var image: String {
+        if case .string(let name)? = container["Image"] ?? container["image"] { return name }
+        return ""
+    }
+}
+
+public struct DockerTimeoutsConfig: Sendable, Hashable {
+    public var containerStart = BerthDuration.seconds(60)
+    public var containerStop = BerthDuration.seconds(60)
+    public var commandStart = BerthDuration.seconds(60)
+    public var signal = BerthDuration.seconds(60)
+    public var window = BerthDuration.seconds(60)
+    public var http = BerthDuration.seconds(15)
+
+    public init() {}
+}

@@ -1,0 +1,58 @@
+/// Reads the `docker` section strictly; the Engine API objects inside it are passed through.
+enum DockerSectionReader {
+    static func read(_ reader: inout ObjectReader) -> DockerConfig {
+        var docker = DockerConfig()
+        var connection = reader.object("connection")
+        docker.connection.host = connection.string("host", docker.connection.host)
+        if !(docker.connection.host.hasPrefix("unix://") || docker.connection.host.hasPrefix("tcp://")) {
+            reader.issues.add(connection.keyPath("host"), "\"\(docker.connection.host)\" must start with unix:// or tcp://")
+        }
+        docker.connection.cacert = connection.string("cacert", "")
+        docker.connection.cert = connection.string("cert", "")
+        docker.connection.key = connection.string("key", "")
+        connection.finish()
+
+        var execution = reader.object("execution")
+        var defaults = DockerExecutionConfig()
+        for (key, path) in [("container", \DockerExecutionConfig.container), ("host", \.host), ("network", \.network), ("platform", \.platform), ("auth", \.auth)] {
+            if let value = execution.value(key) {
+                guard case .object = value else {
+                    reader.issues.add(execution.keyPath(key), "expected a map (an Engine API object), got \(value.brief)")
+                    continue
+                }
+                // A container object without an image keeps the default image.
+                let namesImage = value["image"] != nil || value["Image"] != nil
+                defaults[keyPath: path] = key == "container" && !namesImage ? DockerExecutionConfig().container.merging(value) : value
+            }
+        }
+        defaults.containerName = execution.string("containername", "")
+        defaults.mode = execution.choice("mode", defaults.mode)
+        defaults.idleCommand = execution.strings("idleCommand", defaults.idleCommand)
+        defaults.shellCommand = execution.strings("shellCommand", defaults.shellCommand)
+        defaults.agentPath = execution.string("agentPath", defaults.agentPath)
+        defaults.disableAgent = execution.bool("disableAgent", defaults.disableAgent)
+        defaults.imagePullPolicy = execution.choice("imagePullPolicy", defaults.imagePullPolicy)
+        defaults.exposeAuthMetadataAsEnv = execution.bool("exposeAuthMetadataAsEnv", defaults.exposeAuthMetadataAsEnv)
+        var subsystems = execution.object("subsystems")
+        if execution.has("subsystems") {
+            defaults.subsystems = [:]
+            for name in subsystems.keys {
+                defaults.subsystems[name] = subsystems.string(name, "")
+            }
+        }
+        subsystems.finish()
+        if defaults.image.isEmpty { reader.issues.add(execution.keyPath("container.image"), "required") }
+        if defaults.shellCommand.isEmpty { reader.issues.add(execution.keyPath("shellCommand"), "must not be empty") }
+        if defaults.idleCommand.isEmpty { reader.issues.add(execution.keyPath("idleCommand"), "must not be empty") }
+        execution.finish()
+        docker.execution = defaults
+
+        var timeouts = reader.object("timeouts")
+        for (key, path) in [("containerStart", \DockerTimeoutsConfig.containerStart), ("containerStop", \.containerStop), ("commandStart", \.commandStart), ("signal", \.signal), ("window", \.window), ("http", \.http)] {
+            docker.timeouts[keyPath: path] = timeouts.duration(key, docker.timeouts[keyPath: path], minimum: .milliseconds(100), allowZero: false)
+        }
+        timeouts.finish()
+        reader.finish()
+        return docker
+    }
+}

@@ -1,0 +1,162 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Output of an exec or attach stream.
+public enum DockerOutput: Sendable {
+    case stdout(ByteBuffer)
+    case stderr(ByteBuffer)
+}
+
+/// A hijacked exec/attach connection: the program's output as an async sequence (demultiplexed
+/// without a TTY), and its stdin as writes with half-close for EOF.
+public final class DockerRawStream: Sendable {
+    public let output: DockerOutputSequence
+    private let channel: Channel
+
+    init(channel: Channel, output: DockerOutputSequence) {
+        self.channel = channel
+        self.output = output
+    }
+
+    /// Completes once the engine took the bytes, so a fast client cannot queue without bound.
+    public func write(_ data: ByteBuffer) async throws {
+        try await channel.writeAndFlush(data).get()
+    }
+
+    /// Stdin EOF for the program; output keeps flowing.
+    public func closeWrite() async {
+        try? await channel.close(mode: .output).get()
+    }
+
+    public func close() async {
+        try? await channel.close().get()
+    }
+}
+
+/// Async sequence over the output of one stream; ends when the engine closes it.
+public struct DockerOutputSequence: AsyncSequence, Sendable {
+    public typealias Element = DockerOutput
+    typealias Producer = NIOThrowingAsyncSequenceProducer<DockerOutput, Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, DockerRawStreamHandler.Demand>
+
+    let base: Producer
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: Producer.AsyncIterator
+        public mutating func next() async throws -> DockerOutput? { try await base.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator()) }
+}
+
+/// Pipeline end of a raw stream: demultiplexes, applies backpressure by holding reads while the
+/// consumer is behind, and finishes the sequence at EOF.
+final class DockerRawStreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Tells the handler, on its event loop, that the consumer wants more.
+    final class Demand: NIOAsyncSequenceProducerDelegate, @unchecked Sendable {
+        let eventLoop: EventLoop
+        var handler: DockerRawStreamHandler?
+
+        init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
+
+        func produceMore() { eventLoop.execute { self.handler?.resume() } }
+        func didTerminate() { eventLoop.execute { self.handler?.consumerGone() } }
+    }
+
+    private let source: DockerOutputSequence.Producer.Source
+    private var demux: DockerStreamDemultiplexer?
+    private var context: ChannelHandlerContext?
+    private var demand = true
+    private var readPending = false
+    private var finished = false
+
+    static func make(eventLoop: EventLoop, tty: Bool) -> (DockerRawStreamHandler, DockerOutputSequence) {
+        let delegate = Demand(eventLoop: eventLoop)
+        let result = DockerOutputSequence.Producer.makeSequence(
+            elementType: DockerOutput.self, failureType: Error.self,
+            backPressureStrategy: .init(lowWatermark: 4, highWatermark: 16), finishOnDeinit: false, delegate: delegate)
+        let handler = DockerRawStreamHandler(source: result.source, tty: tty)
+        delegate.handler = handler
+        return (handler, DockerOutputSequence(base: result.sequence))
+    }
+
+    private init(source: DockerOutputSequence.Producer.Source, tty: Bool) {
+        self.source = source
+        self.demux = tty ? nil : DockerStreamDemultiplexer()
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        deliver(unwrapInboundIn(data))
+    }
+
+    /// Also used for bytes that arrived together with the upgrade response.
+    func deliver(_ buffer: ByteBuffer) {
+        guard !finished else { return }
+        let pieces: [DockerOutput]
+        if var demux {
+            do {
+                pieces = try demux.feed(buffer).compactMap { stream, payload in
+                    switch stream {
+                    case .stdout: return .stdout(payload)
+                    case .stderr: return .stderr(payload)
+                    case .stdin: return nil
+                    }
+                }
+                self.demux = demux
+            } catch {
+                finish(DockerError("DOCKER_PROTOCOL_ERROR", "\(error)"))
+                context?.close(promise: nil)
+                return
+            }
+        } else {
+            pieces = [.stdout(buffer)]
+        }
+        guard !pieces.isEmpty else { return }
+        if case .stopProducing = source.yield(contentsOf: pieces) { demand = false }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if demand { context.read() } else { readPending = true }
+    }
+
+    func resume() {
+        demand = true
+        if readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    func consumerGone() {
+        finished = true
+        context?.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            finish(nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish(nil)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        finish(DockerError("DOCKER_PROTOCOL_ERROR", "stream error: \(error)"))
+        context.close(promise: nil)
+    }
+
+    private func finish(_ error: Error?) {
+        guard !finished else { return }
+        finished = true
+        if let error { source.finish(error) } else { source.finish() }
+    }
+}
