@@ -7,6 +7,9 @@ command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v sshpass >/dev/null 2>&1 || need_apt+=(sshpass)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v sftp >/dev/null 2>&1 || need_apt+=(openssh-client)
+command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || need_apt+=(busybox-static)
+command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 [ -e /usr/include/crypt.h ] || need_apt+=(libcrypt-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing with apt-get: ${need_apt[*]}"
@@ -17,6 +20,7 @@ fi
 need_pip=()
 python3 -c 'import pytest' 2>/dev/null || need_pip+=(pytest)
 python3 -c 'import paramiko' 2>/dev/null || need_pip+=(paramiko)
+python3 -c 'import asyncssh' 2>/dev/null || need_pip+=(asyncssh)
 if [ ${#need_pip[@]} -gt 0 ]; then
     echo "installing with pip: ${need_pip[*]}"
     python3 -m pip install -q "${need_pip[@]}"

@@ -10,6 +10,15 @@ fail() { printf '\n*** test stage failed: %s ***\n' "$1" >&2; exit 1; }
 stage "dependencies"
 scripts/install-test-deps.sh || fail "installing dependencies"
 
+stage "docker engine and guest images"
+DOCKERD_PID=$(scripts/ensure-docker.sh) || fail "starting a Docker engine"
+if [ -n "$DOCKERD_PID" ]; then
+    trap 'kill "$DOCKERD_PID" 2>/dev/null; wait "$DOCKERD_PID" 2>/dev/null || true' EXIT
+fi
+images/build-agent.sh || fail "building the agent"
+images/build-test-image.sh || fail "building the busybox test image"
+images/build-guest-image.sh || fail "building the guest image"
+
 stage "build"
 swift build || fail "swift build"
 

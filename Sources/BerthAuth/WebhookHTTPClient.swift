@@ -69,7 +69,7 @@ public final class WebhookHTTPClient: Sendable {
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "Accept", value: "application/json")
         request.body = .bytes(ByteBuffer(bytes: body))
-        let response = try await client.execute(request, timeout: .nanoseconds(config.timeout.nanoseconds), logger: logger)
+        let response = try await client.execute(request, timeout: .nanoseconds(config.timeout.nanoseconds))
         let bytes = try await response.body.collect(upTo: 4 << 20)
         switch response.status.code {
         case 200:

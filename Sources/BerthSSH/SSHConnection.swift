@@ -17,6 +17,8 @@ final class SSHConnection: Sendable {
     /// The handler for the authenticated connection, once `onHandshakeSuccess` returned.
     /// Channel opens wait for it (the container is started before channels are served).
     let sshHandler: EventLoopPromise<any SSHConnectionHandler>
+    /// Completes once the layers have been told of the disconnect and have cleaned up.
+    let finished: EventLoopPromise<Void>
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -39,6 +41,7 @@ final class SSHConnection: Sendable {
         self.logger = logger
         self.networkHandler = channel.eventLoop.makePromise()
         self.sshHandler = channel.eventLoop.makePromise()
+        self.finished = channel.eventLoop.makePromise()
     }
 
     func setClientVersion(_ version: String) {
@@ -97,12 +100,15 @@ final class SSHConnection: Sendable {
 
     /// The connection ended: report a handshake that never completed, then the disconnect.
     func closed() async {
+        defer { finished.succeed() }
         let unfinished = state.withLockedValue { state in
             defer { state.handshakeReported = true }
             return !state.handshakeReported
         }
         if unfinished { sshHandler.fail(ChannelError.ioOnClosedChannel) }
         guard let handler = try? await networkHandler.futureResult.get() else { return }
+        // A container may still be starting; let that finish so the disconnect removes it.
+        _ = try? await sshHandler.futureResult.get()
         if unfinished {
             await handler.onHandshakeFailed(metadata(), reason: "connection closed before authentication completed")
         }

@@ -72,6 +72,10 @@ public final class SSHFrontEnd: Sendable {
         for connection in remaining {
             try? await connection.channel.close()
         }
+        // Containers are removed in the disconnect handlers; wait for them before exiting.
+        for connection in remaining {
+            try? await connection.finished.futureResult.get()
+        }
     }
 
     private func accept(_ channel: Channel) -> EventLoopFuture<Void> {
@@ -97,10 +101,10 @@ public final class SSHFrontEnd: Sendable {
         channel.closeFuture.whenComplete { [self] _ in
             timers.cancel()
             limiter.release(ip: ip)
-            state.withLockedValue { _ = $0.connections.removeValue(forKey: key) }
             Task {
                 await connection.closed()
                 connection.logger.log(.debug, "SSH_DISCONNECTED", "client disconnected")
+                state.withLockedValue { _ = $0.connections.removeValue(forKey: key) }
             }
         }
         return channel.eventLoop.makeCompletedFuture {

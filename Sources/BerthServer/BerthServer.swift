@@ -18,7 +18,7 @@ public final class BerthServer: Sendable {
         self.logger = logger
         let hostKeys = try Self.hostKeys(config.ssh, logger: logger)
         let settings = try SSHFrontEndSettings(config: config.ssh, hostKeys: hostKeys)
-        auth = try AuthServerLayer(config: config.auth, next: BackendHub(config: config, logger: logger), logger: logger)
+        auth = try AuthServerLayer(config: config.auth, next: try BackendHub(config: config, logger: logger), logger: logger)
         frontEnd = SSHFrontEnd(settings: settings, handler: auth, logger: logger, group: MultiThreadedEventLoopGroup.singleton)
     }
 

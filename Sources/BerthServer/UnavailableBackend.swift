@@ -1,13 +1,13 @@
 import BerthCore
 import NIOCore
 
-/// Stands in for a backend this build does not have yet: the user logs in, is told so on
-/// stderr, and the program exits 1.
+/// Stands in when the user's environment cannot be provided (backend missing, engine down):
+/// every program request prints one line on stderr and exits 1.
 struct UnavailableBackendConnection: SSHConnectionHandler {
-    let backend: String
+    let message: String
 
     func onSessionChannel(_ channel: any SessionChannel) async throws -> any SessionChannelHandler {
-        UnavailableSession(channel: channel, backend: backend)
+        UnavailableSession(channel: channel, message: message)
     }
 
     func onUnsupportedChannel(type: String) async {}
@@ -17,7 +17,7 @@ struct UnavailableBackendConnection: SSHConnectionHandler {
 
 struct UnavailableSession: SessionChannelHandler {
     let channel: any SessionChannel
-    let backend: String
+    let message: String
 
     func onEnv(requestID: UInt64, name: String, value: String) async throws {}
     func onPtyRequest(requestID: UInt64, _ pty: PtyRequest) async throws {}
@@ -31,9 +31,9 @@ struct UnavailableSession: SessionChannelHandler {
 
     private func explain() {
         let channel = self.channel
-        let message = "Berth: the \(backend) backend is not available in this build; nothing can run yet.\r\n"
+        let line = "Berth: \(message)\r\n"
         Task {
-            try? await channel.writeStderr(ByteBuffer(string: message))
+            try? await channel.writeStderr(ByteBuffer(string: line))
             await channel.sendExitStatus(1)
             await channel.closeWrite()
             await channel.close()

@@ -19,14 +19,6 @@ def test_exit_status_stderr_and_stdin_eof(start_berth, example_webhook):
     assert berth.ssh("alice", "cat", password="pw", stdin=big).stdout == big
 
 
-def test_docker_backend_placeholder_explains_itself(start_berth, example_webhook):
-    url, _ = example_webhook([{"username": "alice", "password": "pw"}])
-    berth = start_berth({"auth": webhook_auth(url), "backend": "docker"})
-    result = berth.ssh("alice", "true", password="pw")
-    assert result.returncode == 1
-    assert b"docker backend is not available" in result.stderr
-
-
 def test_max_auth_tries_closes_the_connection(tmp_path, start_berth, example_webhook):
     url, requests = example_webhook([{"username": "alice", "password": "pw"}])
     berth = start_berth({"auth": webhook_auth(url), "ssh": {"maxAuthTries": 2}})

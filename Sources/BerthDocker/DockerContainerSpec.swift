@@ -1,0 +1,59 @@
+import BerthConfig
+import BerthCore
+
+/// The body of `POST /containers/create`: the operator's Engine API objects with Berth's own
+/// fields layered on top (SPEC §5).
+enum DockerContainerSpec {
+    static let connectionLabel = "berth.connection-id"
+
+    static func body(execution: DockerExecutionConfig, metadata: ConnectionMetadata, command: [String], environment: [String: String], tty: Bool, interactive: Bool) -> ConfigValue {
+        let berthKeys: Set<String> = ["image", "cmd", "env", "labels", "tty", "openstdin", "stdinonce", "attachstdin", "attachstdout", "attachstderr", "hostconfig", "networkingconfig"]
+        var fields: [(key: String, value: ConfigValue)] = []
+        var operatorEnvironment: [String] = []
+        var labels: [(key: String, value: ConfigValue)] = []
+        if case .object(let given) = execution.container {
+            for (key, value) in given {
+                switch key.lowercased() {
+                case "env":
+                    if case .array(let items) = value { operatorEnvironment = items.compactMap { if case .string(let text) = $0 { return text } else { return nil } } }
+                case "labels":
+                    if case .object(let given) = value { labels = given }
+                case _ where berthKeys.contains(key.lowercased()):
+                    continue
+                default:
+                    fields.append((key, value))
+                }
+            }
+        }
+        labels += [
+            (connectionLabel, .string(metadata.connectionID.hex)),
+            ("berth.username", .string(metadata.username)),
+            ("berth.remote-ip", .string(metadata.remoteAddress.ip)),
+        ]
+        let env = operatorEnvironment + environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        fields += [
+            ("Image", .string(execution.image)),
+            ("Cmd", .array(command.map(ConfigValue.string))),
+            ("Env", .array(env.map(ConfigValue.string))),
+            ("Labels", .object(labels)),
+            ("Tty", .bool(tty)),
+            ("OpenStdin", .bool(interactive)),
+            ("StdinOnce", .bool(interactive)),
+            ("AttachStdin", .bool(interactive)),
+            ("AttachStdout", .bool(interactive)),
+            ("AttachStderr", .bool(interactive)),
+            ("HostConfig", execution.host),
+            ("NetworkingConfig", execution.network),
+        ]
+        return .object(fields)
+    }
+
+    /// Webhook environment, plus metadata when the operator asked for it.
+    static func environment(_ metadata: ConnectionMetadata, exposeMetadata: Bool) -> [String: String] {
+        var environment = metadata.environment.mapValues(\.value)
+        if exposeMetadata {
+            environment.merge(metadata.metadata.mapValues(\.value)) { current, _ in current }
+        }
+        return environment
+    }
+}

@@ -1,0 +1,229 @@
+"""A real shell in a real container: the Docker backend end to end (SPEC §5, §6)."""
+import asyncio
+import hashlib
+import os
+import signal
+import subprocess
+import time
+
+import asyncssh
+import paramiko
+
+from conftest import SSH_OPTS, make_key, webhook_auth
+from docker_helpers import BUSYBOX, GUEST, berth_containers, docker, docker_config, inspect_labels
+
+USERS = [{"username": "alice", "password": "pw", "environment": {"FROM_WEBHOOK": "yes"},
+          "files": {"/tmp/hello.txt": "file from the webhook"}}]
+
+
+def start(start_berth, example_webhook, users=USERS, **config):
+    url, _ = example_webhook(users)
+    merged = {"auth": webhook_auth(url), **docker_config(**config)}
+    return start_berth(merged)
+
+
+def paramiko_client(berth):
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect("127.0.0.1", port=berth.port, username="alice", password="pw", look_for_keys=False,
+                   allow_agent=False, timeout=30, banner_timeout=30, auth_timeout=30)
+    return client
+
+
+def wait_until(predicate, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+def test_output_exit_code_stderr_and_stdin(start_berth, example_webhook):
+    berth = start(start_berth, example_webhook)
+    result = berth.ssh("alice", "echo out; echo err >&2; exit 42", password="pw")
+    assert result.returncode == 42
+    assert result.stdout == b"out\n" and result.stderr == b"err\n"
+    piped = berth.ssh("alice", "cat; echo END", password="pw", stdin=b"abc")
+    assert piped.returncode == 0 and piped.stdout == b"abcEND\n"
+    assert wait_until(lambda: not berth_containers())
+
+
+def test_ten_mebibytes_both_ways(start_berth, example_webhook):
+    berth = start(start_berth, example_webhook, image=BUSYBOX)
+    data = os.urandom(10 * 1024 * 1024)
+    echoed = berth.ssh("alice", "cat", password="pw", stdin=data, timeout=120)
+    assert echoed.returncode == 0
+    assert hashlib.sha256(echoed.stdout).hexdigest() == hashlib.sha256(data).hexdigest()
+    produced = berth.ssh("alice", "head -c 10485760 /dev/urandom | tee /tmp/out | sha256sum; cat /tmp/out", password="pw", timeout=120)
+    digest, payload = produced.stdout[:64].decode(), produced.stdout[len(produced.stdout) - 10485760:]
+    assert hashlib.sha256(payload).hexdigest() == digest
+
+
+def test_webhook_environment_files_and_env_requests(start_berth, example_webhook):
+    berth = start(start_berth, example_webhook)
+    result = berth.ssh("alice", "echo $FROM_WEBHOOK $SENT; cat /tmp/hello.txt; echo; stat -c %a /tmp/hello.txt", password="pw",
+                       extra=["-o", "SetEnv=SENT=by-client"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"yes by-client\nfile from the webhook\n600\n"
+
+
+def test_pty_size_and_window_change(start_berth, example_webhook):
+    berth = start(start_berth, example_webhook)
+    client = paramiko_client(berth)
+    try:
+        channel = client.get_transport().open_session()
+        channel.get_pty(term="xterm", width=97, height=31)
+        channel.exec_command("tput cols; tput lines; read line; tput cols; tput lines")
+        channel.settimeout(30)
+        output = b""
+        while output.count(b"\n") < 2:
+            output += channel.recv(1024)
+        channel.resize_pty(width=120, height=40)
+        time.sleep(0.5)
+        channel.send(b"go\n")
+        while not channel.exit_status_ready() or channel.recv_ready():
+            chunk = channel.recv(1024)
+            if not chunk:
+                break
+            output += chunk
+        assert channel.recv_exit_status() == 0
+        numbers = [line for line in output.replace(b"\r", b"").decode().split("\n") if line.isdigit()]
+        assert numbers == ["97", "31", "120", "40"]
+    finally:
+        client.close()
+
+
+def test_signal_reaches_the_program_through_the_agent(start_berth, example_webhook):
+    berth = start(start_berth, example_webhook)
+
+    async def scenario():
+        async with asyncssh.connect("127.0.0.1", port=berth.port, username="alice", password="pw",
+                                    known_hosts=None, client_keys=None) as connection:
+            process = await connection.create_process(
+                "/usr/bin/containerssh-agent wait-signal --signal USR1 --message got-USR1")
+            await asyncio.sleep(1)
+            process.send_signal("USR1")
+            result = await asyncio.wait_for(process.wait(), 30)
+            return result.exit_status, result.stdout
+
+    status, stdout = asyncio.run(scenario())
+    assert status == 0
+    assert stdout == "got-USR1\n"
+
+
+def test_sftp_put_and_get(tmp_path, start_berth, example_webhook):
+    key, pub = make_key(tmp_path, "ed25519")
+    berth = start(start_berth, example_webhook, users=[{"username": "alice", "authorizedKeys": [pub]}])
+    source = tmp_path / "upload.bin"
+    source.write_bytes(os.urandom(5 * 1024 * 1024))
+    batch = tmp_path / "batch"
+    batch.write_text(f"put {source} /tmp/upload.bin\nget /tmp/upload.bin {tmp_path / 'download.bin'}\n")
+    # sftp -b never prompts for a password, so this login uses a key.
+    result = subprocess.run(["sftp", "-P", str(berth.port), *SSH_OPTS, "-o", "IdentitiesOnly=yes", "-i", str(key),
+                             "-b", str(batch), "alice@127.0.0.1"], capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "download.bin").read_bytes() == source.read_bytes()
+
+
+def test_connection_mode_shares_one_container_and_labels_it(start_berth, example_webhook):
+    berth = start(start_berth, example_webhook)
+    client = paramiko_client(berth)
+    try:
+        hostnames = []
+        for _ in range(2):
+            _, stdout, _ = client.exec_command("hostname")
+            hostnames.append(stdout.read().strip())
+        assert hostnames[0] == hostnames[1]
+        containers = berth_containers(username="alice")
+        assert len(containers) == 1
+        labels = inspect_labels(containers[0])
+        assert len(labels["berth.connection-id"]) == 32
+        assert labels["berth.remote-ip"] == "127.0.0.1"
+    finally:
+        client.close()
+    assert wait_until(lambda: not berth_containers())
+
+
+def test_session_mode_gives_each_session_its_own_container(start_berth, example_webhook):
+    berth = start(start_berth, example_webhook, image=BUSYBOX, mode="session")
+    client = paramiko_client(berth)
+    try:
+        hostnames = []
+        for _ in range(2):
+            _, stdout, _ = client.exec_command("hostname; exit 3")
+            hostnames.append(stdout.read().strip())
+            assert stdout.channel.recv_exit_status() == 3
+        assert hostnames[0] != hostnames[1]
+    finally:
+        client.close()
+    assert wait_until(lambda: not berth_containers())
+
+
+def test_request_rules_keep_the_channel_usable(start_berth, example_webhook):
+    berth = start(start_berth, example_webhook)
+    client = paramiko_client(berth)
+    try:
+        transport = client.get_transport()
+        channel = transport.open_session()
+        try:
+            channel.invoke_subsystem("nonexistent")
+            raise AssertionError("unknown subsystem accepted")
+        except paramiko.SSHException:
+            pass
+        channel = transport.open_session()
+        channel.exec_command("sleep 2; echo done")
+        # paramiko closes a channel whose request was refused, so the refusal is all we can see.
+        try:
+            channel.exec_command("echo second")
+            raise AssertionError("second exec accepted")
+        except paramiko.SSHException:
+            pass
+        _, stdout, _ = client.exec_command("echo still-works")
+        assert stdout.read() == b"still-works\n"
+    finally:
+        client.close()
+
+
+def test_client_killed_mid_command_leaves_no_container(start_berth, example_webhook):
+    berth = start(start_berth, example_webhook)
+    ssh = subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "alice@127.0.0.1", "sleep 300"])
+    assert wait_until(lambda: len(berth_containers()) == 1)
+    ssh.send_signal(signal.SIGKILL)
+    ssh.wait()
+    assert wait_until(lambda: not berth_containers())
+
+
+def test_server_killed_then_restarted_removes_the_orphan(start_berth, example_webhook):
+    url, _ = example_webhook(USERS)
+    config = {"auth": webhook_auth(url), **docker_config()}
+    first = start_berth(config, name="first")
+    ssh = subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(first.port), *SSH_OPTS, "alice@127.0.0.1", "sleep 300"])
+    try:
+        assert wait_until(lambda: len(berth_containers()) == 1)
+        first.process.proc.send_signal(signal.SIGKILL)
+        first.process.proc.wait()
+        assert len(berth_containers()) == 1
+        start_berth(config, name="second")
+        assert wait_until(lambda: not berth_containers())
+    finally:
+        ssh.kill()
+        ssh.wait()
+
+
+def test_engine_down_gives_a_one_line_error(start_berth, example_webhook):
+    url, _ = example_webhook(USERS)
+    config = {"auth": webhook_auth(url), **docker_config()}
+    config["docker"]["connection"] = {"host": "unix:///nonexistent/docker.sock"}
+    berth = start_berth(config)
+    result = berth.ssh("alice", "true", password="pw")
+    assert result.returncode == 1
+    assert b"cannot reach the Docker engine" in result.stderr
+    assert berth.process.proc.poll() is None
+
+
+def test_missing_image_with_never_is_refused_clearly(start_berth, example_webhook):
+    berth = start(start_berth, example_webhook, image="berth-no-such-image:latest")
+    result = berth.ssh("alice", "true", password="pw")
+    assert result.returncode == 1
+    assert b"imagePullPolicy is Never" in result.stderr
