@@ -82,6 +82,10 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "BerthDockerTests", dependencies: [
+            "BerthDocker",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .testTarget(name: "BerthUnitTests", dependencies: [
             "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthServer", "BerthObservability",
         ]),
