@@ -84,6 +84,18 @@ public final class DockerConnection: SSHConnectionHandler {
     public func onUnsupportedGlobalRequest(type: String) async {}
     public func onShutdown(deadline: ContinuousClock.Instant) async {}
 
+    /// Graceful stop: TERM to the containers' main processes. In connection mode that ends the
+    /// idle agent, so the container stops and every exec in it ends; sessions then report
+    /// their exit status as usual.
+    public func terminatePrograms() async {
+        let containers = state.withLockedValue { [$0.idleContainer].compactMap { $0 } + $0.sessionContainers }
+        for id in containers {
+            try? await client.killContainer(id, signal: "TERM")
+        }
+    }
+
+    public var isTornDown: Bool { state.withLockedValue { $0.tornDown } }
+
     /// Removes every container of this connection, retrying until `containerStop` runs out.
     public func tearDown() async {
         let containers = state.withLockedValue { state -> [String] in

@@ -10,6 +10,7 @@ public final class BackendHub: ServerHandler {
     private let config: BerthConfig
     private let logger: Logger
     private let docker: DockerBackend?
+    private let live = LiveDockerConnections()
 
     public init(config: BerthConfig, logger: Logger) throws {
         self.config = config
@@ -22,10 +23,18 @@ public final class BackendHub: ServerHandler {
     }
 
     public func onNetworkConnection(_ metadata: ConnectionMetadata) async throws -> any NetworkConnectionHandler {
-        BackendConnection(config: config, docker: docker, logger: logger.forConnection(metadata))
+        BackendConnection(config: config, docker: docker, live: live, logger: logger.forConnection(metadata))
     }
 
-    public func onShutdown(deadline: ContinuousClock.Instant) async {}
+    /// SPEC §5: TERM to running programs, then wait for the sessions to end until the deadline;
+    /// the front end closes whatever is left and the disconnects remove the containers.
+    public func onShutdown(deadline: ContinuousClock.Instant) async {
+        let connections = live.all
+        for connection in connections { await connection.terminatePrograms() }
+        while live.all.contains(where: { !$0.isTornDown }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+    }
 }
 
 final class BackendConnection: NetworkConnectionHandler {
@@ -33,10 +42,12 @@ final class BackendConnection: NetworkConnectionHandler {
     private let docker: DockerBackend?
     private let logger: Logger
     private let dockerConnection = NIOLockedValueBox<DockerConnection?>(nil)
+    private let live: LiveDockerConnections
 
-    init(config: BerthConfig, docker: DockerBackend?, logger: Logger) {
+    init(config: BerthConfig, docker: DockerBackend?, live: LiveDockerConnections, logger: Logger) {
         self.config = config
         self.docker = docker
+        self.live = live
         self.logger = logger
     }
 
@@ -60,6 +71,7 @@ final class BackendConnection: NetworkConnectionHandler {
             do {
                 let connection = try await docker.connect(metadata, logger: logger)
                 dockerConnection.withLockedValue { $0 = connection }
+                live.add(connection)
                 return connection
             } catch {
                 let reason = (error as? CodedError)?.message ?? "\(error)"
@@ -74,6 +86,17 @@ final class BackendConnection: NetworkConnectionHandler {
     }
 
     func onDisconnect() async {
-        await dockerConnection.withLockedValue { $0 }?.tearDown()
+        guard let connection = dockerConnection.withLockedValue({ $0 }) else { return }
+        await connection.tearDown()
+        live.remove(connection)
     }
+}
+
+/// The Docker connections currently open, for graceful shutdown.
+final class LiveDockerConnections: Sendable {
+    private let connections = NIOLockedValueBox<[ObjectIdentifier: DockerConnection]>([:])
+
+    var all: [DockerConnection] { connections.withLockedValue { Array($0.values) } }
+    func add(_ connection: DockerConnection) { connections.withLockedValue { $0[ObjectIdentifier(connection)] = connection } }
+    func remove(_ connection: DockerConnection) { connections.withLockedValue { _ = $0.removeValue(forKey: ObjectIdentifier(connection)) } }
 }

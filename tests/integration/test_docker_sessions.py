@@ -227,3 +227,20 @@ def test_missing_image_with_never_is_refused_clearly(start_berth, example_webhoo
     result = berth.ssh("alice", "true", password="pw")
     assert result.returncode == 1
     assert b"imagePullPolicy is Never" in result.stderr
+
+
+def test_sigterm_ends_running_programs_and_removes_containers(start_berth, example_webhook):
+    berth = start(start_berth, example_webhook)
+    ssh = subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "alice@127.0.0.1", "sleep 300"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: len(berth_containers()) == 1)
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert berth.process.stop() == 0
+        assert time.monotonic() - started < 25
+        assert ssh.wait(timeout=30) != 0
+        assert not berth_containers()
+    finally:
+        ssh.kill()
+        ssh.wait()
