@@ -52,13 +52,18 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "BerthSecurity", dependencies: [
+            "BerthCore", "BerthConfig",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
         .target(name: "BerthObservability", dependencies: [
             "BerthCore", "BerthConfig",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         .target(name: "BerthServer", dependencies: [
-            "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthObservability", "BerthDocker",
+            "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthObservability", "BerthDocker", "BerthSecurity",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
@@ -87,7 +92,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "BerthUnitTests", dependencies: [
-            "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthServer", "BerthObservability",
+            "BerthSecurity", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthServer", "BerthObservability",
         ]),
     ]
 )

@@ -8,8 +8,9 @@ public struct BerthConfig: Sendable, Hashable {
     /// `docker` | `kubernetes` | `sshproxy`.
     public var backend = "docker"
     public var docker = DockerConfig()
+    public var security = SecurityConfig()
     /// Not yet modelled sections, checked only for being maps: `kubernetes`,
-    /// `sshproxy`, `security`, `audit`, `metrics`, `health`, `geoip`.
+    /// `sshproxy`, `audit`, `metrics`, `health`, `geoip`.
     public var rawSections: [String: ConfigValue] = [:]
 
     public init() {}

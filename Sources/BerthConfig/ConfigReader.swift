@@ -3,7 +3,7 @@ import Foundation
 /// Turns a parsed document into `BerthConfig`, strictly (SPEC §13): unknown keys, wrong types
 /// and invalid values are all reported, each with its key path.
 public enum ConfigReader {
-    static let rawSectionNames = ["kubernetes", "sshproxy", "security", "audit", "metrics", "health", "geoip"]
+    static let rawSectionNames = ["kubernetes", "sshproxy", "audit", "metrics", "health", "geoip"]
     static let backends = ["docker", "kubernetes", "sshproxy"]
 
     public static func read(_ value: ConfigValue, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (config: BerthConfig, warnings: [String]) {
@@ -21,6 +21,8 @@ public enum ConfigReader {
         config.backend = root.string("backend", config.backend)
         var docker = root.object("docker")
         config.docker = DockerSectionReader.read(&docker)
+        var security = root.object("security")
+        config.security = SecuritySectionReader.read(&security)
         let testBackendEnabled = environment["BERTH_ENABLE_TEST_BACKEND"] == "1"
         if config.backend == "echo" && !testBackendEnabled {
             issues.add("backend", "\"echo\" is a test-only backend; it is accepted only with BERTH_ENABLE_TEST_BACKEND=1")

@@ -23,6 +23,7 @@ public enum ConfigRenderer {
             ("log", log(config.log)),
             ("backend", .string(config.backend)),
             ("docker", docker(config.docker)),
+            ("security", security(config.security)),
         ]
         for name in ConfigReader.rawSectionNames {
             if let section = config.rawSections[name] { sections.append((name, section)) }
@@ -102,6 +103,30 @@ public enum ConfigRenderer {
                 ("commandStart", duration(timeouts.commandStart)), ("signal", duration(timeouts.signal)),
                 ("window", duration(timeouts.window)), ("http", duration(timeouts.http)),
             ])),
+        ])
+    }
+
+    private static func security(_ security: SecurityConfig) -> ConfigValue {
+        func filter(_ filter: SecurityConfig.Filter, lists: Bool, deny: Bool = true) -> ConfigValue {
+            var fields: [(key: String, value: ConfigValue)] = [("mode", .string(filter.mode.rawValue))]
+            if lists { fields.append(("allow", strings(filter.allow))) }
+            if lists && deny { fields.append(("deny", strings(filter.deny))) }
+            return .object(fields)
+        }
+        let forwarding = security.forwarding
+        return .object([
+            ("defaultMode", .string(security.defaultMode.rawValue)), ("forceCommand", .string(security.forceCommand)),
+            ("env", filter(security.env, lists: true)), ("command", filter(security.command, lists: true, deny: false)),
+            ("shell", filter(security.shell, lists: false)), ("subsystem", filter(security.subsystem, lists: true)),
+            ("tty", filter(security.tty, lists: false)), ("signal", filter(security.signal, lists: true)),
+            ("forwarding", .object([
+                ("forwardingMode", .string(forwarding.forwardingMode.rawValue)),
+                ("reverseForwardingMode", .string(forwarding.reverseForwardingMode.rawValue)),
+                ("socketForwardingMode", .string(forwarding.socketForwardingMode.rawValue)),
+                ("socketListenMode", .string(forwarding.socketListenMode.rawValue)),
+                ("x11ForwardingMode", .string(forwarding.x11ForwardingMode.rawValue)),
+            ])),
+            ("maxSessions", .int(Int64(security.maxSessions))),
         ])
     }
 

@@ -1,29 +1,40 @@
+import BerthAuth
 import BerthConfig
 import BerthCore
 import BerthDocker
+import BerthSecurity
 import Logging
 import NIOConcurrencyHelpers
 
-/// The innermost layer of the stack: for each authenticated connection, picks the backend the
-/// configuration names and hands the connection to it.
+/// The config, security and backend layers: for each authenticated connection, fetches the
+/// user's configuration from the config webhook (if any), merges it over the static one, and
+/// hands the connection to the backend it names behind the security policy.
 public final class BackendHub: ServerHandler {
-    private let config: BerthConfig
+    private let shared: SharedBackends
     private let logger: Logger
-    private let docker: DockerBackend?
-    private let live = LiveDockerConnections()
 
-    public init(config: BerthConfig, logger: Logger) throws {
-        self.config = config
+    public init(config: BerthConfig, raw: ConfigValue, logger: Logger) throws {
         self.logger = logger
-        docker = config.backend == "docker" ? try DockerBackend(config: config.docker, logger: logger) : nil
+        shared = SharedBackends(
+            config: config, raw: raw,
+            docker: config.backend == "docker" ? try DockerBackend(config: config.docker, logger: logger) : nil,
+            configWebhook: config.configserver.http.url.isEmpty ? nil : try ConfigWebhookClient(config: config.configserver, logger: logger)
+        )
     }
+
+    private var docker: DockerBackend? { shared.docker }
+    private var live: LiveDockerConnections { shared.live }
 
     public func onReady() async throws {
         await docker?.removeOrphans()
     }
 
     public func onNetworkConnection(_ metadata: ConnectionMetadata) async throws -> any NetworkConnectionHandler {
-        BackendConnection(config: config, docker: docker, live: live, logger: logger.forConnection(metadata))
+        BackendConnection(shared: shared, logger: logger.forConnection(metadata))
+    }
+
+    public func close() async {
+        await shared.configWebhook?.shutdown()
     }
 
     /// SPEC §5: TERM to running programs, then wait for the sessions to end until the deadline;
@@ -37,17 +48,22 @@ public final class BackendHub: ServerHandler {
     }
 }
 
+/// What every connection of the hub uses: the static configuration and the clients built from it.
+struct SharedBackends: Sendable {
+    let config: BerthConfig
+    let raw: ConfigValue
+    let docker: DockerBackend?
+    let configWebhook: ConfigWebhookClient?
+    let live = LiveDockerConnections()
+}
+
 final class BackendConnection: NetworkConnectionHandler {
-    private let config: BerthConfig
-    private let docker: DockerBackend?
+    private let shared: SharedBackends
     private let logger: Logger
     private let dockerConnection = NIOLockedValueBox<DockerConnection?>(nil)
-    private let live: LiveDockerConnections
 
-    init(config: BerthConfig, docker: DockerBackend?, live: LiveDockerConnections, logger: Logger) {
-        self.config = config
-        self.docker = docker
-        self.live = live
+    init(shared: SharedBackends, logger: Logger) {
+        self.shared = shared
         self.logger = logger
     }
 
@@ -63,15 +79,43 @@ final class BackendConnection: NetworkConnectionHandler {
     func onHandshakeFailed(_ metadata: ConnectionMetadata, reason: String) async {}
 
     func onHandshakeSuccess(_ metadata: ConnectionMetadata) async throws -> any SSHConnectionHandler {
+        let (config, metadata) = try await userConfiguration(metadata)
+        let backend = try await backendHandler(config, metadata)
+        return SecureSSHConnection(next: backend, config: config.security, logger: logger)
+    }
+
+    /// The static configuration, or the config webhook's answer merged over it and validated.
+    /// Failing here closes the connection before anything is started.
+    private func userConfiguration(_ metadata: ConnectionMetadata) async throws -> (BerthConfig, ConnectionMetadata) {
+        guard let webhook = shared.configWebhook else { return (shared.config, metadata) }
+        let reply: ConfigWebhookClient.Reply
+        do {
+            reply = try await webhook.fetch(metadata)
+        } catch {
+            logger.log(.error, "CONFIG_WEBHOOK_UNAVAILABLE", "config server unavailable: \((error as? CodedError)?.message ?? "\(error)")", [LogKey.username: "\(metadata.username)"])
+            throw error
+        }
+        do {
+            let (config, _) = try ConfigReader.read(shared.raw.merging(reply.config))
+            logger.log(.debug, "CONFIG_WEBHOOK_APPLIED", "per-user configuration applied", ["backend": "\(config.backend)"])
+            return (config, metadata.merging(reply.update))
+        } catch {
+            logger.log(.error, "CONFIG_INVALID", "the config server's answer makes an invalid configuration: \(error)", [LogKey.username: "\(metadata.username)"])
+            throw error
+        }
+    }
+
+    private func backendHandler(_ config: BerthConfig, _ metadata: ConnectionMetadata) async throws -> any SSHConnectionHandler {
         switch config.backend {
         case "echo":
             return EchoBackendConnection(metadata: metadata)
         case "docker":
-            guard let docker else { return UnavailableBackendConnection(message: "the docker backend is not configured") }
             do {
+                let docker = try shared.docker.flatMap { config.docker == shared.config.docker ? $0 : nil }
+                    ?? DockerBackend(config: config.docker, logger: logger)
                 let connection = try await docker.connect(metadata, logger: logger)
                 dockerConnection.withLockedValue { $0 = connection }
-                live.add(connection)
+                shared.live.add(connection)
                 return connection
             } catch {
                 let reason = (error as? CodedError)?.message ?? "\(error)"
@@ -88,7 +132,7 @@ final class BackendConnection: NetworkConnectionHandler {
     func onDisconnect() async {
         guard let connection = dockerConnection.withLockedValue({ $0 }) else { return }
         await connection.tearDown()
-        live.remove(connection)
+        shared.live.remove(connection)
     }
 }
 

@@ -12,13 +12,16 @@ public final class BerthServer: Sendable {
     private let logger: Logger
     private let frontEnd: SSHFrontEnd
     private let auth: AuthServerLayer
+    private let hub: BackendHub
 
-    public init(config: BerthConfig, logger: Logger) throws {
+    public init(config: BerthConfig, raw: ConfigValue, logger: Logger) throws {
         self.config = config
         self.logger = logger
         let hostKeys = try Self.hostKeys(config.ssh, logger: logger)
         let settings = try SSHFrontEndSettings(config: config.ssh, hostKeys: hostKeys)
-        auth = try AuthServerLayer(config: config.auth, next: try BackendHub(config: config, logger: logger), logger: logger)
+        let hub = try BackendHub(config: config, raw: raw, logger: logger)
+        self.hub = hub
+        auth = try AuthServerLayer(config: config.auth, next: hub, logger: logger)
         frontEnd = SSHFrontEnd(settings: settings, handler: auth, logger: logger, group: MultiThreadedEventLoopGroup.singleton)
     }
 
@@ -44,6 +47,7 @@ public final class BerthServer: Sendable {
     public func stop(gracePeriod: Duration) async {
         await frontEnd.shutdown(deadline: .now + gracePeriod)
         await auth.close()
+        await hub.close()
         logger.log(.notice, "BERTH_STOPPED", "Berth stopped")
     }
 }

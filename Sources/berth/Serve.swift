@@ -31,7 +31,7 @@ struct Serve: AsyncParsableCommand {
         }
         let server: BerthServer
         do {
-            server = try BerthServer(config: loaded.config, logger: logger)
+            server = try BerthServer(config: loaded.config, raw: loaded.raw, logger: logger)
             try await server.start()
         } catch {
             logger.log(.critical, "CORE_STARTUP_FAILED", "cannot start: \(error)")

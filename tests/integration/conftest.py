@@ -168,6 +168,12 @@ class FaultyWebhook(BaseHTTPRequestHandler):
         if user == "hang":
             time.sleep(self.hang_seconds)
             return self.reply(200, b'{"success": true}')
+        if self.path.endswith("/config"):
+            if user == "badbackend":
+                return self.reply(200, b'{"config": {"backend": "nope"}}')
+            if user == "badconfig":
+                return self.reply(200, b'{"config": {"ssh": {"listen": 5}, "docker": {"execution": {"mode": "sesion"}}}}')
+            return self.reply(200, b'{"config": {}}')
         if self.path.endswith("/authz"):
             return self.reply(200, json.dumps({"success": user != "denied"}).encode())
         password = base64.b64decode(body.get("passwordBase64", "")).decode(errors="replace")

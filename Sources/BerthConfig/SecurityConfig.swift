@@ -1,0 +1,75 @@
+/// The `security` section (SPEC §7), ContainerSSH's schema.
+public struct SecurityConfig: Sendable, Hashable {
+    public enum Mode: String, Sendable, Hashable, CaseIterable {
+        case unset = ""
+        case enable, filter, disable
+    }
+
+    public struct Filter: Sendable, Hashable {
+        public var mode = Mode.unset
+        public var allow: [String] = []
+        public var deny: [String] = []
+
+        public init() {}
+    }
+
+    public struct Forwarding: Sendable, Hashable {
+        public var forwardingMode = Mode.unset
+        public var reverseForwardingMode = Mode.unset
+        public var socketForwardingMode = Mode.unset
+        public var socketListenMode = Mode.unset
+        public var x11ForwardingMode = Mode.unset
+
+        public init() {}
+    }
+
+    public var defaultMode = Mode.unset
+    public var forceCommand = ""
+    public var env = Filter()
+    public var command = Filter()
+    public var shell = Filter()
+    public var subsystem = Filter()
+    public var tty = Filter()
+    public var signal = Filter()
+    public var forwarding = Forwarding()
+    /// Concurrent session channels per connection; -1 for no limit.
+    public var maxSessions = -1
+
+    public init() {}
+
+    /// An unset mode falls back to `defaultMode`, and that to `enable`.
+    public func effective(_ mode: Mode) -> Mode {
+        if mode != .unset { return mode }
+        return defaultMode == .unset ? .enable : defaultMode
+    }
+}
+
+enum SecuritySectionReader {
+    static func read(_ reader: inout ObjectReader) -> SecurityConfig {
+        var security = SecurityConfig()
+        security.defaultMode = reader.choice("defaultMode", security.defaultMode)
+        security.forceCommand = reader.string("forceCommand", "")
+        security.maxSessions = reader.int("maxSessions", -1, minimum: -1)
+        for (key, path, lists) in [("env", \SecurityConfig.env, true), ("command", \.command, true), ("shell", \.shell, false),
+                                   ("subsystem", \.subsystem, true), ("tty", \.tty, false), ("signal", \.signal, true)] {
+            var block = reader.object(key)
+            var filter = SecurityConfig.Filter()
+            filter.mode = block.choice("mode", filter.mode)
+            if lists {
+                filter.allow = block.strings("allow", [])
+                if key != "command" { filter.deny = block.strings("deny", []) }
+            }
+            block.finish()
+            security[keyPath: path] = filter
+        }
+        var forwarding = reader.object("forwarding")
+        for (key, path) in [("forwardingMode", \SecurityConfig.Forwarding.forwardingMode), ("reverseForwardingMode", \.reverseForwardingMode),
+                            ("socketForwardingMode", \.socketForwardingMode), ("socketListenMode", \.socketListenMode),
+                            ("x11ForwardingMode", \.x11ForwardingMode)] {
+            security.forwarding[keyPath: path] = forwarding.choice(key, SecurityConfig.Mode.unset)
+        }
+        forwarding.finish()
+        reader.finish()
+        return security
+    }
+}

@@ -1,0 +1,113 @@
+import BerthConfig
+import BerthCore
+import Logging
+import NIOConcurrencyHelpers
+
+/// The security layer: wraps the backend's connection handler and refuses what the policy does
+/// not allow. Refusals are request failures; the connection stays usable.
+public final class SecureSSHConnection: SSHConnectionHandler {
+    private let next: any SSHConnectionHandler
+    private let policy: SecurityPolicy
+    private let logger: Logger
+    private let openSessions = NIOLockedValueBox(0)
+
+    public init(next: any SSHConnectionHandler, config: SecurityConfig, logger: Logger) {
+        self.next = next
+        self.policy = SecurityPolicy(config)
+        self.logger = logger
+    }
+
+    public func onSessionChannel(_ channel: any SessionChannel) async throws -> any SessionChannelHandler {
+        // Counts sessions open now, not sessions ever opened (ContainerSSH's defect, SPEC §16).
+        if let limit = policy.maxSessions {
+            let admitted = openSessions.withLockedValue { count -> Bool in
+                guard count < limit else { return false }
+                count += 1
+                return true
+            }
+            guard admitted else {
+                logger.log(.info, "SECURITY_MAX_SESSIONS", "session refused: \(limit) sessions already open")
+                throw ChannelRejection(.resourceShortage, "too many sessions (maxSessions \(limit))")
+            }
+        }
+        do {
+            let inner = try await next.onSessionChannel(channel)
+            return SecureSession(next: inner, policy: policy, logger: logger) { [openSessions, policy] in
+                if policy.maxSessions != nil { openSessions.withLockedValue { $0 -= 1 } }
+            }
+        } catch {
+            if policy.maxSessions != nil { openSessions.withLockedValue { $0 -= 1 } }
+            throw error
+        }
+    }
+
+    public func onUnsupportedChannel(type: String) async { await next.onUnsupportedChannel(type: type) }
+    public func onUnsupportedGlobalRequest(type: String) async { await next.onUnsupportedGlobalRequest(type: type) }
+    public func onShutdown(deadline: ContinuousClock.Instant) async { await next.onShutdown(deadline: deadline) }
+}
+
+struct SecureSession: SessionChannelHandler {
+    let next: any SessionChannelHandler
+    let policy: SecurityPolicy
+    let logger: Logger
+    let onClosed: @Sendable () -> Void
+
+    private func refuse(_ what: String) -> RequestRefused {
+        logger.log(.info, "SECURITY_REQUEST_REFUSED", "refused by the security policy: \(what)")
+        return RequestRefused("SECURITY_REQUEST_REFUSED", "\(what) is not allowed")
+    }
+
+    func onEnv(requestID: UInt64, name: String, value: String) async throws {
+        guard policy.allowsEnv(name) else { throw refuse("environment variable \(name)") }
+        try await next.onEnv(requestID: requestID, name: name, value: value)
+    }
+
+    func onPtyRequest(requestID: UInt64, _ pty: PtyRequest) async throws {
+        guard policy.allowsTTY() else { throw refuse("a terminal") }
+        try await next.onPtyRequest(requestID: requestID, pty)
+    }
+
+    func onShell(requestID: UInt64) async throws {
+        if let forced = policy.forceCommand {
+            return try await next.onExec(requestID: requestID, command: forced)
+        }
+        guard policy.allowsShell() else { throw refuse("a shell") }
+        try await next.onShell(requestID: requestID)
+    }
+
+    func onExec(requestID: UInt64, command: String) async throws {
+        if let forced = policy.forceCommand {
+            try await next.onEnv(requestID: requestID, name: "SSH_ORIGINAL_COMMAND", value: command)
+            return try await next.onExec(requestID: requestID, command: forced)
+        }
+        guard policy.allowsCommand(command) else { throw refuse("command \(command)") }
+        try await next.onExec(requestID: requestID, command: command)
+    }
+
+    func onSubsystem(requestID: UInt64, name: String) async throws {
+        if let forced = policy.forceCommand {
+            try await next.onEnv(requestID: requestID, name: "SSH_ORIGINAL_COMMAND", value: name)
+            return try await next.onExec(requestID: requestID, command: forced)
+        }
+        guard policy.allowsSubsystem(name) else { throw refuse("subsystem \(name)") }
+        try await next.onSubsystem(requestID: requestID, name: name)
+    }
+
+    func onWindowChange(requestID: UInt64, _ size: WindowSize) async throws {
+        try await next.onWindowChange(requestID: requestID, size)
+    }
+
+    func onSignal(requestID: UInt64, signal: String) async throws {
+        guard policy.allowsSignal(signal) else { throw refuse("signal \(signal)") }
+        try await next.onSignal(requestID: requestID, signal: signal)
+    }
+
+    func onUnsupportedRequest(requestID: UInt64, type: String) async {
+        await next.onUnsupportedRequest(requestID: requestID, type: type)
+    }
+
+    func onClose() async {
+        onClosed()
+        await next.onClose()
+    }
+}

@@ -1,0 +1,35 @@
+import BerthConfig
+
+/// The decisions of the security layer (SPEC §7) as pure functions of the configuration:
+/// `enable` allows all but `deny`, `filter` allows only `allow`, `disable` allows nothing.
+public struct SecurityPolicy: Sendable {
+    public let config: SecurityConfig
+
+    public init(_ config: SecurityConfig) { self.config = config }
+
+    private func permits(_ filter: SecurityConfig.Filter, _ value: String) -> Bool {
+        switch config.effective(filter.mode) {
+        case .enable, .unset: return !filter.deny.contains(value)
+        case .filter: return filter.allow.contains(value)
+        case .disable: return false
+        }
+    }
+
+    /// Shell and TTY have no lists, so `filter` cannot allow anything.
+    private func permitsWithoutList(_ filter: SecurityConfig.Filter) -> Bool {
+        config.effective(filter.mode) == .enable
+    }
+
+    public func allowsEnv(_ name: String) -> Bool { permits(config.env, name) }
+    public func allowsCommand(_ command: String) -> Bool { permits(config.command, command) }
+    public func allowsShell() -> Bool { permitsWithoutList(config.shell) }
+    public func allowsSubsystem(_ name: String) -> Bool { permits(config.subsystem, name) }
+    public func allowsTTY() -> Bool { permitsWithoutList(config.tty) }
+    public func allowsSignal(_ name: String) -> Bool { permits(config.signal, name) }
+
+    /// Forwarding is off unless explicitly enabled (SPEC §15: safe defaults).
+    public func allowsForwarding(_ mode: SecurityConfig.Mode) -> Bool { mode == .enable }
+
+    public var forceCommand: String? { config.forceCommand.isEmpty ? nil : config.forceCommand }
+    public var maxSessions: Int? { config.maxSessions < 0 ? nil : config.maxSessions }
+}

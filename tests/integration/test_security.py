@@ -1,0 +1,137 @@
+"""The security policy layer (SPEC §7) with real clients."""
+import asyncio
+import subprocess
+import time
+
+import asyncssh
+import paramiko
+
+from conftest import SSH_OPTS, webhook_auth
+from docker_helpers import GUEST, docker_config
+
+
+def berth_with(start_berth, example_webhook, security, **extra):
+    url, _ = example_webhook([{"username": "alice", "password": "pw"}])
+    return start_berth({"auth": webhook_auth(url), "security": security, **extra})
+
+
+def refusals(berth):
+    return [line["message"] for line in berth.process.log_lines() if line.get("code") == "SECURITY_REQUEST_REFUSED"]
+
+
+def test_env_deny_and_filter(start_berth, example_webhook):
+    berth = berth_with(start_berth, example_webhook, {"env": {"mode": "enable", "deny": ["SECRET"]}})
+    result = berth.ssh("alice", "env", password="pw", extra=["-o", "SetEnv=SECRET=1 OTHER=2"])
+    assert b"OTHER=2\n" in result.stdout and b"SECRET" not in result.stdout
+    filtered = berth_with(start_berth, example_webhook, {"env": {"mode": "filter", "allow": ["ONLY"]}})
+    result = filtered.ssh("alice", "env", password="pw", extra=["-o", "SetEnv=ONLY=1 OTHER=2"])
+    assert b"ONLY=1\n" in result.stdout and b"OTHER" not in result.stdout
+
+
+def test_command_filter_is_an_exact_match(start_berth, example_webhook):
+    berth = berth_with(start_berth, example_webhook, {"command": {"mode": "filter", "allow": ["whoami"]}})
+    assert berth.ssh("alice", "whoami", password="pw").stdout == b"alice\n"
+    refused = berth.ssh("alice", "whoami ", password="pw")
+    assert refused.returncode != 0 and refused.stdout == b""
+    assert any("command whoami " in message for message in refusals(berth))
+
+
+def test_shell_disabled_and_tty_disabled(start_berth, example_webhook):
+    berth = berth_with(start_berth, example_webhook, {"shell": {"mode": "disable"}, "tty": {"mode": "disable"}})
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect("127.0.0.1", port=berth.port, username="alice", password="pw", look_for_keys=False, allow_agent=False, timeout=30)
+    try:
+        transport = client.get_transport()
+        try:
+            transport.open_session().invoke_shell()
+            raise AssertionError("shell accepted")
+        except paramiko.SSHException:
+            pass
+        try:
+            transport.open_session().get_pty()
+            raise AssertionError("pty accepted")
+        except paramiko.SSHException:
+            pass
+        _, stdout, _ = client.exec_command("whoami")
+        assert stdout.read() == b"alice\n"
+    finally:
+        client.close()
+    assert any("a shell" in m for m in refusals(berth)) and any("a terminal" in m for m in refusals(berth))
+
+
+def test_sftp_subsystem_denied(tmp_path, start_berth, example_webhook):
+    url, _ = example_webhook([{"username": "alice", "password": "pw"}])
+    berth = start_berth({"auth": webhook_auth(url), "security": {"subsystem": {"mode": "enable", "deny": ["sftp"]}}, **docker_config(GUEST)})
+    result = subprocess.run(["sshpass", "-p", "pw", "sftp", "-P", str(berth.port), *SSH_OPTS, "alice@127.0.0.1"],
+                            input=b"ls\n", capture_output=True, timeout=60)
+    assert result.returncode != 0
+    assert any("subsystem sftp" in m for m in refusals(berth))
+
+
+def test_force_command_replaces_shell_exec_and_subsystem(start_berth, example_webhook):
+    berth = berth_with(start_berth, example_webhook, {"forceCommand": "env"})
+    result = berth.ssh("alice", "rm -rf /", password="pw")
+    assert b"SSH_ORIGINAL_COMMAND=rm -rf /\n" in result.stdout
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect("127.0.0.1", port=berth.port, username="alice", password="pw", look_for_keys=False, allow_agent=False, timeout=30)
+    try:
+        channel = client.get_transport().open_session()
+        channel.invoke_subsystem("sftp")
+        output = channel.makefile().read()
+        assert b"SSH_ORIGINAL_COMMAND=sftp\n" in output
+        shell = client.get_transport().open_session()
+        shell.invoke_shell()
+        assert b"berth echo shell" not in shell.makefile().read()
+    finally:
+        client.close()
+
+
+def test_max_sessions_counts_open_sessions(start_berth, example_webhook):
+    berth = berth_with(start_berth, example_webhook, {"maxSessions": 2})
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect("127.0.0.1", port=berth.port, username="alice", password="pw", look_for_keys=False, allow_agent=False, timeout=30)
+    try:
+        transport = client.get_transport()
+        first, second = transport.open_session(), transport.open_session()
+        for channel in (first, second):
+            channel.exec_command("cat")
+        try:
+            transport.open_session()
+            raise AssertionError("third session accepted")
+        except paramiko.ChannelException:
+            pass
+        first.shutdown_write()
+        assert first.recv_exit_status() == 0
+        first.close()
+        time.sleep(0.5)
+        third = transport.open_session()
+        third.exec_command("whoami")
+        assert third.recv_exit_status() == 0
+    finally:
+        client.close()
+
+
+def test_signal_filter(start_berth, example_webhook):
+    url, _ = example_webhook([{"username": "alice", "password": "pw"}])
+    berth = start_berth({"auth": webhook_auth(url), "security": {"signal": {"mode": "filter", "allow": ["USR2"]}}, **docker_config(GUEST)})
+
+    async def scenario():
+        async with asyncssh.connect("127.0.0.1", port=berth.port, username="alice", password="pw",
+                                    known_hosts=None, client_keys=None) as connection:
+            process = await connection.create_process(
+                "/usr/bin/containerssh-agent wait-signal --signal USR1 --signal USR2 --message stopped")
+            await asyncio.sleep(1)
+            process.send_signal("USR1")
+            await asyncio.sleep(1.5)
+            still_running = process.exit_status is None
+            process.send_signal("USR2")
+            result = await asyncio.wait_for(process.wait(), 30)
+            return still_running, result.exit_status, result.stdout
+
+    still_running, status, stdout = asyncio.run(scenario())
+    assert still_running, "USR1 should have been refused"
+    assert status == 0 and stdout == "stopped\n"
+    assert any("signal USR1" in m for m in refusals(berth))
