@@ -1,0 +1,48 @@
+import BerthConfig
+import Testing
+@testable import BerthAuth
+@testable import BerthSecurity
+
+@Suite struct SecurityPolicyTests {
+    private func policy(_ build: (inout SecurityConfig) -> Void) -> SecurityPolicy {
+        var config = SecurityConfig()
+        build(&config)
+        return SecurityPolicy(config)
+    }
+
+    @Test func defaultsAllowEverythingButForwarding() {
+        let open = policy { _ in }
+        #expect(open.allowsEnv("X") && open.allowsCommand("ls") && open.allowsShell() && open.allowsTTY())
+        #expect(open.allowsSubsystem("sftp") && open.allowsSignal("TERM"))
+        #expect(!open.allowsForwarding(open.config.forwarding.forwardingMode))
+        #expect(open.maxSessions == nil && open.forceCommand == nil)
+    }
+
+    @Test func enableDeniesListedFilterAllowsListedDisableRefusesAll() {
+        let mixed = policy {
+            $0.env.mode = .enable; $0.env.deny = ["SECRET"]
+            $0.command.mode = .filter; $0.command.allow = ["whoami"]
+            $0.signal.mode = .disable
+        }
+        #expect(!mixed.allowsEnv("SECRET") && mixed.allowsEnv("OTHER"))
+        #expect(mixed.allowsCommand("whoami") && !mixed.allowsCommand("whoami ") && !mixed.allowsCommand("ls"))
+        #expect(!mixed.allowsSignal("TERM"))
+    }
+
+    @Test func defaultModeAppliesToUnsetFiltersAndFilterMeansNoForShellAndTTY() {
+        let strict = policy { $0.defaultMode = .filter; $0.subsystem.allow = ["sftp"] }
+        #expect(strict.allowsSubsystem("sftp") && !strict.allowsSubsystem("x"))
+        #expect(!strict.allowsShell() && !strict.allowsTTY() && !strict.allowsEnv("A"))
+        let disabled = policy { $0.defaultMode = .disable; $0.shell.mode = .enable }
+        #expect(disabled.allowsShell() && !disabled.allowsCommand("ls"))
+    }
+
+    @Test func configWebhookReplyNeedsAConfigObject() throws {
+        let reply = try ConfigWebhookClient.decode(Array(#"{"config": {"backend": "docker"}, "environment": {"A": {"value": "1"}}}"#.utf8))
+        #expect(reply.config["backend"] == .string("docker"))
+        #expect(reply.update.environment["A"]?.value == "1")
+        #expect(throws: WebhookError.self) { try ConfigWebhookClient.decode(Array(#"{"backend": "docker"}"#.utf8)) }
+        #expect(throws: WebhookError.self) { try ConfigWebhookClient.decode(Array(#"{"config": []}"#.utf8)) }
+        #expect(throws: WebhookError.self) { try ConfigWebhookClient.decode(Array("nope".utf8)) }
+    }
+}
