@@ -12,7 +12,7 @@ public final class AuthWebhookClient: Sendable {
     public init(config: WebhookConfig, logger: Logger) throws {
         self.config = config
         self.logger = logger
-        self.http = try WebhookHTTPClient(config: config.http, logger: logger)
+        self.http = try WebhookHTTPClient(config: config.http, metricsName: "auth", logger: logger)
     }
 
     public func shutdown() async { await http.shutdown() }

@@ -11,7 +11,7 @@ public final class ConfigWebhookClient: Sendable {
 
     public init(config: ConfigServerConfig, logger: Logger) throws {
         self.config = config
-        self.http = try WebhookHTTPClient(config: config.http, logger: logger)
+        self.http = try WebhookHTTPClient(config: config.http, metricsName: "config", logger: logger)
     }
 
     public func shutdown() async { await http.shutdown() }

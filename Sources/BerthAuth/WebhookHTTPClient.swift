@@ -21,7 +21,10 @@ public final class WebhookHTTPClient: Sendable {
     private let config: HTTPClientConfig
     private let logger: Logger
 
-    public init(config: HTTPClientConfig, logger: Logger) throws {
+    private let metricsName: String
+
+    public init(config: HTTPClientConfig, metricsName: String, logger: Logger) throws {
+        self.metricsName = metricsName
         self.config = config
         self.logger = logger
         var configuration = HTTPClient.Configuration()
@@ -48,10 +51,14 @@ public final class WebhookHTTPClient: Sendable {
         while true {
             attempt += 1
             do {
-                return try decode(try await attemptPost(url: url, body: body))
+                let reply = try decode(try await attemptPost(url: url, body: body))
+                BerthMetrics.webhookRequest(metricsName, failed: false)
+                return reply
             } catch let error as WebhookError where !error.retryable {
+                BerthMetrics.webhookRequest(metricsName, failed: true)
                 throw error
             } catch {
+                BerthMetrics.webhookRequest(metricsName, failed: true)
                 let reason = (error as? WebhookError)?.message ?? "\(error)"
                 logger.log(.debug, "WEBHOOK_ATTEMPT_FAILED", "webhook attempt \(attempt) failed: \(reason)", ["url": "\(url)"])
                 if ContinuousClock.now + delay >= deadline {

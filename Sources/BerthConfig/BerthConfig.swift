@@ -9,8 +9,10 @@ public struct BerthConfig: Sendable, Hashable {
     public var backend = "docker"
     public var docker = DockerConfig()
     public var security = SecurityConfig()
+    public var metrics = MetricsConfig()
+    public var health = HealthConfig()
     /// Not yet modelled sections, checked only for being maps: `kubernetes`,
-    /// `sshproxy`, `audit`, `metrics`, `health`, `geoip`.
+    /// `sshproxy`, `audit`, `geoip`.
     public var rawSections: [String: ConfigValue] = [:]
 
     public init() {}
@@ -27,6 +29,8 @@ public struct SSHConfig: Sendable, Hashable {
     public var ciphers: [String] = []
     public var kex: [String] = []
     public var macs: [String] = []
+    /// How long a graceful stop waits for sessions before ending them.
+    public var shutdownTimeout = BerthDuration.seconds(20)
     public var clientAliveInterval = BerthDuration.zero
     public var clientAliveCountMax = 3
     public var maxAuthTries = 6

@@ -3,7 +3,7 @@ import Foundation
 /// Turns a parsed document into `BerthConfig`, strictly (SPEC §13): unknown keys, wrong types
 /// and invalid values are all reported, each with its key path.
 public enum ConfigReader {
-    static let rawSectionNames = ["kubernetes", "sshproxy", "audit", "metrics", "health", "geoip"]
+    static let rawSectionNames = ["kubernetes", "sshproxy", "audit", "geoip"]
     static let backends = ["docker", "kubernetes", "sshproxy"]
 
     public static func read(_ value: ConfigValue, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (config: BerthConfig, warnings: [String]) {
@@ -23,6 +23,10 @@ public enum ConfigReader {
         config.docker = DockerSectionReader.read(&docker)
         var security = root.object("security")
         config.security = SecuritySectionReader.read(&security)
+        var metrics = root.object("metrics")
+        config.metrics = ObservabilitySectionReader.metrics(&metrics)
+        var health = root.object("health")
+        config.health = ObservabilitySectionReader.health(&health)
         let testBackendEnabled = environment["BERTH_ENABLE_TEST_BACKEND"] == "1"
         if config.backend == "echo" && !testBackendEnabled {
             issues.add("backend", "\"echo\" is a test-only backend; it is accepted only with BERTH_ENABLE_TEST_BACKEND=1")
@@ -61,6 +65,7 @@ public enum ConfigReader {
         ssh.ciphers = checkedList(&reader, "ciphers", supported: supportedCiphers)
         ssh.kex = checkedList(&reader, "kex", supported: supportedKex)
         ssh.macs = checkedList(&reader, "macs", supported: supportedMACs)
+        ssh.shutdownTimeout = reader.duration("shutdownTimeout", ssh.shutdownTimeout)
         ssh.clientAliveInterval = reader.duration("clientAliveInterval", ssh.clientAliveInterval, minimum: .seconds(1))
         ssh.clientAliveCountMax = reader.int("clientAliveCountMax", ssh.clientAliveCountMax, minimum: 1)
         ssh.maxAuthTries = reader.int("maxAuthTries", ssh.maxAuthTries, minimum: 1)

@@ -24,6 +24,8 @@ public enum ConfigRenderer {
             ("backend", .string(config.backend)),
             ("docker", docker(config.docker)),
             ("security", security(config.security)),
+            ("metrics", .object([("enable", .bool(config.metrics.enable)), ("listen", .string(config.metrics.listen)), ("path", .string(config.metrics.path))])),
+            ("health", .object([("enable", .bool(config.health.enable)), ("listen", .string(config.health.listen))])),
         ]
         for name in ConfigReader.rawSectionNames {
             if let section = config.rawSections[name] { sections.append((name, section)) }
@@ -39,7 +41,7 @@ public enum ConfigRenderer {
             ("listen", .string(ssh.listen)), ("serverVersion", .string(ssh.serverVersion)), ("banner", .string(ssh.banner)),
             ("hostkeys", strings(ssh.hostkeys)), ("stateDirectory", .string(ssh.stateDirectory)),
             ("ciphers", strings(ssh.ciphers)), ("kex", strings(ssh.kex)), ("macs", strings(ssh.macs)),
-            ("clientAliveInterval", duration(ssh.clientAliveInterval)), ("clientAliveCountMax", .int(Int64(ssh.clientAliveCountMax))),
+            ("shutdownTimeout", duration(ssh.shutdownTimeout)), ("clientAliveInterval", duration(ssh.clientAliveInterval)), ("clientAliveCountMax", .int(Int64(ssh.clientAliveCountMax))),
             ("maxAuthTries", .int(Int64(ssh.maxAuthTries))), ("loginGraceTime", duration(ssh.loginGraceTime)),
             ("idleTimeout", duration(ssh.idleTimeout)), ("maxConnections", .int(Int64(ssh.maxConnections))),
             ("maxConnectionsPerIP", .int(Int64(ssh.maxConnectionsPerIP))),

@@ -49,7 +49,15 @@ public final class DockerClient: Sendable {
     @discardableResult
     public func call(_ method: HTTPMethod, _ path: String, body: ConfigValue? = nil, what: String) async throws -> ConfigValue {
         let uri = "/v\(try await apiVersion())\(path)"
-        let response = try await exchange(method: method, uri: uri, body: body.map(ConfigRenderer.compactJSON), headersOut: false)
+        let response: (response: DockerResponse, apiVersion: String?)
+        do {
+            response = try await exchange(method: method, uri: uri, body: body.map(ConfigRenderer.compactJSON), headersOut: false)
+        } catch {
+            BerthMetrics.backendRequest("docker", failed: true)
+            throw error
+        }
+        // A 404 is an answer (image or container absent), not an engine failure.
+        BerthMetrics.backendRequest("docker", failed: !(200..<300).contains(response.response.status) && response.response.status != 404)
         guard (200..<300).contains(response.response.status) else { throw apiError(response, what) }
         guard !response.response.body.isEmpty else { return .null }
         return (try? ConfigValue.parse(response.response.text, format: .json, source: "engine")) ?? .null
@@ -134,8 +142,12 @@ public final class DockerClient: Sendable {
         return id
     }
 
-    public func startExec(_ execID: String, tty: Bool) async throws -> DockerRawStream {
-        let body = ConfigRenderer.compactJSON(.object([("Detach", .bool(false)), ("Tty", .bool(tty))]))
+    /// `consoleSize` (rows, columns) applies before the program starts (API 1.42+), so its first
+    /// look at the terminal already sees the client's size.
+    public func startExec(_ execID: String, tty: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil) async throws -> DockerRawStream {
+        var fields: [(key: String, value: ConfigValue)] = [("Detach", .bool(false)), ("Tty", .bool(tty))]
+        if let consoleSize { fields.append(("ConsoleSize", .array([.int(Int64(consoleSize.rows)), .int(Int64(consoleSize.columns))]))) }
+        let body = ConfigRenderer.compactJSON(.object(fields))
         return try await upgrade(path: "/exec/\(execID)/start", body: body, tty: tty, what: "start exec")
     }
 

@@ -15,6 +15,7 @@ public final class DockerConnection: SSHConnectionHandler {
     private struct State {
         var idleContainer: String?
         var sessionContainers: Set<String> = []
+        var removed: Set<String> = []
         var tornDown = false
     }
 
@@ -49,7 +50,9 @@ public final class DockerConnection: SSHConnectionHandler {
     /// Creates a container and remembers it for removal, even if starting it fails later.
     func createContainer(_ body: ConfigValue) async throws -> String {
         let name = execution.containerName.isEmpty ? nil : execution.containerName
-        return try await client.createContainer(name: name, body: body)
+        let id = try await client.createContainer(name: name, body: body)
+        BerthMetrics.containerStarted()
+        return id
     }
 
     func trackSessionContainer(_ id: String, active: Bool) {
@@ -107,10 +110,12 @@ public final class DockerConnection: SSHConnectionHandler {
     }
 
     func remove(_ id: String) async {
+        guard state.withLockedValue({ $0.removed.insert(id).inserted }) else { return }
         let deadline = ContinuousClock.now + backend.config.timeouts.containerStop.duration
         while true {
             do {
                 try await client.removeContainer(id)
+                BerthMetrics.containerRemoved()
                 logger.log(.debug, "DOCKER_CONTAINER_REMOVED", "container removed", ["containerId": "\(id)"])
                 return
             } catch {

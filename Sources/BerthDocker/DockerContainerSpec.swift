@@ -6,7 +6,8 @@ import BerthCore
 enum DockerContainerSpec {
     static let connectionLabel = "berth.connection-id"
 
-    static func body(execution: DockerExecutionConfig, metadata: ConnectionMetadata, command: [String], environment: [String: String], tty: Bool, interactive: Bool) -> ConfigValue {
+    static func body(execution: DockerExecutionConfig, metadata: ConnectionMetadata, command: [String], environment: [String: String],
+                     tty: Bool, interactive: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil) -> ConfigValue {
         let berthKeys: Set<String> = ["image", "cmd", "env", "labels", "tty", "openstdin", "stdinonce", "attachstdin", "attachstdout", "attachstderr", "hostconfig", "networkingconfig"]
         var fields: [(key: String, value: ConfigValue)] = []
         var operatorEnvironment: [String] = []
@@ -42,10 +43,16 @@ enum DockerContainerSpec {
             ("AttachStdin", .bool(interactive)),
             ("AttachStdout", .bool(interactive)),
             ("AttachStderr", .bool(interactive)),
-            ("HostConfig", execution.host),
+            ("HostConfig", hostConfig(execution.host, consoleSize: consoleSize)),
             ("NetworkingConfig", execution.network),
         ]
         return .object(fields)
+    }
+
+    /// The operator's HostConfig with the terminal size the session asked for.
+    private static func hostConfig(_ host: ConfigValue, consoleSize: (rows: UInt32, columns: UInt32)?) -> ConfigValue {
+        guard let consoleSize else { return host }
+        return host.merging(.object([("ConsoleSize", .array([.int(Int64(consoleSize.rows)), .int(Int64(consoleSize.columns))]))]))
     }
 
     /// Webhook environment, plus metadata when the operator asked for it.

@@ -99,16 +99,28 @@ actor DockerSession: SessionChannelHandler {
         switch execution.mode {
         case .connection:
             guard let container = connection.idleContainer else { throw DockerError("DOCKER_NO_CONTAINER", "the connection has no container") }
-            let command = useAgent ? [execution.agentPath, "console", "--pid", "--"] + argv : argv
+            // With a terminal the agent holds the program until Berth has sized the terminal, so
+            // the program's first look at it already sees the client's size.
+            let holdForResize = useAgent && tty
+            let command = useAgent ? [execution.agentPath, "console"] + (holdForResize ? ["--wait"] : []) + ["--pid", "--"] + argv : argv
             let exec = try await client.createExec(containerID: container, command: command, environment: programEnvironment, tty: tty)
-            let stream = try await client.startExec(exec, tty: tty)
+            let stream = try await client.startExec(exec, tty: tty, consoleSize: pty.map { ($0.rows, $0.columns) })
             program = .exec(exec)
-            if let pty { try? await client.resizeExec(exec, columns: pty.columns, rows: pty.rows) }
             let client = self.client
-            startPump(stream, tty: tty, stripPID: useAgent) { try await DockerExitCode.wait(client: client, exec: exec) }
+            let pty = self.pty
+            var release: (@Sendable () async throws -> Void)?
+            if holdForResize {
+                release = { @Sendable in
+                    if let pty { try? await client.resizeExec(exec, columns: pty.columns, rows: pty.rows) }
+                    try await stream.write(ByteBuffer(string: "\n"))
+                }
+            }
+            if !holdForResize, let pty { try? await client.resizeExec(exec, columns: pty.columns, rows: pty.rows) }
+            startPump(stream, tty: tty, stripPID: useAgent, afterPID: release) { try await DockerExitCode.wait(client: client, exec: exec) }
         case .session:
             try await connection.backend.ensureImage()
-            let body = DockerContainerSpec.body(execution: execution, metadata: connection.metadata, command: argv, environment: programEnvironment, tty: tty, interactive: true)
+            let body = DockerContainerSpec.body(execution: execution, metadata: connection.metadata, command: argv, environment: programEnvironment,
+                                                tty: tty, interactive: true, consoleSize: pty.map { ($0.rows, $0.columns) })
             let id = try await connection.createContainer(body)
             connection.trackSessionContainer(id, active: true)
             program = .container(id)
@@ -119,7 +131,7 @@ actor DockerSession: SessionChannelHandler {
             if let pty { try? await client.resizeContainer(id, columns: pty.columns, rows: pty.rows) }
             let client = self.client
             let connection = self.connection
-            startPump(stream, tty: tty, stripPID: false) {
+            startPump(stream, tty: tty, stripPID: false, afterPID: nil) {
                 let code = try await client.waitContainer(id)
                 await connection.remove(id)
                 connection.trackSessionContainer(id, active: false)
@@ -132,16 +144,21 @@ actor DockerSession: SessionChannelHandler {
 
     /// Copies stdin in and output out; after the output ends (all of it forwarded), reports the
     /// exit status, then EOF, then closes the channel.
-    private func startPump(_ stream: DockerRawStream, tty: Bool, stripPID: Bool, exitCode: @escaping @Sendable () async throws -> Int) {
+    private func startPump(_ stream: DockerRawStream, tty: Bool, stripPID: Bool, afterPID: (@Sendable () async throws -> Void)?,
+                           exitCode: @escaping @Sendable () async throws -> Int) {
         let channel = self.channel
         let logger = connection.logger
         pump = Task {
-            let input = Task {
-                for await chunk in channel.stdin {
-                    do { try await stream.write(chunk) } catch { return }
+            let copyInput: @Sendable () -> Task<Void, Never> = {
+                Task {
+                    for await chunk in channel.stdin {
+                        do { try await stream.write(chunk) } catch { return }
+                    }
+                    await stream.closeWrite()
                 }
-                await stream.closeWrite()
             }
+            // Client input waits until a held program has been released.
+            var input: Task<Void, Never>? = afterPID == nil ? copyInput() : nil
             var decoder = PIDPrefixDecoder(tty: tty)
             do {
                 for try await piece in stream.output {
@@ -152,7 +169,13 @@ actor DockerSession: SessionChannelHandler {
                             continue
                         }
                         guard let rest = decoder.feed(bytes) else { continue }
-                        if let pid = decoder.pid { await self.recordPID(pid) }
+                        if let pid = decoder.pid {
+                            await self.recordPID(pid)
+                            if let afterPID {
+                                try await afterPID()
+                                input = copyInput()
+                            }
+                        }
                         if rest.readableBytes > 0 { try await channel.writeStdout(rest) }
                     case .stderr(let bytes):
                         try await channel.writeStderr(bytes)
@@ -161,7 +184,7 @@ actor DockerSession: SessionChannelHandler {
             } catch where !Task.isCancelled {
                 logger.log(.info, "DOCKER_STREAM_ENDED", "program stream ended: \(error)", [LogKey.channelID: "\(channel.channelID)"])
             } catch {}
-            input.cancel()
+            input?.cancel()
             // The channel is already closed (onClose); there is nobody to report to.
             if Task.isCancelled { return }
             let status: Int

@@ -28,6 +28,12 @@ public struct BerthLogHandler: LogHandler {
         let message = event.message
         var details = metadata.merging(event.metadata ?? [:]) { _, new in new }
         let code = details.removeValue(forKey: "code").map { "\($0)" } ?? "BERTH_LOG"
+        if sink.isSyslog {
+            // Syslog carries time and severity itself, so the body is the rest of an ljson line.
+            let body = LogLineFormat.json(level: nil, code: code, message: "\(message)", details: details)
+            sink.writeSyslog(severity: Self.syslogSeverity(level), code: code, line: body)
+            return
+        }
         let line: String
         switch format {
         case .ljson:
@@ -46,6 +52,17 @@ public struct BerthLogHandler: LogHandler {
         case .warning: return .warning
         case .error: return .error
         case .critical, .alert, .emergency: return .critical
+        }
+    }
+
+    static func syslogSeverity(_ level: Logger.Level) -> Int {
+        switch level {
+        case .trace, .debug: return 7
+        case .info: return 6
+        case .notice: return 5
+        case .warning: return 4
+        case .error: return 3
+        case .critical: return 2
         }
     }
 

@@ -6,13 +6,12 @@ import Logging
 enum LogLineFormat {
     private static let topLevelKeys = ["connectionId", "remoteAddress", "username"]
 
-    static func json(level: String, code: String, message: String, details: Logger.Metadata) -> String {
-        var object: [String: Any] = [
-            "timestamp": timestamp(),
-            "level": level,
-            "code": code,
-            "message": message,
-        ]
+    static func json(level: String?, code: String, message: String, details: Logger.Metadata) -> String {
+        var object: [String: Any] = ["code": code, "message": message]
+        if let level {
+            object["timestamp"] = timestamp()
+            object["level"] = level
+        }
         var rest = details
         for key in topLevelKeys {
             if let value = rest.removeValue(forKey: key) { object[key] = plain(value) }

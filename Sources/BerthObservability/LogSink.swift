@@ -1,3 +1,4 @@
+import BerthConfig
 import Foundation
 import NIOConcurrencyHelpers
 
@@ -7,12 +8,27 @@ public final class LogSink: @unchecked Sendable {
     private let lock = NIOLock()
     private var handle: UnsafeMutablePointer<FILE>?
     private let path: String?
+    private let syslog: SyslogTransport?
 
     public static let standardOutput = LogSink(stream: fdopen(STDOUT_FILENO, "w"))
 
     private init(stream: UnsafeMutablePointer<FILE>?) {
         self.handle = stream
         self.path = nil
+        self.syslog = nil
+    }
+
+    /// Sends every line to syslog (RFC 5424) instead of a file.
+    public init(syslog config: SyslogConfig) throws {
+        self.handle = nil
+        self.path = nil
+        self.syslog = try SyslogTransport(config)
+    }
+
+    var isSyslog: Bool { syslog != nil }
+
+    func writeSyslog(severity: Int, code: String, line: String) {
+        lock.withLock { syslog?.send(severity: severity, msgid: code, message: line) }
     }
 
     /// Appends to a file, creating it (mode 0640) if needed.
@@ -23,6 +39,7 @@ public final class LogSink: @unchecked Sendable {
         chmod(path, 0o640)
         self.handle = file
         self.path = path
+        self.syslog = nil
     }
 
     public func write(line: String) {

@@ -28,6 +28,7 @@ final class SSHConnection: Sendable {
         var nextChannelID: UInt64 = 0
         var handshakeReported = false
         var authenticatedMetadata: ConnectionMetadata?
+        var openSessions = 0
     }
 
     init(channel: Channel, remoteAddress: RemoteAddress, settings: SSHFrontEndSettings, logger: Logger) {
@@ -59,6 +60,11 @@ final class SSHConnection: Sendable {
 
     /// What the layers knew about the user when authentication finished.
     var authenticatedMetadata: ConnectionMetadata { state.withLockedValue { $0.authenticatedMetadata } ?? metadata() }
+
+    func sessionOpened() { state.withLockedValue { $0.openSessions += 1 } }
+    func sessionClosed() { state.withLockedValue { $0.openSessions -= 1 } }
+    /// During a graceful stop a connection without sessions has nothing to finish.
+    var hasOpenSessions: Bool { state.withLockedValue { $0.openSessions > 0 } }
 
     func allocateChannelID() -> UInt64 {
         state.withLockedValue { state in

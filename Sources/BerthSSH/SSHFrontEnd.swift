@@ -67,7 +67,16 @@ public final class SSHFrontEnd: Sendable {
         }
         try? await serverChannel?.close()
         logger.log(.notice, "SSH_SHUTDOWN", "stopped accepting connections; draining sessions")
-        await handler.onShutdown(deadline: deadline)
+        let layers = Task { await handler.onShutdown(deadline: deadline) }
+        while ContinuousClock.now < deadline {
+            let open = state.withLockedValue { Array($0.connections.values) }
+            if open.isEmpty { break }
+            for connection in open where !connection.hasOpenSessions {
+                connection.channel.close(promise: nil)
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        await layers.value
         let remaining = state.withLockedValue { Array($0.connections.values) }
         for connection in remaining {
             try? await connection.channel.close()

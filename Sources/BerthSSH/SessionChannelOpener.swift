@@ -40,6 +40,8 @@ struct SessionChannelOpener {
             let bridge = SessionChannelBridge(events: continuation, input: input)
             bridgeBox.value = bridge
             try child.pipeline.syncOperations.addHandler(bridge)
+            connection.sessionOpened()
+            child.closeFuture.whenComplete { _ in connection.sessionClosed() }
             let processor = SessionRequestProcessor(handler: sessionHandler, session: session, channel: child, logger: channelLogger)
             Task { await processor.run(events) }
         }.flatMapErrorThrowing { error in

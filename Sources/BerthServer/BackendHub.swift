@@ -37,11 +37,16 @@ public final class BackendHub: ServerHandler {
         await shared.configWebhook?.shutdown()
     }
 
-    /// SPEC §5: TERM to running programs, then wait for the sessions to end until the deadline;
-    /// the front end closes whatever is left and the disconnects remove the containers.
+    /// Graceful stop: sessions may finish on their own first; shortly before the deadline the
+    /// programs still running get TERM (SPEC §5), and at the deadline the front end closes what
+    /// is left, whose disconnects remove the containers.
     public func onShutdown(deadline: ContinuousClock.Instant) async {
-        let connections = live.all
-        for connection in connections { await connection.terminatePrograms() }
+        let remaining = deadline - .now
+        let termAt = deadline - min(.seconds(5), remaining / 2)
+        while !live.all.isEmpty, ContinuousClock.now < termAt {
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        for connection in live.all { await connection.terminatePrograms() }
         while live.all.contains(where: { !$0.isTornDown }), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(100))
         }

@@ -1,10 +1,13 @@
 import BerthAuth
 import BerthConfig
 import BerthCore
+import BerthObservability
 import BerthSSH
 import Logging
+import NIOConcurrencyHelpers
 import NIOPosix
 import NIOSSH
+import Prometheus
 
 /// Builds the layer stack from the configuration and runs the SSH front end until stopped.
 public final class BerthServer: Sendable {
@@ -13,8 +16,12 @@ public final class BerthServer: Sendable {
     private let frontEnd: SSHFrontEnd
     private let auth: AuthServerLayer
     private let hub: BackendHub
+    private let registry: PrometheusCollectorRegistry?
+    private let health = HealthState()
+    private let endpoints = NIOLockedValueBox<ObservabilityEndpoints?>(nil)
 
-    public init(config: BerthConfig, raw: ConfigValue, logger: Logger) throws {
+    public init(config: BerthConfig, raw: ConfigValue, registry: PrometheusCollectorRegistry?, logger: Logger) throws {
+        self.registry = registry
         self.config = config
         self.logger = logger
         let hostKeys = try Self.hostKeys(config.ssh, logger: logger)
@@ -22,7 +29,7 @@ public final class BerthServer: Sendable {
         let hub = try BackendHub(config: config, raw: raw, logger: logger)
         self.hub = hub
         auth = try AuthServerLayer(config: config.auth, next: hub, logger: logger)
-        frontEnd = SSHFrontEnd(settings: settings, handler: auth, logger: logger, group: MultiThreadedEventLoopGroup.singleton)
+        frontEnd = SSHFrontEnd(settings: settings, handler: MetricsServerLayer(next: auth), logger: logger, group: MultiThreadedEventLoopGroup.singleton)
     }
 
     private static func hostKeys(_ ssh: SSHConfig, logger: Logger) throws -> [NIOSSHPrivateKey] {
@@ -39,13 +46,18 @@ public final class BerthServer: Sendable {
             // so another string cannot be announced without breaking every handshake.
             logger.log(.warning, "SSH_SERVER_VERSION_FIXED", "ssh.serverVersion cannot be changed with this SSH library; announcing SSH-2.0-SwiftNIOSSH_1.0", ["configured": "\(config.ssh.serverVersion)"])
         }
+        let started = try await ObservabilityEndpoints.start(metrics: config.metrics, health: config.health, registry: registry, state: health)
+        endpoints.withLockedValue { $0 = started }
         try await frontEnd.start()
+        health.set(serving: true)
     }
 
     /// Graceful stop (SIGTERM/SIGINT): stop accepting, let sessions finish until the deadline,
     /// then close what is left and release shared clients.
     public func stop(gracePeriod: Duration) async {
+        health.set(serving: false)
         await frontEnd.shutdown(deadline: .now + gracePeriod)
+        await endpoints.withLockedValue { $0 }?.stop()
         await auth.close()
         await hub.close()
         logger.log(.notice, "BERTH_STOPPED", "Berth stopped")

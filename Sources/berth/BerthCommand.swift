@@ -9,7 +9,7 @@ struct BerthCommand: AsyncParsableCommand {
         commandName: "berth",
         abstract: "An SSH server that gives every user a container of their own.",
         version: BerthVersion.current,
-        subcommands: [Serve.self, Keygen.self, ConfigCommand.self, Version.self]
+        subcommands: [Serve.self, Keygen.self, ConfigCommand.self, Healthcheck.self, Version.self]
     )
 
     /// ContainerSSH's command line (`--config FILE`, `--dump-config`) is rewritten to the
@@ -21,14 +21,18 @@ struct BerthCommand: AsyncParsableCommand {
 
 enum LegacyFlags {
     static func translate(_ arguments: [String]) -> [String] {
-        guard let first = arguments.first, first.hasPrefix("--config") || first == "--dump-config" else { return arguments }
+        let legacy = ["--dump-config", "--healthcheck"]
+        guard let first = arguments.first, first.hasPrefix("--config") || legacy.contains(first) else { return arguments }
         var file: String?
         var dump = false
+        var healthcheck = false
         var index = 0
         while index < arguments.count {
             let argument = arguments[index]
             if argument == "--dump-config" {
                 dump = true
+            } else if argument == "--healthcheck" {
+                healthcheck = true
             } else if argument == "--config", index + 1 < arguments.count {
                 file = arguments[index + 1]
                 index += 1
@@ -38,6 +42,7 @@ enum LegacyFlags {
             index += 1
         }
         let path = file ?? ConfigPath.fromEnvironment() ?? "config.yaml"
+        if healthcheck { return ["healthcheck", "--config", path] }
         return dump ? ["config", "check", path] : ["serve", "--config", path]
     }
 }

@@ -29,9 +29,10 @@ struct Serve: AsyncParsableCommand {
         for warning in loaded.warnings {
             logger.log(.warning, "CORE_CONFIG_WARNING", "\(warning)")
         }
+        let registry = loaded.config.metrics.enable ? ObservabilityEndpoints.bootstrapMetrics() : nil
         let server: BerthServer
         do {
-            server = try BerthServer(config: loaded.config, raw: loaded.raw, logger: logger)
+            server = try BerthServer(config: loaded.config, raw: loaded.raw, registry: registry, logger: logger)
             try await server.start()
         } catch {
             logger.log(.critical, "CORE_STARTUP_FAILED", "cannot start: \(error)")
@@ -40,11 +41,20 @@ struct Serve: AsyncParsableCommand {
         }
         let (requests, requested) = AsyncStream.makeStream(of: String.self)
         let signals = StopSignals { requested.yield($0) }
+        let rotation = ReopenSignal {
+            do {
+                try LoggingSetup.reopen()
+                logger.log(.info, "LOG_REOPENED", "log file reopened after SIGHUP")
+            } catch {
+                logger.log(.error, "LOG_ROTATE_FAILED", "cannot reopen the log file: \(error)")
+            }
+        }
+        defer { rotation.cancel() }
         for await signal in requests {
             logger.log(.notice, "BERTH_SHUTDOWN_REQUESTED", "received \(signal); shutting down gracefully")
             break
         }
-        await server.stop(gracePeriod: .seconds(20))
+        await server.stop(gracePeriod: loaded.config.ssh.shutdownTimeout.duration)
         signals.cancel()
     }
 }
@@ -67,13 +77,33 @@ final class StopSignals: @unchecked Sendable {
 }
 
 
+/// SIGHUP reopens the log file, so log rotation can move it away.
+final class ReopenSignal: @unchecked Sendable {
+    private let source: DispatchSourceSignal
+
+    init(onSignal: @escaping @Sendable () -> Void) {
+        signal(SIGHUP, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler(handler: onSignal)
+        source.resume()
+    }
+
+    func cancel() { source.cancel() }
+}
+
 enum LoggingSetup {
+    nonisolated(unsafe) private static var sink: LogSink?
+
+    static func reopen() throws { try sink?.reopen() }
+
     static func bootstrap(_ config: LogConfig) throws -> Logger {
         let sink: LogSink
         switch config.destination {
         case .file: sink = try LogSink(appendingTo: config.file)
-        case .stdout, .syslog: sink = .standardOutput
+        case .syslog: sink = try LogSink(syslog: config.syslog)
+        case .stdout: sink = .standardOutput
         }
+        self.sink = sink
         LoggingSystem.bootstrap { label in
             BerthLogHandler(label: label, level: config.level, format: config.format, sink: sink)
         }

@@ -78,7 +78,7 @@ import Testing
         let fromJSON = try ConfigLoader.parse(ConfigRenderer.json(original.config), format: .json, source: "rendered.json")
         #expect(fromJSON.config == original.config)
         #expect(original.config.log.level == .critical)
-        #expect(original.config.rawSections["metrics"] != nil)
+        #expect(original.config.metrics.enable)
     }
 
     @Test func mergeReplacesListsAndScalarsAndMergesMaps() throws {

@@ -16,9 +16,11 @@ USERS = [{"username": "alice", "password": "pw", "environment": {"FROM_WEBHOOK":
           "files": {"/tmp/hello.txt": "file from the webhook"}}]
 
 
-def start(start_berth, example_webhook, users=USERS, **config):
+def start(start_berth, example_webhook, users=USERS, ssh=None, **config):
     url, _ = example_webhook(users)
     merged = {"auth": webhook_auth(url), **docker_config(**config)}
+    if ssh:
+        merged["ssh"] = ssh
     return start_berth(merged)
 
 
@@ -230,7 +232,8 @@ def test_missing_image_with_never_is_refused_clearly(start_berth, example_webhoo
 
 
 def test_sigterm_ends_running_programs_and_removes_containers(start_berth, example_webhook):
-    berth = start(start_berth, example_webhook)
+    # Sessions get until shortly before shutdownTimeout to end on their own, then TERM.
+    berth = start(start_berth, example_webhook, ssh={"shutdownTimeout": "4s"})
     ssh = subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "alice@127.0.0.1", "sleep 300"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

@@ -1,0 +1,43 @@
+import Metrics
+
+/// The metrics of SPEC §10, through swift-metrics so any backend can collect them; Berth
+/// exports them with swift-prometheus.
+public enum BerthMetrics {
+    public static func connectionOpened() {
+        Counter(label: "berth_connections_total").increment()
+        Meter(label: "berth_connections_current").increment()
+    }
+
+    public static func connectionClosed() { Meter(label: "berth_connections_current").decrement() }
+    public static func handshake(successful: Bool) {
+        Counter(label: successful ? "berth_handshake_successful_total" : "berth_handshake_failed_total").increment()
+    }
+
+    public static func authAttempt(method: String, outcome: String) {
+        Counter(label: "berth_auth_requests_total", dimensions: [("method", method)]).increment()
+        Counter(label: outcome == "success" ? "berth_auth_success_total" : "berth_auth_failures_total",
+                dimensions: [("method", method), ("outcome", outcome)]).increment()
+    }
+
+    /// One HTTP attempt to a webhook (`auth` or `config`); failures carry no label explosion.
+    public static func webhookRequest(_ webhook: String, failed: Bool) {
+        Counter(label: "berth_webhook_requests_total", dimensions: [("webhook", webhook)]).increment()
+        if failed { Counter(label: "berth_webhook_failures_total", dimensions: [("webhook", webhook)]).increment() }
+    }
+
+    public static func backendRequest(_ backend: String, failed: Bool) {
+        Counter(label: "berth_backend_requests_total", dimensions: [("backend", backend)]).increment()
+        if failed { Counter(label: "berth_backend_errors_total", dimensions: [("backend", backend)]).increment() }
+    }
+
+    public static func containerStarted() { Meter(label: "berth_containers_running").increment() }
+    public static func containerRemoved() { Meter(label: "berth_containers_running").decrement() }
+
+    public static func sessionEnded(after duration: Duration) {
+        Timer(label: "berth_session_duration_seconds").recordNanoseconds(
+            duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+
+    public static func bytesIn(_ count: Int) { Counter(label: "berth_bytes_in_total").increment(by: count) }
+    public static func bytesOut(_ count: Int) { Counter(label: "berth_bytes_out_total").increment(by: count) }
+}

@@ -1,0 +1,79 @@
+import BerthCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A minimal HTTP/1.1 server for Berth's own endpoints (metrics, health); no framework needed.
+public final class PlainHTTPServer: Sendable {
+    public struct Response: Sendable {
+        public var status: HTTPResponseStatus
+        public var contentType: String
+        public var body: [UInt8]
+
+        public init(status: HTTPResponseStatus, contentType: String = "text/plain; charset=utf-8", body: [UInt8]) {
+            self.status = status
+            self.contentType = contentType
+            self.body = body
+        }
+    }
+
+    public typealias Route = @Sendable (_ method: HTTPMethod, _ path: String) -> Response
+
+    private let channel: Channel
+
+    private init(channel: Channel) { self.channel = channel }
+
+    /// Binds `listen` (`host:port`) and serves `route`.
+    public static func start(listen: String, what: String, route: @escaping Route) async throws -> PlainHTTPServer {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
+            throw BerthError("HTTP_SERVER_LISTEN_FAILED", "\(what): \"\(listen)\" is not host:port")
+        }
+        let host = String(listen[..<colon]).trimmingCharacters(in: ["[", "]"])
+        do {
+            let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        try channel.pipeline.syncOperations.addHandler(PlainHTTPHandler(route: route))
+                    }
+                }
+                .bind(host: host.isEmpty ? "0.0.0.0" : host, port: port).get()
+            return PlainHTTPServer(channel: channel)
+        } catch {
+            throw BerthError("HTTP_SERVER_LISTEN_FAILED", "\(what): cannot listen on \(listen): \(error)")
+        }
+    }
+
+    public var port: Int? { channel.localAddress?.port }
+
+    public func stop() async { try? await channel.close() }
+}
+
+private final class PlainHTTPHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let route: PlainHTTPServer.Route
+    private var head: HTTPRequestHead?
+
+    init(route: @escaping PlainHTTPServer.Route) { self.route = route }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let request): head = request
+        case .body: break
+        case .end:
+            guard let head else { return }
+            let path = String(head.uri.split(separator: "?", maxSplits: 1).first ?? "/")
+            let response = route(head.method, path)
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: response.contentType)
+            headers.add(name: "Content-Length", value: String(response.body.count))
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            self.head = nil
+        }
+    }
+}
