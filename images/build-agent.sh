@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
-# Builds the statically linked guest agent into images/out/berth-agent.
+# Builds the statically linked guest agent (product berth-agent) into images/out/berth-agent.
+# A separate scratch path keeps these release/static flags from invalidating the main .build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source images/common.sh
+
+command -v swift >/dev/null 2>&1 || die "swift is not on PATH"
+log "swift build -c release --product berth-agent --static-swift-stdlib -Xswiftc -static-executable --scratch-path .build-agent"
+swift build -c release --product berth-agent --static-swift-stdlib -Xswiftc -static-executable --scratch-path .build-agent \
+    || die "swift build of berth-agent failed"
 mkdir -p images/out
-swift build -c release --product berth-agent -Xswiftc -static-executable --scratch-path .build-agent
-install -m 0755 .build-agent/release/berth-agent images/out/berth-agent
-strip images/out/berth-agent 2>/dev/null || true
-echo "agent: images/out/berth-agent ($(du -h images/out/berth-agent | cut -f1))"
+install -m 0755 .build-agent/release/berth-agent images/out/berth-agent.tmp
+strip images/out/berth-agent.tmp 2>/dev/null || log "strip not available; keeping symbols"
+# Must run in any image, including ones without a libc: refuse anything dynamically linked.
+if ldd images/out/berth-agent.tmp >/dev/null 2>&1; then
+    rm -f images/out/berth-agent.tmp
+    die "the agent came out dynamically linked: $(ldd .build-agent/release/berth-agent | tr '\n' ' ')"
+fi
+mv -f images/out/berth-agent.tmp images/out/berth-agent
+log "images/out/berth-agent: $(stat -c %s images/out/berth-agent) bytes, static, sha256 $(sha256sum images/out/berth-agent | cut -c1-12)"

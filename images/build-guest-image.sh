@@ -1,30 +1,78 @@
 #!/usr/bin/env bash
-# Builds berth-guest:latest, Berth's default guest image, from Debian packages with debootstrap
-# and `docker import` (no registry needed): bash, coreutils, procps, ncurses-bin (tput),
-# openssh-sftp-server, python3-minimal and the agent at /usr/bin/containerssh-agent.
+# Builds berth-guest:latest, Berth's default guest image, from Debian packages without any
+# registry:
+#   1. berth-guest-base:<release>-<packages hash>: `debootstrap --variant=minbase` of bookworm
+#      with bash, coreutils, procps, ncurses-bin, openssh-sftp-server and python3-minimal from the
+#      mirror this machine's apt uses, imported with `docker import` (slow: minutes; cached).
+#   2. berth-guest:latest (also tagged berth-guest:agent-<agent sha256 prefix>): the base plus the
+#      agent at /usr/bin/containerssh-agent (seconds). Skipped when that tag already exists.
+# BERTH_GUEST_REBUILD=1 forces both steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x images/out/berth-agent ] || images/build-agent.sh
-agent_sum=$(sha256sum images/out/berth-agent | cut -c1-12)
-if docker image inspect "berth-guest:agent-$agent_sum" >/dev/null 2>&1; then
-    echo "berth-guest is up to date (agent $agent_sum)"
+source images/common.sh
+SECONDS=0
+
+RELEASE=bookworm
+PACKAGES=bash,coreutils,procps,ncurses-bin,openssh-sftp-server,python3-minimal
+BASE="berth-guest-base:$RELEASE-$(printf '%s' "$RELEASE $PACKAGES" | sha256sum | cut -c1-8)"
+IMAGE_CHANGES=(--change 'CMD ["/bin/bash"]'
+               --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+               --change 'ENV LANG=C.UTF-8')
+
+require_root
+require_docker
+ensure_agent
+if [ "${BERTH_GUEST_REBUILD:-}" != 1 ] && image_is_current berth-guest; then
+    log "berth-guest:latest is up to date (agent $AGENT_SUM)"
     exit 0
 fi
-command -v debootstrap >/dev/null 2>&1 || {
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap
+
+# The first enabled Debian archive (not the security one) in apt's sources.
+debian_mirror() {
+    local files=() f
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] && files+=("$f")
+    done
+    [ ${#files[@]} -gt 0 ] || return 0
+    grep -hE '^[[:space:]]*(deb[[:space:]]|URIs:)' "${files[@]}" |
+        grep -oE '(https?|file)://[^[:space:]]+' | grep -v -- '-security' | grep -E '/debian/?$' | head -n1 || true
 }
-mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null |
-    grep -E '^(URIs:|deb )' | grep -oE 'https?://[^ ]+/debian/?' | grep -v security | head -n1 || true)
-mirror=${mirror:-http://deb.debian.org/debian}
-root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
-echo "debootstrap bookworm from $mirror (a few minutes)…"
-debootstrap --variant=minbase --include=bash,coreutils,procps,ncurses-bin,openssh-sftp-server,python3-minimal \
-    bookworm "$root" "$mirror" >/tmp/berth-debootstrap.log 2>&1 || { tail -20 /tmp/berth-debootstrap.log; exit 1; }
-install -m 0755 images/out/berth-agent "$root/usr/bin/containerssh-agent"
-rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-tar -C "$root" --exclude=./proc --exclude=./sys --exclude=./dev -c . |
-    docker import --change 'CMD ["/bin/bash"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change 'ENV LANG=C.UTF-8' - berth-guest:latest >/dev/null
-docker tag berth-guest:latest "berth-guest:agent-$agent_sum"
-echo "built berth-guest:latest (agent $agent_sum)"
+
+build_base() {
+    apt_need debootstrap debootstrap
+    local mirror root logfile=/tmp/berth-debootstrap.log
+    mirror=$(debian_mirror)
+    mirror=${mirror:-http://deb.debian.org/debian}
+    root=$(mktemp -d /tmp/berth-guest-root.XXXXXX)
+    trap 'rm -rf "$root"' EXIT
+    log "debootstrap --variant=minbase --include=$PACKAGES $RELEASE $root $mirror (takes minutes; log: $logfile)"
+    if ! debootstrap --variant=minbase --include="$PACKAGES" "$RELEASE" "$root" "$mirror" >"$logfile" 2>&1; then
+        tail -n 20 "$logfile" >&2
+        die "debootstrap failed (full log: $logfile)"
+    fi
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/bootstrap.log
+    log "docker import → $BASE"
+    # The engine supplies /dev, /proc and /sys; keep the directories, drop debootstrap's contents.
+    tar -C "$root" --numeric-owner --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' -c . |
+        docker import "${IMAGE_CHANGES[@]}" --change "LABEL berth.packages=$PACKAGES" - "$BASE" >/dev/null \
+        || die "docker import of the base failed"
+    rm -rf "$root"
+    trap - EXIT
+}
+
+if [ "${BERTH_GUEST_REBUILD:-}" = 1 ] || [ -z "$(image_id "$BASE")" ]; then
+    build_base
+else
+    log "reusing $BASE (debootstrap rootfs)"
+fi
+
+# Add the agent as a layer: create (never started) a container from the base, copy, commit.
+log "adding the agent ($AGENT_SUM) as /usr/bin/containerssh-agent"
+container=$(docker create "$BASE" /bin/true) || die "docker create from $BASE failed"
+trap 'docker rm -f "$container" >/dev/null 2>&1 || true' EXIT
+docker cp "$AGENT" "$container:/usr/bin/containerssh-agent" >/dev/null || die "docker cp of the agent failed"
+docker commit "${IMAGE_CHANGES[@]}" --change "LABEL berth.agent-sha256=$AGENT_SUM" \
+    "$container" berth-guest:latest >/dev/null || die "docker commit failed"
+docker tag berth-guest:latest "berth-guest:agent-$AGENT_SUM"
+prune_old_agent_tags berth-guest
+log "built berth-guest:latest and berth-guest:agent-$AGENT_SUM in ${SECONDS}s"

@@ -1,28 +1,53 @@
 #!/usr/bin/env bash
-# Builds berth-busybox:latest, a small image with busybox and the agent, by `docker import` (no
-# registry needed). Skipped when an image built from the same agent already exists.
+# Builds berth-busybox:latest, a small test image (busybox-static with its applet links, /bin/sh,
+# root in /etc/passwd, /tmp, and the agent at /usr/bin/containerssh-agent) by `docker import`, so
+# no registry is needed. Skipped when berth-busybox:agent-<agent sha256 prefix> already exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x images/out/berth-agent ] || images/build-agent.sh
-command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || {
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static
-}
-agent_sum=$(sha256sum images/out/berth-agent | cut -c1-12)
-if docker image inspect "berth-busybox:agent-$agent_sum" >/dev/null 2>&1; then
-    echo "berth-busybox is up to date (agent $agent_sum)"
+source images/common.sh
+SECONDS=0
+
+require_root
+require_docker
+ensure_agent
+if image_is_current berth-busybox; then
+    log "berth-busybox:latest is up to date (agent $AGENT_SUM)"
     exit 0
 fi
-root=$(mktemp -d)
+if ! dpkg -s busybox-static >/dev/null 2>&1; then
+    log "installing busybox-static"
+    apt-get update -qq || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static >/dev/null \
+        || die "cannot install busybox-static"
+fi
+busybox=/bin/busybox
+[ -x "$busybox" ] || die "$busybox is missing although busybox-static is installed"
+if ldd "$busybox" >/dev/null 2>&1; then die "$busybox is dynamically linked"; fi
+
+root=$(mktemp -d /tmp/berth-busybox-root.XXXXXX)
 trap 'rm -rf "$root"' EXIT
-mkdir -p "$root"/{bin,usr/bin,etc,tmp,root,proc,sys,dev}
+log "assembling the rootfs in $root"
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,root,proc,sys,dev}
 chmod 1777 "$root/tmp"
-cp "$(command -v busybox || echo /bin/busybox)" "$root/bin/busybox"
-for applet in $("$root/bin/busybox" --list); do
-    [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
-done
-install -m 0755 images/out/berth-agent "$root/usr/bin/containerssh-agent"
+chmod 0700 "$root/root"
+install -m 0755 "$busybox" "$root/bin/busybox"
+# Like `busybox --install -s`, but with relative links at each applet's usual place (bin/sh,
+# usr/bin/env, ...): --install would point them at this temporary directory's absolute path.
+while read -r applet; do
+    case "$applet" in */*) ;; *) applet="bin/$applet" ;; esac
+    [ "$applet" = bin/busybox ] && continue
+    mkdir -p "$root/$(dirname "$applet")"
+    ln -sfn "$(realpath --relative-to="$root/$(dirname "$applet")" "$root/bin/busybox")" "$root/$applet"
+done < <("$root/bin/busybox" --list-full)
+[ -e "$root/bin/sh" ] || die "busybox has no sh applet"
+install -m 0755 "$AGENT" "$root/usr/bin/containerssh-agent"
 echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
 echo "root:x:0:" > "$root/etc/group"
-tar -C "$root" -c . | docker import --change 'CMD ["/bin/sh"]' --change 'ENV PATH=/bin:/usr/bin' - berth-busybox:latest >/dev/null
-docker tag berth-busybox:latest "berth-busybox:agent-$agent_sum"
-echo "built berth-busybox:latest (agent $agent_sum)"
+
+log "docker import → berth-busybox:latest"
+tar -C "$root" --numeric-owner --owner=0 --group=0 -c . |
+    docker import --change 'CMD ["/bin/sh"]' --change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change "LABEL berth.agent-sha256=$AGENT_SUM" - berth-busybox:latest >/dev/null || die "docker import failed"
+docker tag berth-busybox:latest "berth-busybox:agent-$AGENT_SUM"
+prune_old_agent_tags berth-busybox
+log "built berth-busybox:latest and berth-busybox:agent-$AGENT_SUM in ${SECONDS}s"

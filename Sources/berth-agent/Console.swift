@@ -4,53 +4,120 @@ import Glibc
 import Musl
 #endif
 
-/// `console`: prepare and then replace this process with the user's program, so that the PID
-/// reported with --pid is the program's own PID (signals go straight to it).
+/// `console`: prepare, then replace this process with the user's program, so the PID reported
+/// with --pid is the program's own PID and signals sent to it reach the program.
+///
+/// Order: the PID is written first, then (with --wait) the start byte is read. Berth's Docker
+/// backend relies on this: it reads the PID, sizes the terminal, then releases the program with
+/// a newline. On a terminal, echo is off from before the PID is written until the byte has been
+/// read, so the start byte never shows up in the program's output.
 enum Console {
-    static func run(_ arguments: [String]) -> Never {
-        var environment: [String] = []
+    struct Options {
+        var environment: [(name: String, value: String)] = []
         var wait = false
         var reportPID = false
-        var index = 0
-        while index < arguments.count, arguments[index] != "--" {
-            switch arguments[index] {
-            case "--env":
-                guard index + 1 < arguments.count, arguments[index + 1].contains("=") else { AgentError.fail(1, "--env needs NAME=VALUE", usage: true) }
-                environment.append(arguments[index + 1])
-                index += 1
-            case "--wait": wait = true
-            case "--pid": reportPID = true
-            default: AgentError.fail(1, "unknown console option \(arguments[index])", usage: true)
+        var program: [String] = []
+
+        static func parse(_ arguments: [String]) throws(UsageError) -> Options {
+            var options = Options()
+            var cursor = ArgumentCursor(arguments)
+            while true {
+                guard let argument = cursor.next() else { throw UsageError("console needs -- PROGRAM [ARGS...]") }
+                switch argument {
+                case "--":
+                    options.program = cursor.rest()
+                    guard let path = options.program.first, !path.isEmpty else { throw UsageError("console needs a PROGRAM after --") }
+                    return options
+                case "--env":
+                    let pair = try cursor.value(of: "--env")
+                    guard !pair.hasPrefix("--"), let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
+                        throw UsageError("--env needs NAME=VALUE, got \(pair)")
+                    }
+                    options.environment.append((String(pair[..<equals]), String(pair[pair.index(after: equals)...])))
+                case "--wait": options.wait = true
+                case "--pid": options.reportPID = true
+                default: throw UsageError("unknown console option \(argument)")
+                }
             }
-            index += 1
         }
-        let program = Array(arguments.dropFirst(index + 1))
-        guard index < arguments.count, let path = program.first else { AgentError.fail(1, "console needs -- PROGRAM", usage: true) }
-        if wait { waitForStartByte() }
-        if reportPID {
-            let pid = UInt32(bitPattern: getpid())
-            let bytes = [UInt8(pid & 0xFF), UInt8((pid >> 8) & 0xFF), UInt8((pid >> 16) & 0xFF), UInt8(pid >> 24)]
-            guard writeAll(STDOUT_FILENO, bytes) else { AgentError.fail(3, "cannot write the PID: \(String(cString: strerror(errno)))") }
-        }
-        for pair in environment {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            setenv(String(parts[0]), parts.count > 1 ? String(parts[1]) : "", 1)
-        }
-        var argv: [UnsafeMutablePointer<CChar>?] = program.map { strdup($0) }
-        argv.append(nil)
-        execv(path, &argv)
-        AgentError.fail(127, "cannot run \(path): \(String(cString: strerror(errno)))")
     }
 
-    private static func waitForStartByte() {
-        var byte: UInt8 = 0
+    static func run(_ arguments: [String]) -> Never {
+        let options = parseOrExit { () throws(UsageError) in try Options.parse(arguments) }
+        let terminal = options.wait ? EchoOff() : nil
+        if options.reportPID { writePID() }
+        if options.wait {
+            let ok = readStartByte()
+            terminal?.restore()
+            if !ok { AgentError.fail(2, "expected a NUL or newline byte on stdin before starting") }
+        }
+        exec(options.program, adding: options.environment)
+    }
+
+    /// Writes getpid() as 4 bytes little-endian. A closed stdout is exit 3, not death by SIGPIPE.
+    private static func writePID() {
+        let pid = UInt32(bitPattern: getpid())
+        let bytes = [UInt8(truncatingIfNeeded: pid), UInt8(truncatingIfNeeded: pid >> 8),
+                     UInt8(truncatingIfNeeded: pid >> 16), UInt8(truncatingIfNeeded: pid >> 24)]
+        let previous = signal(SIGPIPE, SIG_IGN)
+        let written = writeAll(STDOUT_FILENO, bytes)
+        let failure = AgentError.reason
+        signal(SIGPIPE, previous)  // ignored dispositions survive execve; leave the program's as found
+        if !written { AgentError.fail(3, "cannot write the PID: \(failure)") }
+    }
+
+    /// Reads exactly one byte; true when it is NUL or newline.
+    private static func readStartByte() -> Bool {
+        var byte: UInt8 = 0xFF
         while true {
             let count = read(STDIN_FILENO, &byte, 1)
             if count < 0 && errno == EINTR { continue }
-            guard count == 1, byte == 0 || byte == UInt8(ascii: "\n") else {
-                AgentError.fail(2, "expected a NUL or newline byte on stdin before starting")
-            }
-            return
+            return count == 1 && (byte == 0 || byte == UInt8(ascii: "\n"))
         }
+    }
+
+    /// execve with the inherited environment, where the `--env` pairs replace same-named
+    /// variables and add new ones. No PATH search: PROGRAM is used as given.
+    private static func exec(_ program: [String], adding extra: [(name: String, value: String)]) -> Never {
+        let overridden = Set(extra.map(\.name))
+        var entries: [String] = []
+        let environment: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = environ  // NULL after clearenv()
+        if let inherited = environment {
+            var index = 0
+            while let entry = inherited[index] {
+                let text = String(cString: entry)
+                let name = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? text
+                if !overridden.contains(name) { entries.append(text) }
+                index += 1
+            }
+        }
+        // The last --env for a name wins.
+        var seen = Set<String>()
+        for (name, value) in extra.reversed() where seen.insert(name).inserted {
+            entries.append("\(name)=\(value)")
+        }
+        var argv: [UnsafeMutablePointer<CChar>?] = program.map { strdup($0) } + [nil]
+        var envp: [UnsafeMutablePointer<CChar>?] = entries.map { strdup($0) } + [nil]
+        execve(program[0], &argv, &envp)
+        AgentError.fail(127, "cannot run \(program[0]): \(AgentError.reason)")
+    }
+}
+
+/// Turns terminal echo off on stdin (when it is a terminal) until `restore()`.
+private struct EchoOff {
+    private let saved: termios
+
+    init?() {
+        guard isatty(STDIN_FILENO) == 1 else { return nil }
+        var settings = termios()
+        guard tcgetattr(STDIN_FILENO, &settings) == 0 else { return nil }
+        saved = settings
+        settings.c_lflag &= ~tcflag_t(ECHO | ECHONL)
+        tcsetattr(STDIN_FILENO, TCSANOW, &settings)
+    }
+
+    func restore() {
+        var settings = saved
+        tcsetattr(STDIN_FILENO, TCSANOW, &settings)
     }
 }

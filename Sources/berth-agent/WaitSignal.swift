@@ -4,42 +4,55 @@ import Glibc
 import Musl
 #endif
 
-/// `wait-signal`: the idle PID 1 of connection-mode containers. Blocks the awaited signals and
-/// SIGCHLD and takes them with sigwait, reaping exec'd programs that end so none linger as zombies.
+/// `wait-signal`: the idle PID 1 of connection-mode containers. The awaited signals and SIGCHLD
+/// are blocked and taken with sigwait (blocked signals reach PID 1 even without a handler);
+/// every SIGCHLD reaps all ended children, so orphans of exec'd programs, which are reparented
+/// to PID 1, don't linger as zombies.
 enum WaitSignal {
-    static func run(_ arguments: [String]) -> Never {
-        var awaited: [Int32] = []
+    struct Options {
+        var signals: [Int32] = []
         var message: String?
-        var index = 0
-        while index < arguments.count {
-            guard index + 1 < arguments.count else { AgentError.fail(1, "\(arguments[index]) needs a value", usage: true) }
-            let value = arguments[index + 1]
-            switch arguments[index] {
-            case "--signal":
-                guard let number = Signals.number(value) else { AgentError.fail(1, "unknown signal \(value)") }
-                awaited.append(number)
-            case "--message":
-                message = value
-            default:
-                AgentError.fail(1, "unknown wait-signal option \(arguments[index])", usage: true)
+
+        static func parse(_ arguments: [String]) throws(UsageError) -> Options {
+            var options = Options()
+            var cursor = ArgumentCursor(arguments)
+            while let option = cursor.next() {
+                switch option {
+                case "--signal": options.signals.append(try SignalNames.number(try cursor.value(of: option)))
+                case "--message": options.message = try cursor.value(of: option)
+                default: throw UsageError("unknown wait-signal option \(option)")
+                }
             }
-            index += 2
+            guard !options.signals.isEmpty else { throw UsageError("wait-signal needs at least one --signal") }
+            return options
         }
-        guard !awaited.isEmpty else { AgentError.fail(1, "wait-signal needs at least one --signal", usage: true) }
+    }
+
+    static func run(_ arguments: [String]) -> Never {
+        let options = parseOrExit { () throws(UsageError) in try Options.parse(arguments) }
         var set = sigset_t()
         sigemptyset(&set)
-        for signal in awaited + [SIGCHLD] { sigaddset(&set, signal) }
-        sigprocmask(SIG_BLOCK, &set, nil)
+        for signal in options.signals + [SIGCHLD] { sigaddset(&set, signal) }
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        reapChildren()  // children that ended before SIGCHLD was blocked
         while true {
             var received: Int32 = 0
             guard sigwait(&set, &received) == 0 else { continue }
             if received == SIGCHLD {
-                var status: Int32 = 0
-                while waitpid(-1, &status, WNOHANG) > 0 {}
-                if !awaited.contains(SIGCHLD) { continue }
+                reapChildren()
+                continue
             }
-            if let message { _ = writeAll(STDOUT_FILENO, Array((message + "\n").utf8)) }
+            if let message = options.message { _ = writeAll(STDOUT_FILENO, Array((message + "\n").utf8)) }
             exit(0)
+        }
+    }
+
+    private static func reapChildren() {
+        var status: Int32 = 0
+        while true {
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid > 0 || (pid < 0 && errno == EINTR) { continue }
+            return
         }
     }
 }

@@ -10,8 +10,7 @@ import Musl
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard let mode = arguments.first else {
-    Usage.print(to: STDERR_FILENO)
-    exit(1)
+    AgentError.fail(1, "no mode given", usage: true)
 }
 let rest = Array(arguments.dropFirst())
 switch mode {

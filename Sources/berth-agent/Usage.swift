@@ -1,0 +1,63 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+enum Usage {
+    static let text = """
+    Usage: containerssh-agent MODE [OPTIONS]
+
+    Modes:
+      console [--env NAME=VALUE]... [--wait] [--pid] -- PROGRAM [ARGS...]
+          Replace this process with PROGRAM (an absolute or relative path; no PATH search),
+          adding or overriding environment variables. --pid first writes this process's PID
+          (which becomes PROGRAM's) as 4 bytes little-endian to stdout; --wait then reads one
+          NUL or newline byte from stdin (terminal echo is off while waiting) before starting.
+      signal --pid PID --signal NAME
+          Send a signal: ABRT ALRM FPE HUP ILL INT KILL PIPE QUIT SEGV TERM USR1 USR2.
+      wait-signal --signal NAME [--signal NAME]... [--message TEXT]
+          Wait for one of the signals, print TEXT, exit 0. Reaps orphaned children, so it can
+          be the idle PID 1 of a container.
+      write-file PATH
+          Copy stdin to PATH (created or truncated, mode 0600).
+      -h, --help
+          Show this text.
+
+    Exit codes: 0 success; 1 bad arguments (write-file: any error);
+      console: 2 start byte wrong or missing, 3 PID write failed, 127 exec failed;
+      signal: 2 no such process, 3 signal failed.
+
+    """
+
+    static func print(to fd: Int32) {
+        _ = writeAll(fd, Array(text.utf8))
+    }
+}
+
+enum AgentError {
+    /// Prints `containerssh-agent: MESSAGE` (and the usage, for command line errors) on stderr
+    /// and exits with `code`.
+    static func fail(_ code: Int32, _ message: String, usage: Bool = false) -> Never {
+        _ = writeAll(STDERR_FILENO, Array("containerssh-agent: \(message)\n".utf8))
+        if usage { Usage.print(to: STDERR_FILENO) }
+        exit(code)
+    }
+
+    /// The text of the current `errno`.
+    static var reason: String { String(cString: strerror(errno)) }
+}
+
+/// Writes all bytes, retrying short writes and EINTR.
+func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if written < 0 {
+            if errno == EINTR { continue }
+            return false
+        }
+        offset += written
+    }
+    return true
+}

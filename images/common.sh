@@ -1,0 +1,53 @@
+# Shared helpers for the image scripts (sourced, not run).
+# shellcheck shell=bash
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*"; }
+die() { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+
+require_root() {
+    [ "$(id -u)" = 0 ] || die "must run as root (debootstrap, apt-get and docker import need it)"
+}
+
+require_docker() {
+    command -v docker >/dev/null 2>&1 || die "the docker CLI is not installed (scripts/ensure-docker.sh installs and starts an engine)"
+    docker info >/dev/null 2>&1 || die "no Docker engine answers (start one with scripts/ensure-docker.sh)"
+}
+
+# Installs Debian packages when one of the given commands is missing: apt_need COMMAND PACKAGE.
+apt_need() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    log "installing $2 (for $1)"
+    apt-get update -qq || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null || die "cannot install $2"
+    command -v "$1" >/dev/null 2>&1 || die "$2 installed but $1 is still missing"
+}
+
+# The static agent (images/out/berth-agent), built if missing.
+AGENT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/out/berth-agent"
+ensure_agent() {
+    [ -x "$AGENT" ] || "$(dirname "${BASH_SOURCE[0]}")/build-agent.sh" || die "building the agent failed"
+    AGENT_SUM=$(sha256sum "$AGENT" | cut -c1-12)
+}
+
+image_id() { docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
+
+# True when REPO:agent-SUM exists (an image built from this agent); makes REPO:latest point at it.
+image_is_current() {
+    local repo=$1 id latest
+    id=$(image_id "$repo:agent-$AGENT_SUM")
+    [ -n "$id" ] || return 1
+    latest=$(image_id "$repo:latest")
+    if [ "$latest" != "$id" ]; then
+        log "retagging $repo:agent-$AGENT_SUM as $repo:latest"
+        docker tag "$repo:agent-$AGENT_SUM" "$repo:latest"
+    fi
+    return 0
+}
+
+# Removes REPO:agent-* tags of other agents (images still used by a container stay).
+prune_old_agent_tags() {
+    local repo=$1 tag
+    for tag in $(docker image ls --format '{{.Repository}}:{{.Tag}}' "$repo" | grep ":agent-" | grep -v ":agent-$AGENT_SUM\$" || true); do
+        docker rmi "$tag" >/dev/null 2>&1 && log "removed the outdated $tag" || true
+    done
+}
