@@ -6,6 +6,7 @@ import BerthServer
 import Dispatch
 import Foundation
 import Logging
+import ServiceLifecycle
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the SSH server.")
@@ -39,8 +40,6 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardError.write(Data("berth: cannot start: \(error)\n".utf8))
             throw ExitCode(1)
         }
-        let (requests, requested) = AsyncStream.makeStream(of: String.self)
-        let signals = StopSignals { requested.yield($0) }
         let rotation = ReopenSignal {
             do {
                 try LoggingSetup.reopen()
@@ -50,32 +49,27 @@ struct Serve: AsyncParsableCommand {
             }
         }
         defer { rotation.cancel() }
-        for await signal in requests {
-            logger.log(.notice, "BERTH_SHUTDOWN_REQUESTED", "received \(signal); shutting down gracefully")
-            break
-        }
-        await server.stop(gracePeriod: loaded.config.ssh.shutdownTimeout.duration)
-        signals.cancel()
+        var lifecycleLogger = logger
+        lifecycleLogger.logLevel = .warning
+        let service = BerthService(server: server, gracePeriod: loaded.config.ssh.shutdownTimeout.duration, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: lifecycleLogger))
+        try await group.run()
     }
 }
 
-/// Turns SIGTERM and SIGINT into a graceful stop instead of the default kill.
-final class StopSignals: @unchecked Sendable {
-    private let sources: [DispatchSourceSignal]
+/// Berth as a swift-service-lifecycle service: runs until SIGTERM/SIGINT asks for a graceful
+/// stop, then drains sessions for up to `ssh.shutdownTimeout`.
+struct BerthService: Service {
+    let server: BerthServer
+    let gracePeriod: Duration
+    let logger: Logger
 
-    init(onSignal: @escaping @Sendable (String) -> Void) {
-        sources = [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")].map { number, name in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { onSignal(name) }
-            source.resume()
-            return source
-        }
+    func run() async throws {
+        try? await gracefulShutdown()
+        logger.log(.notice, "BERTH_SHUTDOWN_REQUESTED", "shutdown requested; stopping gracefully")
+        await server.stop(gracePeriod: gracePeriod)
     }
-
-    func cancel() { sources.forEach { $0.cancel() } }
 }
-
 
 /// SIGHUP reopens the log file, so log rotation can move it away.
 final class ReopenSignal: @unchecked Sendable {
