@@ -10,12 +10,13 @@ log "swift build -c release --product berth-agent --static-swift-stdlib -Xswiftc
 swift build -c release --product berth-agent --static-swift-stdlib -Xswiftc -static-executable --scratch-path .build-agent \
     || die "swift build of berth-agent failed"
 mkdir -p images/out
-install -m 0755 .build-agent/release/berth-agent images/out/berth-agent.tmp
-strip images/out/berth-agent.tmp 2>/dev/null || log "strip not available; keeping symbols"
+tmp=images/out/.berth-agent.$$
+install -m 0755 .build-agent/release/berth-agent "$tmp"
+strip "$tmp" 2>/dev/null || log "strip not available; keeping symbols"
 # Must run in any image, including ones without a libc: refuse anything dynamically linked.
-if ldd images/out/berth-agent.tmp >/dev/null 2>&1; then
-    rm -f images/out/berth-agent.tmp
+if ldd "$tmp" >/dev/null 2>&1; then
+    rm -f "$tmp"
     die "the agent came out dynamically linked: $(ldd .build-agent/release/berth-agent | tr '\n' ' ')"
 fi
-mv -f images/out/berth-agent.tmp images/out/berth-agent
+mv -f "$tmp" images/out/berth-agent
 log "images/out/berth-agent: $(stat -c %s images/out/berth-agent) bytes, static, sha256 $(sha256sum images/out/berth-agent | cut -c1-12)"

@@ -10,7 +10,9 @@ import Musl
 /// Order: the PID is written first, then (with --wait) the start byte is read. Berth's Docker
 /// backend relies on this: it reads the PID, sizes the terminal, then releases the program with
 /// a newline. On a terminal, echo is off from before the PID is written until the byte has been
-/// read, so the start byte never shows up in the program's output.
+/// read, so the start byte never shows up in the program's output. Output settings are left
+/// alone: on a terminal the PID bytes go through ONLCR (0x0A → CR LF) like any output, and
+/// Berth's PIDPrefixDecoder undoes exactly that.
 enum Console {
     struct Options {
         var environment: [(name: String, value: String)] = []

@@ -34,6 +34,8 @@ enum WaitSignal {
         sigemptyset(&set)
         for signal in options.signals + [SIGCHLD] { sigaddset(&set, signal) }
         pthread_sigmask(SIG_BLOCK, &set, nil)
+        // A shell may start us with INT/QUIT ignored; make the awaited ones count regardless.
+        for awaited in options.signals where awaited != SIGKILL { signal(awaited, SIG_DFL) }
         reapChildren()  // children that ended before SIGCHLD was blocked
         while true {
             var received: Int32 = 0
