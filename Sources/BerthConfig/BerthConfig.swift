@@ -9,10 +9,10 @@ public struct BerthConfig: Sendable, Hashable {
     public var backend = "docker"
     public var docker = DockerConfig()
     public var security = SecurityConfig()
+    public var sshproxy = SSHProxyConfig()
     public var metrics = MetricsConfig()
     public var health = HealthConfig()
-    /// Not yet modelled sections, checked only for being maps: `kubernetes`,
-    /// `sshproxy`, `audit`, `geoip`.
+    /// Not yet modelled sections, checked only for being maps: `kubernetes`, `audit`, `geoip`.
     public var rawSections: [String: ConfigValue] = [:]
 
     public init() {}

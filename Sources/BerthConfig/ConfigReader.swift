@@ -3,7 +3,7 @@ import Foundation
 /// Turns a parsed document into `BerthConfig`, strictly (SPEC §13): unknown keys, wrong types
 /// and invalid values are all reported, each with its key path.
 public enum ConfigReader {
-    static let rawSectionNames = ["kubernetes", "sshproxy", "audit", "geoip"]
+    static let rawSectionNames = ["kubernetes", "audit", "geoip"]
     static let backends = ["docker", "kubernetes", "sshproxy"]
 
     public static func read(_ value: ConfigValue, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (config: BerthConfig, warnings: [String]) {
@@ -23,6 +23,8 @@ public enum ConfigReader {
         config.docker = DockerSectionReader.read(&docker)
         var security = root.object("security")
         config.security = SecuritySectionReader.read(&security)
+        var sshproxy = root.object("sshproxy")
+        config.sshproxy = SSHProxySectionReader.read(&sshproxy, required: config.backend == "sshproxy")
         var metrics = root.object("metrics")
         config.metrics = ObservabilitySectionReader.metrics(&metrics)
         var health = root.object("health")

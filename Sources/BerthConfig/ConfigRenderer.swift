@@ -24,6 +24,13 @@ public enum ConfigRenderer {
             ("backend", .string(config.backend)),
             ("docker", docker(config.docker)),
             ("security", security(config.security)),
+            ("sshproxy", .object([
+                ("server", .string(config.sshproxy.server)), ("port", .int(Int64(config.sshproxy.port))),
+                ("usernamePassThrough", .bool(config.sshproxy.usernamePassThrough)), ("username", .string(config.sshproxy.username)),
+                ("password", .string(config.sshproxy.password)), ("privateKey", .string(config.sshproxy.privateKey)),
+                ("allowedHostKeyFingerprints", strings(config.sshproxy.allowedHostKeyFingerprints)),
+                ("timeout", duration(config.sshproxy.timeout)), ("clientVersion", .string(config.sshproxy.clientVersion)),
+            ])),
             ("metrics", .object([("enable", .bool(config.metrics.enable)), ("listen", .string(config.metrics.listen)), ("path", .string(config.metrics.path))])),
             ("health", .object([("enable", .bool(config.health.enable)), ("listen", .string(config.health.listen))])),
         ]

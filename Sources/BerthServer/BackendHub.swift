@@ -3,6 +3,7 @@ import BerthConfig
 import BerthCore
 import BerthDocker
 import BerthSecurity
+import BerthSSHProxy
 import Logging
 import NIOConcurrencyHelpers
 
@@ -66,6 +67,7 @@ final class BackendConnection: NetworkConnectionHandler {
     private let shared: SharedBackends
     private let logger: Logger
     private let dockerConnection = NIOLockedValueBox<DockerConnection?>(nil)
+    private let proxyConnection = NIOLockedValueBox<SSHProxyConnection?>(nil)
 
     init(shared: SharedBackends, logger: Logger) {
         self.shared = shared
@@ -128,6 +130,16 @@ final class BackendConnection: NetworkConnectionHandler {
                 // The user is already authenticated; tell them in one line instead of hanging up silently.
                 return UnavailableBackendConnection(message: "cannot start your container: \(reason)")
             }
+        case "sshproxy":
+            do {
+                let connection = try await SSHProxyBackend(config: config.sshproxy).connect(metadata, logger: logger)
+                proxyConnection.withLockedValue { $0 = connection }
+                return connection
+            } catch {
+                let reason = (error as? CodedError)?.message ?? "\(error)"
+                logger.log(.error, (error as? CodedError)?.code ?? "SSHPROXY_ERROR", reason, [LogKey.username: "\(metadata.username)"])
+                return UnavailableBackendConnection(message: reason)
+            }
         default:
             logger.log(.warning, "BACKEND_NOT_AVAILABLE", "backend \(config.backend) is not available in this build", ["backend": "\(config.backend)"])
             return UnavailableBackendConnection(message: "the \(config.backend) backend is not available in this build")
@@ -135,6 +147,7 @@ final class BackendConnection: NetworkConnectionHandler {
     }
 
     func onDisconnect() async {
+        await proxyConnection.withLockedValue({ $0 })?.tearDown()
         guard let connection = dockerConnection.withLockedValue({ $0 }) else { return }
         await connection.tearDown()
         shared.live.remove(connection)

@@ -1,0 +1,48 @@
+/// `sshproxy` (SPEC §11): relay users to another SSH server.
+public struct SSHProxyConfig: Sendable, Hashable {
+    public var server = ""
+    public var port = 22
+    public var usernamePassThrough = false
+    public var username = ""
+    public var password = ""
+    /// PEM or OpenSSH private key text, or a file path.
+    public var privateKey = ""
+    /// `SHA256:…` fingerprints of host keys accepted from the server.
+    public var allowedHostKeyFingerprints: [String] = []
+    public var timeout = BerthDuration.seconds(60)
+    public var clientVersion = ""
+
+    public init() {}
+}
+
+enum SSHProxySectionReader {
+    static func read(_ reader: inout ObjectReader, required: Bool) -> SSHProxyConfig {
+        var proxy = SSHProxyConfig()
+        proxy.server = reader.string("server", "")
+        proxy.port = reader.int("port", proxy.port, minimum: 1)
+        proxy.usernamePassThrough = reader.bool("usernamePassThrough", false)
+        proxy.username = reader.string("username", "")
+        proxy.password = reader.string("password", "")
+        proxy.privateKey = reader.string("privateKey", "")
+        proxy.allowedHostKeyFingerprints = reader.strings("allowedHostKeyFingerprints", [])
+        proxy.timeout = reader.duration("timeout", proxy.timeout, minimum: .milliseconds(100), allowZero: false)
+        proxy.clientVersion = reader.string("clientVersion", "")
+        if required {
+            if proxy.server.isEmpty { reader.issues.add(reader.keyPath("server"), "required") }
+            if !proxy.usernamePassThrough && proxy.username.isEmpty {
+                reader.issues.add(reader.keyPath("username"), "required unless usernamePassThrough is true")
+            }
+            if proxy.password.isEmpty && proxy.privateKey.isEmpty {
+                reader.issues.add(reader.keyPath("password"), "give a password or a privateKey for the upstream login")
+            }
+            if proxy.allowedHostKeyFingerprints.isEmpty {
+                reader.issues.add(reader.keyPath("allowedHostKeyFingerprints"), "required: list the upstream's host key fingerprints (SHA256:…, see ssh-keygen -lf)")
+            }
+        }
+        for (index, fingerprint) in proxy.allowedHostKeyFingerprints.enumerated() where !fingerprint.hasPrefix("SHA256:") {
+            reader.issues.add("\(reader.keyPath("allowedHostKeyFingerprints"))[\(index)]", "\"\(fingerprint)\" is not a SHA256:… fingerprint")
+        }
+        reader.finish()
+        return proxy
+    }
+}

@@ -1,0 +1,139 @@
+"""The SSH proxy backend against a real OpenSSH sshd on loopback (SPEC §11)."""
+import asyncio
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import asyncssh
+import paramiko
+import pytest
+
+from conftest import SSH_OPTS, Process, free_port, make_key, wait_for_port, webhook_auth
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    """An sshd of our own: root logs in with a key made here; returns its details."""
+    directory = tmp_path / "upstream"
+    directory.mkdir()
+    host_key = directory / "ssh_host_ed25519_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+    fingerprint = subprocess.run(["ssh-keygen", "-lf", f"{host_key}.pub"], capture_output=True, text=True, check=True).stdout.split()[1]
+    client_key, client_pub = make_key(directory, "ed25519", "berth_upstream_key")
+    (directory / "authorized_keys").write_text(client_pub + "\n")
+    port = free_port()
+    config = directory / "sshd_config"
+    config.write_text(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {host_key}
+PidFile {directory}/sshd.pid
+AuthorizedKeysFile {directory}/authorized_keys
+PermitRootLogin prohibit-password
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+AcceptEnv PROXYTEST
+Subsystem sftp /usr/lib/openssh/sftp-server
+""")
+    Path("/run/sshd").mkdir(exist_ok=True)
+    process = Process(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], directory / "sshd.log")
+    wait_for_port(port, process.proc)
+    yield {"port": port, "fingerprint": fingerprint, "key": str(client_key)}
+    process.stop()
+
+
+def proxy_config(upstream, **overrides):
+    block = {"server": "127.0.0.1", "port": upstream["port"], "username": "root", "privateKey": upstream["key"],
+             "allowedHostKeyFingerprints": [upstream["fingerprint"]], "timeout": "5s", **overrides}
+    return {"backend": "sshproxy", "sshproxy": block}
+
+
+def start(start_berth, example_webhook, upstream, **overrides):
+    url, _ = example_webhook([{"username": "alice", "password": "pw"}])
+    return start_berth({"auth": webhook_auth(url), **proxy_config(upstream, **overrides)})
+
+
+def test_exec_output_stderr_exit_code_and_env(start_berth, example_webhook, upstream):
+    berth = start(start_berth, example_webhook, upstream)
+    result = berth.ssh("alice", "echo out $PROXYTEST; echo err >&2; whoami; exit 7", password="pw", extra=["-o", "SetEnv=PROXYTEST=relayed"])
+    assert result.returncode == 7, result.stderr
+    assert result.stdout == b"out relayed\nroot\n"
+    assert result.stderr == b"err\n"
+    piped = berth.ssh("alice", "cat; echo END", password="pw", stdin=os.urandom(2_000_000))
+    assert piped.returncode == 0 and len(piped.stdout) == 2_000_000 + 4
+
+
+def test_pty_shell_with_resize(start_berth, example_webhook, upstream):
+    berth = start(start_berth, example_webhook, upstream)
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect("127.0.0.1", port=berth.port, username="alice", password="pw", look_for_keys=False, allow_agent=False, timeout=30)
+    try:
+        channel = client.get_transport().open_session()
+        channel.get_pty(term="xterm", width=91, height=27)
+        channel.invoke_shell()
+        channel.settimeout(30)
+        channel.send(b"stty size; read x; stty size; exit 5\n")
+        output = b""
+        while b"27 91" not in output:
+            output += channel.recv(4096)
+        channel.resize_pty(width=132, height=43)
+        time.sleep(0.5)
+        channel.send(b"\n")
+        while b"43 132" not in output:
+            output += channel.recv(4096)
+        assert channel.recv_exit_status() == 5
+    finally:
+        client.close()
+
+
+def test_sftp_through_the_proxy(tmp_path, start_berth, example_webhook, upstream):
+    key, pub = make_key(tmp_path, "ed25519", "client")
+    url, _ = example_webhook([{"username": "alice", "authorizedKeys": [pub]}])
+    berth = start_berth({"auth": webhook_auth(url), **proxy_config(upstream)})
+    source = tmp_path / "up.bin"
+    source.write_bytes(os.urandom(1024 * 1024))
+    target = tmp_path / "proxied.bin"
+    batch = tmp_path / "batch"
+    batch.write_text(f"put {source} {target}\nget {target} {tmp_path / 'down.bin'}\n")
+    result = subprocess.run(["sftp", "-P", str(berth.port), *SSH_OPTS, "-o", "IdentitiesOnly=yes", "-i", str(key), "-b", str(batch),
+                             "alice@127.0.0.1"], capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "down.bin").read_bytes() == source.read_bytes()
+
+
+def test_exit_signal_reaches_the_client(start_berth, example_webhook, upstream):
+    berth = start(start_berth, example_webhook, upstream)
+
+    async def scenario():
+        async with asyncssh.connect("127.0.0.1", port=berth.port, username="alice", password="pw",
+                                    known_hosts=None, client_keys=None) as connection:
+            return await connection.run("echo before; kill -TERM $$", check=False)
+
+    result = asyncio.run(scenario())
+    assert result.stdout == "before\n"
+    assert result.exit_signal is not None and result.exit_signal[0] == "TERM"
+
+
+def test_wrong_fingerprint_and_unreachable_upstream_are_refused(start_berth, example_webhook, upstream):
+    wrong = start(start_berth, example_webhook, upstream, allowedHostKeyFingerprints=["SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"])
+    result = wrong.ssh("alice", "true", password="pw")
+    assert result.returncode == 1
+    assert b"not in sshproxy.allowedHostKeyFingerprints" in result.stderr
+    down = start(start_berth, example_webhook, upstream, port=free_port(), timeout="2s")
+    started = time.monotonic()
+    result = down.ssh("alice", "true", password="pw")
+    assert result.returncode == 1 and b"cannot reach the upstream SSH server" in result.stderr
+    assert time.monotonic() - started < 20
+
+
+def test_per_user_target_from_the_config_webhook(start_berth, example_webhook, upstream):
+    url, _ = example_webhook([
+        {"username": "alice", "password": "pw"},
+        {"username": "bob", "password": "pw", "config": proxy_config(upstream)},
+    ])
+    berth = start_berth({"auth": webhook_auth(url), "configserver": {"url": f"{url}/config"}, "backend": "echo"})
+    assert berth.ssh("alice", "whoami", password="pw").stdout == b"alice\n"
+    assert berth.ssh("bob", "whoami", password="pw").stdout == b"root\n"
