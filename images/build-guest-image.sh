@@ -44,20 +44,23 @@ build_base() {
     mirror=$(debian_mirror)
     mirror=${mirror:-http://deb.debian.org/debian}
     root=$(mktemp -d /tmp/berth-guest-root.XXXXXX)
-    trap 'rm -rf "$root"' EXIT
+    trap 'remove_rootfs "$root"' EXIT
     log "debootstrap --variant=minbase --include=$PACKAGES $RELEASE $root $mirror (takes minutes; log: $logfile)"
     if ! debootstrap --variant=minbase --include="$PACKAGES" "$RELEASE" "$root" "$mirror" >"$logfile" 2>&1; then
         tail -n 20 "$logfile" >&2
         die "debootstrap failed (full log: $logfile)"
     fi
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/bootstrap.log
+    local old_base
+    old_base=$(image_id "$BASE")
     log "docker import → $BASE"
     # The engine supplies /dev, /proc and /sys; keep the directories, drop debootstrap's contents.
     tar -C "$root" --numeric-owner --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' -c . |
         docker import "${IMAGE_CHANGES[@]}" --change "LABEL berth.packages=$PACKAGES" - "$BASE" >/dev/null \
         || die "docker import of the base failed"
-    rm -rf "$root"
+    remove_rootfs "$root"
     trap - EXIT
+    remove_if_untagged "$old_base"
 }
 
 if [ "${BERTH_GUEST_REBUILD:-}" = 1 ] || [ -z "$(image_id "$BASE")" ]; then
@@ -67,6 +70,7 @@ else
 fi
 
 # Add the agent as a layer: create (never started) a container from the base, copy, commit.
+old_latest=$(image_id berth-guest:latest)
 log "adding the agent ($AGENT_SUM) as /usr/bin/containerssh-agent"
 container=$(docker create "$BASE" /bin/true) || die "docker create from $BASE failed"
 trap 'docker rm -f "$container" >/dev/null 2>&1 || true' EXIT
@@ -75,4 +79,5 @@ docker commit "${IMAGE_CHANGES[@]}" --change "LABEL berth.agent-sha256=$AGENT_SU
     "$container" berth-guest:latest >/dev/null || die "docker commit failed"
 docker tag berth-guest:latest "berth-guest:agent-$AGENT_SUM"
 prune_old_agent_tags berth-guest
+remove_if_untagged "$old_latest"
 log "built berth-guest:latest and berth-guest:agent-$AGENT_SUM in ${SECONDS}s"

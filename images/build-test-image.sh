@@ -25,7 +25,7 @@ busybox=/bin/busybox
 if ldd "$busybox" >/dev/null 2>&1; then die "$busybox is dynamically linked"; fi
 
 root=$(mktemp -d /tmp/berth-busybox-root.XXXXXX)
-trap 'rm -rf "$root"' EXIT
+trap 'remove_rootfs "$root"' EXIT
 log "assembling the rootfs in $root"
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,root,proc,sys,dev}
 chmod 1777 "$root/tmp"
@@ -44,10 +44,12 @@ install -m 0755 "$AGENT" "$root/usr/bin/containerssh-agent"
 echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
 echo "root:x:0:" > "$root/etc/group"
 
+old_latest=$(image_id berth-busybox:latest)
 log "docker import → berth-busybox:latest"
 tar -C "$root" --numeric-owner --owner=0 --group=0 -c . |
     docker import --change 'CMD ["/bin/sh"]' --change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' \
         --change "LABEL berth.agent-sha256=$AGENT_SUM" - berth-busybox:latest >/dev/null || die "docker import failed"
 docker tag berth-busybox:latest "berth-busybox:agent-$AGENT_SUM"
 prune_old_agent_tags berth-busybox
+remove_if_untagged "$old_latest"
 log "built berth-busybox:latest and berth-busybox:agent-$AGENT_SUM in ${SECONDS}s"

@@ -51,3 +51,26 @@ prune_old_agent_tags() {
         docker rmi "$tag" >/dev/null 2>&1 && log "removed the outdated $tag" || true
     done
 }
+
+# Removes a temporary rootfs safely: unmounts whatever a failed debootstrap left mounted inside
+# it (proc, sys, devices bound from the host), deepest first, and never crosses into another
+# filesystem while deleting.
+remove_rootfs() {
+    local root=$1 mountpoint
+    [ -n "$root" ] && [ -d "$root" ] || return 0
+    root=$(realpath "$root")
+    [ "$root" != / ] || die "refusing to remove /"
+    while read -r mountpoint; do
+        umount "$mountpoint" 2>/dev/null || umount -l "$mountpoint" 2>/dev/null || log "warning: cannot unmount $mountpoint"
+    done < <(awk -v r="$root" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/mounts | sort -r)
+    rm -rf --one-file-system "$root"
+}
+
+# Removes the image ID if a rebuild left it without tags (and no container uses it).
+remove_if_untagged() {
+    local id=$1
+    [ -n "$id" ] || return 0
+    if [ "$(docker image inspect --format '{{len .RepoTags}}' "$id" 2>/dev/null || echo 1)" = 0 ]; then
+        docker rmi "$id" >/dev/null 2>&1 && log "removed the replaced image $(echo "${id#sha256:}" | cut -c1-12)" || true
+    fi
+}
