@@ -129,17 +129,9 @@ public final class DockerConnection: SSHConnectionHandler {
     }
 }
 
-/// Runs `body`, failing with a clear error if it takes longer than `limit`.
+/// Runs `body`, failing with DOCKER_TIMEOUT if it takes longer than `limit`.
 func withTimeout<T: Sendable>(_ limit: BerthDuration, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: limit.duration)
-            throw DockerError("DOCKER_TIMEOUT", "\(what) took longer than \(limit)")
-        }
-        defer { group.cancelAll() }
-        return try await group.next()!
-    }
+    try await withDeadline(limit.duration, DockerError("DOCKER_TIMEOUT", "\(what) took longer than \(limit)"), body)
 }
 
 enum DockerExitCode {

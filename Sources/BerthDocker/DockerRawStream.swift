@@ -1,3 +1,4 @@
+import BerthCore
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -69,8 +70,7 @@ final class DockerRawStreamHandler: ChannelDuplexHandler {
     private let source: DockerOutputSequence.Producer.Source
     private var demux: DockerStreamDemultiplexer?
     private var context: ChannelHandlerContext?
-    private var demand = true
-    private var readPending = false
+    private var gate = ReadGate()
     private var finished = false
 
     static func make(eventLoop: EventLoop, tty: Bool) -> (DockerRawStreamHandler, DockerOutputSequence) {
@@ -117,19 +117,15 @@ final class DockerRawStreamHandler: ChannelDuplexHandler {
             pieces = [.stdout(buffer)]
         }
         guard !pieces.isEmpty else { return }
-        if case .stopProducing = source.yield(contentsOf: pieces) { demand = false }
+        if case .stopProducing = source.yield(contentsOf: pieces) { gate.pause() }
     }
 
     func read(context: ChannelHandlerContext) {
-        if demand { context.read() } else { readPending = true }
+        if gate.shouldRead() { context.read() }
     }
 
     func resume() {
-        demand = true
-        if readPending, let context {
-            readPending = false
-            context.read()
-        }
+        if gate.resume() { context?.read() }
     }
 
     func consumerGone() {

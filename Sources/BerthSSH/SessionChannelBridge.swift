@@ -77,8 +77,7 @@ final class SessionChannelBridge: ChannelDuplexHandler {
     private let events: AsyncStream<SessionEvent>.Continuation
     private let input: SessionInputSource
     private var context: ChannelHandlerContext?
-    private var demand = true
-    private var readPending = false
+    private var gate = ReadGate()
 
     init(events: AsyncStream<SessionEvent>.Continuation, input: SessionInputSource) {
         self.events = events
@@ -92,24 +91,16 @@ final class SessionChannelBridge: ChannelDuplexHandler {
         let message = unwrapInboundIn(data)
         // Extended data from a client has no meaning for a session; drop it.
         guard message.type == .channel, case .byteBuffer(let buffer) = message.data else { return }
-        if !input.yield(buffer) { demand = false }
+        if !input.yield(buffer) { gate.pause() }
     }
 
     func read(context: ChannelHandlerContext) {
-        if demand {
-            context.read()
-        } else {
-            readPending = true
-        }
+        if gate.shouldRead() { context.read() }
     }
 
     /// Called on the event loop when the backend wants more input.
     func resumeReading() {
-        demand = true
-        if readPending, let context {
-            readPending = false
-            context.read()
-        }
+        if gate.resume() { context?.read() }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

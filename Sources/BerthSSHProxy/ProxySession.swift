@@ -17,15 +17,24 @@ actor ProxySession: SessionChannelHandler {
         self.upstream = upstream
         self.relay = relay
         let channel = downstream
+        // Servers often send EOF before the exit status; the client is told in SPEC §2's order
+        // (exit status, then EOF, then close), so the EOF waits for the exit report.
         output = Task {
+            var eofPending = false
             for await event in events {
                 switch event {
                 case .stdout(let bytes): try? await channel.writeStdout(bytes)
                 case .stderr(let bytes): try? await channel.writeStderr(bytes)
-                case .exitStatus(let status): await channel.sendExitStatus(status)
-                case .exitSignal(let name, let core, let message): await channel.sendExitSignal(name: name, coreDumped: core, message: message)
-                case .eof: await channel.closeWrite()
+                case .exitStatus(let status):
+                    await channel.sendExitStatus(status)
+                    if eofPending { await channel.closeWrite(); eofPending = false }
+                case .exitSignal(let name, let core, let message):
+                    await channel.sendExitSignal(name: name, coreDumped: core, message: message)
+                    if eofPending { await channel.closeWrite(); eofPending = false }
+                case .eof:
+                    eofPending = true
                 case .closed:
+                    if eofPending { await channel.closeWrite() }
                     await channel.close()
                     return
                 }

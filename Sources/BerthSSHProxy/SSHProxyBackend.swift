@@ -40,7 +40,10 @@ public struct SSHProxyBackend: Sendable {
             throw BerthError("SSHPROXY_UPSTREAM_UNREACHABLE", "cannot reach the upstream SSH server \(target): \(error)")
         }
         do {
-            try await withUpstreamTimeout(config.timeout) { try await loggedIn.futureResult.get() }
+            let limit = config.timeout
+            try await withDeadline(limit.duration, BerthError("SSHPROXY_TIMEOUT", "the upstream did not complete the login within \(limit)")) {
+                try await loggedIn.futureResult.get()
+            }
         } catch {
             try? await channel.close()
             let reason = (error as? CodedError)?.message ?? "\(error)"
@@ -51,18 +54,6 @@ public struct SSHProxyBackend: Sendable {
         }.get()
         logger.log(.debug, "SSHPROXY_CONNECTED", "connected to the upstream SSH server", ["upstream": "\(target)"])
         return SSHProxyConnection(channel: channel, handler: handler, logger: logger)
-    }
-}
-
-func withUpstreamTimeout(_ limit: BerthDuration, _ body: @escaping @Sendable () async throws -> Void) async throws {
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: limit.duration)
-            throw BerthError("SSHPROXY_TIMEOUT", "the upstream did not complete the login within \(limit)")
-        }
-        defer { group.cancelAll() }
-        try await group.next()
     }
 }
 

@@ -33,8 +33,7 @@ final class UpstreamRelay: ChannelDuplexHandler {
     private let source: Events.Source
     private var pendingReplies: [EventLoopPromise<Bool>] = []
     private var context: ChannelHandlerContext?
-    private var demand = true
-    private var readPending = false
+    private var gate = ReadGate()
     private var finished = false
 
     static func make(eventLoop: EventLoop) -> (UpstreamRelay, Events) {
@@ -62,7 +61,7 @@ final class UpstreamRelay: ChannelDuplexHandler {
 
     private func emit(_ event: UpstreamEvent) {
         guard !finished else { return }
-        if case .stopProducing = source.yield(event) { demand = false }
+        if case .stopProducing = source.yield(event) { gate.pause() }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -72,15 +71,11 @@ final class UpstreamRelay: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if demand { context.read() } else { readPending = true }
+        if gate.shouldRead() { context.read() }
     }
 
     func resume() {
-        demand = true
-        if readPending, let context {
-            readPending = false
-            context.read()
-        }
+        if gate.resume() { context?.read() }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
