@@ -28,4 +28,6 @@ swift test || fail "swift test"
 stage "integration tests (pytest)"
 export BERTH_BIN="$PWD/.build/debug/berth"
 export BERTH_WEBHOOK_BIN="$PWD/.build/debug/berth-example-webhook"
-python3 -m pytest -v -p no:cacheprovider tests/integration || fail "integration tests"
+export BERTH_AGENT_BIN="$PWD/.build/debug/berth-agent"
+export BERTH_SKIP_IMAGE_BUILD=1
+python3 -m pytest -v -p no:cacheprovider tests/integration tests/agent || fail "integration tests"
