@@ -30,4 +30,5 @@ export BERTH_BIN="$PWD/.build/debug/berth"
 export BERTH_WEBHOOK_BIN="$PWD/.build/debug/berth-example-webhook"
 export BERTH_AGENT_BIN="$PWD/.build/debug/berth-agent"
 export BERTH_SKIP_IMAGE_BUILD=1
-python3 -m pytest -v -p no:cacheprovider tests/integration tests/agent || fail "integration tests"
+python3 -m pytest -v -p no:cacheprovider tests/agent || fail "agent tests"
+python3 -m pytest -v -p no:cacheprovider tests/integration || fail "integration tests"
