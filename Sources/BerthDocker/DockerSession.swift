@@ -154,7 +154,9 @@ actor DockerSession: SessionChannelHandler {
                     for await chunk in channel.stdin {
                         do { try await stream.write(chunk) } catch { return }
                     }
-                    await stream.closeWrite()
+                    // A terminal has no EOF (sshd ignores it on a pty too); half-closing a TTY
+                    // stream makes the engine drop the program's output.
+                    if !tty { await stream.closeWrite() }
                 }
             }
             // Client input waits until a held program has been released.

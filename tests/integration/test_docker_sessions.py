@@ -247,3 +247,11 @@ def test_sigterm_ends_running_programs_and_removes_containers(start_berth, examp
     finally:
         ssh.kill()
         ssh.wait()
+
+
+def test_terminal_session_with_stdin_closed_keeps_its_output(start_berth, example_webhook):
+    # `ssh -tt host cmd < /dev/null`: the client's EOF must not cut the program's output.
+    berth = start(start_berth, example_webhook)
+    result = berth.ssh("alice", "echo hi; tput cols; exit 3", password="pw", extra=["-tt", "-o", "RequestTTY=force"])
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.replace(b"\r", b"") == b"hi\n80\n"
