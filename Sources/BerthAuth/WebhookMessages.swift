@@ -19,15 +19,18 @@ struct WebhookRequest: Encodable {
     var environment: [String: Entry]?
     var files: [String: Entry]?
 
-    init(_ metadata: ConnectionMetadata, authenticated: Bool = false) {
+    /// `includeSensitive: false` leaves out entries marked sensitive (the config webhook's
+    /// `transmitSensitiveMetadata` default): they are applied, but not sent on.
+    init(_ metadata: ConnectionMetadata, authenticated: Bool = false, includeSensitive: Bool = true) {
         username = metadata.username
         remoteAddress = metadata.remoteAddress.description
         connectionId = metadata.connectionID.hex
         clientVersion = metadata.clientVersion
         authenticatedUsername = authenticated ? metadata.effectiveUsername : nil
-        self.metadata = Self.entries(metadata.metadata.mapValues { ($0.value, $0.sensitive) })
-        environment = Self.entries(metadata.environment.mapValues { ($0.value, $0.sensitive) })
-        files = Self.entries(metadata.files.mapValues { (Data($0.value).base64EncodedString(), $0.sensitive) })
+        let keep: (Bool) -> Bool = { sensitive in includeSensitive || !sensitive }
+        self.metadata = Self.entries(metadata.metadata.filter { keep($0.value.sensitive) }.mapValues { ($0.value, $0.sensitive) })
+        environment = Self.entries(metadata.environment.filter { keep($0.value.sensitive) }.mapValues { ($0.value, $0.sensitive) })
+        files = Self.entries(metadata.files.filter { keep($0.value.sensitive) }.mapValues { (Data($0.value).base64EncodedString(), $0.sensitive) })
     }
 
     private static func entries(_ map: [String: (String, Bool)]) -> [String: Entry]? {

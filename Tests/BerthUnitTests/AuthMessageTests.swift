@@ -35,6 +35,15 @@ import Testing
         #expect((body["metadata"] as? [String: [String: Any]])?["k"]?["sensitive"] as? Bool == true)
     }
 
+    @Test func sensitiveEntriesCanBeLeftOut() throws {
+        var enriched = metadata
+        enriched.environment = ["TOKEN": MetadataValue(value: "secret", sensitive: true), "PLAIN": MetadataValue(value: "1")]
+        let body = try json(WebhookRequest(enriched, authenticated: true, includeSensitive: false))
+        let environment = body["environment"] as? [String: [String: Any]]
+        #expect(environment?["TOKEN"] == nil)
+        #expect(environment?["PLAIN"]?["value"] as? String == "1")
+    }
+
     @Test func replySuccessMustBeABoolean() {
         #expect(throws: WebhookError.self) { try WebhookReply.decode(Array(#"{"authenticatedUsername": "x"}"#.utf8)) }
         #expect(throws: WebhookError.self) { try WebhookReply.decode(Array(#"{"success": 1}"#.utf8)) }
