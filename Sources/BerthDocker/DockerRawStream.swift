@@ -37,7 +37,7 @@ public final class DockerRawStream: Sendable {
 /// Async sequence over the output of one stream; ends when the engine closes it.
 public struct DockerOutputSequence: AsyncSequence, Sendable {
     public typealias Element = DockerOutput
-    typealias Producer = NIOThrowingAsyncSequenceProducer<DockerOutput, Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, DockerRawStreamHandler.Demand>
+    typealias Producer = NIOThrowingAsyncSequenceProducer<DockerOutput, Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, ConsumerDemand<DockerRawStreamHandler>>
 
     let base: Producer
 
@@ -51,21 +51,10 @@ public struct DockerOutputSequence: AsyncSequence, Sendable {
 
 /// Pipeline end of a raw stream: demultiplexes, applies backpressure by holding reads while the
 /// consumer is behind, and finishes the sequence at EOF.
-final class DockerRawStreamHandler: ChannelDuplexHandler {
+final class DockerRawStreamHandler: ChannelDuplexHandler, ConsumerDemandTarget {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-
-    /// Tells the handler, on its event loop, that the consumer wants more.
-    final class Demand: NIOAsyncSequenceProducerDelegate, @unchecked Sendable {
-        let eventLoop: EventLoop
-        var handler: DockerRawStreamHandler?
-
-        init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
-
-        func produceMore() { eventLoop.execute { self.handler?.resume() } }
-        func didTerminate() { eventLoop.execute { self.handler?.consumerGone() } }
-    }
 
     private let source: DockerOutputSequence.Producer.Source
     private var demux: DockerStreamDemultiplexer?
@@ -74,12 +63,12 @@ final class DockerRawStreamHandler: ChannelDuplexHandler {
     private var finished = false
 
     static func make(eventLoop: EventLoop, tty: Bool) -> (DockerRawStreamHandler, DockerOutputSequence) {
-        let delegate = Demand(eventLoop: eventLoop)
+        let delegate = ConsumerDemand<DockerRawStreamHandler>(eventLoop: eventLoop)
         let result = DockerOutputSequence.Producer.makeSequence(
             elementType: DockerOutput.self, failureType: Error.self,
             backPressureStrategy: .init(lowWatermark: 4, highWatermark: 16), finishOnDeinit: false, delegate: delegate)
         let handler = DockerRawStreamHandler(source: result.source, tty: tty)
-        delegate.handler = handler
+        delegate.target = handler
         return (handler, DockerOutputSequence(base: result.sequence))
     }
 

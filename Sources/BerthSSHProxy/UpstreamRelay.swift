@@ -15,20 +15,12 @@ enum UpstreamEvent: Sendable {
 
 /// Pipeline end of an upstream session channel: forwards its output and exit reports as
 /// ordered events (holding reads while the client is behind) and matches request replies.
-final class UpstreamRelay: ChannelDuplexHandler {
+final class UpstreamRelay: ChannelDuplexHandler, ConsumerDemandTarget {
     typealias InboundIn = SSHChannelData
     typealias OutboundIn = SSHChannelData
     typealias OutboundOut = SSHChannelData
 
-    final class Demand: NIOAsyncSequenceProducerDelegate, @unchecked Sendable {
-        let eventLoop: EventLoop
-        var relay: UpstreamRelay?
-        init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
-        func produceMore() { eventLoop.execute { self.relay?.resume() } }
-        func didTerminate() {}
-    }
-
-    typealias Events = NIOAsyncSequenceProducer<UpstreamEvent, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, Demand>
+    typealias Events = NIOAsyncSequenceProducer<UpstreamEvent, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, ConsumerDemand<UpstreamRelay>>
 
     private let source: Events.Source
     private var pendingReplies: [EventLoopPromise<Bool>] = []
@@ -37,11 +29,11 @@ final class UpstreamRelay: ChannelDuplexHandler {
     private var finished = false
 
     static func make(eventLoop: EventLoop) -> (UpstreamRelay, Events) {
-        let delegate = Demand(eventLoop: eventLoop)
+        let delegate = ConsumerDemand<UpstreamRelay>(eventLoop: eventLoop)
         let result = Events.makeSequence(elementType: UpstreamEvent.self, backPressureStrategy: .init(lowWatermark: 4, highWatermark: 16),
                                          finishOnDeinit: false, delegate: delegate)
         let relay = UpstreamRelay(source: result.source)
-        delegate.relay = relay
+        delegate.target = relay
         return (relay, result.sequence)
     }
 
@@ -77,6 +69,9 @@ final class UpstreamRelay: ChannelDuplexHandler {
     func resume() {
         if gate.resume() { context?.read() }
     }
+
+    /// The session ended on the client side; the channel is closed by `ProxySession.onClose`.
+    func consumerGone() {}
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
