@@ -56,6 +56,8 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // CBOR for the agent's forwarding protocol and the audit log; standard library only.
+        .target(name: "BerthCBOR"),
         .target(name: "BerthSSHProxy", dependencies: [
             "BerthCore", "BerthConfig", "BerthSSH",
             .product(name: "NIOSSH", package: "swift-nio-ssh"),
@@ -110,6 +112,7 @@ let package = Package(
             "BerthDocker",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
+        .testTarget(name: "BerthCBORTests", dependencies: ["BerthCBOR"]),
         .testTarget(name: "BerthUnitTests", dependencies: [
             "BerthSecurity", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthServer", "BerthObservability",
         ]),
