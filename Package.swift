@@ -58,6 +58,7 @@ let package = Package(
         ]),
         // CBOR for the agent's forwarding protocol and the audit log; standard library only.
         .target(name: "BerthCBOR"),
+        .target(name: "BerthForwardProtocol", dependencies: ["BerthCBOR"]),
         .target(name: "BerthSSHProxy", dependencies: [
             "BerthCore", "BerthConfig", "BerthSSH",
             .product(name: "NIOSSH", package: "swift-nio-ssh"),
@@ -101,7 +102,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The guest agent: standard library and libc only, so it links statically.
-        .executableTarget(name: "berth-agent"),
+        .executableTarget(name: "berth-agent", dependencies: ["BerthForwardProtocol"]),
         .testTarget(name: "BerthSSHTests", dependencies: [
             "BerthCore", "BerthConfig", "BerthSSH",
             .product(name: "NIOSSH", package: "swift-nio-ssh"),

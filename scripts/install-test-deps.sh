@@ -23,6 +23,7 @@ python3 -c 'import pytest' 2>/dev/null || need_pip+=(pytest)
 python3 -c 'import paramiko' 2>/dev/null || need_pip+=(paramiko)
 python3 -c 'import asyncssh' 2>/dev/null || need_pip+=(asyncssh)
 python3 -c 'import prometheus_client' 2>/dev/null || need_pip+=(prometheus_client)
+python3 -c 'import cbor2' 2>/dev/null || need_pip+=(cbor2)
 if [ ${#need_pip[@]} -gt 0 ]; then
     echo "installing with pip: ${need_pip[*]}"
     python3 -m pip install -q "${need_pip[@]}"

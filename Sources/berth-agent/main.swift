@@ -18,6 +18,7 @@ case "console": Console.run(rest)
 case "signal": SignalMode.run(rest)
 case "wait-signal": WaitSignal.run(rest)
 case "write-file": WriteFile.run(rest)
+case "forward-server": ForwardServer.run(rest)
 case "-h", "--help", "help":
     Usage.print(to: STDOUT_FILENO)
     exit(0)
