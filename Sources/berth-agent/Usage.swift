@@ -21,12 +21,16 @@ enum Usage {
           be the idle PID 1 of a container.
       write-file PATH
           Copy stdin to PATH (created or truncated, mode 0600).
+      forward-server
+          Port forwarding for Berth: speaks the CBOR forwarding protocol on stdin/stdout,
+          dialling (ssh -L) or listening (ssh -R) inside the container, tcp or unix sockets.
       -h, --help
           Show this text.
 
     Exit codes: 0 success; 1 bad arguments (write-file: any error);
       console: 2 start byte wrong or missing, 3 PID write failed, 127 exec failed;
-      signal: 2 no such process, 3 signal failed.
+      signal: 2 no such process, 3 signal failed;
+      forward-server: 1 cannot listen, 2 malformed protocol input.
 
     """
 
