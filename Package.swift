@@ -48,7 +48,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "BerthDocker", dependencies: [
-            "BerthCore", "BerthConfig",
+            "BerthCore", "BerthConfig", "BerthForwarding", "BerthForwardProtocol",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -59,6 +59,11 @@ let package = Package(
         // CBOR for the agent's forwarding protocol and the audit log; standard library only.
         .target(name: "BerthCBOR"),
         .target(name: "BerthForwardProtocol", dependencies: ["BerthCBOR"]),
+        .target(name: "BerthForwarding", dependencies: [
+            "BerthCore", "BerthForwardProtocol",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "BerthSSHProxy", dependencies: [
             "BerthCore", "BerthConfig", "BerthSSH",
             .product(name: "NIOSSH", package: "swift-nio-ssh"),
@@ -114,6 +119,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "BerthCBORTests", dependencies: ["BerthCBOR"]),
+        .testTarget(name: "BerthForwardProtocolTests", dependencies: ["BerthForwardProtocol", "BerthCBOR"]),
         .testTarget(name: "BerthUnitTests", dependencies: [
             "BerthSecurity", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthServer", "BerthObservability",
         ]),

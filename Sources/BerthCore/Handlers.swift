@@ -52,6 +52,12 @@ public protocol SSHConnectionHandler: Sendable {
     func onSessionChannel(_ channel: any SessionChannel) async throws -> any SessionChannelHandler
     func onUnsupportedChannel(type: String) async
     func onUnsupportedGlobalRequest(type: String) async
+    /// A `direct-tcpip` channel (ssh -L). Return once the target is connected; the backend then
+    /// owns `channel` and closes it when the connection ends. Throw `ChannelRejection` to refuse.
+    func onDirectForward(_ request: DirectForward, channel: any ForwardChannel) async throws
+    /// `tcpip-forward` (ssh -R): start listening and return the bound port. Throw `RequestRefused`.
+    func onReverseForward(_ forward: ReverseForward, opener: any ForwardedChannelOpener) async throws -> UInt32
+    func onCancelReverseForward(_ forward: ReverseForward) async throws
     /// Graceful stop of the whole server.
     func onShutdown(deadline: ContinuousClock.Instant) async
 }

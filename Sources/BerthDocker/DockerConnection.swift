@@ -10,6 +10,7 @@ public final class DockerConnection: SSHConnectionHandler {
     let backend: DockerBackend
     let metadata: ConnectionMetadata
     let logger: Logger
+    let forwards = DockerForwards()
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -101,6 +102,7 @@ public final class DockerConnection: SSHConnectionHandler {
 
     /// Removes every container of this connection, retrying until `containerStop` runs out.
     public func tearDown() async {
+        await forwards.closeAll()
         let containers = state.withLockedValue { state -> [String] in
             guard !state.tornDown else { return [] }
             state.tornDown = true

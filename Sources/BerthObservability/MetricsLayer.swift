@@ -70,6 +70,16 @@ struct MetricsSSHConnectionLayer: SSHConnectionHandler {
     func onUnsupportedChannel(type: String) async { await next.onUnsupportedChannel(type: type) }
     func onUnsupportedGlobalRequest(type: String) async { await next.onUnsupportedGlobalRequest(type: type) }
     func onShutdown(deadline: ContinuousClock.Instant) async { await next.onShutdown(deadline: deadline) }
+
+    func onDirectForward(_ request: DirectForward, channel: any ForwardChannel) async throws {
+        try await next.onDirectForward(request, channel: channel)
+    }
+
+    func onReverseForward(_ forward: ReverseForward, opener: any ForwardedChannelOpener) async throws -> UInt32 {
+        try await next.onReverseForward(forward, opener: opener)
+    }
+
+    func onCancelReverseForward(_ forward: ReverseForward) async throws { try await next.onCancelReverseForward(forward) }
 }
 
 /// Counts the bytes a session moves; everything else is the base channel's.

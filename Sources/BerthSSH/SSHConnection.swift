@@ -29,6 +29,7 @@ final class SSHConnection: Sendable {
         var handshakeReported = false
         var authenticatedMetadata: ConnectionMetadata?
         var openSessions = 0
+        var pendingGlobalRequests: EventLoopFuture<Void>?
     }
 
     init(channel: Channel, remoteAddress: RemoteAddress, settings: SSHFrontEndSettings, logger: Logger) {
@@ -65,6 +66,20 @@ final class SSHConnection: Sendable {
     func sessionClosed() { state.withLockedValue { $0.openSessions -= 1 } }
     /// During a graceful stop a connection without sessions has nothing to finish.
     var hasOpenSessions: Bool { state.withLockedValue { $0.openSessions > 0 } }
+
+    /// OpenSSH servers answer global requests before they look at later messages, so a client
+    /// may run `wget localhost:PORT` right after asking for `-R PORT`. Channels opened after a
+    /// forwarding request therefore wait until it is answered.
+    func trackGlobalRequest(_ done: EventLoopFuture<Void>) {
+        state.withLockedValue { state in
+            let settled = done.flatMapErrorThrowing { _ in }
+            state.pendingGlobalRequests = state.pendingGlobalRequests.map { $0.and(settled).map { _ in } } ?? settled
+        }
+    }
+
+    func globalRequestsSettled() -> EventLoopFuture<Void> {
+        state.withLockedValue { $0.pendingGlobalRequests } ?? channel.eventLoop.makeSucceededVoidFuture()
+    }
 
     func allocateChannelID() -> UInt64 {
         state.withLockedValue { state in

@@ -125,7 +125,7 @@ public final class SSHFrontEnd: Sendable {
         var configuration = SSHServerConfiguration(
             hostKeys: settings.hostKeys,
             userAuthDelegate: UserAuthBridge(connection: connection),
-            globalRequestDelegate: nil,
+            globalRequestDelegate: ForwardRequestDelegate(connection: connection),
             banner: settings.banner.isEmpty ? nil : .init(message: Self.bannerText(settings.banner), languageTag: "en")
         )
         // Berth counts real credential failures itself (ssh.maxAuthTries); this only bounds

@@ -67,24 +67,36 @@ enum SessionEvent: Sendable {
     case closed
 }
 
-/// The NIO side of a session channel: turns client data into `SessionInput`, channel requests
-/// into an ordered event stream, and holds reads back while the backend is not consuming.
+/// The NIO side of a session or forwarding channel: turns client data into `SessionInput`,
+/// channel requests (sessions only) into an ordered event stream, and holds reads back while the
+/// backend is not consuming.
 final class SessionChannelBridge: ChannelDuplexHandler {
     typealias InboundIn = SSHChannelData
     typealias OutboundIn = SSHChannelData
     typealias OutboundOut = SSHChannelData
 
-    private let events: AsyncStream<SessionEvent>.Continuation
+    private let events: AsyncStream<SessionEvent>.Continuation?
     private let input: SessionInputSource
+    private let active: EventLoopPromise<Void>?
     private var context: ChannelHandlerContext?
     private var gate = ReadGate()
 
-    init(events: AsyncStream<SessionEvent>.Continuation, input: SessionInputSource) {
+    /// `active` completes once the channel is open on both ends, so nothing is written earlier.
+    init(events: AsyncStream<SessionEvent>.Continuation?, input: SessionInputSource, active: EventLoopPromise<Void>? = nil) {
         self.events = events
         self.input = input
+        self.active = active
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { active?.succeed() }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        active?.succeed()
+        context.fireChannelActive()
+    }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -106,7 +118,7 @@ final class SessionChannelBridge: ChannelDuplexHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let channelEvent = event as? ChannelEvent, channelEvent == .inputClosed {
             input.finish()
-        } else if let request = SessionRequest(event) {
+        } else if let events, let request = SessionRequest(event) {
             events.yield(.request(request, wantReply: SessionRequest.wantsReply(event)))
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -115,8 +127,9 @@ final class SessionChannelBridge: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         input.finish()
-        events.yield(.closed)
-        events.finish()
+        events?.yield(.closed)
+        events?.finish()
+        active?.fail(ChannelError.ioOnClosedChannel)
         context.fireChannelInactive()
     }
 }

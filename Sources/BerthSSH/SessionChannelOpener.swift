@@ -3,12 +3,18 @@ import Logging
 import NIOCore
 import NIOSSH
 
-/// Sets up child channels the client opens: session channels are handed to the layer stack
-/// once the connection's environment is ready; every other type is refused.
+/// Sets up child channels the client opens: session and `direct-tcpip` channels are handed to
+/// the layer stack once the connection's environment is ready; every other type is refused.
 struct SessionChannelOpener {
     let connection: SSHConnection
 
     func open(_ child: Channel, type: SSHChannelType) -> EventLoopFuture<Void> {
+        if case .directTCPIP(let target) = type {
+            let connection = self.connection
+            return connection.sshHandler.futureResult.flatMap { handler in
+                Self.openDirect(child, target: target, handler: handler, connection: connection)
+            }
+        }
         guard case .session = type else {
             let name = Self.name(of: type)
             connection.logger.log(.info, "SSH_UNSUPPORTED_CHANNEL_TYPE", "unsupported channel type \(name)")
@@ -18,7 +24,8 @@ struct SessionChannelOpener {
             return child.eventLoop.makeFailedFuture(ChannelRejection(.unknownChannelType, "unsupported channel type"))
         }
         let connection = self.connection
-        return connection.sshHandler.futureResult.flatMap { handler in
+        let earlierRequests = connection.globalRequestsSettled()
+        return connection.sshHandler.futureResult.and(earlierRequests).flatMap { handler, _ in
             Self.openSession(child, handler: handler, connection: connection)
         }
     }
@@ -48,6 +55,20 @@ struct SessionChannelOpener {
             channelLogger.log(.info, "SSH_CHANNEL_REJECTED", "session channel refused: \(error)")
             continuation.finish()
             input.finish()
+            throw error
+        }
+    }
+
+    private static func openDirect(_ child: Channel, target: SSHChannelType.DirectTCPIP, handler: any SSHConnectionHandler,
+                                   connection: SSHConnection) -> EventLoopFuture<Void> {
+        let request = DirectForward(host: target.targetHost, port: UInt32(target.targetPort),
+                                    originatorHost: target.originatorAddress.ipAddress ?? "", originatorPort: UInt32(target.originatorAddress.port ?? 0))
+        return child.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
+            try NIOForwardChannel.attach(to: child)
+        }.flatMap { channel in
+            child.eventLoop.makeFutureWithTask { try await handler.onDirectForward(request, channel: channel) }
+        }.flatMapErrorThrowing { error in
+            connection.logger.log(.info, "SSH_CHANNEL_REJECTED", "direct-tcpip to \(request.host):\(request.port) refused: \(error)")
             throw error
         }
     }

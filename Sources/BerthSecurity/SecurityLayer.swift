@@ -44,6 +44,26 @@ public final class SecureSSHConnection: SSHConnectionHandler {
     public func onUnsupportedChannel(type: String) async { await next.onUnsupportedChannel(type: type) }
     public func onUnsupportedGlobalRequest(type: String) async { await next.onUnsupportedGlobalRequest(type: type) }
     public func onShutdown(deadline: ContinuousClock.Instant) async { await next.onShutdown(deadline: deadline) }
+
+    public func onDirectForward(_ request: DirectForward, channel: any ForwardChannel) async throws {
+        guard policy.allowsForwarding(policy.config.forwarding.forwardingMode) else {
+            logger.log(.info, "SECURITY_FORWARDING_REFUSED", "direct-tcpip to \(request.host):\(request.port) refused: forwardingMode is not enable")
+            throw ChannelRejection(.administrativelyProhibited, "port forwarding is disabled")
+        }
+        try await next.onDirectForward(request, channel: channel)
+    }
+
+    public func onReverseForward(_ forward: ReverseForward, opener: any ForwardedChannelOpener) async throws -> UInt32 {
+        guard policy.allowsForwarding(policy.config.forwarding.reverseForwardingMode) else {
+            logger.log(.info, "SECURITY_FORWARDING_REFUSED", "tcpip-forward on \(forward) refused: reverseForwardingMode is not enable")
+            throw RequestRefused("SECURITY_FORWARDING_REFUSED", "reverse port forwarding is disabled")
+        }
+        return try await next.onReverseForward(forward, opener: opener)
+    }
+
+    public func onCancelReverseForward(_ forward: ReverseForward) async throws {
+        try await next.onCancelReverseForward(forward)
+    }
 }
 
 struct SecureSession: SessionChannelHandler {
