@@ -106,6 +106,7 @@ public enum ConfigRenderer {
                 ("subsystems", .object(execution.subsystems.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
                 ("imagePullPolicy", .string(execution.imagePullPolicy.rawValue)),
                 ("exposeAuthMetadataAsEnv", .bool(execution.exposeAuthMetadataAsEnv)),
+                ("pool", .object([("size", .int(Int64(execution.pool.size))), ("maxAge", duration(execution.pool.maxAge))])),
             ])),
             ("timeouts", .object([
                 ("containerStart", duration(timeouts.containerStart)), ("containerStop", duration(timeouts.containerStop)),

@@ -42,6 +42,7 @@ public struct DockerExecutionConfig: Sendable, Hashable {
     public var subsystems = ["sftp": "/usr/lib/openssh/sftp-server"]
     public var imagePullPolicy = ImagePullPolicy.ifNotPresent
     public var exposeAuthMetadataAsEnv = false
+    public var pool = DockerPoolConfig()
 
     public init() {}
 
@@ -50,6 +51,16 @@ public struct DockerExecutionConfig: Sendable, Hashable {
         if case .string(let name)? = container["Image"] ?? container["image"] { return name }
         return ""
     }
+}
+
+/// `execution.pool`: started idle containers kept ready for connection mode, so a login does not
+/// wait for `docker run`. Off (size 0) by default.
+public struct DockerPoolConfig: Sendable, Hashable {
+    public var size = 0
+    /// Pool containers older than this are replaced, so an idle pool does not age.
+    public var maxAge = BerthDuration.seconds(600)
+
+    public init() {}
 }
 
 public struct DockerTimeoutsConfig: Sendable, Hashable {

@@ -41,6 +41,17 @@ enum DockerSectionReader {
             }
         }
         subsystems.finish()
+        var pool = execution.object("pool")
+        defaults.pool.size = pool.int("size", 0, minimum: 0)
+        defaults.pool.maxAge = pool.duration("maxAge", defaults.pool.maxAge, minimum: .seconds(1), allowZero: false)
+        if defaults.pool.size > 200 { reader.issues.add(pool.keyPath("size"), "at most 200, got \(defaults.pool.size)") }
+        if defaults.pool.size > 0 && defaults.mode == .session {
+            reader.issues.add(pool.keyPath("size"), "the pool works in connection mode only")
+        }
+        if defaults.pool.size > 0 && !defaults.containerName.isEmpty {
+            reader.issues.add(pool.keyPath("size"), "the pool cannot be used with a fixed containername")
+        }
+        pool.finish()
         if defaults.image.isEmpty { reader.issues.add(execution.keyPath("container.image"), "required") }
         if defaults.shellCommand.isEmpty { reader.issues.add(execution.keyPath("shellCommand"), "must not be empty") }
         if defaults.idleCommand.isEmpty { reader.issues.add(execution.keyPath("idleCommand"), "must not be empty") }

@@ -32,6 +32,7 @@ public enum BerthMetrics {
 
     public static func containerStarted() { Meter(label: "berth_containers_running").increment() }
     public static func containerRemoved() { Meter(label: "berth_containers_running").decrement() }
+    public static func poolTaken() { Counter(label: "berth_pool_containers_taken_total").increment() }
 
     public static func sessionEnded(after duration: Duration) {
         Timer(label: "berth_session_duration_seconds").recordNanoseconds(

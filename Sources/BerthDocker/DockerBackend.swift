@@ -2,6 +2,7 @@ import BerthConfig
 import BerthCore
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// The Docker backend: one container per connection (`connection` mode) or per session
@@ -10,12 +11,44 @@ public final class DockerBackend: Sendable {
     let client: DockerClient
     let config: DockerConfig
     let logger: Logger
+    private let poolBox = NIOLockedValueBox<DockerPool?>(nil)
+    var pool: DockerPool? { poolBox.withLockedValue { $0 } }
 
-    public init(config: DockerConfig, logger: Logger) throws {
+    /// `pooled`: this backend keeps the warm pool of `execution.pool` (only the server-wide one
+    /// does; backends made for a per-user configuration start every container themselves).
+    public init(config: DockerConfig, logger: Logger, pooled: Bool = false) throws {
         let endpoint = try DockerEndpoint(host: config.connection.host, cacert: config.connection.cacert, cert: config.connection.cert, key: config.connection.key)
         self.client = DockerClient(endpoint: endpoint, requestTimeout: config.timeouts.http.duration, logger: logger)
         self.config = config
         self.logger = logger
+        if pooled && config.execution.pool.size > 0 && config.execution.mode == .connection {
+            let pool = DockerPool(backend: self, config: config.execution.pool)
+            poolBox.withLockedValue { $0 = pool }
+        }
+    }
+
+    /// Starts filling the warm pool, if configured.
+    public func startPool() async { await pool?.start() }
+
+    /// Removes the pool's unused containers.
+    public func stopPool() async { await pool?.shutdown() }
+
+    /// A started idle container that belongs to no connection yet.
+    func startPoolContainer() async throws -> String {
+        try await ensureImage()
+        let labels = [(DockerContainerSpec.connectionLabel, DockerContainerSpec.poolLabelValue), ("berth.pool", "1")]
+        let body = DockerContainerSpec.body(execution: config.execution, labels: labels, command: config.execution.idleCommand,
+                                            environment: [:], tty: false, interactive: false)
+        let id = try await client.createContainer(name: nil, body: body)
+        BerthMetrics.containerStarted()
+        do {
+            try await withTimeout(config.timeouts.containerStart, "starting a pool container") { try await self.client.startContainer(id) }
+        } catch {
+            try? await client.removeContainer(id)
+            BerthMetrics.containerRemoved()
+            throw error
+        }
+        return id
     }
 
     /// Crash hygiene (SPEC §5): at start-up no connection is live, so every container carrying

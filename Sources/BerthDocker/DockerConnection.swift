@@ -37,6 +37,12 @@ public final class DockerConnection: SSHConnectionHandler {
 
     /// Connection mode: the container runs the idle command; every session is an exec in it.
     func startIdleContainer() async throws {
+        if let pooled = await backend.pool?.take() {
+            state.withLockedValue { $0.idleContainer = pooled }
+            logger.log(.debug, "DOCKER_POOL_CONTAINER_TAKEN", "using a container from the warm pool", ["containerId": "\(pooled)"])
+            try await writeFiles(into: pooled)
+            return
+        }
         try await backend.ensureImage()
         let body = DockerContainerSpec.body(execution: execution, metadata: metadata, command: execution.idleCommand, environment: environment, tty: false, interactive: false)
         let id = try await createContainer(body)

@@ -5,8 +5,21 @@ import BerthCore
 /// fields layered on top (SPEC §5).
 enum DockerContainerSpec {
     static let connectionLabel = "berth.connection-id"
+    /// Pool containers carry the connection label too (value `pool`), so start-up clean-up
+    /// finds them after a crash.
+    static let poolLabelValue = "pool"
+
+    /// Berth's labels for a connection's container.
+    static func labels(_ metadata: ConnectionMetadata) -> [(String, String)] {
+        [(connectionLabel, metadata.connectionID.hex), ("berth.username", metadata.username), ("berth.remote-ip", metadata.remoteAddress.ip)]
+    }
 
     static func body(execution: DockerExecutionConfig, metadata: ConnectionMetadata, command: [String], environment: [String: String],
+                     tty: Bool, interactive: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil) -> ConfigValue {
+        body(execution: execution, labels: labels(metadata), command: command, environment: environment, tty: tty, interactive: interactive, consoleSize: consoleSize)
+    }
+
+    static func body(execution: DockerExecutionConfig, labels berthLabels: [(String, String)], command: [String], environment: [String: String],
                      tty: Bool, interactive: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil) -> ConfigValue {
         let berthKeys: Set<String> = ["image", "cmd", "env", "labels", "tty", "openstdin", "stdinonce", "attachstdin", "attachstdout", "attachstderr", "hostconfig", "networkingconfig"]
         var fields: [(key: String, value: ConfigValue)] = []
@@ -26,11 +39,7 @@ enum DockerContainerSpec {
                 }
             }
         }
-        labels += [
-            (connectionLabel, .string(metadata.connectionID.hex)),
-            ("berth.username", .string(metadata.username)),
-            ("berth.remote-ip", .string(metadata.remoteAddress.ip)),
-        ]
+        labels += berthLabels.map { ($0.0, ConfigValue.string($0.1)) }
         let env = operatorEnvironment + environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         fields += [
             ("Image", .string(execution.image)),

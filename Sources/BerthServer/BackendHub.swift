@@ -18,7 +18,7 @@ public final class BackendHub: ServerHandler {
         self.logger = logger
         shared = SharedBackends(
             config: config, raw: raw,
-            docker: config.backend == "docker" ? try DockerBackend(config: config.docker, logger: logger) : nil,
+            docker: config.backend == "docker" ? try DockerBackend(config: config.docker, logger: logger, pooled: true) : nil,
             configWebhook: config.configserver.http.url.isEmpty ? nil : try ConfigWebhookClient(config: config.configserver, logger: logger)
         )
     }
@@ -28,6 +28,7 @@ public final class BackendHub: ServerHandler {
 
     public func onReady() async throws {
         await docker?.removeOrphans()
+        await docker?.startPool()
     }
 
     public func onNetworkConnection(_ metadata: ConnectionMetadata) async throws -> any NetworkConnectionHandler {
@@ -35,6 +36,7 @@ public final class BackendHub: ServerHandler {
     }
 
     public func close() async {
+        await docker?.stopPool()
         await shared.configWebhook?.shutdown()
     }
 

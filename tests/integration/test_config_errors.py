@@ -18,6 +18,11 @@ CASES = [
     ({"auth": GOOD_AUTH, "ssh": {"serverVersion": "OpenSSH"}}, "ssh.serverVersion"),
     ({"auth": GOOD_AUTH, "backend": "podman"}, "backend: \"podman\" is not one of docker, kubernetes, sshproxy"),
     ({}, "no authentication method configured"),
+    ({"auth": GOOD_AUTH, "docker": {"execution": {"mode": "session", "pool": {"size": 2}}}},
+     "docker.execution.pool.size: the pool works in connection mode only"),
+    ({"auth": GOOD_AUTH, "docker": {"execution": {"pool": {"size": -1}}}}, "docker.execution.pool.size: must be at least 0"),
+    ({"auth": GOOD_AUTH, "docker": {"execution": {"pool": {"maxAge": "0s"}}}}, "docker.execution.pool.maxAge"),
+    ({"auth": GOOD_AUTH, "docker": {"execution": {"pool": {"sise": 1}}}}, "docker.execution.pool.sise: unknown key"),
 ]
 
 
