@@ -12,6 +12,7 @@ command -v sftp >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || need_apt+=(busybox-static)
 command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 [ -e /usr/include/crypt.h ] || need_apt+=(libcrypt-dev)
+[ -e /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing with apt-get: ${need_apt[*]}"
     apt-get update -qq
@@ -24,6 +25,8 @@ python3 -c 'import paramiko' 2>/dev/null || need_pip+=(paramiko)
 python3 -c 'import asyncssh' 2>/dev/null || need_pip+=(asyncssh)
 python3 -c 'import prometheus_client' 2>/dev/null || need_pip+=(prometheus_client)
 python3 -c 'import cbor2' 2>/dev/null || need_pip+=(cbor2)
+python3 -c 'import moto.server, boto3' 2>/dev/null || need_pip+=("moto[server]" boto3)
+python3 -c 'import asciinema' 2>/dev/null || need_pip+=(asciinema)
 if [ ${#need_pip[@]} -gt 0 ]; then
     echo "installing with pip: ${need_pip[*]}"
     python3 -m pip install -q "${need_pip[@]}"

@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 CONFIG="${BERTH_CONFIG:-examples/config.yaml}"
 USERS="${BERTH_USERS:-examples/users.yaml}"
 
-if [ ! -e /usr/include/crypt.h ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libcrypt-dev
+if [ ! -e /usr/include/crypt.h ] || [ ! -e /usr/include/zlib.h ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libcrypt-dev zlib1g-dev
 fi
 
 DOCKERD_PID=$(scripts/ensure-docker.sh)

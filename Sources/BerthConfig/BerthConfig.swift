@@ -12,7 +12,8 @@ public struct BerthConfig: Sendable, Hashable {
     public var sshproxy = SSHProxyConfig()
     public var metrics = MetricsConfig()
     public var health = HealthConfig()
-    /// Not yet modelled sections, checked only for being maps: `kubernetes`, `audit`, `geoip`.
+    public var audit = AuditConfig()
+    /// Not yet modelled sections, checked only for being maps: `kubernetes`, `geoip`.
     public var rawSections: [String: ConfigValue] = [:]
 
     public init() {}

@@ -33,11 +33,30 @@ public enum ConfigRenderer {
             ])),
             ("metrics", .object([("enable", .bool(config.metrics.enable)), ("listen", .string(config.metrics.listen)), ("path", .string(config.metrics.path))])),
             ("health", .object([("enable", .bool(config.health.enable)), ("listen", .string(config.health.listen))])),
+            ("audit", audit(config.audit)),
         ]
         for name in ConfigReader.rawSectionNames {
             if let section = config.rawSections[name] { sections.append((name, section)) }
         }
         return .object(sections)
+    }
+
+    private static func audit(_ audit: AuditConfig) -> ConfigValue {
+        let intercept = audit.intercept
+        let s3 = audit.s3
+        return .object([
+            ("enable", .bool(audit.enable)), ("format", .string(audit.format.rawValue)), ("storage", .string(audit.storage.rawValue)),
+            ("intercept", .object([("stdin", .bool(intercept.stdin)), ("stdout", .bool(intercept.stdout)), ("stderr", .bool(intercept.stderr)),
+                                   ("passwords", .bool(intercept.passwords)), ("forwarding", .bool(intercept.forwarding))])),
+            ("file", .object([("directory", .string(audit.directory))])),
+            ("s3", .object([
+                ("local", .string(s3.local)), ("accessKey", .string(s3.accessKey)), ("secretKey", .string(s3.secretKey.isEmpty ? "" : "********")),
+                ("bucket", .string(s3.bucket)), ("region", .string(s3.region)), ("endpoint", .string(s3.endpoint)), ("cacert", .string(s3.cacert)),
+                ("acl", .string(s3.acl)), ("pathStyleAccess", .bool(s3.pathStyleAccess)), ("uploadPartSize", .int(Int64(s3.uploadPartSize))),
+                ("parallelUploads", .int(Int64(s3.parallelUploads))),
+                ("metadata", .object([("ip", .bool(s3.metadataIP)), ("username", .bool(s3.metadataUsername))])),
+            ])),
+        ])
     }
 
     private static func strings(_ list: [String]) -> ConfigValue { .array(list.map(ConfigValue.string)) }

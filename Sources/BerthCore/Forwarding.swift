@@ -33,6 +33,8 @@ public struct ReverseForward: Sendable, Hashable, CustomStringConvertible {
 
 /// One forwarded connection as an SSH channel: the client's bytes in, bytes to the client out.
 public protocol ForwardChannel: Sendable {
+    /// Per-connection channel number, shared with session channels.
+    var channelID: UInt64 { get }
     /// What the client sends; ends at the client's EOF or when the channel closes.
     var input: SessionInput { get }
     /// Suspends while the client's window is full.

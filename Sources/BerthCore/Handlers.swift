@@ -163,4 +163,21 @@ public struct SessionInput: AsyncSequence, Sendable {
     }
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(nextChunk: nextChunk) }
+
+    /// The same input, with `observe` seeing every chunk as it is consumed (metrics, audit).
+    public func tapped(_ observe: @escaping @Sendable (ByteBuffer) -> Void) -> SessionInput {
+        let box = SingleReaderIterator(makeAsyncIterator())
+        return SessionInput {
+            let chunk = await box.next()
+            if let chunk { observe(chunk) }
+            return chunk
+        }
+    }
+}
+
+/// Input has exactly one reader, so its iterator is never used concurrently.
+private final class SingleReaderIterator: @unchecked Sendable {
+    private var iterator: SessionInput.AsyncIterator
+    init(_ iterator: SessionInput.AsyncIterator) { self.iterator = iterator }
+    func next() async -> ByteBuffer? { await iterator.next() }
 }

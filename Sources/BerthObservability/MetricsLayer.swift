@@ -88,15 +88,7 @@ struct MeasuredSessionChannel: SessionChannel {
 
     var channelID: UInt64 { base.channelID }
     var connection: ConnectionMetadata { base.connection }
-    var stdin: SessionInput {
-        let input = base.stdin
-        let box = IteratorBox(input.makeAsyncIterator())
-        return SessionInput {
-            let chunk = await box.next()
-            if let chunk { BerthMetrics.bytesIn(chunk.readableBytes) }
-            return chunk
-        }
-    }
+    var stdin: SessionInput { base.stdin.tapped { BerthMetrics.bytesIn($0.readableBytes) } }
 
     func writeStdout(_ data: ByteBuffer) async throws {
         BerthMetrics.bytesOut(data.readableBytes)
@@ -112,13 +104,6 @@ struct MeasuredSessionChannel: SessionChannel {
     func sendExitSignal(name: String, coreDumped: Bool, message: String) async { await base.sendExitSignal(name: name, coreDumped: coreDumped, message: message) }
     func closeWrite() async { await base.closeWrite() }
     func close() async { await base.close() }
-}
-
-/// A session's stdin has one reader, so its iterator is never shared.
-private final class IteratorBox: @unchecked Sendable {
-    private var iterator: SessionInput.AsyncIterator
-    init(_ iterator: SessionInput.AsyncIterator) { self.iterator = iterator }
-    func next() async -> ByteBuffer? { await iterator.next() }
 }
 
 struct MeasuredSession: SessionChannelHandler {

@@ -11,7 +11,7 @@ struct ForwardRequestDelegate: GlobalRequestDelegate {
 
     func tcpForwardingRequest(_ request: GlobalRequest.TCPForwardingRequest, handler: NIOSSHHandler,
                               promise: EventLoopPromise<GlobalRequest.TCPForwardingResponse>) {
-        let opener = SSHForwardedChannelOpener(handler: NIOLoopBound(handler, eventLoop: promise.futureResult.eventLoop))
+        let opener = SSHForwardedChannelOpener(handler: NIOLoopBound(handler, eventLoop: promise.futureResult.eventLoop), connection: connection)
         let connection = self.connection
         connection.trackGlobalRequest(promise.futureResult.map { _ in })
         promise.completeWithTask {
@@ -38,6 +38,7 @@ struct ForwardRequestDelegate: GlobalRequestDelegate {
 /// Opens `forwarded-tcpip` channels towards the client.
 struct SSHForwardedChannelOpener: ForwardedChannelOpener {
     let handler: NIOLoopBound<NIOSSHHandler>
+    let connection: SSHConnection
 
     func openForwardedChannel(_ forward: ReverseForward, originatorHost: String, originatorPort: UInt32) async throws -> any ForwardChannel {
         // The channel type needs a parseable address; a unix peer has none.
@@ -46,11 +47,12 @@ struct SSHForwardedChannelOpener: ForwardedChannelOpener {
         let eventLoop = handler.eventLoop
         let opened = eventLoop.makePromise(of: Channel.self)
         let attached = NIOLockedValueBox<NIOForwardChannel?>(nil)
+        let channelID = connection.allocateChannelID()
         eventLoop.execute { [handler] in
             let type = SSHChannelType.forwardedTCPIP(.init(listeningHost: forward.host, listeningPort: Int(forward.port), originatorAddress: originator))
             handler.value.createChannel(opened, channelType: type) { child, _ in
                 child.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
-                    let channel = try NIOForwardChannel.attach(to: child)
+                    let channel = try NIOForwardChannel.attach(to: child, channelID: channelID)
                     attached.withLockedValue { $0 = channel }
                 }
             }

@@ -64,7 +64,7 @@ struct SessionChannelOpener {
         let request = DirectForward(host: target.targetHost, port: UInt32(target.targetPort),
                                     originatorHost: target.originatorAddress.ipAddress ?? "", originatorPort: UInt32(target.originatorAddress.port ?? 0))
         return child.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
-            try NIOForwardChannel.attach(to: child)
+            try NIOForwardChannel.attach(to: child, channelID: connection.allocateChannelID())
         }.flatMap { channel in
             child.eventLoop.makeFutureWithTask { try await handler.onDirectForward(request, channel: channel) }
         }.flatMapErrorThrowing { error in

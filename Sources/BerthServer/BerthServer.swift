@@ -1,3 +1,4 @@
+import BerthAudit
 import BerthAuth
 import BerthConfig
 import BerthCore
@@ -16,6 +17,7 @@ public final class BerthServer: Sendable {
     private let frontEnd: SSHFrontEnd
     private let auth: AuthServerLayer
     private let hub: BackendHub
+    private let audit: AuditService?
     private let registry: PrometheusCollectorRegistry?
     private let health = HealthState()
     private let endpoints = NIOLockedValueBox<ObservabilityEndpoints?>(nil)
@@ -29,7 +31,9 @@ public final class BerthServer: Sendable {
         let hub = try BackendHub(config: config, raw: raw, logger: logger)
         self.hub = hub
         auth = try AuthServerLayer(config: config.auth, next: hub, logger: logger)
-        frontEnd = SSHFrontEnd(settings: settings, handler: MetricsServerLayer(next: auth), logger: logger, group: MultiThreadedEventLoopGroup.singleton)
+        let (audited, audit) = try AuditServerLayer.make(next: auth, config: config.audit, logger: logger)
+        self.audit = audit
+        frontEnd = SSHFrontEnd(settings: settings, handler: MetricsServerLayer(next: audited), logger: logger, group: MultiThreadedEventLoopGroup.singleton)
     }
 
     private static func hostKeys(_ ssh: SSHConfig, logger: Logger) throws -> [NIOSSHPrivateKey] {
@@ -48,6 +52,7 @@ public final class BerthServer: Sendable {
         }
         let started = try await ObservabilityEndpoints.start(metrics: config.metrics, health: config.health, registry: registry, state: health)
         endpoints.withLockedValue { $0 = started }
+        await audit?.start()
         try await frontEnd.start()
         health.set(serving: true)
     }
@@ -60,6 +65,7 @@ public final class BerthServer: Sendable {
         await endpoints.withLockedValue { $0 }?.stop()
         await auth.close()
         await hub.close()
+        await audit?.shutdown()
         logger.log(.notice, "BERTH_STOPPED", "Berth stopped")
     }
 }

@@ -9,7 +9,7 @@ struct BerthCommand: AsyncParsableCommand {
         commandName: "berth",
         abstract: "An SSH server that gives every user a container of their own.",
         version: BerthVersion.current,
-        subcommands: [Serve.self, Keygen.self, ConfigCommand.self, Healthcheck.self, Version.self]
+        subcommands: [Serve.self, Keygen.self, ConfigCommand.self, AuditCommand.self, Healthcheck.self, Version.self]
     )
 
     /// ContainerSSH's command line (`--config FILE`, `--dump-config`) is rewritten to the

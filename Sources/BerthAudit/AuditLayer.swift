@@ -1,0 +1,90 @@
+import BerthConfig
+import BerthCore
+import Logging
+
+/// The audit layer (SPEC §9), between metrics and authentication: records every event of a
+/// connection into its audit log, and wraps channels to capture the bytes `intercept` asks for.
+public struct AuditServerLayer: ServerHandler {
+    private let next: any ServerHandler
+    private let config: AuditConfig
+    private let storage: any AuditStorage
+    private let logger: Logger
+
+    /// Nil when auditing is off, so the layer costs nothing then.
+    public static func make(next: any ServerHandler, config: AuditConfig, logger: Logger) throws -> (any ServerHandler, AuditService?) {
+        guard config.isActive else { return (next, nil) }
+        let service = try AuditService(config: config, logger: logger)
+        return (AuditServerLayer(next: next, config: config, storage: service.storage, logger: logger), service)
+    }
+
+    init(next: any ServerHandler, config: AuditConfig, storage: any AuditStorage, logger: Logger) {
+        self.next = next
+        self.config = config
+        self.storage = storage
+        self.logger = logger
+    }
+
+    public func onReady() async throws { try await next.onReady() }
+
+    public func onNetworkConnection(_ metadata: ConnectionMetadata) async throws -> any NetworkConnectionHandler {
+        let recorder = AuditRecorder(connectionID: metadata.connectionID.hex, format: config.format, intercept: config.intercept, storage: storage,
+                                     info: AuditObjectInfo(ip: metadata.remoteAddress.ip, username: ""), logger: logger.forConnection(metadata))
+        recorder.record(.connect, AuditPayload().text("remoteAddr", metadata.remoteAddress.ip).text("country", "XX"))
+        do {
+            return AuditConnectionLayer(next: try await next.onNetworkConnection(metadata), recorder: recorder)
+        } catch {
+            recorder.record(.disconnect)
+            recorder.close()
+            throw error
+        }
+    }
+
+    public func onShutdown(deadline: ContinuousClock.Instant) async { await next.onShutdown(deadline: deadline) }
+}
+
+struct AuditConnectionLayer: NetworkConnectionHandler {
+    let next: any NetworkConnectionHandler
+    let recorder: AuditRecorder
+
+    func onAuthPassword(_ metadata: ConnectionMetadata, password: [UInt8]) async -> AuthOutcome {
+        let recorded = recorder.intercept.passwords ? password : []
+        let base = AuditPayload().text("username", metadata.username).bytes("password", recorded)
+        recorder.record(.authPassword, base)
+        let outcome = await next.onAuthPassword(metadata, password: password)
+        switch outcome {
+        case .success: recorder.record(.authPasswordSuccessful, base)
+        case .failure: recorder.record(.authPasswordFailed, base)
+        case .unavailable(let reason): recorder.record(.authPasswordBackendError, base.text("reason", reason))
+        }
+        return outcome
+    }
+
+    func onAuthPublicKey(_ metadata: ConnectionMetadata, publicKey: String) async -> AuthOutcome {
+        let base = AuditPayload().text("username", metadata.username).text("key", publicKey)
+        recorder.record(.authPubKey, base)
+        let outcome = await next.onAuthPublicKey(metadata, publicKey: publicKey)
+        switch outcome {
+        case .success: recorder.record(.authPubKeySuccessful, base)
+        case .failure: recorder.record(.authPubKeyFailed, base)
+        case .unavailable(let reason): recorder.record(.authPubKeyBackendError, base.text("reason", reason))
+        }
+        return outcome
+    }
+
+    func onHandshakeFailed(_ metadata: ConnectionMetadata, reason: String) async {
+        recorder.record(.handshakeFailed, AuditPayload().text("reason", reason))
+        await next.onHandshakeFailed(metadata, reason: reason)
+    }
+
+    func onHandshakeSuccess(_ metadata: ConnectionMetadata) async throws -> any SSHConnectionHandler {
+        recorder.record(.handshakeSuccessful, AuditPayload().text("username", metadata.username))
+        recorder.setUsername(metadata.username)
+        return AuditSSHConnectionLayer(next: try await next.onHandshakeSuccess(metadata), recorder: recorder)
+    }
+
+    func onDisconnect() async {
+        await next.onDisconnect()
+        recorder.record(.disconnect)
+        recorder.close()
+    }
+}

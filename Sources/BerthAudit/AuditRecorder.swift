@@ -1,0 +1,87 @@
+import BerthCBOR
+import BerthConfig
+import BerthCore
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+
+/// The audit log of one connection: stamps messages, encodes them and writes them out in the
+/// order they happened. A storage failure is logged once and recording stops for this
+/// connection; the user's session is not affected.
+final class AuditRecorder: Sendable {
+    let connectionID: String
+    let intercept: AuditConfig.Intercept
+    private let storage: any AuditStorage
+    private let logger: Logger
+    private let state: NIOLockedValueBox<State>
+
+    private struct State: @unchecked Sendable {
+        var encoder: any AuditEncoder
+        var writers: [String: AuditObjectWriter] = [:]
+        var info: AuditObjectInfo
+        var failed = false
+        var closed = false
+    }
+
+    init(connectionID: String, format: AuditConfig.Format, intercept: AuditConfig.Intercept, storage: any AuditStorage,
+         info: AuditObjectInfo, logger: Logger) {
+        self.connectionID = connectionID
+        self.intercept = intercept
+        self.storage = storage
+        self.logger = logger
+        let encoder: any AuditEncoder = format == .asciinema ? AsciinemaAuditEncoder(connectionID: connectionID) : BinaryAuditEncoder(connectionID: connectionID)
+        state = NIOLockedValueBox(State(encoder: encoder, info: info))
+    }
+
+    func record(_ type: AuditMessageType, _ payload: AuditPayload? = nil, channel: UInt64? = nil) {
+        let message = AuditMessage(connectionID: connectionID, timestamp: Self.now(), type: type, payload: payload?.value, channelID: channel)
+        state.withLockedValue { state in
+            guard !state.closed, !state.failed else { return }
+            write(state.encoder.encode(message), &state)
+        }
+    }
+
+    func setUsername(_ username: String) {
+        let (info, names) = state.withLockedValue { state -> (AuditObjectInfo, [String]) in
+            state.info.username = username
+            return (state.info, Array(state.writers.keys))
+        }
+        for name in names { storage.update(name, info: info) }
+    }
+
+    /// Ends every object of the connection (gzip trailer, upload for S3).
+    func close() {
+        state.withLockedValue { state in
+            guard !state.closed else { return }
+            state.closed = true
+            if !state.failed { write(state.encoder.finish(), &state) }
+            for writer in state.writers.values { writer.close() }
+            state.writers = [:]
+        }
+    }
+
+    private func write(_ pieces: [(name: String, bytes: [UInt8])], _ state: inout State) {
+        for (name, bytes) in pieces where !bytes.isEmpty {
+            do {
+                let writer: AuditObjectWriter
+                if let open = state.writers[name] {
+                    writer = open
+                } else {
+                    writer = try storage.open(name, info: state.info)
+                    state.writers[name] = writer
+                }
+                try writer.append(bytes)
+            } catch {
+                state.failed = true
+                logger.log(.error, "AUDIT_WRITE_FAILED", "audit log not written any more for this connection: \(error)")
+                return
+            }
+        }
+    }
+
+    static func now() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
+    }
+}

@@ -1,0 +1,103 @@
+import AsyncHTTPClient
+import BerthConfig
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+
+/// The few S3 calls the audit uploader needs: PUT for small objects, multipart for large ones.
+struct S3Client: Sendable {
+    let config: AuditConfig.S3
+    let http: HTTPClient
+    let signer: S3Signer
+
+    init(config: AuditConfig.S3) throws {
+        self.config = config
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if !config.cacert.isEmpty {
+            tls.trustRoots = FileManager.default.fileExists(atPath: config.cacert)
+                ? .file(config.cacert)
+                : .certificates(try NIOSSLCertificate.fromPEMBytes(Array(config.cacert.utf8)))
+        }
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        configuration.timeout = .init(connect: .seconds(10), read: .seconds(60))
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        signer = S3Signer(accessKey: config.accessKey, secretKey: config.secretKey, region: config.region)
+    }
+
+    func shutdown() async { try? await http.shutdown() }
+
+    func objectURL(_ key: String, query: String = "") -> URL {
+        let endpoint = config.endpoint.isEmpty ? "https://s3.\(config.region).amazonaws.com" : config.endpoint
+        var components = URLComponents(string: endpoint)!
+        let encodedKey = S3Signer.encode(key, keepSlash: true)
+        if config.pathStyleAccess {
+            components.percentEncodedPath = "/\(config.bucket)/\(encodedKey)"
+        } else {
+            components.host = "\(config.bucket).\(components.host ?? "")"
+            components.percentEncodedPath = "/\(encodedKey)"
+        }
+        if !query.isEmpty { components.percentEncodedQuery = query }
+        return components.url!
+    }
+
+    func metadataHeaders(_ info: AuditObjectInfo) -> [String: String] {
+        var headers: [String: String] = [:]
+        if config.metadataIP { headers["x-amz-meta-ip"] = info.ip }
+        if config.metadataUsername { headers["x-amz-meta-username"] = info.username }
+        if !config.acl.isEmpty { headers["x-amz-acl"] = config.acl }
+        return headers
+    }
+
+    /// Sends one signed request; a status other than 2xx is an error carrying S3's answer.
+    @discardableResult
+    func send(_ method: HTTPMethod, _ url: URL, headers: [String: String] = [:], body: [UInt8] = []) async throws -> (HTTPHeaders, [UInt8]) {
+        var request = HTTPClientRequest(url: url.absoluteString)
+        request.method = method
+        for (name, value) in signer.sign(method: method.rawValue, url: url, headers: headers, body: body) where name != "host" {
+            request.headers.add(name: name, value: value)
+        }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await http.execute(request, timeout: .seconds(120))
+        let answer = try await response.body.collect(upTo: 1 << 20)
+        guard (200..<300).contains(response.status.code) else {
+            throw AuditStorageError(description: "S3 \(method.rawValue) \(url.path) answered \(response.status.code): \(String(buffer: answer).prefix(300))")
+        }
+        return (response.headers, Array(answer.readableBytesView))
+    }
+
+    /// Uploads a whole file: one PUT up to the part size, multipart above it.
+    func upload(key: String, file: String, info: AuditObjectInfo) async throws {
+        guard let handle = FileHandle(forReadingAtPath: file) else { throw AuditStorageError(description: "cannot read \(file)") }
+        defer { try? handle.close() }
+        let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+        if size <= config.uploadPartSize {
+            let body = Array(try handle.readToEnd() ?? Data())
+            try await send(.PUT, objectURL(key), headers: metadataHeaders(info), body: body)
+            return
+        }
+        let (_, created) = try await send(.POST, objectURL(key, query: "uploads="), headers: metadataHeaders(info))
+        guard let uploadID = Self.element("UploadId", in: created) else { throw AuditStorageError(description: "S3 gave no UploadId") }
+        let idQuery = "uploadId=\(S3Signer.encode(uploadID))"
+        do {
+            var parts: [(Int, String)] = []
+            var number = 1
+            while let data = try handle.read(upToCount: config.uploadPartSize), !data.isEmpty {
+                let (headers, _) = try await send(.PUT, objectURL(key, query: "partNumber=\(number)&\(idQuery)"), body: Array(data))
+                parts.append((number, headers.first(name: "ETag") ?? ""))
+                number += 1
+            }
+            let list = parts.map { "<Part><PartNumber>\($0.0)</PartNumber><ETag>\($0.1)</ETag></Part>" }.joined()
+            try await send(.POST, objectURL(key, query: idQuery), body: Array("<CompleteMultipartUpload>\(list)</CompleteMultipartUpload>".utf8))
+        } catch {
+            _ = try? await send(.DELETE, objectURL(key, query: idQuery))
+            throw error
+        }
+    }
+
+    private static func element(_ name: String, in xml: [UInt8]) -> String? {
+        let text = String(decoding: xml, as: UTF8.self)
+        guard let start = text.range(of: "<\(name)>"), let end = text.range(of: "</\(name)>", range: start.upperBound..<text.endIndex) else { return nil }
+        return String(text[start.upperBound..<end.lowerBound])
+    }
+}
