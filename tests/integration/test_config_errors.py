@@ -23,6 +23,15 @@ CASES = [
     ({"auth": GOOD_AUTH, "docker": {"execution": {"pool": {"size": -1}}}}, "docker.execution.pool.size: must be at least 0"),
     ({"auth": GOOD_AUTH, "docker": {"execution": {"pool": {"maxAge": "0s"}}}}, "docker.execution.pool.maxAge"),
     ({"auth": GOOD_AUTH, "docker": {"execution": {"pool": {"sise": 1}}}}, "docker.execution.pool.sise: unknown key"),
+    ({"auth": GOOD_AUTH, "audit": {"enable": True, "format": "binary", "storage": "s3", "s3": {"bucket": "b"}}},
+     "audit.s3.accessKey: required with storage s3"),
+    ({"auth": GOOD_AUTH, "audit": {"format": "mp4"}}, "audit.format: \"mp4\" is not one of"),
+    ({"auth": GOOD_AUTH, "audit": {"intercept": {"keys": True}}}, "audit.intercept.keys: unknown key"),
+    ({"auth": GOOD_AUTH, "audit": {"enable": True, "format": "binary", "storage": "none"}}, "audit.format: format binary and storage none"),
+    ({"auth": GOOD_AUTH, "audit": {"s3": {"uploadPartSize": 1000}}}, "audit.s3.uploadPartSize: must be at least 5242880"),
+    ({"auth": GOOD_AUTH, "audit": {"enable": True, "format": "binary", "storage": "s3",
+                                   "s3": {"bucket": "b", "accessKey": "a", "secretKey": "s", "endpoint": "s3.example.com"}}},
+     "audit.s3.endpoint: must start with http:// or https://"),
 ]
 
 
