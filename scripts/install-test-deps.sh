@@ -27,6 +27,10 @@ python3 -c 'import prometheus_client' 2>/dev/null || need_pip+=(prometheus_clien
 python3 -c 'import cbor2' 2>/dev/null || need_pip+=(cbor2)
 python3 -c 'import moto.server, boto3' 2>/dev/null || need_pip+=("moto[server]" boto3)
 python3 -c 'import asciinema' 2>/dev/null || need_pip+=(asciinema)
+# The test Kubernetes API server (aiohttp) and its checks with the official client. The pins keep
+# the kubernetes client from upgrading python-dateutil/pydantic past what moto's botocore and
+# aws-sam-translator accept.
+python3 -c 'import aiohttp, kubernetes, websocket' 2>/dev/null || need_pip+=(aiohttp kubernetes websocket-client "python-dateutil<3" "pydantic<2.14")
 if [ ${#need_pip[@]} -gt 0 ]; then
     echo "installing with pip: ${need_pip[*]}"
     python3 -m pip install -q "${need_pip[@]}"
