@@ -57,6 +57,17 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "BerthKubernetes", dependencies: [
+            "BerthCore", "BerthConfig", "BerthForwarding", "BerthForwardProtocol",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOWebSocket", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // CBOR for the agent's forwarding protocol and the audit log; standard library only.
         .target(name: "BerthCBOR"),
         .target(name: "BerthForwardProtocol", dependencies: ["BerthCBOR"]),
@@ -99,7 +110,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "BerthServer", dependencies: [
-            "BerthAudit", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthObservability", "BerthDocker", "BerthSecurity", "BerthSSHProxy",
+            "BerthAudit", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthObservability", "BerthDocker", "BerthKubernetes", "BerthSecurity", "BerthSSHProxy",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -126,9 +137,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "BerthDockerTests", dependencies: [
-            "BerthDocker",
+            "BerthDocker", "BerthCore",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
+        .testTarget(name: "BerthKubernetesTests", dependencies: ["BerthKubernetes", "BerthConfig", "BerthCore"]),
         .testTarget(name: "BerthCBORTests", dependencies: ["BerthCBOR"]),
         .testTarget(name: "BerthAuditTests", dependencies: ["BerthAudit", "BerthCBOR"]),
         .testTarget(name: "BerthForwardProtocolTests", dependencies: ["BerthForwardProtocol", "BerthCBOR"]),

@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "message-codes.md"
 # All-caps names in the sources that are environment variables, not message codes.
-NOT_CODES = {"BERTH_CONFIG", "BERTH_ENABLE_TEST_BACKEND", "SSH_ORIGINAL_COMMAND"}
+NOT_CODES = {"BERTH_CONFIG", "BERTH_ENABLE_TEST_BACKEND", "SSH_ORIGINAL_COMMAND", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"}
 PATTERN = re.compile(r'"([A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+)[":]')
 ROW = re.compile(r"^\| `([A-Z0-9_]+)` \| ([^|]*) \| (.*) \|$")
 

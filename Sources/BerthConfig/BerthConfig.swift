@@ -13,7 +13,8 @@ public struct BerthConfig: Sendable, Hashable {
     public var metrics = MetricsConfig()
     public var health = HealthConfig()
     public var audit = AuditConfig()
-    /// Not yet modelled sections, checked only for being maps: `kubernetes`, `geoip`.
+    public var kubernetes = KubernetesConfig()
+    /// Not yet modelled sections, checked only for being maps: `geoip`.
     public var rawSections: [String: ConfigValue] = [:]
 
     public init() {}

@@ -3,7 +3,7 @@ import Foundation
 /// Turns a parsed document into `BerthConfig`, strictly (SPEC §13): unknown keys, wrong types
 /// and invalid values are all reported, each with its key path.
 public enum ConfigReader {
-    static let rawSectionNames = ["kubernetes", "geoip"]
+    static let rawSectionNames = ["geoip"]
     static let backends = ["docker", "kubernetes", "sshproxy"]
 
     public static func read(_ value: ConfigValue, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (config: BerthConfig, warnings: [String]) {
@@ -29,6 +29,8 @@ public enum ConfigReader {
         config.metrics = ObservabilitySectionReader.metrics(&metrics)
         var health = root.object("health")
         config.health = ObservabilitySectionReader.health(&health)
+        var kubernetes = root.object("kubernetes")
+        config.kubernetes = KubernetesSectionReader.read(&kubernetes)
         var audit = root.object("audit")
         config.audit = AuditSectionReader.read(&audit)
         let testBackendEnabled = environment["BERTH_ENABLE_TEST_BACKEND"] == "1"

@@ -33,12 +33,40 @@ public enum ConfigRenderer {
             ])),
             ("metrics", .object([("enable", .bool(config.metrics.enable)), ("listen", .string(config.metrics.listen)), ("path", .string(config.metrics.path))])),
             ("health", .object([("enable", .bool(config.health.enable)), ("listen", .string(config.health.listen))])),
+            ("kubernetes", kubernetes(config.kubernetes)),
             ("audit", audit(config.audit)),
         ]
         for name in ConfigReader.rawSectionNames {
             if let section = config.rawSections[name] { sections.append((name, section)) }
         }
         return .object(sections)
+    }
+
+    private static func kubernetes(_ kubernetes: KubernetesConfig) -> ConfigValue {
+        let connection = kubernetes.connection
+        let pod = kubernetes.pod
+        let timeouts = kubernetes.timeouts
+        return .object([
+            ("connection", .object([
+                ("host", .string(connection.host)), ("path", .string(connection.path)), ("cacert", .string(connection.cacert)),
+                ("cert", .string(connection.cert)), ("key", .string(connection.key.isEmpty ? "" : "********")),
+                ("bearerToken", .string(connection.bearerToken.isEmpty ? "" : "********")), ("bearerTokenFile", .string(connection.bearerTokenFile)),
+                ("serverName", .string(connection.serverName)), ("insecure", .bool(connection.insecure)), ("kubeconfig", .string(connection.kubeconfig)),
+            ])),
+            ("pod", .object([
+                ("metadata", pod.metadata), ("spec", pod.spec), ("consoleContainerNumber", .int(Int64(pod.consoleContainerNumber))),
+                ("mode", .string(pod.mode.rawValue)), ("createMissingPods", .bool(pod.createMissingPods)),
+                ("idleCommand", strings(pod.idleCommand)), ("shellCommand", strings(pod.shellCommand)), ("agentPath", .string(pod.agentPath)),
+                ("disableAgent", .bool(pod.disableAgent)),
+                ("subsystems", .object(pod.subsystems.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
+                ("exposeAuthMetadataAsEnv", .bool(pod.exposeAuthMetadataAsEnv)), ("exposeAuthMetadataAsLabels", .bool(pod.exposeAuthMetadataAsLabels)),
+                ("exposeAuthMetadataAsAnnotations", .bool(pod.exposeAuthMetadataAsAnnotations)),
+            ])),
+            ("timeouts", .object([
+                ("podStart", duration(timeouts.podStart)), ("podStop", duration(timeouts.podStop)), ("commandStart", duration(timeouts.commandStart)),
+                ("signal", duration(timeouts.signal)), ("window", duration(timeouts.window)), ("http", duration(timeouts.http)),
+            ])),
+        ])
     }
 
     private static func audit(_ audit: AuditConfig) -> ConfigValue {

@@ -1,16 +1,17 @@
 import BerthConfig
 import BerthCore
+import BerthForwarding
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 
 /// One user's connection on the Docker backend: owns the containers made for it and removes
 /// them all when the connection ends.
-public final class DockerConnection: SSHConnectionHandler {
+public final class DockerConnection: SSHConnectionHandler, ContainerOwner {
     let backend: DockerBackend
     let metadata: ConnectionMetadata
     let logger: Logger
-    let forwards = DockerForwards()
+    let forwards = ForwardRegistry()
     private let state = NIOLockedValueBox(State())
 
     private struct State {

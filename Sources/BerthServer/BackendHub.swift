@@ -2,6 +2,7 @@ import BerthAuth
 import BerthConfig
 import BerthCore
 import BerthDocker
+import BerthKubernetes
 import BerthSecurity
 import BerthSSHProxy
 import Logging
@@ -19,15 +20,17 @@ public final class BackendHub: ServerHandler {
         shared = SharedBackends(
             config: config, raw: raw,
             docker: config.backend == "docker" ? try DockerBackend(config: config.docker, logger: logger, pooled: true) : nil,
+            kubernetes: config.backend == "kubernetes" ? try KubernetesBackend(config: config.kubernetes, logger: logger) : nil,
             configWebhook: config.configserver.http.url.isEmpty ? nil : try ConfigWebhookClient(config: config.configserver, logger: logger)
         )
     }
 
     private var docker: DockerBackend? { shared.docker }
-    private var live: LiveDockerConnections { shared.live }
+    private var live: LiveConnections { shared.live }
 
     public func onReady() async throws {
         await docker?.removeOrphans()
+        await shared.kubernetes?.removeOrphans()
         await docker?.startPool()
     }
 
@@ -37,6 +40,7 @@ public final class BackendHub: ServerHandler {
 
     public func close() async {
         await docker?.stopPool()
+        await shared.kubernetes?.shutdown()
         await shared.configWebhook?.shutdown()
     }
 
@@ -61,14 +65,15 @@ struct SharedBackends: Sendable {
     let config: BerthConfig
     let raw: ConfigValue
     let docker: DockerBackend?
+    let kubernetes: KubernetesBackend?
     let configWebhook: ConfigWebhookClient?
-    let live = LiveDockerConnections()
+    let live = LiveConnections()
 }
 
 final class BackendConnection: NetworkConnectionHandler {
     private let shared: SharedBackends
     private let logger: Logger
-    private let dockerConnection = NIOLockedValueBox<DockerConnection?>(nil)
+    private let ownerConnection = NIOLockedValueBox<(any ContainerOwner)?>(nil)
     private let proxyConnection = NIOLockedValueBox<SSHProxyConnection?>(nil)
 
     init(shared: SharedBackends, logger: Logger) {
@@ -122,15 +127,19 @@ final class BackendConnection: NetworkConnectionHandler {
             do {
                 let docker = try shared.docker.flatMap { config.docker == shared.config.docker ? $0 : nil }
                     ?? DockerBackend(config: config.docker, logger: logger)
-                let connection = try await docker.connect(metadata, logger: logger)
-                dockerConnection.withLockedValue { $0 = connection }
-                shared.live.add(connection)
-                return connection
+                return own(try await docker.connect(metadata, logger: logger))
             } catch {
-                let reason = (error as? CodedError)?.message ?? "\(error)"
-                logger.log(.error, (error as? CodedError)?.code ?? "DOCKER_ERROR", "cannot start the user's container: \(reason)", [LogKey.username: "\(metadata.username)"])
-                // The user is already authenticated; tell them in one line instead of hanging up silently.
-                return UnavailableBackendConnection(message: "cannot start your container: \(reason)")
+                return unavailable(error, metadata, fallbackCode: "DOCKER_ERROR", what: "container")
+            }
+        case "kubernetes":
+            do {
+                if let kubernetes = shared.kubernetes, config.kubernetes == shared.config.kubernetes {
+                    return own(try await kubernetes.connect(metadata, logger: logger))
+                }
+                // The config webhook gave this user a Kubernetes setup of their own.
+                return own(try await KubernetesBackend(config: config.kubernetes, logger: logger).connect(metadata, logger: logger, ownsBackend: true))
+            } catch {
+                return unavailable(error, metadata, fallbackCode: "KUBERNETES_ERROR", what: "pod")
             }
         case "sshproxy":
             do {
@@ -148,19 +157,33 @@ final class BackendConnection: NetworkConnectionHandler {
         }
     }
 
+    /// Remembers a connection that owns containers, for its removal and for graceful stop.
+    private func own<Connection: ContainerOwner & SSHConnectionHandler>(_ connection: Connection) -> Connection {
+        ownerConnection.withLockedValue { $0 = connection }
+        shared.live.add(connection)
+        return connection
+    }
+
+    /// The user is already authenticated; tell them in one line instead of hanging up silently.
+    private func unavailable(_ error: Error, _ metadata: ConnectionMetadata, fallbackCode: MessageCode, what: String) -> any SSHConnectionHandler {
+        let reason = (error as? CodedError)?.message ?? "\(error)"
+        logger.log(.error, (error as? CodedError)?.code ?? fallbackCode, "cannot start the user's \(what): \(reason)", [LogKey.username: "\(metadata.username)"])
+        return UnavailableBackendConnection(message: "cannot start your \(what): \(reason)")
+    }
+
     func onDisconnect() async {
         await proxyConnection.withLockedValue({ $0 })?.tearDown()
-        guard let connection = dockerConnection.withLockedValue({ $0 }) else { return }
+        guard let connection = ownerConnection.withLockedValue({ $0 }) else { return }
         await connection.tearDown()
         shared.live.remove(connection)
     }
 }
 
-/// The Docker connections currently open, for graceful shutdown.
-final class LiveDockerConnections: Sendable {
-    private let connections = NIOLockedValueBox<[ObjectIdentifier: DockerConnection]>([:])
+/// The connections that own containers or pods, for graceful shutdown.
+final class LiveConnections: Sendable {
+    private let connections = NIOLockedValueBox<[ObjectIdentifier: any ContainerOwner]>([:])
 
-    var all: [DockerConnection] { connections.withLockedValue { Array($0.values) } }
-    func add(_ connection: DockerConnection) { connections.withLockedValue { $0[ObjectIdentifier(connection)] = connection } }
-    func remove(_ connection: DockerConnection) { connections.withLockedValue { _ = $0.removeValue(forKey: ObjectIdentifier(connection)) } }
+    var all: [any ContainerOwner] { connections.withLockedValue { Array($0.values) } }
+    func add(_ connection: any ContainerOwner) { connections.withLockedValue { $0[ObjectIdentifier(connection)] = connection } }
+    func remove(_ connection: any ContainerOwner) { connections.withLockedValue { _ = $0.removeValue(forKey: ObjectIdentifier(connection)) } }
 }

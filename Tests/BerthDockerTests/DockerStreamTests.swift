@@ -1,6 +1,7 @@
 import NIOCore
 import Testing
 @testable import BerthDocker
+import BerthCore
 
 @Suite struct DockerStreamDemultiplexerTests {
     private func frame(_ stream: UInt8, _ payload: String) -> [UInt8] {

@@ -218,7 +218,7 @@ def test_connect_failure_in_the_container_refuses_the_channel(start_berth, examp
 
     asyncio.run(scenario())
     log = berth.process.output()
-    assert "DOCKER_FORWARD_CONNECT_FAILED" in log and "Connection refused" in log
+    assert "FORWARD_CONNECT_FAILED" in log and "Connection refused" in log
 
 
 def test_session_mode_refuses_forwarding_clearly(start_berth, example_webhook):

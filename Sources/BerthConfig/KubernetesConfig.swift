@@ -1,0 +1,142 @@
+/// The `kubernetes` section (SPEC §12), ContainerSSH's schema plus `kubeconfig`.
+public struct KubernetesConfig: Sendable, Hashable {
+    public enum Mode: String, Sendable, Hashable, CaseIterable {
+        case connection, session, persistent
+    }
+
+    public struct Connection: Sendable, Hashable {
+        /// `https://HOST:PORT`, `HOST:PORT` (https) or `http://…`; empty: in-cluster, then `kubeconfig`.
+        public var host = ""
+        public var path = ""
+        /// CA, client certificate and key: PEM text or file paths.
+        public var cacert = ""
+        public var cert = ""
+        public var key = ""
+        public var bearerToken = ""
+        public var bearerTokenFile = ""
+        public var serverName = ""
+        public var insecure = false
+        /// A kubeconfig file whose current context is used where the keys above are empty.
+        public var kubeconfig = ""
+
+        public init() {}
+    }
+
+    public struct Pod: Sendable, Hashable {
+        public var metadata: ConfigValue = .object([("namespace", .string("default")), ("generateName", .string("berth-"))])
+        public var spec: ConfigValue = .object([("containers", .array([.object([("name", .string("shell")), ("image", .string("berth-guest:latest"))])]))])
+        public var consoleContainerNumber = 0
+        public var mode = Mode.connection
+        public var createMissingPods = false
+        public var idleCommand = ["/usr/bin/containerssh-agent", "wait-signal", "--signal", "INT", "--signal", "TERM"]
+        public var shellCommand = ["/bin/bash"]
+        public var agentPath = "/usr/bin/containerssh-agent"
+        public var disableAgent = false
+        public var subsystems = ["sftp": "/usr/lib/openssh/sftp-server"]
+        public var exposeAuthMetadataAsEnv = false
+        public var exposeAuthMetadataAsLabels = false
+        public var exposeAuthMetadataAsAnnotations = false
+
+        public init() {}
+
+        /// A fixed pod name (persistent mode), or empty when `generateName` is used.
+        public var podName: String {
+            if case .string(let name)? = metadata["name"] { return name }
+            return ""
+        }
+
+        public var namespace: String {
+            if case .string(let name)? = metadata["namespace"], !name.isEmpty { return name }
+            return "default"
+        }
+    }
+
+    public struct Timeouts: Sendable, Hashable {
+        public var podStart = BerthDuration.seconds(60)
+        public var podStop = BerthDuration.seconds(60)
+        public var commandStart = BerthDuration.seconds(60)
+        public var signal = BerthDuration.seconds(60)
+        public var window = BerthDuration.seconds(60)
+        public var http = BerthDuration.seconds(15)
+
+        public init() {}
+    }
+
+    public var connection = Connection()
+    public var pod = Pod()
+    public var timeouts = Timeouts()
+
+    public init() {}
+}
+
+enum KubernetesSectionReader {
+    static func read(_ reader: inout ObjectReader) -> KubernetesConfig {
+        var kubernetes = KubernetesConfig()
+        var connection = reader.object("connection")
+        for (key, path) in [("host", \KubernetesConfig.Connection.host), ("path", \.path), ("cacert", \.cacert), ("cert", \.cert), ("key", \.key),
+                            ("bearerToken", \.bearerToken), ("bearerTokenFile", \.bearerTokenFile), ("serverName", \.serverName), ("kubeconfig", \.kubeconfig)] {
+            kubernetes.connection[keyPath: path] = connection.string(key, "")
+        }
+        // ContainerSSH's file-name variants of the same settings.
+        for (key, path) in [("cacertFile", \KubernetesConfig.Connection.cacert), ("certFile", \.cert), ("keyFile", \.key)] {
+            let value = connection.string(key, "")
+            if !value.isEmpty { kubernetes.connection[keyPath: path] = value }
+        }
+        kubernetes.connection.insecure = connection.bool("insecure", false)
+        _ = connection.value("qps")
+        _ = connection.value("burst")
+        connection.finish()
+
+        var pod = reader.object("pod")
+        var defaults = KubernetesConfig.Pod()
+        for (key, path) in [("metadata", \KubernetesConfig.Pod.metadata), ("spec", \.spec)] {
+            guard let value = pod.value(key) else { continue }
+            guard case .object = value else {
+                reader.issues.add(pod.keyPath(key), "expected a map (a Kubernetes object), got \(value.brief)")
+                continue
+            }
+            defaults[keyPath: path] = key == "metadata" ? defaults.metadata.merging(value) : value
+        }
+        defaults.consoleContainerNumber = pod.int("consoleContainerNumber", 0, minimum: 0)
+        defaults.mode = pod.choice("mode", defaults.mode)
+        defaults.createMissingPods = pod.bool("createMissingPods", false)
+        defaults.idleCommand = pod.strings("idleCommand", defaults.idleCommand)
+        defaults.shellCommand = pod.strings("shellCommand", defaults.shellCommand)
+        defaults.agentPath = pod.string("agentPath", defaults.agentPath)
+        defaults.disableAgent = pod.bool("disableAgent", false)
+        defaults.exposeAuthMetadataAsEnv = pod.bool("exposeAuthMetadataAsEnv", false)
+        defaults.exposeAuthMetadataAsLabels = pod.bool("exposeAuthMetadataAsLabels", false)
+        defaults.exposeAuthMetadataAsAnnotations = pod.bool("exposeAuthMetadataAsAnnotations", false)
+        var subsystems = pod.object("subsystems")
+        if pod.has("subsystems") {
+            defaults.subsystems = [:]
+            for name in subsystems.keys { defaults.subsystems[name] = subsystems.string(name, "") }
+        }
+        subsystems.finish()
+        if case .array(let containers)? = defaults.spec["containers"] {
+            if defaults.consoleContainerNumber >= containers.count {
+                reader.issues.add(pod.keyPath("consoleContainerNumber"), "\(defaults.consoleContainerNumber) but the pod has \(containers.count) containers")
+            }
+        } else {
+            reader.issues.add(pod.keyPath("spec.containers"), "required: a list with at least one container")
+        }
+        if defaults.mode == .persistent && defaults.podName.isEmpty {
+            reader.issues.add(pod.keyPath("metadata.name"), "required in persistent mode")
+        }
+        if defaults.shellCommand.isEmpty { reader.issues.add(pod.keyPath("shellCommand"), "must not be empty") }
+        if defaults.disableAgent && defaults.mode != .session {
+            reader.issues.add(pod.keyPath("disableAgent"), "the agent is needed in \(defaults.mode.rawValue) mode (Kubernetes exec cannot set the environment)")
+        }
+        pod.finish()
+        kubernetes.pod = defaults
+
+        var timeouts = reader.object("timeouts")
+        for (key, path) in [("podStart", \KubernetesConfig.Timeouts.podStart), ("podStop", \.podStop), ("commandStart", \.commandStart),
+                            ("signal", \.signal), ("window", \.window), ("http", \.http)] {
+            kubernetes.timeouts[keyPath: path] = timeouts.duration(key, kubernetes.timeouts[keyPath: path], minimum: .milliseconds(100), allowZero: false)
+        }
+        timeouts.finish()
+        reader.finish()
+        return kubernetes
+    }
+}

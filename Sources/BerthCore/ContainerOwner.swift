@@ -1,0 +1,8 @@
+/// A backend connection that owns containers or pods: the server's graceful stop asks it to
+/// end its programs, then waits until it has removed what it owns.
+public protocol ContainerOwner: AnyObject, Sendable {
+    /// TERM to every program still running.
+    func terminatePrograms() async
+    var isTornDown: Bool { get }
+    func tearDown() async
+}

@@ -1,0 +1,148 @@
+import AsyncHTTPClient
+import BerthConfig
+import BerthCore
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// The core/v1 pod calls Berth makes, over AsyncHTTPClient. Every call counts as a backend
+/// request in the metrics; failures carry the API server's Status message.
+final class KubernetesClient: Sendable {
+    let endpoint: KubernetesEndpoint
+    private let http: HTTPClient
+    private let timeout: Duration
+
+    init(endpoint: KubernetesEndpoint, timeout: Duration) {
+        self.endpoint = endpoint
+        self.timeout = timeout
+        var configuration = HTTPClient.Configuration()
+        if let tls = endpoint.tls { configuration.tlsConfiguration = tls }
+        configuration.timeout = .init(connect: .seconds(10))
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    func shutdown() async { try? await http.shutdown() }
+
+    struct Pod: Sendable {
+        let value: ConfigValue
+        var name: String { value["metadata"]?["name"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "" }
+        var phase: String { value["status"]?["phase"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "" }
+        var isReady: Bool {
+            guard case .array(let conditions)? = value["status"]?["conditions"] else { return false }
+            return conditions.contains { $0["type"] == .string("Ready") && $0["status"] == .string("True") }
+        }
+        func exitCode(container: Int) -> Int? {
+            guard case .array(let statuses)? = value["status"]?["containerStatuses"], container < statuses.count,
+                  case .int(let code)? = statuses[container]["state"]?["terminated"]?["exitCode"] else { return nil }
+            return Int(code)
+        }
+    }
+
+    func createPod(namespace: String, body: ConfigValue) async throws -> Pod {
+        Pod(value: try await call(.POST, "/api/v1/namespaces/\(namespace)/pods", body: ConfigRenderer.compactJSON(body)))
+    }
+
+    func getPod(namespace: String, name: String) async throws -> Pod? {
+        do {
+            return Pod(value: try await call(.GET, "/api/v1/namespaces/\(namespace)/pods/\(name)"))
+        } catch let error as KubernetesAPIError where error.status == 404 {
+            return nil
+        }
+    }
+
+    /// Deleting a pod that is already gone succeeds.
+    func deletePod(namespace: String, name: String) async throws {
+        do {
+            _ = try await call(.DELETE, "/api/v1/namespaces/\(namespace)/pods/\(name)", body: #"{"gracePeriodSeconds":0}"#)
+        } catch let error as KubernetesAPIError where error.status == 404 {}
+    }
+
+    func listPods(namespace: String?, labelSelector: String) async throws -> [(namespace: String, name: String)] {
+        let path = namespace.map { "/api/v1/namespaces/\($0)/pods" } ?? "/api/v1/pods"
+        let list = try await call(.GET, path + "?labelSelector=\(Self.encode(labelSelector))")
+        guard case .array(let items)? = list["items"] else { return [] }
+        return items.compactMap { item in
+            guard case .string(let name)? = item["metadata"]?["name"], case .string(let ns)? = item["metadata"]?["namespace"] else { return nil }
+            return (ns, name)
+        }
+    }
+
+    /// Watches the pod until it runs and is ready; a pod that ends or vanishes first is an error.
+    func waitUntilReady(namespace: String, name: String, limit: Duration) async throws -> Pod {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            guard let pod = try await getPod(namespace: namespace, name: name) else {
+                throw KubernetesError("KUBERNETES_POD_GONE", "pod \(namespace)/\(name) was deleted while starting")
+            }
+            if pod.phase == "Running" && pod.isReady { return pod }
+            if pod.phase == "Succeeded" || pod.phase == "Failed" {
+                throw KubernetesError("KUBERNETES_POD_ENDED", "pod \(namespace)/\(name) ended (\(pod.phase)) before it was ready")
+            }
+            let seconds = max(1, Int((deadline - ContinuousClock.now).components.seconds))
+            try await watchOnce(namespace: namespace, name: name, seconds: min(seconds, 30))
+        }
+        throw KubernetesError("KUBERNETES_POD_START_TIMEOUT", "pod \(namespace)/\(name) was not ready within \(limit)")
+    }
+
+    /// One watch request: returns at the first event for the pod (the caller re-reads it).
+    private func watchOnce(namespace: String, name: String, seconds: Int) async throws {
+        let path = "/api/v1/namespaces/\(namespace)/pods?watch=true&fieldSelector=\(Self.encode("metadata.name=\(name)"))&timeoutSeconds=\(seconds)"
+        var request = makeRequest(.GET, path)
+        request.headers.add(name: "Accept", value: "application/json")
+        let response = try await http.execute(request, timeout: .seconds(Int64(seconds) + 5))
+        BerthMetrics.backendRequest("kubernetes", failed: response.status.code != 200)
+        guard response.status.code == 200 else {
+            throw KubernetesAPIError(status: Int(response.status.code), message: String(buffer: try await response.body.collect(upTo: 1 << 16)))
+        }
+        var events = 0
+        for try await chunk in response.body {
+            events += chunk.readableBytesView.filter { $0 == UInt8(ascii: "\n") }.count
+            if events > 0 { return }
+        }
+    }
+
+    func makeRequest(_ method: HTTPMethod, _ path: String) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: endpoint.baseURL + path)
+        request.method = method
+        request.headers.add(name: "User-Agent", value: "Berth")
+        let token = endpoint.currentToken()
+        if !token.isEmpty { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        return request
+    }
+
+    private func call(_ method: HTTPMethod, _ path: String, body: String? = nil) async throws -> ConfigValue {
+        var request = makeRequest(method, path)
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+        }
+        let text: String
+        let status: Int
+        do {
+            let response = try await http.execute(request, timeout: .init(timeout))
+            status = Int(response.status.code)
+            text = String(buffer: try await response.body.collect(upTo: 8 << 20))
+        } catch {
+            BerthMetrics.backendRequest("kubernetes", failed: true)
+            throw KubernetesError("KUBERNETES_API_UNREACHABLE", "\(method.rawValue) \(path): \(error)")
+        }
+        BerthMetrics.backendRequest("kubernetes", failed: !(200..<300).contains(status) && status != 404)
+        guard (200..<300).contains(status) else {
+            let message = (try? ConfigValue.parse(text, format: .json, source: "API answer"))?["message"].flatMap { if case .string(let s) = $0 { s } else { nil } }
+            throw KubernetesAPIError(status: status, message: message ?? String(text.prefix(300)))
+        }
+        return try ConfigValue.parse(text, format: .json, source: "API answer")
+    }
+
+    static func encode(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text
+    }
+}
+
+struct KubernetesAPIError: CodedError {
+    let status: Int
+    let message: String
+    var code: MessageCode { "KUBERNETES_API_ERROR" }
+    var description: String { "KUBERNETES_API_ERROR: API server answered \(status): \(message)" }
+}

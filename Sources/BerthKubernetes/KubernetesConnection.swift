@@ -1,0 +1,148 @@
+import BerthConfig
+import BerthCore
+import BerthForwarding
+import Logging
+import NIOConcurrencyHelpers
+
+/// One user's connection on the Kubernetes backend: its pod (connection mode), the shared pod
+/// (persistent mode) or its sessions' pods (session mode), and their removal at the end.
+public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner {
+    let backend: KubernetesBackend
+    let metadata: ConnectionMetadata
+    let logger: Logger
+    let forwards = ForwardRegistry()
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var pod: String?
+        /// Pods this connection created and must remove (never the shared persistent one).
+        var ownPods: Set<String> = []
+        var sessions: [ObjectIdentifier: KubernetesSession] = [:]
+        var tornDown = false
+    }
+
+    /// A backend made for this user's configuration alone, closed with the connection.
+    let ownsBackend: Bool
+
+    init(backend: KubernetesBackend, metadata: ConnectionMetadata, logger: Logger, ownsBackend: Bool) {
+        self.backend = backend
+        self.ownsBackend = ownsBackend
+        self.metadata = metadata
+        self.logger = logger
+    }
+
+    var pod: String? { state.withLockedValue { $0.pod } }
+    var environment: [String: String] { KubernetesPodSpec.environment(metadata, expose: backend.config.pod.exposeAuthMetadataAsEnv) }
+
+    /// Connection mode: a pod running the idle command; sessions are execs in it.
+    func startPod() async throws {
+        let config = backend.config
+        let body = KubernetesPodSpec.body(pod: config.pod, metadata: metadata, command: config.pod.idleCommand, environment: environment, tty: false, interactive: false)
+        let name = try await createPod(body)
+        state.withLockedValue { $0.pod = name }
+        try await writeFiles(into: name)
+    }
+
+    /// Creates a pod and waits until it is ready; it is this connection's to remove from the
+    /// moment it exists, so a failed start leaves nothing behind.
+    func createPod(_ body: ConfigValue) async throws -> String {
+        let created = try await backend.client.createPod(namespace: backend.namespace, body: body)
+        let name = created.name
+        state.withLockedValue { _ = $0.ownPods.insert(name) }
+        BerthMetrics.containerStarted()
+        _ = try await backend.client.waitUntilReady(namespace: backend.namespace, name: name, limit: backend.config.timeouts.podStart.duration)
+        logger.log(.debug, "KUBERNETES_POD_READY", "pod running and ready", ["pod": "\(backend.namespace)/\(name)"])
+        return name
+    }
+
+    /// Persistent mode: the named pod, created when missing if `createMissingPods` allows.
+    func findPersistentPod() async throws {
+        let name = backend.config.pod.podName
+        for attempt in 0..<3 {
+            if try await backend.client.getPod(namespace: backend.namespace, name: name) != nil {
+                _ = try await backend.client.waitUntilReady(namespace: backend.namespace, name: name, limit: backend.config.timeouts.podStart.duration)
+                state.withLockedValue { $0.pod = name }
+                try await writeFiles(into: name)
+                return
+            }
+            if attempt < 2 { try await Task.sleep(for: .seconds(2)) }
+        }
+        guard backend.config.pod.createMissingPods else {
+            throw KubernetesError("KUBERNETES_POD_NOT_FOUND", "pod \(backend.namespace)/\(name) does not exist and createMissingPods is off")
+        }
+        let body = KubernetesPodSpec.body(pod: backend.config.pod, metadata: metadata, command: backend.config.pod.idleCommand, environment: [:],
+                                          tty: false, interactive: false, name: name, shared: true)
+        do {
+            _ = try await backend.client.createPod(namespace: backend.namespace, body: body)
+        } catch let error as KubernetesAPIError where error.status == 409 {
+            // Another connection created it at the same moment.
+        }
+        _ = try await backend.client.waitUntilReady(namespace: backend.namespace, name: name, limit: backend.config.timeouts.podStart.duration)
+        state.withLockedValue { $0.pod = name }
+        try await writeFiles(into: name)
+    }
+
+    /// Webhook `files` go in through `agent write-file` (mode 0600).
+    func writeFiles(into pod: String) async throws {
+        guard !metadata.files.isEmpty else { return }
+        for (path, file) in metadata.files.sorted(by: { $0.key < $1.key }) {
+            let code = try await backend.run(pod: pod, [backend.config.pod.agentPath, "write-file", path], input: file.value)
+            guard code == 0 else { throw KubernetesError("KUBERNETES_FILE_WRITE_FAILED", "writing \(path) into the pod failed with exit code \(code)") }
+        }
+    }
+
+    func forgetPod(_ name: String) {
+        state.withLockedValue { _ = $0.ownPods.remove(name) }
+    }
+
+    public func onSessionChannel(_ channel: any SessionChannel) async throws -> any SessionChannelHandler {
+        let session = KubernetesSession(connection: self, channel: channel)
+        state.withLockedValue { $0.sessions[ObjectIdentifier(session)] = session }
+        return session
+    }
+
+    func sessionClosed(_ session: KubernetesSession) {
+        state.withLockedValue { _ = $0.sessions.removeValue(forKey: ObjectIdentifier(session)) }
+    }
+
+    /// Graceful stop: TERM to every program still running.
+    public func terminatePrograms() async {
+        for session in state.withLockedValue({ Array($0.sessions.values) }) { await session.terminate() }
+    }
+
+    public func onUnsupportedChannel(type: String) async {}
+    public func onUnsupportedGlobalRequest(type: String) async {}
+    public func onShutdown(deadline: ContinuousClock.Instant) async {}
+
+    public var isTornDown: Bool { state.withLockedValue { $0.tornDown } }
+
+    /// Removes the connection's pods (never the persistent one), retrying within `podStop`.
+    public func tearDown() async {
+        await forwards.closeAll()
+        let pods = state.withLockedValue { state -> [String] in
+            guard !state.tornDown else { return [] }
+            state.tornDown = true
+            return Array(state.ownPods)
+        }
+        for pod in pods { await remove(pod) }
+        if ownsBackend { await backend.shutdown() }
+    }
+
+    func remove(_ pod: String) async {
+        let deadline = ContinuousClock.now + backend.config.timeouts.podStop.duration
+        while true {
+            do {
+                try await backend.client.deletePod(namespace: backend.namespace, name: pod)
+                BerthMetrics.containerRemoved()
+                logger.log(.debug, "KUBERNETES_POD_REMOVED", "pod removed", ["pod": "\(backend.namespace)/\(pod)"])
+                return
+            } catch {
+                if ContinuousClock.now >= deadline {
+                    logger.log(.error, "KUBERNETES_POD_REMOVE_FAILED", "could not remove pod: \(error)", ["pod": "\(backend.namespace)/\(pod)"])
+                    return
+                }
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+import BerthCore
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import NIOWebSocket
+
+/// What an exec or attach stream delivers.
+enum KubernetesOutput: Sendable {
+    case stdout(ByteBuffer)
+    case stderr(ByteBuffer)
+    /// The status channel: the exit code, or the API server's reason when there is none.
+    case status(exitCode: Int?, message: String)
+}
+
+/// An exec/attach connection over the WebSocket streaming protocol (`v5.channel.k8s.io`, else
+/// `v4.channel.k8s.io`): every binary message starts with its channel number, 0 stdin, 1 stdout,
+/// 2 stderr, 3 status, 4 resize, and in v5 255 to close a stream. Output has backpressure: reads
+/// stop while the consumer is behind.
+final class KubernetesStream: Sendable {
+    let output: KubernetesOutputSequence
+    let version: Int
+    private let channel: Channel
+
+    private init(channel: Channel, output: KubernetesOutputSequence, version: Int) {
+        self.channel = channel
+        self.output = output
+        self.version = version
+    }
+
+    static let protocols = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
+
+    /// Opens `pathAndQuery` (…/exec?command=…) on the API server.
+    static func open(endpoint: KubernetesEndpoint, pathAndQuery: String, timeout: Duration) async throws -> KubernetesStream {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let ready = group.next().makePromise(of: KubernetesStream.self)
+        let sslContext = try endpoint.tls.map { try NIOSSLContext(configuration: $0) }
+        let bootstrap = ClientBootstrap(group: group)
+            .connectTimeout(.seconds(10))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let sslContext {
+                        let serverName = endpoint.host.first?.isNumber == true || endpoint.host.contains(":") ? nil : endpoint.host
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: serverName))
+                    }
+                }.flatMap {
+                    let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 20) { channel, response in
+                        let negotiated = response.headers.first(name: "Sec-WebSocket-Protocol") ?? ""
+                        let version = negotiated.hasPrefix("v5.") ? 5 : 4
+                        return channel.eventLoop.makeCompletedFuture {
+                            let (handler, output) = KubernetesFrameHandler.make(eventLoop: channel.eventLoop)
+                            try channel.pipeline.syncOperations.addHandler(NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024, maxAccumulatedFrameSize: 8 << 20))
+                            try channel.pipeline.syncOperations.addHandler(handler)
+                            ready.succeed(KubernetesStream(channel: channel, output: output, version: version))
+                        }
+                    }
+                    return channel.pipeline.addHTTPClientHandlers(withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in })).flatMap {
+                        channel.pipeline.addHandler(UpgradeRefusalCatcher(ready: ready))
+                    }
+                }
+            }
+        let channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
+        channel.closeFuture.whenComplete { _ in ready.fail(KubernetesError("KUBERNETES_STREAM_FAILED", "the API server closed the connection before the stream opened")) }
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: "\(endpoint.host):\(endpoint.port)")
+        headers.add(name: "User-Agent", value: "Berth")
+        headers.add(name: "Sec-WebSocket-Protocol", value: protocols.joined(separator: ", "))
+        let token = endpoint.currentToken()
+        if !token.isEmpty { headers.add(name: "Authorization", value: "Bearer \(token)") }
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: endpoint.pathPrefix + pathAndQuery, headers: headers)
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        do {
+            return try await withDeadline(timeout, KubernetesError("KUBERNETES_STREAM_FAILED", "the stream did not open within \(timeout)")) {
+                try await ready.futureResult.get()
+            }
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+    }
+
+    func write(_ data: ByteBuffer) async throws {
+        try await send(channel: 0, data)
+    }
+
+    func resize(columns: UInt32, rows: UInt32) async throws {
+        try await send(channel: 4, ByteBuffer(string: #"{"Width":\#(columns),"Height":\#(rows)}"#))
+    }
+
+    /// Stdin EOF; only v5 can say it (v4 has no way to close one stream).
+    func closeStdin() async {
+        guard version >= 5 else { return }
+        try? await send(channel: 255, ByteBuffer(bytes: [0]))
+    }
+
+    func close() async {
+        try? await channel.close().get()
+    }
+
+    private func send(channel number: UInt8, _ data: ByteBuffer) async throws {
+        var frame = channel.allocator.buffer(capacity: data.readableBytes + 1)
+        frame.writeInteger(number)
+        frame.writeImmutableBuffer(data)
+        // Clients must mask what they send (RFC 6455 §5.3).
+        try await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: frame)).get()
+    }
+}
+
+/// Reports a refused upgrade (the API server answered with JSON instead of switching).
+private final class UpgradeRefusalCatcher: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    private let ready: EventLoopPromise<KubernetesStream>
+    private var status: HTTPResponseStatus?
+    private var body = ""
+
+    init(ready: EventLoopPromise<KubernetesStream>) { self.ready = ready }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): status = head.status
+        case .body(let buffer): body += String(buffer: buffer)
+        case .end:
+            ready.fail(KubernetesError("KUBERNETES_STREAM_REFUSED", "the API server refused the stream: \(status?.code ?? 0) \(body.prefix(300))"))
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        ready.fail(KubernetesError("KUBERNETES_STREAM_FAILED", "opening the stream failed: \(error)"))
+        context.close(promise: nil)
+    }
+}
+
+struct KubernetesOutputSequence: AsyncSequence, Sendable {
+    typealias Element = KubernetesOutput
+    typealias Producer = NIOThrowingAsyncSequenceProducer<KubernetesOutput, Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, ConsumerDemand<KubernetesFrameHandler>>
+
+    let base: Producer
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: Producer.AsyncIterator
+        mutating func next() async throws -> KubernetesOutput? { try await base.next() }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator()) }
+}
+
+/// Splits incoming messages by channel, answers pings, ends the sequence on close.
+final class KubernetesFrameHandler: ChannelDuplexHandler, ConsumerDemandTarget {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let source: KubernetesOutputSequence.Producer.Source
+    private var context: ChannelHandlerContext?
+    private var gate = ReadGate()
+    private var finished = false
+
+    static func make(eventLoop: EventLoop) -> (KubernetesFrameHandler, KubernetesOutputSequence) {
+        let delegate = ConsumerDemand<KubernetesFrameHandler>(eventLoop: eventLoop)
+        let result = KubernetesOutputSequence.Producer.makeSequence(
+            elementType: KubernetesOutput.self, failureType: Error.self,
+            backPressureStrategy: .init(lowWatermark: 4, highWatermark: 16), finishOnDeinit: false, delegate: delegate)
+        let handler = KubernetesFrameHandler(source: result.source)
+        delegate.target = handler
+        return (handler, KubernetesOutputSequence(base: result.sequence))
+    }
+
+    private init(source: KubernetesOutputSequence.Producer.Source) { self.source = source }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .binary, .text:
+            var payload = frame.unmaskedData
+            guard let number = payload.readInteger(as: UInt8.self), !finished else { return }
+            let item: KubernetesOutput
+            switch number {
+            case 1: item = .stdout(payload)
+            case 2: item = .stderr(payload)
+            case 3: item = KubernetesStatus.parse(String(buffer: payload))
+            default: return
+            }
+            if payload.readableBytes == 0, number != 3 { return }
+            if case .stopProducing = source.yield(item) { gate.pause() }
+        case .ping:
+            let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)
+            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
+        case .connectionClose:
+            finish(nil)
+            var reply = context.channel.allocator.buffer(capacity: 2)
+            reply.write(webSocketErrorCode: .normalClosure)
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: reply))).whenComplete { _ in
+                context.close(promise: nil)
+            }
+        default:
+            break
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if gate.shouldRead() { context.read() }
+    }
+
+    func resume() {
+        if gate.resume() { context?.read() }
+    }
+
+    func consumerGone() {
+        finished = true
+        context?.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish(nil)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        finish(KubernetesError("KUBERNETES_STREAM_FAILED", "stream error: \(error)"))
+        context.close(promise: nil)
+    }
+
+    private func finish(_ error: Error?) {
+        guard !finished else { return }
+        finished = true
+        if let error { source.finish(error) } else { source.finish() }
+    }
+}
+
+/// The v1 Status on channel 3: Success is exit code 0; NonZeroExitCode carries the code in
+/// its ExitCode cause; anything else is an error message without a code.
+enum KubernetesStatus {
+    static func parse(_ text: String) -> KubernetesOutput {
+        guard let value = try? BerthConfigJSON.parse(text) else { return .status(exitCode: nil, message: text) }
+        if value["status"] == .string("Success") { return .status(exitCode: 0, message: "") }
+        let message = value["message"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? text
+        if value["reason"] == .string("NonZeroExitCode"), case .array(let causes)? = value["details"]?["causes"] {
+            for cause in causes where cause["reason"] == .string("ExitCode") {
+                if case .string(let code)? = cause["message"], let number = Int(code) { return .status(exitCode: number, message: message) }
+            }
+        }
+        return .status(exitCode: nil, message: message)
+    }
+}
