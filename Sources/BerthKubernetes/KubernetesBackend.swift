@@ -1,6 +1,7 @@
 import BerthConfig
 import BerthCore
 import Logging
+import NIOConcurrencyHelpers
 
 /// The Kubernetes backend (SPEC §12): a pod per connection (`connection`), per session
 /// (`session`), or one named pod shared by every connection (`persistent`).
@@ -8,6 +9,9 @@ public final class KubernetesBackend: Sendable {
     let config: KubernetesConfig
     let client: KubernetesClient
     let logger: Logger
+
+    /// The streaming protocol version the API server speaks, learnt from the first stream.
+    private let negotiated = NIOLockedValueBox<Int?>(nil)
 
     public init(config: KubernetesConfig, logger: Logger) throws {
         self.config = config
@@ -54,8 +58,25 @@ public final class KubernetesBackend: Sendable {
     /// Opens an exec stream in `pod`.
     func exec(pod: String, _ command: [String], tty: Bool, stdin: Bool = true) async throws -> KubernetesStream {
         let query = KubernetesPodSpec.execQuery(command, container: container, tty: tty, stdin: stdin)
-        return try await KubernetesStream.open(endpoint: endpoint, pathAndQuery: "/api/v1/namespaces/\(namespace)/pods/\(pod)/exec?\(query)",
-                                               timeout: config.timeouts.commandStart.duration)
+        let stream = try await KubernetesStream.open(endpoint: endpoint, pathAndQuery: "/api/v1/namespaces/\(namespace)/pods/\(pod)/exec?\(query)",
+                                                     timeout: config.timeouts.commandStart.duration)
+        negotiated.withLockedValue { $0 = stream.version }
+        return stream
+    }
+
+    /// Whether stdin can be closed (v5); asks with a harmless exec the first time.
+    func canCloseStdin(pod: String) async throws -> Bool {
+        if let version = negotiated.withLockedValue({ $0 }) { return version >= 5 }
+        let probe = try await exec(pod: pod, [config.pod.agentPath, "--help"], tty: false, stdin: false)
+        await probe.close()
+        return probe.version >= 5
+    }
+
+    /// `agent write-file` with `data` on stdin; without stdin close (v4) the agent is told the size.
+    func writeFile(pod: String, path: String, data: [UInt8]) async throws -> Int {
+        let sized = try await !canCloseStdin(pod: pod)
+        let command = [config.pod.agentPath, "write-file"] + (sized ? ["--size", String(data.count)] : []) + [path]
+        return try await run(pod: pod, command, input: data)
     }
 
     func attach(pod: String, tty: Bool) async throws -> KubernetesStream {

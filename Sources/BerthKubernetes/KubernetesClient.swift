@@ -142,7 +142,12 @@ final class KubernetesClient: Sendable {
 
 struct KubernetesAPIError: CodedError {
     let status: Int
-    let message: String
+    let reason: String
     var code: MessageCode { "KUBERNETES_API_ERROR" }
-    var description: String { "KUBERNETES_API_ERROR: API server answered \(status): \(message)" }
+    var message: String { "API server answered \(status): \(reason)" }
+
+    init(status: Int, message: String) {
+        self.status = status
+        reason = message
+    }
 }

@@ -86,7 +86,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner {
     func writeFiles(into pod: String) async throws {
         guard !metadata.files.isEmpty else { return }
         for (path, file) in metadata.files.sorted(by: { $0.key < $1.key }) {
-            let code = try await backend.run(pod: pod, [backend.config.pod.agentPath, "write-file", path], input: file.value)
+            let code = try await backend.writeFile(pod: pod, path: path, data: file.value)
             guard code == 0 else { throw KubernetesError("KUBERNETES_FILE_WRITE_FAILED", "writing \(path) into the pod failed with exit code \(code)") }
         }
     }

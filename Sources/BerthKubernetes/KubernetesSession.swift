@@ -107,7 +107,7 @@ actor KubernetesSession: SessionChannelHandler {
                 if let size { try? await stream.resize(columns: size.0, rows: size.1) }
                 try await stream.write(ByteBuffer(string: "\n"))
             } : nil
-            startPump(stream, tty: tty, stripPID: true, release: release, fallbackExit: nil)
+            startPump(stream, tty: tty, stripPID: true, release: release, podExit: nil)
         case .session:
             // Output written before the attach would be lost, so the program waits for the
             // attach (--wait) and reports no PID; signals go to PID 1.
@@ -122,6 +122,7 @@ actor KubernetesSession: SessionChannelHandler {
             if let size { try? await stream.resize(columns: size.0, rows: size.1) }
             try await stream.write(ByteBuffer(bytes: [tty ? 0x0A : 0x00]))
             let backend = self.backend
+            // Attach reports Success whatever the program did; the pod status has its exit code.
             startPump(stream, tty: tty, stripPID: false, release: nil) {
                 await Self.terminatedExitCode(backend, pod: name)
             }
@@ -133,7 +134,7 @@ actor KubernetesSession: SessionChannelHandler {
     /// Copies stdin in and output out; after the output ends, reports the exit status, then
     /// EOF, then closes the channel.
     private func startPump(_ stream: KubernetesStream, tty: Bool, stripPID: Bool, release: (@Sendable () async throws -> Void)?,
-                           fallbackExit: (@Sendable () async -> Int?)?) {
+                           podExit: (@Sendable () async -> Int?)?) {
         let channel = self.channel
         let logger = connection.logger
         pump = Task {
@@ -178,7 +179,7 @@ actor KubernetesSession: SessionChannelHandler {
             } catch {}
             input?.cancel()
             if Task.isCancelled { return }
-            if exitCode == nil, let fallbackExit { exitCode = await fallbackExit() }
+            if let podExit { exitCode = await podExit() ?? exitCode }
             if exitCode == nil {
                 logger.log(.warning, "KUBERNETES_EXIT_CODE_UNAVAILABLE", "no exit code: \(failure)", [LogKey.channelID: "\(channel.channelID)"])
                 try? await channel.writeStderr(ByteBuffer(string: "Berth: \(failure.isEmpty ? "the program's exit code is unknown" : failure)\r\n"))

@@ -48,7 +48,8 @@ final class KubernetesStream: Sendable {
                     let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 20) { channel, response in
                         let negotiated = response.headers.first(name: "Sec-WebSocket-Protocol") ?? ""
                         let version = negotiated.hasPrefix("v5.") ? 5 : 4
-                        return channel.eventLoop.makeCompletedFuture {
+                        // The refusal catcher sits where the WebSocket bytes will flow now.
+                        return channel.pipeline.syncOperations.removeHandler(name: UpgradeRefusalCatcher.name).flatMapThrowing {
                             let (handler, output) = KubernetesFrameHandler.make(eventLoop: channel.eventLoop)
                             try channel.pipeline.syncOperations.addHandler(NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024, maxAccumulatedFrameSize: 8 << 20))
                             try channel.pipeline.syncOperations.addHandler(handler)
@@ -56,7 +57,7 @@ final class KubernetesStream: Sendable {
                         }
                     }
                     return channel.pipeline.addHTTPClientHandlers(withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in })).flatMap {
-                        channel.pipeline.addHandler(UpgradeRefusalCatcher(ready: ready))
+                        channel.pipeline.addHandler(UpgradeRefusalCatcher(ready: ready), name: UpgradeRefusalCatcher.name)
                     }
                 }
             }
@@ -111,6 +112,7 @@ final class KubernetesStream: Sendable {
 /// Reports a refused upgrade (the API server answered with JSON instead of switching).
 private final class UpgradeRefusalCatcher: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
+    static let name = "berth-upgrade-refusal"
     private let ready: EventLoopPromise<KubernetesStream>
     private var status: HTTPResponseStatus?
     private var body = ""

@@ -19,8 +19,8 @@ enum Usage {
       wait-signal --signal NAME [--signal NAME]... [--message TEXT]
           Wait for one of the signals, print TEXT, exit 0. Reaps orphaned children, so it can
           be the idle PID 1 of a container.
-      write-file PATH
-          Copy stdin to PATH (created or truncated, mode 0600).
+      write-file [--size N] PATH
+          Copy stdin to PATH (created or truncated, mode 0600); with --size, exactly N bytes.
       forward-server
           Port forwarding for Berth: speaks the CBOR forwarding protocol on stdin/stdout,
           dialling (ssh -L) or listening (ssh -R) inside the container, tcp or unix sockets.

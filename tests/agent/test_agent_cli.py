@@ -357,6 +357,26 @@ def test_write_file_on_host(host_binary):
         assert open(path, "rb").read() == b"short"
 
 
+def test_write_file_with_size_stops_after_n_bytes_without_eof(host_binary):
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "sized")
+        reader, writer = os.pipe()
+        process = subprocess.Popen([host_binary, "write-file", "--size", str(len(CONTENT)), path], stdin=reader,
+                                   stderr=subprocess.PIPE)
+        os.close(reader)
+        os.write(writer, CONTENT)
+        try:
+            # stdin stays open: the agent must finish on the byte count alone.
+            assert process.wait(timeout=30) == 0, process.stderr.read()
+        finally:
+            os.close(writer)
+        assert open(path, "rb").read() == CONTENT
+        short = subprocess.run([host_binary, "write-file", "--size", "10", path], input=b"abc", capture_output=True)
+        assert short.returncode == 1 and b"short" in short.stderr
+        bad = subprocess.run([host_binary, "write-file", "--size", "x", path], input=b"abc", capture_output=True)
+        assert bad.returncode == 1
+
+
 def test_write_file_in_container(busybox_image):
     script = (f"{IN_IMAGE} write-file /tmp/f && stat -c %a /tmp/f && md5sum < /tmp/f && "
               f"chmod 644 /tmp/f && echo -n short | {IN_IMAGE} write-file /tmp/f && stat -c %a /tmp/f && cat /tmp/f")

@@ -350,8 +350,9 @@ def pull_policy(image):
 
 
 class KubeServer:
-    def __init__(self, docker, instance, token, client_ca, listen):
+    def __init__(self, docker, instance, token, client_ca, listen, protocols=tuple(PROTOCOLS)):
         self.docker = docker
+        self.protocols = list(protocols)
         self.instance = instance
         self.token = token
         self.client_ca = client_ca
@@ -841,10 +842,10 @@ class KubeServer:
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
         if request.headers.get("Upgrade", "").lower() != "websocket":
             raise bad_request("Upgrade request required")
-        protocol = next((p for p in offered if p in PROTOCOLS), None)
+        protocol = next((p for p in offered if p in self.protocols), None)
         if offered and protocol is None:
             raise bad_request(f"unable to upgrade connection: requested protocol(s) are not supported: "
-                              f"{offered}; supports {PROTOCOLS}")
+                              f"{offered}; supports {self.protocols}")
         protocol = protocol or "channel.k8s.io"
 
         if attach:
@@ -1036,7 +1037,8 @@ async def serve(args):
     docker = Docker(args.docker_socket)
     await docker.open()
     await docker.call("GET", "/version")
-    server = KubeServer(docker, args.instance, args.token, args.client_ca, args.listen)
+    server = KubeServer(docker, args.instance, args.token, args.client_ca, args.listen,
+                        [p.strip() for p in args.protocols.split(",") if p.strip()])
     runner = web.AppRunner(build_app(server), handle_signals=False, handler_cancellation=True,
                            shutdown_timeout=5, access_log=log)
     await runner.setup()
@@ -1063,6 +1065,8 @@ def main():
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
     parser.add_argument("--client-ca", help="accept client certificates signed by this CA as authentication")
+    parser.add_argument("--protocols", default=",".join(PROTOCOLS),
+                        help="the streaming subprotocols to accept, comma-separated (to test a client's fallback)")
     parser.add_argument("--instance", default=secrets.token_hex(6), help="value of the berth-test.kube-apiserver label")
     default_socket = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     parser.add_argument("--docker-socket", default=default_socket.removeprefix("unix://"))

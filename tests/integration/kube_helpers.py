@@ -105,7 +105,7 @@ class KubeAPIServer:
         return configuration
 
 
-def start_kube_apiserver(tmp_path, token=None, tls=None, name="kube-apiserver"):
+def start_kube_apiserver(tmp_path, token=None, tls=None, name="kube-apiserver", protocols=None):
     """Starts kube_apiserver.py on a free port, logging to tmp_path/<name>.log. token: require
     this bearer token. tls: True to serve HTTPS with generated certificates and accept the
     generated client certificate as authentication too."""
@@ -115,6 +115,8 @@ def start_kube_apiserver(tmp_path, token=None, tls=None, name="kube-apiserver"):
     args = [sys.executable, KUBE_APISERVER, "--listen", f"127.0.0.1:{port}", "--instance", instance]
     if token:
         args += ["--token", token]
+    if protocols:
+        args += ["--protocols", ",".join(protocols)]
     paths = None
     if tls:
         paths = make_tls(tmp_path / f"{name}-tls")

@@ -1,0 +1,323 @@
+"""The Kubernetes backend end to end (SPEC §12): Berth against the test API server
+(kube_apiserver.py), whose pods are real Docker containers. The same scenarios as the Docker
+tests: shell, exec, pty, resize, signals, exit codes, SFTP, forwarding, clean-up."""
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+
+import asyncssh
+import paramiko
+import pytest
+
+from conftest import SSH_OPTS, free_port, make_key, webhook_auth
+from docker_helpers import BUSYBOX, GUEST
+from kube_helpers import kube_containers, start_kube_apiserver
+
+USERS = [{"username": "alice", "password": "pw", "environment": {"FROM_WEBHOOK": "yes"},
+          "files": {"/tmp/hello.txt": "file from the webhook"}}]
+TOKEN = "berth-test-token"
+
+
+@pytest.fixture
+def kube(tmp_path):
+    servers = []
+
+    def start(**options):
+        server = start_kube_apiserver(tmp_path, token=TOKEN, name=f"kube-apiserver-{len(servers)}", **options)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        assert server.stop() == 0, server.output()[-3000:]
+        assert kube_containers(server.instance) == [], "the API server left containers behind"
+
+
+def kube_config(server, image=GUEST, connection=None, **pod):
+    container = {"name": "shell", "image": image}
+    block = {"metadata": {"namespace": "default", "generateName": "berth-"}, "spec": {"containers": [container]}, **pod}
+    if image == BUSYBOX:
+        block.setdefault("shellCommand", ["/bin/sh"])
+    return {"backend": "kubernetes", "kubernetes": {
+        "connection": connection or {"host": server.url, "bearerToken": TOKEN},
+        "pod": block, "timeouts": {"podStart": "60s"}}}
+
+
+def start(start_berth, example_webhook, server, users=USERS, name="berth", **config):
+    url, _ = example_webhook(users)
+    return start_berth({"auth": webhook_auth(url), **kube_config(server, **config)}, name=name)
+
+
+def pods(server, selector="berth.connection-id"):
+    """The pods the API server holds, as {name: pod}, read through its REST API."""
+    request = urllib.request.Request(f"{server.url}/api/v1/namespaces/default/pods?labelSelector={selector}",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return {item["metadata"]["name"]: item for item in json.load(answer)["items"]}
+
+
+def wait_until(predicate, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+def paramiko_client(berth):
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect("127.0.0.1", port=berth.port, username="alice", password="pw", look_for_keys=False,
+                   allow_agent=False, timeout=30, banner_timeout=30, auth_timeout=60)
+    return client
+
+
+def test_output_exit_code_stderr_stdin_and_removal(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server)
+    result = berth.ssh("alice", "echo out; echo err >&2; exit 42", password="pw")
+    assert result.returncode == 42, result.stderr
+    assert result.stdout == b"out\n" and result.stderr == b"err\n"
+    piped = berth.ssh("alice", "cat; echo END", password="pw", stdin=b"abc")
+    assert piped.returncode == 0 and piped.stdout == b"abcEND\n"
+    assert wait_until(lambda: not pods(server)), "the connection's pod was not deleted"
+
+
+def test_labels_environment_files_and_env_requests(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server)
+    client = paramiko_client(berth)
+    try:
+        assert wait_until(lambda: len(pods(server)) == 1)
+        (pod,) = pods(server).values()
+        labels = pod["metadata"]["labels"]
+        assert labels["berth.username"] == "alice" and len(labels["berth.connection-id"]) == 32
+        assert pod["metadata"]["annotations"]["berth.remote-ip"] == "127.0.0.1"
+        channel = client.get_transport().open_session()
+        channel.set_environment_variable("SENT", "by-client")
+        channel.exec_command("echo $FROM_WEBHOOK $SENT; cat /tmp/hello.txt; echo; stat -c %a /tmp/hello.txt")
+        output = channel.makefile().read()
+        assert channel.recv_exit_status() == 0
+        assert output == b"yes by-client\nfile from the webhook\n600\n"
+    finally:
+        client.close()
+
+
+def test_ten_mebibytes_both_ways(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server, image=BUSYBOX)
+    data = os.urandom(10 * 1024 * 1024)
+    echoed = berth.ssh("alice", "cat", password="pw", stdin=data, timeout=180)
+    assert echoed.returncode == 0, echoed.stderr
+    assert hashlib.sha256(echoed.stdout).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_pty_size_and_window_change(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server)
+    client = paramiko_client(berth)
+    try:
+        channel = client.get_transport().open_session()
+        channel.get_pty(term="xterm", width=97, height=31)
+        channel.exec_command("tput cols; tput lines; read line; tput cols; tput lines")
+        channel.settimeout(60)
+        output = b""
+        while output.count(b"\n") < 2:
+            output += channel.recv(1024)
+        channel.resize_pty(width=120, height=40)
+        time.sleep(1)
+        channel.send(b"go\n")
+        while not channel.exit_status_ready() or channel.recv_ready():
+            chunk = channel.recv(1024)
+            if not chunk:
+                break
+            output += chunk
+        assert channel.recv_exit_status() == 0
+        numbers = [line for line in output.replace(b"\r", b"").decode().split("\n") if line.isdigit()]
+        assert numbers == ["97", "31", "120", "40"]
+    finally:
+        client.close()
+
+
+def test_interactive_shell_with_a_terminal(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server)
+    client = paramiko_client(berth)
+    try:
+        channel = client.invoke_shell(term="xterm", width=80, height=24)
+        channel.settimeout(60)
+        channel.send(b"echo $((6*7)) $TERM; exit 3\n")
+        output = b""
+        while True:
+            chunk = channel.recv(4096)
+            if not chunk:
+                break
+            output += chunk
+        assert b"42 xterm" in output
+        assert channel.recv_exit_status() == 3
+    finally:
+        client.close()
+
+
+def test_signal_reaches_the_program_through_the_agent(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server)
+
+    async def scenario():
+        async with asyncssh.connect("127.0.0.1", port=berth.port, username="alice", password="pw",
+                                    known_hosts=None, client_keys=None) as connection:
+            process = await connection.create_process(
+                "/usr/bin/containerssh-agent wait-signal --signal USR1 --message got-USR1")
+            await asyncio.sleep(2)
+            process.send_signal("USR1")
+            result = await asyncio.wait_for(process.wait(), 60)
+            return result.exit_status, result.stdout
+
+    status, stdout = asyncio.run(scenario())
+    assert status == 0
+    assert stdout == "got-USR1\n"
+
+
+def test_sftp_put_and_get(tmp_path, start_berth, example_webhook, kube):
+    server = kube()
+    key, pub = make_key(tmp_path, "ed25519")
+    berth = start(start_berth, example_webhook, server, users=[{"username": "alice", "authorizedKeys": [pub]}])
+    source = tmp_path / "upload.bin"
+    source.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    back = tmp_path / "download.bin"
+    batch = tmp_path / "batch"
+    batch.write_text(f"put {source} /tmp/upload.bin\nget /tmp/upload.bin {back}\n")
+    result = subprocess.run(["sftp", "-P", str(berth.port), *SSH_OPTS, "-o", "IdentitiesOnly=yes", "-i", str(key),
+                             "-b", str(batch), "alice@127.0.0.1"], capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert back.read_bytes() == source.read_bytes()
+
+
+def test_session_mode_gives_each_session_its_own_pod(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server, mode="session")
+    first = berth.ssh("alice", "hostname; echo $FROM_WEBHOOK; cat /tmp/hello.txt; exit 7", password="pw", timeout=120)
+    assert first.returncode == 7, first.stderr
+    host, env, file = first.stdout.decode().splitlines()
+    assert env == "yes" and file == "file from the webhook"
+    second = berth.ssh("alice", "hostname", password="pw", timeout=120)
+    assert second.returncode == 0 and second.stdout.decode().strip() != host
+    assert wait_until(lambda: not pods(server)), "session pods were not deleted"
+
+
+def test_persistent_mode_shares_one_pod_that_outlives_connections(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server, mode="persistent", createMissingPods=True,
+                  metadata={"namespace": "default", "name": "shared-box"})
+    first = berth.ssh("alice", "echo kept > /tmp/state; hostname", password="pw", timeout=120)
+    assert first.returncode == 0, first.stderr
+    second = berth.ssh("alice", "cat /tmp/state; hostname", password="pw", timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.decode().splitlines() == ["kept", first.stdout.decode().strip()]
+    berth.process.stop()
+    assert "shared-box" in pods(server, selector="berth.persistent"), "the persistent pod must survive"
+
+
+def test_persistent_mode_without_the_pod_refuses_clearly(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server, mode="persistent", metadata={"namespace": "default", "name": "absent"})
+    result = berth.ssh("alice", "true", password="pw", timeout=120)
+    assert result.returncode != 0
+    assert b"absent" in result.stderr and b"createMissingPods" in result.stderr
+    assert "KUBERNETES_POD_NOT_FOUND" in berth.process.output()
+
+
+def test_v4_only_api_server_still_gives_exit_codes_and_output(start_berth, example_webhook, kube):
+    server = kube(protocols=["v4.channel.k8s.io"])
+    berth = start(start_berth, example_webhook, server, image=BUSYBOX)
+    result = berth.ssh("alice", "echo v4; exit 5", password="pw")
+    assert result.returncode == 5 and result.stdout == b"v4\n", result.stderr
+
+
+def test_kubeconfig_with_tls_and_client_certificate(tmp_path, start_berth, example_webhook, kube):
+    server = kube(tls=True)
+    kubeconfig = server.kubeconfig(tmp_path / "kubeconfig.yaml", client_cert=True)
+    # No token: the client certificate is what authenticates.
+    config = json.loads((tmp_path / "kubeconfig.yaml").read_text())
+    config["users"][0]["user"].pop("token")
+    (tmp_path / "kubeconfig.yaml").write_text(json.dumps(config))
+    berth = start(start_berth, example_webhook, server, image=BUSYBOX, connection={"kubeconfig": kubeconfig})
+    result = berth.ssh("alice", "echo over-tls", password="pw")
+    assert result.returncode == 0 and result.stdout == b"over-tls\n", result.stderr
+
+
+def test_wrong_token_gives_a_one_line_error_and_no_pod(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server, connection={"host": server.url, "bearerToken": "wrong"})
+    result = berth.ssh("alice", "true", password="pw")
+    assert result.returncode != 0
+    assert b"cannot start your pod" in result.stderr and b"401" in result.stderr
+    assert "KUBERNETES_API_ERROR" in berth.process.output()
+    assert not pods(server)
+
+
+def test_local_forward_to_a_server_in_the_pod(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server, image=BUSYBOX)
+    berth_config = json.loads(berth.config_path.read_text())
+    berth.process.stop()
+    berth_config["security"] = {"forwarding": {"forwardingMode": "enable"}}
+    berth_config["ssh"].pop("listen")
+    berth = start_berth(berth_config, name="berth-forwarding")
+    local = free_port()
+    tunnel = subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
+                               "-L", f"127.0.0.1:{local}:127.0.0.1:8080", "alice@127.0.0.1",
+                               "mkdir -p /tmp/www && echo served-from-the-pod > /tmp/www/index.html && httpd -f -p 127.0.0.1:8080 -h /tmp/www"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        def fetch():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=5) as answer:
+                    return answer.read()
+            except OSError:
+                return None
+        assert wait_until(lambda: fetch() == b"served-from-the-pod\n", timeout=60)
+    finally:
+        tunnel.send_signal(signal.SIGKILL)
+        tunnel.wait()
+    assert wait_until(lambda: not pods(server), timeout=60), "a killed client with a forward left its pod"
+
+
+def test_killed_server_leaves_an_orphan_that_the_next_start_removes(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server, image=BUSYBOX)
+    client = subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
+                               "alice@127.0.0.1", "sleep 600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: len(pods(server)) == 1, timeout=60)
+        berth.process.proc.send_signal(signal.SIGKILL)
+        berth.process.proc.wait()
+        assert len(pods(server)) == 1
+        restarted = start_berth(json.loads(berth.config_path.read_text()), name="berth-restarted")
+        assert wait_until(lambda: not pods(server), timeout=60), "the orphan pod was not removed at start-up"
+        assert "KUBERNETES_ORPHAN_REMOVED" in restarted.process.output()
+    finally:
+        client.kill()
+        client.wait()
+
+
+def test_sigterm_ends_running_programs_and_removes_pods(start_berth, example_webhook, kube):
+    server = kube()
+    url, _ = example_webhook(USERS)
+    berth = start_berth({"auth": webhook_auth(url), "ssh": {"shutdownTimeout": "8s"}, **kube_config(server, image=BUSYBOX)})
+    client = subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
+                               "alice@127.0.0.1", "trap 'echo got-TERM; exit 0' TERM; while true; do sleep 1; done"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert wait_until(lambda: len(pods(server)) == 1, timeout=60)
+    time.sleep(2)
+    berth.process.proc.send_signal(signal.SIGTERM)
+    out, _ = client.communicate(timeout=60)
+    assert berth.process.proc.wait(timeout=60) == 0
+    assert b"got-TERM" in out
+    assert not pods(server)
