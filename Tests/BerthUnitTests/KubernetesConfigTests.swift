@@ -1,0 +1,50 @@
+import Testing
+@testable import BerthConfig
+
+@Suite struct KubernetesConfigTests {
+    private let minimalAuth = "auth:\n  password:\n    method: webhook\n    webhook:\n      url: http://127.0.0.1:8080\nbackend: kubernetes\n"
+
+    private func problems(_ yaml: String) -> [String] {
+        do {
+            _ = try ConfigReader.read(try ConfigValue.parse(minimalAuth + yaml, format: .yaml, source: "test.yaml"), environment: [:])
+            return []
+        } catch let error as ConfigError {
+            return error.problems.map(\.description)
+        } catch {
+            return ["unexpected \(error)"]
+        }
+    }
+
+    @Test func defaultsAndContainerSSHKeys() throws {
+        let yaml = minimalAuth + """
+        kubernetes:
+          connection: {host: "https://10.0.0.1:6443", cacertFile: /etc/ca.pem, bearerTokenFile: /var/token, qps: 5, burst: 10}
+          pod:
+            metadata: {namespace: labs}
+            spec: {containers: [{name: shell, image: "guest:1"}]}
+            mode: session
+          timeouts: {podStart: 90s}
+        """
+        let (config, _) = try ConfigReader.read(try ConfigValue.parse(yaml, format: .yaml, source: "t"), environment: [:])
+        let kubernetes = config.kubernetes
+        #expect(kubernetes.connection.host == "https://10.0.0.1:6443")
+        #expect(kubernetes.connection.cacert == "/etc/ca.pem")
+        #expect(kubernetes.pod.namespace == "labs")
+        // The operator's metadata is merged over the default generateName.
+        #expect(kubernetes.pod.metadata["generateName"] == .string("berth-"))
+        #expect(kubernetes.pod.mode == .session)
+        #expect(kubernetes.timeouts.podStart == .seconds(90))
+        #expect(kubernetes.timeouts.podStop == .seconds(60))
+    }
+
+    @Test func invalidValuesNameTheirKeys() {
+        #expect(problems("kubernetes:\n  pod:\n    mode: sesion\n").contains { $0.hasPrefix("kubernetes.pod.mode: \"sesion\" is not one of") })
+        #expect(problems("kubernetes:\n  pod:\n    mode: persistent\n").contains("kubernetes.pod.metadata.name: required in persistent mode"))
+        #expect(problems("kubernetes:\n  pod:\n    spec: {}\n").contains { $0.hasPrefix("kubernetes.pod.spec.containers: required") })
+        #expect(problems("kubernetes:\n  pod:\n    consoleContainerNumber: 3\n").contains { $0.hasPrefix("kubernetes.pod.consoleContainerNumber: 3 but the pod has 1") })
+        #expect(problems("kubernetes:\n  pod:\n    disableAgent: true\n").contains { $0.hasPrefix("kubernetes.pod.disableAgent:") })
+        #expect(problems("kubernetes:\n  pod:\n    spec: [1]\n").contains { $0.hasPrefix("kubernetes.pod.spec: expected a map") })
+        #expect(problems("kubernetes:\n  timeouts:\n    podStart: soon\n").contains { $0.hasPrefix("kubernetes.timeouts.podStart:") })
+        #expect(problems("kubernetes:\n  connection:\n    hots: x\n").contains("kubernetes.connection.hots: unknown key"))
+    }
+}
