@@ -91,7 +91,12 @@ final class ErrorLogger: ChannelInboundHandler {
     init(logger: Logger) { self.logger = logger }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        logger.log(.info, "SSH_PROTOCOL_ERROR", "connection error: \(error)")
+        if "\(error)".contains("streamlocal@openssh.com") {
+            // swift-nio-ssh cannot parse this channel type and ends the connection itself.
+            logger.log(.warning, "SSH_STREAMLOCAL_UNSUPPORTED", "the client asked for unix socket forwarding, which the SSH library cannot carry; the connection ends: \(error)")
+        } else {
+            logger.log(.info, "SSH_PROTOCOL_ERROR", "connection error: \(error)")
+        }
         context.close(promise: nil)
     }
 }

@@ -262,3 +262,23 @@ def _two_forward_servers(container):
     if count < 2:
         raise AssertionError(f"{count} forward-servers in:\n{listing}")
     return True
+
+
+def test_unix_socket_forward_is_a_logged_library_limit_and_others_keep_working(start_berth, example_webhook):
+    """swift-nio-ssh cannot parse direct-streamlocal@openssh.com and drops that one connection;
+    the log says why, and the server keeps serving everyone else."""
+    url, _ = example_webhook(USERS)
+    berth = start_berth({"auth": webhook_auth(url), "security": {"forwarding": {"forwardingMode": "enable", "socketForwardingMode": "enable"}}})
+    local = free_port()
+    tunnel = subprocess.Popen(ssh_args(berth, "-N", "-L", f"127.0.0.1:{local}:/tmp/app.sock"), stderr=subprocess.PIPE)
+    try:
+        with eventually(lambda: socket.create_connection(("127.0.0.1", local), timeout=5)) as client:
+            client.settimeout(30)
+            assert client.recv(1) == b""
+        tunnel.wait(timeout=30)
+    finally:
+        if tunnel.poll() is None:
+            tunnel.kill()
+            tunnel.wait()
+    assert eventually(lambda: "SSH_STREAMLOCAL_UNSUPPORTED" in berth.process.output() or None)
+    assert berth.ssh("alice", "whoami", password="pw").stdout == b"alice\n"
