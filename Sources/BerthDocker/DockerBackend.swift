@@ -36,7 +36,7 @@ public final class DockerBackend: Sendable {
     /// A started idle container that belongs to no connection yet.
     func startPoolContainer() async throws -> String {
         try await ensureImage()
-        let labels = [(DockerContainerSpec.connectionLabel, DockerContainerSpec.poolLabelValue), ("berth.pool", "1")]
+        let labels = [(DockerContainerSpec.connectionLabel, DockerContainerSpec.poolLabelValue), ("berth.pool", "1"), (ServerIdentity.label, ServerIdentity.name)]
         let body = DockerContainerSpec.body(execution: config.execution, labels: labels, command: config.execution.idleCommand,
                                             environment: [:], tty: false, interactive: false)
         let id = try await client.createContainer(name: nil, body: body)
@@ -55,7 +55,9 @@ public final class DockerBackend: Sendable {
     /// Berth's connection label is left over from an earlier run.
     public func removeOrphans() async {
         do {
+            // Only this server's: another Berth on the same engine may be serving users right now.
             let orphans = try await client.listContainers(label: DockerContainerSpec.connectionLabel)
+                .filter { $0.labels[ServerIdentity.label] == ServerIdentity.name }
             for orphan in orphans {
                 try await client.removeContainer(orphan.id)
                 logger.log(.notice, "DOCKER_ORPHAN_REMOVED", "removed a container left over from an earlier run", ["containerId": "\(orphan.id)", "connectionId": "\(orphan.labels[DockerContainerSpec.connectionLabel] ?? "")"])

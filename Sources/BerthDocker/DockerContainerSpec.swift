@@ -11,7 +11,8 @@ enum DockerContainerSpec {
 
     /// Berth's labels for a connection's container.
     static func labels(_ metadata: ConnectionMetadata) -> [(String, String)] {
-        [(connectionLabel, metadata.connectionID.hex), ("berth.username", metadata.username), ("berth.remote-ip", metadata.remoteAddress.ip)]
+        [(connectionLabel, metadata.connectionID.hex), ("berth.username", metadata.username), ("berth.remote-ip", metadata.remoteAddress.ip),
+         (ServerIdentity.label, ServerIdentity.name)]
     }
 
     static func body(execution: DockerExecutionConfig, metadata: ConnectionMetadata, command: [String], environment: [String: String],

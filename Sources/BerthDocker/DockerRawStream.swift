@@ -19,13 +19,32 @@ public final class DockerRawStream: Sendable {
         self.output = output
     }
 
-    /// Completes once the engine took the bytes, so a fast client cannot queue without bound.
+    /// Writes handed to the engine connection and maybe not yet taken, oldest first.
+    private let inFlight = NIOLockedValueBox<[EventLoopFuture<Void>]>([])
+    /// Waiting for each write before the next made input a ping-pong between threads; a short
+    /// pipeline keeps the connection busy while a fast client still cannot queue without bound.
+    private static let maxWritesInFlight = 16
+
+    /// Returns once all but the last few writes have been taken by the engine, so a fast client
+    /// cannot queue without bound.
     public func write(_ data: ByteBuffer) async throws {
-        try await channel.writeAndFlush(data).get()
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(data, promise: promise)
+        let future = promise.futureResult
+        let oldest: EventLoopFuture<Void>? = inFlight.withLockedValue { pending in
+            pending.append(future)
+            return pending.count > Self.maxWritesInFlight ? pending.removeFirst() : nil
+        }
+        try await oldest?.get()
     }
 
-    /// Stdin EOF for the program; output keeps flowing.
+    /// Stdin EOF for the program (after everything written before); output keeps flowing.
     public func closeWrite() async {
+        let pending = inFlight.withLockedValue { pending in
+            defer { pending.removeAll() }
+            return pending
+        }
+        for write in pending { _ = try? await write.get() }
         try? await channel.close(mode: .output).get()
     }
 
@@ -79,21 +98,34 @@ final class DockerRawStreamHandler: ChannelDuplexHandler, ConsumerDemandTarget {
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
+    /// Output of the reads of one read burst, handed to the consumer together at read-complete
+    /// (one wake-up of the consumer per burst instead of one per read).
+    private var batch: [DockerOutput] = []
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        deliver(unwrapInboundIn(data))
+        collect(unwrapInboundIn(data))
     }
 
-    /// Also used for bytes that arrived together with the upgrade response.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flush()
+        context.fireChannelReadComplete()
+    }
+
+    /// Bytes that arrived together with the upgrade response.
     func deliver(_ buffer: ByteBuffer) {
+        collect(buffer)
+        flush()
+    }
+
+    private func collect(_ buffer: ByteBuffer) {
         guard !finished else { return }
-        let pieces: [DockerOutput]
         if var demux {
             do {
-                pieces = try demux.feed(buffer).compactMap { stream, payload in
+                for (stream, payload) in try demux.feed(buffer) {
                     switch stream {
-                    case .stdout: return .stdout(payload)
-                    case .stderr: return .stderr(payload)
-                    case .stdin: return nil
+                    case .stdout: batch.append(.stdout(payload))
+                    case .stderr: batch.append(.stderr(payload))
+                    case .stdin: break
                     }
                 }
                 self.demux = demux
@@ -103,9 +135,15 @@ final class DockerRawStreamHandler: ChannelDuplexHandler, ConsumerDemandTarget {
                 return
             }
         } else {
-            pieces = [.stdout(buffer)]
+            batch.append(.stdout(buffer))
         }
-        guard !pieces.isEmpty else { return }
+    }
+
+    private func flush() {
+        guard !batch.isEmpty else { return }
+        let pieces = batch
+        batch.removeAll(keepingCapacity: true)
+        guard !finished else { return }
         if case .stopProducing = source.yield(contentsOf: pieces) { gate.pause() }
     }
 
@@ -141,6 +179,7 @@ final class DockerRawStreamHandler: ChannelDuplexHandler, ConsumerDemandTarget {
 
     private func finish(_ error: Error?) {
         guard !finished else { return }
+        flush()
         finished = true
         if let error { source.finish(error) } else { source.finish() }
     }

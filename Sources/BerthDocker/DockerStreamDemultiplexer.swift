@@ -19,8 +19,14 @@ public struct DockerStreamDemultiplexer: Sendable {
     /// Feeds bytes and returns the payload pieces now complete enough to forward. Payload is
     /// forwarded as it arrives rather than after a whole frame, so large frames stream.
     public mutating func feed(_ input: ByteBuffer) throws -> [(Stream, ByteBuffer)] {
+        // Usually nothing is left over from the previous read: work on the input itself (payload
+        // slices share its storage) instead of copying every byte into the carry-over buffer.
         var input = input
-        buffer.writeBuffer(&input)
+        if buffer.readableBytes == 0 {
+            swap(&buffer, &input)
+        } else {
+            buffer.writeBuffer(&input)
+        }
         var output: [(Stream, ByteBuffer)] = []
         while true {
             if let current = pending {
@@ -33,14 +39,23 @@ public struct DockerStreamDemultiplexer: Sendable {
                 if remaining > 0 { break }
                 continue
             }
-            guard buffer.readableBytes >= 8, let header = buffer.readBytes(length: 8) else { break }
-            guard let stream = Stream(rawValue: header[0]), header[1] == 0, header[2] == 0, header[3] == 0 else {
-                throw MalformedFrame(header: header)
+            // The header as two big-endian words, without allocating per frame.
+            guard buffer.readableBytes >= 8, let word = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self),
+                  let length = buffer.getInteger(at: buffer.readerIndex + 4, as: UInt32.self) else { break }
+            guard word & 0x00FF_FFFF == 0, let stream = Stream(rawValue: UInt8(word >> 24)) else {
+                throw MalformedFrame(header: buffer.getBytes(at: buffer.readerIndex, length: 8) ?? [])
             }
-            let length = header[4...7].reduce(0) { ($0 << 8) | Int($1) }
-            if length > 0 { pending = (stream, length) }
+            buffer.moveReaderIndex(forwardBy: 8)
+            if length > 0 { pending = (stream, Int(length)) }
         }
-        buffer.discardReadBytes()
+        if buffer.readableBytes == 0 {
+            buffer = ByteBuffer()
+        } else if buffer.readerIndex > 0 {
+            // Keep only the few bytes of an incomplete header, in storage of their own.
+            var rest = ByteBuffer()
+            rest.writeBuffer(&buffer)
+            buffer = rest
+        }
         return output
     }
 

@@ -1,22 +1,18 @@
 import BerthConfig
 import BerthCore
-import Foundation
 
 /// The pod Berth creates: the operator's metadata and spec with Berth's labels, the program of
 /// the console container and the environment on every container.
 enum KubernetesPodSpec {
     static let connectionLabel = "berth.connection-id"
-    /// Which Berth made the pod: instances behind one load balancer share a namespace, and each
-    /// may clean up only what it left behind itself.
-    static let serverLabel = "berth.server"
-    static let serverName = labelValue(ProcessInfo.processInfo.hostName)
-    static var orphanSelector: String { "\(connectionLabel),\(serverLabel)=\(serverName)" }
+    static var serverName: String { labelValue(ServerIdentity.name) }
+    static var orphanSelector: String { "\(connectionLabel),\(ServerIdentity.label)=\(serverName)" }
 
     static func body(pod: KubernetesConfig.Pod, metadata: ConnectionMetadata, command: [String], environment: [String: String],
                      tty: Bool, interactive: Bool, name: String? = nil, shared: Bool = false) -> ConfigValue {
         // A shared (persistent) pod belongs to no connection, so no clean-up may remove it.
         var labels: [(key: String, value: ConfigValue)] = shared ? [("berth.persistent", .string("true"))]
-            : [(connectionLabel, .string(metadata.connectionID.hex)), (serverLabel, .string(serverName))]
+            : [(connectionLabel, .string(metadata.connectionID.hex)), (ServerIdentity.label, .string(serverName))]
         let username = labelValue(metadata.username)
         if !username.isEmpty && !shared { labels.append(("berth.username", .string(username))) }
         var annotations: [(key: String, value: ConfigValue)] = [("berth.remote-ip", .string(metadata.remoteAddress.ip))]

@@ -15,8 +15,16 @@ final class NIOSessionChannel: SessionChannel {
     private struct State {
         var exitReported = false
         var lastWrite: EventLoopFuture<Void>?
+        /// Writes handed to the channel and maybe not yet on the wire, oldest first.
+        var inFlight: [EventLoopFuture<Void>] = []
         var rules = SessionRequestRules()
     }
+
+    /// How many writes may be outstanding before a writer waits for the oldest. Waiting for every
+    /// write before the next one made streaming a ping-pong between the writer's thread and the
+    /// event loop; a short pipeline keeps the loop busy while memory stays bounded (the SSH
+    /// library holds writes that exceed the client's window, so a full window still suspends).
+    private static let maxWritesInFlight = 16
 
     init(channel: Channel, channelID: UInt64, connection: ConnectionMetadata, stdin: SessionInput) {
         self.channel = channel
@@ -34,12 +42,13 @@ final class NIOSessionChannel: SessionChannel {
     }
 
     private func write(_ data: SSHChannelData) async throws {
-        let future = channel.eventLoop.flatSubmit { [channel, state] in
-            let written = channel.writeAndFlush(data)
-            state.withLockedValue { $0.lastWrite = written }
-            return written
+        let future = channel.eventLoop.flatSubmit { [channel] in channel.writeAndFlush(data) }
+        let oldest: EventLoopFuture<Void>? = state.withLockedValue { state in
+            state.lastWrite = future
+            state.inFlight.append(future)
+            return state.inFlight.count > Self.maxWritesInFlight ? state.inFlight.removeFirst() : nil
         }
-        try await future.get()
+        try await oldest?.get()
     }
 
     /// Channel requests overtake queued data in the SSH library, so exit reports wait until every

@@ -17,6 +17,7 @@ public final class BackendHub: ServerHandler {
 
     public init(config: BerthConfig, raw: ConfigValue, logger: Logger) throws {
         self.logger = logger
+        ServerIdentity.configure(listen: config.ssh.listen)
         shared = SharedBackends(
             config: config, raw: raw,
             docker: config.backend == "docker" ? try DockerBackend(config: config.docker, logger: logger, pooled: true) : nil,

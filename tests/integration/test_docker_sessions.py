@@ -1,6 +1,7 @@
 """A real shell in a real container: the Docker backend end to end (SPEC §5, §6)."""
 import asyncio
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -206,7 +207,11 @@ def test_server_killed_then_restarted_removes_the_orphan(start_berth, example_we
         first.process.proc.send_signal(signal.SIGKILL)
         first.process.proc.wait()
         assert len(berth_containers()) == 1
-        start_berth(config, name="second")
+        # Another Berth on the same engine (other address) must leave that container alone...
+        other = start_berth(config, name="other")
+        assert "DOCKER_ORPHAN_REMOVED" not in other.process.output() and len(berth_containers()) == 1
+        # ...and the killed one, restarted on its address, removes it.
+        start_berth(json.loads(first.config_path.read_text()), name="second")
         assert wait_until(lambda: not berth_containers())
     finally:
         ssh.kill()
