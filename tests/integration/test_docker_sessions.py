@@ -10,6 +10,7 @@ import time
 import asyncssh
 import paramiko
 
+from session_scenarios import pty_size_then_window_change
 from conftest import SSH_OPTS, make_key, webhook_auth
 from docker_helpers import BUSYBOX, GUEST, berth_containers, docker, docker_config, inspect_labels
 
@@ -75,24 +76,7 @@ def test_pty_size_and_window_change(start_berth, example_webhook):
     berth = start(start_berth, example_webhook)
     client = paramiko_client(berth)
     try:
-        channel = client.get_transport().open_session()
-        channel.get_pty(term="xterm", width=97, height=31)
-        channel.exec_command("tput cols; tput lines; read line; tput cols; tput lines")
-        channel.settimeout(30)
-        output = b""
-        while output.count(b"\n") < 2:
-            output += channel.recv(1024)
-        channel.resize_pty(width=120, height=40)
-        time.sleep(0.5)
-        channel.send(b"go\n")
-        while not channel.exit_status_ready() or channel.recv_ready():
-            chunk = channel.recv(1024)
-            if not chunk:
-                break
-            output += chunk
-        assert channel.recv_exit_status() == 0
-        numbers = [line for line in output.replace(b"\r", b"").decode().split("\n") if line.isdigit()]
-        assert numbers == ["97", "31", "120", "40"]
+        assert pty_size_then_window_change(client) == (["97", "31", "120", "40"], 0)
     finally:
         client.close()
 
