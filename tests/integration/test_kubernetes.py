@@ -304,3 +304,32 @@ def test_sigterm_ends_running_programs_and_removes_pods(start_berth, example_web
     assert berth.process.proc.wait(timeout=60) == 0
     assert b"got-TERM" in out
     assert not pods(server)
+
+
+def test_metadata_as_env_labels_and_annotations(start_berth, example_webhook, kube):
+    server = kube()
+    users = [{"username": "alice", "password": "pw", "metadata": {"team": "research lab"}}]
+    berth = start(start_berth, example_webhook, server, users=users, image=BUSYBOX, exposeAuthMetadataAsEnv=True,
+                  exposeAuthMetadataAsLabels=True, exposeAuthMetadataAsAnnotations=True)
+    client = subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
+                               "alice@127.0.0.1", "echo $team; sleep 600"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert client.stdout.readline() == b"research lab\n"
+        (pod,) = pods(server).values()
+        assert pod["metadata"]["labels"]["team"] == "research-lab"
+        assert pod["metadata"]["annotations"]["team"] == "research lab"
+    finally:
+        client.kill()
+        client.wait()
+
+
+def test_config_webhook_moves_one_user_to_kubernetes(start_berth, example_webhook, kube):
+    server = kube()
+    users = [{"username": "alice", "password": "pw", "config": kube_config(server, image=BUSYBOX)},
+             {"username": "bob", "password": "pw"}]
+    url, _ = example_webhook(users)
+    berth = start_berth({"auth": webhook_auth(url), "configserver": {"url": f"{url}/config"}, "backend": "echo"})
+    result = berth.ssh("alice", "echo in-a-pod; exit 4", password="pw")
+    assert result.returncode == 4 and result.stdout == b"in-a-pod\n", result.stderr
+    assert berth.ssh("bob", "whoami", password="pw").stdout == b"bob\n"
+    assert wait_until(lambda: not pods(server))
