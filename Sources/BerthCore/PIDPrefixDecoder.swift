@@ -51,3 +51,25 @@ public struct PIDPrefixDecoder: Sendable {
         }
     }
 }
+
+/// A program's stdout on its way to the client; when the agent was started with `--pid`, the
+/// PID in front is taken off first and handed to the caller once.
+public struct ProgramStdout: Sendable {
+    private var decoder: PIDPrefixDecoder?
+
+    public init(stripPID: Bool, tty: Bool) {
+        decoder = stripPID ? PIDPrefixDecoder(tty: tty) : nil
+    }
+
+    /// Writes the program's bytes to `channel`; returns the PID in the call that completes it.
+    public mutating func relay(_ bytes: ByteBuffer, to channel: any SessionChannel) async throws -> UInt32? {
+        guard var current = decoder else {
+            try await channel.writeStdout(bytes)
+            return nil
+        }
+        let rest = current.feed(bytes)
+        decoder = current.pid == nil ? current : nil
+        if let rest, rest.readableBytes > 0 { try await channel.writeStdout(rest) }
+        return current.pid
+    }
+}

@@ -147,26 +147,19 @@ actor KubernetesSession: SessionChannelHandler {
                 }
             }
             var input: Task<Void, Never>? = release == nil ? copyInput() : nil
-            var decoder = PIDPrefixDecoder(tty: tty)
+            var stdout = ProgramStdout(stripPID: stripPID, tty: tty)
             var exitCode: Int?
             var failure = ""
             do {
                 for try await piece in stream.output {
                     switch piece {
                     case .stdout(let bytes):
-                        guard stripPID, decoder.pid == nil else {
-                            try await channel.writeStdout(bytes)
-                            continue
+                        guard let pid = try await stdout.relay(bytes, to: channel) else { continue }
+                        await self.recordPID(pid)
+                        if let release {
+                            try await release()
+                            input = copyInput()
                         }
-                        guard let rest = decoder.feed(bytes) else { continue }
-                        if let pid = decoder.pid {
-                            await self.recordPID(pid)
-                            if let release {
-                                try await release()
-                                input = copyInput()
-                            }
-                        }
-                        if rest.readableBytes > 0 { try await channel.writeStdout(rest) }
                     case .stderr(let bytes):
                         try await channel.writeStderr(bytes)
                     case .status(let code, let message):

@@ -98,10 +98,18 @@ final class SSHConnection: Sendable {
 
     /// Authentication succeeded: from here the next layers prepare the user's environment.
     func authenticated(_ metadata: ConnectionMetadata) {
-        state.withLockedValue {
-            $0.authenticated = true
-            $0.handshakeReported = true
-            $0.authenticatedMetadata = metadata
+        // An answer that arrives after the client left must not start anything: the disconnect
+        // has already been reported, and nobody would remove the container.
+        let open = state.withLockedValue { state -> Bool in
+            guard !state.handshakeReported else { return false }
+            state.authenticated = true
+            state.handshakeReported = true
+            state.authenticatedMetadata = metadata
+            return true
+        }
+        guard open else {
+            logger.log(.info, "SSH_AUTH_AFTER_DISCONNECT", "authentication finished after the client disconnected; nothing is started", [LogKey.username: "\(metadata.username)"])
+            return
         }
         let logger = self.logger
         let promise = sshHandler

@@ -151,7 +151,8 @@ def example_webhook(tmp_path, request):
 
 class FaultyWebhook(BaseHTTPRequestHandler):
     """Behaves by username: `broken` → 500, `garbage` → not JSON, `nosuccess` → JSON without
-    success, `hang` → never answers in time, anyone else → accepted with password `pw`."""
+    success, `hang` → never answers in time, `slow` → answers after 2 s, anyone else → accepted
+    with password `pw`."""
 
     hang_seconds = 30
 
@@ -168,6 +169,8 @@ class FaultyWebhook(BaseHTTPRequestHandler):
         if user == "hang":
             time.sleep(self.hang_seconds)
             return self.reply(200, b'{"success": true}')
+        if user == "slow" and not self.path.endswith(("/config", "/authz")):
+            time.sleep(2)
         if self.path.endswith("/config"):
             if user == "badbackend":
                 return self.reply(200, b'{"config": {"backend": "nope"}}')

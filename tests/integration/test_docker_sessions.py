@@ -244,3 +244,17 @@ def test_terminal_session_with_stdin_closed_keeps_its_output(start_berth, exampl
     result = berth.ssh("alice", "echo hi; tput cols; exit 3", password="pw", extra=["-tt", "-o", "RequestTTY=force"])
     assert result.returncode == 3, result.stderr
     assert result.stdout.replace(b"\r", b"") == b"hi\n80\n"
+
+
+def test_client_gone_before_auth_answer_starts_no_container(start_berth, faulty_webhook):
+    url = f"http://127.0.0.1:{faulty_webhook.server_port}"
+    berth = start_berth({"auth": webhook_auth(url, timeout="5s", authTimeout="10s"), **docker_config(image=BUSYBOX)})
+    client = subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
+                               "slow@127.0.0.1", "sleep 300"])
+    assert wait_until(lambda: any(path == "/password" for path, _ in faulty_webhook.seen), timeout=30)
+    client.kill()
+    client.wait()
+    assert wait_until(lambda: "SSH_AUTH_AFTER_DISCONNECT" in berth.process.output(), timeout=30)
+    time.sleep(1)
+    assert not berth_containers(username="slow")
+    assert "DOCKER_CONTAINER_STARTED" not in berth.process.output()
