@@ -1,5 +1,6 @@
 """The warm pool (docker.execution.pool): started containers wait for logins, each is used by one
 connection only and removed with it; the pool refills and is emptied when Berth stops."""
+import json
 import time
 
 from conftest import webhook_auth
@@ -56,7 +57,8 @@ def test_left_over_pool_containers_are_removed_at_start(start_berth, example_web
     leftover = pool_containers()[0]
     berth.process.proc.kill()
     berth.process.proc.wait()
-    again = start_berth(config, name="again")
+    # Restarted on its own address, it knows the leftovers as its own.
+    again = start_berth(json.loads(berth.config_path.read_text()), name="again")
     assert wait_for(lambda: leftover not in docker("ps", "-aq", "--no-trunc").stdout.split())
     assert wait_for(lambda: len(pool_containers()) == 1)
     assert again.ssh("alice", "echo ok", password="pw").stdout == b"ok\n"
