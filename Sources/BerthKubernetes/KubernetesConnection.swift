@@ -85,6 +85,10 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner {
     /// Webhook `files` go in through `agent write-file` (mode 0600).
     func writeFiles(into pod: String) async throws {
         guard !metadata.files.isEmpty else { return }
+        guard !backend.config.pod.disableAgent else {
+            logger.log(.warning, "KUBERNETES_AGENT_DISABLED", "webhook files are not written: the agent is disabled")
+            return
+        }
         for (path, file) in metadata.files.sorted(by: { $0.key < $1.key }) {
             let code = try await backend.writeFile(pod: pod, path: path, data: file.value)
             guard code == 0 else { throw KubernetesError("KUBERNETES_FILE_WRITE_FAILED", "writing \(path) into the pod failed with exit code \(code)") }

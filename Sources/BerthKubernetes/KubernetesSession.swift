@@ -73,6 +73,7 @@ actor KubernetesSession: SessionChannelHandler {
     /// `agent signal` in the program's pod: by PID in an exec, PID 1 in a session pod (the
     /// console became the program there).
     private func sendThroughAgent(_ signal: String) async throws {
+        guard !pod.disableAgent else { throw RequestRefused("KUBERNETES_AGENT_DISABLED", "signals need the agent, which is disabled") }
         let target: (pod: String, pid: UInt32)
         if let sessionPod {
             target = (sessionPod, 1)
@@ -110,17 +111,19 @@ actor KubernetesSession: SessionChannelHandler {
             startPump(stream, tty: tty, stripPID: true, release: release, podExit: nil)
         case .session:
             // Output written before the attach would be lost, so the program waits for the
-            // attach (--wait) and reports no PID; signals go to PID 1.
-            let command = [pod.agentPath, "console", "--wait"] + envFlags() + ["--"] + argv
-            let body = KubernetesPodSpec.body(pod: pod, metadata: connection.metadata, command: command, environment: connection.environment,
-                                              tty: tty, interactive: true)
+            // attach (--wait) and reports no PID; signals go to PID 1. Without the agent the
+            // program starts at once and its environment is the container's.
+            let agent = !pod.disableAgent
+            let command = agent ? [pod.agentPath, "console", "--wait"] + envFlags() + ["--"] + argv : argv
+            let body = KubernetesPodSpec.body(pod: pod, metadata: connection.metadata, command: command,
+                                              environment: agent ? connection.environment : programEnvironment, tty: tty, interactive: true)
             let name = try await connection.createPod(body)
             sessionPod = name
             try await connection.writeFiles(into: name)
             let stream = try await backend.attach(pod: name, tty: tty)
             self.stream = stream
             if let size { try? await stream.resize(columns: size.0, rows: size.1) }
-            try await stream.write(ByteBuffer(bytes: [tty ? 0x0A : 0x00]))
+            if agent { try await stream.write(ByteBuffer(bytes: [tty ? 0x0A : 0x00])) }
             let backend = self.backend
             // Attach reports Success whatever the program did; the pod status has its exit code.
             startPump(stream, tty: tty, stripPID: false, release: nil) {

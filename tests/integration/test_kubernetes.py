@@ -333,3 +333,16 @@ def test_config_webhook_moves_one_user_to_kubernetes(start_berth, example_webhoo
     assert result.returncode == 4 and result.stdout == b"in-a-pod\n", result.stderr
     assert berth.ssh("bob", "whoami", password="pw").stdout == b"bob\n"
     assert wait_until(lambda: not pods(server))
+
+
+def test_session_mode_without_the_agent(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server, image=BUSYBOX, mode="session", disableAgent=True)
+    # Without the agent nothing holds the program until the attach, so it waits for input
+    # (as a shell does) to keep its output.
+    result = berth.ssh("alice", "/bin/sh -c 'read go; echo $FROM_WEBHOOK $go; test -e /tmp/hello.txt || echo no-files; exit 3'",
+                       password="pw", stdin=b"now\n", timeout=120)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == b"yes now\nno-files\n"
+    assert "KUBERNETES_AGENT_DISABLED" in berth.process.output()
+    assert wait_until(lambda: not pods(server))
