@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Runs every Berth benchmark in one go and prints a table of figures and ratios against baselines
+# measured in the same run; raw numbers go to bench/results/latest.json.
+#
+#   bench/run.sh [--quick] [--only login,throughput,concurrency,startup] [--no-build]
+#
+# Root, Debian: installs what it needs (OpenSSH server, asyncssh, ...), reuses or starts a Docker
+# engine, builds the agent and the busybox test image, and builds Berth in release mode in its
+# own scratch path (.build-bench), never the default .build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ "$(id -u)" = 0 ] || { echo "bench/run.sh must run as root (it starts sshd and installs packages)" >&2; exit 1; }
+build=1
+args=()
+for arg in "$@"; do
+    case "$arg" in
+        --no-build) build=0 ;;
+        *) args+=("$arg") ;;
+    esac
+done
+
+echo "=== dependencies, Docker engine, images ===" >&2
+scripts/install-test-deps.sh >&2
+DOCKERD_PID=$(scripts/ensure-docker.sh)
+images/build-test-image.sh >&2
+
+# The benchmarks run on a private Docker engine of their own (same dockerd binary, own data root,
+# socket, containerd and bridge). Berth removes every container with its labels when it starts
+# (crash hygiene), so sharing the engine with a test run would break both; and 500 containers
+# should not land on an engine others use. Baselines use the same private engine.
+BENCH_ROOT=/var/lib/berth-bench-docker
+BENCH_RUN=/run/berth-bench-docker
+BENCH_BRIDGE=berthbench0
+export DOCKER_HOST="unix://$BENCH_RUN/docker.sock"
+BENCH_DOCKERD_PID=
+cleanup() {
+    if [ -n "$BENCH_DOCKERD_PID" ]; then
+        kill "$BENCH_DOCKERD_PID" 2>/dev/null || true
+        for _ in $(seq 1 60); do kill -0 "$BENCH_DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
+    fi
+    [ "${BRIDGE_CREATED:-0}" = 1 ] && ip link del "$BENCH_BRIDGE" 2>/dev/null || true
+    if [ -n "$DOCKERD_PID" ]; then kill "$DOCKERD_PID" 2>/dev/null; wait "$DOCKERD_PID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+if ! ip link show "$BENCH_BRIDGE" >/dev/null 2>&1; then
+    ip link add "$BENCH_BRIDGE" type bridge
+    ip addr add 172.31.250.1/24 dev "$BENCH_BRIDGE"
+    ip link set "$BENCH_BRIDGE" up
+    BRIDGE_CREATED=1
+fi
+mkdir -p "$BENCH_RUN"
+dockerd --data-root "$BENCH_ROOT" --exec-root "$BENCH_RUN" --pidfile "$BENCH_RUN/dockerd.pid" -H "$DOCKER_HOST" \
+    --bridge "$BENCH_BRIDGE" --iptables=false --ip-masq=false \
+    --containerd-namespace berth-bench --containerd-plugins-namespace berth-bench-plugins >"$BENCH_RUN/dockerd.log" 2>&1 &
+BENCH_DOCKERD_PID=$!
+for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+docker info >/dev/null 2>&1 || { tail -20 "$BENCH_RUN/dockerd.log" >&2; echo "the bench's dockerd did not come up" >&2; exit 1; }
+want=$(env -u DOCKER_HOST docker image inspect --format '{{.Id}}' berth-busybox:latest)
+if [ "$(docker image inspect --format '{{.Id}}' berth-busybox:latest 2>/dev/null || true)" != "$want" ]; then
+    echo "copying berth-busybox:latest into the bench's engine" >&2
+    env -u DOCKER_HOST docker save berth-busybox:latest | docker load >&2
+fi
+
+if [ "$build" = 1 ]; then
+    echo "=== swift build -c release --scratch-path .build-bench ===" >&2
+    swift build -c release --scratch-path .build-bench --product berth >&2
+    swift build -c release --scratch-path .build-bench --product berth-example-webhook >&2
+fi
+
+# 500 sessions need a few thousand descriptors (client sockets, Berth's SSH and engine streams).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+
+mkdir -p bench/results
+python3 bench/bench.py --docker-host "$DOCKER_HOST" --dockerd-pid "$BENCH_DOCKERD_PID" --berth "$PWD/.build-bench/release/berth" \
+    --webhook "$PWD/.build-bench/release/berth-example-webhook" "${args[@]}"
