@@ -32,6 +32,19 @@ final class KubernetesClient: Sendable {
             guard case .array(let conditions)? = value["status"]?["conditions"] else { return false }
             return conditions.contains { $0["type"] == .string("Ready") && $0["status"] == .string("True") }
         }
+        /// A container that cannot start without someone fixing the pod spec or the image.
+        var startProblem: String? {
+            guard case .array(let statuses)? = value["status"]?["containerStatuses"] else { return nil }
+            for status in statuses {
+                guard case .string(let reason)? = status["state"]?["waiting"]?["reason"], Self.hopeless.contains(reason) else { continue }
+                let message = status["state"]?["waiting"]?["message"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? ""
+                return message.isEmpty ? reason : "\(reason): \(message)"
+            }
+            return nil
+        }
+
+        static let hopeless: Set<String> = ["ErrImageNeverPull", "InvalidImageName", "ImagePullBackOff", "CreateContainerConfigError", "CreateContainerError"]
+
         func exitCode(container: Int) -> Int? {
             guard case .array(let statuses)? = value["status"]?["containerStatuses"], container < statuses.count,
                   case .int(let code)? = statuses[container]["state"]?["terminated"]?["exitCode"] else { return nil }
@@ -76,6 +89,9 @@ final class KubernetesClient: Sendable {
                 throw KubernetesError("KUBERNETES_POD_GONE", "pod \(namespace)/\(name) was deleted while starting")
             }
             if pod.phase == "Running" && pod.isReady { return pod }
+            if let problem = pod.startProblem {
+                throw KubernetesError("KUBERNETES_POD_START_FAILED", "pod \(namespace)/\(name) cannot start: \(problem)")
+            }
             if pod.phase == "Succeeded" || pod.phase == "Failed" {
                 throw KubernetesError("KUBERNETES_POD_ENDED", "pod \(namespace)/\(name) ended (\(pod.phase)) before it was ready")
             }

@@ -346,3 +346,19 @@ def test_session_mode_without_the_agent(start_berth, example_webhook, kube):
     assert result.stdout == b"yes now\nno-files\n"
     assert "KUBERNETES_AGENT_DISABLED" in berth.process.output()
     assert wait_until(lambda: not pods(server))
+
+
+def test_missing_image_is_refused_at_once_with_the_reason(start_berth, example_webhook, kube):
+    server = kube()
+    url, _ = example_webhook(USERS)
+    config = kube_config(server, image="berth-no-such-image:latest")
+    config["kubernetes"]["pod"]["spec"]["containers"][0]["imagePullPolicy"] = "Never"
+    config["kubernetes"]["timeouts"]["podStart"] = "600s"
+    berth = start_berth({"auth": webhook_auth(url), **config})
+    started = time.time()
+    result = berth.ssh("alice", "true", password="pw", timeout=300)
+    assert result.returncode != 0
+    assert b"ErrImageNeverPull" in result.stderr, result.stderr
+    assert time.time() - started < 300, "Berth waited for podStart (600s) instead of reading the pod status"
+    assert "KUBERNETES_POD_START_FAILED" in berth.process.output()
+    assert wait_until(lambda: not pods(server))
