@@ -8,6 +8,19 @@ public enum DockerOutput: Sendable {
     case stderr(ByteBuffer)
 }
 
+extension DockerOutput {
+    var bytes: ByteBuffer {
+        switch self {
+        case .stdout(let bytes), .stderr(let bytes): return bytes
+        }
+    }
+
+    var isStdout: Bool {
+        if case .stdout = self { return true }
+        return false
+    }
+}
+
 /// A hijacked exec/attach connection: the program's output as an async sequence (demultiplexed
 /// without a TTY), and its stdin as writes with half-close for EOF.
 public final class DockerRawStream: Sendable {
@@ -141,10 +154,40 @@ final class DockerRawStreamHandler: ChannelDuplexHandler, ConsumerDemandTarget {
 
     private func flush() {
         guard !batch.isEmpty else { return }
-        let pieces = batch
+        let pieces = Self.coalesced(batch)
         batch.removeAll(keepingCapacity: true)
         guard !finished else { return }
         if case .stopProducing = source.yield(contentsOf: pieces) { gate.pause() }
+    }
+
+    /// Joins neighbouring pieces of the same stream. The engine frames output in the program's
+    /// write sizes (often 4-8 KiB); every piece costs the consumer a wake-up, an SSH packet and a
+    /// socket write, so one copy into a larger piece is much cheaper than forwarding each.
+    static func coalesced(_ pieces: [DockerOutput]) -> [DockerOutput] {
+        guard pieces.count > 1 else { return pieces }
+        var result: [DockerOutput] = []
+        var index = 0
+        while index < pieces.count {
+            var end = index + 1
+            var total = pieces[index].bytes.readableBytes
+            while end < pieces.count, pieces[end].isStdout == pieces[index].isStdout {
+                total += pieces[end].bytes.readableBytes
+                end += 1
+            }
+            if end - index == 1 {
+                result.append(pieces[index])
+            } else {
+                var joined = ByteBuffer()
+                joined.reserveCapacity(total)
+                for piece in pieces[index..<end] {
+                    var bytes = piece.bytes
+                    joined.writeBuffer(&bytes)
+                }
+                result.append(pieces[index].isStdout ? .stdout(joined) : .stderr(joined))
+            }
+            index = end
+        }
+        return result
     }
 
     func read(context: ChannelHandlerContext) {
