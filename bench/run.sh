@@ -45,11 +45,14 @@ cleanup() {
 trap cleanup EXIT
 if ! ip link show "$BENCH_BRIDGE" >/dev/null 2>&1; then
     ip link add "$BENCH_BRIDGE" type bridge
-    ip addr add 172.31.250.1/24 dev "$BENCH_BRIDGE"
+    ip addr add 172.31.248.1/21 dev "$BENCH_BRIDGE"
     ip link set "$BENCH_BRIDGE" up
     BRIDGE_CREATED=1
 fi
 mkdir -p "$BENCH_RUN"
+# The engine keeps its bridge network's subnet in its network store; drop it so the address pool
+# always comes from the bridge above (a /21: 500 sessions mean 500 containers with an address).
+rm -f "$BENCH_ROOT/network/files/local-kv.db"
 dockerd --data-root "$BENCH_ROOT" --exec-root "$BENCH_RUN" --pidfile "$BENCH_RUN/dockerd.pid" -H "$DOCKER_HOST" \
     --bridge "$BENCH_BRIDGE" --iptables=false --ip-masq=false \
     --containerd-namespace berth-bench --containerd-plugins-namespace berth-bench-plugins >"$BENCH_RUN/dockerd.log" 2>&1 &
@@ -60,6 +63,7 @@ want=$(env -u DOCKER_HOST docker image inspect --format '{{.Id}}' berth-busybox:
 if [ "$(docker image inspect --format '{{.Id}}' berth-busybox:latest 2>/dev/null || true)" != "$want" ]; then
     echo "copying berth-busybox:latest into the bench's engine" >&2
     env -u DOCKER_HOST docker save berth-busybox:latest | docker load >&2
+    docker image prune -f >/dev/null   # the previous copy, now untagged
 fi
 
 if [ "$build" = 1 ]; then
