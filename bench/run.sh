@@ -39,6 +39,9 @@ cleanup() {
         kill "$BENCH_DOCKERD_PID" 2>/dev/null || true
         for _ in $(seq 1 60); do kill -0 "$BENCH_DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
     fi
+    # What an engine that was interrupted mid-run leaves mounted: network namespaces, its data root.
+    awk -v r="$BENCH_RUN/netns/" 'index($2, r) == 1 { print $2 }' /proc/mounts | xargs -r -n 1 umount 2>/dev/null || true
+    if ! kill -0 "${BENCH_DOCKERD_PID:-0}" 2>/dev/null && grep -q " $BENCH_ROOT " /proc/mounts; then umount "$BENCH_ROOT" 2>/dev/null || true; fi
     [ "${BRIDGE_CREATED:-0}" = 1 ] && ip link del "$BENCH_BRIDGE" 2>/dev/null || true
     if [ -n "$DOCKERD_PID" ]; then kill "$DOCKERD_PID" 2>/dev/null; wait "$DOCKERD_PID" 2>/dev/null || true; fi
 }
