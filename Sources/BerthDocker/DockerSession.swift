@@ -167,7 +167,7 @@ actor DockerSession: SessionChannelHandler {
                     switch piece {
                     case .stdout(let bytes):
                         guard let pid = try await stdout.relay(bytes, to: channel) else { continue }
-                        await self.recordPID(pid)
+                        self.recordPID(pid)
                         if let afterPID {
                             try await afterPID()
                             input = copyInput()
