@@ -17,7 +17,8 @@ public actor ForwardMultiplexer {
     private var lastID: UInt64 = 0
     private var lastOfferedID: UInt64 = 0
     private var setupAnswer: Answer<ForwardPacket>?
-    private var openAnswers: [UInt64: Answer<Void>] = [:]
+    /// Dials waiting for the agent's answer, with the channel each will be linked to.
+    private var openAnswers: [UInt64: (Answer<Void>, any ForwardChannel)] = [:]
     private var acceptor: Acceptor?
     private var ended = false
     private var endWaiters: [CheckedContinuation<Void, Never>] = []
@@ -81,10 +82,11 @@ public actor ForwardMultiplexer {
         lastID += 1
         let id = lastID
         let waiter = Answer<Void>()
-        openAnswers[id] = waiter
+        // The agent sends DATA right after its SUCCESS; the link must exist when SUCCESS is
+        // handled, not when this task resumes, or the first bytes would find no link.
+        openAnswers[id] = (waiter, channel)
         await send(ForwardPacket(.newConnection, connectionID: id, payload: target.encoded()))
         try await waiter.value()
-        attach(ForwardLink(id: id, channel: channel))
     }
 
     /// Listen mode: the agent stops accepting and ends once its open connections have.
@@ -112,7 +114,8 @@ public actor ForwardMultiplexer {
             if id == 0, let waiter = setupAnswer {
                 setupAnswer = nil
                 waiter.complete(.success(packet))
-            } else if let waiter = openAnswers.removeValue(forKey: id) {
+            } else if let (waiter, channel) = openAnswers.removeValue(forKey: id) {
+                if packet.type == .success { attach(ForwardLink(id: id, channel: channel)) }
                 waiter.complete(packet.type == .success ? .success(()) : .failure(ForwardError.refused(forwardErrorText(packet.payload))))
             } else if packet.type == .error {
                 await finish(id)
@@ -221,7 +224,7 @@ public actor ForwardMultiplexer {
         outgoing.finish()
         setupAnswer?.complete(.failure(ForwardError.agentEnded))
         setupAnswer = nil
-        for waiter in openAnswers.values { waiter.complete(.failure(ForwardError.agentEnded)) }
+        for (waiter, _) in openAnswers.values { waiter.complete(.failure(ForwardError.agentEnded)) }
         openAnswers = [:]
         let open = links.values.map(\.link.channel)
         links = [:]
