@@ -143,6 +143,12 @@ let package = Package(
         ]),
         .testTarget(name: "BerthKubernetesTests", dependencies: ["BerthKubernetes", "BerthConfig", "BerthCore"]),
         .testTarget(name: "BerthCBORTests", dependencies: ["BerthCBOR"]),
+        .testTarget(name: "BerthForwardingTests", dependencies: [
+            "BerthForwarding", "BerthForwardProtocol", "BerthCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "BerthAuditTests", dependencies: ["BerthAudit", "BerthCBOR"]),
         .testTarget(name: "BerthForwardProtocolTests", dependencies: ["BerthForwardProtocol", "BerthCBOR"]),
         .testTarget(name: "BerthUnitTests", dependencies: [
