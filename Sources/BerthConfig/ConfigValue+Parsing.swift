@@ -81,6 +81,12 @@ extension ConfigValue {
         }
     }
 
+    /// The text of a string value, or nil for any other kind.
+    public var stringValue: String? {
+        if case .string(let text) = self { return text }
+        return nil
+    }
+
     /// The value for `key` in a map, or nil.
     public subscript(key: String) -> ConfigValue? {
         guard case .object(let fields) = self else { return nil }

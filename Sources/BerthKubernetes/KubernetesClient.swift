@@ -26,8 +26,8 @@ final class KubernetesClient: Sendable {
 
     struct Pod: Sendable {
         let value: ConfigValue
-        var name: String { value["metadata"]?["name"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "" }
-        var phase: String { value["status"]?["phase"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? "" }
+        var name: String { value["metadata"]?["name"]?.stringValue ?? "" }
+        var phase: String { value["status"]?["phase"]?.stringValue ?? "" }
         var isReady: Bool {
             guard case .array(let conditions)? = value["status"]?["conditions"] else { return false }
             return conditions.contains { $0["type"] == .string("Ready") && $0["status"] == .string("True") }
@@ -37,7 +37,7 @@ final class KubernetesClient: Sendable {
             guard case .array(let statuses)? = value["status"]?["containerStatuses"] else { return nil }
             for status in statuses {
                 guard case .string(let reason)? = status["state"]?["waiting"]?["reason"], Self.hopeless.contains(reason) else { continue }
-                let message = status["state"]?["waiting"]?["message"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? ""
+                let message = status["state"]?["waiting"]?["message"]?.stringValue ?? ""
                 return message.isEmpty ? reason : "\(reason): \(message)"
             }
             return nil
@@ -145,7 +145,7 @@ final class KubernetesClient: Sendable {
         }
         BerthMetrics.backendRequest("kubernetes", failed: !(200..<300).contains(status) && status != 404)
         guard (200..<300).contains(status) else {
-            let message = (try? ConfigValue.parse(text, format: .json, source: "API answer"))?["message"].flatMap { if case .string(let s) = $0 { s } else { nil } }
+            let message = (try? ConfigValue.parse(text, format: .json, source: "API answer"))?["message"]?.stringValue
             throw KubernetesAPIError(status: status, message: message ?? String(text.prefix(300)))
         }
         return try ConfigValue.parse(text, format: .json, source: "API answer")

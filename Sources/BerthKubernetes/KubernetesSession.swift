@@ -158,7 +158,7 @@ actor KubernetesSession: SessionChannelHandler {
                     switch piece {
                     case .stdout(let bytes):
                         guard let pid = try await stdout.relay(bytes, to: channel) else { continue }
-                        await self.recordPID(pid)
+                        self.recordPID(pid)
                         if let release {
                             try await release()
                             input = copyInput()

@@ -1,3 +1,4 @@
+import BerthConfig
 import BerthCore
 import NIOConcurrencyHelpers
 import NIOCore
@@ -57,7 +58,9 @@ final class KubernetesStream: Sendable {
                         }
                     }
                     return channel.pipeline.addHTTPClientHandlers(withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in })).flatMap {
-                        channel.pipeline.addHandler(UpgradeRefusalCatcher(ready: ready), name: UpgradeRefusalCatcher.name)
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(UpgradeRefusalCatcher(ready: ready), name: UpgradeRefusalCatcher.name)
+                        }
                     }
                 }
             }
@@ -196,8 +199,9 @@ final class KubernetesFrameHandler: ChannelDuplexHandler, ConsumerDemandTarget {
             finish(nil)
             var reply = context.channel.allocator.buffer(capacity: 2)
             reply.write(webSocketErrorCode: .normalClosure)
+            let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: reply))).whenComplete { _ in
-                context.close(promise: nil)
+                channel.close(promise: nil)
             }
         default:
             break
@@ -238,9 +242,9 @@ final class KubernetesFrameHandler: ChannelDuplexHandler, ConsumerDemandTarget {
 /// its ExitCode cause; anything else is an error message without a code.
 enum KubernetesStatus {
     static func parse(_ text: String) -> KubernetesOutput {
-        guard let value = try? BerthConfigJSON.parse(text) else { return .status(exitCode: nil, message: text) }
+        guard let value = try? ConfigValue.parse(text, format: .json, source: "Kubernetes API") else { return .status(exitCode: nil, message: text) }
         if value["status"] == .string("Success") { return .status(exitCode: 0, message: "") }
-        let message = value["message"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? text
+        let message = value["message"]?.stringValue ?? text
         if value["reason"] == .string("NonZeroExitCode"), case .array(let causes)? = value["details"]?["causes"] {
             for cause in causes where cause["reason"] == .string("ExitCode") {
                 if case .string(let code)? = cause["message"], let number = Int(code) { return .status(exitCode: number, message: message) }

@@ -23,3 +23,36 @@ def pty_size_then_window_change(client, timeout=60):
         output += chunk
     numbers = [line for line in output.replace(b"\r", b"").decode().split("\n") if line.isdigit()]
     return numbers, channel.recv_exit_status()
+
+
+def signal_through_agent(port, settle=1, timeout=30):
+    """Runs the agent's wait-signal for USR1, sends USR1 over SSH; returns (exit status, stdout)."""
+    import asyncio
+    import asyncssh
+
+    async def scenario():
+        async with asyncssh.connect("127.0.0.1", port=port, username="alice", password="pw",
+                                    known_hosts=None, client_keys=None) as connection:
+            process = await connection.create_process(
+                "/usr/bin/containerssh-agent wait-signal --signal USR1 --message got-USR1")
+            await asyncio.sleep(settle)
+            process.send_signal("USR1")
+            result = await asyncio.wait_for(process.wait(), timeout)
+            return result.exit_status, result.stdout
+
+    return asyncio.run(scenario())
+
+
+def sftp_put_and_get(tmp_path, port, key, size):
+    """Uploads `size` random bytes with sftp -b (key login: -b never prompts) and downloads them
+    again; returns (sftp result, uploaded bytes, downloaded bytes)."""
+    import os
+    import subprocess
+    from conftest import SSH_OPTS
+
+    source, back, batch = tmp_path / "upload.bin", tmp_path / "download.bin", tmp_path / "batch"
+    source.write_bytes(os.urandom(size))
+    batch.write_text(f"put {source} /tmp/upload.bin\nget /tmp/upload.bin {back}\n")
+    result = subprocess.run(["sftp", "-P", str(port), *SSH_OPTS, "-o", "IdentitiesOnly=yes", "-i", str(key),
+                             "-b", str(batch), "alice@127.0.0.1"], capture_output=True, timeout=120)
+    return result, source.read_bytes(), back.read_bytes() if back.exists() else b""

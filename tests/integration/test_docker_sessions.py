@@ -1,5 +1,4 @@
 """A real shell in a real container: the Docker backend end to end (SPEC §5, §6)."""
-import asyncio
 import hashlib
 import json
 import os
@@ -7,12 +6,11 @@ import signal
 import subprocess
 import time
 
-import asyncssh
 import paramiko
 
-from session_scenarios import pty_size_then_window_change
+from session_scenarios import pty_size_then_window_change, sftp_put_and_get, signal_through_agent
 from conftest import SSH_OPTS, make_key, webhook_auth
-from docker_helpers import BUSYBOX, GUEST, berth_containers, docker, docker_config, inspect_labels
+from docker_helpers import BUSYBOX, berth_containers, docker_config, inspect_labels
 
 USERS = [{"username": "alice", "password": "pw", "environment": {"FROM_WEBHOOK": "yes"},
           "files": {"/tmp/hello.txt": "file from the webhook"}}]
@@ -83,18 +81,7 @@ def test_pty_size_and_window_change(start_berth, example_webhook):
 
 def test_signal_reaches_the_program_through_the_agent(start_berth, example_webhook):
     berth = start(start_berth, example_webhook)
-
-    async def scenario():
-        async with asyncssh.connect("127.0.0.1", port=berth.port, username="alice", password="pw",
-                                    known_hosts=None, client_keys=None) as connection:
-            process = await connection.create_process(
-                "/usr/bin/containerssh-agent wait-signal --signal USR1 --message got-USR1")
-            await asyncio.sleep(1)
-            process.send_signal("USR1")
-            result = await asyncio.wait_for(process.wait(), 30)
-            return result.exit_status, result.stdout
-
-    status, stdout = asyncio.run(scenario())
+    status, stdout = signal_through_agent(berth.port)
     assert status == 0
     assert stdout == "got-USR1\n"
 
@@ -102,15 +89,9 @@ def test_signal_reaches_the_program_through_the_agent(start_berth, example_webho
 def test_sftp_put_and_get(tmp_path, start_berth, example_webhook):
     key, pub = make_key(tmp_path, "ed25519")
     berth = start(start_berth, example_webhook, users=[{"username": "alice", "authorizedKeys": [pub]}])
-    source = tmp_path / "upload.bin"
-    source.write_bytes(os.urandom(5 * 1024 * 1024))
-    batch = tmp_path / "batch"
-    batch.write_text(f"put {source} /tmp/upload.bin\nget /tmp/upload.bin {tmp_path / 'download.bin'}\n")
-    # sftp -b never prompts for a password, so this login uses a key.
-    result = subprocess.run(["sftp", "-P", str(berth.port), *SSH_OPTS, "-o", "IdentitiesOnly=yes", "-i", str(key),
-                             "-b", str(batch), "alice@127.0.0.1"], capture_output=True, timeout=120)
+    result, uploaded, downloaded = sftp_put_and_get(tmp_path, berth.port, key, 5 * 1024 * 1024)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "download.bin").read_bytes() == source.read_bytes()
+    assert downloaded == uploaded
 
 
 def test_connection_mode_shares_one_container_and_labels_it(start_berth, example_webhook):

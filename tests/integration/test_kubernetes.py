@@ -1,7 +1,6 @@
 """The Kubernetes backend end to end (SPEC §12): Berth against the test API server
 (kube_apiserver.py), whose pods are real Docker containers. The same scenarios as the Docker
 tests: shell, exec, pty, resize, signals, exit codes, SFTP, forwarding, clean-up."""
-import asyncio
 import hashlib
 import json
 import os
@@ -10,11 +9,10 @@ import subprocess
 import time
 import urllib.request
 
-import asyncssh
 import paramiko
 import pytest
 
-from session_scenarios import pty_size_then_window_change
+from session_scenarios import pty_size_then_window_change, sftp_put_and_get, signal_through_agent
 from conftest import SSH_OPTS, free_port, make_key, webhook_auth
 from docker_helpers import BUSYBOX, GUEST
 from kube_helpers import kube_containers, start_kube_apiserver
@@ -151,18 +149,7 @@ def test_interactive_shell_with_a_terminal(start_berth, example_webhook, kube):
 def test_signal_reaches_the_program_through_the_agent(start_berth, example_webhook, kube):
     server = kube()
     berth = start(start_berth, example_webhook, server)
-
-    async def scenario():
-        async with asyncssh.connect("127.0.0.1", port=berth.port, username="alice", password="pw",
-                                    known_hosts=None, client_keys=None) as connection:
-            process = await connection.create_process(
-                "/usr/bin/containerssh-agent wait-signal --signal USR1 --message got-USR1")
-            await asyncio.sleep(2)
-            process.send_signal("USR1")
-            result = await asyncio.wait_for(process.wait(), 60)
-            return result.exit_status, result.stdout
-
-    status, stdout = asyncio.run(scenario())
+    status, stdout = signal_through_agent(berth.port, settle=2, timeout=60)
     assert status == 0
     assert stdout == "got-USR1\n"
 
@@ -171,15 +158,9 @@ def test_sftp_put_and_get(tmp_path, start_berth, example_webhook, kube):
     server = kube()
     key, pub = make_key(tmp_path, "ed25519")
     berth = start(start_berth, example_webhook, server, users=[{"username": "alice", "authorizedKeys": [pub]}])
-    source = tmp_path / "upload.bin"
-    source.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
-    back = tmp_path / "download.bin"
-    batch = tmp_path / "batch"
-    batch.write_text(f"put {source} /tmp/upload.bin\nget /tmp/upload.bin {back}\n")
-    result = subprocess.run(["sftp", "-P", str(berth.port), *SSH_OPTS, "-o", "IdentitiesOnly=yes", "-i", str(key),
-                             "-b", str(batch), "alice@127.0.0.1"], capture_output=True, timeout=120)
+    result, uploaded, downloaded = sftp_put_and_get(tmp_path, berth.port, key, 3 * 1024 * 1024 + 17)
     assert result.returncode == 0, result.stderr
-    assert back.read_bytes() == source.read_bytes()
+    assert downloaded == uploaded
 
 
 def test_session_mode_gives_each_session_its_own_pod(start_berth, example_webhook, kube):
