@@ -16,7 +16,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
@@ -48,6 +48,35 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // Berth's own SSH engine (docs/ssh-engine.md), bottom up.
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
+        .target(name: "BerthSSHWire", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        .target(name: "BerthSSHCipher", dependencies: [
+            "BerthSSHWire", "COpenSSL",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+        ]),
+        .target(name: "BerthSSHKeys", dependencies: [
+            "BerthSSHWire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+        ]),
+        .target(name: "BerthSSHKex", dependencies: [
+            "BerthSSHWire", "COpenSSL",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+        ]),
+        .target(name: "BerthSSHEngine", dependencies: [
+            "BerthSSHWire", "BerthSSHCipher", "BerthSSHKeys", "BerthSSHKex",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "BerthDocker", dependencies: [
             "BerthCore", "BerthConfig", "BerthForwarding", "BerthForwardProtocol",
@@ -136,6 +165,15 @@ let package = Package(
             .product(name: "NIOSSH", package: "swift-nio-ssh"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "BerthSSHCipherTests", dependencies: ["BerthSSHCipher", "BerthSSHWire"]),
+        .testTarget(name: "BerthSSHKeysTests", dependencies: ["BerthSSHKeys", "BerthSSHWire"]),
+        .testTarget(name: "BerthSSHKexTests", dependencies: ["BerthSSHKex", "BerthSSHKeys", "BerthSSHWire"]),
+        .testTarget(name: "BerthSSHEngineTests", dependencies: [
+            "BerthSSHEngine", "BerthSSHKeys", "BerthSSHCipher", "BerthSSHKex", "BerthSSHWire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "BerthDockerTests", dependencies: [
             "BerthDocker", "BerthCore",

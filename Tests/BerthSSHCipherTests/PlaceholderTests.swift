@@ -1,0 +1,5 @@
+import XCTest
+
+final class BerthSSHCipherPlaceholderTests: XCTestCase {
+    func testModuleBuilds() {}
+}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class BerthSSHEnginePlaceholderTests: XCTestCase {
+    func testModuleBuilds() {}
+}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class BerthSSHKexPlaceholderTests: XCTestCase {
+    func testModuleBuilds() {}
+}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class BerthSSHKeysPlaceholderTests: XCTestCase {
+    func testModuleBuilds() {}
+}
