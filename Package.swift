@@ -38,6 +38,7 @@ let package = Package(
         .target(name: "BerthAuth", dependencies: [
             "BerthCore", "BerthConfig", "CCrypt",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),

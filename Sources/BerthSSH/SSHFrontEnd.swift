@@ -26,7 +26,7 @@ public final class SSHFrontEnd: Sendable {
         self.handler = handler
         self.logger = logger
         self.group = group
-        self.limiter = ConnectionLimiter(maxTotal: settings.maxConnections, maxPerIP: settings.maxConnectionsPerIP)
+        self.limiter = ConnectionLimiter(maxTotal: settings.maxConnections, maxPerIP: settings.maxConnectionsPerIP, startups: settings.maxStartups)
     }
 
     /// Binds the listener and tells the layers it is ready. Returns the bound address.
@@ -95,7 +95,9 @@ public final class SSHFrontEnd: Sendable {
             logger.log(.warning, "SSH_CONNECTION_REFUSED", "connection refused: \(refusal)", [LogKey.remoteAddress: "\(remote)"])
             return refuse(channel, reason: refusal)
         }
-        let connection = SSHConnection(channel: channel, remoteAddress: remote, settings: settings, logger: logger)
+        let startup = limiter.startupSlot()
+        let connection = SSHConnection(channel: channel, remoteAddress: remote, settings: settings, logger: logger,
+                                       onAuthenticated: { startup.settle() })
         let key = ObjectIdentifier(connection)
         state.withLockedValue { $0.connections[key] = connection }
         connection.logger.log(.debug, "SSH_CONNECTED", "client connected")
@@ -109,6 +111,7 @@ public final class SSHFrontEnd: Sendable {
         let timers = ConnectionTimers(connection: connection)
         channel.closeFuture.whenComplete { [self] _ in
             timers.cancel()
+            startup.settle()
             limiter.release(ip: ip)
             Task {
                 await connection.closed()

@@ -14,6 +14,7 @@ public struct SSHFrontEndSettings: Sendable {
     public var idleTimeout: BerthDuration
     public var maxConnections: Int
     public var maxConnectionsPerIP: Int
+    public var maxStartups: MaxStartups
 
     public init(config: SSHConfig, hostKeys: [NIOSSHPrivateKey]) throws {
         let (host, port) = try Self.split(listen: config.listen)
@@ -28,6 +29,7 @@ public struct SSHFrontEndSettings: Sendable {
         self.idleTimeout = config.idleTimeout
         self.maxConnections = config.maxConnections
         self.maxConnectionsPerIP = config.maxConnectionsPerIP
+        self.maxStartups = config.maxStartups
     }
 
     /// `host:port` or `[v6]:port`.
