@@ -137,6 +137,9 @@ enum OpenSSHKeyFile {
                 throw SSHKeyError.rsaTooSmall(bits: bits, minimum: RSAKeyLimits.minimumPrivateBits, usage: "a host or private key")
             }
             guard bits <= RSAKeyLimits.maximumBits else { throw SSHKeyError.rsaTooLarge(bits: bits) }
+            // Every other number of a real key is below n; bounding them keeps a crafted file
+            // from making BoringSSL reduce megabyte-sized numbers.
+            guard numbers.allSatisfy({ $0.count <= n.count }) else { throw SSHKeyError.malformed("RSA numbers are larger than the modulus") }
             // swift-crypto derives dP, dQ and qInv itself and BoringSSL checks that the numbers
             // form a consistent key; OpenSSH's stored iqmp is redundant and is not trusted.
             let key: _RSA.Signing.PrivateKey
