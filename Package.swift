@@ -167,9 +167,21 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "BerthSSHCipherTests", dependencies: ["BerthSSHCipher", "BerthSSHWire"]),
-        .testTarget(name: "BerthSSHKeysTests", dependencies: ["BerthSSHKeys", "BerthSSHWire"]),
-        .testTarget(name: "BerthSSHKexTests", dependencies: ["BerthSSHKex", "BerthSSHKeys", "BerthSSHWire"]),
+        .testTarget(name: "BerthSSHCipherTests", dependencies: [
+            "BerthSSHCipher", "BerthSSHWire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .testTarget(name: "BerthSSHKeysTests", dependencies: [
+            "BerthSSHKeys", "BerthSSHWire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .testTarget(name: "BerthSSHKexTests", dependencies: [
+            "BerthSSHKex", "BerthSSHWire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "BerthSSHEngineTests", dependencies: [
             "BerthSSHEngine", "BerthSSHKeys", "BerthSSHCipher", "BerthSSHKex", "BerthSSHWire",
             .product(name: "NIOCore", package: "swift-nio"),
