@@ -162,9 +162,10 @@ class Target:
         return path
 
     def ssh_args(self, *options, port=None, key=None, known_hosts=None, password=False):
-        """OpenSSH client arguments up to (not including) the destination."""
-        args = ["ssh", "-p", str(port or self.port), "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=30",
-                "-o", "ServerAliveInterval=30", "-F", "/dev/null"]
+        """OpenSSH client arguments up to (not including) the destination. `options` come first:
+        for ssh the first value given for an option wins."""
+        args = ["ssh", *options, "-p", str(port or self.port), "-F", "/dev/null", "-o", "LogLevel=ERROR",
+                "-o", "ConnectTimeout=30", "-o", "ServerAliveInterval=30"]
         if known_hosts:
             args += ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}"]
         else:
@@ -174,7 +175,7 @@ class Target:
                      "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no", "-o", "BatchMode=yes"]
         if password:
             args = ["sshpass", "-p", self.password, *args, "-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=1"]
-        return [*args, *options]
+        return args
 
     def destination(self):
         return f"{self.user}@127.0.0.1"
