@@ -43,12 +43,11 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "BerthSSH", dependencies: [
-            "BerthCore", "BerthConfig",
-            .product(name: "NIOSSH", package: "swift-nio-ssh"),
+            "BerthCore", "BerthConfig", "BerthSSHEngine", "BerthSSHKeys", "BerthSSHWire",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Berth's own SSH engine (docs/ssh-engine.md), bottom up.
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
@@ -108,7 +107,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "BerthSSHProxy", dependencies: [
-            "BerthCore", "BerthConfig", "BerthSSH",
+            "BerthCore", "BerthConfig", "BerthSSH", "BerthSSHKeys",
             .product(name: "NIOSSH", package: "swift-nio-ssh"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -141,13 +140,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "BerthServer", dependencies: [
-            "BerthAudit", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthObservability", "BerthDocker", "BerthKubernetes", "BerthSecurity", "BerthSSHProxy",
+            "BerthAudit", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthSSHKeys", "BerthObservability", "BerthDocker", "BerthKubernetes", "BerthSecurity", "BerthSSHProxy",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .executableTarget(name: "berth", dependencies: [
-            "BerthAudit", "BerthCore", "BerthConfig", "BerthServer", "BerthSSH", "BerthObservability",
+            "BerthAudit", "BerthCore", "BerthConfig", "BerthServer", "BerthSSH", "BerthSSHKeys", "BerthObservability",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -162,8 +161,7 @@ let package = Package(
         // The guest agent: standard library and libc only, so it links statically.
         .executableTarget(name: "berth-agent", dependencies: ["BerthForwardProtocol"]),
         .testTarget(name: "BerthSSHTests", dependencies: [
-            "BerthCore", "BerthConfig", "BerthSSH",
-            .product(name: "NIOSSH", package: "swift-nio-ssh"),
+            "BerthCore", "BerthConfig", "BerthSSH", "BerthSSHKeys", "BerthSSHCipher", "BerthSSHKex", "BerthSSHWire", "BerthSSHEngine",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),

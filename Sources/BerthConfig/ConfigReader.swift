@@ -64,11 +64,11 @@ public enum ConfigReader {
         ssh.banner = reader.string("banner", ssh.banner)
         ssh.hostkeys = reader.strings("hostkeys", ssh.hostkeys)
         ssh.stateDirectory = reader.string("stateDirectory", ssh.stateDirectory)
-        ssh.ciphers = checkedList(&reader, "ciphers", supported: SSHAlgorithmNames.ciphers)
-        ssh.kex = checkedList(&reader, "kex", supported: SSHAlgorithmNames.kex)
-        ssh.macs = checkedList(&reader, "macs", supported: SSHAlgorithmNames.macs)
-        ssh.hostKeyAlgorithms = checkedList(&reader, "hostKeyAlgorithms", supported: SSHAlgorithmNames.hostKeyAlgorithms)
-        ssh.publicKeyAlgorithms = checkedList(&reader, "publicKeyAlgorithms", supported: SSHAlgorithmNames.publicKeyAlgorithms)
+        ssh.ciphers = checkedList(&reader, "ciphers", ssh.ciphers, supported: SSHAlgorithmNames.ciphers)
+        ssh.kex = checkedList(&reader, "kex", ssh.kex, supported: SSHAlgorithmNames.kex)
+        ssh.macs = checkedList(&reader, "macs", ssh.macs, supported: SSHAlgorithmNames.macs)
+        ssh.hostKeyAlgorithms = checkedList(&reader, "hostKeyAlgorithms", ssh.hostKeyAlgorithms, supported: SSHAlgorithmNames.hostKeyAlgorithms)
+        ssh.publicKeyAlgorithms = checkedList(&reader, "publicKeyAlgorithms", ssh.publicKeyAlgorithms, supported: SSHAlgorithmNames.publicKeyAlgorithms)
         if reader.has("maxStartups") {
             switch MaxStartups.parse(reader.string("maxStartups", "")) {
             case .success(let limit): ssh.maxStartups = limit
@@ -89,12 +89,14 @@ public enum ConfigReader {
 
     /// ContainerSSH allows an empty `ciphers` list (meaning the defaults) but not an empty `kex`
     /// or `macs`; Berth keeps both rules so the same files load the same way.
-    private static func checkedList(_ reader: inout ObjectReader, _ key: String, supported: [String]) -> [String] {
+    private static func checkedList(_ reader: inout ObjectReader, _ key: String, _ defaults: [String], supported: [String]) -> [String] {
+        guard reader.has(key) else { return defaults }
         let names = reader.strings(key, [])
         for name in names where !supported.contains(name) {
             reader.issues.add(reader.keyPath(key), "\"\(name)\" is not supported; supported: \(supported.joined(separator: ", "))")
         }
-        if key != "ciphers", reader.has(key), names.isEmpty {
+        if names.isEmpty {
+            if key == "ciphers" { return defaults }
             reader.issues.add(reader.keyPath(key), "must list at least one algorithm (leave the key out for Berth's defaults)")
         }
         return names

@@ -2,7 +2,6 @@ import BerthCore
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOSSH
 
 /// Everything Berth tracks about one TCP connection on the SSH side: the layer stack's
 /// handlers for it, the authentication state and the limits that apply to it.

@@ -3,10 +3,11 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import NIOSSH
+import BerthSSHEngine
 
-/// The SSH listener: accepts TCP connections, runs the SSH protocol with swift-nio-ssh and
-/// drives the outermost layer of the handler stack. Nothing of the SSH library leaks past here.
+/// The SSH listener: accepts TCP connections, runs the SSH protocol with Berth's engine and
+/// drives the outermost layer of the handler stack. Nothing of the engine leaks past here
+/// (docs/architecture.md).
 public final class SSHFrontEnd: Sendable {
     private let settings: SSHFrontEndSettings
     private let handler: any ServerHandler
@@ -125,28 +126,16 @@ public final class SSHFrontEnd: Sendable {
     }
 
     private func configurePipeline(_ channel: Channel, connection: SSHConnection, timers: ConnectionTimers) throws {
-        var configuration = SSHServerConfiguration(
-            hostKeys: settings.hostKeys,
-            userAuthDelegate: UserAuthBridge(connection: connection),
-            globalRequestDelegate: ForwardRequestDelegate(connection: connection),
-            banner: settings.banner.isEmpty ? nil : .init(message: Self.bannerText(settings.banner), languageTag: "en")
-        )
-        // Berth counts real credential failures itself (ssh.maxAuthTries); this only bounds
-        // floods of probes that never reach it.
-        configuration.maxAuthAttempts = settings.maxAuthTries * 4 + 16
-        let opener = SessionChannelOpener(connection: connection)
-        let sshHandler = NIOSSHHandler(role: .server(configuration), allocator: channel.allocator) { child, type in
-            opener.open(child, type: type)
-        }
+        let delegate = ConnectionDelegate(connection: connection)
+        let engine = SSHServerHandler(settings: settings.engine, delegate: delegate)
+        delegate.engine = engine
         let sync = channel.pipeline.syncOperations
         if settings.idleTimeout.nanoseconds > 0 {
             try sync.addHandler(IdleStateHandler(allTimeout: .nanoseconds(settings.idleTimeout.nanoseconds)))
             try sync.addHandler(IdleConnectionCloser(logger: connection.logger))
         }
-        try sync.addHandler(ClientVersionSniffer { connection.setClientVersion($0) })
-        try sync.addHandler(sshHandler)
-        try sync.addHandler(ErrorLogger(logger: connection.logger), position: .last)
-        timers.start(sshHandler: NIOLoopBound(sshHandler, eventLoop: channel.eventLoop))
+        try sync.addHandler(engine)
+        timers.start(engine: NIOLoopBound(WeakEngine(engine), eventLoop: channel.eventLoop))
     }
 
     /// Before the SSH version exchange the only way to explain a refusal is a plain text line
@@ -155,9 +144,5 @@ public final class SSHFrontEnd: Sendable {
         let line = channel.allocator.buffer(string: "Berth: \(reason)\r\n")
         channel.writeAndFlush(line).whenComplete { _ in channel.close(promise: nil) }
         return channel.eventLoop.makeSucceededVoidFuture()
-    }
-
-    private static func bannerText(_ banner: String) -> String {
-        banner.hasSuffix("\n") ? banner : banner + "\n"
     }
 }

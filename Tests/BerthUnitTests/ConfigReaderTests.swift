@@ -61,9 +61,9 @@ import Testing
         #expect(config.ssh.macs == ["hmac-sha1"])
         #expect(config.ssh.hostKeyAlgorithms == ["ssh-rsa", "rsa-sha2-256"])
         #expect(config.ssh.publicKeyAlgorithms == ["ssh-ed25519"])
-        #expect(try load(minimalAuth).0.ssh.kex.isEmpty)
+        #expect(try load(minimalAuth).0.ssh.kex == SSHAlgorithmNames.defaultKex)
         // ContainerSSH's rules: an empty cipher list means the defaults, an empty kex or mac list is an error.
-        #expect(problems(minimalAuth + "ssh:\n  ciphers: []\n").isEmpty)
+        #expect(try load(minimalAuth + "ssh:\n  ciphers: []\n").0.ssh.ciphers == SSHAlgorithmNames.defaultCiphers)
         #expect(problems(minimalAuth + "ssh:\n  kex: []\n").contains { $0.hasPrefix("ssh.kex: must list at least one") })
         #expect(problems(minimalAuth + "ssh:\n  macs: [hmac-sha1-96]\n").contains { $0.hasPrefix("ssh.macs: \"hmac-sha1-96\" is not supported") })
         #expect(problems(minimalAuth + "ssh:\n  hostKeyAlgorithms: [ssh-dss]\n").contains { $0.hasPrefix("ssh.hostKeyAlgorithms: \"ssh-dss\" is not supported") })
