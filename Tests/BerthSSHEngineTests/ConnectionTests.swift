@@ -227,6 +227,18 @@ final class ConnectionTests: XCTestCase {
         XCTAssertEqual(failed as? SSHChannelError, .closed)
     }
 
+    func testOutputWaitsWhileTheSocketIsNotWritable() throws {
+        let connection = try loggedIn()
+        let (_, channel) = try connection.openSession()
+        connection.channel.isWritable = false
+        channel.write(ByteBuffer(string: "held back"), promise: nil)
+        XCTAssertEqual(try connection.drainNumbers(), [], "no channel data into a socket that is not writable")
+        XCTAssertEqual(channel.queuedBytes, 9)
+        connection.channel.isWritable = true
+        connection.channel.pipeline.fireChannelWritabilityChanged()
+        XCTAssertEqual(channelData(try connection.drain()), "held back")
+    }
+
     // MARK: requests
 
     func testChannelRepliesGoOutInRequestOrder() throws {

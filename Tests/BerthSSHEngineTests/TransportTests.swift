@@ -258,6 +258,24 @@ final class TransportTests: XCTestCase {
         XCTAssertTrue(connection.isActive)
     }
 
+    func testServerRekeysAfterTheInterval() throws {
+        var settings = try TestConnection.defaultSettings()
+        settings.rekeyInterval = .minutes(10)
+        let connection = try TestConnection(settings: settings)
+        try connection.login()
+        connection.received.removeAll()
+        connection.channel.embeddedEventLoop.advanceTime(by: .minutes(9))
+        XCTAssertEqual(try connection.drainNumbers(), [])
+        connection.channel.embeddedEventLoop.advanceTime(by: .minutes(1))
+        XCTAssertEqual(try connection.drainNumbers(), [20])
+        try connection.sendKexInit(connection.kexInit())
+        try connection.finishKex()
+        XCTAssertEqual(connection.handler.transport.keyExchangeCount, 2)
+        // The interval restarts with each completed exchange.
+        connection.channel.embeddedEventLoop.advanceTime(by: .minutes(10))
+        XCTAssertEqual(try connection.drainNumbers(), [20])
+    }
+
     func testNonKexMessageAfterClientKexInitIsAProtocolError() throws {
         let connection = try TestConnection()
         try connection.login()
