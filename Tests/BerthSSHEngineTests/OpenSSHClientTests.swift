@@ -125,6 +125,14 @@ final class OpenSSHClientTests: XCTestCase {
         XCTAssertGreaterThan(kexinits.received, 30, "the server rekeyed every MiB")
     }
 
+    /// Both sides rekey every MiB, so KEXINITs cross on the wire.
+    func testBulkEchoWithBothSidesRekeying() throws {
+        try start(rekeyBytes: 1 << 20)
+        let kexinits = try bulkEcho(options: "-o RekeyLimit=1M")
+        XCTAssertGreaterThan(kexinits.sent, 30)
+        XCTAssertGreaterThan(kexinits.received, 30)
+    }
+
     func testUploadSHA256AndDownloadPattern() throws {
         try start(rekeyBytes: 4 << 20)
         let upload = try runShell("""
