@@ -35,9 +35,7 @@ extension SSHServerHandler {
             guard case .openingOutbound(let promise) = channel.state else {
                 throw SSHProtocolError("SSH_UNEXPECTED_OPEN_FAILURE", "CHANNEL_OPEN_FAILURE for channel \(recipient), which is not being opened")
             }
-            channels.removeValue(forKey: recipient)
-            channel.state = .closed
-            channel.delegate = nil
+            discardUnopened(channel)
             promise.fail(SSHChannelOpenError(reason: reason, message: description))
         case .channelWindowAdjust(let recipient, let bytes):
             let channel = try lookUpOpen(recipient, "CHANNEL_WINDOW_ADJUST")
@@ -159,12 +157,9 @@ extension SSHServerHandler {
                 self.send(SSHMessageWriter.channelOpenConfirmation(recipient: channel.remoteID, sender: channel.localID,
                                                                    window: self.settings.windowSize, maxPacket: self.settings.maxPacketSize))
             case .failure(let error):
-                self.channels.removeValue(forKey: channel.localID)
-                channel.state = .closed
-                channel.delegate = nil
+                self.discardUnopened(channel)
                 let openError = error as? SSHChannelOpenError
                     ?? SSHChannelOpenError(reason: SSHChannelOpenError.connectFailed, message: "\(error)")
-                for item in channel.outbound.removeAll() { self.failItem(item, SSHChannelError.closed) }
                 refuse(openError.reason, openError.message)
             }
             self.outputReady()
@@ -229,6 +224,18 @@ extension SSHServerHandler {
         case .eof(let promise): promise?.fail(error)
         case .close(let promise): promise?.fail(error)
         }
+    }
+
+    /// A channel whose open was refused either way: it never was open, so its delegate hears
+    /// nothing, but queued writes fail and close promises complete.
+    func discardUnopened(_ channel: SSHChannel) {
+        channels.removeValue(forKey: channel.localID)
+        channel.state = .closed
+        channel.delegate = nil
+        for item in channel.outbound.removeAll() { failItem(item, SSHChannelError.closed) }
+        let closePromises = channel.closePromises
+        channel.closePromises = []
+        for promise in closePromises { promise.succeed(()) }
     }
 
     func finishChannelIfClosed(_ channel: SSHChannel) {

@@ -93,6 +93,27 @@ final class ConnectionTests: XCTestCase {
         XCTAssertEqual(connection.delegate.channelDelegates[0].closedCount, 0, "a refused channel was never open")
     }
 
+    func testRefusedOpenFailsQueuedWritesAndCompletesClose() throws {
+        let delegate = RecordingServerDelegate()
+        delegate.openAnswer = nil
+        let connection = try loggedIn(delegate: delegate)
+        try sendOpen(connection, type: "session")
+        let channel = delegate.openedChannels[0]
+        var writeError: (any Error)?
+        var closed = false
+        let write = connection.channel.eventLoop.makePromise(of: Void.self)
+        write.futureResult.assumeIsolated().whenFailure { writeError = $0 }
+        let close = connection.channel.eventLoop.makePromise(of: Void.self)
+        close.futureResult.assumeIsolated().whenSuccess { closed = true }
+        channel.write(ByteBuffer(string: "x"), promise: write)
+        channel.close(promise: close)
+        delegate.pendingOpens[0].fail(SSHChannelOpenError(reason: 2, message: "backend down"))
+        XCTAssertEqual(writeError as? SSHChannelError, .closed)
+        XCTAssertTrue(closed)
+        XCTAssertTrue(channel.isClosed)
+        XCTAssertEqual(try connection.drainNumbers(), [92])
+    }
+
     func testTooManyChannelsRefusedWithoutAsking() throws {
         let delegate = RecordingServerDelegate()
         delegate.openAnswer = nil  // keep them pending: pending opens count too
