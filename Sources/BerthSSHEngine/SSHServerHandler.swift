@@ -184,12 +184,17 @@ public final class SSHServerHandler: ChannelDuplexHandler {
             for promise in completed { promise.succeed(()) }
             for channel in touched { channel.reportWritabilityIfChanged() }
         }
+        // One allocation for a whole chunk of packets instead of doubling from a small buffer.
+        let chunkCapacity = Self.writeChunk + 8 * (Self.maxOutboundDataPacket + 64)
         var progress = true
         while progress && transport.canSendNonKexMessages && context.channel.isWritable && !closing {
             progress = false
             for channel in channels.values where !channel.outbound.isEmpty {
                 guard case .open = channel.state, !channel.closeSent else { continue }
                 guard transport.canSendNonKexMessages else { break }
+                if channel.peerWindow > 0, transport.output.writableBytes < 2 * Self.maxOutboundDataPacket {
+                    transport.output.reserveCapacity(minimumWritableBytes: chunkCapacity)
+                }
                 if pump(channel, budget: 4 * Self.maxOutboundDataPacket, completed: &completed) {
                     progress = true
                     touched.append(channel)
