@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what the tests need, builds, runs the Swift unit tests and the
-# integration tests (real OpenSSH/paramiko clients against a running berth, real webhooks).
+# The whole test suite: installs what the tests need, builds, runs the Swift unit tests, the
+# agent and integration tests (real OpenSSH/paramiko clients against a running berth, real
+# webhooks), and the client matrix (OpenSSH, dropbear, PuTTY, curl, JSch, paramiko, asyncssh,
+# libssh, ssh-audit against Berth).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,3 +34,6 @@ export BERTH_AGENT_BIN="$PWD/.build/debug/berth-agent"
 export BERTH_SKIP_IMAGE_BUILD=1
 python3 -m pytest -v -p no:cacheprovider tests/agent || fail "agent tests"
 python3 -m pytest -v -p no:cacheprovider tests/integration || fail "integration tests"
+
+stage "client matrix (real SSH clients against Berth)"
+python3 -m pytest -v -rs -p no:cacheprovider tests/clients || fail "client matrix"
