@@ -101,6 +101,8 @@ let package = Package(
         // CBOR for the agent's forwarding protocol and the audit log; standard library only.
         .target(name: "BerthCBOR"),
         .target(name: "BerthForwardProtocol", dependencies: ["BerthCBOR"]),
+        // The agent link protocol (docs/agent-protocol.md); standard library only.
+        .target(name: "BerthAgentProtocol"),
         .target(name: "BerthForwarding", dependencies: [
             "BerthCore", "BerthForwardProtocol",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -159,7 +161,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The guest agent: standard library and libc only, so it links statically.
-        .executableTarget(name: "berth-agent", dependencies: ["BerthForwardProtocol"]),
+        .executableTarget(name: "berth-agent", dependencies: ["BerthForwardProtocol", "BerthAgentProtocol"]),
         .testTarget(name: "BerthSSHTests", dependencies: [
             "BerthCore", "BerthConfig", "BerthSSH",
             .product(name: "NIOSSH", package: "swift-nio-ssh"),
@@ -189,6 +191,7 @@ let package = Package(
         ]),
         .testTarget(name: "BerthAuditTests", dependencies: ["BerthAudit", "BerthCBOR"]),
         .testTarget(name: "BerthForwardProtocolTests", dependencies: ["BerthForwardProtocol", "BerthCBOR"]),
+        .testTarget(name: "BerthAgentProtocolTests", dependencies: ["BerthAgentProtocol"]),
         .testTarget(name: "BerthUnitTests", dependencies: [
             "BerthSecurity", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthServer", "BerthObservability",
         ]),

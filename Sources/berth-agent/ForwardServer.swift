@@ -19,42 +19,60 @@ enum ForwardServer {
         guard arguments.isEmpty else { AgentError.fail(1, "forward-server takes no arguments", usage: true) }
         signal(SIGPIPE, SIG_IGN)
         let input = PacketInput()
-        guard let first = input.next() else { exit(0) }
-        guard first.type == .setup, let payload = first.payload else { protocolFailure("the first packet must be SETUP") }
-        let setup: ForwardSetup
-        do {
-            setup = try ForwardSetup(decoding: payload)
-        } catch {
-            protocolFailure("bad SETUP: \(error)")
-        }
-        let server = ForwardTable(output: PacketOutput())
-        switch setup.connectionType {
-        case .portDial, .socketDial:
-            server.output.send(ForwardPacket(.success))
-        case .portForward, .socketForward:
-            let protocolName = setup.connectionType == .socketForward ? "unix" : setup.protocolName
-            do {
-                let listener = try Sockets.listen(protocolName: protocolName, host: setup.bindHost, port: setup.bindPort)
-                server.output.send(ForwardPacket(.success, payload: ForwardSetupReply(boundPort: listener.port).encoded()))
-                server.startAccepting(listener.fd, setup: setup, protocolName: protocolName, boundPort: listener.port)
-            } catch {
-                server.output.send(ForwardPacket(.error, payload: Array(error.message.utf8)))
-                AgentError.fail(1, error.message)
-            }
-        case .x11:
-            server.output.send(ForwardPacket(.error, payload: Array("X11 forwarding is not supported".utf8)))
-            AgentError.fail(1, "X11 forwarding is not supported")
-        }
-        let dials = setup.connectionType == .portDial || setup.connectionType == .socketDial
-        while let packet = input.next() {
-            server.handle(packet, dials: dials)
+        let server = ForwardTable(output: PacketOutput.standardOutput())
+        if let failure = serve(server, next: { () throws(Failure) -> ForwardPacket? in try input.next() }) {
+            AgentError.fail(failure.code, failure.message)
         }
         // Berth closed our stdin: nothing can be forwarded any more.
         exit(0)
     }
 
-    static func protocolFailure(_ message: String) -> Never {
-        AgentError.fail(2, "forwarding protocol: \(message)")
+    struct Failure: Error {
+        let code: Int32
+        let message: String
+    }
+
+    /// Sets up from the first packet and handles the rest until `next` returns nil (the peer is
+    /// gone). A failure has already been reported to the peer where the protocol allows.
+    static func serve(_ server: ForwardTable, next: () throws(Failure) -> ForwardPacket?) -> Failure? {
+        do {
+            guard let first = try next() else { return nil }
+            guard first.type == .setup, let payload = first.payload else { return protocolFailure("the first packet must be SETUP") }
+            let setup: ForwardSetup
+            do {
+                setup = try ForwardSetup(decoding: payload)
+            } catch {
+                return protocolFailure("bad SETUP: \(error)")
+            }
+            switch setup.connectionType {
+            case .portDial, .socketDial:
+                server.output.send(ForwardPacket(.success))
+            case .portForward, .socketForward:
+                let protocolName = setup.connectionType == .socketForward ? "unix" : setup.protocolName
+                do {
+                    let listener = try Sockets.listen(protocolName: protocolName, host: setup.bindHost, port: setup.bindPort)
+                    server.output.send(ForwardPacket(.success, payload: ForwardSetupReply(boundPort: listener.port).encoded()))
+                    server.startAccepting(listener.fd, setup: setup, protocolName: protocolName, boundPort: listener.port)
+                } catch {
+                    server.output.send(ForwardPacket(.error, payload: Array(error.message.utf8)))
+                    return Failure(code: 1, message: error.message)
+                }
+            case .x11:
+                server.output.send(ForwardPacket(.error, payload: Array("X11 forwarding is not supported".utf8)))
+                return Failure(code: 1, message: "X11 forwarding is not supported")
+            }
+            let dials = setup.connectionType == .portDial || setup.connectionType == .socketDial
+            while let packet = try next() {
+                server.handle(packet, dials: dials)
+            }
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    static func protocolFailure(_ message: String) -> Failure {
+        Failure(code: 2, message: "forwarding protocol: \(message)")
     }
 }
 
@@ -64,8 +82,8 @@ final class PacketInput {
     private var pending: [ForwardPacket] = []
     private var buffer = [UInt8](repeating: 0, count: 65536)
 
-    /// The next packet; nil at EOF. Malformed input ends the agent with exit code 2.
-    func next() -> ForwardPacket? {
+    /// The next packet; nil at EOF.
+    func next() throws(ForwardServer.Failure) -> ForwardPacket? {
         while pending.isEmpty {
             let count = read(STDIN_FILENO, &buffer, buffer.count)
             if count < 0 && errno == EINTR { continue }
@@ -73,21 +91,29 @@ final class PacketInput {
             do {
                 pending = try reader.feed(buffer[0..<count])
             } catch {
-                ForwardServer.protocolFailure(error.message)
+                throw ForwardServer.protocolFailure(error.message)
             }
         }
         return pending.removeFirst()
     }
 }
 
-/// Writes whole packets to stdout; threads take turns.
+/// Writes whole packets to the peer; threads take turns.
 final class PacketOutput: @unchecked Sendable {
     private let lock = Lock()
+    private let sink: ([UInt8]) -> Void
+
+    init(sink: @escaping ([UInt8]) -> Void) { self.sink = sink }
+
+    /// The CLI's stdout; a failed write means Berth is gone and ends the agent.
+    static func standardOutput() -> PacketOutput {
+        PacketOutput { bytes in
+            if !writeAll(STDOUT_FILENO, bytes) { exit(0) }
+        }
+    }
 
     func send(_ packet: ForwardPacket) {
         let bytes = packet.encoded()
-        let ok = lock.locked { writeAll(STDOUT_FILENO, bytes) }
-        // Berth is gone; nothing left to do.
-        if !ok { exit(0) }
+        lock.locked { sink(bytes) }
     }
 }

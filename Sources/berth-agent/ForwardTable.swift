@@ -26,7 +26,33 @@ final class ForwardTable: @unchecked Sendable {
         var aborted = false
     }
 
-    init(output: PacketOutput) { self.output = output }
+    /// Runs once the server has nothing left to do after NO_MORE_CONNECTIONS (the CLI exits).
+    private let onIdle: () -> Void
+    private var idleReported = false
+
+    init(output: PacketOutput, onIdle: @escaping () -> Void = { exit(0) }) {
+        self.output = output
+        self.onIdle = onIdle
+    }
+
+    /// Berth is gone (a link's forwarding channel ended): drop every connection and the listener.
+    /// The CLI needs none of this, its process exit does the same.
+    func shutdownAll() {
+        let (fds, listening) = lock.locked { () -> ([Int32], Int32) in
+            noMoreConnections = true
+            idleReported = true
+            let open = connections.values.filter { !$0.aborted && $0.fd >= 0 }
+            for connection in open { connection.aborted = true }
+            let started = open.filter { $0.started && !$0.readerDone }
+            // A running reader owns its descriptor and closes it when it wakes.
+            for connection in started { shutdown(connection.fd, Int32(SHUT_RDWR)) }
+            let idle = open.filter { !($0.started && !$0.readerDone) }.map(\.fd)
+            connections = [:]
+            return (idle, listener)
+        }
+        for fd in fds { close(fd) }
+        if listening >= 0 { shutdown(listening, Int32(SHUT_RDWR)) }
+    }
 
     func handle(_ packet: ForwardPacket, dials: Bool) {
         let id = packet.connectionID
@@ -238,7 +264,11 @@ final class ForwardTable: @unchecked Sendable {
 
     /// After NO_MORE_CONNECTIONS the server ends once its last connection has.
     private func exitIfIdle() {
-        let idle = lock.locked { noMoreConnections && listener < 0 && connections.isEmpty }
-        if idle { exit(0) }
+        let idle = lock.locked { () -> Bool in
+            guard noMoreConnections && listener < 0 && connections.isEmpty && !idleReported else { return false }
+            idleReported = true
+            return true
+        }
+        if idle { onIdle() }
     }
 }

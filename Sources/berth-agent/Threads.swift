@@ -35,3 +35,8 @@ func startThread(_ body: @escaping () -> Void) {
     guard result == 0 else { AgentError.fail(1, "cannot start a thread: \(String(cString: strerror(result)))") }
     pthread_detach(thread)
 }
+
+/// close(2), under a name that no type's own `close()` hides.
+func closeDescriptor(_ fd: Int32) {
+    _ = close(fd)
+}

@@ -17,20 +17,26 @@ enum Usage {
       signal --pid PID --signal NAME
           Send a signal: ABRT ALRM FPE HUP ILL INT KILL PIPE QUIT SEGV TERM USR1 USR2.
       wait-signal --signal NAME [--signal NAME]... [--message TEXT]
-          Wait for one of the signals, print TEXT, exit 0. Reaps orphaned children, so it can
+          Wait for one of the signals, print TEXT (no newline added), exit 0. Reaps orphaned children, so it can
           be the idle PID 1 of a container.
       write-file [--size N] PATH
           Copy stdin to PATH (created or truncated, mode 0600); with --size, exactly N bytes.
       forward-server
           Port forwarding for Berth: speaks the CBOR forwarding protocol on stdin/stdout,
           dialling (ssh -L) or listening (ssh -R) inside the container, tcp or unix sockets.
+      serve (--socket PATH | --stdio) [--signal NAME]...
+          Berth's data plane (docs/agent-protocol.md): programs, file writes and forwards,
+          multiplexed over one link, the first connection on PATH that knows the secret given in
+          BERTH_AGENT_SECRET (the socket is removed then), or stdin/stdout. Reaps orphans; exits
+          on the signals, or when the link ends (its programs are killed).
       -h, --help
           Show this text.
 
     Exit codes: 0 success; 1 bad arguments (write-file: any error);
       console: 2 start byte wrong or missing, 3 PID write failed, 127 exec failed;
       signal: 2 no such process, 3 signal failed;
-      forward-server: 1 cannot listen, 2 malformed protocol input.
+      forward-server: 1 cannot listen, 2 malformed protocol input;
+      serve: 0 link or signal ended it, 1 cannot listen, 2 no valid hello on --stdio.
 
     """
 

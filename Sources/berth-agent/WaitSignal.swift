@@ -44,7 +44,8 @@ enum WaitSignal {
                 reapChildren()
                 continue
             }
-            if let message = options.message { _ = writeAll(STDOUT_FILENO, Array((message + "\n").utf8)) }
+            // Exactly TEXT, no newline: ContainerSSH's agent writes it so.
+            if let message = options.message { _ = writeAll(STDOUT_FILENO, Array(message.utf8)) }
             exit(0)
         }
     }

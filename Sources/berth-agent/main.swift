@@ -19,6 +19,7 @@ case "signal": SignalMode.run(rest)
 case "wait-signal": WaitSignal.run(rest)
 case "write-file": WriteFile.run(rest)
 case "forward-server": ForwardServer.run(rest)
+case "serve": Serve.run(rest)
 case "-h", "--help", "help":
     Usage.print(to: STDOUT_FILENO)
     exit(0)

@@ -151,7 +151,7 @@ def test_signal_reaches_the_program_through_the_agent(start_berth, example_webho
     berth = start(start_berth, example_webhook, server)
     status, stdout = signal_through_agent(berth.port, settle=2, timeout=60)
     assert status == 0
-    assert stdout == "got-USR1\n"
+    assert stdout == "got-USR1"  # wait-signal adds no newline (ContainerSSH compatible)
 
 
 def test_sftp_put_and_get(tmp_path, start_berth, example_webhook, kube):
