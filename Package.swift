@@ -38,16 +38,16 @@ let package = Package(
         .target(name: "BerthAuth", dependencies: [
             "BerthCore", "BerthConfig", "CCrypt",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "BerthSSH", dependencies: [
-            "BerthCore", "BerthConfig",
-            .product(name: "NIOSSH", package: "swift-nio-ssh"),
+            "BerthCore", "BerthConfig", "BerthSSHEngine", "BerthSSHKeys", "BerthSSHWire",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Berth's own SSH engine (docs/ssh-engine.md), bottom up.
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
@@ -117,7 +117,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "BerthSSHProxy", dependencies: [
-            "BerthCore", "BerthConfig", "BerthSSH",
+            "BerthCore", "BerthConfig", "BerthSSH", "BerthSSHKeys",
             .product(name: "NIOSSH", package: "swift-nio-ssh"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -150,13 +150,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "BerthServer", dependencies: [
-            "BerthAudit", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthObservability", "BerthDocker", "BerthKubernetes", "BerthSecurity", "BerthSSHProxy",
+            "BerthAudit", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthSSHKeys", "BerthObservability", "BerthDocker", "BerthKubernetes", "BerthSecurity", "BerthSSHProxy",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .executableTarget(name: "berth", dependencies: [
-            "BerthAudit", "BerthCore", "BerthConfig", "BerthServer", "BerthSSH", "BerthObservability",
+            "BerthAudit", "BerthCore", "BerthConfig", "BerthServer", "BerthSSH", "BerthSSHKeys", "BerthObservability",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -171,14 +171,25 @@ let package = Package(
         // The guest agent: standard library and libc only, so it links statically.
         .executableTarget(name: "berth-agent", dependencies: ["BerthForwardProtocol", "BerthAgentProtocol"]),
         .testTarget(name: "BerthSSHTests", dependencies: [
-            "BerthCore", "BerthConfig", "BerthSSH",
-            .product(name: "NIOSSH", package: "swift-nio-ssh"),
+            "BerthCore", "BerthConfig", "BerthSSH", "BerthSSHKeys", "BerthSSHCipher", "BerthSSHKex", "BerthSSHWire", "BerthSSHEngine",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "BerthSSHCipherTests", dependencies: ["BerthSSHCipher", "BerthSSHWire"]),
-        .testTarget(name: "BerthSSHKeysTests", dependencies: ["BerthSSHKeys", "BerthSSHWire"]),
-        .testTarget(name: "BerthSSHKexTests", dependencies: ["BerthSSHKex", "BerthSSHKeys", "BerthSSHWire"]),
+        .testTarget(name: "BerthSSHCipherTests", dependencies: [
+            "BerthSSHCipher", "BerthSSHWire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .testTarget(name: "BerthSSHKeysTests", dependencies: [
+            "BerthSSHKeys", "BerthSSHWire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .testTarget(name: "BerthSSHKexTests", dependencies: [
+            "BerthSSHKex", "BerthSSHWire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "BerthSSHEngineTests", dependencies: [
             "BerthSSHEngine", "BerthSSHKeys", "BerthSSHCipher", "BerthSSHKex", "BerthSSHWire",
             .product(name: "NIOCore", package: "swift-nio"),

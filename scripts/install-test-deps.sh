@@ -13,10 +13,21 @@ command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || need_apt+=(busybox-
 command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 [ -e /usr/include/crypt.h ] || need_apt+=(libcrypt-dev)
 [ -e /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
+# The SSH engine links the system libcrypto (Poly1305, modular exponentiation).
+[ -e /usr/include/openssl/evp.h ] || need_apt+=(libssl-dev)
+# Real clients of other families for the client matrix (tests/clients): dropbear's dbclient and
+# dropbearconvert, PuTTY's plink/psftp/puttygen, curl with sftp:// (libssh2), JSch on a JDK
+# (javac/source launcher compile the tiny client at test time).
+command -v dbclient >/dev/null 2>&1 || need_apt+=(dropbear-bin)
+command -v plink >/dev/null 2>&1 && command -v psftp >/dev/null 2>&1 || need_apt+=(putty-tools)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+[ -e /usr/share/java/jsch.jar ] || need_apt+=(libjsch-java)
+command -v javac >/dev/null 2>&1 || need_apt+=(default-jdk-headless)
 if [ ${#need_apt[@]} -gt 0 ]; then
+    mapfile -t need_apt < <(printf '%s\n' "${need_apt[@]}" | sort -u)
     echo "installing with apt-get: ${need_apt[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
 need_pip=()
@@ -27,6 +38,9 @@ python3 -c 'import prometheus_client' 2>/dev/null || need_pip+=(prometheus_clien
 python3 -c 'import cbor2' 2>/dev/null || need_pip+=(cbor2)
 python3 -c 'import moto.server, boto3' 2>/dev/null || need_pip+=("moto[server]" boto3)
 python3 -c 'import asciinema' 2>/dev/null || need_pip+=(asciinema)
+# Client matrix: ssh-audit (algorithm/strict-kex audit) and ssh-python (libssh bindings).
+command -v ssh-audit >/dev/null 2>&1 || need_pip+=(ssh-audit)
+python3 -c 'import ssh' 2>/dev/null || need_pip+=(ssh-python)
 # The test Kubernetes API server (aiohttp) and its checks with the official client. The pins keep
 # the kubernetes client from upgrading python-dateutil/pydantic past what moto's botocore and
 # aws-sam-translator accept.

@@ -41,7 +41,11 @@ struct StaticUsersAuthenticator: PasswordAuthenticator, PublicKeyAuthenticator {
     }
 
     func authenticate(_ metadata: ConnectionMetadata, password: [UInt8]) async -> AuthOutcome {
-        guard let user = users[metadata.username], CryptPassword.verify(password, hash: user.passwordHash) else {
+        let user = users[metadata.username]
+        // An unknown user costs as much as a known one, so response times don't reveal names.
+        let hash = user.map(\.passwordHash).flatMap { $0.isEmpty ? nil : $0 } ?? CryptPassword.decoyHash
+        let matches = await PasswordHashing.verify(password, hash: hash)
+        guard let user, !user.passwordHash.isEmpty, matches else {
             return .failure(reason: "unknown user or wrong password")
         }
         return .success(metadata.merging(MetadataUpdate()))

@@ -28,9 +28,14 @@ public struct SSHConfig: Sendable, Hashable {
     public var hostkeys: [String] = []
     /// Where a generated host key is kept when `hostkeys` is empty.
     public var stateDirectory = "/var/lib/berth"
-    public var ciphers: [String] = []
-    public var kex: [String] = []
-    public var macs: [String] = []
+    /// Exactly these are offered, in this order.
+    public var ciphers = SSHAlgorithmNames.defaultCiphers
+    public var kex = SSHAlgorithmNames.defaultKex
+    public var macs = SSHAlgorithmNames.defaultMACs
+    public var hostKeyAlgorithms = SSHAlgorithmNames.defaultHostKeyAlgorithms
+    public var publicKeyAlgorithms = SSHAlgorithmNames.defaultPublicKeyAlgorithms
+    /// Unauthenticated connections (OpenSSH `MaxStartups`).
+    public var maxStartups = MaxStartups.openSSHDefault
     /// How long a graceful stop waits for sessions before ending them.
     public var shutdownTimeout = BerthDuration.seconds(20)
     public var clientAliveInterval = BerthDuration.zero

@@ -52,10 +52,6 @@ public enum ConfigReader {
         return (config, issues.warnings)
     }
 
-    static let supportedCiphers = ["aes256-gcm@openssh.com", "aes128-gcm@openssh.com"]
-    static let supportedKex = ["curve25519-sha256", "curve25519-sha256@libssh.org", "ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521"]
-    /// The GCM ciphers carry their own integrity; these names are accepted for old files.
-    static let supportedMACs = ["hmac-sha2-256-etm@openssh.com", "hmac-sha2-256"]
 
     private static func readSSH(_ reader: inout ObjectReader) -> SSHConfig {
         var ssh = SSHConfig()
@@ -68,9 +64,17 @@ public enum ConfigReader {
         ssh.banner = reader.string("banner", ssh.banner)
         ssh.hostkeys = reader.strings("hostkeys", ssh.hostkeys)
         ssh.stateDirectory = reader.string("stateDirectory", ssh.stateDirectory)
-        ssh.ciphers = checkedList(&reader, "ciphers", supported: supportedCiphers)
-        ssh.kex = checkedList(&reader, "kex", supported: supportedKex)
-        ssh.macs = checkedList(&reader, "macs", supported: supportedMACs)
+        ssh.ciphers = checkedList(&reader, "ciphers", ssh.ciphers, supported: SSHAlgorithmNames.ciphers)
+        ssh.kex = checkedList(&reader, "kex", ssh.kex, supported: SSHAlgorithmNames.kex)
+        ssh.macs = checkedList(&reader, "macs", ssh.macs, supported: SSHAlgorithmNames.macs)
+        ssh.hostKeyAlgorithms = checkedList(&reader, "hostKeyAlgorithms", ssh.hostKeyAlgorithms, supported: SSHAlgorithmNames.hostKeyAlgorithms)
+        ssh.publicKeyAlgorithms = checkedList(&reader, "publicKeyAlgorithms", ssh.publicKeyAlgorithms, supported: SSHAlgorithmNames.publicKeyAlgorithms)
+        if reader.has("maxStartups") {
+            switch MaxStartups.parse(reader.string("maxStartups", "")) {
+            case .success(let limit): ssh.maxStartups = limit
+            case .failure(let problem): reader.issues.add(reader.keyPath("maxStartups"), problem)
+            }
+        }
         ssh.shutdownTimeout = reader.duration("shutdownTimeout", ssh.shutdownTimeout)
         ssh.clientAliveInterval = reader.duration("clientAliveInterval", ssh.clientAliveInterval, minimum: .seconds(1))
         ssh.clientAliveCountMax = reader.int("clientAliveCountMax", ssh.clientAliveCountMax, minimum: 1)
@@ -83,10 +87,17 @@ public enum ConfigReader {
         return ssh
     }
 
-    private static func checkedList(_ reader: inout ObjectReader, _ key: String, supported: [String]) -> [String] {
+    /// ContainerSSH allows an empty `ciphers` list (meaning the defaults) but not an empty `kex`
+    /// or `macs`; Berth keeps both rules so the same files load the same way.
+    private static func checkedList(_ reader: inout ObjectReader, _ key: String, _ defaults: [String], supported: [String]) -> [String] {
+        guard reader.has(key) else { return defaults }
         let names = reader.strings(key, [])
         for name in names where !supported.contains(name) {
             reader.issues.add(reader.keyPath(key), "\"\(name)\" is not supported; supported: \(supported.joined(separator: ", "))")
+        }
+        if names.isEmpty {
+            if key == "ciphers" { return defaults }
+            reader.issues.add(reader.keyPath(key), "must list at least one algorithm (leave the key out for Berth's defaults)")
         }
         return names
     }

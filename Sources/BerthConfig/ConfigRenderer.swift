@@ -95,6 +95,8 @@ public enum ConfigRenderer {
             ("listen", .string(ssh.listen)), ("serverVersion", .string(ssh.serverVersion)), ("banner", .string(ssh.banner)),
             ("hostkeys", strings(ssh.hostkeys)), ("stateDirectory", .string(ssh.stateDirectory)),
             ("ciphers", strings(ssh.ciphers)), ("kex", strings(ssh.kex)), ("macs", strings(ssh.macs)),
+            ("hostKeyAlgorithms", strings(ssh.hostKeyAlgorithms)), ("publicKeyAlgorithms", strings(ssh.publicKeyAlgorithms)),
+            ("maxStartups", .string(ssh.maxStartups.description)),
             ("shutdownTimeout", duration(ssh.shutdownTimeout)), ("clientAliveInterval", duration(ssh.clientAliveInterval)), ("clientAliveCountMax", .int(Int64(ssh.clientAliveCountMax))),
             ("maxAuthTries", .int(Int64(ssh.maxAuthTries))), ("loginGraceTime", duration(ssh.loginGraceTime)),
             ("idleTimeout", duration(ssh.idleTimeout)), ("maxConnections", .int(Int64(ssh.maxConnections))),

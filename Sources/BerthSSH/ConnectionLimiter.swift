@@ -1,28 +1,63 @@
+import BerthConfig
 import NIOConcurrencyHelpers
 
 /// Counts open connections overall and per source IP against `ssh.maxConnections` and
-/// `ssh.maxConnectionsPerIP` (0 = unlimited).
+/// `ssh.maxConnectionsPerIP` (0 = unlimited), and connections that have not authenticated yet
+/// against `ssh.maxStartups`, which sheds unauthenticated floods the way OpenSSH does: past
+/// `start` a newcomer is dropped with a probability that grows to 100 % at `full`, so a flood
+/// cannot keep out users who are already in, and a real user still gets through now and then.
 final class ConnectionLimiter: Sendable {
     private let maxTotal: Int
     private let maxPerIP: Int
-    private let counts = NIOLockedValueBox((total: 0, perIP: [String: Int]()))
+    private let startups: MaxStartups
+    private let random: @Sendable () -> Int
+    private let counts = NIOLockedValueBox(Counts())
 
-    init(maxTotal: Int, maxPerIP: Int) {
-        self.maxTotal = maxTotal
-        self.maxPerIP = maxPerIP
+    private struct Counts {
+        var total = 0
+        var unauthenticated = 0
+        var perIP: [String: Int] = [:]
     }
 
-    /// Takes a slot, or returns why there is none.
+    /// `random` returns a number in 0..<100 (a test injects its own).
+    init(maxTotal: Int, maxPerIP: Int, startups: MaxStartups = .unlimited,
+         random: @escaping @Sendable () -> Int = { Int.random(in: 0..<100) }) {
+        self.maxTotal = maxTotal
+        self.maxPerIP = maxPerIP
+        self.startups = startups
+        self.random = random
+    }
+
+    /// Takes a slot (counted as unauthenticated), or returns why there is none.
     func acquire(ip: String) -> String? {
         counts.withLockedValue { counts in
             if maxTotal > 0, counts.total >= maxTotal { return "too many connections" }
             if maxPerIP > 0, counts.perIP[ip, default: 0] >= maxPerIP { return "too many connections from \(ip)" }
+            if let refusal = startupRefusal(unauthenticated: counts.unauthenticated) { return refusal }
             counts.total += 1
+            counts.unauthenticated += 1
             counts.perIP[ip, default: 0] += 1
             return nil
         }
     }
 
+    private func startupRefusal(unauthenticated: Int) -> String? {
+        guard !startups.isUnlimited, unauthenticated >= startups.start else { return nil }
+        if unauthenticated >= startups.full { return "too many unauthenticated connections" }
+        let span = max(1, startups.full - startups.start)
+        let chance = startups.rate + (100 - startups.rate) * (unauthenticated - startups.start) / span
+        return random() < chance ? "too many unauthenticated connections" : nil
+    }
+
+    /// A slot that leaves the `maxStartups` count exactly once: when the connection
+    /// authenticates or, failing that, when it closes, whichever comes first.
+    func startupSlot() -> StartupSlot { StartupSlot(limiter: self) }
+
+    fileprivate func leaveStartup() {
+        counts.withLockedValue { $0.unauthenticated -= 1 }
+    }
+
+    /// The connection closed; call `StartupSlot.settle()` too.
     func release(ip: String) {
         counts.withLockedValue { counts in
             counts.total -= 1
@@ -32,4 +67,20 @@ final class ConnectionLimiter: Sendable {
     }
 
     var current: Int { counts.withLockedValue { $0.total } }
+    var unauthenticated: Int { counts.withLockedValue { $0.unauthenticated } }
+}
+
+final class StartupSlot: Sendable {
+    private let limiter: ConnectionLimiter
+    private let held = NIOLockedValueBox(true)
+
+    fileprivate init(limiter: ConnectionLimiter) { self.limiter = limiter }
+
+    func settle() {
+        let wasHeld = held.withLockedValue { held in
+            defer { held = false }
+            return held
+        }
+        if wasHeld { limiter.leaveStartup() }
+    }
 }

@@ -1,8 +1,9 @@
 import BerthCore
+import BerthSSHWire
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOSSH
+import BerthSSHEngine
 
 /// The login grace timer and server keepalives of one connection.
 final class ConnectionTimers: Sendable {
@@ -15,7 +16,7 @@ final class ConnectionTimers: Sendable {
         self.connection = connection
     }
 
-    func start(sshHandler: NIOLoopBound<NIOSSHHandler>) {
+    func start(engine: NIOLoopBound<WeakEngine>) {
         let connection = self.connection
         let settings = connection.settings
         let eventLoop = connection.channel.eventLoop
@@ -30,32 +31,28 @@ final class ConnectionTimers: Sendable {
         if settings.clientAliveInterval.nanoseconds > 0 {
             let interval = TimeAmount.nanoseconds(settings.clientAliveInterval.nanoseconds)
             let task = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
-                self.keepalive(sshHandler.value)
+                self.keepalive(engine.value.handler)
             }
             repeated.withLockedValue { $0 = task }
         }
     }
 
-    /// The SSH library can only originate forwarding global requests, so the keepalive is a
-    /// `cancel-tcpip-forward` for a port that was never forwarded: clients answer it (with
-    /// failure) like OpenSSH's `keepalive@openssh.com`, and any answer proves the peer alive.
-    private func keepalive(_ handler: NIOSSHHandler) {
-        guard connection.isAuthenticated else { return }
+    /// OpenSSH's `ClientAliveInterval`: a `keepalive@openssh.com` request with want-reply; any
+    /// answer, success or failure, proves the client alive.
+    private func keepalive(_ engine: SSHServerHandler?) {
+        guard let engine, connection.isAuthenticated else { return }
         let missed = unanswered.withLockedValue { count in
             defer { count += 1 }
             return count
         }
         if missed >= connection.settings.clientAliveCountMax {
             connection.logger.log(.info, "SSH_KEEPALIVE_NORESP", "client did not answer \(missed) keepalives; closing the connection")
-            connection.channel.close(promise: nil)
+            engine.disconnect(reason: SSHDisconnectReason.connectionLost, description: "no answer to keepalives")
             return
         }
-        let promise = connection.channel.eventLoop.makePromise(of: GlobalRequest.TCPForwardingResponse?.self)
-        promise.futureResult.whenComplete { [unanswered] result in
-            if case .failure(let error) = result, !(error is NIOSSHError) { return }
+        engine.sendGlobalRequest(type: "keepalive@openssh.com", wantReply: true, payload: ByteBuffer()).whenSuccess { [unanswered] _ in
             unanswered.withLockedValue { $0 = 0 }
         }
-        handler.sendTCPForwardingRequest(.cancel(host: "keepalive@berth", port: 0), promise: promise)
     }
 
     func cancel() {
@@ -79,24 +76,5 @@ final class IdleConnectionCloser: ChannelInboundHandler {
         } else {
             context.fireUserInboundEventTriggered(event)
         }
-    }
-}
-
-/// Logs protocol errors (bad packets, failed key exchange) and closes the connection; other
-/// connections are unaffected.
-final class ErrorLogger: ChannelInboundHandler {
-    typealias InboundIn = Any
-    private let logger: Logger
-
-    init(logger: Logger) { self.logger = logger }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if "\(error)".contains("streamlocal@openssh.com") {
-            // swift-nio-ssh cannot parse this channel type and ends the connection itself.
-            logger.log(.warning, "SSH_STREAMLOCAL_UNSUPPORTED", "the client asked for unix socket forwarding, which the SSH library cannot carry; the connection ends: \(error)")
-        } else {
-            logger.log(.info, "SSH_PROTOCOL_ERROR", "connection error: \(error)")
-        }
-        context.close(promise: nil)
     }
 }

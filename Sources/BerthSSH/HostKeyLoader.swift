@@ -1,36 +1,23 @@
 import BerthCore
+import BerthSSHKeys
 import Foundation
 import Logging
-import NIOSSH
 
 /// Turns `ssh.hostkeys` entries into keys: each entry is inline key text (starting with
-/// `-----`) or a file path, as in ContainerSSH.
+/// `-----`) or a file path, as in ContainerSSH. OpenSSH and PEM (PKCS#1, PKCS#8, SEC1) files
+/// of every type the engine signs with are accepted, so a ContainerSSH RSA host key keeps the
+/// fingerprint its users have pinned.
 public enum HostKeyLoader {
-    public static func load(entries: [String]) throws -> [NIOSSHPrivateKey] {
+    public static func load(entries: [String]) throws -> [SSHPrivateKey] {
         try entries.enumerated().map { index, entry in
             do {
-                return try parse(text: try text(of: entry))
-            } catch let error as HostKeyError {
-                throw HostKeyConfigError(message: "ssh.hostkeys[\(index)]: \(error)")
+                return try SSHPrivateKey(text: try text(of: entry))
+            } catch let error as SSHKeyError {
+                throw HostKeyConfigError(message: "ssh.hostkeys[\(index)]: \(error.message)")
+            } catch let error as HostKeyFileError {
+                throw HostKeyConfigError(message: "ssh.hostkeys[\(index)]: \(error.message)")
             }
         }
-    }
-
-    /// Parses one private key in OpenSSH or PEM form.
-    static func parse(text: String) throws -> NIOSSHPrivateKey {
-        let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-        guard let begin = lines.first(where: { $0.hasPrefix("-----BEGIN ") }),
-              let beginIndex = lines.firstIndex(of: begin),
-              let endIndex = lines.firstIndex(where: { $0.hasPrefix("-----END ") })
-        else { throw HostKeyError.malformed("no -----BEGIN … KEY----- block") }
-        let label = String(begin.dropFirst("-----BEGIN ".count).dropLast(5))
-        let body = lines[(beginIndex + 1)..<endIndex].filter { !$0.contains(":") }.joined()
-        guard let der = Data(base64Encoded: body) else { throw HostKeyError.malformed("invalid base64") }
-        if label == "OPENSSH PRIVATE KEY" {
-            return try OpenSSHPrivateKeyFormat.parse(der: Array(der))
-        }
-        let pem = lines[beginIndex...endIndex].joined(separator: "\n")
-        return try PEMPrivateKeyFormat.parse(label: label, der: Array(der), pem: pem)
     }
 
     private static func text(of entry: String) throws -> String {
@@ -38,27 +25,42 @@ public enum HostKeyLoader {
         do {
             return try String(contentsOfFile: entry, encoding: .utf8)
         } catch {
-            throw HostKeyError.unreadable(path: entry, reason: (error as NSError).localizedDescription)
+            throw HostKeyFileError(message: "cannot read host key file \(entry): \((error as NSError).localizedDescription)")
         }
     }
 
-    /// With no configured host key: reuse the key generated on an earlier start, or make and
-    /// store one (mode 0600) so clients see the same host key across restarts.
-    public static func loadOrGenerate(stateDirectory: String, logger: Logger) throws -> NIOSSHPrivateKey {
-        let path = (stateDirectory as NSString).appendingPathComponent("ssh_host_ed25519_key")
-        if FileManager.default.fileExists(atPath: path) {
-            return try load(entries: [path])[0]
+    /// The keys kept when no host key is configured, as `ssh-keygen -A` makes them for OpenSSH:
+    /// one of each kind, so a client that knows only one kind still connects.
+    static let generatedKinds: [(file: String, kind: SSHKeyKind)] = [
+        ("ssh_host_ed25519_key", .ed25519),
+        ("ssh_host_ecdsa_key", .ecdsaP256),
+        ("ssh_host_rsa_key", .rsa(bits: 3072)),
+    ]
+
+    /// With no configured host key: reuse the keys generated on an earlier start, or make and
+    /// store the missing ones (mode 0600) so clients see the same host keys across restarts.
+    public static func loadOrGenerate(stateDirectory: String, logger: Logger) throws -> [SSHPrivateKey] {
+        try generatedKinds.map { file, kind in
+            let path = (stateDirectory as NSString).appendingPathComponent(file)
+            if FileManager.default.fileExists(atPath: path) {
+                return try load(entries: [path])[0]
+            }
+            let key: SSHPrivateKey
+            do {
+                key = try SSHPrivateKey.generate(kind)
+                try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                try KeyFileWriter.write(key.openSSHText(comment: "berth host key"), to: path)
+            } catch {
+                throw HostKeyConfigError(message: "cannot store generated host key at \(path): \(error)")
+            }
+            logger.log(.notice, "SSH_HOST_KEY_GENERATED", "no host key configured; generated a \(key.keyType) host key", ["path": "\(path)", "publicKey": "\(key.publicKey.authorizedKeysText)"])
+            return key
         }
-        let key = GeneratedHostKey.generate(.ed25519)
-        do {
-            try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            try KeyFileWriter.write(key.openSSHPrivateKey(comment: "berth host key"), to: path)
-        } catch {
-            throw HostKeyConfigError(message: "cannot store generated host key at \(path): \(error)")
-        }
-        logger.log(.notice, "SSH_HOST_KEY_GENERATED", "no host key configured; generated an ed25519 host key", ["path": "\(path)", "publicKey": "\(key.publicKeyLine)"])
-        return key.sshKey
     }
+}
+
+struct HostKeyFileError: Error {
+    let message: String
 }
 
 /// Writes secrets so that they are never readable by others, not even briefly.

@@ -2,7 +2,6 @@ import BerthCore
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOSSH
 
 /// Everything Berth tracks about one TCP connection on the SSH side: the layer stack's
 /// handlers for it, the authentication state and the limits that apply to it.
@@ -19,6 +18,7 @@ final class SSHConnection: Sendable {
     let sshHandler: EventLoopPromise<any SSHConnectionHandler>
     /// Completes once the layers have been told of the disconnect and have cleaned up.
     let finished: EventLoopPromise<Void>
+    private let onAuthenticated: @Sendable () -> Void
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -32,8 +32,10 @@ final class SSHConnection: Sendable {
         var pendingGlobalRequests: EventLoopFuture<Void>?
     }
 
-    init(channel: Channel, remoteAddress: RemoteAddress, settings: SSHFrontEndSettings, logger: Logger) {
+    init(channel: Channel, remoteAddress: RemoteAddress, settings: SSHFrontEndSettings, logger: Logger,
+         onAuthenticated: @escaping @Sendable () -> Void = {}) {
         self.channel = channel
+        self.onAuthenticated = onAuthenticated
         self.id = ConnectionID()
         self.remoteAddress = remoteAddress
         self.settings = settings
@@ -107,6 +109,7 @@ final class SSHConnection: Sendable {
             state.authenticatedMetadata = metadata
             return true
         }
+        if open { onAuthenticated() }
         guard open else {
             logger.log(.info, "SSH_AUTH_AFTER_DISCONNECT", "authentication finished after the client disconnected; nothing is started", [LogKey.username: "\(metadata.username)"])
             return

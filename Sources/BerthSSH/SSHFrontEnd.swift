@@ -3,10 +3,11 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import NIOSSH
+import BerthSSHEngine
 
-/// The SSH listener: accepts TCP connections, runs the SSH protocol with swift-nio-ssh and
-/// drives the outermost layer of the handler stack. Nothing of the SSH library leaks past here.
+/// The SSH listener: accepts TCP connections, runs the SSH protocol with Berth's engine and
+/// drives the outermost layer of the handler stack. Nothing of the engine leaks past here
+/// (docs/architecture.md).
 public final class SSHFrontEnd: Sendable {
     private let settings: SSHFrontEndSettings
     private let handler: any ServerHandler
@@ -26,7 +27,7 @@ public final class SSHFrontEnd: Sendable {
         self.handler = handler
         self.logger = logger
         self.group = group
-        self.limiter = ConnectionLimiter(maxTotal: settings.maxConnections, maxPerIP: settings.maxConnectionsPerIP)
+        self.limiter = ConnectionLimiter(maxTotal: settings.maxConnections, maxPerIP: settings.maxConnectionsPerIP, startups: settings.maxStartups)
     }
 
     /// Binds the listener and tells the layers it is ready. Returns the bound address.
@@ -95,7 +96,9 @@ public final class SSHFrontEnd: Sendable {
             logger.log(.warning, "SSH_CONNECTION_REFUSED", "connection refused: \(refusal)", [LogKey.remoteAddress: "\(remote)"])
             return refuse(channel, reason: refusal)
         }
-        let connection = SSHConnection(channel: channel, remoteAddress: remote, settings: settings, logger: logger)
+        let startup = limiter.startupSlot()
+        let connection = SSHConnection(channel: channel, remoteAddress: remote, settings: settings, logger: logger,
+                                       onAuthenticated: { startup.settle() })
         let key = ObjectIdentifier(connection)
         state.withLockedValue { $0.connections[key] = connection }
         connection.logger.log(.debug, "SSH_CONNECTED", "client connected")
@@ -109,6 +112,7 @@ public final class SSHFrontEnd: Sendable {
         let timers = ConnectionTimers(connection: connection)
         channel.closeFuture.whenComplete { [self] _ in
             timers.cancel()
+            startup.settle()
             limiter.release(ip: ip)
             Task {
                 await connection.closed()
@@ -122,28 +126,16 @@ public final class SSHFrontEnd: Sendable {
     }
 
     private func configurePipeline(_ channel: Channel, connection: SSHConnection, timers: ConnectionTimers) throws {
-        var configuration = SSHServerConfiguration(
-            hostKeys: settings.hostKeys,
-            userAuthDelegate: UserAuthBridge(connection: connection),
-            globalRequestDelegate: ForwardRequestDelegate(connection: connection),
-            banner: settings.banner.isEmpty ? nil : .init(message: Self.bannerText(settings.banner), languageTag: "en")
-        )
-        // Berth counts real credential failures itself (ssh.maxAuthTries); this only bounds
-        // floods of probes that never reach it.
-        configuration.maxAuthAttempts = settings.maxAuthTries * 4 + 16
-        let opener = SessionChannelOpener(connection: connection)
-        let sshHandler = NIOSSHHandler(role: .server(configuration), allocator: channel.allocator) { child, type in
-            opener.open(child, type: type)
-        }
+        let delegate = ConnectionDelegate(connection: connection)
+        let engine = SSHServerHandler(settings: settings.engine, delegate: delegate)
+        delegate.engine = engine
         let sync = channel.pipeline.syncOperations
         if settings.idleTimeout.nanoseconds > 0 {
             try sync.addHandler(IdleStateHandler(allTimeout: .nanoseconds(settings.idleTimeout.nanoseconds)))
             try sync.addHandler(IdleConnectionCloser(logger: connection.logger))
         }
-        try sync.addHandler(ClientVersionSniffer { connection.setClientVersion($0) })
-        try sync.addHandler(sshHandler)
-        try sync.addHandler(ErrorLogger(logger: connection.logger), position: .last)
-        timers.start(sshHandler: NIOLoopBound(sshHandler, eventLoop: channel.eventLoop))
+        try sync.addHandler(engine)
+        timers.start(engine: NIOLoopBound(WeakEngine(engine), eventLoop: channel.eventLoop))
     }
 
     /// Before the SSH version exchange the only way to explain a refusal is a plain text line
@@ -152,9 +144,5 @@ public final class SSHFrontEnd: Sendable {
         let line = channel.allocator.buffer(string: "Berth: \(reason)\r\n")
         channel.writeAndFlush(line).whenComplete { _ in channel.close(promise: nil) }
         return channel.eventLoop.makeSucceededVoidFuture()
-    }
-
-    private static func bannerText(_ banner: String) -> String {
-        banner.hasSuffix("\n") ? banner : banner + "\n"
     }
 }

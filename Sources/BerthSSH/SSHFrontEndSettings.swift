@@ -1,12 +1,13 @@
 import BerthConfig
-import NIOSSH
+import BerthSSHEngine
+import BerthSSHKeys
 
 /// The `ssh` section as the front end uses it, with host keys already loaded.
 public struct SSHFrontEndSettings: Sendable {
     public var host: String
     public var port: Int
-    public var hostKeys: [NIOSSHPrivateKey]
-    public var banner: String
+    /// What the engine is configured with: version, algorithms, host keys, banner.
+    public var engine: SSHServerSettings
     public var maxAuthTries: Int
     public var loginGraceTime: BerthDuration
     public var clientAliveInterval: BerthDuration
@@ -14,13 +15,29 @@ public struct SSHFrontEndSettings: Sendable {
     public var idleTimeout: BerthDuration
     public var maxConnections: Int
     public var maxConnectionsPerIP: Int
+    public var maxStartups: MaxStartups
 
-    public init(config: SSHConfig, hostKeys: [NIOSSHPrivateKey]) throws {
+    public init(config: SSHConfig, hostKeys: [SSHPrivateKey]) throws {
         let (host, port) = try Self.split(listen: config.listen)
         self.host = host
         self.port = port
-        self.hostKeys = hostKeys
-        self.banner = config.banner
+        var engine = SSHServerSettings(hostKeys: hostKeys)
+        engine.serverVersion = config.serverVersion
+        engine.kex = config.kex
+        engine.ciphers = config.ciphers
+        engine.macs = config.macs
+        engine.hostKeyAlgorithms = config.hostKeyAlgorithms
+        engine.userAuthKeyAlgorithms = config.publicKeyAlgorithms
+        engine.banner = config.banner.isEmpty ? nil : (config.banner.hasSuffix("\n") ? config.banner : config.banner + "\n")
+        // Berth counts real credential failures itself (ssh.maxAuthTries); this only bounds
+        // floods of requests that never reach it (none, keyboard-interactive, key queries).
+        engine.maxAuthRequests = config.maxAuthTries * 4 + 16
+        let usable = Set(hostKeys.flatMap(\.signatureAlgorithms))
+        if !engine.hostKeyAlgorithms.contains(where: usable.contains) {
+            let types = hostKeys.map(\.keyType).joined(separator: ", ")
+            throw HostKeyConfigError(message: "ssh.hostKeyAlgorithms: none of \(engine.hostKeyAlgorithms.joined(separator: ", ")) can sign with the host keys (\(types)); add a host key of a listed type or list one of \(usable.sorted().joined(separator: ", "))")
+        }
+        self.engine = engine
         self.maxAuthTries = config.maxAuthTries
         self.loginGraceTime = config.loginGraceTime
         self.clientAliveInterval = config.clientAliveInterval
@@ -28,6 +45,7 @@ public struct SSHFrontEndSettings: Sendable {
         self.idleTimeout = config.idleTimeout
         self.maxConnections = config.maxConnections
         self.maxConnectionsPerIP = config.maxConnectionsPerIP
+        self.maxStartups = config.maxStartups
     }
 
     /// `host:port` or `[v6]:port`.

@@ -1,14 +1,13 @@
 import BerthCore
+import BerthSSHEngine
 import Logging
 import NIOCore
-import NIOSSH
 
 /// Serves one session channel's requests in the order the client sent them, applying the
 /// request order rules and answering success or failure for each.
 struct SessionRequestProcessor {
     let handler: any SessionChannelHandler
-    let session: NIOSessionChannel
-    let channel: Channel
+    let session: EngineSessionChannel
     let logger: Logger
 
     func run(_ events: AsyncStream<SessionEvent>) async {
@@ -18,22 +17,30 @@ struct SessionRequestProcessor {
             case .closed:
                 await handler.onClose()
                 return
-            case .request(let request, let wantReply):
+            case .request(let request):
                 let requestID = nextRequestID
                 nextRequestID += 1
                 let accepted = await serve(request, requestID: requestID)
-                if wantReply {
-                    if accepted {
-                        channel.triggerUserOutboundEvent(ChannelSuccessEvent(), promise: nil)
-                    } else {
-                        channel.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil)
-                    }
-                }
+                session.writer.reply(to: request, success: accepted)
             }
         }
     }
 
-    private func serve(_ request: SessionRequest, requestID: UInt64) async -> Bool {
+    private func serve(_ wire: SSHChannelRequest, requestID: UInt64) async -> Bool {
+        let request: SessionRequest
+        switch SessionRequest.parse(type: wire.type, payload: wire.payload) {
+        case .request(let parsed):
+            request = parsed
+        case .malformed(let type):
+            logger.log(.info, "SSH_REQUEST_MALFORMED", "refused a \(type) request whose data does not parse", [LogKey.channelID: "\(session.channelID)"])
+            return false
+        case .unsupported(let type):
+            if let reason = SessionRequest.notYetServed[type] {
+                logger.log(.info, "SSH_REQUEST_NOT_SUPPORTED", "request refused: \(reason)", [LogKey.channelID: "\(session.channelID)", "request": "\(type)"])
+            }
+            await handler.onUnsupportedRequest(requestID: requestID, type: type)
+            return false
+        }
         if let refusal = session.checkRequest(request.kind) {
             logger.log(.info, "SSH_REQUEST_REFUSED", "request refused: \(refusal)", [LogKey.channelID: "\(session.channelID)"])
             return false

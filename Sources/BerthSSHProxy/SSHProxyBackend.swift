@@ -15,7 +15,7 @@ public struct SSHProxyBackend: Sendable {
 
     public func connect(_ metadata: ConnectionMetadata, logger: Logger) async throws -> SSHProxyConnection {
         let username = config.usernamePassThrough ? metadata.username : config.username
-        let privateKey = try config.privateKey.isEmpty ? nil : HostKeyLoader.load(entries: [config.privateKey]).first
+        let privateKey = try config.privateKey.isEmpty ? nil : ProxyClientKey.load(config.privateKey)
         let loggedIn = MultiThreadedEventLoopGroup.singleton.any().makePromise(of: Void.self)
         let allowed = config.allowedHostKeyFingerprints
         let target = "\(config.server):\(config.port)"

@@ -7,7 +7,7 @@ import BerthSSH
 import Logging
 import NIOConcurrencyHelpers
 import NIOPosix
-import NIOSSH
+import BerthSSHKeys
 import Prometheus
 
 /// Builds the layer stack from the configuration and runs the SSH front end until stopped.
@@ -36,20 +36,15 @@ public final class BerthServer: Sendable {
         frontEnd = SSHFrontEnd(settings: settings, handler: MetricsServerLayer(next: audited), logger: logger, group: MultiThreadedEventLoopGroup.singleton)
     }
 
-    private static func hostKeys(_ ssh: SSHConfig, logger: Logger) throws -> [NIOSSHPrivateKey] {
+    private static func hostKeys(_ ssh: SSHConfig, logger: Logger) throws -> [SSHPrivateKey] {
         if ssh.hostkeys.isEmpty {
-            return [try HostKeyLoader.loadOrGenerate(stateDirectory: ssh.stateDirectory, logger: logger)]
+            return try HostKeyLoader.loadOrGenerate(stateDirectory: ssh.stateDirectory, logger: logger)
         }
         return try HostKeyLoader.load(entries: ssh.hostkeys)
     }
 
     /// Starts listening; returns once connections are accepted.
     public func start() async throws {
-        if config.ssh.serverVersion != SSHConfig().serverVersion {
-            // swift-nio-ssh hashes its own fixed identification string into the key exchange,
-            // so another string cannot be announced without breaking every handshake.
-            logger.log(.warning, "SSH_SERVER_VERSION_FIXED", "ssh.serverVersion cannot be changed with this SSH library; announcing SSH-2.0-SwiftNIOSSH_1.0", ["configured": "\(config.ssh.serverVersion)"])
-        }
         let started = try await ObservabilityEndpoints.start(metrics: config.metrics, health: config.health, registry: registry, state: health)
         endpoints.withLockedValue { $0 = started }
         await audit?.start()

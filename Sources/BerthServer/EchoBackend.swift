@@ -62,6 +62,18 @@ actor EchoSession: SessionChannelHandler {
             try await channel.writeStdout(ByteBuffer(string: lines))
         case "cat":
             for await chunk in channel.stdin { try await channel.writeStdout(chunk) }
+        case "source":
+            // Raw SSH throughput without a container (bench/): N zero bytes, 32 KiB at a time.
+            var remaining = Int(words.count > 1 ? words[1] : "0") ?? 0
+            let block = ByteBuffer(repeating: 0, count: 32 * 1024)
+            while remaining > 0 {
+                try await channel.writeStdout(remaining >= block.readableBytes ? block : block.getSlice(at: 0, length: remaining)!)
+                remaining -= block.readableBytes
+            }
+        case "sink":
+            var total = 0
+            for await chunk in channel.stdin { total += chunk.readableBytes }
+            try await channel.writeStdout(ByteBuffer(string: "\(total)\n"))
         case "stderr":
             try await channel.writeStderr(ByteBuffer(string: (words.count > 1 ? words[1] : "") + "\n"))
         default:

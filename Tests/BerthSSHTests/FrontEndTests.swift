@@ -1,5 +1,6 @@
 import BerthConfig
 import BerthCore
+import BerthSSHKeys
 import Foundation
 import Logging
 import NIOCore
@@ -68,7 +69,7 @@ import Testing
         var ssh = SSHConfig()
         ssh.listen = "127.0.0.1:0"
         ssh.loginGraceTime = .seconds(graceSeconds)
-        let settings = try SSHFrontEndSettings(config: ssh, hostKeys: [GeneratedHostKey.generate(.ed25519).sshKey])
+        let settings = try SSHFrontEndSettings(config: ssh, hostKeys: [try SSHPrivateKey.generate(.ed25519)])
         let frontEnd = SSHFrontEnd(settings: settings, handler: TestServer(), logger: logger, group: MultiThreadedEventLoopGroup.singleton)
         let address = try await frontEnd.start()
         do {

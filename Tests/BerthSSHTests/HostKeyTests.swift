@@ -1,30 +1,20 @@
-import NIOSSH
+import BerthConfig
+import BerthSSHCipher
+import BerthSSHKex
+import BerthSSHKeys
+import Foundation
 import Testing
 @testable import BerthSSH
 
 @Suite struct HostKeyTests {
-    @Test(arguments: GeneratedHostKey.Kind.allCases)
-    func generatedKeysRoundTripThroughOpenSSHFormat(kind: GeneratedHostKey.Kind) throws {
-        let key = GeneratedHostKey.generate(kind)
-        let text = key.openSSHPrivateKey(comment: "test")
-        #expect(text.hasPrefix("-----BEGIN OPENSSH PRIVATE KEY-----\n"))
-        let parsed = try HostKeyLoader.parse(text: text)
-        #expect(String(openSSHPublicKey: parsed.publicKey) == key.publicKeyLine)
-    }
-
-    @Test func rsaKeysAreRefusedWithAdvice() {
-        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\n-----END RSA PRIVATE KEY-----\n"
-        #expect(throws: HostKeyConfigError.self) { try HostKeyLoader.load(entries: [pem]) }
+    @Test func garbageIsAnInvalidKeyNamingTheEntry() {
         do {
-            _ = try HostKeyLoader.load(entries: [pem])
+            _ = try HostKeyLoader.load(entries: ["-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----"])
+            Issue.record("expected an error")
         } catch {
-            #expect("\(error)".contains("berth keygen"))
+            #expect(error is HostKeyConfigError)
             #expect("\(error)".contains("ssh.hostkeys[0]"))
         }
-    }
-
-    @Test func garbageIsAMalformedKey() {
-        #expect(throws: HostKeyConfigError.self) { try HostKeyLoader.load(entries: ["-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----"]) }
     }
 
     @Test func missingFileNamesThePath() {
@@ -34,6 +24,38 @@ import Testing
         } catch {
             #expect("\(error)".contains("/nonexistent/berth/key"))
         }
+    }
+
+    @Test func generatedKeysAreKeptAndReused() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-hostkeys-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try HostKeyLoader.loadOrGenerate(stateDirectory: directory, logger: .init(label: "test"))
+        #expect(first.map(\.keyType) == ["ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"])
+        let second = try HostKeyLoader.loadOrGenerate(stateDirectory: directory, logger: .init(label: "test"))
+        #expect(second.map(\.publicKeyBlob) == first.map(\.publicKeyBlob))
+        let mode = try FileManager.default.attributesOfItem(atPath: directory + "/ssh_host_rsa_key")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+    }
+
+    @Test func hostKeyAlgorithmsThatNoKeyCanMakeAreAStartupError() throws {
+        var ssh = SSHConfig()
+        ssh.hostKeyAlgorithms = ["rsa-sha2-512"]
+        #expect(throws: HostKeyConfigError.self) {
+            _ = try SSHFrontEndSettings(config: ssh, hostKeys: [try SSHPrivateKey.generate(.ed25519)])
+        }
+        ssh.hostKeyAlgorithms = ["rsa-sha2-512", "ssh-ed25519"]
+        let settings = try SSHFrontEndSettings(config: ssh, hostKeys: [try SSHPrivateKey.generate(.ed25519)])
+        #expect(settings.engine.hostKeyAlgorithms == ["rsa-sha2-512", "ssh-ed25519"])
+    }
+
+    /// The configuration validates names without depending on the engine; the lists must agree.
+    @Test func configurationNamesMatchWhatTheEngineImplements() {
+        #expect(Set(SSHAlgorithmNames.ciphers) == Set(SSHCipherSuite.supportedCiphers))
+        #expect(SSHAlgorithmNames.defaultCiphers == SSHCipherSuite.defaultCiphers)
+        #expect(Set(SSHAlgorithmNames.macs) == Set(SSHCipherSuite.supportedMACs))
+        #expect(SSHAlgorithmNames.defaultMACs == SSHCipherSuite.defaultMACs)
+        #expect(Set(SSHAlgorithmNames.kex) == Set(SSHKexAlgorithms.supported))
+        #expect(SSHAlgorithmNames.defaultKex == SSHKexAlgorithms.defaults)
     }
 
     @Test func listenAddressSplitsIPv6() throws {

@@ -45,13 +45,38 @@ import Testing
         #expect(problems(minimalAuth + "ssh:\n  serverVersion: OpenSSH\n").contains { $0.hasPrefix("ssh.serverVersion:") })
         #expect(problems(minimalAuth + "ssh:\n  clientAliveInterval: 100ms\n").contains { $0.hasPrefix("ssh.clientAliveInterval: must be at least 1s") })
         #expect(problems(minimalAuth + "ssh:\n  listen: \"::1:22\"\n").contains { $0.contains("brackets") })
-        #expect(problems(minimalAuth + "ssh:\n  ciphers: [chacha20-poly1305@openssh.com]\n").contains { $0.hasPrefix("ssh.ciphers: \"chacha20-poly1305@openssh.com\" is not supported") })
+        #expect(problems(minimalAuth + "ssh:\n  ciphers: [arcfour256]\n").contains { $0.hasPrefix("ssh.ciphers: \"arcfour256\" is not supported") })
         #expect(problems(minimalAuth + "backend: podman\n") == ["backend: \"podman\" is not one of docker, kubernetes, sshproxy"])
         #expect(problems(minimalAuth + "backend: echo\n").contains { $0.contains("BERTH_ENABLE_TEST_BACKEND") })
         #expect(problems("auth:\n  publicKey:\n    method: authorizedkeys\n").contains { $0.hasPrefix("auth.publicKey.authorizedKeys.pathTemplate: required") })
         #expect(problems("auth:\n  password:\n    method: static\n    static:\n      users:\n        - username: a\n          passwordHash: plain\n").contains { $0.hasPrefix("auth.password.static.users[0].passwordHash:") })
         #expect(problems("auth:\n  password:\n    method: webhook\n    webhook: {url: \"http://h\", cert: /c.pem}\n").contains("auth.password.webhook.key: cert and key must be given together"))
         #expect(problems("auth:\n  keyboardInteractive:\n    method: oauth2\n  password: {method: webhook, webhook: {url: \"http://h\"}}\n").contains { $0.contains("not supported by Berth") })
+    }
+
+    @Test func algorithmListsAreCheckedAndKeptInOrder() throws {
+        let (config, _) = try load(minimalAuth + "ssh:\n  ciphers: [aes128-ctr, chacha20-poly1305@openssh.com]\n  kex: [diffie-hellman-group14-sha1]\n  macs: [hmac-sha1]\n  hostKeyAlgorithms: [ssh-rsa, rsa-sha2-256]\n  publicKeyAlgorithms: [ssh-ed25519]\n")
+        #expect(config.ssh.ciphers == ["aes128-ctr", "chacha20-poly1305@openssh.com"])
+        #expect(config.ssh.kex == ["diffie-hellman-group14-sha1"])
+        #expect(config.ssh.macs == ["hmac-sha1"])
+        #expect(config.ssh.hostKeyAlgorithms == ["ssh-rsa", "rsa-sha2-256"])
+        #expect(config.ssh.publicKeyAlgorithms == ["ssh-ed25519"])
+        #expect(try load(minimalAuth).0.ssh.kex == SSHAlgorithmNames.defaultKex)
+        // ContainerSSH's rules: an empty cipher list means the defaults, an empty kex or mac list is an error.
+        #expect(try load(minimalAuth + "ssh:\n  ciphers: []\n").0.ssh.ciphers == SSHAlgorithmNames.defaultCiphers)
+        #expect(problems(minimalAuth + "ssh:\n  kex: []\n").contains { $0.hasPrefix("ssh.kex: must list at least one") })
+        #expect(problems(minimalAuth + "ssh:\n  macs: [hmac-sha1-96]\n").contains { $0.hasPrefix("ssh.macs: \"hmac-sha1-96\" is not supported") })
+        #expect(problems(minimalAuth + "ssh:\n  hostKeyAlgorithms: [ssh-dss]\n").contains { $0.hasPrefix("ssh.hostKeyAlgorithms: \"ssh-dss\" is not supported") })
+    }
+
+    @Test func maxStartupsTakesOpenSSHSyntax() throws {
+        #expect(try load(minimalAuth).0.ssh.maxStartups == MaxStartups(start: 10, rate: 30, full: 100))
+        #expect(try load(minimalAuth + "ssh:\n  maxStartups: \"5:50:20\"\n").0.ssh.maxStartups == MaxStartups(start: 5, rate: 50, full: 20))
+        #expect(try load(minimalAuth + "ssh:\n  maxStartups: 7\n").0.ssh.maxStartups == MaxStartups(start: 7, rate: 100, full: 7))
+        #expect(try load(minimalAuth + "ssh:\n  maxStartups: 0\n").0.ssh.maxStartups.isUnlimited)
+        #expect(problems(minimalAuth + "ssh:\n  maxStartups: \"10:130:100\"\n").contains { $0.hasPrefix("ssh.maxStartups:") })
+        #expect(problems(minimalAuth + "ssh:\n  maxStartups: \"20:30:10\"\n").contains { $0.hasPrefix("ssh.maxStartups:") })
+        #expect(problems(minimalAuth + "ssh:\n  maxStartups: lots\n").contains { $0.hasPrefix("ssh.maxStartups: \"lots\" is not start:rate:full") })
     }
 
     @Test func legacyAuthURLBecomesBothWebhooksWithAWarning() throws {

@@ -194,9 +194,9 @@ def test_forwarding_is_refused_unless_enabled(start_berth, example_webhook):
         async with await connect(berth) as conn:
             with pytest.raises(asyncssh.ChannelOpenError) as refused:
                 await conn.open_connection("127.0.0.1", 22, orig_host="127.0.0.1")
-            # swift-nio-ssh sends every channel-open failure as reason 2 without text; the
-            # log says why.
-            assert refused.value.code == 2
+            # RFC 4254 §5.1: administratively prohibited, with the reason in the message.
+            assert refused.value.code == 1
+            assert "port forwarding is disabled" in refused.value.reason
             with pytest.raises(asyncssh.ChannelListenError):
                 await conn.forward_remote_port("localhost", 9100, "127.0.0.1", 1)
             # The connection is still fine.

@@ -1,0 +1,133 @@
+import BerthCore
+import BerthSSHEngine
+import BerthSSHWire
+import Logging
+import NIOCore
+
+/// The engine's delegate for one connection: hands authentication attempts, channel opens and
+/// global requests to the layer stack (through `SSHConnection`) and answers the engine with the
+/// result. Runs on the connection's event loop.
+final class ConnectionDelegate: SSHServerDelegate {
+    private let connection: SSHConnection
+    /// Set right after the engine handler is made; the handler owns this delegate, so the
+    /// reference back is weak.
+    weak var engine: SSHServerHandler?
+
+    init(connection: SSHConnection) {
+        self.connection = connection
+    }
+
+    private var eventLoop: any EventLoop { connection.channel.eventLoop }
+
+    func sshClientVersion(_ version: String) {
+        connection.setClientVersion(version)
+    }
+
+    /// keyboard-interactive is not offered until an authenticator can use it; clients that try it
+    /// anyway (PuTTY, WinSCP) get a failure and move on to the methods listed here.
+    var sshAuthMethods: [String] { ["publickey", "password"] }
+
+    // MARK: authentication
+
+    func sshAuthenticate(_ request: SSHAuthRequest, promise: EventLoopPromise<SSHAuthResult>) {
+        let connection = self.connection
+        let engine = NIOLoopBound(WeakEngine(engine), eventLoop: eventLoop)
+        promise.completeWithTask {
+            // The connection is being closed; answer without consulting any authenticator.
+            if connection.isExhausted { return .failure(partialSuccess: false) }
+            let metadata = connection.metadata(username: request.username)
+            let outcome: AuthOutcome
+            switch request.method {
+            case .none, .keyboardInteractive:
+                // Not credentials: not counted against maxAuthTries (as in OpenSSH).
+                return .failure(partialSuccess: false)
+            case .password(let password):
+                let handler = try await connection.networkHandler.futureResult.get()
+                outcome = await handler.onAuthPassword(metadata, password: Array(password.utf8))
+            case .publicKey(let key):
+                let handler = try await connection.networkHandler.futureResult.get()
+                outcome = await handler.onAuthPublicKey(metadata, publicKey: key.authorizedKeysText)
+            }
+            if case .success(let authenticated) = outcome {
+                connection.authenticated(authenticated)
+                return .success
+            }
+            if connection.recordFailure() {
+                connection.logger.log(.notice, "SSH_MAX_AUTH_TRIES", "too many failed authentication attempts; closing the connection", [LogKey.username: "\(request.username)"])
+                // The failure reply is queued first; DISCONNECT follows it.
+                engine.eventLoop.execute {
+                    engine.value.handler?.disconnect(reason: SSHDisconnectReason.noMoreAuthMethodsAvailable, description: "too many authentication failures")
+                }
+            }
+            return .failure(partialSuccess: false)
+        }
+    }
+
+    // MARK: channels
+
+    func sshChannelOpen(_ request: SSHChannelOpenRequest, channel: SSHChannel, promise: EventLoopPromise<Void>) {
+        let bound = NIOLoopBound(channel, eventLoop: eventLoop)
+        let opened: EventLoopFuture<Void>
+        switch request {
+        case .session:
+            let ready = connection.sshHandler.futureResult.and(connection.globalRequestsSettled())
+            opened = ready.flatMap { [connection] handler, _ in
+                ChannelOpening.session(bound, handler: handler, connection: connection)
+            }
+        case .directTCPIP(let host, let port, let originatorHost, let originatorPort):
+            let forward = DirectForward(host: host, port: port, originatorHost: originatorHost, originatorPort: originatorPort)
+            opened = connection.sshHandler.futureResult.flatMap { [connection] handler in
+                ChannelOpening.direct(bound, forward: forward, handler: handler, connection: connection)
+            }
+        case .directStreamLocal(let path):
+            connection.logger.log(.info, "SSH_STREAMLOCAL_UNSUPPORTED", "unix socket forwarding is not available yet; refused the channel", ["path": "\(path)"])
+            opened = refuseUnsupported("direct-streamlocal@openssh.com", .administrativelyProhibited, "unix socket forwarding is not available")
+        case .other(let type):
+            connection.logger.log(.info, "SSH_UNSUPPORTED_CHANNEL_TYPE", "unsupported channel type \(type)")
+            opened = refuseUnsupported(type, .unknownChannelType, "unsupported channel type \(type)")
+        }
+        opened.flatMapErrorThrowing { error in
+            throw Self.openError(error)
+        }.cascade(to: promise)
+    }
+
+    private func refuseUnsupported(_ type: String, _ reason: ChannelRejection.Reason, _ message: String) -> EventLoopFuture<Void> {
+        connection.sshHandler.futureResult.whenSuccess { handler in
+            Task { await handler.onUnsupportedChannel(type: type) }
+        }
+        return eventLoop.makeFailedFuture(ChannelRejection(reason, message))
+    }
+
+    private static func openError(_ error: any Error) -> SSHChannelOpenError {
+        if let rejection = error as? ChannelRejection {
+            return SSHChannelOpenError(reason: rejection.reason.rawValue, message: rejection.message)
+        }
+        if let coded = error as? CodedError {
+            return SSHChannelOpenError(reason: SSHChannelOpenError.connectFailed, message: coded.message)
+        }
+        return SSHChannelOpenError(reason: SSHChannelOpenError.connectFailed, message: "the channel could not be opened")
+    }
+
+    // MARK: global requests
+
+    func sshGlobalRequest(_ request: SSHGlobalRequest, promise: EventLoopPromise<ByteBuffer>) {
+        GlobalRequests.serve(request, connection: connection, engine: NIOLoopBound(WeakEngine(engine), eventLoop: eventLoop), promise: promise)
+    }
+
+    func sshConnectionClosed(error: (any Error)?) {
+        guard let error else { return }
+        if let peer = error as? SSHPeerDisconnected {
+            connection.logger.log(.debug, "SSH_CLIENT_DISCONNECTED", "client sent DISCONNECT: \(peer.description)")
+        } else if let protocolError = error as? SSHProtocolError {
+            connection.logger.log(.info, "SSH_PROTOCOL_ERROR", "connection ended by a protocol error: \(protocolError.message)", ["code": "\(protocolError.code)"])
+        } else {
+            connection.logger.log(.info, "SSH_PROTOCOL_ERROR", "connection error: \(error)")
+        }
+    }
+}
+
+/// The engine handler, held weakly so the handler → delegate → handler cycle does not leak.
+struct WeakEngine {
+    weak var handler: SSHServerHandler?
+    init(_ handler: SSHServerHandler?) { self.handler = handler }
+}

@@ -1,0 +1,133 @@
+import BerthSSHKeys
+import BerthSSHWire
+import NIOCore
+
+// RFC 4252 user authentication, server side. Requests are served one at a time in arrival order:
+// a client may pipeline several (OpenSSH sends a publickey query and a password right after
+// another), and each answer must match its request.
+extension SSHServerHandler {
+    func receivedUserAuthRequest(_ request: SSHUserAuthRequestMessage) throws {
+        // RFC 4252 §5.1: requests after SUCCESS are ignored.
+        guard !isAuthenticated else { return }
+        guard userauthServiceAccepted else {
+            throw SSHProtocolError("SSH_USERAUTH_WITHOUT_SERVICE", "USERAUTH_REQUEST before the ssh-userauth service was accepted")
+        }
+        authRequestCount += 1
+        if authRequestCount > settings.maxAuthRequests {
+            throw SSHProtocolError("SSH_AUTH_TOO_MANY_ATTEMPTS", "too many authentication attempts",
+                                   disconnectReason: SSHDisconnectReason.noMoreAuthMethodsAvailable)
+        }
+        authQueue.append(request)
+        try processAuthQueue()
+    }
+
+    /// Works through queued requests until one needs the delegate's answer.
+    func processAuthQueue() throws {
+        while !authInFlight, !isAuthenticated, let request = authQueue.popFirst() {
+            guard request.service == "ssh-connection" else {
+                throw SSHProtocolError("SSH_SERVICE_NOT_AVAILABLE", "authentication for unknown service \"\(request.service)\"",
+                                       disconnectReason: SSHDisconnectReason.serviceNotAvailable)
+            }
+            switch request.method {
+            case .none:
+                ask(SSHAuthRequest(username: request.username, method: .none))
+            case .password(let password, let newPassword):
+                // Password change (RFC 4252 §8) is not offered.
+                if newPassword != nil {
+                    sendAuthFailure(partialSuccess: false)
+                } else {
+                    ask(SSHAuthRequest(username: request.username, method: .password(password)))
+                }
+            case .publicKey(let algorithm, let blob, let signature):
+                guard let key = acceptableKey(algorithm: algorithm, blob: blob) else {
+                    sendAuthFailure(partialSuccess: false)
+                    continue
+                }
+                guard let signature else {
+                    // A query: whether this key would do. Berth decides on the signed attempt.
+                    sendAuthReply(SSHMessageWriter.userauthPKOK(algorithm: algorithm, blob: blob))
+                    continue
+                }
+                if verify(signature: signature, key: key, algorithm: algorithm, request: request) {
+                    ask(SSHAuthRequest(username: request.username, method: .publicKey(key)))
+                } else {
+                    sendAuthFailure(partialSuccess: false)
+                }
+            case .keyboardInteractive(_, let submethods):
+                ask(SSHAuthRequest(username: request.username, method: .keyboardInteractive(submethods: submethods)))
+            case .other:
+                sendAuthFailure(partialSuccess: false)
+            }
+        }
+    }
+
+    private func acceptableKey(algorithm: String, blob: [UInt8]) -> SSHPublicKey? {
+        guard settings.userAuthKeyAlgorithms.contains(algorithm),
+              let key = try? SSHPublicKey(blob: blob),
+              key.signatureAlgorithms.contains(algorithm) else { return nil }
+        return key
+    }
+
+    /// RFC 4252 §7: the signature covers the session id and the request itself, and must be made
+    /// with the algorithm the request names.
+    private func verify(signature: [UInt8], key: SSHPublicKey, algorithm: String, request: SSHUserAuthRequestMessage) -> Bool {
+        guard let sessionID = transport.sessionID else { return false }
+        var signatureBuffer = ByteBuffer(bytes: signature)
+        guard signatureBuffer.readSSHText() == algorithm else { return false }
+        var signed = ByteBuffer()
+        signed.writeSSHString(sessionID)
+        signed.writeSSHUInt8(SSHMessageNumber.userauthRequest)
+        signed.writeSSHText(request.username)
+        signed.writeSSHText(request.service)
+        signed.writeSSHText("publickey")
+        signed.writeSSHBool(true)
+        signed.writeSSHText(algorithm)
+        signed.writeSSHString(key.blob)
+        return key.verify(signatureBlob: signature, over: Array(signed.readableBytesView))
+    }
+
+    private func ask(_ request: SSHAuthRequest) {
+        guard let delegate, let context else {
+            sendAuthFailure(partialSuccess: false)
+            return
+        }
+        authInFlight = true
+        let promise = context.eventLoop.makePromise(of: SSHAuthResult.self)
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            self.authInFlight = false
+            guard !self.closing else { return }
+            switch result {
+            case .success(.success):
+                self.sendAuthReply(SSHMessageWriter.userauthSuccess())
+                self.isAuthenticated = true
+                self.authenticatedUsername = request.username
+                self.authQueue.removeAll()
+            case .success(.failure(let partialSuccess)):
+                self.sendAuthFailure(partialSuccess: partialSuccess)
+            case .failure:
+                self.sendAuthFailure(partialSuccess: false)
+            }
+            do {
+                try self.processAuthQueue()
+            } catch {
+                self.fail(error)
+            }
+            self.outputReady()
+        }
+        delegate.sshAuthenticate(request, promise: promise)
+    }
+
+    private func sendAuthFailure(partialSuccess: Bool) {
+        let methods = delegate?.sshAuthMethods ?? []
+        sendAuthReply(SSHMessageWriter.userauthFailure(methods: methods, partialSuccess: partialSuccess))
+    }
+
+    /// The banner goes once, right before the first reply (RFC 4252 §5.4).
+    private func sendAuthReply(_ payload: ByteBuffer) {
+        if !bannerSent {
+            bannerSent = true
+            if let banner = settings.banner { send(SSHMessageWriter.userauthBanner(banner)) }
+        }
+        send(payload)
+    }
+}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class BerthSSHCipherPlaceholderTests: XCTestCase {
-    func testModuleBuilds() {}
-}

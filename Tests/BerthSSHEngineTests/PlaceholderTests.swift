@@ -1,5 +1,0 @@
-import XCTest
-
-final class BerthSSHEnginePlaceholderTests: XCTestCase {
-    func testModuleBuilds() {}
-}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class BerthSSHKexPlaceholderTests: XCTestCase {
-    func testModuleBuilds() {}
-}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class BerthSSHKeysPlaceholderTests: XCTestCase {
-    func testModuleBuilds() {}
-}

@@ -1,0 +1,62 @@
+import BerthCore
+import BerthSSHWire
+import NIOCore
+import Testing
+@testable import BerthSSH
+
+@Suite struct SessionRequestParsingTests {
+    @Test func ptyRequestWithModes() {
+        var payload = ByteBuffer()
+        payload.writeSSHText("xterm-256color")
+        payload.writeSSHUInt32(120)
+        payload.writeSSHUInt32(40)
+        payload.writeSSHUInt32(640)
+        payload.writeSSHUInt32(480)
+        // VINTR (1) = 3, ECHO (53) = 1, TTY_OP_ISPEED (128) = 38400, then TTY_OP_END.
+        payload.writeSSHString([1, 0, 0, 0, 3, 53, 0, 0, 0, 1, 128, 0, 0, 0x96, 0, 0])
+        let parsed = SessionRequest.parse(type: "pty-req", payload: payload)
+        #expect(parsed == .request(.pty(PtyRequest(term: "xterm-256color", columns: 120, rows: 40, widthPixels: 640, heightPixels: 480,
+                                                    modes: [1: 3, 53: 1, 128: 38400]))))
+    }
+
+    @Test func simpleRequests() {
+        var exec = ByteBuffer()
+        exec.writeSSHText("echo hi")
+        #expect(SessionRequest.parse(type: "exec", payload: exec) == .request(.exec("echo hi")))
+        var env = ByteBuffer()
+        env.writeSSHText("LANG")
+        env.writeSSHText("C.UTF-8")
+        #expect(SessionRequest.parse(type: "env", payload: env) == .request(.env(name: "LANG", value: "C.UTF-8")))
+        var resize = ByteBuffer()
+        for value: UInt32 in [80, 24, 0, 0] { resize.writeSSHUInt32(value) }
+        #expect(SessionRequest.parse(type: "window-change", payload: resize) == .request(.windowChange(WindowSize(columns: 80, rows: 24))))
+        #expect(SessionRequest.parse(type: "shell", payload: ByteBuffer()) == .request(.shell))
+        #expect(SessionRequest.parse(type: "x11-req", payload: ByteBuffer()) == .unsupported("x11-req"))
+        #expect(SessionRequest.parse(type: "exec", payload: ByteBuffer(bytes: [0, 0, 0, 9, 65])) == .malformed("exec"))
+    }
+
+    /// Whatever a client sends as request data, parsing ends in a result, never a crash.
+    @Test func randomAndTruncatedPayloadsNeverCrash() {
+        var generator = SplitMix64(seed: 0x5eed)
+        let types = ["env", "pty-req", "exec", "subsystem", "window-change", "signal", "shell", "break"]
+        for round in 0..<20_000 {
+            let length = Int(generator.next() % 64)
+            var bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+            if round % 3 == 0, length > 4 { bytes[0...3] = [0, 0, 0, UInt8(length - 4)] }
+            _ = SessionRequest.parse(type: types[round % types.count], payload: ByteBuffer(bytes: bytes))
+        }
+    }
+}
+
+/// A small deterministic generator, so a failing input can be reproduced.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
