@@ -9,6 +9,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -243,12 +244,13 @@ def test_libssh_exec(target):
         channel.open_session()
         channel.request_exec(COMMAND)
         output = b""
-        while True:
-            size, data = channel.read()
-            if size > 0:
-                output += data[:size]
-            elif channel.is_eof():
-                break
+        deadline = time.monotonic() + 120
+        # Reads are bounded: a blocking libssh read spins in C, out of reach of pytest and signals.
+        while not (channel.is_eof() or channel.is_closed()):
+            assert time.monotonic() < deadline, f"no EOF after 120 s; output so far {output!r}"
+            size, data = channel.read_timeout(1000)
+            assert size >= 0, f"libssh read failed: {session.get_error()}"
+            output += data[:size]
         channel.send_eof()
         channel.close()
         assert_ran(channel.get_exit_status(), output,

@@ -48,15 +48,17 @@ def test_key_rejected_then_password_accepted(tmp_path, start_berth, example_webh
 
 
 def test_rsa_key_offered_first_then_password(tmp_path, start_berth, example_webhook):
-    rsa_key, _ = make_key(tmp_path, "rsa")
+    """OpenSSH ≥ 8.8 offers an RSA key only with rsa-sha2-* signatures and only when the server
+    announces them in server-sig-algs; the key is verified and asked about, then the password works."""
+    rsa_key, rsa_pub = make_key(tmp_path, "rsa")
     url, requests = example_webhook([{"username": "alice", "password": "secret"}])
     berth = start_berth({"auth": webhook_auth(url)})
     result = berth.ssh("alice", "whoami", password="secret", key=rsa_key,
-                       extra=["-o", "PreferredAuthentications=publickey,password", "-o", "PubkeyAcceptedAlgorithms=+ssh-rsa"])
+                       extra=["-o", "PreferredAuthentications=publickey,password"])
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"alice\n"
-    # The SSH library cannot verify RSA, so the webhook is never asked about that key.
-    assert [r["path"] for r in requests()] == ["/password"]
+    assert [r["path"] for r in requests()] == ["/pubkey", "/password"]
+    assert requests()[0]["body"]["publicKey"].split()[:2] == rsa_pub.split()[:2]
 
 
 def test_webhook_request_bodies_match_the_protocol(tmp_path, start_berth, example_webhook):
