@@ -119,7 +119,8 @@ final class ConnectionDelegate: SSHServerDelegate {
         if let peer = error as? SSHPeerDisconnected {
             connection.logger.log(.debug, "SSH_CLIENT_DISCONNECTED", "client sent DISCONNECT: \(peer.description)")
         } else if let protocolError = error as? SSHProtocolError {
-            connection.logger.log(.info, "SSH_PROTOCOL_ERROR", "connection ended by a protocol error: \(protocolError.message)", ["code": "\(protocolError.code)"])
+            // The engine's own code says exactly what went wrong (docs/message-codes.md).
+            connection.logger.log(.info, MessageCode(protocolError.code), "connection ended by a protocol error: \(protocolError.message)")
         } else {
             connection.logger.log(.info, "SSH_PROTOCOL_ERROR", "connection error: \(error)")
         }
