@@ -23,8 +23,10 @@ enum SSHDHGroup: CaseIterable, Sendable {
         }
     }
 
-    /// Groups group exchange may hand out: never below 2048 bits (RFC 8270).
-    static let exchangeable: [SSHDHGroup] = [.modp2048, .modp3072, .modp4096, .modp6144, .modp8192]
+    /// Groups group exchange may hand out: 3072 bits and up. RFC 8270 allows 2048, but that gives
+    /// only 112 bits of strength and auditors (ssh-audit) flag a server that hands it out; a
+    /// client that can do no more still has diffie-hellman-group14-sha256.
+    static let exchangeable: [SSHDHGroup] = [.modp3072, .modp4096, .modp6144, .modp8192]
 
     /// A fresh BIGNUM holding p; the caller frees it.
     func makePrime() -> OpaquePointer? {
@@ -185,12 +187,11 @@ struct SSHGroupExchange: SSHServerKeyExchange {
         self.context = context
     }
 
-    /// The group for a request: the smallest offered group of at least n bits (n raised to 2048
-    /// and capped at 8192, as OpenSSH does), within [min, max]; failing that, the largest group
-    /// within [min, max]. Nil when no group fits.
+    /// The group for a request: the smallest offered group of at least n bits (capped at 8192),
+    /// within [min, max]; failing that, the largest group within [min, max]. Nil when no group fits.
     static func chooseGroup(min: UInt32, preferred: UInt32, max: UInt32) -> SSHDHGroup? {
         let groups = SSHDHGroup.exchangeable
-        let target = Swift.min(Swift.max(Int(preferred), 2048), 8192)
+        let target = Swift.min(Int(preferred), 8192)
         let fitting = groups.filter { $0.bits >= Int(min) && $0.bits <= Int(max) }
         return fitting.first(where: { $0.bits >= target }) ?? fitting.last
     }
@@ -224,7 +225,7 @@ struct SSHGroupExchange: SSHServerKeyExchange {
                 throw SSHKexError.unexpected(number, expected: "KEX_DH_GEX_REQUEST (34)")
             }
             guard let group = Self.chooseGroup(min: min, preferred: preferred, max: max) else {
-                throw SSHKexError.make("SSH_KEX_GEX_NO_GROUP", "no group between \(min) and \(max) bits (offered: 2048-8192)")
+                throw SSHKexError.make("SSH_KEX_GEX_NO_GROUP", "no group between \(min) and \(max) bits (offered: 3072-8192; diffie-hellman-group14-sha256 has 2048)")
             }
             var reply = ByteBufferAllocator().buffer(capacity: 16 + group.bits / 8)
             reply.writeSSHUInt8(SSHMessageNumber.kexDHReply)   // KEX_DH_GEX_GROUP shares 31

@@ -71,10 +71,12 @@ final class KexExchangeTests: XCTestCase {
     }
 
     func testGroupExchange() throws {
-        // n between two groups (the next larger one), n below 2048 (raised to 2048), the largest group.
+        // n between two groups (the next larger one), n below 3072 (the smallest group, 3072), the
+        // largest group; a client limited to 2048 bits gets no group (it has group14 instead).
         XCTAssertEqual(try exchange("diffie-hellman-group-exchange-sha256", gexRequest: (2048, 3072, 8192)).bits, 3072)
-        XCTAssertEqual(try exchange("diffie-hellman-group-exchange-sha256", gexRequest: (1024, 2048, 8192)).bits, 2048)
-        XCTAssertEqual(try exchange("diffie-hellman-group-exchange-sha1", gexRequest: (1024, 1024, 2048)).bits, 2048)
+        XCTAssertEqual(try exchange("diffie-hellman-group-exchange-sha256", gexRequest: (1024, 2048, 8192)).bits, 3072)
+        XCTAssertThrowsError(try exchange("diffie-hellman-group-exchange-sha1", gexRequest: (1024, 1024, 2048)))
+        XCTAssertEqual(try exchange("diffie-hellman-group-exchange-sha1", gexRequest: (1024, 1024, 3072)).bits, 3072)
         XCTAssertEqual(try exchange("diffie-hellman-group-exchange-sha256", gexRequest: (2048, 5000, 6144)).bits, 6144)
         XCTAssertEqual(try exchange("diffie-hellman-group-exchange-sha256", gexRequest: (2048, 8192, 8192)).bits, 8192)
     }

@@ -127,7 +127,8 @@ final class KexRejectionTests: XCTestCase {
     }
 
     func testGroupChoice() {
-        XCTAssertEqual(SSHGroupExchange.chooseGroup(min: 2048, preferred: 2048, max: 8192), .modp2048)
+        XCTAssertEqual(SSHGroupExchange.chooseGroup(min: 2048, preferred: 2048, max: 8192), .modp3072)
+        XCTAssertEqual(SSHGroupExchange.chooseGroup(min: 1024, preferred: 2048, max: 2048), nil)
         XCTAssertEqual(SSHGroupExchange.chooseGroup(min: 2048, preferred: 2049, max: 8192), .modp3072)
         XCTAssertEqual(SSHGroupExchange.chooseGroup(min: 2048, preferred: 7000, max: 8192), .modp8192)
         XCTAssertEqual(SSHGroupExchange.chooseGroup(min: 2048, preferred: 7000, max: 6500), .modp6144)
