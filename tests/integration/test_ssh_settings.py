@@ -1,5 +1,6 @@
 """The ssh section's protocol settings reach the wire: the announced version, exactly the
 configured algorithm lists in KEXINIT, host key and public key algorithm limits, maxStartups."""
+import os
 import socket
 import struct
 import time
@@ -180,3 +181,43 @@ def test_max_startups_refuses_unauthenticated_floods_and_recovers(start_berth, e
         time.sleep(0.2)
     assert result.stdout == b"alice\n", result.stderr
     assert "SSH_CONNECTION_REFUSED" in berth.process.output()
+
+
+def test_client_alive_ends_unresponsive_connections_only(start_berth, example_webhook):
+    """ssh.clientAliveInterval/CountMax: keepalive@openssh.com requests go to authenticated
+    clients; one that stops answering (here: its process is stopped) is disconnected, one that
+    answers stays."""
+    import signal
+    import subprocess
+
+    berth = start(start_berth, example_webhook, {"clientAliveInterval": "1s", "clientAliveCountMax": 2})
+    args = ["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", "-o", "PubkeyAuthentication=no", "alice@127.0.0.1", "cat"]
+    live = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    frozen = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        for proc in (live, frozen):
+            proc.stdin.write(b"ping\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline() == b"ping\n"
+        ssh_pids = subprocess.run(["pgrep", "-P", str(frozen.pid)], capture_output=True, text=True).stdout.split()
+        for pid in ssh_pids + [str(frozen.pid)]:
+            os.kill(int(pid), signal.SIGSTOP)
+        deadline = time.time() + 60
+        while "SSH_KEEPALIVE_NORESP" not in berth.process.output() and time.time() < deadline:
+            time.sleep(0.1)
+        assert "SSH_KEEPALIVE_NORESP" in berth.process.output()
+        # The answering client went through the same keepalive rounds and is still connected.
+        live.stdin.write(b"still here\n")
+        live.stdin.flush()
+        assert live.stdout.readline() == b"still here\n"
+        assert berth.process.output().count("SSH_KEEPALIVE_NORESP") == 1
+    finally:
+        for pid in subprocess.run(["pgrep", "-P", str(frozen.pid)], capture_output=True, text=True).stdout.split() + [str(frozen.pid)]:
+            try:
+                os.kill(int(pid), signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        for proc in (live, frozen):
+            proc.kill()
+            proc.wait()
