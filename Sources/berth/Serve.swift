@@ -30,6 +30,17 @@ struct Serve: AsyncParsableCommand {
         for warning in loaded.warnings {
             logger.log(.warning, "CORE_CONFIG_WARNING", "\(warning)")
         }
+        // Before the listener opens: a SIGHUP from log rotation that arrives while Berth starts
+        // must reopen the file, not end the process (SIGHUP's default) or be lost.
+        let rotation = ReopenSignal {
+            do {
+                try LoggingSetup.reopen()
+                logger.log(.info, "LOG_REOPENED", "log file reopened after SIGHUP")
+            } catch {
+                logger.log(.error, "LOG_ROTATE_FAILED", "cannot reopen the log file: \(error)")
+            }
+        }
+        defer { rotation.cancel() }
         let registry = loaded.config.metrics.enable ? ObservabilityEndpoints.bootstrapMetrics() : nil
         let server: BerthServer
         do {
@@ -40,15 +51,6 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardError.write(Data("berth: cannot start: \(error)\n".utf8))
             throw ExitCode(1)
         }
-        let rotation = ReopenSignal {
-            do {
-                try LoggingSetup.reopen()
-                logger.log(.info, "LOG_REOPENED", "log file reopened after SIGHUP")
-            } catch {
-                logger.log(.error, "LOG_ROTATE_FAILED", "cannot reopen the log file: \(error)")
-            }
-        }
-        defer { rotation.cancel() }
         var lifecycleLogger = logger
         lifecycleLogger.logLevel = .warning
         let service = BerthService(server: server, gracePeriod: loaded.config.ssh.shutdownTimeout.duration, logger: logger)
