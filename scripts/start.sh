@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 CONFIG="${BERTH_CONFIG:-examples/config.yaml}"
 USERS="${BERTH_USERS:-examples/users.yaml}"
 
-if [ ! -e /usr/include/crypt.h ] || [ ! -e /usr/include/zlib.h ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libcrypt-dev zlib1g-dev
+# Build dependencies: libcrypt (password hashes), zlib (audit log), OpenSSL's libcrypto (the SSH
+# engine's Poly1305 and Diffie-Hellman arithmetic).
+if [ ! -e /usr/include/crypt.h ] || [ ! -e /usr/include/zlib.h ] || [ ! -e /usr/include/openssl/evp.h ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libcrypt-dev zlib1g-dev libssl-dev
 fi
 
 DOCKERD_PID=$(scripts/ensure-docker.sh)
