@@ -163,27 +163,29 @@ let package = Package(
         // The guest agent: standard library and libc only, so it links statically.
         .executableTarget(name: "berth-agent", dependencies: ["BerthForwardProtocol", "BerthAgentProtocol"]),
         .testTarget(name: "BerthSSHTests", dependencies: [
-            "BerthCore", "BerthConfig", "BerthSSH", "BerthSSHKeys", "BerthSSHCipher", "BerthSSHKex", "BerthSSHWire", "BerthSSHEngine",
+            "BerthTestSupport", "BerthCore", "BerthConfig", "BerthSSH", "BerthSSHKeys", "BerthSSHCipher", "BerthSSHKex", "BerthSSHWire", "BerthSSHEngine",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // A deterministic generator shared by the fuzz tests.
+        .target(name: "BerthTestSupport"),
         .testTarget(name: "BerthSSHCipherTests", dependencies: [
-            "BerthSSHCipher", "BerthSSHWire",
+            "BerthTestSupport", "BerthSSHCipher", "BerthSSHWire",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "BerthSSHKeysTests", dependencies: [
-            "BerthSSHKeys", "BerthSSHWire",
+            "BerthTestSupport", "BerthSSHKeys", "BerthSSHWire",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "BerthSSHKexTests", dependencies: [
-            "BerthSSHKex", "BerthSSHWire",
+            "BerthTestSupport", "BerthSSHKex", "BerthSSHWire",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "BerthSSHEngineTests", dependencies: [
-            "BerthSSHEngine", "BerthSSHKeys", "BerthSSHCipher", "BerthSSHKex", "BerthSSHWire",
+            "BerthTestSupport", "BerthSSHEngine", "BerthSSHKeys", "BerthSSHCipher", "BerthSSHKex", "BerthSSHWire",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -202,7 +204,7 @@ let package = Package(
         ]),
         .testTarget(name: "BerthAuditTests", dependencies: ["BerthAudit", "BerthCBOR"]),
         .testTarget(name: "BerthForwardProtocolTests", dependencies: ["BerthForwardProtocol", "BerthCBOR"]),
-        .testTarget(name: "BerthAgentProtocolTests", dependencies: ["BerthAgentProtocol"]),
+        .testTarget(name: "BerthAgentProtocolTests", dependencies: ["BerthAgentProtocol", "BerthTestSupport"]),
         .testTarget(name: "BerthUnitTests", dependencies: [
             "BerthSecurity", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthServer", "BerthObservability",
         ]),

@@ -1,17 +1,6 @@
 import Testing
 @testable import BerthAgentProtocol
-
-/// A fixed-seed generator (SplitMix64) so fuzz runs are reproducible.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import BerthTestSupport
 
 @Suite struct AgentProtocolTests {
     /// The layout of docs/agent-protocol.md, byte for byte: length 5 + 3, type, channel, payload.

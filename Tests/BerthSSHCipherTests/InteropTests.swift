@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import XCTest
 @testable import BerthSSHCipher
+import BerthTestSupport
 
 /// Packets checked against an independent implementation: the script below builds and opens SSH
 /// packets with python `cryptography`'s primitives (OpenSSL underneath, via a different path:

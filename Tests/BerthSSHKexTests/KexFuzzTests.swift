@@ -3,6 +3,7 @@ import BerthSSHWire
 import Crypto
 import NIOCore
 import XCTest
+import BerthTestSupport
 
 /// Random and mutated client messages for every algorithm: the exchanges may succeed or throw
 /// SSHProtocolError, never crash or throw anything else. Seeded, so failures reproduce.

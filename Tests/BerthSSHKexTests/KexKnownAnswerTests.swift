@@ -3,6 +3,7 @@ import BerthSSHWire
 import Crypto
 import NIOCore
 import XCTest
+import BerthTestSupport
 
 final class KexKnownAnswerTests: XCTestCase {
     /// RFC 7748 §5.2 (single scalar multiplications) and §6.1 (the Alice/Bob exchange): the

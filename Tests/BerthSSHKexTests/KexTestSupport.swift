@@ -4,6 +4,7 @@ import Crypto
 import Foundation
 import NIOCore
 import XCTest
+import BerthTestSupport
 
 /// A host key for the tests: Ed25519 from swift-crypto, blobs as RFC 8709 defines them.
 struct TestEd25519Signer: SSHHostKeySigner {
@@ -26,19 +27,6 @@ struct TestEd25519Signer: SSHHostKeySigner {
         buffer.writeSSHText("ssh-ed25519")
         buffer.writeSSHString(Array(try key.signature(for: data)))
         return Array(buffer.readableBytesView)
-    }
-}
-
-/// Deterministic generator (SplitMix64) so fuzz runs are reproducible.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

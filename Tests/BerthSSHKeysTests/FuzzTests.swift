@@ -3,6 +3,7 @@ import BerthSSHWire
 import Foundation
 import NIOCore
 import XCTest
+import BerthTestSupport
 
 /// Random and mutated inputs for every parser: they must only throw SSHKeyError or return false.
 final class SSHKeysFuzzTests: XCTestCase {

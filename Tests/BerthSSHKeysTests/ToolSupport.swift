@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import BerthTestSupport
 
 /// Runs the independent implementations (OpenSSH's ssh-keygen, OpenSSL, python `cryptography`)
 /// that the key tests compare Berth against.
@@ -152,19 +153,6 @@ elif cmd == "verify":
         print("invalid"); sys.exit(1)
     print("ok")
 """#
-}
-
-/// SplitMix64: a fixed seed makes every fuzz run repeat exactly.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 extension Array where Element == UInt8 {

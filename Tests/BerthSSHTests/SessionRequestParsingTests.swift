@@ -3,6 +3,7 @@ import BerthSSHWire
 import NIOCore
 import Testing
 @testable import BerthSSH
+import BerthTestSupport
 
 @Suite struct SessionRequestParsingTests {
     @Test func ptyRequestWithModes() {
@@ -37,7 +38,7 @@ import Testing
 
     /// Whatever a client sends as request data, parsing ends in a result, never a crash.
     @Test func randomAndTruncatedPayloadsNeverCrash() {
-        var generator = SplitMix64(seed: 0x5eed)
+        var generator = SeededGenerator(seed: 0x5eed)
         let types = ["env", "pty-req", "exec", "subsystem", "window-change", "signal", "shell", "break"]
         for round in 0..<20_000 {
             let length = Int(generator.next() % 64)
@@ -48,15 +49,3 @@ import Testing
     }
 }
 
-/// A small deterministic generator, so a failing input can be reproduced.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
