@@ -79,7 +79,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "BerthDocker", dependencies: [
-            "BerthCore", "BerthConfig", "BerthForwarding", "BerthForwardProtocol",
+            "BerthCore", "BerthConfig", "BerthForwarding", "BerthForwardProtocol", "BerthAgentLink", "BerthAgentProtocol",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -88,7 +88,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "BerthKubernetes", dependencies: [
-            "BerthCore", "BerthConfig", "BerthForwarding", "BerthForwardProtocol",
+            "BerthCore", "BerthConfig", "BerthForwarding", "BerthForwardProtocol", "BerthAgentLink", "BerthAgentProtocol",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -103,6 +103,14 @@ let package = Package(
         .target(name: "BerthForwardProtocol", dependencies: ["BerthCBOR"]),
         // The agent link protocol (docs/agent-protocol.md); standard library only.
         .target(name: "BerthAgentProtocol"),
+        // Berth's end of the agent link and the one session implementation on top of it.
+        .target(name: "BerthAgentLink", dependencies: [
+            "BerthCore", "BerthAgentProtocol", "BerthForwarding", "BerthForwardProtocol",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "BerthForwarding", dependencies: [
             "BerthCore", "BerthForwardProtocol",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -205,6 +213,11 @@ let package = Package(
         .testTarget(name: "BerthAuditTests", dependencies: ["BerthAudit", "BerthCBOR"]),
         .testTarget(name: "BerthForwardProtocolTests", dependencies: ["BerthForwardProtocol", "BerthCBOR"]),
         .testTarget(name: "BerthAgentProtocolTests", dependencies: ["BerthAgentProtocol", "BerthTestSupport"]),
+        .testTarget(name: "BerthAgentLinkTests", dependencies: [
+            "BerthAgentLink", "BerthAgentProtocol", "BerthCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "BerthUnitTests", dependencies: [
             "BerthSecurity", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthServer", "BerthObservability",
         ]),

@@ -151,7 +151,7 @@ public enum ConfigRenderer {
                 ("platform", execution.platform), ("containername", .string(execution.containerName)), ("auth", execution.auth),
                 ("mode", .string(execution.mode.rawValue)), ("idleCommand", strings(execution.idleCommand)),
                 ("shellCommand", strings(execution.shellCommand)), ("agentPath", .string(execution.agentPath)),
-                ("disableAgent", .bool(execution.disableAgent)),
+                ("disableAgent", .bool(execution.disableAgent)), ("agentSocketRoot", .string(execution.agentSocketRoot)),
                 ("subsystems", .object(execution.subsystems.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
                 ("imagePullPolicy", .string(execution.imagePullPolicy.rawValue)),
                 ("exposeAuthMetadataAsEnv", .bool(execution.exposeAuthMetadataAsEnv)),

@@ -39,6 +39,9 @@ public struct DockerExecutionConfig: Sendable, Hashable {
     public var shellCommand = ["/bin/bash"]
     public var agentPath = "/usr/bin/containerssh-agent"
     public var disableAgent = false
+    /// Host directory under which each container gets the 0700 directory of its agent link
+    /// socket (bind-mounted into the container). Empty: always link through `docker exec`.
+    public var agentSocketRoot = "/run/berth/agent-links"
     public var subsystems = ["sftp": "/usr/lib/openssh/sftp-server"]
     public var imagePullPolicy = ImagePullPolicy.ifNotPresent
     public var exposeAuthMetadataAsEnv = false

@@ -31,6 +31,10 @@ enum DockerSectionReader {
         defaults.shellCommand = execution.strings("shellCommand", defaults.shellCommand)
         defaults.agentPath = execution.string("agentPath", defaults.agentPath)
         defaults.disableAgent = execution.bool("disableAgent", defaults.disableAgent)
+        defaults.agentSocketRoot = execution.string("agentSocketRoot", defaults.agentSocketRoot)
+        if !defaults.agentSocketRoot.isEmpty && (!defaults.agentSocketRoot.hasPrefix("/") || defaults.agentSocketRoot.utf8.count > 60) {
+            reader.issues.add(execution.keyPath("agentSocketRoot"), "must be an absolute path of at most 60 bytes (the socket path must fit a unix address)")
+        }
         defaults.imagePullPolicy = execution.choice("imagePullPolicy", defaults.imagePullPolicy)
         defaults.exposeAuthMetadataAsEnv = execution.bool("exposeAuthMetadataAsEnv", defaults.exposeAuthMetadataAsEnv)
         var subsystems = execution.object("subsystems")

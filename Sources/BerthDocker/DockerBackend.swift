@@ -33,22 +33,19 @@ public final class DockerBackend: Sendable {
     /// Removes the pool's unused containers.
     public func stopPool() async { await pool?.shutdown() }
 
-    /// A started idle container that belongs to no connection yet.
-    func startPoolContainer() async throws -> String {
-        try await ensureImage()
+    /// A started idle container, linked, that belongs to no connection yet.
+    func startPoolContainer() async throws -> DockerLinkedContainer {
         let labels = [(DockerContainerSpec.connectionLabel, DockerContainerSpec.poolLabelValue), ("berth.pool", "1"), (ServerIdentity.label, ServerIdentity.name)]
-        let body = DockerContainerSpec.body(execution: config.execution, labels: labels, command: config.execution.idleCommand,
-                                            environment: [:], tty: false, interactive: false)
-        let id = try await client.createContainer(name: nil, body: body)
-        BerthMetrics.containerStarted()
+        let createdID = NIOLockedValueBox<String?>(nil)
         do {
-            try await withTimeout(config.timeouts.containerStart, "starting a pool container") { try await self.client.startContainer(id) }
+            return try await startLinkedContainer(name: nil, labels: labels, environment: [:], logger: logger) { id in createdID.withLockedValue { $0 = id } }
         } catch {
-            try? await client.removeContainer(id)
-            BerthMetrics.containerRemoved()
+            if let id = createdID.withLockedValue({ $0 }) {
+                try? await client.removeContainer(id)
+                BerthMetrics.containerRemoved()
+            }
             throw error
         }
-        return id
     }
 
     /// Crash hygiene (SPEC §5): at start-up no connection is live, so every container carrying
@@ -60,6 +57,9 @@ public final class DockerBackend: Sendable {
                 .filter { $0.labels[ServerIdentity.label] == ServerIdentity.name }
             for orphan in orphans {
                 try await client.removeContainer(orphan.id)
+                if let directory = orphan.labels[DockerContainerSpec.linkDirectoryLabel], directory.hasPrefix(config.execution.agentSocketRoot + "/") {
+                    Self.removeDirectory(directory)
+                }
                 logger.log(.notice, "DOCKER_ORPHAN_REMOVED", "removed a container left over from an earlier run", ["containerId": "\(orphan.id)", "connectionId": "\(orphan.labels[DockerContainerSpec.connectionLabel] ?? "")"])
             }
         } catch {

@@ -159,6 +159,10 @@ public final class DockerClient: Sendable {
         try await call(.POST, "/exec/\(execID)/resize?h=\(rows)&w=\(columns)", what: "resize")
     }
 
+    public func renameContainer(_ id: String, to name: String) async throws {
+        try await call(.POST, "/containers/\(id)/rename?name=\(Self.escape(name))", what: "rename container")
+    }
+
     public func resizeContainer(_ id: String, columns: UInt32, rows: UInt32) async throws {
         try await call(.POST, "/containers/\(id)/resize?h=\(rows)&w=\(columns)", what: "resize")
     }

@@ -1,3 +1,4 @@
+import BerthAgentLink
 import BerthConfig
 import BerthCore
 import BerthForwarding
@@ -6,18 +7,23 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// One user's connection on the Docker backend: owns the containers made for it and removes
-/// them all when the connection ends.
-public final class DockerConnection: SSHConnectionHandler, ContainerOwner {
+/// them all when the connection ends. Sessions run through the container's agent link
+/// (`AgentSession`); only with `disableAgent` are they execs or attached containers (`DockerSession`).
+public final class DockerConnection: SSHConnectionHandler, ContainerOwner, AgentSessionHost {
     let backend: DockerBackend
     let metadata: ConnectionMetadata
-    let logger: Logger
-    let forwards = ForwardRegistry()
+    public let logger: Logger
+    public let forwards = ForwardRegistry()
     private let state = NIOLockedValueBox(State())
 
     private struct State {
         var idleContainer: String?
+        var link: AgentLink?
+        /// Containers this connection must remove, with their link directories.
+        var containers: [String: String?] = [:]
         var sessionContainers: Set<String> = []
         var removed: Set<String> = []
+        var sessions: [ObjectIdentifier: AgentSession] = [:]
         var tornDown = false
     }
 
@@ -30,36 +36,55 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner {
     var execution: DockerExecutionConfig { backend.config.execution }
     var client: DockerClient { backend.client }
     var idleContainer: String? { state.withLockedValue { $0.idleContainer } }
+    public var link: AgentLink? { state.withLockedValue { $0.link } }
 
     /// The container's environment: webhook `environment`, and metadata if exposed.
     var environment: [String: String] {
         DockerContainerSpec.environment(metadata, exposeMetadata: execution.exposeAuthMetadataAsEnv)
     }
 
-    /// Connection mode: the container runs the idle command; every session is an exec in it.
+    /// Connection mode: the container's PID 1 is the agent (or the idle command); every session
+    /// is a program started over its link.
     func startIdleContainer() async throws {
         if let pooled = await backend.pool?.take() {
-            state.withLockedValue { $0.idleContainer = pooled }
-            logger.log(.debug, "DOCKER_POOL_CONTAINER_TAKEN", "using a container from the warm pool", ["containerId": "\(pooled)"])
-            try await writeFiles(into: pooled)
+            state.withLockedValue {
+                $0.idleContainer = pooled.id
+                $0.link = pooled.link
+                $0.containers[pooled.id] = pooled.linkDirectory
+            }
+            // Labels cannot change on a running container; the name maps it to this connection.
+            let name = "berth-\(metadata.connectionID.hex)"
+            do {
+                try await client.renameContainer(pooled.id, to: name)
+            } catch {
+                logger.log(.warning, "DOCKER_POOL_RENAME_FAILED", "could not name the pool container after the connection: \(error)", ["containerId": "\(pooled.id)"])
+            }
+            logger.log(.debug, "DOCKER_POOL_CONTAINER_TAKEN", "using a container from the warm pool", ["containerId": "\(pooled.id)", "name": "\(name)"])
+            try await writeFiles()
             return
         }
-        try await backend.ensureImage()
-        let body = DockerContainerSpec.body(execution: execution, metadata: metadata, command: execution.idleCommand, environment: environment, tty: false, interactive: false)
-        let id = try await createContainer(body)
-        state.withLockedValue { $0.idleContainer = id }
-        try await withTimeout(backend.config.timeouts.containerStart, "starting the container") {
-            try await self.client.startContainer(id)
+        let container = try await backend.startLinkedContainer(name: containerName, labels: DockerContainerSpec.labels(metadata), environment: environment,
+                                                               logger: logger) { id in
+            self.state.withLockedValue {
+                $0.idleContainer = id
+                $0.containers[id] = .some(nil)
+            }
         }
-        logger.log(.debug, "DOCKER_CONTAINER_STARTED", "container started", ["containerId": "\(id)"])
-        try await writeFiles(into: id)
+        state.withLockedValue {
+            $0.link = container.link
+            $0.containers[container.id] = container.linkDirectory
+        }
+        logger.log(.debug, "DOCKER_CONTAINER_STARTED", "container started", ["containerId": "\(container.id)", "link": "\(container.link?.kind ?? "none")"])
+        try await writeFiles()
     }
 
-    /// Creates a container and remembers it for removal, even if starting it fails later.
+    private var containerName: String? { execution.containerName.isEmpty ? nil : execution.containerName }
+
+    /// Creates a container (session mode without the agent) and remembers it for removal.
     func createContainer(_ body: ConfigValue) async throws -> String {
-        let name = execution.containerName.isEmpty ? nil : execution.containerName
-        let id = try await client.createContainer(name: name, body: body)
+        let id = try await client.createContainer(name: containerName, body: body)
         BerthMetrics.containerStarted()
+        state.withLockedValue { $0.containers[id] = .some(nil) }
         return id
     }
 
@@ -69,36 +94,74 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner {
         }
     }
 
-    /// Webhook `files` go in through `agent write-file` (mode 0600).
-    func writeFiles(into container: String) async throws {
+    /// Webhook `files` go in through the agent (mode 0600).
+    func writeFiles() async throws {
         guard !metadata.files.isEmpty else { return }
-        guard !execution.disableAgent else {
+        guard let link else {
             logger.log(.warning, "DOCKER_FILES_NEED_AGENT", "files from the webhook were not written: the agent is disabled")
             return
         }
         for (path, file) in metadata.files.sorted(by: { $0.key < $1.key }) {
-            let exec = try await client.createExec(containerID: container, command: [execution.agentPath, "write-file", path], tty: false)
-            let stream = try await client.startExec(exec, tty: false)
-            try await stream.write(ByteBuffer(bytes: file.value))
-            await stream.closeWrite()
-            for try await _ in stream.output {}
-            let code = try await DockerExitCode.wait(client: client, exec: exec)
-            guard code == 0 else { throw DockerError("DOCKER_FILE_WRITE_FAILED", "writing \(path) into the container failed with exit code \(code)") }
+            do {
+                try await link.writeFile(path: path, contents: file.value)
+            } catch {
+                throw DockerError("DOCKER_FILE_WRITE_FAILED", "writing \(path) into the container failed: \((error as? CodedError)?.message ?? "\(error)")")
+            }
         }
     }
 
     public func onSessionChannel(_ channel: any SessionChannel) async throws -> any SessionChannelHandler {
-        DockerSession(connection: self, channel: channel)
+        if execution.disableAgent { return DockerSession(connection: self, channel: channel) }
+        let session = AgentSession(host: self, channel: channel)
+        state.withLockedValue { $0.sessions[ObjectIdentifier(session)] = session }
+        return session
+    }
+
+    // MARK: AgentSessionHost
+
+    public var shellCommand: [String] { execution.shellCommand }
+    public var subsystems: [String: String] { execution.subsystems }
+    public var programEnvironment: [String: String] { environment }
+
+    public func sessionTarget() async throws -> AgentSessionTarget {
+        switch execution.mode {
+        case .connection:
+            guard let link else { throw DockerError("DOCKER_NO_CONTAINER", "the connection has no container") }
+            if let reason = link.closedReason {
+                throw RequestRefused("DOCKER_AGENT_GONE", "the agent in the container is gone: \(reason)")
+            }
+            return AgentSessionTarget(link: link)
+        case .session:
+            // A container of the session's own, with the agent as its PID 1.
+            let container = try await backend.startLinkedContainer(name: containerName, labels: DockerContainerSpec.labels(metadata), environment: environment,
+                                                                   logger: logger) { id in
+                self.state.withLockedValue {
+                    $0.containers[id] = .some(nil)
+                    $0.sessionContainers.insert(id)
+                }
+            }
+            state.withLockedValue { $0.containers[container.id] = container.linkDirectory }
+            guard let link = container.link else { throw DockerError("DOCKER_NO_AGENT", "the agent is disabled") }
+            return AgentSessionTarget(link: link) {
+                await link.close()
+                await self.remove(container.id)
+                self.trackSessionContainer(container.id, active: false)
+            }
+        }
+    }
+
+    public func sessionEnded(_ session: AgentSession) {
+        state.withLockedValue { _ = $0.sessions.removeValue(forKey: ObjectIdentifier(session)) }
     }
 
     public func onUnsupportedChannel(type: String) async {}
     public func onUnsupportedGlobalRequest(type: String) async {}
     public func onShutdown(deadline: ContinuousClock.Instant) async {}
 
-    /// Graceful stop: TERM to the containers' main processes. In connection mode that ends the
-    /// idle agent, so the container stops and every exec in it ends; sessions then report
-    /// their exit status as usual.
+    /// Graceful stop: TERM to every program and to the containers' main processes. In
+    /// connection mode that ends the agent, so the container stops and every program in it ends.
     public func terminatePrograms() async {
+        for session in state.withLockedValue({ Array($0.sessions.values) }) { await session.terminate() }
         let containers = state.withLockedValue { [$0.idleContainer].compactMap { $0 } + $0.sessionContainers }
         for id in containers {
             try? await client.killContainer(id, signal: "TERM")
@@ -110,31 +173,22 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner {
     /// Removes every container of this connection, retrying until `containerStop` runs out.
     public func tearDown() async {
         await forwards.closeAll()
-        let containers = state.withLockedValue { state -> [String] in
-            guard !state.tornDown else { return [] }
+        let (containers, link) = state.withLockedValue { state -> ([String], AgentLink?) in
+            guard !state.tornDown else { return ([], nil) }
             state.tornDown = true
-            return [state.idleContainer].compactMap { $0 } + state.sessionContainers
+            return (Array(state.containers.keys), state.link)
         }
+        await link?.close()
         for id in containers { await remove(id) }
     }
 
     func remove(_ id: String) async {
-        guard state.withLockedValue({ $0.removed.insert(id).inserted }) else { return }
-        let deadline = ContinuousClock.now + backend.config.timeouts.containerStop.duration
-        while true {
-            do {
-                try await client.removeContainer(id)
-                BerthMetrics.containerRemoved()
-                logger.log(.debug, "DOCKER_CONTAINER_REMOVED", "container removed", ["containerId": "\(id)"])
-                return
-            } catch {
-                if ContinuousClock.now >= deadline {
-                    logger.log(.error, "DOCKER_CONTAINER_REMOVE_FAILED", "could not remove container: \(error)", ["containerId": "\(id)"])
-                    return
-                }
-                try? await Task.sleep(for: .milliseconds(500))
-            }
+        let directory = state.withLockedValue { state -> String?? in
+            guard state.removed.insert(id).inserted else { return .none }
+            return .some(state.containers[id] ?? nil)
         }
+        guard case .some(let linkDirectory) = directory else { return }
+        await backend.removeLinked(id, linkDirectory: linkDirectory, logger: logger)
     }
 }
 

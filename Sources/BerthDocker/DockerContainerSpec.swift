@@ -20,8 +20,12 @@ enum DockerContainerSpec {
         body(execution: execution, labels: labels(metadata), command: command, environment: environment, tty: tty, interactive: interactive, consoleSize: consoleSize)
     }
 
+    /// Where the link directory appears in the container.
+    static let linkMountPoint = "/run/berth-agent"
+    static let linkDirectoryLabel = "berth.agent-link"
+
     static func body(execution: DockerExecutionConfig, labels berthLabels: [(String, String)], command: [String], environment: [String: String],
-                     tty: Bool, interactive: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil) -> ConfigValue {
+                     tty: Bool, interactive: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil, linkDirectory: String? = nil) -> ConfigValue {
         let berthKeys: Set<String> = ["image", "cmd", "env", "labels", "tty", "openstdin", "stdinonce", "attachstdin", "attachstdout", "attachstderr", "hostconfig", "networkingconfig"]
         var fields: [(key: String, value: ConfigValue)] = []
         var operatorEnvironment: [String] = []
@@ -53,16 +57,27 @@ enum DockerContainerSpec {
             ("AttachStdin", .bool(interactive)),
             ("AttachStdout", .bool(interactive)),
             ("AttachStderr", .bool(interactive)),
-            ("HostConfig", hostConfig(execution.host, consoleSize: consoleSize)),
+            ("HostConfig", hostConfig(execution.host, consoleSize: consoleSize, linkDirectory: linkDirectory)),
             ("NetworkingConfig", execution.network),
         ]
         return .object(fields)
     }
 
     /// The operator's HostConfig with the terminal size the session asked for.
-    private static func hostConfig(_ host: ConfigValue, consoleSize: (rows: UInt32, columns: UInt32)?) -> ConfigValue {
-        guard let consoleSize else { return host }
-        return host.merging(.object([("ConsoleSize", .array([.int(Int64(consoleSize.rows)), .int(Int64(consoleSize.columns))]))]))
+    /// The operator's HostConfig with the terminal size the session asked for and the agent
+    /// link directory added to the operator's binds.
+    private static func hostConfig(_ host: ConfigValue, consoleSize: (rows: UInt32, columns: UInt32)?, linkDirectory: String?) -> ConfigValue {
+        var host = host
+        if let consoleSize {
+            host = host.merging(.object([("ConsoleSize", .array([.int(Int64(consoleSize.rows)), .int(Int64(consoleSize.columns))]))]))
+        }
+        if let linkDirectory {
+            var binds: [ConfigValue] = []
+            if case .array(let given)? = host["Binds"] { binds = given }
+            binds.append(.string("\(linkDirectory):\(linkMountPoint):rw"))
+            host = host.merging(.object([("Binds", .array(binds))]))
+        }
+        return host
     }
 
     /// Webhook environment, plus metadata when the operator asked for it.

@@ -10,7 +10,7 @@ actor DockerPool {
     private let backend: DockerBackend
     private let size: Int
     private let maxAge: Duration
-    private var ready: [(id: String, created: ContinuousClock.Instant)] = []
+    private var ready: [(container: DockerLinkedContainer, created: ContinuousClock.Instant)] = []
     private var starting = 0
     private var stopped = false
     private var failures = 0
@@ -34,14 +34,18 @@ actor DockerPool {
 
     /// A started container for a connection, or nil when none is ready (the caller then starts
     /// one itself, so an empty pool costs nothing but the usual start).
-    func take() -> String? {
+    func take() -> DockerLinkedContainer? {
         guard !stopped else { return nil }
         dropExpired()
+        // A pool container whose agent went away is of no use to anyone.
+        let broken = ready.filter { $0.container.link?.closedReason != nil }.map(\.container)
+        ready.removeAll { $0.container.link?.closedReason != nil }
+        if !broken.isEmpty { Task { for container in broken { await self.remove(container) } } }
         guard !ready.isEmpty else { return nil }
-        let id = ready.removeFirst().id
+        let taken = ready.removeFirst().container
         refill()
         BerthMetrics.poolTaken()
-        return id
+        return taken
     }
 
     var readyCount: Int { ready.count }
@@ -49,9 +53,9 @@ actor DockerPool {
     func shutdown() async {
         stopped = true
         maintenance?.cancel()
-        let leftover = ready.map(\.id)
+        let leftover = ready.map(\.container)
         ready = []
-        for id in leftover { await remove(id) }
+        for container in leftover { await remove(container) }
     }
 
     private func replaceExpired() {
@@ -61,10 +65,10 @@ actor DockerPool {
 
     private func dropExpired() {
         let now = ContinuousClock.now
-        let expired = ready.filter { now - $0.created > maxAge }.map(\.id)
+        let expired = ready.filter { now - $0.created > maxAge }.map(\.container)
         guard !expired.isEmpty else { return }
         ready.removeAll { now - $0.created > maxAge }
-        Task { for id in expired { await self.remove(id) } }
+        Task { for container in expired { await self.remove(container) } }
     }
 
     private func refill() {
@@ -79,12 +83,12 @@ actor DockerPool {
         // After failures, wait before trying again instead of hammering a broken engine.
         if failures > 0 { try? await Task.sleep(for: .seconds(min(30, 1 << min(failures, 5)))) }
         do {
-            let id = try await backend.startPoolContainer()
+            let container = try await backend.startPoolContainer()
             starting -= 1
             failures = 0
-            guard !stopped else { return await remove(id) }
-            ready.append((id, .now))
-            backend.logger.log(.debug, "DOCKER_POOL_FILLED", "pool container ready", ["containerId": "\(id)", "ready": "\(ready.count)"])
+            guard !stopped else { return await remove(container) }
+            ready.append((container, .now))
+            backend.logger.log(.debug, "DOCKER_POOL_FILLED", "pool container ready", ["containerId": "\(container.id)", "ready": "\(ready.count)"])
         } catch {
             starting -= 1
             failures += 1
@@ -93,12 +97,14 @@ actor DockerPool {
         refill()
     }
 
-    private func remove(_ id: String) async {
+    private func remove(_ container: DockerLinkedContainer) async {
+        await container.link?.close()
         do {
-            try await backend.client.removeContainer(id)
+            try await backend.client.removeContainer(container.id)
             BerthMetrics.containerRemoved()
         } catch {
-            backend.logger.log(.warning, "DOCKER_POOL_REMOVE_FAILED", "could not remove pool container: \(error)", ["containerId": "\(id)"])
+            backend.logger.log(.warning, "DOCKER_POOL_REMOVE_FAILED", "could not remove pool container: \(error)", ["containerId": "\(container.id)"])
         }
+        if let directory = container.linkDirectory { DockerBackend.removeDirectory(directory) }
     }
 }

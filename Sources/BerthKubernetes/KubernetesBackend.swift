@@ -1,3 +1,4 @@
+import BerthAgentLink
 import BerthConfig
 import BerthCore
 import Logging
@@ -64,19 +65,23 @@ public final class KubernetesBackend: Sendable {
         return stream
     }
 
-    /// Whether stdin can be closed (v5); asks with a harmless exec the first time.
-    func canCloseStdin(pod: String) async throws -> Bool {
-        if let version = negotiated.withLockedValue({ $0 }) { return version >= 5 }
-        let probe = try await exec(pod: pod, [config.pod.agentPath, "--help"], tty: false, stdin: false)
-        await probe.close()
-        return probe.version >= 5
-    }
-
-    /// `agent write-file` with `data` on stdin; without stdin close (v4) the agent is told the size.
-    func writeFile(pod: String, path: String, data: [UInt8]) async throws -> Int {
-        let sized = try await !canCloseStdin(pod: pod)
-        let command = [config.pod.agentPath, "write-file"] + (sized ? ["--size", String(data.count)] : []) + [path]
-        return try await run(pod: pod, command, input: data)
+    /// The link to `agent serve --stdio` in `pod`, over one WebSocket exec stream (the link never
+    /// needs stdin EOF, so v4 API servers work as well as v5).
+    func openLink(pod: String, logger: Logger) async throws -> AgentLink {
+        var log = logger
+        log[metadataKey: "pod"] = "\(namespace)/\(pod)"
+        let stream = try await exec(pod: pod, [config.pod.agentPath, "serve", "--stdio"], tty: false)
+        let output = stream.output.map { piece -> AgentExecOutput in
+            switch piece {
+            case .stdout(let bytes): return .stdout(bytes)
+            case .stderr(let bytes): return .stderr(bytes)
+            case .status(_, let message): return .ended(message)
+            }
+        }
+        return try await AgentLink.overExec(output: output, write: { try await stream.write($0) }, close: {
+            await stream.closeStdin()
+            await stream.close()
+        }, helloTimeout: config.timeouts.commandStart.duration, logger: log)
     }
 
     func attach(pod: String, tty: Bool) async throws -> KubernetesStream {
@@ -84,22 +89,5 @@ public final class KubernetesBackend: Sendable {
         if !container.isEmpty { query.append("container=\(KubernetesClient.encode(container))") }
         return try await KubernetesStream.open(endpoint: endpoint, pathAndQuery: "/api/v1/namespaces/\(namespace)/pods/\(pod)/attach?\(query.joined(separator: "&"))",
                                                timeout: config.timeouts.commandStart.duration)
-    }
-
-    /// Runs a short command to completion; returns its exit code.
-    func run(pod: String, _ command: [String], input: [UInt8]? = nil) async throws -> Int {
-        let stream = try await exec(pod: pod, command, tty: false, stdin: input != nil)
-        if let input {
-            if !input.isEmpty { try await stream.write(.init(bytes: input)) }
-            await stream.closeStdin()
-        }
-        var code: Int?
-        var message = ""
-        for try await piece in stream.output {
-            if case .status(let exit, let text) = piece { code = exit; message = text }
-        }
-        await stream.close()
-        guard let code else { throw KubernetesError("KUBERNETES_EXEC_FAILED", "\(command.first ?? "") failed: \(message)") }
-        return code
     }
 }

@@ -1,3 +1,4 @@
+import BerthAgentLink
 import BerthConfig
 import BerthCore
 import BerthForwarding
@@ -6,18 +7,21 @@ import NIOConcurrencyHelpers
 
 /// One user's connection on the Kubernetes backend: its pod (connection mode), the shared pod
 /// (persistent mode) or its sessions' pods (session mode), and their removal at the end.
-public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner {
+public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, AgentSessionHost {
     let backend: KubernetesBackend
     let metadata: ConnectionMetadata
-    let logger: Logger
-    let forwards = ForwardRegistry()
+    public let logger: Logger
+    public let forwards = ForwardRegistry()
     private let state = NIOLockedValueBox(State())
 
     private struct State {
         var pod: String?
+        /// The link to the connection's (or the persistent) pod's agent.
+        var link: AgentLink?
         /// Pods this connection created and must remove (never the shared persistent one).
         var ownPods: Set<String> = []
-        var sessions: [ObjectIdentifier: KubernetesSession] = [:]
+        var sessions: [ObjectIdentifier: AgentSession] = [:]
+        var attachedSessions: [ObjectIdentifier: KubernetesSession] = [:]
         var tornDown = false
     }
 
@@ -32,6 +36,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner {
     }
 
     var pod: String? { state.withLockedValue { $0.pod } }
+    public var link: AgentLink? { state.withLockedValue { $0.link } }
     var environment: [String: String] { KubernetesPodSpec.environment(metadata, expose: backend.config.pod.exposeAuthMetadataAsEnv) }
 
     /// Connection mode: a pod running the idle command; sessions are execs in it.
@@ -39,8 +44,12 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner {
         let config = backend.config
         let body = KubernetesPodSpec.body(pod: config.pod, metadata: metadata, command: config.pod.idleCommand, environment: environment, tty: false, interactive: false)
         let name = try await createPod(body)
-        state.withLockedValue { $0.pod = name }
-        try await writeFiles(into: name)
+        let link = try await backend.openLink(pod: name, logger: logger)
+        state.withLockedValue {
+            $0.pod = name
+            $0.link = link
+        }
+        try await writeFiles(link)
     }
 
     /// Creates a pod and waits until it is ready; it is this connection's to remove from the
@@ -61,8 +70,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner {
         for attempt in 0..<3 {
             if try await backend.client.getPod(namespace: backend.namespace, name: name) != nil {
                 _ = try await backend.client.waitUntilReady(namespace: backend.namespace, name: name, limit: backend.config.timeouts.podStart.duration)
-                state.withLockedValue { $0.pod = name }
-                try await writeFiles(into: name)
+                try await usePersistentPod(name)
                 return
             }
             if attempt < 2 { try await Task.sleep(for: .seconds(2)) }
@@ -78,20 +86,32 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner {
             // Another connection created it at the same moment.
         }
         _ = try await backend.client.waitUntilReady(namespace: backend.namespace, name: name, limit: backend.config.timeouts.podStart.duration)
-        state.withLockedValue { $0.pod = name }
-        try await writeFiles(into: name)
+        try await usePersistentPod(name)
     }
 
-    /// Webhook `files` go in through `agent write-file` (mode 0600).
-    func writeFiles(into pod: String) async throws {
+    /// Each connection has a link of its own to the shared pod (its own `agent serve`).
+    private func usePersistentPod(_ name: String) async throws {
+        let link = try await backend.openLink(pod: name, logger: logger)
+        state.withLockedValue {
+            $0.pod = name
+            $0.link = link
+        }
+        try await writeFiles(link)
+    }
+
+    /// Webhook `files` go in through the agent (mode 0600).
+    func writeFiles(_ link: AgentLink?) async throws {
         guard !metadata.files.isEmpty else { return }
-        guard !backend.config.pod.disableAgent else {
+        guard let link else {
             logger.log(.warning, "KUBERNETES_AGENT_DISABLED", "webhook files are not written: the agent is disabled")
             return
         }
         for (path, file) in metadata.files.sorted(by: { $0.key < $1.key }) {
-            let code = try await backend.writeFile(pod: pod, path: path, data: file.value)
-            guard code == 0 else { throw KubernetesError("KUBERNETES_FILE_WRITE_FAILED", "writing \(path) into the pod failed with exit code \(code)") }
+            do {
+                try await link.writeFile(path: path, contents: file.value)
+            } catch {
+                throw KubernetesError("KUBERNETES_FILE_WRITE_FAILED", "writing \(path) into the pod failed: \((error as? CodedError)?.message ?? "\(error)")")
+            }
         }
     }
 
@@ -100,18 +120,57 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner {
     }
 
     public func onSessionChannel(_ channel: any SessionChannel) async throws -> any SessionChannelHandler {
-        let session = KubernetesSession(connection: self, channel: channel)
+        if backend.config.pod.disableAgent {
+            let session = KubernetesSession(connection: self, channel: channel)
+            state.withLockedValue { $0.attachedSessions[ObjectIdentifier(session)] = session }
+            return session
+        }
+        let session = AgentSession(host: self, channel: channel)
         state.withLockedValue { $0.sessions[ObjectIdentifier(session)] = session }
         return session
     }
 
     func sessionClosed(_ session: KubernetesSession) {
+        state.withLockedValue { _ = $0.attachedSessions.removeValue(forKey: ObjectIdentifier(session)) }
+    }
+
+    // MARK: AgentSessionHost
+
+    public var shellCommand: [String] { backend.config.pod.shellCommand }
+    public var subsystems: [String: String] { backend.config.pod.subsystems }
+    public var programEnvironment: [String: String] { environment }
+
+    public func sessionTarget() async throws -> AgentSessionTarget {
+        switch backend.config.pod.mode {
+        case .connection, .persistent:
+            guard let link else { throw KubernetesError("KUBERNETES_NO_POD", "the connection has no pod") }
+            if let reason = link.closedReason {
+                throw RequestRefused("KUBERNETES_AGENT_GONE", "the agent in the pod is gone: \(reason)")
+            }
+            return AgentSessionTarget(link: link)
+        case .session:
+            // A pod of the session's own, idle, with the program started over its link.
+            let body = KubernetesPodSpec.body(pod: backend.config.pod, metadata: metadata, command: backend.config.pod.idleCommand,
+                                              environment: environment, tty: false, interactive: false)
+            let name = try await createPod(body)
+            let link = try await backend.openLink(pod: name, logger: logger)
+            try await writeFiles(link)
+            return AgentSessionTarget(link: link) {
+                await link.close()
+                await self.remove(name)
+                self.forgetPod(name)
+            }
+        }
+    }
+
+    public func sessionEnded(_ session: AgentSession) {
         state.withLockedValue { _ = $0.sessions.removeValue(forKey: ObjectIdentifier(session)) }
     }
 
     /// Graceful stop: TERM to every program still running.
     public func terminatePrograms() async {
         for session in state.withLockedValue({ Array($0.sessions.values) }) { await session.terminate() }
+        for session in state.withLockedValue({ Array($0.attachedSessions.values) }) { await session.terminate() }
     }
 
     public func onUnsupportedChannel(type: String) async {}
@@ -123,11 +182,12 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner {
     /// Removes the connection's pods (never the persistent one), retrying within `podStop`.
     public func tearDown() async {
         await forwards.closeAll()
-        let pods = state.withLockedValue { state -> [String] in
-            guard !state.tornDown else { return [] }
+        let (pods, link) = state.withLockedValue { state -> ([String], AgentLink?) in
+            guard !state.tornDown else { return ([], nil) }
             state.tornDown = true
-            return Array(state.ownPods)
+            return (Array(state.ownPods), state.link)
         }
+        await link?.close()
         for pod in pods { await remove(pod) }
         if ownsBackend { await backend.shutdown() }
     }

@@ -1,0 +1,303 @@
+import BerthAgentProtocol
+import BerthCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// How bytes reach the agent: `send` queues a whole frame (in order, without waiting; what is
+/// queued is bounded by the channels' credits), `close` ends the link. Bytes from the agent are
+/// handed to `AgentLink.receive` by whoever reads the transport.
+public struct AgentLinkIO: Sendable {
+    public let send: @Sendable (ByteBuffer) -> Void
+    public let close: @Sendable () async -> Void
+
+    public init(send: @escaping @Sendable (ByteBuffer) -> Void, close: @escaping @Sendable () async -> Void) {
+        self.send = send
+        self.close = close
+    }
+}
+
+/// Why a link or a request on it failed.
+public struct AgentLinkError: CodedError, Hashable {
+    public let code: MessageCode
+    public let message: String
+    public init(_ code: MessageCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// Berth's end of one link to a container's agent (docs/agent-protocol.md): programs, file
+/// writes and forwarding channels multiplexed over one byte stream.
+public final class AgentLink: Sendable {
+    /// `socket` or `exec`: which kind of link this is, for the log and the bench.
+    public let kind: String
+    private let io: AgentLinkIO
+    private let state = NIOLockedValueBox(State())
+    private let logger: Logger
+
+    /// What Berth grants a program's output up front and keeps topped up as it is consumed.
+    static let outputWindow: UInt32 = 1 << 20
+
+    private struct State {
+        var pending = ByteBuffer()
+        var nextChannel: UInt32 = 1
+        var channels: [UInt32: AgentChannel] = [:]
+        var helloWaiter: CheckedContinuation<[UInt8], Error>?
+        var helloAnswer: Result<[UInt8], Error>?
+        var closedReason: String?
+        var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    public init(kind: String, io: AgentLinkIO, logger: Logger) {
+        self.kind = kind
+        self.io = io
+        self.logger = logger
+    }
+
+    // MARK: Handshake
+
+    /// Sends `hello` and waits for the agent's; throws with the agent's reason if it refuses.
+    public func hello(secret: [UInt8], timeout: Duration) async throws {
+        send(.hello, 0, AgentHello(secret: secret).encoded())
+        let payload = try await withDeadline(timeout, AgentLinkError("AGENT_LINK_NO_HELLO", "the agent did not answer within \(timeout)")) {
+            try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<[UInt8], Error>) in
+                let ready = self.state.withLockedValue { state -> Result<[UInt8], Error>? in
+                    if let answer = state.helloAnswer { return answer }
+                    if let reason = state.closedReason { return .failure(AgentLinkError("AGENT_LINK_LOST", reason)) }
+                    state.helloWaiter = waiter
+                    return nil
+                }
+                if let ready { waiter.resume(with: ready) }
+            }
+        }
+        let reply = try AgentHelloReply(decoding: payload)
+        guard reply.version == AgentFrameHeader.version else {
+            throw AgentLinkError("AGENT_LINK_VERSION", "the agent speaks protocol version \(reply.version), Berth \(AgentFrameHeader.version)")
+        }
+    }
+
+    // MARK: Requests
+
+    /// Starts a program. Returns once the agent reports it running.
+    public func start(argv: [String], environment: [String: String], terminal: WindowSize?) async throws -> AgentProcess {
+        let process = AgentProcess(link: self, channel: try reserveChannel())
+        register(process.channel, process)
+        let request = AgentProcessStart(argv: argv, environment: environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
+                                        terminal: terminal.map { AgentWindowSize(columns: $0.columns, rows: $0.rows, widthPixels: $0.widthPixels, heightPixels: $0.heightPixels) },
+                                        outputWindow: Self.outputWindow)
+        send(.start, process.channel, request.encoded())
+        try await process.waitStarted()
+        return process
+    }
+
+    /// Writes a file in the container (created or truncated, `mode`).
+    public func writeFile(path: String, contents: [UInt8], mode: UInt32 = 0o600) async throws {
+        let request = AgentRequest(link: self, channel: try reserveChannel())
+        register(request.channel, request)
+        send(.writeFile, request.channel, AgentWriteFile(path: path, mode: mode, contents: contents).encoded())
+        _ = try await request.answer()
+    }
+
+    /// A forwarding channel carrying the forward-server protocol; see `AgentForwardChannel`.
+    public func openForward() async throws -> AgentForwardChannel {
+        let forward = AgentForwardChannel(link: self, channel: try reserveChannel())
+        register(forward.channel, forward)
+        send(.openForward, forward.channel, AgentCredit.encoded(Self.outputWindow))
+        try await forward.waitOpen()
+        return forward
+    }
+
+    /// Ends the link; the agent kills what still runs.
+    public func close() async {
+        await io.close()
+        lost("the link was closed by Berth")
+    }
+
+    public var closedReason: String? { state.withLockedValue { $0.closedReason } }
+
+    /// Returns once the link has ended.
+    public func waitClosed() async {
+        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+            let closed = state.withLockedValue { state -> Bool in
+                if state.closedReason != nil { return true }
+                state.closeWaiters.append(waiter)
+                return false
+            }
+            if closed { waiter.resume() }
+        }
+    }
+
+    // MARK: Plumbing
+
+    private func reserveChannel() throws -> UInt32 {
+        try state.withLockedValue { state in
+            if let reason = state.closedReason { throw AgentLinkError("AGENT_LINK_LOST", "the agent in the container is gone: \(reason)") }
+            defer { state.nextChannel &+= 1 }
+            return state.nextChannel
+        }
+    }
+
+    private func register(_ channel: UInt32, _ handler: AgentChannel) {
+        let reason = state.withLockedValue { state -> String? in
+            if let reason = state.closedReason { return reason }
+            state.channels[channel] = handler
+            return nil
+        }
+        if let reason { handler.linkLost(reason) }
+    }
+
+    func forget(_ channel: UInt32) {
+        state.withLockedValue { _ = $0.channels.removeValue(forKey: channel) }
+    }
+
+    func send(_ type: AgentFrameType, _ channel: UInt32, _ payload: [UInt8] = []) {
+        var frame = ByteBufferAllocator().buffer(capacity: AgentFrameHeader.size + payload.count)
+        Self.writeHeader(&frame, type, channel, payload.count)
+        frame.writeBytes(payload)
+        io.send(frame)
+    }
+
+    func send(_ type: AgentFrameType, _ channel: UInt32, _ payload: ByteBuffer) {
+        var frame = ByteBufferAllocator().buffer(capacity: AgentFrameHeader.size + payload.readableBytes)
+        Self.writeHeader(&frame, type, channel, payload.readableBytes)
+        frame.writeImmutableBuffer(payload)
+        io.send(frame)
+    }
+
+    private static func writeHeader(_ frame: inout ByteBuffer, _ type: AgentFrameType, _ channel: UInt32, _ count: Int) {
+        frame.writeInteger(UInt32(count + 5))
+        frame.writeInteger(type.rawValue)
+        frame.writeInteger(channel)
+    }
+
+    /// Bytes from the agent, in order. Payloads are slices of what arrived, not copies.
+    public func receive(_ bytes: ByteBuffer) {
+        let frames: [(AgentFrameHeader, ByteBuffer)]
+        do {
+            frames = try state.withLockedValue { state in try Self.split(&state.pending, bytes) }
+        } catch {
+            logger.log(.error, "AGENT_LINK_PROTOCOL_ERROR", "the agent sent malformed data: \(error)")
+            lost("the agent sent malformed data: \(error)")
+            Task { await io.close() }
+            return
+        }
+        for (header, payload) in frames { dispatch(header, payload) }
+    }
+
+    private static func split(_ pending: inout ByteBuffer, _ input: ByteBuffer) throws -> [(AgentFrameHeader, ByteBuffer)] {
+        var input = input
+        if pending.readableBytes == 0 {
+            swap(&pending, &input)
+        } else {
+            pending.writeBuffer(&input)
+        }
+        var frames: [(AgentFrameHeader, ByteBuffer)] = []
+        while pending.readableBytes >= AgentFrameHeader.size {
+            let header = try pending.withUnsafeReadableBytes { try AgentFrameHeader(parsing: $0) }
+            guard pending.readableBytes >= AgentFrameHeader.size + header.payloadLength else { break }
+            pending.moveReaderIndex(forwardBy: AgentFrameHeader.size)
+            frames.append((header, pending.readSlice(length: header.payloadLength)!))
+        }
+        if pending.readableBytes == 0 {
+            pending = ByteBuffer()
+        } else if pending.readerIndex > 0 && frames.count > 0 {
+            var rest = ByteBuffer()
+            rest.writeBuffer(&pending)
+            pending = rest
+        }
+        return frames
+    }
+
+    private func dispatch(_ header: AgentFrameHeader, _ payload: ByteBuffer) {
+        if header.channel == 0 {
+            switch header.type {
+            case .hello:
+                let waiter = state.withLockedValue { state -> CheckedContinuation<[UInt8], Error>? in
+                    state.helloAnswer = .success(Array(payload.readableBytesView))
+                    defer { state.helloWaiter = nil }
+                    return state.helloWaiter
+                }
+                waiter?.resume(returning: Array(payload.readableBytesView))
+            case .error:
+                let reason = String(buffer: payload)
+                logger.log(.error, "AGENT_LINK_REFUSED", "the agent ended the link: \(reason)")
+                lost("the agent ended the link: \(reason)")
+            default:
+                break
+            }
+            return
+        }
+        guard let handler = state.withLockedValue({ $0.channels[header.channel] }) else { return }
+        handler.frame(header.type, payload)
+    }
+
+    /// The transport ended (EOF or error): every channel learns it, nothing waits forever.
+    public func lost(_ reason: String) {
+        let (handlers, hello, waiters) = state.withLockedValue { state -> ([AgentChannel], CheckedContinuation<[UInt8], Error>?, [CheckedContinuation<Void, Never>]) in
+            guard state.closedReason == nil else { return ([], nil, []) }
+            state.closedReason = reason
+            defer {
+                state.channels = [:]
+                state.helloWaiter = nil
+                state.closeWaiters = []
+            }
+            return (Array(state.channels.values), state.helloWaiter, state.closeWaiters)
+        }
+        hello?.resume(throwing: AgentLinkError("AGENT_LINK_LOST", reason))
+        for handler in handlers { handler.linkLost(reason) }
+        for waiter in waiters { waiter.resume() }
+    }
+}
+
+/// A channel's receiver of frames.
+protocol AgentChannel: AnyObject, Sendable {
+    func frame(_ type: AgentFrameType, _ payload: ByteBuffer)
+    func linkLost(_ reason: String)
+}
+
+/// A request answered by `ok` or `error` (file writes).
+final class AgentRequest: AgentChannel {
+    let channel: UInt32
+    private let link: AgentLink
+    private let result = NIOLockedValueBox<(answer: Result<ByteBuffer, Error>?, waiter: CheckedContinuation<ByteBuffer, Error>?)>((nil, nil))
+
+    init(link: AgentLink, channel: UInt32) {
+        self.link = link
+        self.channel = channel
+    }
+
+    func answer() async throws -> ByteBuffer {
+        try await withCheckedThrowingContinuation { waiter in
+            let ready = result.withLockedValue { box -> Result<ByteBuffer, Error>? in
+                if let answer = box.answer { return answer }
+                box.waiter = waiter
+                return nil
+            }
+            if let ready { waiter.resume(with: ready) }
+        }
+    }
+
+    private func complete(_ outcome: Result<ByteBuffer, Error>) {
+        link.forget(channel)
+        let waiter = result.withLockedValue { box -> CheckedContinuation<ByteBuffer, Error>? in
+            guard box.answer == nil else { return nil }
+            box.answer = outcome
+            defer { box.waiter = nil }
+            return box.waiter
+        }
+        waiter?.resume(with: outcome)
+    }
+
+    func frame(_ type: AgentFrameType, _ payload: ByteBuffer) {
+        switch type {
+        case .ok: complete(.success(payload))
+        case .error: complete(.failure(AgentLinkError("AGENT_REQUEST_FAILED", String(buffer: payload))))
+        default: break
+        }
+    }
+
+    func linkLost(_ reason: String) {
+        complete(.failure(AgentLinkError("AGENT_LINK_LOST", "the agent in the container is gone: \(reason)")))
+    }
+}

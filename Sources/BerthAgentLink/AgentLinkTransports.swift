@@ -1,0 +1,162 @@
+import BerthCore
+import BerthForwarding
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+extension AgentLink {
+    /// The socket link: connects to the agent's unix socket (bind-mounted from the host),
+    /// retrying while the agent is still starting, until `timeout`.
+    public static func connectSocket(path: String, secret: [UInt8], timeout: Duration, logger: Logger) async throws -> AgentLink {
+        let deadline = ContinuousClock.now + timeout
+        var lastError: Error = AgentLinkError("AGENT_SOCKET_UNREACHABLE", "no attempt made")
+        var delay = Duration.milliseconds(5)
+        while ContinuousClock.now < deadline {
+            do {
+                return try await connectSocketOnce(path: path, secret: secret, timeout: max(.milliseconds(100), deadline - .now), logger: logger)
+            } catch let error as AgentLinkError where error.code == "AGENT_LINK_REFUSED" || error.code == "AGENT_LINK_VERSION" {
+                throw error
+            } catch {
+                lastError = error
+            }
+            // The agent creates its socket right after the container starts; poll briefly.
+            try await Task.sleep(for: delay)
+            delay = min(delay * 2, .milliseconds(100))
+        }
+        throw AgentLinkError("AGENT_SOCKET_UNREACHABLE", "cannot connect to the agent's socket \(path): \(lastError)")
+    }
+
+    private static func connectSocketOnce(path: String, secret: [UInt8], timeout: Duration, logger: Logger) async throws -> AgentLink {
+        let box = NIOLockedValueBox<AgentLink?>(nil)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.socketOption(.so_sndbuf), value: 1 << 20)
+            .channelOption(.socketOption(.so_rcvbuf), value: 1 << 20)
+            .channelInitializer { channel in
+                let link = AgentLink(kind: "socket", io: AgentLinkIO(
+                    send: { [channel] frame in channel.writeAndFlush(frame, promise: nil) },
+                    close: { [channel] in try? await channel.close() }), logger: logger)
+                box.withLockedValue { $0 = link }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AgentLinkReader(link: link))
+                }
+            }
+            .connect(unixDomainSocketPath: path).get()
+        guard let link = box.withLockedValue({ $0 }) else {
+            try? await channel.close()
+            throw AgentLinkError("AGENT_SOCKET_UNREACHABLE", "the socket connection was not set up")
+        }
+        do {
+            try await link.hello(secret: secret, timeout: timeout)
+        } catch {
+            try? await channel.close()
+            if let error = error as? AgentLinkError, error.code == "AGENT_LINK_LOST", let reason = link.closedReason, reason.contains("AGENT_") {
+                throw AgentLinkError("AGENT_LINK_REFUSED", reason)
+            }
+            throw error
+        }
+        return link
+    }
+
+    /// A link over an exec stream: `send` writes to the program's stdin (one writer task keeps
+    /// the order), `pump` feeds its stdout to the link until it ends.
+    public static func overStream(write: @escaping @Sendable (ByteBuffer) async throws -> Void, close: @escaping @Sendable () async -> Void,
+                                  logger: Logger) -> AgentLink {
+        let (frames, queue) = AsyncStream.makeStream(of: ByteBuffer.self)
+        let link = AgentLink(kind: "exec", io: AgentLinkIO(
+            send: { frame in queue.yield(frame) },
+            close: {
+                queue.finish()
+                await close()
+            }), logger: logger)
+        Task {
+            for await frame in frames {
+                do {
+                    try await write(frame)
+                } catch {
+                    link.lost("cannot write to the agent: \(error)")
+                    break
+                }
+            }
+        }
+        return link
+    }
+}
+
+/// Feeds the socket's bytes to the link; the link's consumers are bounded by credit, so reads
+/// never need holding back.
+private final class AgentLinkReader: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private let link: AgentLink
+
+    init(link: AgentLink) { self.link = link }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        link.receive(unwrapInboundIn(data))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        link.lost("the agent closed the link")
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        link.lost("link error: \(error)")
+        context.close(promise: nil)
+    }
+}
+
+extension AgentLink {
+    /// A forward-server on a forwarding channel of this link (SPEC §8), for `ForwardRegistry`.
+    public func startForwardServer(role: String, logger: Logger) async throws -> ForwardMultiplexer {
+        let forward = try await openForward()
+        var log = logger
+        log[metadataKey: "forward"] = "\(role)"
+        let multiplexer = ForwardMultiplexer(transport: forward, logger: log)
+        let output = forward.output
+        Task { await multiplexer.run(output) }
+        return multiplexer
+    }
+}
+
+/// A piece of an exec stream carrying `agent serve --stdio`.
+public enum AgentExecOutput: Sendable {
+    case stdout(ByteBuffer)
+    case stderr(ByteBuffer)
+    /// The exec reported its end (Kubernetes status), with the reason if any.
+    case ended(String)
+}
+
+extension AgentLink {
+    /// The exec link: `agent serve --stdio` already started by the backend (`docker exec`, the
+    /// Kubernetes WebSocket exec); its output is fed to the link, its stderr logged, and the
+    /// handshake done before returning.
+    public static func overExec<Output: AsyncSequence & Sendable>(
+        output: Output, write: @escaping @Sendable (ByteBuffer) async throws -> Void, close: @escaping @Sendable () async -> Void,
+        helloTimeout: Duration, logger: Logger
+    ) async throws -> AgentLink where Output.Element == AgentExecOutput {
+        let link = overStream(write: write, close: close, logger: logger)
+        Task {
+            do {
+                for try await piece in output {
+                    switch piece {
+                    case .stdout(let bytes): link.receive(bytes)
+                    case .stderr(let bytes): logger.log(.debug, "AGENT_LOG", String(buffer: bytes))
+                    case .ended(let reason): link.lost("the agent's exec ended\(reason.isEmpty ? "" : ": \(reason)")")
+                    }
+                }
+                link.lost("the agent's exec stream ended")
+            } catch {
+                link.lost("the agent's exec stream failed: \(error)")
+            }
+        }
+        do {
+            try await link.hello(secret: [], timeout: helloTimeout)
+        } catch {
+            await link.close()
+            throw error
+        }
+        logger.log(.debug, "AGENT_LINK_UP", "linked to the agent", ["link": "exec"])
+        return link
+    }
+}

@@ -1,0 +1,269 @@
+import BerthAgentProtocol
+import BerthCore
+import NIOConcurrencyHelpers
+import BerthForwarding
+import NIOCore
+
+/// What a program on the link produces, in order; `exit` or `lost` is the last event.
+public enum AgentProcessEvent: Sendable {
+    case stdout(ByteBuffer)
+    case stderr(ByteBuffer)
+    case exit(AgentExit)
+    /// The link ended before the program's exit was known.
+    case lost(String)
+}
+
+/// Credit for sending on a channel: senders wait while it is exhausted.
+final class SendCredit: Sendable {
+    private let state = NIOLockedValueBox<(available: Int, failed: Error?, waiters: [CheckedContinuation<Void, Error>])>((0, nil, []))
+
+    func add(_ bytes: Int) {
+        let waiters = state.withLockedValue { state -> [CheckedContinuation<Void, Error>] in
+            state.available += bytes
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func fail(_ error: Error) {
+        let waiters = state.withLockedValue { state -> [CheckedContinuation<Void, Error>] in
+            state.failed = error
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(throwing: error) }
+    }
+
+    /// Takes up to `wanted` bytes of credit, waiting while there is none.
+    func take(_ wanted: Int) async throws -> Int {
+        while true {
+            let taken = try state.withLockedValue { state -> Int in
+                if let failed = state.failed { throw failed }
+                let count = min(wanted, state.available)
+                state.available -= count
+                return count
+            }
+            if taken > 0 { return taken }
+            try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Void, Error>) in
+                let ready = state.withLockedValue { state -> Result<Void, Error>? in
+                    if let failed = state.failed { return .failure(failed) }
+                    if state.available > 0 { return .success(()) }
+                    state.waiters.append(waiter)
+                    return nil
+                }
+                if let ready { waiter.resume(with: ready) }
+            }
+        }
+    }
+}
+
+/// One program running through the agent. Output arrives as `events`; call `consumed` for each
+/// output chunk once it has been passed on, which gives the agent credit for more.
+public final class AgentProcess: AgentChannel {
+    let channel: UInt32
+    private let link: AgentLink
+    public let events: AsyncStream<AgentProcessEvent>
+    private let continuation: AsyncStream<AgentProcessEvent>.Continuation
+    private let credit = SendCredit()
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var pid: UInt32 = 0
+        var started: Result<Void, Error>?
+        var startWaiter: CheckedContinuation<Void, Error>?
+        var ended = false
+    }
+
+    init(link: AgentLink, channel: UInt32) {
+        self.link = link
+        self.channel = channel
+        (events, continuation) = AsyncStream.makeStream(of: AgentProcessEvent.self)
+    }
+
+    /// The program's PID in the container (0 when it could not be started).
+    public var pid: UInt32 { state.withLockedValue { $0.pid } }
+
+    func waitStarted() async throws {
+        try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Void, Error>) in
+            let ready = state.withLockedValue { state -> Result<Void, Error>? in
+                if let started = state.started { return started }
+                state.startWaiter = waiter
+                return nil
+            }
+            if let ready { waiter.resume(with: ready) }
+        }
+    }
+
+    private func started(_ result: Result<Void, Error>) {
+        let waiter = state.withLockedValue { state -> CheckedContinuation<Void, Error>? in
+            guard state.started == nil else { return nil }
+            state.started = result
+            defer { state.startWaiter = nil }
+            return state.startWaiter
+        }
+        waiter?.resume(with: result)
+    }
+
+    /// Stdin: waits for the agent's credit, so a program that does not read holds the client back.
+    public func write(_ data: ByteBuffer) async throws {
+        var data = data
+        while data.readableBytes > 0 {
+            let count = try await credit.take(min(data.readableBytes, 256 * 1024))
+            link.send(.input, channel, data.readSlice(length: count)!)
+        }
+    }
+
+    public func closeInput() { link.send(.eof, channel) }
+
+    /// Gives back credit for output that has been passed on.
+    public func consumed(_ bytes: Int) {
+        guard bytes > 0 else { return }
+        link.send(.window, channel, AgentCredit.encoded(UInt32(bytes)))
+    }
+
+    public func resize(_ size: WindowSize) {
+        link.send(.resize, channel, AgentWindowSize(columns: size.columns, rows: size.rows, widthPixels: size.widthPixels, heightPixels: size.heightPixels).encoded())
+    }
+
+    /// `name` must be one of `AgentSignals.names` (with or without `SIG`).
+    public func signal(_ name: String) {
+        guard let canonical = AgentSignals.canonical(name) else { return }
+        link.send(.signal, channel, Array(canonical.utf8))
+    }
+
+    /// Kills the program (and its process group) if it still runs, and frees the channel.
+    public func close() {
+        let first = state.withLockedValue { state -> Bool in
+            defer { state.ended = true }
+            return !state.ended
+        }
+        link.forget(channel)
+        if first { link.send(.close, channel) }
+        credit.fail(AgentLinkError("AGENT_CHANNEL_CLOSED", "the session is closed"))
+        continuation.finish()
+    }
+
+    func frame(_ type: AgentFrameType, _ payload: ByteBuffer) {
+        switch type {
+        case .started:
+            guard let reply = try? AgentProcessStarted(decoding: Array(payload.readableBytesView)) else { return }
+            state.withLockedValue { $0.pid = reply.pid }
+            credit.add(Int(reply.inputWindow))
+            started(.success(()))
+        case .output: continuation.yield(.stdout(payload))
+        case .errorOutput: continuation.yield(.stderr(payload))
+        case .window:
+            if let bytes = try? AgentCredit.decode(Array(payload.readableBytesView)) { credit.add(Int(bytes)) }
+        case .exit:
+            let exit = (try? AgentExit(decoding: Array(payload.readableBytesView))) ?? .status(255)
+            state.withLockedValue { $0.ended = true }
+            link.forget(channel)
+            credit.fail(AgentLinkError("AGENT_PROGRAM_ENDED", "the program has ended"))
+            continuation.yield(.exit(exit))
+            continuation.finish()
+        case .error:
+            started(.failure(AgentLinkError("AGENT_START_FAILED", String(buffer: payload))))
+        default:
+            break
+        }
+    }
+
+    func linkLost(_ reason: String) {
+        let error = AgentLinkError("AGENT_LINK_LOST", "the agent in the container is gone: \(reason)")
+        started(.failure(error))
+        credit.fail(error)
+        continuation.yield(.lost(reason))
+        continuation.finish()
+    }
+}
+
+/// A forwarding channel: the forward-server protocol's bytes both ways, as a `ForwardTransport`
+/// for `ForwardMultiplexer`, whose output sequence is `output`.
+public final class AgentForwardChannel: AgentChannel, ForwardTransport {
+    let channel: UInt32
+    private let link: AgentLink
+    private let credit = SendCredit()
+    private let opened = NIOLockedValueBox<(result: Result<Void, Error>?, waiter: CheckedContinuation<Void, Error>?)>((nil, nil))
+    private let continuation: AsyncStream<ByteBuffer>.Continuation
+    private let stream: AsyncStream<ByteBuffer>
+    private let errors: NIOLockedValueBox<[String]> = NIOLockedValueBox([])
+
+    init(link: AgentLink, channel: UInt32) {
+        self.link = link
+        self.channel = channel
+        (stream, continuation) = AsyncStream.makeStream(of: ByteBuffer.self)
+    }
+
+    /// The agent's forward-server output; each chunk, once iterated, is credited back.
+    public var output: AsyncMapSequence<AsyncStream<ByteBuffer>, ByteBuffer> {
+        let link = self.link
+        let channel = self.channel
+        return stream.map { chunk in
+            link.send(.window, channel, AgentCredit.encoded(UInt32(chunk.readableBytes)))
+            return chunk
+        }
+    }
+
+    func waitOpen() async throws {
+        try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Void, Error>) in
+            let ready = opened.withLockedValue { box -> Result<Void, Error>? in
+                if let result = box.result { return result }
+                box.waiter = waiter
+                return nil
+            }
+            if let ready { waiter.resume(with: ready) }
+        }
+    }
+
+    private func open(_ result: Result<Void, Error>) {
+        let waiter = opened.withLockedValue { box -> CheckedContinuation<Void, Error>? in
+            guard box.result == nil else { return nil }
+            box.result = result
+            defer { box.waiter = nil }
+            return box.waiter
+        }
+        waiter?.resume(with: result)
+    }
+
+    public func send(_ bytes: [UInt8]) async throws {
+        var data = ByteBuffer(bytes: bytes)
+        while data.readableBytes > 0 {
+            let count = try await credit.take(data.readableBytes)
+            link.send(.input, channel, data.readSlice(length: count)!)
+        }
+    }
+
+    public func close() {
+        link.forget(channel)
+        link.send(.close, channel)
+        credit.fail(AgentLinkError("AGENT_CHANNEL_CLOSED", "the forward channel is closed"))
+        continuation.finish()
+    }
+
+    func frame(_ type: AgentFrameType, _ payload: ByteBuffer) {
+        switch type {
+        case .ok:
+            if let window = try? AgentCredit.decode(Array(payload.readableBytesView)) { credit.add(Int(window)) }
+            open(.success(()))
+        case .error:
+            open(.failure(AgentLinkError("AGENT_FORWARD_FAILED", String(buffer: payload))))
+        case .output: continuation.yield(payload)
+        case .errorOutput: errors.withLockedValue { $0.append(String(buffer: payload)) }
+        case .window:
+            if let bytes = try? AgentCredit.decode(Array(payload.readableBytesView)) { credit.add(Int(bytes)) }
+        case .exit:
+            link.forget(channel)
+            credit.fail(AgentLinkError("AGENT_FORWARD_ENDED", "the forward-server has ended"))
+            continuation.finish()
+        default: break
+        }
+    }
+
+    func linkLost(_ reason: String) {
+        let error = AgentLinkError("AGENT_LINK_LOST", "the agent in the container is gone: \(reason)")
+        open(.failure(error))
+        credit.fail(error)
+        continuation.finish()
+    }
+}

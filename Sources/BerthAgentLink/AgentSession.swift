@@ -1,0 +1,191 @@
+import BerthAgentProtocol
+import BerthCore
+import BerthForwarding
+import Logging
+import NIOCore
+
+/// Where a session's program runs: the link, and what to do once the program is done (session
+/// mode removes the session's own container).
+public struct AgentSessionTarget: Sendable {
+    public let link: AgentLink
+    public let release: (@Sendable () async -> Void)?
+
+    public init(link: AgentLink, release: (@Sendable () async -> Void)? = nil) {
+        self.link = link
+        self.release = release
+    }
+}
+
+/// What a backend provides to the one session implementation: its configuration and where
+/// programs run. Everything else about a session is the same for Docker and Kubernetes.
+public protocol AgentSessionHost: Sendable {
+    var shellCommand: [String] { get }
+    var subsystems: [String: String] { get }
+    /// The container's environment for programs (webhook environment, exposed metadata).
+    var programEnvironment: [String: String] { get }
+    var logger: Logger { get }
+    /// A link for a new program: the connection's, or (session mode) a new container's.
+    func sessionTarget() async throws -> AgentSessionTarget
+    func sessionEnded(_ session: AgentSession)
+}
+
+/// One session channel on the agent link: the program's bytes between the SSH channel and the
+/// agent, with the agent's credit holding back a program whose client is slow and the client's
+/// window holding back a client whose program is slow.
+public actor AgentSession: SessionChannelHandler {
+    private let host: any AgentSessionHost
+    private let channel: any SessionChannel
+    private var environment: [String: String] = [:]
+    private var pty: PtyRequest?
+    private var process: AgentProcess?
+    private var target: AgentSessionTarget?
+    private var pump: Task<Void, Never>?
+    private var released = false
+
+    public init(host: any AgentSessionHost, channel: any SessionChannel) {
+        self.host = host
+        self.channel = channel
+    }
+
+    public func onEnv(requestID: UInt64, name: String, value: String) async throws { environment[name] = value }
+
+    public func onPtyRequest(requestID: UInt64, _ pty: PtyRequest) async throws {
+        self.pty = pty
+        environment["TERM"] = pty.term
+    }
+
+    public func onShell(requestID: UInt64) async throws { try await start(host.shellCommand) }
+    public func onExec(requestID: UInt64, command: String) async throws { try await start(ShellWords.argv(for: command)) }
+
+    public func onSubsystem(requestID: UInt64, name: String) async throws {
+        guard let path = host.subsystems[name], !path.isEmpty else {
+            throw RequestRefused("SESSION_SUBSYSTEM_NOT_SUPPORTED", "subsystem \(name) is not configured")
+        }
+        try await start([path])
+    }
+
+    public func onWindowChange(requestID: UInt64, _ size: WindowSize) async throws {
+        guard let process else { throw RequestRefused("SESSION_PROGRAM_NOT_RUNNING", "cannot resize window, program is not running") }
+        process.resize(size)
+    }
+
+    public func onSignal(requestID: UInt64, signal: String) async throws {
+        guard let process else { throw RequestRefused("SESSION_PROGRAM_NOT_RUNNING", "cannot send signal, program is not running") }
+        guard AgentSignals.canonical(signal) != nil else { throw RequestRefused("SESSION_SIGNAL_UNKNOWN", "unknown signal \(signal)") }
+        process.signal(signal)
+    }
+
+    public func onUnsupportedRequest(requestID: UInt64, type: String) async {}
+
+    public func onClose() async {
+        host.sessionEnded(self)
+        process?.close()
+        pump?.cancel()
+        await release()
+    }
+
+    /// Graceful stop: the program gets TERM and may still finish its output.
+    public func terminate() {
+        process?.signal("TERM")
+    }
+
+    private func release() async {
+        guard !released else { return }
+        released = true
+        await target?.release?()
+    }
+
+    private func start(_ argv: [String]) async throws {
+        guard process == nil else { throw RequestRefused("SESSION_PROGRAM_RUNNING", "a program is already running on this channel") }
+        let target = try await host.sessionTarget()
+        self.target = target
+        let terminal = pty.map { WindowSize(columns: $0.columns, rows: $0.rows, widthPixels: $0.widthPixels, heightPixels: $0.heightPixels) }
+        let process: AgentProcess
+        do {
+            process = try await target.link.start(argv: argv, environment: host.programEnvironment.merging(environment) { _, session in session },
+                                                  terminal: terminal)
+        } catch {
+            await release()
+            throw error
+        }
+        self.process = process
+        startPump(process, tty: pty != nil)
+    }
+
+    /// Copies stdin in and output out; after the exit (which follows all output) reports it,
+    /// then EOF, then closes the channel.
+    private func startPump(_ process: AgentProcess, tty: Bool) {
+        let channel = self.channel
+        let logger = host.logger
+        pump = Task {
+            let input = Task {
+                for await chunk in channel.stdin {
+                    do { try await process.write(chunk) } catch { return }
+                }
+                // A terminal has no EOF (sshd ignores it on a pty too).
+                if !tty { process.closeInput() }
+            }
+            var ending: AgentProcessEvent?
+            do {
+                for await event in process.events {
+                    switch event {
+                    case .stdout(let bytes):
+                        try await channel.writeStdout(bytes)
+                        process.consumed(bytes.readableBytes)
+                    case .stderr(let bytes):
+                        try await channel.writeStderr(bytes)
+                        process.consumed(bytes.readableBytes)
+                    case .exit, .lost:
+                        ending = event
+                    }
+                }
+            } catch {
+                logger.log(.debug, "SESSION_CLIENT_GONE", "cannot write to the client: \(error)", [LogKey.channelID: "\(channel.channelID)"])
+            }
+            input.cancel()
+            if Task.isCancelled { return }
+            switch ending {
+            case .exit(.status(let code))?:
+                await channel.sendExitStatus(code)
+            case .exit(.signal(let name, let coreDumped))?:
+                await channel.sendExitSignal(name: name, coreDumped: coreDumped, message: "")
+            case .lost(let reason)?:
+                logger.log(.warning, "SESSION_AGENT_LOST", "the agent went away while the program ran: \(reason)", [LogKey.channelID: "\(channel.channelID)"])
+                try? await channel.writeStderr(ByteBuffer(string: "Berth: the agent in the container is gone (\(reason)); the program's exit status is unknown\r\n"))
+            default:
+                break
+            }
+            await channel.closeWrite()
+            await channel.close()
+            await self.release()
+        }
+    }
+}
+
+/// Port forwarding through forwarding channels of the connection's agent link, the same for
+/// every backend: a backend says only why forwarding cannot work (`forwardingProblem`).
+public protocol AgentForwardingHost: SSHConnectionHandler {
+    var forwards: ForwardRegistry { get }
+    var link: AgentLink? { get }
+    var logger: Logger { get }
+    var forwardingProblem: String? { get }
+}
+
+extension AgentForwardingHost {
+    public func onDirectForward(_ request: DirectForward, channel: any ForwardChannel) async throws {
+        try await forwards.direct(request, channel: channel, problem: forwardingProblem, logger: logger) { try await self.startForwardServer(role: $0) }
+    }
+
+    public func onReverseForward(_ forward: ReverseForward, opener: any ForwardedChannelOpener) async throws -> UInt32 {
+        try await forwards.reverse(forward, opener: opener, problem: forwardingProblem, logger: logger) { try await self.startForwardServer(role: $0) }
+    }
+
+    public func onCancelReverseForward(_ forward: ReverseForward) async throws {
+        try await forwards.cancel(forward)
+    }
+
+    private func startForwardServer(role: String) async throws -> ForwardMultiplexer {
+        guard let link else { throw ForwardError.agentEnded }
+        return try await link.startForwardServer(role: role, logger: logger)
+    }
+}

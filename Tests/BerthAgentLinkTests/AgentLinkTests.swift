@@ -1,0 +1,122 @@
+import BerthAgentProtocol
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import Testing
+@testable import BerthAgentLink
+
+/// The link against a scripted agent: frames Berth sends are captured, the agent's are fed in
+/// arbitrary pieces.
+final class ScriptedAgent: Sendable {
+    let sent = NIOLockedValueBox<[AgentFrame]>([])
+    let closed = NIOLockedValueBox(false)
+
+    func io() -> AgentLinkIO {
+        AgentLinkIO(send: { frame in
+            var reader = AgentFrameReader()
+            let frames = (try? reader.feed(Array(frame.readableBytesView))) ?? []
+            self.sent.withLockedValue { $0 += frames }
+        }, close: { self.closed.withLockedValue { $0 = true } })
+    }
+
+    func frames(of type: AgentFrameType) -> [AgentFrame] { sent.withLockedValue { $0.filter { $0.type == type } } }
+}
+
+/// Feeds `bytes` to the link split at every `size` bytes.
+func feed(_ link: AgentLink, _ frames: [AgentFrame], pieces size: Int) {
+    let bytes = frames.flatMap { $0.encoded() }
+    var offset = 0
+    while offset < bytes.count {
+        let end = min(offset + size, bytes.count)
+        link.receive(ByteBuffer(bytes: bytes[offset..<end]))
+        offset = end
+    }
+}
+
+func waitFor(_ condition: @escaping @Sendable () -> Bool) async {
+    while !condition() { await Task.yield() }
+}
+
+@Suite struct AgentLinkTests {
+    let logger = Logger(label: "test")
+
+    @Test(arguments: [1, 7, 4096])
+    func programOutputExitAndCreditInAnyChunking(size: Int) async throws {
+        let agent = ScriptedAgent()
+        let link = AgentLink(kind: "test", io: agent.io(), logger: logger)
+        async let hello: Void = link.hello(secret: [1, 2, 3], timeout: .seconds(30))
+        await waitFor { !agent.frames(of: .hello).isEmpty }
+        #expect(try AgentHello(decoding: agent.frames(of: .hello)[0].payload).secret == [1, 2, 3])
+        feed(link, [AgentFrame(.hello, channel: 0, payload: AgentHelloReply(pid: 1).encoded())], pieces: size)
+        try await hello
+
+        async let started = link.start(argv: ["/bin/sh"], environment: ["B": "2", "A": "1"], terminal: nil)
+        await waitFor { !agent.frames(of: .start).isEmpty }
+        let request = try AgentProcessStart(decoding: agent.frames(of: .start)[0].payload)
+        #expect(request.argv == ["/bin/sh"] && request.environment == ["A=1", "B=2"] && request.terminal == nil)
+        let channel = agent.frames(of: .start)[0].channel
+        feed(link, [
+            AgentFrame(.started, channel: channel, payload: AgentProcessStarted(pid: 42, inputWindow: 5).encoded()),
+            AgentFrame(.output, channel: channel, payload: Array("hello".utf8)),
+            AgentFrame(.errorOutput, channel: channel, payload: Array("oops".utf8)),
+            AgentFrame(.exit, channel: channel, payload: AgentExit.signal(name: "TERM", coreDumped: false).encoded()),
+        ], pieces: size)
+        let process = try await started
+        #expect(process.pid == 42)
+        var seen: [String] = []
+        for await event in process.events {
+            switch event {
+            case .stdout(let bytes): seen.append("out:" + String(buffer: bytes)); process.consumed(bytes.readableBytes)
+            case .stderr(let bytes): seen.append("err:" + String(buffer: bytes))
+            case .exit(let exit): seen.append("exit:\(exit)")
+            case .lost(let reason): seen.append("lost:\(reason)")
+            }
+        }
+        #expect(seen == ["out:hello", "err:oops", "exit:signal(name: \"TERM\", coreDumped: false)"])
+        #expect(try agent.frames(of: .window).map { try AgentCredit.decode($0.payload) } == [5])
+    }
+
+    /// Stdin is sent only within the agent's credit, split where the credit ends.
+    @Test func stdinWaitsForCredit() async throws {
+        let agent = ScriptedAgent()
+        let link = AgentLink(kind: "test", io: agent.io(), logger: logger)
+        async let started = link.start(argv: ["/bin/cat"], environment: [:], terminal: nil)
+        await waitFor { !agent.frames(of: .start).isEmpty }
+        let channel = agent.frames(of: .start)[0].channel
+        link.receive(ByteBuffer(bytes: AgentFrame(.started, channel: channel, payload: AgentProcessStarted(pid: 7, inputWindow: 3).encoded()).encoded()))
+        let process = try await started
+        let writer = Task { try await process.write(ByteBuffer(string: "abcdefgh")) }
+        await waitFor { agent.frames(of: .input).count == 1 }
+        #expect(agent.frames(of: .input).map(\.payload) == [Array("abc".utf8)])
+        link.receive(ByteBuffer(bytes: AgentFrame(.window, channel: channel, payload: AgentCredit.encoded(10)).encoded()))
+        try await writer.value
+        #expect(agent.frames(of: .input).map(\.payload) == [Array("abc".utf8), Array("defgh".utf8)])
+    }
+
+    /// A link that ends while programs run: every waiter and every program learns it at once.
+    @Test func lostLinkEndsEverything() async throws {
+        let agent = ScriptedAgent()
+        let link = AgentLink(kind: "test", io: agent.io(), logger: logger)
+        async let started = link.start(argv: ["/bin/sleep"], environment: [:], terminal: nil)
+        await waitFor { !agent.frames(of: .start).isEmpty }
+        let channel = agent.frames(of: .start)[0].channel
+        link.receive(ByteBuffer(bytes: AgentFrame(.started, channel: channel, payload: AgentProcessStarted(pid: 7, inputWindow: 0).encoded()).encoded()))
+        let process = try await started
+        let writer = Task { try await process.write(ByteBuffer(string: "blocked")) }
+        link.lost("agent killed")
+        var last: AgentProcessEvent?
+        for await event in process.events { last = event }
+        guard case .lost(let reason)? = last else { Issue.record("no lost event"); return }
+        #expect(reason == "agent killed")
+        await #expect(throws: AgentLinkError.self) { try await writer.value }
+        await #expect(throws: AgentLinkError.self) { try await link.writeFile(path: "/x", contents: []) }
+        await link.waitClosed()
+    }
+
+    @Test func malformedAgentOutputEndsTheLink() async {
+        let agent = ScriptedAgent()
+        let link = AgentLink(kind: "test", io: agent.io(), logger: logger)
+        link.receive(ByteBuffer(bytes: [0, 0, 0, 5, 0xEE, 0, 0, 0, 1]))
+        #expect(link.closedReason?.contains("AGENT_PROTOCOL_UNKNOWN_TYPE") == true)
+    }
+}
