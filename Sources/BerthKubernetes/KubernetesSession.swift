@@ -71,6 +71,8 @@ actor KubernetesSession: SessionChannelHandler {
         let body = KubernetesPodSpec.body(pod: pod, metadata: connection.metadata, command: argv, environment: environment, tty: tty, interactive: true)
         let name = try await connection.createPod(body)
         sessionPod = name
+        // Without the agent nothing can write the webhook's files; this says so in the log.
+        try await connection.writeFiles(nil)
         let stream = try await backend.attach(pod: name, tty: tty)
         self.stream = stream
         if let pty { try? await stream.resize(columns: pty.columns, rows: pty.rows) }
