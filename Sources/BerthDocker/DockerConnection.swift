@@ -158,10 +158,13 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
     public func onUnsupportedGlobalRequest(type: String) async {}
     public func onShutdown(deadline: ContinuousClock.Instant) async {}
 
-    /// Graceful stop: TERM to every program and to the containers' main processes. In
-    /// connection mode that ends the agent, so the container stops and every program in it ends.
+    /// Graceful stop: TERM to every program. With the agent every program is a session and gets
+    /// it over the link; a TERM to the agent (PID 1) would end the link and kill them all before
+    /// they could finish. Without the agent the containers' main processes get it: in connection
+    /// mode that ends the idle command, so the container stops and every exec in it ends.
     public func terminatePrograms() async {
         for session in state.withLockedValue({ Array($0.sessions.values) }) { await session.terminate() }
+        guard execution.disableAgent else { return }
         let containers = state.withLockedValue { [$0.idleContainer].compactMap { $0 } + $0.sessionContainers }
         for id in containers {
             try? await client.killContainer(id, signal: "TERM")
