@@ -1,0 +1,201 @@
+import BerthCore
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import Testing
+@testable import BerthAgentLink
+
+/// The built agent (`serve --socket`) as a plain process on this machine, linked over its
+/// socket exactly as Berth links to a local engine's container: sessions, many of them on one
+/// link, and an agent that is killed while a program runs.
+final class LocalAgent: Sendable {
+    let process: Process
+    let link: AgentLink
+    let directory: String
+
+    private init(process: Process, link: AgentLink, directory: String) {
+        self.process = process
+        self.link = link
+        self.directory = directory
+    }
+
+    /// BERTH_AGENT_BIN, else the agent next to this package's debug build.
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["BERTH_AGENT_BIN"] { return path }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/berth-agent").path
+    }
+
+    static func start() async throws -> LocalAgent {
+        let directory = "/tmp/berth-agent-test-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        let secret = String(repeating: "5a", count: 32)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--socket", directory + "/agent.sock"]
+        process.environment = ["BERTH_AGENT_SECRET": secret, "PATH": "/usr/bin:/bin", "FROM_AGENT": "inherited"]
+        try process.run()
+        do {
+            let link = try await AgentLink.connectSocket(path: directory + "/agent.sock", secret: Array(secret.utf8), timeout: .seconds(30),
+                                                         logger: Logger(label: "test"))
+            return LocalAgent(process: process, link: link, directory: directory)
+        } catch {
+            process.terminate()
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
+    }
+
+    func stop() async {
+        await link.close()
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// A session channel that records what the session does to it.
+final class RecordingChannel: SessionChannel {
+    let channelID: UInt64
+    let connection = ConnectionMetadata(connectionID: ConnectionID(hex: "0123456789abcdef0123456789abcdef")!,
+                                        remoteAddress: RemoteAddress(ip: "127.0.0.1", port: 2222))
+    let stdin: SessionInput
+    private let state = NIOLockedValueBox(Record())
+    private let closedStream: AsyncStream<Void>
+    private let closedContinuation: AsyncStream<Void>.Continuation
+
+    struct Record {
+        var stdout = ""
+        var stderr = ""
+        var exitStatus: UInt32?
+        var exitSignal: String?
+        var eof = false
+        var closed = false
+    }
+
+    /// `input` is sent as stdin, then EOF; nil sends nothing and never EOF (like paramiko's exec).
+    init(channelID: UInt64 = 0, input: [String]?) {
+        self.channelID = channelID
+        let chunks = NIOLockedValueBox(input ?? [])
+        let endless = input == nil
+        let (never, _) = AsyncStream.makeStream(of: Void.self)
+        stdin = SessionInput {
+            if endless {
+                for await _ in never {}
+                return nil
+            }
+            return chunks.withLockedValue { $0.isEmpty ? nil : ByteBuffer(string: $0.removeFirst()) }
+        }
+        (closedStream, closedContinuation) = AsyncStream.makeStream(of: Void.self)
+    }
+
+    var record: Record { state.withLockedValue { $0 } }
+
+    func writeStdout(_ data: ByteBuffer) async throws { state.withLockedValue { $0.stdout += String(buffer: data) } }
+    func writeStderr(_ data: ByteBuffer) async throws { state.withLockedValue { $0.stderr += String(buffer: data) } }
+    func sendExitStatus(_ status: UInt32) async { state.withLockedValue { $0.exitStatus = $0.exitStatus ?? status } }
+    func sendExitSignal(name: String, coreDumped: Bool, message: String) async { state.withLockedValue { $0.exitSignal = $0.exitSignal ?? name } }
+    func closeWrite() async { state.withLockedValue { $0.eof = true } }
+
+    func close() async {
+        state.withLockedValue { $0.closed = true }
+        closedContinuation.finish()
+    }
+
+    /// Returns once the session has closed the channel.
+    func waitClosed() async {
+        for await _ in closedStream {}
+    }
+}
+
+/// The host side of sessions in connection mode: every program on one link.
+final class LinkHost: AgentSessionHost {
+    let link: AgentLink
+    let logger = Logger(label: "test")
+    let shellCommand = ["/bin/sh"]
+    let subsystems: [String: String] = [:]
+    let programEnvironment = ["FROM_HOST": "host"]
+    let ended = NIOLockedValueBox(0)
+
+    init(link: AgentLink) { self.link = link }
+
+    func sessionTarget() async throws -> AgentSessionTarget { AgentSessionTarget(link: link) }
+    func sessionEnded(_ session: AgentSession) { ended.withLockedValue { $0 += 1 } }
+}
+
+@Suite(.serialized) struct LocalAgentSessionTests {
+    @Test func outputExitStatusStderrStdinAndEnvironment() async throws {
+        let agent = try await LocalAgent.start()
+        let host = LinkHost(link: agent.link)
+        let channel = RecordingChannel(input: ["from ", "stdin"])
+        let session = AgentSession(host: host, channel: channel)
+        try await session.onEnv(requestID: 0, name: "SENT", value: "by-client")
+        try await session.onExec(requestID: 1, command: "cat; echo; echo $FROM_AGENT $FROM_HOST $SENT; echo err >&2; exit 42")
+        await channel.waitClosed()
+        await session.onClose()
+        let record = channel.record
+        #expect(record.stdout == "from stdin\ninherited host by-client\n")
+        #expect(record.stderr == "err\n")
+        #expect(record.exitStatus == 42 && record.exitSignal == nil && record.eof)
+        await agent.stop()
+    }
+
+    /// A hundred sessions one after the other on one link, none of which ever sends EOF.
+    @Test func hundredSessionsOnOneLink() async throws {
+        let agent = try await LocalAgent.start()
+        let host = LinkHost(link: agent.link)
+        for number in 0..<100 {
+            let channel = RecordingChannel(channelID: UInt64(number), input: nil)
+            let session = AgentSession(host: host, channel: channel)
+            try await session.onExec(requestID: 0, command: "echo \(number); exit \(number % 7)")
+            await channel.waitClosed()
+            await session.onClose()
+            #expect(channel.record.stdout == "\(number)\n")
+            #expect(channel.record.exitStatus == UInt32(number % 7))
+        }
+        #expect(host.ended.withLockedValue { $0 } == 100)
+        #expect(agent.link.closedReason == nil)
+        await agent.stop()
+    }
+
+    @Test func signalsAndExitSignals() async throws {
+        let agent = try await LocalAgent.start()
+        let host = LinkHost(link: agent.link)
+        let own = RecordingChannel(input: [])
+        let killsItself = AgentSession(host: host, channel: own)
+        try await killsItself.onExec(requestID: 0, command: "kill -SEGV $$")
+        await own.waitClosed()
+        #expect(own.record.exitSignal == "SEGV" && own.record.exitStatus == nil)
+
+        let sent = RecordingChannel(input: nil)
+        let signalled = AgentSession(host: host, channel: sent)
+        try await signalled.onExec(requestID: 0, command: "trap 'echo got-TERM; exit 3' TERM; echo ready; while true; do sleep 0.1; done")
+        while !sent.record.stdout.contains("ready") { try await Task.sleep(for: .milliseconds(10)) }
+        await signalled.terminate()
+        await sent.waitClosed()
+        #expect(sent.record.stdout == "ready\ngot-TERM\n" && sent.record.exitStatus == 3)
+        await agent.stop()
+    }
+
+    /// The agent dies while a program runs: the session says so on stderr, sends no exit status,
+    /// closes the channel, and the link refuses new programs at once.
+    @Test func killedAgentEndsTheSessionClearly() async throws {
+        let agent = try await LocalAgent.start()
+        let host = LinkHost(link: agent.link)
+        let channel = RecordingChannel(input: nil)
+        let session = AgentSession(host: host, channel: channel)
+        try await session.onExec(requestID: 0, command: "echo started $$; exec sleep 300")
+        while !channel.record.stdout.hasSuffix("\n") { try await Task.sleep(for: .milliseconds(10)) }
+        kill(agent.process.processIdentifier, SIGKILL)
+        await channel.waitClosed()
+        // The program outlives its agent here (in a container it goes with it).
+        let program = pid_t(channel.record.stdout.split(separator: " ").last!.dropLast())!
+        kill(program, SIGKILL)
+        #expect(channel.record.stderr.contains("the agent in the container is gone"))
+        #expect(channel.record.exitStatus == nil && channel.record.exitSignal == nil && channel.record.eof)
+        await agent.link.waitClosed()
+        await #expect(throws: AgentLinkError.self) { _ = try await agent.link.start(argv: ["/bin/true"], environment: [:], terminal: nil) }
+        await agent.stop()
+    }
+}
