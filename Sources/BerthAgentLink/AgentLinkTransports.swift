@@ -1,5 +1,10 @@
 import BerthCore
 import BerthForwarding
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -27,9 +32,23 @@ extension AgentLink {
         throw AgentLinkError("AGENT_SOCKET_UNREACHABLE", "cannot connect to the agent's socket \(path): \(lastError)")
     }
 
+    /// A unix address holds at most 107 bytes of path. A longer one (a deep `agentSocketRoot`) is
+    /// reached through a descriptor of its directory: Linux resolves /proc/self/fd/N as that
+    /// directory. `body` gets the path to connect to; the descriptor lives until it returns.
+    static func withConnectablePath<T>(_ path: String, _ body: (String) async throws -> T) async throws -> T {
+        guard path.utf8.count > 100, let slash = path.lastIndex(of: "/") else { return try await body(path) }
+        let directory = String(path[..<slash])
+        let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw AgentLinkError("AGENT_SOCKET_UNREACHABLE", "cannot open the link directory \(directory): \(String(cString: strerror(errno)))")
+        }
+        defer { closeDescriptor(descriptor) }
+        return try await body("/proc/self/fd/\(descriptor)" + path[slash...])
+    }
+
     private static func connectSocketOnce(path: String, secret: [UInt8], timeout: Duration, logger: Logger) async throws -> AgentLink {
         let box = NIOLockedValueBox<AgentLink?>(nil)
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.so_sndbuf), value: 1 << 20)
             .channelOption(.socketOption(.so_rcvbuf), value: 1 << 20)
             .channelInitializer { channel in
@@ -41,7 +60,7 @@ extension AgentLink {
                     try channel.pipeline.syncOperations.addHandler(AgentLinkReader(link: link))
                 }
             }
-            .connect(unixDomainSocketPath: path).get()
+        let channel = try await withConnectablePath(path) { try await bootstrap.connect(unixDomainSocketPath: $0).get() }
         guard let link = box.withLockedValue({ $0 }) else {
             try? await channel.close()
             throw AgentLinkError("AGENT_SOCKET_UNREACHABLE", "the socket connection was not set up")
@@ -82,6 +101,8 @@ extension AgentLink {
         return link
     }
 }
+
+private func closeDescriptor(_ descriptor: Int32) { _ = close(descriptor) }
 
 /// Feeds the socket's bytes to the link; the link's consumers are bounded by credit, so reads
 /// never need holding back.

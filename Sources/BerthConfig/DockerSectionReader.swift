@@ -32,8 +32,10 @@ enum DockerSectionReader {
         defaults.agentPath = execution.string("agentPath", defaults.agentPath)
         defaults.disableAgent = execution.bool("disableAgent", defaults.disableAgent)
         defaults.agentSocketRoot = execution.string("agentSocketRoot", defaults.agentSocketRoot)
-        if !defaults.agentSocketRoot.isEmpty && (!defaults.agentSocketRoot.hasPrefix("/") || defaults.agentSocketRoot.utf8.count > 60) {
-            reader.issues.add(execution.keyPath("agentSocketRoot"), "must be an absolute path of at most 60 bytes (the socket path must fit a unix address)")
+        // Any length: Berth reaches a socket whose path does not fit a unix address through its
+        // directory's descriptor.
+        if !defaults.agentSocketRoot.isEmpty && !defaults.agentSocketRoot.hasPrefix("/") {
+            reader.issues.add(execution.keyPath("agentSocketRoot"), "must be an absolute path")
         }
         defaults.imagePullPolicy = execution.choice("imagePullPolicy", defaults.imagePullPolicy)
         defaults.exposeAuthMetadataAsEnv = execution.bool("exposeAuthMetadataAsEnv", defaults.exposeAuthMetadataAsEnv)

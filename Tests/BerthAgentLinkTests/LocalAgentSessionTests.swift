@@ -27,17 +27,27 @@ final class LocalAgent: Sendable {
         return root.appendingPathComponent(".build/debug/berth-agent").path
     }
 
-    static func start() async throws -> LocalAgent {
+    /// `deep`: Berth's path to the socket is longer than a unix address holds (the agent, as in a
+    /// container, binds it through a short path: here a symbolic link to the directory).
+    static func start(deep: Bool = false) async throws -> LocalAgent {
         let directory = "/tmp/berth-agent-test-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        var linkDirectory = directory
+        var agentDirectory = directory
+        if deep {
+            linkDirectory = directory + "/" + String(repeating: "d", count: 120)
+            agentDirectory = directory + "/short"
+            try FileManager.default.createDirectory(atPath: linkDirectory, withIntermediateDirectories: false)
+            try FileManager.default.createSymbolicLink(atPath: agentDirectory, withDestinationPath: linkDirectory)
+        }
         let secret = String(repeating: "5a", count: 32)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--socket", directory + "/agent.sock"]
+        process.arguments = ["serve", "--socket", agentDirectory + "/agent.sock"]
         process.environment = ["BERTH_AGENT_SECRET": secret, "PATH": "/usr/bin:/bin", "FROM_AGENT": "inherited"]
         try process.run()
         do {
-            let link = try await AgentLink.connectSocket(path: directory + "/agent.sock", secret: Array(secret.utf8), timeout: .seconds(30),
+            let link = try await AgentLink.connectSocket(path: linkDirectory + "/agent.sock", secret: Array(secret.utf8), timeout: .seconds(30),
                                                          logger: Logger(label: "test"))
             return LocalAgent(process: process, link: link, directory: directory)
         } catch {
@@ -138,6 +148,16 @@ final class LinkHost: AgentSessionHost {
         #expect(record.stdout == "from stdin\ninherited host by-client\n")
         #expect(record.stderr == "err\n")
         #expect(record.exitStatus == 42 && record.exitSignal == nil && record.eof)
+        await agent.stop()
+    }
+
+    @Test func socketPathLongerThanAUnixAddress() async throws {
+        let agent = try await LocalAgent.start(deep: true)
+        let channel = RecordingChannel(input: [])
+        let session = AgentSession(host: LinkHost(link: agent.link), channel: channel)
+        try await session.onExec(requestID: 0, command: "echo deep")
+        await channel.waitClosed()
+        #expect(channel.record.stdout == "deep\n" && channel.record.exitStatus == 0)
         await agent.stop()
     }
 
