@@ -71,7 +71,13 @@ public final class DockerBackend: Sendable {
     public func connect(_ metadata: ConnectionMetadata, logger: Logger) async throws -> DockerConnection {
         let connection = DockerConnection(backend: self, metadata: metadata, logger: logger)
         if config.execution.mode == .connection {
-            try await connection.startIdleContainer()
+            do {
+                try await connection.startIdleContainer()
+            } catch {
+                // Nobody owns a connection that failed to start: remove what it made now.
+                await connection.tearDown()
+                throw error
+            }
         }
         return connection
     }
