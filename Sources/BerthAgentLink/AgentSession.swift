@@ -41,6 +41,7 @@ public actor AgentSession: SessionChannelHandler {
     private var target: AgentSessionTarget?
     private var pump: Task<Void, Never>?
     private var released = false
+    private var terminating = false
 
     public init(host: any AgentSessionHost, channel: any SessionChannel) {
         self.host = host
@@ -84,8 +85,10 @@ public actor AgentSession: SessionChannelHandler {
         await release()
     }
 
-    /// Graceful stop: the program gets TERM and may still finish its output.
+    /// Graceful stop: the program gets TERM and may still finish its output. A program still
+    /// starting (its container slow to come up) gets it as soon as it runs.
     public func terminate() {
+        terminating = true
         process?.signal("TERM")
     }
 
@@ -110,6 +113,7 @@ public actor AgentSession: SessionChannelHandler {
         }
         self.process = process
         startPump(process, tty: pty != nil)
+        if terminating { process.signal("TERM") }
     }
 
     /// Copies stdin in and output out; after the exit (which follows all output) reports it,

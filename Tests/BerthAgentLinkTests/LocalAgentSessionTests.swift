@@ -134,6 +134,30 @@ final class LinkHost: AgentSessionHost {
     func sessionEnded(_ session: AgentSession) { ended.withLockedValue { $0 += 1 } }
 }
 
+/// A host whose container is not ready until `gate` ends.
+final class GatedHost: AgentSessionHost {
+    let link: AgentLink
+    let gate: AsyncStream<Void>
+    let asked = NIOLockedValueBox(false)
+    let logger = Logger(label: "test")
+    let shellCommand = ["/bin/sh"]
+    let subsystems: [String: String] = [:]
+    let programEnvironment: [String: String] = [:]
+
+    init(link: AgentLink, gate: AsyncStream<Void>) {
+        self.link = link
+        self.gate = gate
+    }
+
+    func sessionTarget() async throws -> AgentSessionTarget {
+        asked.withLockedValue { $0 = true }
+        for await _ in gate {}
+        return AgentSessionTarget(link: link)
+    }
+
+    func sessionEnded(_ session: AgentSession) {}
+}
+
 @Suite(.serialized) struct LocalAgentSessionTests {
     @Test func outputExitStatusStderrStdinAndEnvironment() async throws {
         let agent = try await LocalAgent.start()
@@ -195,6 +219,24 @@ final class LinkHost: AgentSessionHost {
         await signalled.terminate()
         await sent.waitClosed()
         #expect(sent.record.stdout == "ready\ngot-TERM\n" && sent.record.exitStatus == 3)
+        await agent.stop()
+    }
+
+    /// Graceful stop while the session's container is still coming up: the program gets TERM as
+    /// soon as it runs instead of never.
+    @Test(.timeLimit(.minutes(1))) func terminateBeforeTheProgramRuns() async throws {
+        let agent = try await LocalAgent.start()
+        let gate = AsyncStream.makeStream(of: Void.self)
+        let host = GatedHost(link: agent.link, gate: gate.stream)
+        let channel = RecordingChannel(input: nil)
+        let session = AgentSession(host: host, channel: channel)
+        let exec = Task { try await session.onExec(requestID: 0, command: "/bin/sleep 300") }
+        await waitFor { host.asked.withLockedValue { $0 } }
+        await session.terminate()
+        gate.continuation.finish()
+        try await exec.value
+        await channel.waitClosed()
+        #expect(channel.record.exitSignal == "TERM")
         await agent.stop()
     }
 
