@@ -32,7 +32,7 @@ def wait_until(predicate, timeout=30):
 
 
 def link_kinds(berth):
-    return [line.get("link") for line in berth.process.log_lines() if line.get("code") == "AGENT_LINK_UP"]
+    return [line.get("details", {}).get("link") for line in berth.process.log_lines() if line.get("code") == "AGENT_LINK_UP"]
 
 
 def run_async(port, scenario):
@@ -150,7 +150,7 @@ def test_pool_container_is_named_after_the_connection_that_takes_it(start_berth,
         _, stdout, _ = client.exec_command("hostname")
         host = stdout.read().decode().strip()
         taken = [line for line in berth.process.log_lines() if line.get("code") == "DOCKER_POOL_CONTAINER_TAKEN"]
-        assert taken and taken[0]["containerId"].startswith(host)
+        assert taken and taken[0]["details"]["containerId"].startswith(host)
         name = docker("inspect", "-f", "{{.Name}}", host).stdout.strip()
         assert name.startswith("/berth-") and len(name) == len("/berth-") + 32
     finally:
