@@ -216,6 +216,7 @@ let package = Package(
         .testTarget(name: "BerthAgentLinkTests", dependencies: [
             "BerthAgentLink", "BerthAgentProtocol", "BerthCore",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "BerthUnitTests", dependencies: [

@@ -79,9 +79,10 @@ public final class AgentLink: Sendable {
 
     // MARK: Requests
 
-    /// Starts a program. Returns once the agent reports it running.
-    public func start(argv: [String], environment: [String: String], terminal: WindowSize?) async throws -> AgentProcess {
-        let process = AgentProcess(link: self, channel: try reserveChannel())
+    /// Starts a program. Returns once the agent reports it running. With `output`, the program's
+    /// output goes straight to it (see `AgentProcess`).
+    public func start(argv: [String], environment: [String: String], terminal: WindowSize?, output: SessionOutput? = nil) async throws -> AgentProcess {
+        let process = AgentProcess(link: self, channel: try reserveChannel(), output: output)
         register(process.channel, process)
         let request = AgentProcessStart(argv: argv, environment: environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
                                         terminal: terminal.map { AgentWindowSize(columns: $0.columns, rows: $0.rows, widthPixels: $0.widthPixels, heightPixels: $0.heightPixels) },

@@ -48,9 +48,12 @@ extension AgentLink {
 
     private static func connectSocketOnce(path: String, secret: [UInt8], timeout: Duration, logger: Logger) async throws -> AgentLink {
         let box = NIOLockedValueBox<AgentLink?>(nil)
-        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        // On the connection's event loop when there is one: the program's output then reaches
+        // the SSH channel without changing threads (docs/architecture.md, "Data path").
+        let bootstrap = ClientBootstrap(group: ConnectionContext.eventLoop ?? MultiThreadedEventLoopGroup.singleton.any())
             .channelOption(.socketOption(.so_sndbuf), value: 1 << 20)
             .channelOption(.socketOption(.so_rcvbuf), value: 1 << 20)
+            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
             .channelInitializer { channel in
                 let link = AgentLink(kind: "socket", io: AgentLinkIO(
                     send: { [channel] frame in channel.writeAndFlush(frame, promise: nil) },

@@ -11,6 +11,8 @@ public enum AgentProcessEvent: Sendable {
     case exit(AgentExit)
     /// The link ended before the program's exit was known.
     case lost(String)
+    /// The fast output path failed: the client's channel is gone.
+    case clientGone(String)
 }
 
 /// Credit for sending on a channel: senders wait while it is exhausted.
@@ -63,6 +65,9 @@ final class SendCredit: Sendable {
 public final class AgentProcess: AgentChannel {
     let channel: UInt32
     private let link: AgentLink
+    /// When set, output goes straight to the SSH channel on its event loop and `events` carries
+    /// only the ending (docs/architecture.md, "Data path").
+    private let output: SessionOutput?
     public let events: AsyncStream<AgentProcessEvent>
     private let continuation: AsyncStream<AgentProcessEvent>.Continuation
     private let credit = SendCredit()
@@ -73,11 +78,14 @@ public final class AgentProcess: AgentChannel {
         var started: Result<Void, Error>?
         var startWaiter: CheckedContinuation<Void, Error>?
         var ended = false
+        /// Output passed on but not yet credited back; sent in batches (see `consumed`).
+        var uncredited = 0
     }
 
-    init(link: AgentLink, channel: UInt32) {
+    init(link: AgentLink, channel: UInt32, output: SessionOutput?) {
         self.link = link
         self.channel = channel
+        self.output = output
         (events, continuation) = AsyncStream.makeStream(of: AgentProcessEvent.self)
     }
 
@@ -116,10 +124,17 @@ public final class AgentProcess: AgentChannel {
 
     public func closeInput() { link.send(.eof, channel) }
 
-    /// Gives back credit for output that has been passed on.
+    /// Gives back credit for output that has been passed on. Credit goes back in quarters of the
+    /// window: what is held back stays below the window, so the agent never stalls on it.
     public func consumed(_ bytes: Int) {
         guard bytes > 0 else { return }
-        link.send(.window, channel, AgentCredit.encoded(UInt32(bytes)))
+        let batch = state.withLockedValue { state -> Int in
+            state.uncredited += bytes
+            guard state.uncredited >= Int(AgentLink.outputWindow / 4) else { return 0 }
+            defer { state.uncredited = 0 }
+            return state.uncredited
+        }
+        if batch > 0 { link.send(.window, channel, AgentCredit.encoded(UInt32(batch))) }
     }
 
     public func resize(_ size: WindowSize) {
@@ -151,8 +166,10 @@ public final class AgentProcess: AgentChannel {
             state.withLockedValue { $0.pid = reply.pid }
             credit.add(Int(reply.inputWindow))
             started(.success(()))
-        case .output: continuation.yield(.stdout(payload))
-        case .errorOutput: continuation.yield(.stderr(payload))
+        case .output:
+            if let output { deliver(payload, .stdout, to: output) } else { continuation.yield(.stdout(payload)) }
+        case .errorOutput:
+            if let output { deliver(payload, .stderr, to: output) } else { continuation.yield(.stderr(payload)) }
         case .window:
             if let bytes = try? AgentCredit.decode(Array(payload.readableBytesView)) { credit.add(Int(bytes)) }
         case .exit:
@@ -160,8 +177,7 @@ public final class AgentProcess: AgentChannel {
             state.withLockedValue { $0.ended = true }
             link.forget(channel)
             credit.fail(AgentLinkError("AGENT_PROGRAM_ENDED", "the program has ended"))
-            continuation.yield(.exit(exit))
-            continuation.finish()
+            end(with: .exit(exit))
         case .error:
             started(.failure(AgentLinkError("AGENT_START_FAILED", String(buffer: payload))))
         default:
@@ -173,8 +189,39 @@ public final class AgentProcess: AgentChannel {
         let error = AgentLinkError("AGENT_LINK_LOST", "the agent in the container is gone: \(reason)")
         started(.failure(error))
         credit.fail(error)
-        continuation.yield(.lost(reason))
-        continuation.finish()
+        end(with: .lost(reason))
+    }
+
+    /// Output on the fast path: queued on the SSH channel from its event loop; credited back
+    /// once sent, so a slow client holds the program back through the agent's credit.
+    private func deliver(_ data: ByteBuffer, _ stream: SessionOutputStream, to output: SessionOutput) {
+        let count = data.readableBytes
+        let write = { [self] in
+            let promise = output.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.whenComplete { result in
+                switch result {
+                case .success: self.consumed(count)
+                case .failure(let error): self.end(with: .clientGone("\(error)"))
+                }
+            }
+            output.write(data, to: stream, promise: promise)
+        }
+        if output.eventLoop.inEventLoop { write() } else { output.eventLoop.execute(write) }
+    }
+
+    /// The last event. With the fast path it goes through the output's event loop, behind the
+    /// output queued there, so the exit never overtakes the program's last bytes.
+    private func end(with event: AgentProcessEvent) {
+        let continuation = self.continuation
+        guard let output, !output.eventLoop.inEventLoop else {
+            continuation.yield(event)
+            continuation.finish()
+            return
+        }
+        output.eventLoop.execute {
+            continuation.yield(event)
+            continuation.finish()
+        }
     }
 }
 

@@ -106,7 +106,7 @@ public actor AgentSession: SessionChannelHandler {
         let process: AgentProcess
         do {
             process = try await target.link.start(argv: argv, environment: host.programEnvironment.merging(environment) { _, session in session },
-                                                  terminal: terminal)
+                                                  terminal: terminal, output: channel.output)
         } catch {
             await release()
             throw error
@@ -141,6 +141,8 @@ public actor AgentSession: SessionChannelHandler {
                         process.consumed(bytes.readableBytes)
                     case .exit, .lost:
                         ending = event
+                    case .clientGone(let reason):
+                        logger.log(.debug, "SESSION_CLIENT_GONE", "cannot write to the client: \(reason)", [LogKey.channelID: "\(channel.channelID)"])
                     }
                 }
             } catch {

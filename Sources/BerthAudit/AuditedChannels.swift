@@ -41,6 +41,21 @@ struct AuditedSessionChannel: SessionChannel {
     }
 
     func close() async { await base.close() }
+
+    var output: SessionOutput? {
+        let (recorder, id) = (self.recorder, channelID)
+        guard recorder.intercept.stdout || recorder.intercept.stderr else { return base.output }
+        return base.output?.tapped { data, stream in
+            switch stream {
+            case .stdout where recorder.intercept.stdout:
+                recorder.record(.io, AuditPayload().int("stream", 1).bytes("data", Array(data.readableBytesView)), channel: id)
+            case .stderr where recorder.intercept.stderr:
+                recorder.record(.io, AuditPayload().int("stream", 2).bytes("data", Array(data.readableBytesView)), channel: id)
+            default:
+                break
+            }
+        }
+    }
 }
 
 /// A forwarding channel whose bytes are recorded when `intercept.forwarding` is on

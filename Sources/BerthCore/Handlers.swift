@@ -144,6 +144,12 @@ public protocol SessionChannel: Sendable {
     func closeWrite() async
     /// Ends the channel.
     func close() async
+    /// The fast output path, when the channel has one (the SSH front end's channels do).
+    var output: SessionOutput? { get }
+}
+
+extension SessionChannel {
+    public var output: SessionOutput? { nil }
 }
 
 /// The client's input on a session channel, as chunks of bytes, with backpressure: the client's

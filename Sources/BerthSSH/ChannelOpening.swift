@@ -19,7 +19,7 @@ enum ChannelOpening {
         let channelLogger = logger
 
         return eventLoop.makeFutureWithTask {
-            try await handler.onSessionChannel(session)
+            try await ConnectionContext.$eventLoop.withValue(eventLoop) { try await handler.onSessionChannel(session) }
         }.flatMapThrowing { sessionHandler in
             let closed = eventLoop.makePromise(of: Void.self)
             let bridge = ChannelBridge(input: input, events: continuation, closed: closed)
@@ -27,7 +27,7 @@ enum ChannelOpening {
             connection.sessionOpened()
             closed.futureResult.whenComplete { _ in connection.sessionClosed() }
             let processor = SessionRequestProcessor(handler: sessionHandler, session: session, logger: channelLogger)
-            Task { await processor.run(events) }
+            Task { await ConnectionContext.$eventLoop.withValue(eventLoop) { await processor.run(events) } }
             // The connection may have ended while the backend prepared the session.
             if channel.value.isClosed { bridge.finish() }
         }.flatMapErrorThrowing { error in

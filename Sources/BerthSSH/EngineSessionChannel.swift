@@ -32,6 +32,13 @@ final class EngineSessionChannel: SessionChannel {
         try await writer.write(data, extendedType: 1)
     }
 
+    var output: SessionOutput? {
+        let channel = writer.channel
+        return SessionOutput(eventLoop: channel.eventLoop) { data, stream, promise in
+            channel.value.write(data, extendedType: stream == .stderr ? 1 : nil, promise: promise)
+        }
+    }
+
     private func claimExitReport() -> Bool {
         state.withLockedValue { state in
             defer { state.exitReported = true; state.rules.programFinished() }

@@ -120,7 +120,7 @@ final class SSHConnection: Sendable {
         promise.completeWithTask {
             let handler = try await self.networkHandler.futureResult.get()
             do {
-                return try await handler.onHandshakeSuccess(metadata)
+                return try await ConnectionContext.$eventLoop.withValue(channel.eventLoop) { try await handler.onHandshakeSuccess(metadata) }
             } catch {
                 let reason = (error as? CodedError)?.description ?? "\(error)"
                 logger.log(.error, "SSH_BACKEND_REJECTED_HANDSHAKE", "could not prepare the user's environment; closing the connection", [LogKey.reason: "\(reason)", LogKey.username: "\(metadata.username)"])

@@ -28,6 +28,10 @@ public final class SSHChannel {
     var inboundWindow: SSHInboundWindow
     var outbound = SSHChannelOutboundQueue()
     var inboundReplies = SSHOrderedReplies<Bool>()
+    /// A program-starting request (shell, exec, subsystem) not yet answered: the channel's
+    /// output waits for its reply, so a program that finishes at once cannot have its output,
+    /// EOF and CLOSE overtake the reply (clients then report the channel closed).
+    var outputHeldFor: UInt64?
     var outstandingRequests = CircularBuffer<EventLoopPromise<Bool>?>()
     var closePromises: [EventLoopPromise<Void>] = []
     var nextRequestID: UInt64 = 0
@@ -88,12 +92,18 @@ public final class SSHChannel {
     public func reply(to request: SSHChannelRequest, success: Bool) {
         eventLoop.preconditionInEventLoop()
         guard request.wantReply, inboundReplies.answer(id: request.id, with: success) else { return }
-        while let answer = inboundReplies.popReady() {
+        var released = false
+        while let (id, answer) = inboundReplies.popReady() {
+            if id == outputHeldFor {
+                outputHeldFor = nil
+                released = true
+            }
             guard !closeSent, !isClosed else { continue }
             handler?.sendChannelMessage(
                 SSHMessageWriter.channel(answer ? SSHMessageNumber.channelSuccess : SSHMessageNumber.channelFailure, recipient: remoteID),
                 for: self)
         }
+        if released, !outbound.isEmpty { handler?.channelHasOutput() }
     }
 
     /// Sent behind all data written before it (exit-status after the last output byte). The

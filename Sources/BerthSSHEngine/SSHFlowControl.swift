@@ -59,10 +59,10 @@ struct SSHOrderedReplies<Answer> {
     }
 
     /// The next answer that may be sent now, in request order.
-    mutating func popReady() -> Answer? {
+    mutating func popReady() -> (id: UInt64, answer: Answer)? {
         guard let first = entries.first, let answer = first.answer else { return nil }
         entries.removeFirst()
-        return answer
+        return (first.id, answer)
     }
 
     mutating func removeAll() { entries.removeAll() }

@@ -77,6 +77,7 @@ extension SSHServerHandler {
                                            "more than \(settings.maxPendingRequests) unanswered requests on channel \(recipient)")
                 }
                 channel.inboundReplies.append(id: id)
+                if ["shell", "exec", "subsystem"].contains(type) { channel.outputHeldFor = id }
             }
             if let channelDelegate = channel.delegate {
                 channelDelegate.sshChannel(channel, request: request)
@@ -201,7 +202,7 @@ extension SSHServerHandler {
     private func answerGlobalRequest(id: UInt64, wantReply: Bool, with answer: ByteBuffer?) {
         guard wantReply, globalReplies.answer(id: id, with: answer) else { return }
         while let ready = globalReplies.popReady() {
-            if let data = ready {
+            if let data = ready.answer {
                 send(SSHMessageWriter.requestSuccess(data: data))
             } else {
                 send(SSHMessageWriter.requestFailure())
@@ -262,6 +263,7 @@ extension SSHServerHandler {
         for item in channel.outbound.removeAll() { failItem(item, error) }
         while let promise = channel.outstandingRequests.popFirst() { promise?.fail(error) }
         channel.inboundReplies.removeAll()
+        channel.outputHeldFor = nil
         let closePromises = channel.closePromises
         channel.closePromises = []
         for promise in closePromises { promise.succeed(()) }

@@ -189,7 +189,7 @@ public final class SSHServerHandler: ChannelDuplexHandler {
         var progress = true
         while progress && transport.canSendNonKexMessages && context.channel.isWritable && !closing {
             progress = false
-            for channel in channels.values where !channel.outbound.isEmpty {
+            for channel in channels.values where !channel.outbound.isEmpty && channel.outputHeldFor == nil {
                 guard case .open = channel.state, !channel.closeSent else { continue }
                 guard transport.canSendNonKexMessages else { break }
                 if channel.peerWindow > 0, transport.output.writableBytes < 2 * Self.maxOutboundDataPacket {

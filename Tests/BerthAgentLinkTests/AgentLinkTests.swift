@@ -70,10 +70,14 @@ func waitFor(_ condition: @escaping @Sendable () -> Bool) async {
             case .stderr(let bytes): seen.append("err:" + String(buffer: bytes))
             case .exit(let exit): seen.append("exit:\(exit)")
             case .lost(let reason): seen.append("lost:\(reason)")
+            case .clientGone(let reason): seen.append("gone:\(reason)")
             }
         }
         #expect(seen == ["out:hello", "err:oops", "exit:signal(name: \"TERM\", coreDumped: false)"])
-        #expect(try agent.frames(of: .window).map { try AgentCredit.decode($0.payload) } == [5])
+        // Credit goes back in quarters of the window, not per chunk.
+        #expect(agent.frames(of: .window).isEmpty)
+        process.consumed(Int(AgentLink.outputWindow / 4) - 5)
+        #expect(try agent.frames(of: .window).map { try AgentCredit.decode($0.payload) } == [AgentLink.outputWindow / 4])
     }
 
     /// Stdin is sent only within the agent's credit, split where the credit ends.

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import Testing
 @testable import BerthAgentLink
 
@@ -82,11 +83,25 @@ final class RecordingChannel: SessionChannel {
         var exitSignal: String?
         var eof = false
         var closed = false
+        var fastWrites = 0
     }
 
+    /// The fast output path (as the SSH front end's channels have), when `fast`; `slow` defers
+    /// each write's completion to a later turn of the loop, as a client with a full window does.
+    let output: SessionOutput?
+
     /// `input` is sent as stdin, then EOF; nil sends nothing and never EOF (like paramiko's exec).
-    init(channelID: UInt64 = 0, input: [String]?) {
+    init(channelID: UInt64 = 0, input: [String]?, fast: Bool = false, slow: Bool = false) {
         self.channelID = channelID
+        let state = self.state
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        output = !fast ? nil : SessionOutput(eventLoop: loop) { data, stream, promise in
+            state.withLockedValue { record in
+                if stream == .stdout { record.stdout += String(buffer: data) } else { record.stderr += String(buffer: data) }
+                record.fastWrites += 1
+            }
+            if slow { loop.execute { promise?.succeed() } } else { promise?.succeed() }
+        }
         let chunks = NIOLockedValueBox(input ?? [])
         let endless = input == nil
         let (never, _) = AsyncStream.makeStream(of: Void.self)
@@ -159,10 +174,10 @@ final class GatedHost: AgentSessionHost {
 }
 
 @Suite(.serialized) struct LocalAgentSessionTests {
-    @Test func outputExitStatusStderrStdinAndEnvironment() async throws {
+    @Test(arguments: [false, true]) func outputExitStatusStderrStdinAndEnvironment(fast: Bool) async throws {
         let agent = try await LocalAgent.start()
         let host = LinkHost(link: agent.link)
-        let channel = RecordingChannel(input: ["from ", "stdin"])
+        let channel = RecordingChannel(input: ["from ", "stdin"], fast: fast)
         let session = AgentSession(host: host, channel: channel)
         try await session.onEnv(requestID: 0, name: "SENT", value: "by-client")
         try await session.onExec(requestID: 1, command: "cat; echo; echo $FROM_AGENT $FROM_HOST $SENT; echo err >&2; exit 42")
@@ -172,6 +187,24 @@ final class GatedHost: AgentSessionHost {
         #expect(record.stdout == "from stdin\ninherited host by-client\n")
         #expect(record.stderr == "err\n")
         #expect(record.exitStatus == 42 && record.exitSignal == nil && record.eof)
+        #expect((record.fastWrites > 0) == fast)
+        await agent.stop()
+    }
+
+    /// 24 MiB through a client that takes each write a turn late: everything arrives, in order,
+    /// before the exit status (the agent's credit, not memory, absorbs the difference).
+    @Test(arguments: [false, true]) func bulkOutputArrivesWholeBeforeTheExit(fast: Bool) async throws {
+        let agent = try await LocalAgent.start()
+        let channel = RecordingChannel(input: nil, fast: fast, slow: true)
+        let session = AgentSession(host: LinkHost(link: agent.link), channel: channel)
+        try await session.onExec(requestID: 0, command: "i=0; while [ $i -lt 24 ]; do head -c 1048575 /dev/zero | tr '\\0' x; echo $i; i=$((i+1)); done; exit 7")
+        await channel.waitClosed()
+        let record = channel.record
+        let lines = record.stdout.split(separator: "\n")
+        #expect(lines.count == 24)
+        #expect(lines.enumerated().allSatisfy { index, line in line.count == 1048575 + "\(index)".count && line.hasSuffix("\(index)") })
+        #expect(record.exitStatus == 7 && record.eof)
+        #expect((record.fastWrites > 0) == fast)
         await agent.stop()
     }
 
@@ -186,11 +219,11 @@ final class GatedHost: AgentSessionHost {
     }
 
     /// A hundred sessions one after the other on one link, none of which ever sends EOF.
-    @Test func hundredSessionsOnOneLink() async throws {
+    @Test(arguments: [false, true]) func hundredSessionsOnOneLink(fast: Bool) async throws {
         let agent = try await LocalAgent.start()
         let host = LinkHost(link: agent.link)
         for number in 0..<100 {
-            let channel = RecordingChannel(channelID: UInt64(number), input: nil)
+            let channel = RecordingChannel(channelID: UInt64(number), input: nil, fast: fast)
             let session = AgentSession(host: host, channel: channel)
             try await session.onExec(requestID: 0, command: "echo \(number); exit \(number % 7)")
             await channel.waitClosed()
@@ -242,10 +275,10 @@ final class GatedHost: AgentSessionHost {
 
     /// The agent dies while a program runs: the session says so on stderr, sends no exit status,
     /// closes the channel, and the link refuses new programs at once.
-    @Test func killedAgentEndsTheSessionClearly() async throws {
+    @Test(arguments: [false, true]) func killedAgentEndsTheSessionClearly(fast: Bool) async throws {
         let agent = try await LocalAgent.start()
         let host = LinkHost(link: agent.link)
-        let channel = RecordingChannel(input: nil)
+        let channel = RecordingChannel(input: nil, fast: fast)
         let session = AgentSession(host: host, channel: channel)
         try await session.onExec(requestID: 0, command: "echo started $$; exec sleep 300")
         while !channel.record.stdout.hasSuffix("\n") { try await Task.sleep(for: .milliseconds(10)) }

@@ -282,6 +282,34 @@ final class ConnectionTests: XCTestCase {
         XCTAssertEqual(try connection.drainNumbers(), [])
     }
 
+    /// A program that finishes before its exec is answered: its output, exit status, EOF and
+    /// CLOSE wait for the reply (clients treat a CLOSE before the reply as a failed exec).
+    func testOutputWaitsForTheReplyToTheProgramStartingRequest() throws {
+        let connection = try loggedIn()
+        let (serverID, channel) = try connection.openSession()
+        try connection.sendChannelRequest(serverID, type: "pty-req", wantReply: true)
+        try connection.sendChannelRequest(serverID, type: "exec", wantReply: true)
+        let requests = connection.delegate.channelDelegates[0].requests
+        channel.write(ByteBuffer(string: "done\n"), promise: nil)
+        channel.sendRequest(type: "exit-status", wantReply: false, payload: ByteBuffer(bytes: [0, 0, 0, 0]), promise: nil)
+        channel.sendEOF(promise: nil)
+        channel.close(promise: nil)
+        XCTAssertEqual(try connection.drainNumbers(), [])
+        channel.reply(to: requests[0], success: true)
+        XCTAssertEqual(try connection.drainNumbers(), [99], "the pty-req's answer does not release the exec's output")
+        channel.reply(to: requests[1], success: true)
+        XCTAssertEqual(try connection.drainNumbers(), [99, 94, 98, 96, 97])
+    }
+
+    /// Requests that start nothing do not hold output back.
+    func testOutputIsNotHeldForOtherRequests() throws {
+        let connection = try loggedIn()
+        let (serverID, channel) = try connection.openSession()
+        try connection.sendChannelRequest(serverID, type: "keepalive@openssh.com", wantReply: true)
+        channel.write(ByteBuffer(string: "x"), promise: nil)
+        XCTAssertEqual(try connection.drainNumbers(), [94])
+    }
+
     func testTooManyPendingRequestsDisconnects() throws {
         let connection = try loggedIn { $0.maxPendingRequests = 3 }
         let (serverID, _) = try connection.openSession()

@@ -1,0 +1,45 @@
+import NIOCore
+
+/// The fast output path of a session channel (docs/architecture.md, "Data path"): a backend that
+/// receives its program's output on an event loop hands each chunk to the SSH channel there, with
+/// no task switch per chunk. `writeStdout`/`writeStderr` stay the general path; this is an
+/// optional shortcut with the same meaning, including the layers' taps (metrics, audit).
+public struct SessionOutput: Sendable {
+    /// The connection's event loop; `write` must be called on it.
+    public let eventLoop: any EventLoop
+    private let sink: @Sendable (ByteBuffer, SessionOutputStream, EventLoopPromise<Void>?) -> Void
+
+    /// `sink` is called on `eventLoop` only and completes the promise once the bytes have been
+    /// sent (the client's window had room), or fails it when the channel is gone.
+    public init(eventLoop: any EventLoop, sink: @escaping @Sendable (ByteBuffer, SessionOutputStream, EventLoopPromise<Void>?) -> Void) {
+        self.eventLoop = eventLoop
+        self.sink = sink
+    }
+
+    /// Queues `data` in order with everything written before; call on `eventLoop`.
+    public func write(_ data: ByteBuffer, to stream: SessionOutputStream, promise: EventLoopPromise<Void>?) {
+        eventLoop.preconditionInEventLoop()
+        sink(data, stream, promise)
+    }
+
+    /// The same output, with `observe` seeing every chunk before it is queued (metrics, audit).
+    public func tapped(_ observe: @escaping @Sendable (ByteBuffer, SessionOutputStream) -> Void) -> SessionOutput {
+        let sink = self.sink
+        return SessionOutput(eventLoop: eventLoop) { data, stream, promise in
+            observe(data, stream)
+            sink(data, stream, promise)
+        }
+    }
+}
+
+public enum SessionOutputStream: Sendable, Hashable {
+    case stdout
+    case stderr
+}
+
+/// Which event loop serves the connection a layer is working for. Set by the SSH front end
+/// around the calls that prepare containers and sessions, so a backend can put its own channels
+/// (the agent link) on the same loop and keep each byte on one thread.
+public enum ConnectionContext {
+    @TaskLocal public static var eventLoop: (any EventLoop)?
+}
