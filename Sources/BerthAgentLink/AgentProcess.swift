@@ -37,6 +37,16 @@ final class SendCredit: Sendable {
         for waiter in waiters { waiter.resume(throwing: error) }
     }
 
+    /// Takes up to `wanted` bytes of credit without waiting (0 when there is none or it failed).
+    func tryTake(_ wanted: Int) -> Int {
+        state.withLockedValue { state in
+            guard state.failed == nil else { return 0 }
+            let count = min(wanted, state.available)
+            state.available -= count
+            return count
+        }
+    }
+
     /// Takes up to `wanted` bytes of credit, waiting while there is none.
     func take(_ wanted: Int) async throws -> Int {
         while true {
@@ -80,6 +90,19 @@ public final class AgentProcess: AgentChannel {
         var ended = false
         /// Output passed on but not yet credited back; sent in batches (see `consumed`).
         var uncredited = 0
+        var input = PushedInput()
+    }
+
+    /// Stdin on the fast path: what the client sent beyond the agent's credit waits here (bounded
+    /// by the client's SSH window, which reopens only as bytes go on to the agent).
+    struct PushedInput {
+        var feed: SessionInputFeed?
+        var queued = CircularBuffer<ByteBuffer>()
+        var ended = false
+        var sendEOF = false
+        var eofSent = false
+        var draining = false
+        var again = false
     }
 
     init(link: AgentLink, channel: UInt32, output: SessionOutput?) {
@@ -124,6 +147,58 @@ public final class AgentProcess: AgentChannel {
 
     public func closeInput() { link.send(.eof, channel) }
 
+    /// Takes stdin from the channel's fast path, if it has one (else returns false and the caller
+    /// iterates `input`). `eof`: pass the client's EOF on (not for a terminal, which has none).
+    public func takeInput(_ input: SessionInput, eof: Bool) -> Bool {
+        guard let feed = input.feed else { return false }
+        state.withLockedValue {
+            $0.input.feed = feed
+            $0.input.sendEOF = eof
+        }
+        feed.start { [self] chunk in
+            state.withLockedValue { state in
+                if let chunk { state.input.queued.append(chunk) } else { state.input.ended = true }
+            }
+            pushInput()
+        }
+        return true
+    }
+
+    /// Sends queued stdin within the agent's credit, in order: one drainer at a time, and a
+    /// drainer that is asked again while busy goes round once more.
+    private func pushInput() {
+        while true {
+            let work = state.withLockedValue { state -> (slices: [ByteBuffer], eof: Bool, feed: SessionInputFeed?)? in
+                guard !state.input.draining else {
+                    state.input.again = true
+                    return nil
+                }
+                state.input.draining = true
+                state.input.again = false
+                var slices: [ByteBuffer] = []
+                while var first = state.input.queued.first {
+                    let count = credit.tryTake(first.readableBytes)
+                    guard count > 0 else { break }
+                    slices.append(first.readSlice(length: count)!)
+                    if first.readableBytes == 0 { state.input.queued.removeFirst() } else { state.input.queued[state.input.queued.startIndex] = first }
+                }
+                let eof = state.input.ended && state.input.queued.isEmpty && state.input.sendEOF && !state.input.eofSent
+                if eof { state.input.eofSent = true }
+                return (slices, eof, state.input.feed)
+            }
+            guard let work else { return }
+            for slice in work.slices { link.send(.input, channel, slice) }
+            if work.eof { link.send(.eof, channel) }
+            let sent = work.slices.reduce(0) { $0 + $1.readableBytes }
+            if sent > 0 { work.feed?.consumed(sent) }
+            let again = state.withLockedValue { state -> Bool in
+                state.input.draining = false
+                return state.input.again
+            }
+            guard again else { return }
+        }
+    }
+
     /// Gives back credit for output that has been passed on. Credit goes back in quarters of the
     /// window: what is held back stays below the window, so the agent never stalls on it.
     public func consumed(_ bytes: Int) {
@@ -166,12 +241,14 @@ public final class AgentProcess: AgentChannel {
             state.withLockedValue { $0.pid = reply.pid }
             credit.add(Int(reply.inputWindow))
             started(.success(()))
+            pushInput()
         case .output:
             if let output { deliver(payload, .stdout, to: output) } else { continuation.yield(.stdout(payload)) }
         case .errorOutput:
             if let output { deliver(payload, .stderr, to: output) } else { continuation.yield(.stderr(payload)) }
         case .window:
             if let bytes = try? AgentCredit.decode(Array(payload.readableBytesView)) { credit.add(Int(bytes)) }
+            pushInput()
         case .exit:
             let exit = (try? AgentExit(decoding: Array(payload.readableBytesView))) ?? .status(255)
             state.withLockedValue { $0.ended = true }

@@ -121,12 +121,14 @@ public actor AgentSession: SessionChannelHandler {
     private func startPump(_ process: AgentProcess, tty: Bool) {
         let channel = self.channel
         let logger = host.logger
+        // A terminal has no EOF (sshd ignores it on a pty too).
+        let pushed = process.takeInput(channel.stdin, eof: !tty)
         pump = Task {
             let input = Task {
+                guard !pushed else { return }
                 for await chunk in channel.stdin {
                     do { try await process.write(chunk) } catch { return }
                 }
-                // A terminal has no EOF (sshd ignores it on a pty too).
                 if !tty { process.closeInput() }
             }
             var ending: AgentProcessEvent?

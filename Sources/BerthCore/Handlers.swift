@@ -158,9 +158,12 @@ public struct SessionInput: AsyncSequence, Sendable {
     public typealias Element = ByteBuffer
 
     private let nextChunk: @Sendable () async -> ByteBuffer?
+    /// The fast path, when the channel has one; a reader uses either it or the sequence.
+    public let feed: SessionInputFeed?
 
-    public init(next: @escaping @Sendable () async -> ByteBuffer?) {
+    public init(feed: SessionInputFeed? = nil, next: @escaping @Sendable () async -> ByteBuffer?) {
         self.nextChunk = next
+        self.feed = feed
     }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
@@ -173,11 +176,49 @@ public struct SessionInput: AsyncSequence, Sendable {
     /// The same input, with `observe` seeing every chunk as it is consumed (metrics, audit).
     public func tapped(_ observe: @escaping @Sendable (ByteBuffer) -> Void) -> SessionInput {
         let box = SingleReaderIterator(makeAsyncIterator())
-        return SessionInput {
+        return SessionInput(feed: feed?.tapped(observe)) {
             let chunk = await box.next()
             if let chunk { observe(chunk) }
             return chunk
         }
+    }
+}
+
+/// The fast input path (docs/architecture.md, "Data path"): the client's bytes pushed to the
+/// backend on the connection's event loop, with no task switch per chunk. The client's window
+/// reopens only as the backend reports chunks passed on (`consumed`), so memory stays bounded
+/// by the window exactly as with the sequence.
+public struct SessionInputFeed: Sendable {
+    public let eventLoop: any EventLoop
+    private let begin: @Sendable (@escaping @Sendable (ByteBuffer?) -> Void) -> Void
+    private let acknowledge: @Sendable (Int) -> Void
+
+    /// `begin` delivers, on `eventLoop`, every chunk not yet read and then each new one, and nil
+    /// once at the end; `acknowledge` reopens the window (any thread).
+    public init(eventLoop: any EventLoop, begin: @escaping @Sendable (@escaping @Sendable (ByteBuffer?) -> Void) -> Void,
+                acknowledge: @escaping @Sendable (Int) -> Void) {
+        self.eventLoop = eventLoop
+        self.begin = begin
+        self.acknowledge = acknowledge
+    }
+
+    /// Starts delivery to `receive` (called on `eventLoop`; nil means EOF or the channel closed).
+    /// At most once per channel, and instead of iterating the sequence.
+    public func start(_ receive: @escaping @Sendable (ByteBuffer?) -> Void) {
+        if eventLoop.inEventLoop { begin(receive) } else { eventLoop.execute { [begin] in begin(receive) } }
+    }
+
+    /// `bytes` of delivered input have been passed on.
+    public func consumed(_ bytes: Int) { acknowledge(bytes) }
+
+    func tapped(_ observe: @escaping @Sendable (ByteBuffer) -> Void) -> SessionInputFeed {
+        let begin = self.begin
+        return SessionInputFeed(eventLoop: eventLoop, begin: { receive in
+            begin { chunk in
+                if let chunk { observe(chunk) }
+                receive(chunk)
+            }
+        }, acknowledge: acknowledge)
     }
 }
 

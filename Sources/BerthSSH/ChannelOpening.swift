@@ -11,7 +11,7 @@ enum ChannelOpening {
         let channelID = connection.allocateChannelID()
         let (events, continuation) = AsyncStream.makeStream(of: SessionEvent.self)
         let input = SessionInputSource()
-        let stdin = input.makeInput { bytes in eventLoop.execute { channel.value.consumed(bytes) } }
+        let stdin = input.makeInput(eventLoop: eventLoop) { bytes in ChannelOpening.consumed(bytes, on: channel) }
         let session = EngineSessionChannel(writer: ChannelWriter(channel: channel), channelID: channelID,
                                            connection: connection.authenticatedMetadata, stdin: stdin)
         var logger = connection.logger
@@ -55,6 +55,15 @@ enum ChannelOpening {
         }
     }
 
+    /// Reopens the client's window for input the backend has passed on.
+    static func consumed(_ bytes: Int, on channel: NIOLoopBound<SSHChannel>) {
+        if channel.eventLoop.inEventLoop {
+            channel.value.consumed(bytes)
+        } else {
+            channel.eventLoop.execute { channel.value.consumed(bytes) }
+        }
+    }
+
     /// The bridge and Core's view of a forwarding channel; call on the event loop.
     static func attach(_ channel: NIOLoopBound<SSHChannel>, channelID: UInt64) -> (ChannelBridge, EngineForwardChannel) {
         let end = ForwardEnd(eventLoop: channel.eventLoop)
@@ -76,7 +85,7 @@ struct ForwardEnd {
 
     func forwardChannel(on channel: NIOLoopBound<SSHChannel>, channelID: UInt64) -> EngineForwardChannel {
         let eventLoop = channel.eventLoop
-        let stdin = input.makeInput { bytes in eventLoop.execute { channel.value.consumed(bytes) } }
+        let stdin = input.makeInput(eventLoop: eventLoop) { bytes in ChannelOpening.consumed(bytes, on: channel) }
         return EngineForwardChannel(writer: ChannelWriter(channel: channel), channelID: channelID, input: stdin, closed: closed.futureResult)
     }
 }

@@ -1,4 +1,5 @@
 import BerthCore
+import Crypto
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -84,6 +85,7 @@ final class RecordingChannel: SessionChannel {
         var eof = false
         var closed = false
         var fastWrites = 0
+        var inputAcknowledged = 0
     }
 
     /// The fast output path (as the SSH front end's channels have), when `fast`; `slow` defers
@@ -105,7 +107,13 @@ final class RecordingChannel: SessionChannel {
         let chunks = NIOLockedValueBox(input ?? [])
         let endless = input == nil
         let (never, _) = AsyncStream.makeStream(of: Void.self)
-        stdin = SessionInput {
+        // The fast path pushes the chunks on the loop and counts what the session acknowledges.
+        let feed = !fast ? nil : SessionInputFeed(eventLoop: loop, begin: { receive in
+            guard !endless else { return }
+            for chunk in chunks.withLockedValue({ $0 }) { receive(ByteBuffer(string: chunk)) }
+            receive(nil)
+        }, acknowledge: { bytes in state.withLockedValue { $0.inputAcknowledged += bytes } })
+        stdin = SessionInput(feed: feed) {
             if endless {
                 for await _ in never {}
                 return nil
@@ -188,6 +196,7 @@ final class GatedHost: AgentSessionHost {
         #expect(record.stderr == "err\n")
         #expect(record.exitStatus == 42 && record.exitSignal == nil && record.eof)
         #expect((record.fastWrites > 0) == fast)
+        #expect(record.inputAcknowledged == (fast ? 10 : 0))
         await agent.stop()
     }
 
@@ -205,6 +214,22 @@ final class GatedHost: AgentSessionHost {
         #expect(lines.enumerated().allSatisfy { index, line in line.count == 1048575 + "\(index)".count && line.hasSuffix("\(index)") })
         #expect(record.exitStatus == 7 && record.eof)
         #expect((record.fastWrites > 0) == fast)
+        await agent.stop()
+    }
+
+    /// 8 MiB of stdin, far beyond the agent's credit: all of it reaches the program, then EOF,
+    /// and (fast path) every byte is acknowledged so the client's window reopens.
+    @Test(arguments: [false, true]) func bulkInputReachesTheProgramWhole(fast: Bool) async throws {
+        let agent = try await LocalAgent.start()
+        let chunks = (0..<256).map { String(repeating: Character(UnicodeScalar(UInt8(97 + $0 % 26))), count: 32768) }
+        let channel = RecordingChannel(input: chunks, fast: fast)
+        let session = AgentSession(host: LinkHost(link: agent.link), channel: channel)
+        try await session.onExec(requestID: 0, command: "md5sum")
+        await channel.waitClosed()
+        let expected = Insecure.MD5.hash(data: Data(chunks.joined().utf8)).map { String(format: "%02x", $0) }.joined()
+        #expect(channel.record.stdout == "\(expected)  -\n")
+        #expect(channel.record.exitStatus == 0)
+        #expect(channel.record.inputAcknowledged == (fast ? 8 << 20 : 0))
         await agent.stop()
     }
 
