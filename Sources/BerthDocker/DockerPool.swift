@@ -15,6 +15,9 @@ actor DockerPool {
     private var stopped = false
     private var failures = 0
     private var maintenance: Task<Void, Never>?
+    /// Shutdown waits for containers still being started: once started they are removed, not
+    /// left behind by a process that has already exited.
+    private var startsDone: [CheckedContinuation<Void, Never>] = []
 
     init(backend: DockerBackend, config: DockerPoolConfig) {
         self.backend = backend
@@ -56,6 +59,15 @@ actor DockerPool {
         let leftover = ready.map(\.container)
         ready = []
         for container in leftover { await remove(container) }
+        if starting > 0 { await withCheckedContinuation { startsDone.append($0) } }
+    }
+
+    private func startFinished() {
+        starting -= 1
+        guard stopped, starting == 0 else { return }
+        let waiters = startsDone
+        startsDone = []
+        for waiter in waiters { waiter.resume() }
     }
 
     private func replaceExpired() {
@@ -82,15 +94,19 @@ actor DockerPool {
     private func startOne() async {
         // After failures, wait before trying again instead of hammering a broken engine.
         if failures > 0 { try? await Task.sleep(for: .seconds(min(30, 1 << min(failures, 5)))) }
+        guard !stopped else { return startFinished() }
         do {
             let container = try await backend.startPoolContainer()
-            starting -= 1
             failures = 0
-            guard !stopped else { return await remove(container) }
+            guard !stopped else {
+                await remove(container)
+                return startFinished()
+            }
+            startFinished()
             ready.append((container, .now))
             backend.logger.log(.debug, "DOCKER_POOL_FILLED", "pool container ready", ["containerId": "\(container.id)", "ready": "\(ready.count)"])
         } catch {
-            starting -= 1
+            startFinished()
             failures += 1
             backend.logger.log(.warning, "DOCKER_POOL_START_FAILED", "could not start a pool container: \(error)")
         }

@@ -240,13 +240,16 @@ def test_session_mode_refuses_forwarding_clearly(start_berth, example_webhook):
 def test_killed_client_with_active_forwards_leaves_no_container(start_berth, example_webhook, client_side_server):
     berth = start(start_berth, example_webhook)
     local = free_port()
-    command = "nc -l -p 7003 & sleep 1000"
+    # nc's stdin stays open (a background job's is /dev/null: nc would half-close at once).
+    command = "sleep 1000 | nc -l -p 7003 & sleep 1000"
     client = subprocess.Popen(ssh_args(berth, "-L", f"127.0.0.1:{local}:127.0.0.1:7003",
                                        "-R", f"9001:127.0.0.1:{client_side_server}") + [command],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    containers = eventually(lambda: berth_containers() or (_ for _ in ()).throw(AssertionError("no container yet")))
+    # The -L's dial only succeeds once nc listens in the container (ssh accepts locally first).
+    assert eventually(lambda: _listening(containers[0], "1B5B") or (_ for _ in ()).throw(AssertionError("nc is not listening yet")))
     held = eventually(lambda: socket.create_connection(("127.0.0.1", local), timeout=5))
     held.sendall(b"keep this connection open")
-    containers = eventually(lambda: berth_containers() or (_ for _ in ()).throw(AssertionError("no container yet")))
     # Both kinds of forward are up in the container.
     assert eventually(lambda: _both_forwards_active(containers[0]))
     client.send_signal(signal.SIGKILL)
@@ -254,6 +257,11 @@ def test_killed_client_with_active_forwards_leaves_no_container(start_berth, exa
     held.close()
     assert wait_gone(), "the container outlived its connection"
     assert berth.process.proc.poll() is None
+
+
+def _listening(container, port_hex):
+    tables = docker("exec", container, "cat", "/proc/net/tcp", "/proc/net/tcp6", check=False).stdout
+    return any(len(row) > 3 and row[1].endswith(":" + port_hex) and row[3] == "0A" for row in (line.split() for line in tables.splitlines()))
 
 
 def _both_forwards_active(container):
