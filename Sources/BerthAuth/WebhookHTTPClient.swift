@@ -10,7 +10,7 @@ import NIOSSL
 public struct WebhookError: CodedError {
     public let code: MessageCode
     public let message: String
-    /// Worth another attempt (transport, status, body problems); a refused redirect is not.
+    /// Worth another attempt (transport, 5xx, body problems); a 4xx answer or a refused redirect is not.
     let retryable: Bool
 }
 
