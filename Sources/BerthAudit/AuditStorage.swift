@@ -25,6 +25,9 @@ protocol AuditObjectWriter: AnyObject {
 
 struct AuditStorageError: Error, CustomStringConvertible {
     let description: String
+    /// S3 was unreachable or said it is unavailable: nothing is known about the object itself,
+    /// so the failure does not count towards parking it (S3Uploader).
+    var outage = false
 }
 
 /// `storage: file`: one file per object in a directory, each write handed to the kernel at

@@ -5,7 +5,8 @@ import NIOConcurrencyHelpers
 
 /// `storage: s3`: each log is written to the staging directory first (`NAME.open` while the
 /// connection lasts, with `NAME.meta` beside it), and uploaded once complete. Uploads that fail
-/// are retried until they succeed, also after a restart, so an S3 outage loses nothing.
+/// because S3 is unreachable are retried until they succeed, also after a restart, so an S3
+/// outage loses nothing; an object S3 keeps refusing is parked (S3Uploader).
 final class S3AuditStorage: AuditStorage {
     let directory: String
     let uploader: S3Uploader
@@ -37,19 +38,42 @@ final class S3AuditStorage: AuditStorage {
     }
 }
 
+/// Where finished logs go; S3Client in production, a fake in tests.
+protocol AuditUploadTarget: Sendable {
+    func upload(key: String, file: String, info: AuditObjectInfo) async throws
+    func shutdown() async
+}
+
+/// Uploads staged logs one at a time. A log whose upload fails goes to the back of the queue,
+/// so one bad object cannot hold up the others. A failure while S3 is unreachable or busy
+/// (AuditStorageError.outage) is only retried; one where S3 answered and refused, or the
+/// request could not be made, counts, and after `maxAttempts` of those the log is parked:
+/// moved to `parked/` in the staging directory with an error in the log, never retried by
+/// itself; moved back into the staging directory, the next start uploads it.
 actor S3Uploader {
-    private let client: S3Client
+    static let defaultMaxAttempts = 5
+    static let parkedDirectory = "parked"
+
+    private let client: any AuditUploadTarget
     private let directory: String
     private let logger: Logger
+    private let maxAttempts: Int
+    private let firstDelay: Duration
+    private let maxDelay: Duration
     private var pending: [String] = []
+    private var refusals: [String: Int] = [:]
     private var worker: Task<Void, Never>?
     private var wakeUp: CheckedContinuation<Void, Never>?
     private var stopped = false
 
-    init(client: S3Client, directory: String, logger: Logger) {
+    init(client: any AuditUploadTarget, directory: String, logger: Logger, maxAttempts: Int = defaultMaxAttempts,
+         firstDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(30)) {
         self.client = client
         self.directory = directory
         self.logger = logger
+        self.maxAttempts = maxAttempts
+        self.firstDelay = firstDelay
+        self.maxDelay = maxDelay
     }
 
     /// Picks up what an earlier run left: finished logs not yet uploaded, and logs of
@@ -61,7 +85,11 @@ actor S3Uploader {
             rename("\(directory)/\(name)", "\(directory)/\(base)")
             logger.log(.notice, "AUDIT_RECOVERED", "audit log of an interrupted connection will be uploaded", ["object": "\(base)"])
         }
-        let ready = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { !$0.hasSuffix(".meta") && !$0.hasSuffix(".open") && !$0.hasPrefix(".") }
+        let ready = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { name in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: "\(directory)/\(name)", isDirectory: &isDirectory) && !isDirectory.boolValue
+                && !name.hasSuffix(".meta") && !name.hasSuffix(".open") && !name.hasPrefix(".")
+        }
         pending += ready.sorted()
         worker = Task { await self.run() }
     }
@@ -85,32 +113,50 @@ actor S3Uploader {
     var backlog: Int { pending.count }
 
     private func run() async {
-        var delay: Duration = .seconds(1)
+        var delay = firstDelay
         while !stopped {
             guard let name = pending.first else {
                 await withCheckedContinuation { wakeUp = $0 }
                 continue
             }
+            pending.removeFirst()
             let path = "\(directory)/\(name)"
-            guard FileManager.default.fileExists(atPath: path) else {
-                pending.removeFirst()
-                continue
-            }
+            guard FileManager.default.fileExists(atPath: path) else { continue }
             let info = (try? JSONDecoder().decode(AuditObjectInfo.self, from: Data(contentsOf: URL(fileURLWithPath: "\(path).meta"))))
                 ?? AuditObjectInfo(ip: "", username: "")
             do {
                 try await client.upload(key: name, file: path, info: info)
                 try? FileManager.default.removeItem(atPath: path)
                 try? FileManager.default.removeItem(atPath: "\(path).meta")
-                pending.removeFirst()
-                delay = .seconds(1)
+                refusals[name] = nil
+                delay = firstDelay
                 logger.log(.debug, "AUDIT_UPLOADED", "audit log uploaded", ["object": "\(name)"])
             } catch {
                 if stopped || Task.isCancelled { return }
+                if (error as? AuditStorageError)?.outage != true {
+                    refusals[name, default: 0] += 1
+                }
+                if refusals[name, default: 0] >= maxAttempts {
+                    refusals[name] = nil
+                    park(name, error)
+                    continue
+                }
+                pending.append(name)
                 logger.log(.warning, "AUDIT_UPLOAD_FAILED", "audit log upload failed; retrying in \(delay): \(error)", ["object": "\(name)"])
                 try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(30))
+                delay = min(delay * 2, maxDelay)
             }
         }
+    }
+
+    private func park(_ name: String, _ error: any Error) {
+        let parked = "\(directory)/\(Self.parkedDirectory)"
+        try? FileManager.default.createDirectory(atPath: parked, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        guard rename("\(directory)/\(name)", "\(parked)/\(name)") == 0 else {
+            logger.log(.error, "AUDIT_UPLOAD_PARKED", "audit log refused \(maxAttempts) times and cannot be moved to \(parked); left in place until a restart: \(error)", ["object": "\(name)"])
+            return
+        }
+        rename("\(directory)/\(name).meta", "\(parked)/\(name).meta")
+        logger.log(.error, "AUDIT_UPLOAD_PARKED", "audit log refused \(maxAttempts) times; moved to \(parked)/\(name), no longer retried: \(error)", ["object": "\(name)"])
     }
 }

@@ -6,7 +6,7 @@ import NIOHTTP1
 import NIOSSL
 
 /// The few S3 calls the audit uploader needs: PUT for small objects, multipart for large ones.
-struct S3Client: Sendable {
+struct S3Client: AuditUploadTarget {
     let config: AuditConfig.S3
     let http: HTTPClient
     let signer: S3Signer
@@ -43,8 +43,8 @@ struct S3Client: Sendable {
 
     func metadataHeaders(_ info: AuditObjectInfo) -> [String: String] {
         var headers: [String: String] = [:]
-        if config.metadataIP { headers["x-amz-meta-ip"] = info.ip }
-        if config.metadataUsername { headers["x-amz-meta-username"] = info.username }
+        if config.metadataIP { headers["x-amz-meta-ip"] = S3Metadata.headerValue(info.ip) }
+        if config.metadataUsername { headers["x-amz-meta-username"] = S3Metadata.headerValue(info.username) }
         if !config.acl.isEmpty { headers["x-amz-acl"] = config.acl }
         return headers
     }
@@ -58,12 +58,29 @@ struct S3Client: Sendable {
             request.headers.add(name: name, value: value)
         }
         request.body = .bytes(ByteBuffer(bytes: body))
-        let response = try await http.execute(request, timeout: .seconds(120))
-        let answer = try await response.body.collect(upTo: 1 << 20)
-        guard (200..<300).contains(response.status.code) else {
-            throw AuditStorageError(description: "S3 \(method.rawValue) \(url.path) answered \(response.status.code): \(String(buffer: answer).prefix(300))")
+        let response: HTTPClientResponse
+        let answer: ByteBuffer
+        do {
+            response = try await http.execute(request, timeout: .seconds(120))
+            answer = try await response.body.collect(upTo: 1 << 20)
+        } catch {
+            throw AuditStorageError(description: "S3 \(method.rawValue) \(url.path): \(error)", outage: Self.isOutage(error))
+        }
+        let status = response.status.code
+        guard (200..<300).contains(status) else {
+            throw AuditStorageError(description: "S3 \(method.rawValue) \(url.path) answered \(status): \(String(buffer: answer).prefix(300))",
+                                    outage: status >= 500 || status == 408 || status == 429)
         }
         return (response.headers, Array(answer.readableBytesView))
+    }
+
+    /// Failures that say S3 is unreachable or busy, not that this request is wrong: connection
+    /// refused, DNS, TLS, timeouts. What the HTTP client refuses to send (an invalid header
+    /// value, a bad URL) is about the request.
+    static func isOutage(_ error: any Error) -> Bool {
+        guard let error = error as? HTTPClientError else { return true }
+        return [.connectTimeout, .readTimeout, .writeTimeout, .remoteConnectionClosed, .tlsHandshakeTimeout, .deadlineExceeded,
+                .getConnectionFromPoolTimeout, .cancelled, .uncleanShutdown, .alreadyShutdown].contains(error)
     }
 
     /// Uploads a whole file: one PUT up to the part size, multipart above it.

@@ -13,7 +13,7 @@ struct S3Signer: Sendable {
         let amzDate = Self.timestamp(date)
         let day = String(amzDate.prefix(8))
         let payloadHash = Self.hex(SHA256.hash(data: body))
-        var all = headers.reduce(into: [String: String]()) { $0[$1.key.lowercased()] = $1.value.trimmingCharacters(in: .whitespaces) }
+        var all = headers.reduce(into: [String: String]()) { $0[$1.key.lowercased()] = Self.canonicalValue($1.value) }
         var host = url.host ?? ""
         if let port = url.port { host += ":\(port)" }
         all["host"] = host
@@ -32,6 +32,12 @@ struct S3Signer: Sendable {
         let signature = Self.hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
         all["authorization"] = "AWS4-HMAC-SHA256 Credential=\(accessKey)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
         return all
+    }
+
+    /// SigV4's Trimall: no leading or trailing spaces, runs of spaces as one. S3 computes the
+    /// signature from the value it received this way, so the signer must too.
+    static func canonicalValue(_ value: String) -> String {
+        value.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ").trimmingCharacters(in: .whitespaces)
     }
 
     static func timestamp(_ date: Date) -> String {

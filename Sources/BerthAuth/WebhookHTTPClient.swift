@@ -10,7 +10,7 @@ import NIOSSL
 public struct WebhookError: CodedError {
     public let code: MessageCode
     public let message: String
-    /// Worth another attempt (transport, status, body problems); a refused redirect is not.
+    /// Worth another attempt (transport, 5xx, body problems); a 4xx answer or a refused redirect is not.
     let retryable: Bool
 }
 
@@ -28,7 +28,9 @@ public final class WebhookHTTPClient: Sendable {
         self.config = config
         self.logger = logger
         var configuration = HTTPClient.Configuration()
-        configuration.redirectConfiguration = config.allowRedirects ? .follow(max: 5, allowCycles: false) : .disallow
+        // Redirects are followed here, not by AsyncHTTPClient, which re-sends a POST body
+        // (the password) on 307/308 to whatever host the Location names (WebhookRedirect).
+        configuration.redirectConfiguration = .disallow
         if config.url.lowercased().hasPrefix("https://") {
             configuration.tlsConfiguration = try TLSSettings.make(config)
         }
@@ -71,21 +73,29 @@ public final class WebhookHTTPClient: Sendable {
     }
 
     private func attemptPost(url: String, body: [UInt8]) async throws -> [UInt8] {
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "Accept", value: "application/json")
-        request.body = .bytes(ByteBuffer(bytes: body))
-        let response = try await client.execute(request, timeout: .nanoseconds(config.timeout.nanoseconds))
-        let bytes = try await response.body.collect(upTo: 4 << 20)
-        switch response.status.code {
-        case 200:
-            return Array(bytes.readableBytesView)
-        case 300..<400 where !config.allowRedirects:
-            throw WebhookError(code: "HTTP_CLIENT_REDIRECTS_DISABLED", message: "\(url) answered with a redirect (\(response.status.code)) and allowRedirects is false", retryable: false)
-        default:
-            throw WebhookError(code: "WEBHOOK_INVALID_STATUS", message: "\(url) answered HTTP \(response.status.code)", retryable: true)
+        var target = url
+        for _ in 0...WebhookRedirect.maxHops {
+            var request = HTTPClientRequest(url: target)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "Accept", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+            let response = try await client.execute(request, timeout: .nanoseconds(config.timeout.nanoseconds))
+            let bytes = try await response.body.collect(upTo: 4 << 20)
+            let status = response.status.code
+            switch status {
+            case 200:
+                return Array(bytes.readableBytesView)
+            case 300..<400 where !config.allowRedirects:
+                throw WebhookError(code: "HTTP_CLIENT_REDIRECTS_DISABLED", message: "\(target) answered with a redirect (\(status)) and allowRedirects is false", retryable: false)
+            case 300..<400:
+                target = try WebhookRedirect.next(from: target, configured: url, status: status, location: response.headers.first(name: "Location"))
+            default:
+                // A 4xx answer will not change by asking again; 5xx may be a restart or overload.
+                throw WebhookError(code: "WEBHOOK_INVALID_STATUS", message: "\(target) answered HTTP \(status)", retryable: status >= 500)
+            }
         }
+        throw WebhookError(code: "HTTP_CLIENT_REDIRECT_REFUSED", message: "\(url) redirected more than \(WebhookRedirect.maxHops) times", retryable: false)
     }
 }
 

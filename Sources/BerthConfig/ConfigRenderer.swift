@@ -2,7 +2,8 @@ import Foundation
 import Yams
 
 /// Prints the effective configuration (`berth config check`): every key, defaults filled in,
-/// in a form `berth serve` reads back unchanged.
+/// in a form `berth serve` reads back unchanged, except that secrets show as `<redacted>`
+/// (ConfigRedaction).
 public enum ConfigRenderer {
     public static func yaml(_ config: BerthConfig) -> String {
         (try? Yams.serialize(node: node(tree(config)))) ?? ""
@@ -27,7 +28,7 @@ public enum ConfigRenderer {
             ("sshproxy", .object([
                 ("server", .string(config.sshproxy.server)), ("port", .int(Int64(config.sshproxy.port))),
                 ("usernamePassThrough", .bool(config.sshproxy.usernamePassThrough)), ("username", .string(config.sshproxy.username)),
-                ("password", .string(config.sshproxy.password)), ("privateKey", .string(config.sshproxy.privateKey)),
+                ("password", ConfigRedaction.secret(config.sshproxy.password)), ("privateKey", ConfigRedaction.keyMaterial(config.sshproxy.privateKey)),
                 ("allowedHostKeyFingerprints", strings(config.sshproxy.allowedHostKeyFingerprints)),
                 ("timeout", duration(config.sshproxy.timeout)), ("clientVersion", .string(config.sshproxy.clientVersion)),
             ])),
@@ -48,9 +49,9 @@ public enum ConfigRenderer {
         let timeouts = kubernetes.timeouts
         return .object([
             ("connection", .object([
-                ("host", .string(connection.host)), ("path", .string(connection.path)), ("cacert", .string(connection.cacert)),
-                ("cert", .string(connection.cert)), ("key", .string(connection.key.isEmpty ? "" : "********")),
-                ("bearerToken", .string(connection.bearerToken.isEmpty ? "" : "********")), ("bearerTokenFile", .string(connection.bearerTokenFile)),
+                ("host", ConfigRedaction.url(connection.host)), ("path", .string(connection.path)), ("cacert", .string(connection.cacert)),
+                ("cert", .string(connection.cert)), ("key", ConfigRedaction.keyMaterial(connection.key)),
+                ("bearerToken", ConfigRedaction.secret(connection.bearerToken)), ("bearerTokenFile", .string(connection.bearerTokenFile)),
                 ("serverName", .string(connection.serverName)), ("insecure", .bool(connection.insecure)), ("kubeconfig", .string(connection.kubeconfig)),
             ])),
             ("pod", .object([
@@ -78,8 +79,8 @@ public enum ConfigRenderer {
                                    ("passwords", .bool(intercept.passwords)), ("forwarding", .bool(intercept.forwarding))])),
             ("file", .object([("directory", .string(audit.directory))])),
             ("s3", .object([
-                ("local", .string(s3.local)), ("accessKey", .string(s3.accessKey)), ("secretKey", .string(s3.secretKey.isEmpty ? "" : "********")),
-                ("bucket", .string(s3.bucket)), ("region", .string(s3.region)), ("endpoint", .string(s3.endpoint)), ("cacert", .string(s3.cacert)),
+                ("local", .string(s3.local)), ("accessKey", .string(s3.accessKey)), ("secretKey", ConfigRedaction.secret(s3.secretKey)),
+                ("bucket", .string(s3.bucket)), ("region", .string(s3.region)), ("endpoint", ConfigRedaction.url(s3.endpoint)), ("cacert", .string(s3.cacert)),
                 ("acl", .string(s3.acl)), ("pathStyleAccess", .bool(s3.pathStyleAccess)), ("uploadPartSize", .int(Int64(s3.uploadPartSize))),
                 ("parallelUploads", .int(Int64(s3.parallelUploads))),
                 ("metadata", .object([("ip", .bool(s3.metadataIP)), ("username", .bool(s3.metadataUsername))])),
@@ -93,7 +94,7 @@ public enum ConfigRenderer {
     private static func ssh(_ ssh: SSHConfig) -> ConfigValue {
         .object([
             ("listen", .string(ssh.listen)), ("serverVersion", .string(ssh.serverVersion)), ("banner", .string(ssh.banner)),
-            ("hostkeys", strings(ssh.hostkeys)), ("stateDirectory", .string(ssh.stateDirectory)),
+            ("hostkeys", .array(ssh.hostkeys.map(ConfigRedaction.keyMaterial))), ("stateDirectory", .string(ssh.stateDirectory)),
             ("ciphers", strings(ssh.ciphers)), ("kex", strings(ssh.kex)), ("macs", strings(ssh.macs)),
             ("hostKeyAlgorithms", strings(ssh.hostKeyAlgorithms)), ("publicKeyAlgorithms", strings(ssh.publicKeyAlgorithms)),
             ("maxStartups", .string(ssh.maxStartups.description)),
@@ -106,8 +107,8 @@ public enum ConfigRenderer {
 
     private static func http(_ http: HTTPClientConfig) -> [(key: String, value: ConfigValue)] {
         [
-            ("url", .string(http.url)), ("timeout", duration(http.timeout)), ("cacert", .string(http.cacert)),
-            ("cert", .string(http.cert)), ("key", .string(http.key)), ("tlsVersion", .string(http.tlsVersion)),
+            ("url", ConfigRedaction.url(http.url)), ("timeout", duration(http.timeout)), ("cacert", .string(http.cacert)),
+            ("cert", .string(http.cert)), ("key", ConfigRedaction.keyMaterial(http.key)), ("tlsVersion", .string(http.tlsVersion)),
             ("curves", strings(http.curves)), ("cipher", strings(http.cipher)), ("allowRedirects", .bool(http.allowRedirects)),
         ]
     }
@@ -119,7 +120,7 @@ public enum ConfigRenderer {
     private static func users(_ config: StaticUsersConfig) -> ConfigValue {
         .object([
             ("users", .array(config.users.map { user in
-                .object([("username", .string(user.username)), ("passwordHash", .string(user.passwordHash)), ("authorizedKeys", strings(user.authorizedKeys))])
+                .object([("username", .string(user.username)), ("passwordHash", ConfigRedaction.secret(user.passwordHash)), ("authorizedKeys", strings(user.authorizedKeys))])
             })),
             ("usersFile", .string(config.usersFile)),
         ])
@@ -143,12 +144,12 @@ public enum ConfigRenderer {
         let timeouts = docker.timeouts
         return .object([
             ("connection", .object([
-                ("host", .string(docker.connection.host)), ("cacert", .string(docker.connection.cacert)),
-                ("cert", .string(docker.connection.cert)), ("key", .string(docker.connection.key)),
+                ("host", ConfigRedaction.url(docker.connection.host)), ("cacert", .string(docker.connection.cacert)),
+                ("cert", .string(docker.connection.cert)), ("key", ConfigRedaction.keyMaterial(docker.connection.key)),
             ])),
             ("execution", .object([
                 ("container", execution.container), ("host", execution.host), ("network", execution.network),
-                ("platform", execution.platform), ("containername", .string(execution.containerName)), ("auth", execution.auth),
+                ("platform", execution.platform), ("containername", .string(execution.containerName)), ("auth", ConfigRedaction.registryAuth(execution.auth)),
                 ("mode", .string(execution.mode.rawValue)), ("idleCommand", strings(execution.idleCommand)),
                 ("shellCommand", strings(execution.shellCommand)), ("agentPath", .string(execution.agentPath)),
                 ("disableAgent", .bool(execution.disableAgent)), ("agentSocketRoot", .string(execution.agentSocketRoot)),
@@ -167,15 +168,15 @@ public enum ConfigRenderer {
 
     private static func security(_ security: SecurityConfig) -> ConfigValue {
         func filter(_ filter: SecurityConfig.Filter, lists: Bool, deny: Bool = true) -> ConfigValue {
-            var fields: [(key: String, value: ConfigValue)] = [("mode", .string(filter.mode.rawValue))]
-            if lists { fields.append(("allow", strings(filter.allow))) }
-            if lists && deny { fields.append(("deny", strings(filter.deny))) }
-            return .object(fields)
+            .object(filterFields(filter, lists: lists, deny: deny))
         }
         let forwarding = security.forwarding
+        let env = filterFields(security.env, lists: true) + [
+            ("maxVariables", .int(Int64(security.envLimits.maxVariables))), ("maxSize", .int(Int64(security.envLimits.maxSize))),
+        ]
         return .object([
             ("defaultMode", .string(security.defaultMode.rawValue)), ("forceCommand", .string(security.forceCommand)),
-            ("env", filter(security.env, lists: true)), ("command", filter(security.command, lists: true, deny: false)),
+            ("env", .object(env)), ("command", filter(security.command, lists: true, deny: false)),
             ("shell", filter(security.shell, lists: false)), ("subsystem", filter(security.subsystem, lists: true)),
             ("tty", filter(security.tty, lists: false)), ("signal", filter(security.signal, lists: true)),
             ("forwarding", .object([
@@ -187,6 +188,13 @@ public enum ConfigRenderer {
             ])),
             ("maxSessions", .int(Int64(security.maxSessions))),
         ])
+    }
+
+    private static func filterFields(_ filter: SecurityConfig.Filter, lists: Bool, deny: Bool = true) -> [(key: String, value: ConfigValue)] {
+        var fields: [(key: String, value: ConfigValue)] = [("mode", .string(filter.mode.rawValue))]
+        if lists { fields.append(("allow", strings(filter.allow))) }
+        if lists && deny { fields.append(("deny", strings(filter.deny))) }
+        return fields
     }
 
     private static func log(_ log: LogConfig) -> ConfigValue {

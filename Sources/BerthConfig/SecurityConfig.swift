@@ -13,6 +13,16 @@ public struct SecurityConfig: Sendable, Hashable {
         public init() {}
     }
 
+    /// Caps on client `env` requests per session channel (OpenSSH's sshd ignores requests past
+    /// 128 variables too); -1 for no limit.
+    public struct EnvLimits: Sendable, Hashable {
+        public var maxVariables = 128
+        /// Bytes of name plus value (UTF-8) of one variable.
+        public var maxSize = 32768
+
+        public init() {}
+    }
+
     public struct Forwarding: Sendable, Hashable {
         public var forwardingMode = Mode.unset
         public var reverseForwardingMode = Mode.unset
@@ -26,6 +36,7 @@ public struct SecurityConfig: Sendable, Hashable {
     public var defaultMode = Mode.unset
     public var forceCommand = ""
     public var env = Filter()
+    public var envLimits = EnvLimits()
     public var command = Filter()
     public var shell = Filter()
     public var subsystem = Filter()
@@ -58,6 +69,10 @@ enum SecuritySectionReader {
             if lists {
                 filter.allow = block.strings("allow", [])
                 if key != "command" { filter.deny = block.strings("deny", []) }
+            }
+            if key == "env" {
+                security.envLimits.maxVariables = block.int("maxVariables", security.envLimits.maxVariables, minimum: -1)
+                security.envLimits.maxSize = block.int("maxSize", security.envLimits.maxSize, minimum: -1)
             }
             block.finish()
             security[keyPath: path] = filter

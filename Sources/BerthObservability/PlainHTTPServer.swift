@@ -9,11 +9,14 @@ public final class PlainHTTPServer: Sendable {
         public var status: HTTPResponseStatus
         public var contentType: String
         public var body: [UInt8]
+        /// Further headers, such as a redirect's Location.
+        public var headers: [(name: String, value: String)]
 
-        public init(status: HTTPResponseStatus, contentType: String = "text/plain; charset=utf-8", body: [UInt8]) {
+        public init(status: HTTPResponseStatus, contentType: String = "text/plain; charset=utf-8", body: [UInt8], headers: [(name: String, value: String)] = []) {
             self.status = status
             self.contentType = contentType
             self.body = body
+            self.headers = headers
         }
     }
 
@@ -70,6 +73,7 @@ private final class PlainHTTPHandler: ChannelInboundHandler {
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: response.contentType)
             headers.add(name: "Content-Length", value: String(response.body.count))
+            for (name, value) in response.headers { headers.add(name: name, value: value) }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)

@@ -71,6 +71,8 @@ struct SecureSession: SessionChannelHandler {
     let policy: SecurityPolicy
     let logger: Logger
     let onClosed: @Sendable () -> Void
+    /// Env requests the backend accepted on this channel (security.env.maxVariables).
+    let acceptedEnv = NIOLockedValueBox(0)
 
     private func refuse(_ what: String) -> RequestRefused {
         logger.log(.info, "SECURITY_REQUEST_REFUSED", "refused by the security policy: \(what)")
@@ -78,8 +80,23 @@ struct SecureSession: SessionChannelHandler {
     }
 
     func onEnv(requestID: UInt64, name: String, value: String) async throws {
-        guard policy.allowsEnv(name) else { throw refuse("environment variable \(name)") }
+        let shown = String(name.prefix(64))
+        switch policy.envDecision(name: name, value: value, alreadySet: acceptedEnv.withLockedValue { $0 }) {
+        case .allow: break
+        case .invalidName:
+            logger.log(.info, "SECURITY_ENV_INVALID_NAME", "env request refused: \"\(shown)\" is not a variable name ([A-Za-z_][A-Za-z0-9_]*)")
+            throw RequestRefused("SECURITY_ENV_INVALID_NAME", "\(shown) is not a valid environment variable name")
+        case .denied: throw refuse("environment variable \(shown)")
+        case .deniedByForcedCommand: throw refuse("environment variable \(shown) (with forceCommand)")
+        case .tooLarge(let limit):
+            logger.log(.info, "SECURITY_ENV_LIMIT", "env request \(shown) refused: name and value exceed security.env.maxSize (\(limit) bytes)")
+            throw RequestRefused("SECURITY_ENV_LIMIT", "environment variable \(shown) is too large")
+        case .tooMany(let limit):
+            logger.log(.info, "SECURITY_ENV_LIMIT", "env request \(shown) refused: security.env.maxVariables (\(limit)) reached")
+            throw RequestRefused("SECURITY_ENV_LIMIT", "too many environment variables")
+        }
         try await next.onEnv(requestID: requestID, name: name, value: value)
+        acceptedEnv.withLockedValue { $0 += 1 }
     }
 
     func onPtyRequest(requestID: UInt64, _ pty: PtyRequest) async throws {

@@ -20,7 +20,29 @@ public struct SecurityPolicy: Sendable {
         config.effective(filter.mode) == .enable
     }
 
-    public func allowsEnv(_ name: String) -> Bool { permits(config.env, name) }
+    /// What happens to one `env` request; `alreadySet` counts the channel's accepted requests.
+    public enum EnvDecision: Equatable, Sendable {
+        case allow
+        case invalidName
+        case denied
+        case deniedByForcedCommand
+        case tooLarge(limit: Int)
+        case tooMany(limit: Int)
+    }
+
+    /// The name's form first, so that no list is ever matched against a name the backend would
+    /// read differently; then the forced command's own list, the operator's filter, the caps.
+    public func envDecision(name: String, value: String, alreadySet: Int) -> EnvDecision {
+        guard EnvironmentRules.isValidName(name) else { return .invalidName }
+        if forceCommand != nil, EnvironmentRules.deniedUnderForcedCommand(name: name, value: value) { return .deniedByForcedCommand }
+        guard permits(config.env, name) else { return .denied }
+        let limits = config.envLimits
+        if limits.maxSize >= 0, name.utf8.count + value.utf8.count > limits.maxSize { return .tooLarge(limit: limits.maxSize) }
+        if limits.maxVariables >= 0, alreadySet >= limits.maxVariables { return .tooMany(limit: limits.maxVariables) }
+        return .allow
+    }
+
+    public func allowsEnv(_ name: String, value: String = "") -> Bool { envDecision(name: name, value: value, alreadySet: 0) == .allow }
     public func allowsCommand(_ command: String) -> Bool { permits(config.command, command) }
     public func allowsShell() -> Bool { permitsWithoutList(config.shell) }
     public func allowsSubsystem(_ name: String) -> Bool { permits(config.subsystem, name) }

@@ -30,6 +30,12 @@ struct Serve: AsyncParsableCommand {
         for warning in loaded.warnings {
             logger.log(.warning, "CORE_CONFIG_WARNING", "\(warning)")
         }
+        do {
+            let limit = try OpenFilesLimit.raiseToHardLimit()
+            logger.log(.info, "CORE_OPEN_FILES_LIMIT", "open files limit \(limit.after) (was \(limit.before))")
+        } catch {
+            logger.log(.warning, "CORE_OPEN_FILES_LIMIT_FAILED", "keeping the open files limit: \(error)")
+        }
         // Before the listener opens: a SIGHUP from log rotation that arrives while Berth starts
         // must reopen the file, not end the process (SIGHUP's default) or be lost.
         let rotation = ReopenSignal {

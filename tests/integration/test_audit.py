@@ -290,3 +290,23 @@ def test_s3_outage_and_restart_lose_nothing(tmp_path, start_berth, example_webho
     moto.start()
     later = wait_for(lambda: [k for k in moto.objects() if k != keys[0]], timeout=60)
     assert later, "the log recorded during the outage never arrived"
+
+
+def test_s3_metadata_with_an_odd_username(tmp_path, start_berth, faulty_webhook, moto):
+    """Needs no Docker: the echo backend, a webhook that accepts any name with password pw."""
+    from email.header import decode_header, make_header
+    moto.start()
+    odd = 'Zoë "q"\r\nx-amz-acl: public-read  end'
+    berth = start_berth({"auth": webhook_auth(f"http://127.0.0.1:{faulty_webhook.server_port}"),
+                         "audit": {"enable": True, **s3_audit(tmp_path, moto)}})
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect("127.0.0.1", port=berth.port, username=odd, password="pw", look_for_keys=False, allow_agent=False, timeout=30)
+    _, stdout, _ = client.exec_command("whoami")
+    assert stdout.read().decode() == odd + "\n"
+    client.close()
+    keys = wait_for(lambda: moto.objects())
+    assert len(keys) == 1, keys
+    stored = moto.client().head_object(Bucket="audit", Key=keys[0])["Metadata"]["username"]
+    assert str(make_header(decode_header(stored))) == odd, stored
+    assert "AUDIT_UPLOAD_FAILED" not in berth.process.output()

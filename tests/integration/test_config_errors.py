@@ -77,3 +77,22 @@ def test_help_lists_the_commands():
     for command in ("serve", "keygen", "config", "version"):
         assert command in result.stdout
     assert subprocess.run([BERTH, "version"], capture_output=True, text=True).stdout.startswith("berth ")
+
+
+def test_config_check_redacts_secrets(tmp_path):
+    path = tmp_path / "secrets.json"
+    path.write_text(json.dumps({
+        "auth": {"password": {"method": "webhook", "webhook": {
+            "url": "https://hook:HOOKPASS-SECRET@auth.example/a", "cert": "/etc/berth/client.crt",
+            "key": "-----BEGIN PRIVATE KEY-----\nWEBHOOKKEY-SECRET\n-----END PRIVATE KEY-----\n"}}},
+        "sshproxy": {"server": "upstream.example", "username": "bob", "password": "PROXYPASS-SECRET",
+                     "allowedHostKeyFingerprints": ["SHA256:abc"]},
+        "docker": {"execution": {"auth": {"username": "bob", "password": "REGISTRY-SECRET"}}},
+        "audit": {"s3": {"accessKey": "AKIDSHOWN", "secretKey": "S3-SECRET"}},
+    }))
+    for fmt in ("yaml", "json"):
+        result = subprocess.run([BERTH, "config", "check", "--format", fmt, str(path)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert "SECRET" not in result.stdout
+        assert result.stdout.count("<redacted>") == 5
+        assert "/etc/berth/client.crt" in result.stdout and "AKIDSHOWN" in result.stdout

@@ -135,3 +135,63 @@ def test_signal_filter(start_berth, example_webhook):
     assert still_running, "USR1 should have been refused"
     assert status == 0 and stdout == "stopped"  # no newline, as ContainerSSH's agent writes it
     assert any("signal USR1" in m for m in refusals(berth))
+
+
+def run_with_env(berth, command, variables):
+    """Runs `command` over paramiko after sending each (name, value) as an env request."""
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect("127.0.0.1", port=berth.port, username="alice", password="pw", look_for_keys=False, allow_agent=False, timeout=30)
+    try:
+        channel = client.get_transport().open_session()
+        for name, value in variables:
+            channel.set_environment_variable(name, value)
+        channel.exec_command(command)
+        output = b""
+        while chunk := channel.recv(65536):
+            output += chunk
+        return channel.recv_exit_status(), output
+    finally:
+        client.close()
+
+
+def test_env_tricks_do_not_pass_a_forced_command(start_berth, example_webhook):
+    berth = berth_with(start_berth, example_webhook, {"forceCommand": "env", "env": {"deny": ["LD_PRELOAD"]}})
+    status, output = run_with_env(berth, "anything", [
+        ("LD_PRELOAD=/x.so:", "y"), ("LD_PRELOAD", "/x.so"), ("BASH_FUNC_ls%%", "() { id; }"), ("BASH_ENV", "/tmp/x"),
+        ("PROMPT_COMMAND", "id"), ("LANG", "C.UTF-8"), ("GIT_PROTOCOL", "version=2"),
+    ])
+    assert status == 0
+    lines = output.decode().splitlines()
+    assert "LANG=C.UTF-8" in lines and "GIT_PROTOCOL=version=2" in lines and "SSH_ORIGINAL_COMMAND=anything" in lines, lines
+    assert not any(line.startswith(("LD_", "BASH_", "PROMPT_COMMAND")) for line in lines), lines
+    invalid = [line for line in berth.process.log_lines() if line.get("code") == "SECURITY_ENV_INVALID_NAME"]
+    assert sum(line["message"].startswith("env request refused") for line in invalid) == 2
+    assert sum(m.startswith("refused by the security policy") and "with forceCommand" in m for m in refusals(berth)) == 3
+
+
+def test_env_count_cap(start_berth, example_webhook):
+    berth = berth_with(start_berth, example_webhook, {"env": {"maxVariables": 2}})
+    status, output = run_with_env(berth, "env", [("A", "1"), ("B", "2"), ("C", "3")])
+    assert status == 0 and b"A=1\nB=2\n" in output and b"C=3" not in output
+    assert any(line.get("code") == "SECURITY_ENV_LIMIT" for line in berth.process.log_lines())
+
+
+def test_text_log_lines_cannot_be_forged_before_login(start_berth, example_webhook):
+    url, _ = example_webhook([{"username": "alice", "password": "pw"}])
+    berth = start_berth({"auth": webhook_auth(url), "log": {"level": "debug", "format": "text"}})
+    forged = "mallory\n2030-01-01T00:00:00.000Z\tnotice\tAUTH_OK\tadmin logged in"
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    try:
+        client.connect("127.0.0.1", port=berth.port, username=forged, password="wrong", look_for_keys=False, allow_agent=False, timeout=30)
+    except paramiko.AuthenticationException:
+        pass
+    finally:
+        client.close()
+    deadline = time.time() + 10
+    while "mallory" not in berth.process.output() and time.time() < deadline:
+        time.sleep(0.1)
+    output = berth.process.output()
+    assert "mallory\\n2030-01-01" in output, output[-3000:]
+    assert not any(line.startswith("2030-01-01") for line in output.splitlines())
