@@ -90,19 +90,35 @@ struct SSHChannelOutboundQueue {
         items.append(item)
     }
 
-    /// Takes up to `limit` bytes from the data item at the front. Returns the slice, its type,
-    /// and the item's promise once the item is used up.
-    mutating func takeData(limit: Int) -> (data: ByteBuffer, extendedType: UInt32?, finished: EventLoopPromise<Void>??)? {
+    /// Up to `limit` bytes of the data at the head of the queue for one packet. Small writes in a
+    /// row (a program's output arrives in pipe-sized pieces) share a packet instead of paying for
+    /// one each. Promises of writes taken completely are appended to `completed`.
+    mutating func takeData(limit: Int, completed: inout [EventLoopPromise<Void>]) -> (data: ByteBuffer, extendedType: UInt32?)? {
         guard case .data(var data, let extendedType, let promise) = items.first else { return nil }
-        let length = min(limit, data.readableBytes)
-        let slice = data.readSlice(length: length)!
-        queuedBytes -= length
-        if data.readableBytes == 0 {
-            items.removeFirst()
-            return (slice, extendedType, .some(promise))
+        guard data.readableBytes < limit, items.count > 1, case .data(_, extendedType, _) = items[items.index(after: items.startIndex)] else {
+            let slice = data.readSlice(length: min(limit, data.readableBytes))!
+            queuedBytes -= slice.readableBytes
+            if data.readableBytes == 0 {
+                items.removeFirst()
+                if let promise { completed.append(promise) }
+            } else {
+                items[items.startIndex] = .data(data, extendedType: extendedType, promise: promise)
+            }
+            return (slice, extendedType)
         }
-        items[items.startIndex] = .data(data, extendedType: extendedType, promise: promise)
-        return (slice, extendedType, .none)
+        var packet = ByteBufferAllocator().buffer(capacity: min(limit, queuedBytes))
+        while packet.readableBytes < limit, case .data(var next, extendedType, let promise) = items.first {
+            var slice = next.readSlice(length: min(limit - packet.readableBytes, next.readableBytes))!
+            queuedBytes -= slice.readableBytes
+            packet.writeBuffer(&slice)
+            if next.readableBytes > 0 {
+                items[items.startIndex] = .data(next, extendedType: extendedType, promise: promise)
+                break
+            }
+            items.removeFirst()
+            if let promise { completed.append(promise) }
+        }
+        return (packet, extendedType)
     }
 
     mutating func removeFirst() -> SSHChannelOutboundItem {

@@ -218,14 +218,18 @@ public final class SSHServerHandler: ChannelDuplexHandler {
                 let limit = min(Int(min(channel.peerWindow, UInt64(Int.max))), channel.peerMaxPacket,
                                 Self.maxOutboundDataPacket, budget)
                 guard limit > 0 else { return sentAnything }
-                guard let (data, extendedType, finished) = channel.outbound.takeData(limit: limit) else { return sentAnything }
+                var finished: [EventLoopPromise<Void>] = []
+                guard let (data, extendedType) = channel.outbound.takeData(limit: limit, completed: &finished) else { return sentAnything }
                 if data.readableBytes > 0 {
                     SSHMessageWriter.channelData(recipient: channel.remoteID, extendedType: extendedType, data: data, into: &scratch)
-                    guard send(scratch) else { return sentAnything }
+                    guard send(scratch) else {
+                        for promise in finished { promise.fail(SSHChannelError.closed) }
+                        return sentAnything
+                    }
                     channel.peerWindow -= UInt64(data.readableBytes)
                     budget -= data.readableBytes
                 }
-                if case .some(.some(let promise)) = finished { completed.append(promise) }
+                completed.append(contentsOf: finished)
                 sentAnything = true
             case .request(let type, let wantReply, let payload, let promise):
                 _ = channel.outbound.removeFirst()

@@ -223,6 +223,28 @@ final class ConnectionTests: XCTestCase {
         XCTAssertEqual(recorder.writabilityChanges, [false, true])
     }
 
+    /// Small writes queued together share packets up to the peer's maximum, never mixing stdout
+    /// with stderr, and every write's promise completes.
+    func testSmallWritesShareAPacket() throws {
+        let connection = try loggedIn()
+        let (_, channel) = try connection.openSession(window: 1000, maxPacket: 5)
+        connection.channel.isWritable = false
+        var done: [EventLoopFuture<Void>] = []
+        for piece in ["ab", "cd", "ef"] {
+            let promise = connection.channel.eventLoop.makePromise(of: Void.self)
+            channel.write(ByteBuffer(string: piece), promise: promise)
+            done.append(promise.futureResult)
+        }
+        channel.write(ByteBuffer(string: "E"), extendedType: 1, promise: nil)
+        channel.write(ByteBuffer(string: "g"), promise: nil)
+        connection.channel.isWritable = true
+        connection.channel.pipeline.fireChannelWritabilityChanged()
+        let packets = try connection.drain()
+        XCTAssertEqual(packets.map { $0.getInteger(at: $0.readerIndex, as: UInt8.self) }, [94, 94, 95, 94])
+        XCTAssertEqual(packets.map { channelData([$0]) }, ["abcde", "f", "", "g"])
+        for future in done { XCTAssertNoThrow(try future.wait()) }
+    }
+
     func testRequestsAndEOFGoBehindQueuedData() throws {
         let connection = try loggedIn()
         let (serverID, channel) = try connection.openSession(window: 10, maxPacket: 32768)
