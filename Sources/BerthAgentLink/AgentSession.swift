@@ -32,11 +32,13 @@ public protocol AgentSessionHost: Sendable {
 /// One session channel on the agent link: the program's bytes between the SSH channel and the
 /// agent, with the agent's credit holding back a program whose client is slow and the client's
 /// window holding back a client whose program is slow.
-public actor AgentSession: SessionChannelHandler {
+public actor AgentSession: ProgramSessionHandler {
     private let host: any AgentSessionHost
     private let channel: any SessionChannel
-    private var environment: [String: String] = [:]
-    private var pty: PtyRequest?
+    public var setup = ProgramSetup()
+    public var shellCommand: [String] { host.shellCommand }
+    public var subsystems: [String: String] { host.subsystems }
+    public let subsystemRefusal: MessageCode = "SESSION_SUBSYSTEM_NOT_SUPPORTED"
     private var process: AgentProcess?
     private var target: AgentSessionTarget?
     private var pump: Task<Void, Never>?
@@ -48,22 +50,6 @@ public actor AgentSession: SessionChannelHandler {
         self.channel = channel
     }
 
-    public func onEnv(requestID: UInt64, name: String, value: String) async throws { environment[name] = value }
-
-    public func onPtyRequest(requestID: UInt64, _ pty: PtyRequest) async throws {
-        self.pty = pty
-        environment["TERM"] = pty.term
-    }
-
-    public func onShell(requestID: UInt64) async throws { try await start(host.shellCommand) }
-    public func onExec(requestID: UInt64, command: String) async throws { try await start(ShellWords.argv(for: command)) }
-
-    public func onSubsystem(requestID: UInt64, name: String) async throws {
-        guard let path = host.subsystems[name], !path.isEmpty else {
-            throw RequestRefused("SESSION_SUBSYSTEM_NOT_SUPPORTED", "subsystem \(name) is not configured")
-        }
-        try await start([path])
-    }
 
     public func onWindowChange(requestID: UInt64, _ size: WindowSize) async throws {
         guard let process else { throw RequestRefused("SESSION_PROGRAM_NOT_RUNNING", "cannot resize window, program is not running") }
@@ -98,21 +84,21 @@ public actor AgentSession: SessionChannelHandler {
         await target?.release?()
     }
 
-    private func start(_ argv: [String]) async throws {
+    public func startProgram(_ argv: [String]) async throws {
         guard process == nil else { throw RequestRefused("SESSION_PROGRAM_RUNNING", "a program is already running on this channel") }
         let target = try await host.sessionTarget()
         self.target = target
-        let terminal = pty.map { WindowSize(columns: $0.columns, rows: $0.rows, widthPixels: $0.widthPixels, heightPixels: $0.heightPixels) }
+        let terminal = setup.pty.map { WindowSize(columns: $0.columns, rows: $0.rows, widthPixels: $0.widthPixels, heightPixels: $0.heightPixels) }
         let process: AgentProcess
         do {
-            process = try await target.link.start(argv: argv, environment: host.programEnvironment.merging(environment) { _, session in session },
+            process = try await target.link.start(argv: argv, environment: setup.environment(over: host.programEnvironment),
                                                   terminal: terminal, output: channel.output)
         } catch {
             await release()
             throw error
         }
         self.process = process
-        startPump(process, tty: pty != nil)
+        startPump(process, tty: setup.pty != nil)
         if terminating { process.signal("TERM") }
     }
 

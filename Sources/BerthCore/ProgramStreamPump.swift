@@ -1,0 +1,73 @@
+import Logging
+import NIOCore
+
+/// The program pump of the path without the agent (`disableAgent`: the program is an exec or the
+/// container's own process, its bytes go through the engine's stream). Docker and Kubernetes
+/// differ only in the stream: stdin goes into it, its output to the channel, and once the output
+/// has ended the exit status (or, when it is unknown, why on stderr and 137), EOF and close.
+public enum ProgramStreamPump {
+    public enum Piece: Sendable {
+        case stdout(ByteBuffer)
+        case stderr(ByteBuffer)
+        /// Not output: something the stream said about the program (a Kubernetes status).
+        case note(String)
+    }
+
+    /// How a backend's stream is driven; `exitCode` gets the last note and answers the exit
+    /// code, or nil and why it is unknown.
+    public struct Stream<Output: AsyncSequence & Sendable>: Sendable where Output.Element: Sendable {
+        public var output: Output
+        public var piece: @Sendable (Output.Element) -> Piece
+        public var write: @Sendable (ByteBuffer) async throws -> Void
+        /// Half-closes the program's stdin (never called for a terminal, which has no EOF).
+        public var closeInput: @Sendable () async -> Void
+        public var exitCode: @Sendable (_ note: String) async -> (code: Int?, problem: String)
+
+        public init(output: Output, piece: @escaping @Sendable (Output.Element) -> Piece, write: @escaping @Sendable (ByteBuffer) async throws -> Void,
+                    closeInput: @escaping @Sendable () async -> Void, exitCode: @escaping @Sendable (_ note: String) async -> (code: Int?, problem: String)) {
+            self.output = output
+            self.piece = piece
+            self.write = write
+            self.closeInput = closeInput
+            self.exitCode = exitCode
+        }
+    }
+
+    /// `ended`: the code logged when the stream fails; `unknownExit`: when the exit code is unknown.
+    public static func start<Output>(_ stream: Stream<Output>, channel: any SessionChannel, tty: Bool, logger: Logger,
+                                     ended: MessageCode, unknownExit: MessageCode) -> Task<Void, Never> {
+        Task {
+            let input = Task {
+                for await chunk in channel.stdin {
+                    do { try await stream.write(chunk) } catch { return }
+                }
+                // A terminal has no EOF (sshd ignores it on a pty too); half-closing a TTY
+                // stream makes Docker drop the program's output.
+                if !tty { await stream.closeInput() }
+            }
+            var note = ""
+            do {
+                for try await element in stream.output {
+                    switch stream.piece(element) {
+                    case .stdout(let bytes): try await channel.writeStdout(bytes)
+                    case .stderr(let bytes): try await channel.writeStderr(bytes)
+                    case .note(let text): note = text
+                    }
+                }
+            } catch where !Task.isCancelled {
+                logger.log(.info, ended, "program stream ended: \(error)", [LogKey.channelID: "\(channel.channelID)"])
+            } catch {}
+            input.cancel()
+            // The channel is already closed (onClose); there is nobody to report to.
+            if Task.isCancelled { return }
+            let exit = await stream.exitCode(note)
+            if exit.code == nil {
+                logger.log(.warning, unknownExit, "no exit code: \(exit.problem)", [LogKey.channelID: "\(channel.channelID)"])
+                try? await channel.writeStderr(ByteBuffer(string: "Berth: \(exit.problem)\r\n"))
+            }
+            await channel.sendExitStatus(UInt32(truncatingIfNeeded: exit.code ?? 137))
+            await channel.closeWrite()
+            await channel.close()
+        }
+    }
+}
