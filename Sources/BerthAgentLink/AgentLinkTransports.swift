@@ -55,8 +55,9 @@ extension AgentLink {
             .channelOption(.socketOption(.so_rcvbuf), value: 1 << 20)
             .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
             .channelInitializer { channel in
+                let writer = OrderedWriter(channel: channel)
                 let link = AgentLink(kind: "socket", io: AgentLinkIO(
-                    send: { [channel] frame in channel.writeAndFlush(frame, promise: nil) },
+                    send: { frame in writer.write(frame) },
                     close: { [channel] in try? await channel.close() }), logger: logger)
                 box.withLockedValue { $0 = link }
                 return channel.eventLoop.makeCompletedFuture {
@@ -106,6 +107,29 @@ extension AgentLink {
 }
 
 private func closeDescriptor(_ descriptor: Int32) { _ = close(descriptor) }
+
+/// Writes frames in the order `write` was called, from any thread. A write from the channel's own
+/// event loop goes out at once unless writes from other threads are still queued for the loop
+/// (it would overtake them: the stdin of one program is sent from whichever thread gave credit).
+private final class OrderedWriter: Sendable {
+    private let channel: any Channel
+    private let queued = NIOLockedValueBox(0)
+
+    init(channel: any Channel) { self.channel = channel }
+
+    func write(_ frame: ByteBuffer) {
+        let inline = channel.eventLoop.inEventLoop && queued.withLockedValue { $0 == 0 }
+        if inline {
+            channel.writeAndFlush(frame, promise: nil)
+            return
+        }
+        queued.withLockedValue { $0 += 1 }
+        channel.eventLoop.execute { [channel, queued] in
+            queued.withLockedValue { $0 -= 1 }
+            channel.writeAndFlush(frame, promise: nil)
+        }
+    }
+}
 
 /// Feeds the socket's bytes to the link; the link's consumers are bounded by credit, so reads
 /// never need holding back.
