@@ -183,7 +183,34 @@ public final class AgentLink: Sendable {
             Task { await io.close() }
             return
         }
-        for (header, payload) in frames { dispatch(header, payload) }
+        for (header, payload) in Self.merged(frames) { dispatch(header, payload) }
+    }
+
+    /// Output frames of one channel that arrived together go on as one piece: a program's
+    /// pipe-sized chunks then cost one write into the SSH channel per read, not one each.
+    static func merged(_ frames: [(AgentFrameHeader, ByteBuffer)]) -> [(AgentFrameHeader, ByteBuffer)] {
+        guard frames.count > 1 else { return frames }
+        func joins(_ a: AgentFrameHeader, _ b: AgentFrameHeader) -> Bool {
+            (a.type == .output || a.type == .errorOutput) && a.type == b.type && a.channel == b.channel
+        }
+        var result: [(AgentFrameHeader, ByteBuffer)] = []
+        var index = 0
+        while index < frames.count {
+            var end = index + 1
+            while end < frames.count && joins(frames[index].0, frames[end].0) { end += 1 }
+            if end - index == 1 {
+                result.append(frames[index])
+            } else {
+                let total = frames[index..<end].reduce(0) { $0 + $1.1.readableBytes }
+                var joined = ByteBufferAllocator().buffer(capacity: total)
+                for (_, payload) in frames[index..<end] { joined.writeImmutableBuffer(payload) }
+                var header = frames[index].0
+                header.payloadLength = total
+                result.append((header, joined))
+            }
+            index = end
+        }
+        return result
     }
 
     private static func split(_ pending: inout ByteBuffer, _ input: ByteBuffer) throws -> [(AgentFrameHeader, ByteBuffer)] {

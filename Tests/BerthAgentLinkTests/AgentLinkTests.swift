@@ -40,6 +40,21 @@ func waitFor(_ condition: @escaping @Sendable () -> Bool) async {
 @Suite struct AgentLinkTests {
     let logger = Logger(label: "test")
 
+    /// Output frames of a channel that arrive together are passed on joined; other frames, other
+    /// channels and stdout next to stderr are not.
+    @Test func outputFramesArrivingTogetherAreJoined() {
+        func frame(_ type: AgentFrameType, _ channel: UInt32, _ text: String) -> (AgentFrameHeader, ByteBuffer) {
+            (AgentFrameHeader(type: type, channel: channel, payloadLength: text.utf8.count), ByteBuffer(string: text))
+        }
+        let merged = AgentLink.merged([
+            frame(.output, 1, "ab"), frame(.output, 1, "cd"), frame(.output, 2, "x"), frame(.output, 1, "ef"),
+            frame(.errorOutput, 1, "E"), frame(.errorOutput, 1, "F"), frame(.output, 1, "g"), frame(.window, 1, "1234"), frame(.window, 1, "5678"),
+        ])
+        #expect(merged.map { "\($0.0.type):\($0.0.channel):\(String(buffer: $0.1)):\($0.0.payloadLength)" } == [
+            "output:1:abcd:4", "output:2:x:1", "output:1:ef:2", "errorOutput:1:EF:2", "output:1:g:1", "window:1:1234:4", "window:1:5678:4",
+        ])
+    }
+
     @Test(arguments: [1, 7, 4096])
     func programOutputExitAndCreditInAnyChunking(size: Int) async throws {
         let agent = ScriptedAgent()
