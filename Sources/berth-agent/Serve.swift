@@ -290,11 +290,12 @@ final class LinkServer: @unchecked Sendable {
     }
 
     private static func write(_ request: AgentWriteFile) -> String? {
-        let fd = open(request.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(request.mode))
-        guard fd >= 0 else { return "cannot open \(request.path): \(AgentError.reason)" }
+        let fd: Int32
+        switch FileTarget.openForWriting(request.path, mode: mode_t(request.mode)) {
+        case .success(let opened): fd = opened
+        case .failure(let error): return error.message
+        }
         defer { close(fd) }
-        // O_CREAT leaves an existing file's mode alone and the umask trims a new one.
-        guard fchmod(fd, mode_t(request.mode)) == 0 else { return "cannot chmod \(request.path): \(AgentError.reason)" }
         guard writeAll(fd, request.contents) else { return "cannot write \(request.path): \(AgentError.reason)" }
         return nil
     }

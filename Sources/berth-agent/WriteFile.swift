@@ -21,11 +21,12 @@ enum WriteFile {
         guard arguments.count == 1, let path = arguments.first, !path.isEmpty else {
             AgentError.fail(1, "write-file needs exactly one PATH", usage: true)
         }
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { AgentError.fail(1, "cannot open \(path): \(AgentError.reason)") }
-        // O_CREAT leaves an existing file's mode alone (and the umask trims a new one); the
-        // contract is 0600 either way.
-        guard fchmod(fd, 0o600) == 0 else { AgentError.fail(1, "cannot chmod \(path): \(AgentError.reason)") }
+        // The contract is 0600 whether the file existed or not.
+        let fd: Int32
+        switch FileTarget.openForWriting(path, mode: 0o600) {
+        case .success(let opened): fd = opened
+        case .failure(let error): AgentError.fail(1, error.message)
+        }
         var buffer = [UInt8](repeating: 0, count: 65536)
         while remaining > 0 {
             let count = read(STDIN_FILENO, &buffer, min(buffer.count, remaining))

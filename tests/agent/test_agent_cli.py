@@ -358,6 +358,29 @@ def test_write_file_on_host(host_binary):
         assert open(path, "rb").read() == b"short"
 
 
+def test_write_file_does_not_follow_a_symlink_or_open_a_fifo(host_binary):
+    """A user who plants a symlink at the path cannot make the agent (root in the container)
+    overwrite the file it points at; a FIFO there is an error, not a hang."""
+    with tempfile.TemporaryDirectory() as directory:
+        victim = os.path.join(directory, "victim")
+        with open(victim, "wb") as file:
+            file.write(b"victim")
+        os.chmod(victim, 0o644)
+        path = os.path.join(directory, "planted")
+        os.symlink(victim, path)
+        result = subprocess.run([host_binary, "write-file", path], input=b"overwritten", capture_output=True, timeout=30)
+        assert result.returncode == 1
+        assert f"cannot open {path}: it is a symbolic link".encode() in result.stderr
+        assert open(victim, "rb").read() == b"victim"
+        assert stat.S_IMODE(os.stat(victim).st_mode) == 0o644
+
+        fifo = os.path.join(directory, "fifo")
+        os.mkfifo(fifo)
+        result = subprocess.run([host_binary, "write-file", fifo], input=b"data", capture_output=True, timeout=30)
+        assert result.returncode == 1
+        assert b"containerssh-agent: cannot open" in result.stderr
+
+
 def test_write_file_with_size_stops_after_n_bytes_without_eof(host_binary):
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "sized")

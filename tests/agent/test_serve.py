@@ -156,6 +156,18 @@ def test_write_file_with_mode_and_a_clear_error(served):
     assert (kind, channel) == (ERROR, 6) and b"cannot open /nonexistent-dir/x" in body
 
 
+def test_write_file_does_not_follow_a_planted_symlink(served):
+    link = served()
+    base = f"/tmp/berth-serve-test-{os.getpid()}-{random.randrange(1 << 30)}"
+    link.start(1, [SH, "-c", f"echo victim > {base}.victim; ln -s {base}.victim {base}.link"])
+    assert link.collect(1)[2] == ("status", 0)
+    link.send(WRITE_FILE, 5, data(f"{base}.link") + u32(0o600) + data(b"overwritten"))
+    kind, channel, body = link.receive()
+    assert (kind, channel) == (ERROR, 5) and f"cannot open {base}.link: it is a symbolic link".encode() in body
+    link.start(2, [SH, "-c", f"cat {base}.victim; rm -f {base}.victim {base}.link"])
+    assert link.collect(2)[0] == b"victim\n"
+
+
 def test_forward_channel_dials_through_the_forward_server_protocol(served):
     link = served()
     link.send(OPEN_FORWARD, 7, u32(1 << 20))
