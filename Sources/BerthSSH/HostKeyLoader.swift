@@ -63,19 +63,49 @@ struct HostKeyFileError: Error {
     let message: String
 }
 
-/// Writes secrets so that they are never readable by others, not even briefly.
+/// Writes secrets so that they are never readable by others, not even briefly, and never
+/// through a file or symlink someone else put in the directory: the temporary file has a random
+/// name and is created with O_EXCL (which also refuses a symlink) and mode 0600, then renamed
+/// into place.
 public enum KeyFileWriter {
     public static func write(_ text: String, to path: String) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        try write(text, to: path, temporaryName: { path + ".tmp-" + randomSuffix() })
+    }
+
+    /// `temporaryName` is a parameter so tests can plant something at the name it returns.
+    static func write(_ text: String, to path: String, temporaryName: () -> String) throws {
+        let temporary = temporaryName()
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw BerthError("KEY_WRITE_FAILED", "cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        let bytes = Array(text.utf8)
-        let written = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
-        fsync(fd)
-        close(fd)
-        guard written == bytes.count, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw BerthError("KEY_WRITE_FAILED", "cannot write \(path): \(String(cString: strerror(errno)))")
+        var problem: String?
+        if !writeAll(fd, Array(text.utf8)) || fsync(fd) != 0 {
+            problem = "cannot write \(temporary): \(String(cString: strerror(errno)))"
         }
+        close(fd)
+        if problem == nil, rename(temporary, path) != 0 {
+            problem = "cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))"
+        }
+        if let problem {
+            unlink(temporary)
+            throw BerthError("KEY_WRITE_FAILED", problem)
+        }
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += written
+        }
+        return true
+    }
+
+    private static func randomSuffix() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in String(UInt8.random(in: 0...15, using: &generator), radix: 16) }.joined()
     }
 }

@@ -1,4 +1,5 @@
 import BerthConfig
+import BerthCore
 import BerthSSHCipher
 import BerthSSHKex
 import BerthSSHKeys
@@ -35,6 +36,48 @@ import Testing
         #expect(second.map(\.publicKeyBlob) == first.map(\.publicKeyBlob))
         let mode = try FileManager.default.attributesOfItem(atPath: directory + "/ssh_host_rsa_key")[.posixPermissions] as? Int
         #expect(mode == 0o600)
+    }
+
+    /// The old temporary name (`<path>.tmp-<pid>`) was predictable and opened without O_EXCL:
+    /// a symlink planted there made Berth write the key into the file it pointed at.
+    @Test func keyFileWriterDoesNotFollowASymlinkAtThePredictableTemporaryName() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let victim = directory + "/victim", path = directory + "/ssh_host_ed25519_key"
+        try "victim".write(toFile: victim, atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: path + ".tmp-\(getpid())", withDestinationPath: victim)
+        try KeyFileWriter.write("secret key", to: path)
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "victim")
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "secret key")
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect(attributes[.type] as? FileAttributeType == .typeRegular)
+        #expect(attributes[.posixPermissions] as? Int == 0o600)
+    }
+
+    /// Whatever already exists at the temporary name (symlink or file) is neither followed nor
+    /// reused nor removed: the write fails.
+    @Test func keyFileWriterRefusesAnExistingTemporaryFile() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let victim = directory + "/victim", path = directory + "/key", planted = directory + "/planted"
+        try "victim".write(toFile: victim, atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: planted, withDestinationPath: victim)
+        #expect(throws: BerthError.self) { try KeyFileWriter.write("secret key", to: path, temporaryName: { planted }) }
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "victim")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: planted) == victim)
+        #expect(!FileManager.default.fileExists(atPath: path))
+
+        try FileManager.default.removeItem(atPath: planted)
+        try "someone else's".write(toFile: planted, atomically: false, encoding: .utf8)
+        #expect(throws: BerthError.self) { try KeyFileWriter.write("secret key", to: path, temporaryName: { planted }) }
+        #expect(try String(contentsOfFile: planted, encoding: .utf8) == "someone else's")
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
+    private static func temporaryDirectory() throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-keyfile-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return directory
     }
 
     @Test func hostKeyAlgorithmsThatNoKeyCanMakeAreAStartupError() throws {
