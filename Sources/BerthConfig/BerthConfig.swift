@@ -38,7 +38,10 @@ public struct SSHConfig: Sendable, Hashable {
     public var maxStartups = MaxStartups.openSSHDefault
     /// How long a graceful stop waits for sessions before ending them.
     public var shutdownTimeout = BerthDuration.seconds(20)
-    public var clientAliveInterval = BerthDuration.zero
+    /// On by default: without it a client that vanished without a FIN (laptop lid, NAT
+    /// timeout) keeps its connection, and so its container, until TCP gives up hours later.
+    /// 15s × `clientAliveCountMax` 3 notices it within about a minute. 0 disables.
+    public var clientAliveInterval = BerthDuration.seconds(15)
     public var clientAliveCountMax = 3
     public var maxAuthTries = 6
     public var loginGraceTime = BerthDuration.seconds(120)

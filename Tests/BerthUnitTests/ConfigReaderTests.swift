@@ -88,6 +88,16 @@ import Testing
         #expect(warnings.contains { $0.hasPrefix("CONFIG_AUTH_URL_DEPRECATED") })
     }
 
+    /// Keepalive is on by default so a half-open connection (client gone without a FIN) is
+    /// noticed and its container removed within about a minute; `0s` still turns it off.
+    @Test func keepaliveIsOnByDefaultAndZeroTurnsItOff() throws {
+        let defaults = try ConfigLoader.parse(minimalAuth, format: .yaml, source: "a.yaml").config.ssh
+        #expect(defaults.clientAliveInterval == .seconds(15))
+        #expect(defaults.clientAliveCountMax == 3)
+        let off = try ConfigLoader.parse(minimalAuth + "ssh:\n  clientAliveInterval: 0s\n", format: .yaml, source: "a.yaml").config.ssh
+        #expect(off.clientAliveInterval == .zero)
+    }
+
     @Test func jsonAndYAMLReadTheSame() throws {
         let yaml = try ConfigLoader.parse(minimalAuth + "ssh:\n  clientAliveInterval: 30s\n  maxAuthTries: 3\n", format: .yaml, source: "a.yaml")
         let json = try ConfigLoader.parse(#"{"ssh": {"clientAliveInterval": 30000000000, "maxAuthTries": 3}, "auth": {"password": {"method": "webhook", "webhook": {"url": "http://127.0.0.1:8080"}}}}"#, format: .json, source: "a.json")
