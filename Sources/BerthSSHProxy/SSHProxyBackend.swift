@@ -13,8 +13,15 @@ public struct SSHProxyBackend: Sendable {
 
     public init(config: SSHProxyConfig) { self.config = config }
 
+    /// With `usernamePassThrough`, the identity the authenticator proved, not the name the
+    /// client typed: `ssh root@berth` that the auth webhook accepted as bob logs in upstream as
+    /// bob, never as root.
+    static func upstreamUsername(_ config: SSHProxyConfig, _ metadata: ConnectionMetadata) -> String {
+        config.usernamePassThrough ? metadata.effectiveUsername : config.username
+    }
+
     public func connect(_ metadata: ConnectionMetadata, logger: Logger) async throws -> SSHProxyConnection {
-        let username = config.usernamePassThrough ? metadata.username : config.username
+        let username = Self.upstreamUsername(config, metadata)
         let privateKey = try config.privateKey.isEmpty ? nil : ProxyClientKey.load(config.privateKey)
         let loggedIn = MultiThreadedEventLoopGroup.singleton.any().makePromise(of: Void.self)
         let allowed = config.allowedHostKeyFingerprints
