@@ -63,11 +63,28 @@ enum DockerContainerSpec {
         return .object(fields)
     }
 
-    /// The operator's HostConfig with the terminal size the session asked for.
-    /// The operator's HostConfig with the terminal size the session asked for and the agent
-    /// link directory added to the operator's binds.
+    /// Hardening every user container gets unless the operator's `execution.host` sets the same
+    /// key (any letter case; the operator's value then replaces Berth's whole): no privilege gain
+    /// through set-uid programs, Docker's default capabilities without NET_RAW (ARP spoofing on
+    /// the shared bridge) and MKNOD, and a process limit so a fork bomb stays in its container.
+    /// docs/security.md lists them with the reasons.
+    static let hardenedHostConfig: [(key: String, value: ConfigValue)] = [
+        ("SecurityOpt", .array([.string("no-new-privileges:true")])),
+        ("CapDrop", .array([.string("ALL")])),
+        ("CapAdd", .array(["AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP", "SETGID",
+                           "SETPCAP", "SETUID", "SYS_CHROOT"].map(ConfigValue.string))),
+        ("PidsLimit", .int(4096)),
+    ]
+
+    /// The operator's HostConfig over Berth's hardening, with the terminal size the session asked
+    /// for and the agent link directory added to the operator's binds.
     private static func hostConfig(_ host: ConfigValue, consoleSize: (rows: UInt32, columns: UInt32)?, linkDirectory: String?) -> ConfigValue {
         var host = host
+        if case .object(var fields) = host {
+            let given = Set(fields.map { $0.key.lowercased() })
+            fields += hardenedHostConfig.filter { !given.contains($0.key.lowercased()) }
+            host = .object(fields)
+        }
         if let consoleSize {
             host = host.merging(.object([("ConsoleSize", .array([.int(Int64(consoleSize.rows)), .int(Int64(consoleSize.columns))]))]))
         }

@@ -10,7 +10,7 @@ import paramiko
 
 from session_scenarios import pty_size_then_window_change, sftp_put_and_get, signal_through_agent
 from conftest import SSH_OPTS, make_key, webhook_auth
-from docker_helpers import BUSYBOX, berth_containers, docker_config, inspect_labels
+from docker_helpers import BUSYBOX, berth_containers, docker, docker_config, inspect_labels
 
 USERS = [{"username": "alice", "password": "pw", "environment": {"FROM_WEBHOOK": "yes"},
           "files": {"/tmp/hello.txt": "file from the webhook"}}]
@@ -239,3 +239,29 @@ def test_client_gone_before_auth_answer_starts_no_container(start_berth, faulty_
     time.sleep(1)
     assert not berth_containers(username="slow")
     assert "DOCKER_CONTAINER_STARTED" not in berth.process.output()
+
+
+def _program_status(berth):
+    client = paramiko_client(berth)
+    try:
+        _, stdout, _ = client.exec_command("grep -E '^(CapEff|NoNewPrivs):' /proc/self/status")
+        status = dict(line.split(":", 1) for line in stdout.read().decode().splitlines())
+        host = json.loads(docker("inspect", berth_containers()[0]).stdout)[0]["HostConfig"]
+        return int(status["CapEff"].strip(), 16), status["NoNewPrivs"].strip(), host
+    finally:
+        client.close()
+
+
+def test_containers_are_hardened_by_default_and_the_operator_can_override(start_berth, example_webhook):
+    """No NET_RAW (ARP spoofing on the shared bridge) and no MKNOD, no privilege gain through
+    set-uid programs, a process limit; an operator's HostConfig key replaces Berth's (any case)."""
+    cap_kill, cap_net_raw, cap_mknod = 1 << 5, 1 << 13, 1 << 27
+    capabilities, no_new_privileges, host = _program_status(start(start_berth, example_webhook))
+    assert capabilities & cap_kill and not capabilities & cap_net_raw and not capabilities & cap_mknod
+    assert no_new_privileges == "1"
+    assert host["PidsLimit"] == 4096 and host["CapDrop"] == ["ALL"]
+    assert wait_until(lambda: not berth_containers())
+
+    capabilities, no_new_privileges, host = _program_status(start(start_berth, example_webhook, host={"pidslimit": 64, "CapAdd": ["NET_RAW", "KILL"]}))
+    assert capabilities & cap_net_raw and capabilities & cap_kill and not capabilities & (1 << 0)  # CHOWN no longer added
+    assert host["PidsLimit"] == 64 and no_new_privileges == "1"
