@@ -61,14 +61,24 @@ public final class AgentLink: Sendable {
     public func hello(secret: [UInt8], timeout: Duration) async throws {
         send(.hello, 0, AgentHello(secret: secret).encoded())
         let payload = try await withDeadline(timeout, AgentLinkError("AGENT_LINK_NO_HELLO", "the agent did not answer within \(timeout)")) {
-            try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<[UInt8], Error>) in
-                let ready = self.state.withLockedValue { state -> Result<[UInt8], Error>? in
-                    if let answer = state.helloAnswer { return answer }
-                    if let reason = state.closedReason { return .failure(AgentLinkError("AGENT_LINK_LOST", reason)) }
-                    state.helloWaiter = waiter
-                    return nil
+            // Cancellable, so the deadline can end the wait for an agent that never answers.
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<[UInt8], Error>) in
+                    let ready = self.state.withLockedValue { state -> Result<[UInt8], Error>? in
+                        if let answer = state.helloAnswer { return answer }
+                        if let reason = state.closedReason { return .failure(AgentLinkError("AGENT_LINK_LOST", reason)) }
+                        if Task.isCancelled { return .failure(CancellationError()) }
+                        state.helloWaiter = waiter
+                        return nil
+                    }
+                    if let ready { waiter.resume(with: ready) }
                 }
-                if let ready { waiter.resume(with: ready) }
+            } onCancel: {
+                let waiter = self.state.withLockedValue { state -> CheckedContinuation<[UInt8], Error>? in
+                    defer { state.helloWaiter = nil }
+                    return state.helloWaiter
+                }
+                waiter?.resume(throwing: CancellationError())
             }
         }
         let reply = try AgentHelloReply(decoding: payload)

@@ -98,6 +98,8 @@ extension AgentLink {
                     try await write(frame)
                 } catch {
                     link.lost("cannot write to the agent: \(error)")
+                    // Later sends are dropped instead of piling up unwritten.
+                    queue.finish()
                     break
                 }
             }

@@ -90,6 +90,11 @@ public final class AgentProcess: AgentChannel {
         var ended = false
         /// Output passed on but not yet credited back; sent in batches (see `consumed`).
         var uncredited = 0
+        /// Fast-path output writes waiting in the SSH channel, and output gathered behind them.
+        var writesInFlight = 0
+        var heldOutput: [(stream: SessionOutputStream, bytes: ByteBuffer)] = []
+        /// The exit (or loss) that waits for `heldOutput` to be queued.
+        var pendingEnd: AgentProcessEvent?
         var input = PushedInput()
     }
 
@@ -270,35 +275,85 @@ public final class AgentProcess: AgentChannel {
     }
 
     /// Output on the fast path: queued on the SSH channel from its event loop; credited back
-    /// once sent, so a slow client holds the program back through the agent's credit.
+    /// once sent, so a slow client holds the program back through the agent's credit. At most
+    /// `maxWritesInFlight` writes wait in the SSH channel; later output is gathered here into one
+    /// buffer per stream run, so a program that prints a byte at a time to a stalled client costs
+    /// its bytes (bounded by the credit), not a queue entry per byte.
     private func deliver(_ data: ByteBuffer, _ stream: SessionOutputStream, to output: SessionOutput) {
-        let count = data.readableBytes
-        let write = { [self] in
-            let promise = output.eventLoop.makePromise(of: Void.self)
-            promise.futureResult.whenComplete { result in
-                switch result {
-                case .success: self.consumed(count)
-                case .failure(let error): self.end(with: .clientGone("\(error)"))
+        let enqueue = { [self] in
+            let now = state.withLockedValue { state -> Bool in
+                if state.writesInFlight < Self.maxWritesInFlight && state.heldOutput.isEmpty {
+                    state.writesInFlight += 1
+                    return true
                 }
+                if let last = state.heldOutput.last, last.stream == stream {
+                    state.heldOutput[state.heldOutput.count - 1].bytes.writeImmutableBuffer(data)
+                } else {
+                    state.heldOutput.append((stream, Self.compact(data)))
+                }
+                return false
             }
-            output.write(data, to: stream, promise: promise)
+            if now { send(Self.compact(data), stream, to: output) }
         }
-        if output.eventLoop.inEventLoop { write() } else { output.eventLoop.execute(write) }
+        if output.eventLoop.inEventLoop { enqueue() } else { output.eventLoop.execute(enqueue) }
+    }
+
+    static let maxWritesInFlight = 32
+
+    /// A slice that would keep a much larger read buffer alive is copied out of it.
+    private static func compact(_ data: ByteBuffer) -> ByteBuffer {
+        guard data.storageCapacity > 4 * data.readableBytes + 4096 else { return data }
+        var copy = ByteBufferAllocator().buffer(capacity: data.readableBytes)
+        copy.writeImmutableBuffer(data)
+        return copy
+    }
+
+    private func send(_ data: ByteBuffer, _ stream: SessionOutputStream, to output: SessionOutput) {
+        let count = data.readableBytes
+        let promise = output.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { [self] result in
+            switch result {
+            case .success: consumed(count)
+            case .failure(let error): end(with: .clientGone("\(error)"))
+            }
+            let next = state.withLockedValue { state -> (stream: SessionOutputStream, bytes: ByteBuffer)? in
+                guard !state.heldOutput.isEmpty else {
+                    state.writesInFlight -= 1
+                    return nil
+                }
+                return state.heldOutput.removeFirst()
+            }
+            guard let next else { return }
+            send(next.bytes, next.stream, to: output)
+            let ending = state.withLockedValue { state -> AgentProcessEvent? in
+                guard state.heldOutput.isEmpty, let ending = state.pendingEnd else { return nil }
+                state.pendingEnd = nil
+                return ending
+            }
+            if let ending { finishEvents(ending) }
+        }
+        output.write(data, to: stream, promise: promise)
     }
 
     /// The last event. With the fast path it goes through the output's event loop, behind the
     /// output queued there, so the exit never overtakes the program's last bytes.
     private func end(with event: AgentProcessEvent) {
-        let continuation = self.continuation
-        guard let output, !output.eventLoop.inEventLoop else {
-            continuation.yield(event)
-            continuation.finish()
-            return
+        guard let output else { return finishEvents(event) }
+        let settle = { [self] in
+            // Output still gathered behind the writes in flight goes first (see `send`).
+            let now = state.withLockedValue { state -> Bool in
+                guard !state.heldOutput.isEmpty else { return true }
+                if state.pendingEnd == nil { state.pendingEnd = event }
+                return false
+            }
+            if now { finishEvents(event) }
         }
-        output.eventLoop.execute {
-            continuation.yield(event)
-            continuation.finish()
-        }
+        if output.eventLoop.inEventLoop { settle() } else { output.eventLoop.execute(settle) }
+    }
+
+    private func finishEvents(_ event: AgentProcessEvent) {
+        continuation.yield(event)
+        continuation.finish()
     }
 }
 

@@ -15,8 +15,10 @@ actor DockerPool {
     private var stopped = false
     private var failures = 0
     private var maintenance: Task<Void, Never>?
-    /// Shutdown waits for containers still being started: once started they are removed, not
-    /// left behind by a process that has already exited.
+    /// Containers being created right now. Shutdown waits for them: once started they are
+    /// removed, not left behind by a process that has already exited. (A start still waiting out
+    /// its back-off after failures creates nothing once stopped.)
+    private var creating = 0
     private var startsDone: [CheckedContinuation<Void, Never>] = []
 
     init(backend: DockerBackend, config: DockerPoolConfig) {
@@ -40,11 +42,19 @@ actor DockerPool {
     func take() -> DockerLinkedContainer? {
         guard !stopped else { return nil }
         dropExpired()
-        // A pool container whose agent went away is of no use to anyone.
-        let broken = ready.filter { $0.container.link?.closedReason != nil }.map(\.container)
-        ready.removeAll { $0.container.link?.closedReason != nil }
+        // A pool container whose agent went away is of no use to anyone. One pass: a link lost
+        // between two looks would drop its container without removing it.
+        var broken: [DockerLinkedContainer] = []
+        ready.removeAll { entry in
+            guard entry.container.link?.closedReason != nil else { return false }
+            broken.append(entry.container)
+            return true
+        }
         if !broken.isEmpty { Task { for container in broken { await self.remove(container) } } }
-        guard !ready.isEmpty else { return nil }
+        guard !ready.isEmpty else {
+            refill()
+            return nil
+        }
         let taken = ready.removeFirst().container
         refill()
         BerthMetrics.poolTaken()
@@ -59,12 +69,12 @@ actor DockerPool {
         let leftover = ready.map(\.container)
         ready = []
         for container in leftover { await remove(container) }
-        if starting > 0 { await withCheckedContinuation { startsDone.append($0) } }
+        if creating > 0 { await withCheckedContinuation { startsDone.append($0) } }
     }
 
     private func startFinished() {
         starting -= 1
-        guard stopped, starting == 0 else { return }
+        guard stopped, creating == 0 else { return }
         let waiters = startsDone
         startsDone = []
         for waiter in waiters { waiter.resume() }
@@ -95,21 +105,22 @@ actor DockerPool {
         // After failures, wait before trying again instead of hammering a broken engine.
         if failures > 0 { try? await Task.sleep(for: .seconds(min(30, 1 << min(failures, 5)))) }
         guard !stopped else { return startFinished() }
+        creating += 1
         do {
             let container = try await backend.startPoolContainer()
             failures = 0
-            guard !stopped else {
+            if stopped {
                 await remove(container)
-                return startFinished()
+            } else {
+                ready.append((container, .now))
+                backend.logger.log(.debug, "DOCKER_POOL_FILLED", "pool container ready", ["containerId": "\(container.id)", "ready": "\(ready.count)"])
             }
-            startFinished()
-            ready.append((container, .now))
-            backend.logger.log(.debug, "DOCKER_POOL_FILLED", "pool container ready", ["containerId": "\(container.id)", "ready": "\(ready.count)"])
         } catch {
-            startFinished()
             failures += 1
             backend.logger.log(.warning, "DOCKER_POOL_START_FAILED", "could not start a pool container: \(error)")
         }
+        creating -= 1
+        startFinished()
         refill()
     }
 

@@ -234,6 +234,7 @@ public final class SSHServerHandler: ChannelDuplexHandler {
             case .request(let type, let wantReply, let payload, let promise):
                 _ = channel.outbound.removeFirst()
                 guard send(SSHMessageWriter.channelRequest(recipient: channel.remoteID, type: type, wantReply: wantReply, data: payload)) else {
+                    promise?.fail(SSHChannelError.closed)
                     return sentAnything
                 }
                 if wantReply {
@@ -244,7 +245,10 @@ public final class SSHServerHandler: ChannelDuplexHandler {
                 sentAnything = true
             case .eof(let promise):
                 _ = channel.outbound.removeFirst()
-                guard send(SSHMessageWriter.channel(SSHMessageNumber.channelEOF, recipient: channel.remoteID)) else { return sentAnything }
+                guard send(SSHMessageWriter.channel(SSHMessageNumber.channelEOF, recipient: channel.remoteID)) else {
+                    promise?.fail(SSHChannelError.closed)
+                    return sentAnything
+                }
                 if let promise { completed.append(promise) }
                 sentAnything = true
             case .close:

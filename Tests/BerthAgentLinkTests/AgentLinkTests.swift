@@ -40,6 +40,16 @@ func waitFor(_ condition: @escaping @Sendable () -> Bool) async {
 @Suite struct AgentLinkTests {
     let logger = Logger(label: "test")
 
+    /// An agent that never answers: the deadline ends the wait (the link is then closed and the
+    /// caller falls back or fails) instead of hanging the connection.
+    @Test(.timeLimit(.minutes(1))) func helloTimesOutWhenTheAgentNeverAnswers() async throws {
+        let agent = ScriptedAgent()
+        let link = AgentLink(kind: "test", io: agent.io(), logger: logger)
+        await #expect(throws: AgentLinkError("AGENT_LINK_NO_HELLO", "the agent did not answer within 0.2 seconds")) {
+            try await link.hello(secret: [], timeout: .milliseconds(200))
+        }
+    }
+
     /// Output frames of a channel that arrive together are passed on joined; other frames, other
     /// channels and stdout next to stderr are not.
     @Test func outputFramesArrivingTogetherAreJoined() {

@@ -217,6 +217,19 @@ final class GatedHost: AgentSessionHost {
         await agent.stop()
     }
 
+    /// Thousands of one-byte writes to a client that takes each write late: the bytes arrive
+    /// whole and in order before the exit, gathered rather than queued a write each.
+    @Test(arguments: [false, true]) func manyTinyWritesToASlowClient(fast: Bool) async throws {
+        let agent = try await LocalAgent.start()
+        let channel = RecordingChannel(input: nil, fast: fast, slow: true)
+        let session = AgentSession(host: LinkHost(link: agent.link), channel: channel)
+        try await session.onExec(requestID: 0, command: "i=0; while [ $i -lt 3000 ]; do printf '%d,' $i; i=$((i+1)); done; exit 3")
+        await channel.waitClosed()
+        #expect(channel.record.stdout == (0..<3000).map { "\($0)," }.joined())
+        #expect(channel.record.exitStatus == 3)
+        await agent.stop()
+    }
+
     /// 8 MiB of stdin, far beyond the agent's credit: all of it reaches the program, then EOF,
     /// and (fast path) every byte is acknowledged so the client's window reopens.
     @Test(arguments: [false, true]) func bulkInputReachesTheProgramWhole(fast: Bool) async throws {
