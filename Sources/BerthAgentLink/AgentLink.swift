@@ -17,15 +17,9 @@ public struct AgentLinkIO: Sendable {
     }
 }
 
-/// Why a link or a request on it failed.
-public struct AgentLinkError: CodedError, Hashable {
-    public let code: MessageCode
-    public let message: String
-    public init(_ code: MessageCode, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-}
+/// Why a link or a request on it failed: Core's general coded error (codes AGENT_LINK_*,
+/// AGENT_START_FAILED, …).
+public typealias AgentLinkError = BerthError
 
 /// Berth's end of one link to a container's agent (docs/agent-protocol.md): programs, file
 /// writes and forwarding channels multiplexed over one byte stream.
@@ -35,6 +29,8 @@ public final class AgentLink: Sendable {
     private let io: AgentLinkIO
     private let state = NIOLockedValueBox(State())
     private let logger: Logger
+    /// The agent's hello payload, or why the link ended first.
+    private let helloAnswer = OneShot<[UInt8]>()
 
     /// What Berth grants a program's output up front and keeps topped up as it is consumed.
     static let outputWindow: UInt32 = 1 << 20
@@ -43,8 +39,6 @@ public final class AgentLink: Sendable {
         var pending = ByteBuffer()
         var nextChannel: UInt32 = 1
         var channels: [UInt32: AgentChannel] = [:]
-        var helloWaiter: CheckedContinuation<[UInt8], Error>?
-        var helloAnswer: Result<[UInt8], Error>?
         var closedReason: String?
         var closeWaiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -61,25 +55,7 @@ public final class AgentLink: Sendable {
     public func hello(secret: [UInt8], timeout: Duration) async throws {
         send(.hello, 0, AgentHello(secret: secret).encoded())
         let payload = try await withDeadline(timeout, AgentLinkError("AGENT_LINK_NO_HELLO", "the agent did not answer within \(timeout)")) {
-            // Cancellable, so the deadline can end the wait for an agent that never answers.
-            try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<[UInt8], Error>) in
-                    let ready = self.state.withLockedValue { state -> Result<[UInt8], Error>? in
-                        if let answer = state.helloAnswer { return answer }
-                        if let reason = state.closedReason { return .failure(AgentLinkError("AGENT_LINK_LOST", reason)) }
-                        if Task.isCancelled { return .failure(CancellationError()) }
-                        state.helloWaiter = waiter
-                        return nil
-                    }
-                    if let ready { waiter.resume(with: ready) }
-                }
-            } onCancel: {
-                let waiter = self.state.withLockedValue { state -> CheckedContinuation<[UInt8], Error>? in
-                    defer { state.helloWaiter = nil }
-                    return state.helloWaiter
-                }
-                waiter?.resume(throwing: CancellationError())
-            }
+            try await self.helloAnswer.wait()
         }
         let reply = try AgentHelloReply(decoding: payload)
         guard reply.version == AgentFrameHeader.version else {
@@ -251,12 +227,7 @@ public final class AgentLink: Sendable {
         if header.channel == 0 {
             switch header.type {
             case .hello:
-                let waiter = state.withLockedValue { state -> CheckedContinuation<[UInt8], Error>? in
-                    state.helloAnswer = .success(Array(payload.readableBytesView))
-                    defer { state.helloWaiter = nil }
-                    return state.helloWaiter
-                }
-                waiter?.resume(returning: Array(payload.readableBytesView))
+                helloAnswer.complete(.success(Array(payload.readableBytesView)))
             case .error:
                 let reason = String(buffer: payload)
                 logger.log(.error, "AGENT_LINK_REFUSED", "the agent ended the link: \(reason)")
@@ -272,17 +243,16 @@ public final class AgentLink: Sendable {
 
     /// The transport ended (EOF or error): every channel learns it, nothing waits forever.
     public func lost(_ reason: String) {
-        let (handlers, hello, waiters) = state.withLockedValue { state -> ([AgentChannel], CheckedContinuation<[UInt8], Error>?, [CheckedContinuation<Void, Never>]) in
-            guard state.closedReason == nil else { return ([], nil, []) }
+        let (first, handlers, waiters) = state.withLockedValue { state -> (Bool, [AgentChannel], [CheckedContinuation<Void, Never>]) in
+            guard state.closedReason == nil else { return (false, [], []) }
             state.closedReason = reason
             defer {
                 state.channels = [:]
-                state.helloWaiter = nil
                 state.closeWaiters = []
             }
-            return (Array(state.channels.values), state.helloWaiter, state.closeWaiters)
+            return (true, Array(state.channels.values), state.closeWaiters)
         }
-        hello?.resume(throwing: AgentLinkError("AGENT_LINK_LOST", reason))
+        if first { helloAnswer.complete(.failure(AgentLinkError("AGENT_LINK_LOST", reason))) }
         for handler in handlers { handler.linkLost(reason) }
         for waiter in waiters { waiter.resume() }
     }
@@ -298,33 +268,18 @@ protocol AgentChannel: AnyObject, Sendable {
 final class AgentRequest: AgentChannel {
     let channel: UInt32
     private let link: AgentLink
-    private let result = NIOLockedValueBox<(answer: Result<ByteBuffer, Error>?, waiter: CheckedContinuation<ByteBuffer, Error>?)>((nil, nil))
+    private let result = OneShot<ByteBuffer>()
 
     init(link: AgentLink, channel: UInt32) {
         self.link = link
         self.channel = channel
     }
 
-    func answer() async throws -> ByteBuffer {
-        try await withCheckedThrowingContinuation { waiter in
-            let ready = result.withLockedValue { box -> Result<ByteBuffer, Error>? in
-                if let answer = box.answer { return answer }
-                box.waiter = waiter
-                return nil
-            }
-            if let ready { waiter.resume(with: ready) }
-        }
-    }
+    func answer() async throws -> ByteBuffer { try await result.wait() }
 
     private func complete(_ outcome: Result<ByteBuffer, Error>) {
         link.forget(channel)
-        let waiter = result.withLockedValue { box -> CheckedContinuation<ByteBuffer, Error>? in
-            guard box.answer == nil else { return nil }
-            box.answer = outcome
-            defer { box.waiter = nil }
-            return box.waiter
-        }
-        waiter?.resume(with: outcome)
+        result.complete(outcome)
     }
 
     func frame(_ type: AgentFrameType, _ payload: ByteBuffer) {

@@ -81,12 +81,11 @@ public final class AgentProcess: AgentChannel {
     public let events: AsyncStream<AgentProcessEvent>
     private let continuation: AsyncStream<AgentProcessEvent>.Continuation
     private let credit = SendCredit()
+    private let startResult = OneShot<Void>()
     private let state = NIOLockedValueBox(State())
 
     private struct State {
         var pid: UInt32 = 0
-        var started: Result<Void, Error>?
-        var startWaiter: CheckedContinuation<Void, Error>?
         var ended = false
         /// Output passed on but not yet credited back; sent in batches (see `consumed`).
         var uncredited = 0
@@ -120,26 +119,9 @@ public final class AgentProcess: AgentChannel {
     /// The program's PID in the container (0 when it could not be started).
     public var pid: UInt32 { state.withLockedValue { $0.pid } }
 
-    func waitStarted() async throws {
-        try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Void, Error>) in
-            let ready = state.withLockedValue { state -> Result<Void, Error>? in
-                if let started = state.started { return started }
-                state.startWaiter = waiter
-                return nil
-            }
-            if let ready { waiter.resume(with: ready) }
-        }
-    }
+    func waitStarted() async throws { try await startResult.wait() }
 
-    private func started(_ result: Result<Void, Error>) {
-        let waiter = state.withLockedValue { state -> CheckedContinuation<Void, Error>? in
-            guard state.started == nil else { return nil }
-            state.started = result
-            defer { state.startWaiter = nil }
-            return state.startWaiter
-        }
-        waiter?.resume(with: result)
-    }
+    private func started(_ result: Result<Void, Error>) { startResult.complete(result) }
 
     /// Stdin: waits for the agent's credit, so a program that does not read holds the client back.
     public func write(_ data: ByteBuffer) async throws {
@@ -363,7 +345,7 @@ public final class AgentForwardChannel: AgentChannel, ForwardTransport {
     let channel: UInt32
     private let link: AgentLink
     private let credit = SendCredit()
-    private let opened = NIOLockedValueBox<(result: Result<Void, Error>?, waiter: CheckedContinuation<Void, Error>?)>((nil, nil))
+    private let opened = OneShot<Void>()
     private let continuation: AsyncStream<ByteBuffer>.Continuation
     private let stream: AsyncStream<ByteBuffer>
     private let errors: NIOLockedValueBox<[String]> = NIOLockedValueBox([])
@@ -384,26 +366,9 @@ public final class AgentForwardChannel: AgentChannel, ForwardTransport {
         }
     }
 
-    func waitOpen() async throws {
-        try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Void, Error>) in
-            let ready = opened.withLockedValue { box -> Result<Void, Error>? in
-                if let result = box.result { return result }
-                box.waiter = waiter
-                return nil
-            }
-            if let ready { waiter.resume(with: ready) }
-        }
-    }
+    func waitOpen() async throws { try await opened.wait() }
 
-    private func open(_ result: Result<Void, Error>) {
-        let waiter = opened.withLockedValue { box -> CheckedContinuation<Void, Error>? in
-            guard box.result == nil else { return nil }
-            box.result = result
-            defer { box.waiter = nil }
-            return box.waiter
-        }
-        waiter?.resume(with: result)
-    }
+    private func open(_ result: Result<Void, Error>) { opened.complete(result) }
 
     public func send(_ bytes: [UInt8]) async throws {
         var data = ByteBuffer(bytes: bytes)
