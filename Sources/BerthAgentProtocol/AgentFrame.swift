@@ -34,6 +34,9 @@ public enum AgentFrameType: UInt8, Sendable, CaseIterable {
     case close = 0x1A
     /// Berth → agent: write a file (`AgentWriteFile`); answered by `ok` or `error`.
     case writeFile = 0x20
+    /// Berth → agent: the account later programs of this link run as (`AgentUser`); answered by
+    /// `ok` with `AgentUserReply`, or `error`.
+    case user = 0x21
     /// Berth → agent: open a forwarding channel that carries the CBOR forward-server protocol.
     case openForward = 0x30
 }

@@ -310,6 +310,98 @@ public struct AgentWriteFile: Sendable, Equatable {
     }
 }
 
+/// `user`: the account the link's programs run as from now on. An account of that name in the
+/// container is used as it is; otherwise the agent adds one with `uid`/`gid`, `home` and `shell`
+/// (docs/agent-protocol.md, "Accounts").
+public struct AgentUser: Sendable, Equatable {
+    public static let sudo: UInt8 = 1
+
+    public var name: String
+    public var uid: UInt32
+    public var gid: UInt32
+    public var home: String
+    public var shell: String
+    public var flags: UInt8
+
+    public init(name: String, uid: UInt32, gid: UInt32, home: String, shell: String, flags: UInt8 = 0) {
+        self.name = name
+        self.uid = uid
+        self.gid = gid
+        self.home = home
+        self.shell = shell
+        self.flags = flags
+    }
+
+    public func encoded() -> [UInt8] {
+        var writer = AgentPayloadWriter()
+        writer.string(name)
+        writer.u32(uid)
+        writer.u32(gid)
+        writer.string(home)
+        writer.string(shell)
+        writer.u8(flags)
+        return writer.bytes
+    }
+
+    public init(decoding payload: [UInt8]) throws(AgentProtocolError) {
+        var reader = AgentPayloadReader(payload, "user")
+        name = try reader.string()
+        uid = try reader.u32()
+        gid = try reader.u32()
+        home = try reader.string()
+        shell = try reader.string()
+        flags = try reader.u8()
+        try reader.finish()
+        guard Self.isAccountName(name) else {
+            throw AgentProtocolError("AGENT_PROTOCOL_BAD_USER", "user name \(name.debugDescription) is not an account name")
+        }
+        guard home.hasPrefix("/"), shell.hasPrefix("/"), !(home + shell).contains(where: { $0 == ":" || $0 == "\n" || $0 == "\0" }) else {
+            throw AgentProtocolError("AGENT_PROTOCOL_BAD_USER", "user home and shell must be absolute paths without ':' or line breaks")
+        }
+        guard flags <= Self.sudo else { throw AgentProtocolError("AGENT_PROTOCOL_BAD_FLAGS", "user has unknown flags \(flags)") }
+    }
+
+    /// What may stand in /etc/passwd and survive every tool that reads it: `[a-z_][a-z0-9_.-]*`,
+    /// at most 32 characters (useradd's limits, without its trailing `$`).
+    public static func isAccountName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard let first = bytes.first, bytes.count <= 32 else { return false }
+        func lower(_ b: UInt8) -> Bool { b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z") }
+        func digit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+        guard lower(first) || first == UInt8(ascii: "_") else { return false }
+        return bytes.allSatisfy { lower($0) || digit($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
+    }
+}
+
+/// `ok` to `user`: the account programs run as now (an existing account's own ids and home).
+public struct AgentUserReply: Sendable, Equatable {
+    public var uid: UInt32
+    public var gid: UInt32
+    public var home: String
+
+    public init(uid: UInt32, gid: UInt32, home: String) {
+        self.uid = uid
+        self.gid = gid
+        self.home = home
+    }
+
+    public func encoded() -> [UInt8] {
+        var writer = AgentPayloadWriter()
+        writer.u32(uid)
+        writer.u32(gid)
+        writer.string(home)
+        return writer.bytes
+    }
+
+    public init(decoding payload: [UInt8]) throws(AgentProtocolError) {
+        var reader = AgentPayloadReader(payload, "user reply")
+        uid = try reader.u32()
+        gid = try reader.u32()
+        home = try reader.string()
+        try reader.finish()
+    }
+}
+
 /// A uint32 credit (`window`).
 public enum AgentCredit {
     public static func encoded(_ bytes: UInt32) -> [UInt8] {

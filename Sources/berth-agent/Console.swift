@@ -18,6 +18,7 @@ enum Console {
         var environment: [(name: String, value: String)] = []
         var wait = false
         var reportPID = false
+        var user: String?
         var program: [String] = []
 
         static func parse(_ arguments: [String]) throws(UsageError) -> Options {
@@ -38,6 +39,7 @@ enum Console {
                     options.environment.append((String(pair[..<equals]), String(pair[pair.index(after: equals)...])))
                 case "--wait": options.wait = true
                 case "--pid": options.reportPID = true
+                case "--user": options.user = try cursor.value(of: "--user")
                 default: throw UsageError("unknown console option \(argument)")
                 }
             }
@@ -46,6 +48,7 @@ enum Console {
 
     static func run(_ arguments: [String]) -> Never {
         let options = parseOrExit { () throws(UsageError) in try Options.parse(arguments) }
+        if let user = options.user { become(user) }
         let terminal = options.wait ? EchoOff() : nil
         if options.reportPID { writePID() }
         if options.wait {
@@ -54,6 +57,20 @@ enum Console {
             if !ok { AgentError.fail(2, "expected a NUL or newline byte on stdin before starting") }
         }
         exec(options.program, adding: options.environment)
+    }
+
+    /// Drops to account `name` for good: its groups, gid, uid (in that order, while still
+    /// allowed), then its home as the working directory (`/` when that is missing, as sshd does).
+    private static func become(_ name: String) {
+        guard let entry = getpwnam(name) else { AgentError.fail(126, "no account \(name) in the container") }
+        let uid = entry.pointee.pw_uid, gid = entry.pointee.pw_gid
+        let home = String(cString: entry.pointee.pw_dir)
+        guard initgroups(name, gid) == 0 else { AgentError.fail(126, "cannot set the groups of \(name): \(AgentError.reason)") }
+        guard setgid(gid) == 0, setuid(uid) == 0, getuid() == uid, geteuid() == uid else {
+            AgentError.fail(126, "cannot change to user \(name): \(AgentError.reason)")
+        }
+        if uid != 0 && setuid(0) == 0 { AgentError.fail(126, "could regain root after changing to \(name)") }
+        if chdir(home) != 0 { _ = chdir("/") }
     }
 
     /// Writes getpid() as 4 bytes little-endian. A closed stdout is exit 3, not death by SIGPIPE.

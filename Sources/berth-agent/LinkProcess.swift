@@ -47,7 +47,7 @@ final class LinkProcess: @unchecked Sendable {
 
     /// Starts the program; the caller holds the lock that orders spawns before the reaper's
     /// dispatch, so an early exit finds the process registered.
-    static func spawn(channel: UInt32, _ start: AgentProcessStart, link: LinkOutput,
+    static func spawn(channel: UInt32, _ start: AgentProcessStart, as account: GuestAccount?, link: LinkOutput,
                       onFinished: @escaping (LinkProcess) -> Void) throws(SpawnFailure) -> LinkProcess {
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
@@ -88,6 +88,9 @@ final class LinkProcess: @unchecked Sendable {
                 throw SpawnFailure(message: "cannot set up a terminal: \(reason)")
             }
             let name = "/dev/pts/\(number)"
+            // As sshd does: the login user owns its terminal (tty, mesg and programs that reopen
+            // their terminal by name need it).
+            if let account, account.uid != geteuid() { _ = chown(name, account.uid, account.gid) }
             Self.resize(master, terminal)
             posix_spawn_file_actions_addopen(&fileActions, 0, name, O_RDWR, 0)
             posix_spawn_file_actions_adddup2(&fileActions, 0, 1)
@@ -124,15 +127,27 @@ final class LinkProcess: @unchecked Sendable {
             outputFDs = [(pipes[1].read, .output), (pipes[2].read, .errorOutput)]
         }
 
-        let environment = Self.environment(adding: start.environment)
-        var argv: [UnsafeMutablePointer<CChar>?] = start.argv.map { strdup($0) } + [nil]
+        // Another account: the agent itself (`console --user`) drops to it and then becomes the
+        // program, since posix_spawn cannot change ids. Its variables come before the start's, so
+        // the operator's environment can still set them.
+        var program = start.argv
+        var accountVariables: [String] = []
+        if let account {
+            accountVariables = ["HOME=\(account.home)", "USER=\(account.name)", "LOGNAME=\(account.name)", "SHELL=\(account.shell)"]
+            if account.uid != geteuid() {
+                guard let agent = Self.agentPath else { cleanUp(); throw SpawnFailure(message: "cannot find the agent's own binary to change user") }
+                program = [agent, "console", "--user", account.name, "--"] + start.argv
+            }
+        }
+        let environment = Self.environment(adding: accountVariables + start.environment)
+        var argv: [UnsafeMutablePointer<CChar>?] = program.map { strdup($0) } + [nil]
         var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
         defer {
             for pointer in argv { free(pointer) }
             for pointer in envp { free(pointer) }
         }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, start.argv[0], &fileActions, &attributes, &argv, &envp)
+        let result = posix_spawn(&pid, program[0], &fileActions, &attributes, &argv, &envp)
         for fd in childEnds { closeDescriptor(fd) }
         childEnds = []
         guard result == 0 else {
@@ -177,6 +192,14 @@ final class LinkProcess: @unchecked Sendable {
         }
         return entries + order.compactMap { added[$0] }
     }
+
+    /// This binary, for `console --user`; read once, before any program could replace it.
+    static let agentPath: String? = {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }()
 
     /// TIOCSPTLCK and TIOCGPTN (asm-generic ioctl numbers), which Swift cannot import.
     private static let setLock = UInt(0x4004_5431)

@@ -167,6 +167,8 @@ final class LinkServer: @unchecked Sendable {
     private var byPID: [pid_t: LinkProcess] = [:]
     private var forwards: [UInt32: LinkForward] = [:]
     private var spawned = 0
+    /// Set by `user`: who later programs run as (nil: the agent's own user).
+    private var account: GuestAccount?
     private var link: LinkOutput!
 
     /// Reads frames until Berth goes, then ends every program and exits.
@@ -238,9 +240,18 @@ final class LinkServer: @unchecked Sendable {
         case .close:
             monitor.locked { processes[channel] }?.close()
             monitor.locked { forwards[channel] }?.close()
+        case .user:
+            let request = try AgentUser(decoding: frame.payload)
+            do {
+                let account = try GuestAccount.ensure(request)
+                monitor.locked { self.account = account }
+                link.send(.ok, channel, AgentUserReply(uid: account.uid, gid: account.gid, home: account.home).encoded())
+            } catch {
+                link.send(.error, channel, Array("AGENT_USER_FAILED: \(error.message)".utf8))
+            }
         case .writeFile:
             let request = try AgentWriteFile(decoding: frame.payload)
-            if let problem = Self.write(request) {
+            if let problem = Self.write(request, owner: monitor.locked { account }) {
                 link.send(.error, channel, Array(problem.utf8))
             } else {
                 link.send(.ok, channel)
@@ -259,7 +270,7 @@ final class LinkServer: @unchecked Sendable {
         // Spawning under the lock orders it before the reaper's dispatch of the same PID.
         let outcome = monitor.locked { () -> Result<LinkProcess, LinkProcess.SpawnFailure> in
             do {
-                let process = try LinkProcess.spawn(channel: channel, start, link: link) { [unowned self] finished in
+                let process = try LinkProcess.spawn(channel: channel, start, as: account, link: link) { [unowned self] finished in
                     self.monitor.locked {
                         self.processes.removeValue(forKey: finished.channel)
                         self.byPID.removeValue(forKey: finished.pid)
@@ -289,13 +300,18 @@ final class LinkServer: @unchecked Sendable {
         }
     }
 
-    private static func write(_ request: AgentWriteFile) -> String? {
+    /// Files Berth writes for the user (the webhook's `files`) belong to the login account, so
+    /// its programs can read a mode 0600 file.
+    private static func write(_ request: AgentWriteFile, owner: GuestAccount?) -> String? {
         let fd: Int32
         switch FileTarget.openForWriting(request.path, mode: mode_t(request.mode)) {
         case .success(let opened): fd = opened
         case .failure(let error): return error.message
         }
         defer { close(fd) }
+        if let owner, owner.uid != geteuid(), fchown(fd, owner.uid, owner.gid) != 0 {
+            return "cannot give \(request.path) to \(owner.name): \(AgentError.reason)"
+        }
         guard writeAll(fd, request.contents) else { return "cannot write \(request.path): \(AgentError.reason)" }
         return nil
     }

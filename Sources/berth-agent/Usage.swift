@@ -9,9 +9,10 @@ enum Usage {
     Usage: containerssh-agent MODE [OPTIONS]
 
     Modes:
-      console [--env NAME=VALUE]... [--wait] [--pid] -- PROGRAM [ARGS...]
+      console [--env NAME=VALUE]... [--wait] [--pid] [--user NAME] -- PROGRAM [ARGS...]
           Replace this process with PROGRAM (an absolute or relative path; no PATH search),
-          adding or overriding environment variables. --pid first writes this process's PID
+          adding or overriding environment variables; with --user, as that account (its
+          groups, gid and uid; its home as the working directory). --pid first writes this process's PID
           (which becomes PROGRAM's) as 4 bytes little-endian to stdout; --wait then reads one
           NUL or newline byte from stdin (terminal echo is off while waiting) before starting.
       signal --pid PID --signal NAME
@@ -33,7 +34,8 @@ enum Usage {
           Show this text.
 
     Exit codes: 0 success; 1 bad arguments (write-file: any error);
-      console: 2 start byte wrong or missing, 3 PID write failed, 127 exec failed;
+      console: 2 start byte wrong or missing, 3 PID write failed, 126 cannot change user,
+        127 exec failed;
       signal: 2 no such process, 3 signal failed;
       forward-server: 1 cannot listen, 2 malformed protocol input;
       serve: 0 link or signal ended it, 1 cannot listen, 2 no valid hello on --stdio.

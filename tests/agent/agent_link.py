@@ -8,7 +8,7 @@ import time
 
 HELLO, ERROR, OK = 0x01, 0x02, 0x03
 START, STARTED, INPUT, OUTPUT, ERROR_OUTPUT, WINDOW, EOF, RESIZE, SIGNAL, EXIT, CLOSE = range(0x10, 0x1B)
-WRITE_FILE, OPEN_FORWARD = 0x20, 0x30
+WRITE_FILE, USER, OPEN_FORWARD = 0x20, 0x21, 0x30
 
 
 def u32(value):
@@ -27,6 +27,10 @@ def strings(values):
 
 def frame(kind, channel, payload=b""):
     return struct.pack(">IBI", len(payload) + 5, kind, channel) + payload
+
+
+def user_payload(name, uid=1000, gid=1000, home=None, shell="/bin/bash", flags=0):
+    return data(name) + u32(uid) + u32(gid) + data(home or f"/home/{name}") + data(shell) + bytes([flags])
 
 
 def start_payload(argv, env=(), terminal=None, window=1 << 20):

@@ -329,3 +329,87 @@ def test_socket_link_in_a_container_as_pid_1_with_a_bind_mounted_directory(busyb
         assert docker("wait", name, timeout=30).stdout.strip() == b"0"
     finally:
         docker("rm", "-f", name, check=False)
+
+
+# Accounts (`user`): only in a throw-away container, never on the host's own account files.
+
+@pytest.fixture
+def contained(request):
+    request.getfixturevalue("busybox_image")
+    from agent_helpers import ContainerAgent
+    runner = ContainerAgent()
+    processes = []
+
+    def start(extra_args=()):
+        command = runner.command(["serve", "--stdio"])
+        if extra_args:
+            command[3:3] = list(extra_args)  # docker run options go before the image
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        processes.append(process)
+        link = Link(process.stdout.fileno(), process.stdin.fileno())
+        assert link.hello()[0] == HELLO
+        return link
+
+    yield start
+    for process in processes:
+        runner.cleanup(process)
+
+
+def set_user(link, channel, name, **options):
+    from agent_link import USER, user_payload
+    link.send(USER, channel, user_payload(name, **options))
+    return link.receive()
+
+
+def test_user_adds_the_login_account_and_programs_run_as_it(contained):
+    link = contained()
+    kind, channel, body = set_user(link, 3, "alice")
+    assert (kind, channel) == (OK, 3), body
+    assert struct.unpack(">II", body[:8]) == (1000, 1000) and body[12:] == b"/home/alice"
+    link.start(1, [SH, "-c", 'id -u; id -g; id -un; echo "$HOME $USER $LOGNAME"; pwd; echo ~alice; '
+                             'stat -c "%u %a" /home/alice; touch ~/made && stat -c %u ~/made; '
+                             'grep "^alice:" /etc/passwd; cat /etc/shadow 2>&1 >/dev/null | head -c 0; '
+                             'echo x > /etc/passwd 2>/dev/null && echo WROTE-PASSWD || echo denied'])
+    out, err, status = link.collect(1)
+    assert status == ("status", 0), err
+    assert out.decode().splitlines() == [
+        "1000", "1000", "alice", "/home/alice alice alice", "/home/alice", "/home/alice", "1000 750", "1000",
+        "alice:x:1000:1000::/home/alice:/bin/sh", "denied"]
+
+
+def test_user_owns_its_terminal_and_the_files_berth_writes(contained):
+    link = contained()
+    assert set_user(link, 3, "bob", uid=2000, gid=2000)[0] == OK
+    link.send(WRITE_FILE, 4, data("/home/bob/secret") + u32(0o600) + data(b"for bob"))
+    assert link.receive()[:2] == (OK, 4)
+    link.start(1, [SH, "-c", 'stat -c "%u %a" "$(tty)"; cat ~/secret'], terminal=(80, 24))
+    out, _, status = link.collect(1)
+    assert status == ("status", 0) and out.replace(b"\r\n", b"\n").split(b"\n")[:2] == [b"2000 620", b"for bob"], out
+
+
+def test_user_that_the_image_has_is_used_as_it_is(contained):
+    link = contained()
+    kind, _, body = set_user(link, 3, "root")
+    assert kind == OK and struct.unpack(">II", body[:8]) == (0, 0) and body[12:] == b"/root"
+    link.start(1, [SH, "-c", "id -u; grep -c '^root:' /etc/passwd"])
+    assert link.collect(1)[0] == b"0\n1\n"
+
+
+def test_user_uid_taken_by_the_image_moves_to_the_next_free_one(contained):
+    link = contained()
+    link.start(1, [SH, "-c", "echo 'img:x:1000:1000::/home/img:/bin/sh' >> /etc/passwd"])
+    assert link.collect(1)[2] == ("status", 0)
+    kind, _, body = set_user(link, 3, "carol")
+    assert kind == OK and struct.unpack(">II", body[:8]) == (1001, 1001), body
+
+
+def test_user_with_an_invalid_name_ends_the_link_with_a_protocol_error(contained):
+    link = contained()
+    kind, channel, body = set_user(link, 3, "Alice:0:0")
+    assert (kind, channel) == (ERROR, 0) and b"AGENT_PROTOCOL_BAD_USER" in body
+
+
+def test_user_on_a_read_only_root_filesystem_is_a_clear_error(contained):
+    link = contained(["--read-only"])
+    kind, channel, body = set_user(link, 3, "dave")
+    assert (kind, channel) == (ERROR, 3) and body.startswith(b"AGENT_USER_FAILED: cannot add the account to /etc/"), body
