@@ -105,7 +105,7 @@ let package = Package(
         .target(name: "BerthAgentProtocol"),
         // Berth's end of the agent link and the one session implementation on top of it.
         .target(name: "BerthAgentLink", dependencies: [
-            "BerthCore", "BerthAgentProtocol", "BerthForwarding", "BerthForwardProtocol",
+            "BerthCore", "BerthConfig", "BerthAgentProtocol", "BerthForwarding", "BerthForwardProtocol",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

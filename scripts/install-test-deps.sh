@@ -45,6 +45,8 @@ python3 -c 'import ssh' 2>/dev/null || need_pip+=(ssh-python)
 # the kubernetes client from upgrading python-dateutil/pydantic past what moto's botocore and
 # aws-sam-translator accept.
 python3 -c 'import aiohttp, kubernetes, websocket' 2>/dev/null || need_pip+=(aiohttp kubernetes websocket-client "python-dateutil<3" "pydantic<2.14")
+# Ansible against the default guest image as the login user (tests/integration/test_login_user.py).
+command -v ansible >/dev/null 2>&1 || need_pip+=(ansible-core)
 if [ ${#need_pip[@]} -gt 0 ]; then
     echo "installing with pip: ${need_pip[*]}"
     python3 -m pip install -q "${need_pip[@]}"

@@ -40,6 +40,8 @@ public final class AgentLink: Sendable {
         var nextChannel: UInt32 = 1
         var channels: [UInt32: AgentChannel] = [:]
         var closedReason: String?
+        /// The account asked for and its request, which every later session shares.
+        var account: (user: AgentUser, request: Task<AgentUserReply, Error>)?
         var closeWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -84,6 +86,34 @@ public final class AgentLink: Sendable {
         register(request.channel, request)
         send(.writeFile, request.channel, AgentWriteFile(path: path, mode: mode, contents: contents).encoded())
         _ = try await request.answer()
+    }
+
+    /// Makes later programs of this link run as `user` (adding the account if the container
+    /// lacks it). Asked once per link and account: every session of a connection calls this
+    /// before its program, and all of them share the first request's answer.
+    public func useAccount(_ user: AgentUser) async throws -> AgentUserReply {
+        let request = state.withLockedValue { state -> Task<AgentUserReply, Error> in
+            if let current = state.account, current.user == user { return current.request }
+            let request = Task { try await self.requestAccount(user) }
+            state.account = (user, request)
+            return request
+        }
+        return try await request.value
+    }
+
+    private func requestAccount(_ user: AgentUser) async throws -> AgentUserReply {
+        let request = AgentRequest(link: self, channel: try reserveChannel())
+        register(request.channel, request)
+        send(.user, request.channel, user.encoded())
+        do {
+            return try AgentUserReply(decoding: Array(buffer: try await request.answer()))
+        } catch let error as AgentLinkError where error.code == "AGENT_LINK_LOST" {
+            // An agent from before accounts ends the link on the unknown frame.
+            throw AgentLinkError("AGENT_USER_FAILED", "account \(user.name): \(error.message) (an agent older than the account request? use the current agent or loginUser.mode: container)")
+        } catch let error as AgentLinkError {
+            let reason = error.message.hasPrefix("AGENT_USER_FAILED: ") ? String(error.message.dropFirst(19)) : error.message
+            throw AgentLinkError("AGENT_USER_FAILED", "account \(user.name): \(reason)")
+        }
     }
 
     /// A forwarding channel carrying the forward-server protocol; see `AgentForwardChannel`.

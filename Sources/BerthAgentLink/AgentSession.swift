@@ -23,6 +23,8 @@ public protocol AgentSessionHost: Sendable {
     var subsystems: [String: String] { get }
     /// The container's environment for programs (webhook environment, exposed metadata).
     var programEnvironment: [String: String] { get }
+    /// Who programs run as; nil: the container's own user.
+    var loginAccount: AgentUser? { get }
     var logger: Logger { get }
     /// A link for a new program: the connection's, or (session mode) a new container's.
     func sessionTarget() async throws -> AgentSessionTarget
@@ -88,6 +90,25 @@ public actor AgentSession: ProgramSessionHandler {
         guard process == nil else { throw RequestRefused("SESSION_PROGRAM_RUNNING", "a program is already running on this channel") }
         let target = try await host.sessionTarget()
         self.target = target
+        if let account = host.loginAccount {
+            do {
+                _ = try await target.link.useAccount(account)
+            } catch {
+                // As sshd does when it cannot become the user: the request succeeds, the reason
+                // goes to stderr (the user's only clue; the detail is in the log) and the status is 1.
+                let message = (error as? CodedError)?.message ?? "\(error)"
+                host.logger.log(.error, "AGENT_USER_FAILED", "cannot start the program: \(message)", [LogKey.channelID: "\(channel.channelID)"])
+                let channel = self.channel
+                pump = Task {
+                    try? await channel.writeStderr(ByteBuffer(string: "Berth: cannot run your programs as \(account.name) in the container; the operator's log has the reason\r\n"))
+                    await channel.sendExitStatus(1)
+                    await channel.closeWrite()
+                    await channel.close()
+                    await self.release()
+                }
+                return
+            }
+        }
         let terminal = setup.pty.map { WindowSize(columns: $0.columns, rows: $0.rows, widthPixels: $0.widthPixels, heightPixels: $0.heightPixels) }
         let process: AgentProcess
         do {

@@ -46,6 +46,7 @@ public struct DockerExecutionConfig: Sendable, Hashable {
     public var imagePullPolicy = ImagePullPolicy.ifNotPresent
     public var exposeAuthMetadataAsEnv = false
     public var pool = DockerPoolConfig()
+    public var loginUser = LoginUserConfig()
 
     public init() {}
 

@@ -47,6 +47,11 @@ enum DockerSectionReader {
             }
         }
         subsystems.finish()
+        var loginUser = execution.object("loginUser")
+        defaults.loginUser = LoginUserConfig.read(&loginUser)
+        if defaults.disableAgent, let (key, problem) = defaults.loginUser.problemWithoutAgent(loginUser.keyPath("mode")) {
+            reader.issues.add(key, problem)
+        }
         var pool = execution.object("pool")
         defaults.pool.size = pool.int("size", 0, minimum: 0)
         defaults.pool.maxAge = pool.duration("maxAge", defaults.pool.maxAge, minimum: .seconds(1), allowZero: false)

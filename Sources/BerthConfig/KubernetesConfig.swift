@@ -36,6 +36,7 @@ public struct KubernetesConfig: Sendable, Hashable {
         public var exposeAuthMetadataAsEnv = false
         public var exposeAuthMetadataAsLabels = false
         public var exposeAuthMetadataAsAnnotations = false
+        public var loginUser = LoginUserConfig()
 
         public init() {}
 
@@ -124,6 +125,11 @@ enum KubernetesSectionReader {
             reader.issues.add(pod.keyPath("metadata.name"), "required in persistent mode")
         }
         if defaults.shellCommand.isEmpty { reader.issues.add(pod.keyPath("shellCommand"), "must not be empty") }
+        var loginUser = pod.object("loginUser")
+        defaults.loginUser = LoginUserConfig.read(&loginUser)
+        if defaults.disableAgent, let (key, problem) = defaults.loginUser.problemWithoutAgent(loginUser.keyPath("mode")) {
+            reader.issues.add(key, problem)
+        }
         if defaults.disableAgent && defaults.mode != .session {
             reader.issues.add(pod.keyPath("disableAgent"), "the agent is needed in \(defaults.mode.rawValue) mode (Kubernetes exec cannot set the environment)")
         }

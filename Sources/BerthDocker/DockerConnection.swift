@@ -1,4 +1,5 @@
 import BerthAgentLink
+import BerthAgentProtocol
 import BerthConfig
 import BerthCore
 import BerthForwarding
@@ -101,13 +102,7 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
             logger.log(.warning, "DOCKER_FILES_NEED_AGENT", "files from the webhook were not written: the agent is disabled")
             return
         }
-        for (path, file) in metadata.files.sorted(by: { $0.key < $1.key }) {
-            do {
-                try await link.writeFile(path: path, contents: file.value)
-            } catch {
-                throw DockerError("DOCKER_FILE_WRITE_FAILED", "writing \(path) into the container failed: \((error as? CodedError)?.message ?? "\(error)")")
-            }
-        }
+        try await link.writeFiles(metadata.files, as: loginAccount, failure: "DOCKER_FILE_WRITE_FAILED", into: "container")
     }
 
     public func onSessionChannel(_ channel: any SessionChannel) async throws -> any SessionChannelHandler {
@@ -122,6 +117,7 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
     public var shellCommand: [String] { execution.shellCommand }
     public var subsystems: [String: String] { execution.subsystems }
     public var programEnvironment: [String: String] { environment }
+    public var loginAccount: AgentUser? { execution.loginUser.account(for: metadata.effectiveUsername) }
 
     public func sessionTarget() async throws -> AgentSessionTarget {
         switch execution.mode {

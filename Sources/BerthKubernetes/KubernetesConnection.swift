@@ -1,4 +1,5 @@
 import BerthAgentLink
+import BerthAgentProtocol
 import BerthConfig
 import BerthCore
 import BerthForwarding
@@ -106,13 +107,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
             logger.log(.warning, "KUBERNETES_AGENT_DISABLED", "webhook files are not written: the agent is disabled")
             return
         }
-        for (path, file) in metadata.files.sorted(by: { $0.key < $1.key }) {
-            do {
-                try await link.writeFile(path: path, contents: file.value)
-            } catch {
-                throw KubernetesError("KUBERNETES_FILE_WRITE_FAILED", "writing \(path) into the pod failed: \((error as? CodedError)?.message ?? "\(error)")")
-            }
-        }
+        try await link.writeFiles(metadata.files, as: loginAccount, failure: "KUBERNETES_FILE_WRITE_FAILED", into: "pod")
     }
 
     func forgetPod(_ name: String) {
@@ -139,6 +134,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
     public var shellCommand: [String] { backend.config.pod.shellCommand }
     public var subsystems: [String: String] { backend.config.pod.subsystems }
     public var programEnvironment: [String: String] { environment }
+    public var loginAccount: AgentUser? { backend.config.pod.loginUser.account(for: metadata.effectiveUsername) }
 
     public func sessionTarget() async throws -> AgentSessionTarget {
         switch backend.config.pod.mode {
