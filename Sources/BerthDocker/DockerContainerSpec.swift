@@ -66,14 +66,26 @@ enum DockerContainerSpec {
     /// Hardening every user container gets unless the operator's `execution.host` sets the same
     /// key (any letter case; the operator's value then replaces Berth's whole): no privilege gain
     /// through set-uid programs, Docker's default capabilities without NET_RAW (ARP spoofing on
-    /// the shared bridge) and MKNOD, and a process limit so a fork bomb stays in its container.
-    /// docs/security.md lists them with the reasons.
+    /// the shared bridge) and MKNOD, a process limit so a fork bomb stays in its container, and
+    /// memory and CPU limits so one user cannot starve the others. docs/security.md lists them
+    /// with the reasons.
     static let hardenedHostConfig: [(key: String, value: ConfigValue)] = [
         ("SecurityOpt", .array([.string("no-new-privileges:true")])),
         ("CapDrop", .array([.string("ALL")])),
         ("CapAdd", .array(["AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP", "SETGID",
                            "SETPCAP", "SETUID", "SYS_CHROOT"].map(ConfigValue.string))),
         ("PidsLimit", .int(4096)),
+        ("Memory", .int(2 << 30)),
+        // Equal to Memory: no swap on top, so the limit is a limit.
+        ("MemorySwap", .int(2 << 30)),
+        ("NanoCpus", .int(2_000_000_000)),
+    ]
+
+    /// Operator keys that also replace one of Berth's (the engine refuses the mixtures: a swap
+    /// limit below a larger memory limit, NanoCpus together with a CFS period or quota).
+    static let replacedAlso: [String: Set<String>] = [
+        "memoryswap": ["memory"],
+        "nanocpus": ["cpuperiod", "cpuquota"],
     ]
 
     /// The operator's HostConfig over Berth's hardening, with the terminal size the session asked
@@ -82,7 +94,10 @@ enum DockerContainerSpec {
         var host = host
         if case .object(var fields) = host {
             let given = Set(fields.map { $0.key.lowercased() })
-            fields += hardenedHostConfig.filter { !given.contains($0.key.lowercased()) }
+            fields += hardenedHostConfig.filter { hardening in
+                let key = hardening.key.lowercased()
+                return !given.contains(key) && given.isDisjoint(with: replacedAlso[key] ?? [])
+            }
             host = .object(fields)
         }
         if let consoleSize {

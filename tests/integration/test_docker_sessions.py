@@ -1,4 +1,5 @@
 """A real shell in a real container: the Docker backend end to end (SPEC §5, §6)."""
+import glob
 import hashlib
 import json
 import os
@@ -254,14 +255,55 @@ def _program_status(berth):
 
 def test_containers_are_hardened_by_default_and_the_operator_can_override(start_berth, example_webhook):
     """No NET_RAW (ARP spoofing on the shared bridge) and no MKNOD, no privilege gain through
-    set-uid programs, a process limit; an operator's HostConfig key replaces Berth's (any case)."""
+    set-uid programs, process, memory and CPU limits; an operator's HostConfig key replaces
+    Berth's (any case). Root programs (loginUser.mode container) show the capability set; the
+    login user's own programs have none at all."""
     cap_kill, cap_net_raw, cap_mknod = 1 << 5, 1 << 13, 1 << 27
     capabilities, no_new_privileges, host = _program_status(start(start_berth, example_webhook))
+    assert capabilities == 0 and no_new_privileges == "1"
+    assert wait_until(lambda: not berth_containers())
+
+    capabilities, no_new_privileges, host = _program_status(start(start_berth, example_webhook, loginUser={"mode": "container"}))
     assert capabilities & cap_kill and not capabilities & cap_net_raw and not capabilities & cap_mknod
     assert no_new_privileges == "1"
     assert host["PidsLimit"] == 4096 and host["CapDrop"] == ["ALL"]
+    assert (host["Memory"], host["MemorySwap"], host["NanoCpus"]) == (2 << 30, 2 << 30, 2_000_000_000)
     assert wait_until(lambda: not berth_containers())
 
-    capabilities, no_new_privileges, host = _program_status(start(start_berth, example_webhook, host={"pidslimit": 64, "CapAdd": ["NET_RAW", "KILL"]}))
+    capabilities, no_new_privileges, host = _program_status(start(
+        start_berth, example_webhook, loginUser={"mode": "container"},
+        host={"pidslimit": 64, "CapAdd": ["NET_RAW", "KILL"], "Memory": 3 << 30, "CpuQuota": 50000}))
     assert capabilities & cap_net_raw and capabilities & cap_kill and not capabilities & (1 << 0)  # CHOWN no longer added
     assert host["PidsLimit"] == 64 and no_new_privileges == "1"
+    # A larger Memory takes Berth's MemorySwap with it (the engine picks its own, twice the
+    # memory), a CFS quota its NanoCpus.
+    assert (host["Memory"], host["NanoCpus"], host["CpuQuota"]) == (3 << 30, 0, 50000)
+    assert host["MemorySwap"] in (0, -1, 2 * (3 << 30))
+
+def test_fork_bomb_stays_in_its_container(start_berth, example_webhook):
+    """The default PidsLimit holds a fork bomb inside its container: it reaches the limit, and
+    meanwhile another login starts and runs. (The test's own CPU cap only keeps a 2-core CI
+    machine usable; the process limit under test is Berth's default.)"""
+    berth = start(start_berth, example_webhook, image=BUSYBOX, host={"NanoCpus": 500_000_000})
+    args = ["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
+            "alice@127.0.0.1", "b() { b | b & }; b; sleep 600"]
+    bomb = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: len(berth_containers()) == 1, timeout=60)
+        full_id = docker("inspect", "-f", "{{.Id}}", berth_containers()[0]).stdout.strip()
+
+        def pids():
+            # From the host: inside, at the limit, not even `docker exec` can start a process.
+            for pattern in (f"/sys/fs/cgroup/pids/docker/{full_id}/pids.current", f"/sys/fs/cgroup/pids/**/{full_id}*/pids.current",
+                            f"/sys/fs/cgroup/**/*{full_id}*/pids.current"):
+                for path in glob.glob(pattern, recursive=True):
+                    return int(open(path).read())
+            return 0
+
+        assert wait_until(lambda: pids() >= 4000, timeout=120), pids()
+        other = berth.ssh("alice", "echo still serving", password="pw", timeout=120)
+        assert other.returncode == 0 and other.stdout == b"still serving\n", other.stderr
+    finally:
+        bomb.kill()
+        bomb.wait()
+    assert wait_until(lambda: not berth_containers(), timeout=120)

@@ -1,14 +1,17 @@
 """Programs run as the person who logged in (docs/security.md, "Who programs run as"): the agent
 adds the account to the container, and `whoami`, `~`, sftp and Ansible behave as on any Linux box."""
+import glob
 import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import textwrap
 
 from conftest import SSH_OPTS, webhook_auth
 from docker_helpers import BUSYBOX, GUEST, berth_containers, docker_config
-from test_docker_sessions import wait_until
+from test_docker_sessions import paramiko_client, wait_until
 
 USERS = [{"username": "alice", "password": "pw", "files": {"/tmp/for-alice.txt": "only alice reads this"}},
          {"username": "robot", "password": "pw", "authenticatedUsername": "Robot.Ops@Example.com"},
@@ -47,15 +50,15 @@ def test_interactive_shell_and_sftp_are_the_login_user(start_berth, example_webh
     shell = berth.ssh("alice", "", password="pw", extra=["-tt"], stdin=b"whoami; tty | xargs stat -c %U; exit\n")
     text = shell.stdout.decode(errors="replace")
     assert shell.returncode == 0 and text.count("alice") >= 3, text  # prompt, whoami, the terminal's owner
-    source = tmp_path / "upload.txt"
-    source.write_bytes(b"uploaded by sftp\n")
-    batch = tmp_path / "batch"
-    batch.write_text(f"put {source} upload.txt\nls -n upload.txt\npwd\n")
-    sftp = subprocess.run(["sshpass", "-p", "pw", "sftp", "-P", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
-                           "-b", str(batch), "alice@127.0.0.1"], capture_output=True, timeout=60)
-    assert sftp.returncode == 0, sftp.stderr
-    listing = sftp.stdout.decode()
-    assert re.search(r"^-\S+\s+\d+\s+1000\s+1000\s.*upload\.txt$", listing, re.M) and "Remote working directory: /home/alice" in listing, listing
+    client = paramiko_client(berth)
+    try:
+        sftp = client.open_sftp()
+        with sftp.open("upload.txt", "w") as handle:
+            handle.write(b"uploaded by sftp\n")
+        attributes = sftp.stat("upload.txt")
+        assert (sftp.normalize("."), attributes.st_uid, attributes.st_gid) == ("/home/alice", 1000, 1000)
+    finally:
+        client.close()
 
 
 def test_authenticated_username_names_the_account(start_berth, example_webhook):
@@ -101,16 +104,25 @@ def test_login_user_mode_without_the_agent_is_refused_at_load(start_berth, examp
 
 
 def test_ansible_ping_with_ansible_user_set_to_the_login_name(start_berth, example_webhook, tmp_path):
+    """Ansible as usual: one multiplexed connection (ControlMaster, as Ansible's defaults), so
+    its temporary directory, the module it copies and its run share one container."""
     berth = start(start_berth, example_webhook)
+    control = tempfile.mkdtemp(prefix="cm", dir="/tmp")  # a unix socket path must stay short
     inventory = tmp_path / "hosts"
     inventory.write_text(textwrap.dedent(f"""\
         berth ansible_host=127.0.0.1 ansible_port={berth.port} ansible_user=alice ansible_password=pw
         """))
     env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
-               ANSIBLE_SSH_ARGS="-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o PubkeyAuthentication=no",
+               ANSIBLE_SSH_ARGS=f"-o ControlMaster=auto -o ControlPersist=30s -o ControlPath={control}/%C "
+                                "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o PubkeyAuthentication=no",
                ANSIBLE_NOCOLOR="1", ANSIBLE_PYTHON_INTERPRETER="auto_silent")
-    ping = subprocess.run(["ansible", "-i", str(inventory), "berth", "-m", "ping"], capture_output=True, text=True, env=env, timeout=300)
-    assert ping.returncode == 0 and '"ping": "pong"' in ping.stdout, ping.stdout + ping.stderr
-    facts = subprocess.run(["ansible", "-i", str(inventory), "berth", "-m", "command", "-a", "whoami"],
-                           capture_output=True, text=True, env=env, timeout=300)
-    assert facts.returncode == 0 and "alice" in facts.stdout.splitlines()[-1], facts.stdout + facts.stderr
+    try:
+        ping = subprocess.run(["ansible", "-i", str(inventory), "berth", "-m", "ping"], capture_output=True, text=True, env=env, timeout=300)
+        assert ping.returncode == 0 and '"ping": "pong"' in ping.stdout, ping.stdout + ping.stderr
+        whoami = subprocess.run(["ansible", "-i", str(inventory), "berth", "-m", "command", "-a", "whoami"],
+                                capture_output=True, text=True, env=env, timeout=300)
+        assert whoami.returncode == 0 and whoami.stdout.splitlines()[-1] == "alice", whoami.stdout + whoami.stderr
+    finally:
+        for master in glob.glob(f"{control}/*"):
+            subprocess.run(["ssh", "-o", f"ControlPath={master}", "-O", "exit", "berth"], capture_output=True, timeout=30)
+        shutil.rmtree(control, ignore_errors=True)
