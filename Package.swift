@@ -214,7 +214,7 @@ let package = Package(
         .testTarget(name: "BerthForwardProtocolTests", dependencies: ["BerthForwardProtocol", "BerthCBOR"]),
         .testTarget(name: "BerthAgentProtocolTests", dependencies: ["BerthAgentProtocol", "BerthTestSupport"]),
         .testTarget(name: "BerthAgentLinkTests", dependencies: [
-            "BerthAgentLink", "BerthAgentProtocol", "BerthCore",
+            "BerthAgentLink", "BerthAgentProtocol", "BerthConfig", "BerthCore",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

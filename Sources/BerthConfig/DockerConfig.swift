@@ -47,6 +47,12 @@ public struct DockerExecutionConfig: Sendable, Hashable {
     public var exposeAuthMetadataAsEnv = false
     public var pool = DockerPoolConfig()
     public var loginUser = LoginUserConfig()
+    /// The network user containers join when `host`/`network` name none: Berth creates it with
+    /// traffic between containers off. Empty: the engine's default bridge.
+    public var userNetwork = "berth-users"
+    /// iptables rules (local engine, Berth as root) so the user network reaches neither this host
+    /// nor link-local addresses.
+    public var userNetworkFirewall = true
 
     public init() {}
 

@@ -47,6 +47,11 @@ enum DockerSectionReader {
             }
         }
         subsystems.finish()
+        defaults.userNetwork = execution.string("userNetwork", defaults.userNetwork)
+        if !defaults.userNetwork.isEmpty && !defaults.userNetwork.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }) {
+            reader.issues.add(execution.keyPath("userNetwork"), "must be a Docker network name ([A-Za-z0-9_.-]), got \(defaults.userNetwork.debugDescription)")
+        }
+        defaults.userNetworkFirewall = execution.bool("userNetworkFirewall", defaults.userNetworkFirewall)
         var loginUser = execution.object("loginUser")
         defaults.loginUser = LoginUserConfig.read(&loginUser)
         if defaults.disableAgent, let (key, problem) = defaults.loginUser.problemWithoutAgent(loginUser.keyPath("mode")) {

@@ -42,6 +42,7 @@ extension DockerBackend {
     func startLinkedContainer(name: String?, labels: [(String, String)], environment: [String: String], logger: Logger,
                               created: @Sendable (String) -> Void) async throws -> DockerLinkedContainer {
         try await ensureImage()
+        let network = try await userNetwork()
         let execution = config.execution
         let directory = socketLinkDirectory()
         let secret = Self.randomHex(32)
@@ -54,7 +55,7 @@ extension DockerBackend {
             labels.append((DockerContainerSpec.linkDirectoryLabel, directory))
         }
         let body = DockerContainerSpec.body(execution: execution, labels: labels, command: command, environment: environment,
-                                            tty: false, interactive: false, linkDirectory: directory)
+                                            tty: false, interactive: false, linkDirectory: directory, network: network)
         let id: String
         do {
             id = try await client.createContainer(name: name, body: body)

@@ -12,6 +12,8 @@ public final class DockerBackend: Sendable {
     let config: DockerConfig
     let logger: Logger
     private let poolBox = NIOLockedValueBox<DockerPool?>(nil)
+    /// The user network's preparation, done once per backend (retried after a failure).
+    private let networkBox = NIOLockedValueBox<Task<String, Error>?>(nil)
     var pool: DockerPool? { poolBox.withLockedValue { $0 } }
 
     /// `pooled`: this backend keeps the warm pool of `execution.pool` (only the server-wide one
@@ -80,6 +82,46 @@ public final class DockerBackend: Sendable {
             }
         }
         return connection
+    }
+
+    /// The network user containers join (`DockerUserNetwork`), made ready on first use; nil when
+    /// the operator chose their own.
+    func userNetwork() async throws -> String? {
+        guard let name = DockerUserNetwork.name(for: config.execution) else { return nil }
+        let preparation = networkBox.withLockedValue { box in
+            if let running = box { return running }
+            let task = Task { try await self.prepareNetwork(name) }
+            box = task
+            return task
+        }
+        do {
+            return try await preparation.value
+        } catch {
+            networkBox.withLockedValue { $0 = nil }
+            throw error
+        }
+    }
+
+    private func prepareNetwork(_ name: String) async throws -> String {
+        let (bridge, isolated) = try await DockerUserNetwork.ensure(name, client: client)
+        if !isolated {
+            logger.log(.warning, "DOCKER_NETWORK_NOT_ISOLATED", "network \(name) lets its containers reach each other (Berth did not create it); users can reach each other's services",
+                       ["network": "\(name)"])
+        }
+        guard config.execution.userNetworkFirewall else { return name }
+        guard config.connection.host.hasPrefix("unix://") else {
+            logger.log(.warning, "DOCKER_FIREWALL_REMOTE", "the engine is remote: Berth cannot add the firewall rules that keep containers on \(name) from the engine's host and link-local addresses (docs/security.md, \"Docker network\")",
+                       ["network": "\(name)"])
+            return name
+        }
+        do {
+            try await DockerFirewall.apply(bridge: bridge)
+            logger.log(.info, "DOCKER_FIREWALL_APPLIED", "containers on \(name) cannot reach this host or link-local addresses", ["network": "\(name)", "bridge": "\(bridge)"])
+        } catch {
+            logger.log(.warning, "DOCKER_FIREWALL_FAILED", "\((error as? CodedError)?.message ?? "\(error)"); containers on \(name) can reach this host and link-local addresses (cloud metadata). Run Berth as root with iptables, or set docker.execution.userNetworkFirewall: false to accept that",
+                       ["network": "\(name)", "bridge": "\(bridge)"])
+        }
+        return name
     }
 
     /// Applies `imagePullPolicy` before a container is created.

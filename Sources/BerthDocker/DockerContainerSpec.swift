@@ -16,8 +16,9 @@ enum DockerContainerSpec {
     }
 
     static func body(execution: DockerExecutionConfig, metadata: ConnectionMetadata, command: [String], environment: [String: String],
-                     tty: Bool, interactive: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil) -> ConfigValue {
-        body(execution: execution, labels: labels(metadata), command: command, environment: environment, tty: tty, interactive: interactive, consoleSize: consoleSize)
+                     tty: Bool, interactive: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil, network: String? = nil) -> ConfigValue {
+        body(execution: execution, labels: labels(metadata), command: command, environment: environment, tty: tty, interactive: interactive,
+             consoleSize: consoleSize, network: network)
     }
 
     /// Where the link directory appears in the container.
@@ -25,7 +26,8 @@ enum DockerContainerSpec {
     static let linkDirectoryLabel = "berth.agent-link"
 
     static func body(execution: DockerExecutionConfig, labels berthLabels: [(String, String)], command: [String], environment: [String: String],
-                     tty: Bool, interactive: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil, linkDirectory: String? = nil) -> ConfigValue {
+                     tty: Bool, interactive: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil, linkDirectory: String? = nil,
+                     network: String? = nil) -> ConfigValue {
         let berthKeys: Set<String> = ["image", "cmd", "env", "labels", "tty", "openstdin", "stdinonce", "attachstdin", "attachstdout", "attachstderr", "hostconfig", "networkingconfig"]
         var fields: [(key: String, value: ConfigValue)] = []
         var operatorEnvironment: [String] = []
@@ -57,7 +59,7 @@ enum DockerContainerSpec {
             ("AttachStdin", .bool(interactive)),
             ("AttachStdout", .bool(interactive)),
             ("AttachStderr", .bool(interactive)),
-            ("HostConfig", hostConfig(execution.host, consoleSize: consoleSize, linkDirectory: linkDirectory)),
+            ("HostConfig", hostConfig(execution.host, consoleSize: consoleSize, linkDirectory: linkDirectory, network: network)),
             ("NetworkingConfig", execution.network),
         ]
         return .object(fields)
@@ -90,8 +92,9 @@ enum DockerContainerSpec {
 
     /// The operator's HostConfig over Berth's hardening, with the terminal size the session asked
     /// for and the agent link directory added to the operator's binds.
-    private static func hostConfig(_ host: ConfigValue, consoleSize: (rows: UInt32, columns: UInt32)?, linkDirectory: String?) -> ConfigValue {
+    private static func hostConfig(_ host: ConfigValue, consoleSize: (rows: UInt32, columns: UInt32)?, linkDirectory: String?, network: String?) -> ConfigValue {
         var host = host
+        if let network { host = host.merging(.object([("NetworkMode", .string(network))])) }
         if case .object(var fields) = host {
             let given = Set(fields.map { $0.key.lowercased() })
             fields += hardenedHostConfig.filter { hardening in

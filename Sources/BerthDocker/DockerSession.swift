@@ -76,8 +76,9 @@ actor DockerSession: ProgramSessionHandler {
             startPump(stream, tty: tty) { try await DockerExitCode.wait(client: client, exec: exec) }
         case .session:
             try await connection.backend.ensureImage()
+            let network = try await connection.backend.userNetwork()
             let body = DockerContainerSpec.body(execution: execution, metadata: connection.metadata, command: argv, environment: programEnvironment,
-                                                tty: tty, interactive: true, consoleSize: setup.pty.map { ($0.rows, $0.columns) })
+                                                tty: tty, interactive: true, consoleSize: setup.pty.map { ($0.rows, $0.columns) }, network: network)
             let id = try await connection.createContainer(body)
             connection.trackSessionContainer(id, active: true)
             program = .container(id)

@@ -1,4 +1,5 @@
 import BerthAgentProtocol
+import BerthConfig
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -147,5 +148,27 @@ func waitFor(_ condition: @escaping @Sendable () -> Bool) async {
         let link = AgentLink(kind: "test", io: agent.io(), logger: logger)
         link.receive(ByteBuffer(bytes: [0, 0, 0, 5, 0xEE, 0, 0, 0, 1]))
         #expect(link.closedReason?.contains("AGENT_PROTOCOL_UNKNOWN_TYPE") == true)
+    }
+}
+
+@Suite struct LoginAccountTests {
+    @Test func loginNamesBecomeAccountNames() {
+        for (login, account) in [("alice", "alice"), ("Bob.Smith", "bob.smith"), ("Robot.Ops@Example.com", "robot.ops_example.com"),
+                                 ("1st", "_1st"), ("-rf", "_-rf"), ("zoë", "zo_"), ("", "user"), ("a:b c", "a_b_c"),
+                                 (String(repeating: "x", count: 40), String(repeating: "x", count: 32))] {
+            #expect(LoginUserConfig.accountName(for: login) == account, "\(login)")
+            #expect(AgentUser.isAccountName(LoginUserConfig.accountName(for: login)), "\(login)")
+        }
+    }
+
+    @Test func accountFollowsTheConfiguration() {
+        var config = LoginUserConfig()
+        #expect(config.account(for: "Alice") == AgentUser(name: "alice", uid: 1000, gid: 1000, home: "/home/alice", shell: "/bin/bash"))
+        config.gid = 100
+        config.homeRoot = "/srv/people/"
+        config.sudo = true
+        #expect(config.account(for: "alice") == AgentUser(name: "alice", uid: 1000, gid: 100, home: "/srv/people/alice", shell: "/bin/bash", flags: AgentUser.sudo))
+        config.mode = .container
+        #expect(config.account(for: "alice") == nil)
     }
 }

@@ -1,3 +1,4 @@
+import BerthAgentProtocol
 import BerthCore
 import Crypto
 import Foundation
@@ -149,6 +150,8 @@ final class LinkHost: AgentSessionHost {
     let shellCommand = ["/bin/sh"]
     let subsystems: [String: String] = [:]
     let programEnvironment = ["FROM_HOST": "host"]
+    /// The agent runs on this machine: never add accounts to its own /etc/passwd.
+    let loginAccount: AgentUser? = nil
     let ended = NIOLockedValueBox(0)
 
     init(link: AgentLink) { self.link = link }
@@ -166,6 +169,7 @@ final class GatedHost: AgentSessionHost {
     let shellCommand = ["/bin/sh"]
     let subsystems: [String: String] = [:]
     let programEnvironment: [String: String] = [:]
+    let loginAccount: AgentUser? = nil
 
     init(link: AgentLink, gate: AsyncStream<Void>) {
         self.link = link

@@ -22,6 +22,10 @@ import BerthTestSupport
         }
         let file = AgentWriteFile(path: "/tmp/x", mode: 0o600, contents: [1, 2, 3])
         #expect(try AgentWriteFile(decoding: file.encoded()) == file)
+        let user = AgentUser(name: "alice", uid: 1000, gid: 1000, home: "/home/alice", shell: "/bin/bash", flags: AgentUser.sudo)
+        #expect(try AgentUser(decoding: user.encoded()) == user)
+        let reply = AgentUserReply(uid: 1001, gid: 50, home: "/home/alice")
+        #expect(try AgentUserReply(decoding: reply.encoded()) == reply)
         let hello = AgentHello(secret: Array("s3cret".utf8))
         #expect(try AgentHello(decoding: hello.encoded()) == hello)
         #expect(try AgentHelloReply(decoding: AgentHelloReply(pid: 1).encoded()) == AgentHelloReply(pid: 1))
@@ -81,6 +85,16 @@ import BerthTestSupport
         #expect(code { _ = try AgentHello(decoding: [1, 0, 0, 0, 9, 1]) } == "AGENT_PROTOCOL_TRUNCATED")
         #expect(code { _ = try AgentWriteFile(decoding: AgentWriteFile(path: "", contents: []).encoded()) } == "AGENT_PROTOCOL_BAD_PATH")
         #expect(code { _ = try AgentWriteFile(decoding: AgentWriteFile(path: "/a", mode: 0o10000, contents: []).encoded()) } == "AGENT_PROTOCOL_BAD_MODE")
+        // Account names that would corrupt /etc/passwd or confuse tools are refused.
+        for name in ["", "Alice", "1abc", "a:b", "a\nb", "-rf", "root\u{0}", String(repeating: "a", count: 33), "bob smith"] {
+            #expect(code { _ = try AgentUser(decoding: AgentUser(name: name, uid: 1, gid: 1, home: "/h", shell: "/bin/sh").encoded()) } == "AGENT_PROTOCOL_BAD_USER", "\(name.debugDescription)")
+        }
+        for name in ["alice", "_svc", "bob.smith", "a-b_c.d", String(repeating: "a", count: 32)] {
+            #expect(AgentUser.isAccountName(name), "\(name)")
+        }
+        #expect(code { _ = try AgentUser(decoding: AgentUser(name: "a", uid: 1, gid: 1, home: "home", shell: "/bin/sh").encoded()) } == "AGENT_PROTOCOL_BAD_USER")
+        #expect(code { _ = try AgentUser(decoding: AgentUser(name: "a", uid: 1, gid: 1, home: "/h:0:0", shell: "/bin/sh").encoded()) } == "AGENT_PROTOCOL_BAD_USER")
+        #expect(code { _ = try AgentUser(decoding: AgentUser(name: "a", uid: 1, gid: 1, home: "/h", shell: "/bin/sh", flags: 2).encoded()) } == "AGENT_PROTOCOL_BAD_FLAGS")
         var badUTF8 = AgentPayloadWriter()
         badUTF8.data([0xFF, 0xFE]); badUTF8.u32(0o600); badUTF8.data([])
         #expect(code { _ = try AgentWriteFile(decoding: badUTF8.bytes) } == "AGENT_PROTOCOL_BAD_UTF8")
@@ -100,11 +114,13 @@ import BerthTestSupport
             AgentExit.signal(name: "TERM", coreDumped: true).encoded(),
             AgentHello(secret: [7, 7]).encoded(),
             AgentWindowSize(columns: 1, rows: 2).encoded(),
+            AgentUser(name: "alice", uid: 1000, gid: 1000, home: "/home/alice", shell: "/bin/bash").encoded(),
         ]
         let decoders: [([UInt8]) throws -> Void] = [
             { _ = try AgentProcessStart(decoding: $0) }, { _ = try AgentWriteFile(decoding: $0) }, { _ = try AgentExit(decoding: $0) },
             { _ = try AgentHello(decoding: $0) }, { _ = try AgentHelloReply(decoding: $0) }, { _ = try AgentWindowSize(decoding: $0) },
             { _ = try AgentProcessStarted(decoding: $0) }, { _ = try AgentCredit.decode($0) },
+            { _ = try AgentUser(decoding: $0) }, { _ = try AgentUserReply(decoding: $0) },
         ]
         var decodedSomething = 0
         for round in 0..<3000 {

@@ -118,8 +118,9 @@ def test_killed_agent_ends_the_session_clearly_and_the_container_goes(start_bert
 
 def test_user_process_cannot_reach_the_link_socket(start_berth, example_webhook):
     """The socket is unlinked once Berth's link is up, and the secret is not readable: a user
-    process in the container (root here) has nothing to connect to and nothing to prove."""
-    berth = start(start_berth, example_webhook)
+    process in the container, even as root (loginUser.mode container), has nothing to connect to
+    and nothing to prove. The login user (the default) cannot even look."""
+    berth = start(start_berth, example_webhook, loginUser={"mode": "container"})
     script = (
         "import os, socket\n"
         "print(sorted(os.listdir('/run/berth-agent')))\n"
@@ -137,6 +138,10 @@ def test_user_process_cannot_reach_the_link_socket(start_berth, example_webhook)
     assert result.stdout.decode().splitlines() == ["[]", "refused 2", "False", "[]"]
     # The session that made the attempt and the link are unharmed.
     assert berth.ssh("alice", "echo still-fine", password="pw").stdout == b"still-fine\n"
+    as_login_user = start(start_berth, example_webhook).ssh(
+        "alice", "ls /run/berth-agent 2>&1; cat /proc/1/environ 2>&1 >/dev/null; whoami", password="pw")
+    assert as_login_user.stdout.decode().splitlines() == [
+        "ls: cannot open directory '/run/berth-agent': Permission denied", "cat: /proc/1/environ: Permission denied", "alice"]
 
 
 def test_pool_container_is_named_after_the_connection_that_takes_it(start_berth, example_webhook):
