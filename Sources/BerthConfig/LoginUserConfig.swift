@@ -18,8 +18,8 @@ public struct LoginUserConfig: Sendable, Hashable {
     public var homeRoot = "/home"
     /// Used if the image has it, else bash, else sh.
     public var shell = "/bin/bash"
-    /// Passwordless sudo for the user, if the image has sudo. Needs set-uid programs to work, so
-    /// `no-new-privileges` must be off for it to do anything.
+    /// Passwordless sudo for the user, if the image has sudo (the Docker backend then leaves out
+    /// its no-new-privileges default, which would disable sudo).
     public var sudo = false
     /// Whether the operator wrote `mode` (a default `login` falls back quietly where no agent runs).
     public var modeConfigured = false

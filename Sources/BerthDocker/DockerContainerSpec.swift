@@ -59,7 +59,8 @@ enum DockerContainerSpec {
             ("AttachStdin", .bool(interactive)),
             ("AttachStdout", .bool(interactive)),
             ("AttachStderr", .bool(interactive)),
-            ("HostConfig", hostConfig(execution.host, consoleSize: consoleSize, linkDirectory: linkDirectory, network: network)),
+            ("HostConfig", hostConfig(execution.host, consoleSize: consoleSize, linkDirectory: linkDirectory, network: network,
+                                      setUID: execution.loginUser.mode == .login && execution.loginUser.sudo)),
             ("NetworkingConfig", execution.network),
         ]
         return .object(fields)
@@ -92,13 +93,17 @@ enum DockerContainerSpec {
 
     /// The operator's HostConfig over Berth's hardening, with the terminal size the session asked
     /// for and the agent link directory added to the operator's binds.
-    private static func hostConfig(_ host: ConfigValue, consoleSize: (rows: UInt32, columns: UInt32)?, linkDirectory: String?, network: String?) -> ConfigValue {
+    /// `setUID`: the operator turned on sudo for the login user, which is a set-uid program that
+    /// `no-new-privileges` would disable, so Berth's `SecurityOpt` is left out.
+    private static func hostConfig(_ host: ConfigValue, consoleSize: (rows: UInt32, columns: UInt32)?, linkDirectory: String?, network: String?,
+                                   setUID: Bool) -> ConfigValue {
         var host = host
         if let network { host = host.merging(.object([("NetworkMode", .string(network))])) }
         if case .object(var fields) = host {
             let given = Set(fields.map { $0.key.lowercased() })
             fields += hardenedHostConfig.filter { hardening in
                 let key = hardening.key.lowercased()
+                if setUID && key == "securityopt" { return false }
                 return !given.contains(key) && given.isDisjoint(with: replacedAlso[key] ?? [])
             }
             host = .object(fields)

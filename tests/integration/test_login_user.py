@@ -76,6 +76,13 @@ def test_container_mode_runs_as_the_containers_user(start_berth, example_webhook
     assert lines(berth.ssh("alice", "whoami; echo ~", password="pw")) == ["root", "/root"]
 
 
+def test_sudo_when_the_operator_turns_it_on(start_berth, example_webhook):
+    berth = start(start_berth, example_webhook, loginUser={"sudo": True})
+    assert lines(berth.ssh("alice", "sudo -n whoami 2>/dev/null; whoami", password="pw")) == ["root", "alice"]
+    berth = start(start_berth, example_webhook)
+    assert lines(berth.ssh("alice", "sudo -n true 2>/dev/null || echo no sudo", password="pw")) == ["no sudo"]
+
+
 def test_busybox_image_gets_the_account_with_sh(start_berth, example_webhook):
     berth = start(start_berth, example_webhook, image=BUSYBOX)
     assert lines(berth.ssh("alice", "id -un; grep ^alice: /etc/passwd", password="pw")) == [
