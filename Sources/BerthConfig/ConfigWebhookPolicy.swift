@@ -143,6 +143,12 @@ private struct Check {
                 if field != .null, !isOnlyNoNewPrivileges(field) { add(at, .securityOptions) }
             case "cgroupparent", "runtime", "sysctls", "maskedpaths", "readonlypaths":
                 if field != .null { add(at, .securityOptions) }
+            case "oomkilldisable":
+                // Without the OOM killer for the container, the kernel kills host processes instead.
+                if field.isSet { add(at, .securityOptions) }
+            case "oomscoreadj":
+                if case .int(let score) = field, score >= 0 { continue }
+                if field != .null { add(at, .securityOptions) }
             default:
                 continue
             }
@@ -203,8 +209,10 @@ private struct Check {
             case "hostnetwork", "hostpid", "hostipc":
                 if field.isSet { add(at, .hostNamespaces) }
             case "volumes":
+                // Other volume types mount a host path, a network share or run a driver on the node.
+                let ordinary: Set<String> = ["name", "emptydir", "configmap", "secret", "persistentvolumeclaim", "projected", "downwardapi", "ephemeral"]
                 for (index, volume) in items(field).enumerated() {
-                    for (name, _) in fields(volume) where name.lowercased() == "hostpath" { add("\(at)[\(index)].\(name)", .hostMounts) }
+                    for (name, _) in fields(volume) where !ordinary.contains(name.lowercased()) { add("\(at)[\(index)].\(name)", .hostMounts) }
                 }
             case "serviceaccountname", "serviceaccount":
                 if field.isSet { add(at, .serviceAccount) }

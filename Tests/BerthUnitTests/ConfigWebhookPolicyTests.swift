@@ -55,6 +55,8 @@ import Testing
         #expect(try refused(host(#"{"VolumesFrom": ["other-user"]}"#)) == ["docker.execution.host.VolumesFrom"])
         #expect(try refused(#"{"docker": {"execution": {"agentSocketRoot": "/etc"}}}"#) == ["docker.execution.agentSocketRoot"])
         #expect(try refused(pod(#"{"volumes": [{"name": "h", "hostPath": {"path": "/"}}]}"#)) == ["kubernetes.pod.spec.volumes[0].hostPath"])
+        #expect(try refused(pod(#"{"volumes": [{"name": "n", "nfs": {"server": "10.0.0.1", "path": "/"}}, {"name": "f", "flexVolume": {"driver": "x"}}, {"name": "e", "emptyDir": {}}]}"#))
+            == ["kubernetes.pod.spec.volumes[0].nfs", "kubernetes.pod.spec.volumes[1].flexVolume"])
         #expect(try refused(host(#"{"Binds": ["/etc:/host-etc:ro"]}"#), allow: [.hostMounts]) == [])
     }
 
@@ -81,8 +83,10 @@ import Testing
         for options in [#"[]"#, #"["seccomp=unconfined", "no-new-privileges"]"#, #"["apparmor:unconfined"]"#, #"["label=disable"]"#] {
             #expect(try refused(host(#"{"SecurityOpt": \#(options)}"#)) == ["docker.execution.host.SecurityOpt"])
         }
-        #expect(try refused(host(#"{"CgroupParent": "/", "Runtime": "runc-unsafe", "MaskedPaths": []}"#))
-            == ["docker.execution.host.CgroupParent", "docker.execution.host.Runtime", "docker.execution.host.MaskedPaths"])
+        #expect(try refused(host(#"{"CgroupParent": "/", "Runtime": "runc-unsafe", "MaskedPaths": [], "OomKillDisable": true, "OomScoreAdj": -1000}"#))
+            == ["docker.execution.host.CgroupParent", "docker.execution.host.Runtime", "docker.execution.host.MaskedPaths",
+                "docker.execution.host.OomKillDisable", "docker.execution.host.OomScoreAdj"])
+        #expect(try refused(host(#"{"OomScoreAdj": 500, "OomKillDisable": false}"#)) == [])
         #expect(try refused(host(#"{"SecurityOpt": ["seccomp=unconfined"]}"#), allow: [.securityOptions]) == [])
     }
 
