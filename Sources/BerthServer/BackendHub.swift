@@ -70,6 +70,8 @@ struct SharedBackends: Sendable {
     let configWebhook: ConfigWebhookClient?
     let live = LiveConnections()
 
+    /// What the config webhook's answers may change; capabilities the file's own HostConfig adds
+    /// count as ordinary.
     var webhookPolicy: ConfigWebhookPolicy {
         ConfigWebhookPolicy(allow: config.configserver.allow, ordinaryCapabilities: DockerBackend.ordinaryCapabilities(config.docker))
     }
