@@ -8,7 +8,11 @@ public enum AuditDecoder {
         public let description: String
     }
 
-    public static func decode(_ bytes: [UInt8]) throws -> [AuditMessage] {
+    /// How much a log may decompress to unless the caller says otherwise.
+    public static let defaultMaxBytes = 1 << 30
+
+    /// `maxBytes` bounds the decompressed log: the file may come from anywhere.
+    public static func decode(_ bytes: [UInt8], maxBytes: Int = defaultMaxBytes) throws -> [AuditMessage] {
         guard bytes.count >= 40 else { throw Failure(description: "too short for an audit log (\(bytes.count) bytes)") }
         let magic = String(decoding: bytes[0..<32].prefix { $0 != 0 }, as: UTF8.self)
         guard magic == BinaryAuditFormat.magic else { throw Failure(description: "not an audit log (magic is \(magic.debugDescription))") }
@@ -16,7 +20,7 @@ public enum AuditDecoder {
         guard version == 2 else { throw Failure(description: "audit log version \(version) is not supported (only 2)") }
         let cbor: [UInt8]
         do {
-            cbor = try GzipReader.decompress(Array(bytes[40...]))
+            cbor = try GzipReader.decompress(Array(bytes[40...]), limit: maxBytes)
         } catch {
             throw Failure(description: "\(error)")
         }

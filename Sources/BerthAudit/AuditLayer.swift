@@ -77,8 +77,10 @@ struct AuditConnectionLayer: NetworkConnectionHandler {
     }
 
     func onHandshakeSuccess(_ metadata: ConnectionMetadata) async throws -> any SSHConnectionHandler {
-        recorder.record(.handshakeSuccessful, AuditPayload().text("username", metadata.username))
-        recorder.setUsername(metadata.username)
+        // From here on the user is who the authenticator said; the typed name stays in the
+        // authentication records above.
+        recorder.record(.handshakeSuccessful, AuditPayload().text("username", metadata.effectiveUsername))
+        recorder.setUsername(metadata.effectiveUsername)
         return AuditSSHConnectionLayer(next: try await next.onHandshakeSuccess(metadata), recorder: recorder)
     }
 

@@ -54,7 +54,8 @@ enum GzipReader {
         let description: String
     }
 
-    static func decompress(_ bytes: [UInt8]) throws -> [UInt8] {
+    /// At most `limit` bytes come out: a few megabytes of gzip can expand a thousandfold.
+    static func decompress(_ bytes: [UInt8], limit: Int = .max) throws -> [UInt8] {
         var stream = z_stream()
         guard berth_inflate_init_gzip(&stream) == Z_OK else { throw Failure(description: "zlib inflateInit2 failed") }
         defer { inflateEnd(&stream) }
@@ -62,6 +63,7 @@ enum GzipReader {
         var chunk = [UInt8](repeating: 0, count: 65536)
         var input = bytes
         var status: Int32 = Z_OK
+        var exceeded = false
         input.withUnsafeMutableBufferPointer { inputBuffer in
             stream.next_in = inputBuffer.baseAddress
             stream.avail_in = UInt32(inputBuffer.count)
@@ -72,9 +74,14 @@ enum GzipReader {
                     status = inflate(&stream, Z_NO_FLUSH)
                     return out.count - Int(stream.avail_out)
                 }
+                guard produced <= limit - output.count else {
+                    exceeded = true
+                    return
+                }
                 output.append(contentsOf: chunk[0..<produced])
             } while status == Z_OK && (stream.avail_in > 0 || stream.avail_out == 0)
         }
+        if exceeded { throw Failure(description: "decompresses to more than \(limit) bytes") }
         // Z_BUF_ERROR here means the input ended early: keep what came out.
         guard status == Z_OK || status == Z_STREAM_END || status == Z_BUF_ERROR else {
             throw Failure(description: "not a gzip stream (zlib status \(status))")

@@ -162,6 +162,8 @@ public struct ConfigServerConfig: Sendable, Hashable {
     /// Budget for the config request including retries.
     public var configTimeout = BerthDuration.seconds(60)
     public var transmitSensitiveMetadata = false
+    /// What the webhook's answer may change beyond ordinary settings; see ConfigWebhookPolicy.
+    public var allow: Set<ConfigWebhookPermission> = []
 
     public init() {}
 }

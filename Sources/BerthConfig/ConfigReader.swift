@@ -107,6 +107,13 @@ public enum ConfigReader {
         config.http = HTTPClientReader.read(&reader, required: false)
         config.configTimeout = reader.duration("configTimeout", config.configTimeout, minimum: .milliseconds(100), allowZero: false)
         config.transmitSensitiveMetadata = reader.bool("transmitSensitiveMetadata", false)
+        for (index, name) in reader.strings("allow", []).enumerated() {
+            guard let permission = ConfigWebhookPermission(rawValue: name) else {
+                reader.issues.add("\(reader.keyPath("allow"))[\(index)]", "\"\(name)\" is not one of \(ObjectReader.names(ConfigWebhookPermission.self))")
+                continue
+            }
+            config.allow.insert(permission)
+        }
         reader.finish()
         return config
     }

@@ -20,6 +20,7 @@ public enum ConfigRenderer {
             ("configserver", .object(http(config.configserver.http) + [
                 ("configTimeout", duration(config.configserver.configTimeout)),
                 ("transmitSensitiveMetadata", .bool(config.configserver.transmitSensitiveMetadata)),
+                ("allow", .array(config.configserver.allow.sorted().map { .string($0.rawValue) })),
             ])),
             ("log", log(config.log)),
             ("backend", .string(config.backend)),

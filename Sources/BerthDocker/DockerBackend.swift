@@ -8,6 +8,11 @@ import NIOCore
 /// The Docker backend: one container per connection (`connection` mode) or per session
 /// channel (`session` mode), removed when the user leaves.
 public final class DockerBackend: Sendable {
+    /// What a container may be given without the config webhook policy's `capabilities`.
+    public static func ordinaryCapabilities(_ config: DockerConfig) -> Set<String> {
+        DockerContainerSpec.capabilities(operatorHost: config.execution.host)
+    }
+
     let client: DockerClient
     let config: DockerConfig
     let logger: Logger

@@ -11,7 +11,7 @@ enum DockerContainerSpec {
 
     /// Berth's labels for a connection's container.
     static func labels(_ metadata: ConnectionMetadata) -> [(String, String)] {
-        [(connectionLabel, metadata.connectionID.hex), ("berth.username", metadata.username), ("berth.remote-ip", metadata.remoteAddress.ip),
+        [(connectionLabel, metadata.connectionID.hex), ("berth.username", metadata.effectiveUsername), ("berth.remote-ip", metadata.remoteAddress.ip),
          (ServerIdentity.label, ServerIdentity.name)]
     }
 
@@ -90,6 +90,17 @@ enum DockerContainerSpec {
         "memoryswap": ["memory"],
         "nanocpus": ["cpuperiod", "cpuquota"],
     ]
+
+    /// The capabilities of `hardenedHostConfig`, and those the operator's own `CapAdd` adds.
+    static func capabilities(operatorHost: ConfigValue) -> Set<String> {
+        var names: Set<String> = []
+        var lists = hardenedHostConfig.filter { $0.key == "CapAdd" }.map(\.value)
+        if case .object(let fields) = operatorHost { lists += fields.filter { $0.key.lowercased() == "capadd" }.map(\.value) }
+        for case .array(let items) in lists {
+            for case .string(let name) in items { names.insert(name) }
+        }
+        return names
+    }
 
     /// The operator's HostConfig over Berth's hardening, with the terminal size the session asked
     /// for and the agent link directory added to the operator's binds.

@@ -13,7 +13,7 @@ enum KubernetesPodSpec {
         // A shared (persistent) pod belongs to no connection, so no clean-up may remove it.
         var labels: [(key: String, value: ConfigValue)] = shared ? [("berth.persistent", .string("true"))]
             : [(connectionLabel, .string(metadata.connectionID.hex)), (ServerIdentity.label, .string(serverName))]
-        let username = labelValue(metadata.username)
+        let username = labelValue(metadata.effectiveUsername)
         if !username.isEmpty && !shared { labels.append(("berth.username", .string(username))) }
         var annotations: [(key: String, value: ConfigValue)] = [("berth.remote-ip", .string(metadata.remoteAddress.ip))]
         for (key, value) in metadata.metadata.sorted(by: { $0.key < $1.key }) where !value.sensitive {

@@ -31,15 +31,27 @@ public final class LogSink: @unchecked Sendable {
         lock.withLock { syslog?.send(severity: severity, msgid: code, message: line) }
     }
 
+    /// The log file's mode, whatever the umask: log lines name users and addresses.
+    static let fileMode: mode_t = 0o640
+
     /// Appends to a file, creating it (mode 0640) if needed.
     public init(appendingTo path: String) throws {
-        guard let file = fopen(path, "a") else {
-            throw LogSinkError(path: path, reason: String(cString: strerror(errno)))
-        }
-        chmod(path, 0o640)
-        self.handle = file
+        self.handle = try Self.openFile(path)
         self.path = path
         self.syslog = nil
+    }
+
+    /// The first open and every reopen after rotation give the file the same mode; `fopen`
+    /// alone would create the new file with the umask's.
+    private static func openFile(_ path: String) throws -> UnsafeMutablePointer<FILE> {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, fileMode)
+        guard fd >= 0 else { throw LogSinkError(path: path, reason: String(cString: strerror(errno))) }
+        guard fchmod(fd, fileMode) == 0, let file = fdopen(fd, "a") else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw LogSinkError(path: path, reason: reason)
+        }
+        return file
     }
 
     public func write(line: String) {
@@ -55,7 +67,7 @@ public final class LogSink: @unchecked Sendable {
     public func reopen() throws {
         guard let path else { return }
         try lock.withLock {
-            guard let file = fopen(path, "a") else { throw LogSinkError(path: path, reason: String(cString: strerror(errno))) }
+            let file = try Self.openFile(path)
             if let handle { fclose(handle) }
             handle = file
         }

@@ -49,7 +49,15 @@ final class ConnectionDelegate: SSHServerDelegate {
                 outcome = await handler.onAuthPublicKey(metadata, publicKey: key.authorizedKeysText)
             }
             if case .success(let authenticated) = outcome {
-                connection.authenticated(authenticated)
+                connection.authenticated(authenticated) { description in
+                    engine.eventLoop.execute {
+                        if let handler = engine.value.handler {
+                            handler.disconnect(reason: SSHDisconnectReason.byApplication, description: description)
+                        } else {
+                            connection.channel.close(promise: nil)
+                        }
+                    }
+                }
                 return .success
             }
             if connection.recordFailure() {

@@ -99,7 +99,8 @@ final class SSHConnection: Sendable {
     }
 
     /// Authentication succeeded: from here the next layers prepare the user's environment.
-    func authenticated(_ metadata: ConnectionMetadata) {
+    /// `refuse` ends the connection with one line for the user when that fails.
+    func authenticated(_ metadata: ConnectionMetadata, refuse: @escaping @Sendable (_ description: String) -> Void) {
         // An answer that arrives after the client left must not start anything: the disconnect
         // has already been reported, and nobody would remove the container.
         let open = state.withLockedValue { state -> Bool in
@@ -111,7 +112,7 @@ final class SSHConnection: Sendable {
         }
         if open { onAuthenticated() }
         guard open else {
-            logger.log(.info, "SSH_AUTH_AFTER_DISCONNECT", "authentication finished after the client disconnected; nothing is started", [LogKey.username: "\(metadata.username)"])
+            logger.log(.info, "SSH_AUTH_AFTER_DISCONNECT", "authentication finished after the client disconnected; nothing is started", [LogKey.username: "\(metadata.effectiveUsername)"])
             return
         }
         let logger = self.logger
@@ -123,8 +124,10 @@ final class SSHConnection: Sendable {
                 return try await ConnectionContext.$eventLoop.withValue(channel.eventLoop) { try await handler.onHandshakeSuccess(metadata) }
             } catch {
                 let reason = (error as? CodedError)?.description ?? "\(error)"
-                logger.log(.error, "SSH_BACKEND_REJECTED_HANDSHAKE", "could not prepare the user's environment; closing the connection", [LogKey.reason: "\(reason)", LogKey.username: "\(metadata.username)"])
-                channel.close(promise: nil)
+                logger.log(.error, "SSH_BACKEND_REJECTED_HANDSHAKE", "could not prepare the user's environment; closing the connection", [LogKey.reason: "\(reason)", LogKey.username: "\(metadata.effectiveUsername)"])
+                // The reason may hold webhook or engine text meant for the operator; the user
+                // gets the code to quote.
+                refuse("Berth could not prepare your session (\((error as? CodedError)?.code.description ?? "SSH_BACKEND_REJECTED_HANDSHAKE"))")
                 throw error
             }
         }

@@ -69,6 +69,12 @@ struct SharedBackends: Sendable {
     let kubernetes: KubernetesBackend?
     let configWebhook: ConfigWebhookClient?
     let live = LiveConnections()
+
+    /// What the config webhook's answers may change; capabilities the file's own HostConfig adds
+    /// count as ordinary.
+    var webhookPolicy: ConfigWebhookPolicy {
+        ConfigWebhookPolicy(allow: config.configserver.allow, ordinaryCapabilities: DockerBackend.ordinaryCapabilities(config.docker))
+    }
 }
 
 final class BackendConnection: NetworkConnectionHandler {
@@ -107,17 +113,24 @@ final class BackendConnection: NetworkConnectionHandler {
         do {
             reply = try await webhook.fetch(metadata)
         } catch {
-            logger.log(.error, "CONFIG_WEBHOOK_UNAVAILABLE", "config server unavailable: \((error as? CodedError)?.message ?? "\(error)")", [LogKey.username: "\(metadata.username)"])
+            logger.log(.error, "CONFIG_WEBHOOK_UNAVAILABLE", "config server unavailable: \((error as? CodedError)?.message ?? "\(error)")", [LogKey.username: "\(metadata.effectiveUsername)"])
             throw error
         }
+        let config: BerthConfig
         do {
-            let (config, _) = try ConfigReader.read(shared.raw.merging(reply.config))
-            logger.log(.debug, "CONFIG_WEBHOOK_APPLIED", "per-user configuration applied", ["backend": "\(config.backend)"])
-            return (config, metadata.merging(reply.update))
+            (config, _) = try ConfigReader.read(shared.raw.merging(reply.config))
         } catch {
-            logger.log(.error, "CONFIG_INVALID", "the config server's answer makes an invalid configuration: \(error)", [LogKey.username: "\(metadata.username)"])
+            logger.log(.error, "CONFIG_INVALID", "the config server's answer makes an invalid configuration: \(error)", [LogKey.username: "\(metadata.effectiveUsername)"])
             throw error
         }
+        let refusals = shared.webhookPolicy.refusals(answer: reply.config, base: shared.config, merged: config)
+        if let first = refusals.first {
+            let error = BerthError("CONFIG_WEBHOOK_POLICY_REFUSED", "the config server's answer sets \(refusals.map(\.description).joined(separator: ", "))")
+            logger.log(.error, error.code, error.message, [LogKey.username: "\(metadata.effectiveUsername)", "key": "\(first.path)"])
+            throw error
+        }
+        logger.log(.debug, "CONFIG_WEBHOOK_APPLIED", "per-user configuration applied", ["backend": "\(config.backend)"])
+        return (config, metadata.merging(reply.update))
     }
 
     private func backendHandler(_ config: BerthConfig, _ metadata: ConnectionMetadata) async throws -> any SSHConnectionHandler {
@@ -149,7 +162,7 @@ final class BackendConnection: NetworkConnectionHandler {
                 return connection
             } catch {
                 let reason = (error as? CodedError)?.message ?? "\(error)"
-                logger.log(.error, (error as? CodedError)?.code ?? "SSHPROXY_ERROR", reason, [LogKey.username: "\(metadata.username)"])
+                logger.log(.error, (error as? CodedError)?.code ?? "SSHPROXY_ERROR", reason, [LogKey.username: "\(metadata.effectiveUsername)"])
                 return UnavailableBackendConnection(message: reason)
             }
         default:
@@ -168,7 +181,7 @@ final class BackendConnection: NetworkConnectionHandler {
     /// The user is already authenticated; tell them in one line instead of hanging up silently.
     private func unavailable(_ error: Error, _ metadata: ConnectionMetadata, fallbackCode: MessageCode, what: String) -> any SSHConnectionHandler {
         let reason = (error as? CodedError)?.message ?? "\(error)"
-        logger.log(.error, (error as? CodedError)?.code ?? fallbackCode, "cannot start the user's \(what): \(reason)", [LogKey.username: "\(metadata.username)"])
+        logger.log(.error, (error as? CodedError)?.code ?? fallbackCode, "cannot start the user's \(what): \(reason)", [LogKey.username: "\(metadata.effectiveUsername)"])
         return UnavailableBackendConnection(message: "cannot start your \(what): \(reason)")
     }
 

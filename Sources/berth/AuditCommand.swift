@@ -42,11 +42,14 @@ struct AuditDecode: ParsableCommand {
     @Option(name: .customLong("extract-sftp"), help: "Write files uploaded over SFTP into this directory.")
     var extractSFTP: String?
 
+    @Option(name: .customLong("max-bytes"), help: "Refuse a log that decompresses to more than this many bytes.")
+    var maxBytes: Int = AuditDecoder.defaultMaxBytes
+
     func run() throws {
         guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
         let messages: [AuditMessage]
         do {
-            messages = try AuditDecoder.decode(Array(data))
+            messages = try AuditDecoder.decode(Array(data), maxBytes: maxBytes)
         } catch {
             throw ValidationError("\(file): \(error)")
         }
@@ -79,15 +82,14 @@ struct AuditDecode: ParsableCommand {
 
     private func extract(_ messages: [AuditMessage], into directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let files = SFTPUploadExtractor.extract(messages)
-        for (index, upload) in files.enumerated() {
-            // Never trust a recorded path: keep only its last component.
-            let name = URL(fileURLWithPath: upload.path).lastPathComponent
-            let safe = name.isEmpty || name == "." || name == ".." ? "upload" : name
-            let path = "\(directory)/\(index + 1)-\(safe)"
-            FileManager.default.createFile(atPath: path, contents: Data(upload.data))
-            print("\(path)\t\(upload.data.count) bytes\tfrom \(upload.path) (channel \(upload.channel))")
+        do {
+            let files = try SFTPUploadExtractor.extract(messages)
+            for (path, upload) in zip(try SFTPUploadExtractor.writeFiles(files, into: directory), files) {
+                print("\(path)\t\(upload.data.count) bytes\tfrom \(upload.path.debugDescription) (channel \(upload.channel))")
+            }
+            if files.isEmpty { print("no SFTP uploads recorded (stdin and stdout must be intercepted)") }
+        } catch let error as SFTPUploadExtractor.Failure {
+            throw ValidationError("\(file): \(error)")
         }
-        if files.isEmpty { print("no SFTP uploads recorded (stdin and stdout must be intercepted)") }
     }
 }

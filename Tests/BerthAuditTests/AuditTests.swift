@@ -49,7 +49,7 @@ import Testing
         #expect(throws: AuditDecoder.Failure.self) { try AuditDecoder.decode(wrongVersion) }
     }
 
-    @Test func sftpUploadsAreRebuiltFromRecordedPackets() {
+    @Test func sftpUploadsAreRebuiltFromRecordedPackets() throws {
         func packet(_ body: [UInt8]) -> [UInt8] { be32(UInt32(body.count)) + body }
         func be32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8((value >> UInt32(24 - 8 * $0)) & 0xFF) } }
         func string(_ bytes: [UInt8]) -> [UInt8] { be32(UInt32(bytes.count)) + bytes }
@@ -67,7 +67,70 @@ import Testing
         messages.append(io(0, Array(requests[5..<open.count])))
         messages.append(io(1, handle))
         messages.append(io(0, Array(requests[open.count...])))
-        let files = SFTPUploadExtractor.extract(messages)
+        let files = try SFTPUploadExtractor.extract(messages)
         #expect(files == [SFTPUploadExtractor.UploadedFile(channel: 1, path: "/tmp/x.txt", data: Array("hello world".utf8))])
+    }
+
+    /// A recorded sftp channel: OPEN of `path` answered with a handle, then `writes` (offset, data).
+    private func sftpSession(path: String, writes: [(UInt64, [UInt8])]) -> [AuditMessage] {
+        func be32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8((value >> UInt32(24 - 8 * $0)) & 0xFF) } }
+        func packet(_ body: [UInt8]) -> [UInt8] { be32(UInt32(body.count)) + body }
+        func string(_ bytes: [UInt8]) -> [UInt8] { be32(UInt32(bytes.count)) + bytes }
+        func io(_ stream: Int64, _ data: [UInt8]) -> AuditMessage {
+            AuditMessage(connectionID: "c", timestamp: 0, type: .io, payload: AuditPayload().int("stream", stream).bytes("data", data).value, channelID: 1)
+        }
+        var messages = [AuditMessage(connectionID: "c", timestamp: 0, type: .subsystem, payload: AuditPayload().int("requestId", 0).text("subsystem", "sftp").value, channelID: 1)]
+        messages.append(io(0, packet([3] + be32(7) + string(Array(path.utf8)) + be32(0x1A) + be32(0))))
+        messages.append(io(1, packet([102] + be32(7) + string([9]))))
+        for (number, (offset, data)) in writes.enumerated() {
+            messages.append(io(0, packet([6] + be32(UInt32(8 + number)) + string([9]) + be32(UInt32(offset >> 32)) + be32(UInt32(offset & 0xFFFF_FFFF)) + string(data))))
+        }
+        return messages
+    }
+
+    @Test func sftpWritesCannotAskForMoreBytesThanTheClientSent() throws {
+        // One packet asking for a terabyte of zeros before four bytes.
+        #expect(throws: SFTPUploadExtractor.Failure.self) {
+            try SFTPUploadExtractor.extract(self.sftpSession(path: "/x", writes: [(1 << 40 - 4, Array("tail".utf8))]))
+        }
+        // Many small holes add up too.
+        #expect(throws: SFTPUploadExtractor.Failure.self) {
+            try SFTPUploadExtractor.extract(self.sftpSession(path: "/x", writes: (0..<100).map { (UInt64($0) * 1_000, [1]) }))
+        }
+        // Overwriting what is already there, and a small hole, stay within what was sent.
+        let files = try SFTPUploadExtractor.extract(sftpSession(path: "/x", writes: [(0, Array("abcd".utf8)), (0, Array("AB".utf8)), (6, Array("z".utf8))]))
+        #expect(files.map(\.data) == [Array("ABcd".utf8) + [0, 0] + Array("z".utf8)])
+    }
+
+    @Test func decompressedSizeIsBounded() throws {
+        let encoder = BinaryAuditEncoder(connectionID: "abc")
+        let message = AuditMessage(connectionID: "abc", timestamp: 1, type: .io,
+                                   payload: AuditPayload().int("stream", 1).bytes("data", Array(repeating: 0, count: 1 << 20)).value, channelID: 0)
+        let bytes = encoder.encode(message).flatMap(\.bytes) + encoder.finish().flatMap(\.bytes)
+        #expect(bytes.count < 1 << 16, "zeros compress well: the kind of file that would expand without a bound")
+        #expect(try AuditDecoder.decode(bytes) == [message])
+        #expect(throws: AuditDecoder.Failure.self) { try AuditDecoder.decode(bytes, maxBytes: 1 << 19) }
+    }
+
+    @Test func extractedFilesStayInTheDirectoryAndNeverReplaceAnything() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-sftp-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(SFTPUploadExtractor.fileName(1, "/a/../../etc/passwd") == "1-passwd")
+        #expect(SFTPUploadExtractor.fileName(2, "/a/..") == "2-upload")
+        #expect(SFTPUploadExtractor.fileName(3, "/a/b\u{1B}]0;x\u{07}\n") == "3-b_]0;x__")
+        #expect(SFTPUploadExtractor.fileName(4, String(repeating: "é", count: 300)).utf8.count <= 202)
+        let upload = SFTPUploadExtractor.UploadedFile(channel: 1, path: "/tmp/report.txt", data: Array("data".utf8))
+        // A symlink planted where the first file goes: the write fails instead of following it.
+        let outside = "\(directory)-outside"
+        defer { try? FileManager.default.removeItem(atPath: outside) }
+        try FileManager.default.createSymbolicLink(atPath: "\(directory)/1-report.txt", withDestinationPath: outside)
+        #expect(throws: SFTPUploadExtractor.Failure.self) { try SFTPUploadExtractor.writeFiles([upload], into: directory) }
+        #expect(!FileManager.default.fileExists(atPath: outside))
+        try FileManager.default.removeItem(atPath: "\(directory)/1-report.txt")
+        #expect(try SFTPUploadExtractor.writeFiles([upload], into: directory) == ["\(directory)/1-report.txt"])
+        #expect(FileManager.default.contents(atPath: "\(directory)/1-report.txt") == Data("data".utf8))
+        let mode = try FileManager.default.attributesOfItem(atPath: "\(directory)/1-report.txt")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
     }
 }

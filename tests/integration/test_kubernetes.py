@@ -309,7 +309,9 @@ def test_config_webhook_moves_one_user_to_kubernetes(start_berth, example_webhoo
     users = [{"username": "alice", "password": "pw", "config": kube_config(server, image=BUSYBOX)},
              {"username": "bob", "password": "pw"}]
     url, _ = example_webhook(users)
-    berth = start_berth({"auth": webhook_auth(url), "configserver": {"url": f"{url}/config"}, "backend": "echo"})
+    # Another backend on another API server with a token: the operator allows each of those.
+    configserver = {"url": f"{url}/config", "allow": ["backend", "engineEndpoint", "credentials"]}
+    berth = start_berth({"auth": webhook_auth(url), "configserver": configserver, "backend": "echo"})
     result = berth.ssh("alice", "echo in-a-pod; exit 4", password="pw")
     assert result.returncode == 4 and result.stdout == b"in-a-pod\n", result.stderr
     assert berth.ssh("bob", "whoami", password="pw").stdout == b"bob\n"

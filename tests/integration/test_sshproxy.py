@@ -134,6 +134,21 @@ def test_per_user_target_from_the_config_webhook(start_berth, example_webhook, u
         {"username": "alice", "password": "pw"},
         {"username": "bob", "password": "pw", "config": proxy_config(upstream)},
     ])
-    berth = start_berth({"auth": webhook_auth(url), "configserver": {"url": f"{url}/config"}, "backend": "echo"})
+    configserver = {"url": f"{url}/config", "allow": ["backend", "proxyTarget", "credentials"]}
+    berth = start_berth({"auth": webhook_auth(url), "configserver": configserver, "backend": "echo"})
     assert berth.ssh("alice", "whoami", password="pw").stdout == b"alice\n"
     assert berth.ssh("bob", "whoami", password="pw").stdout == b"root\n"
+    # Without the operator's permission the same answer ends bob's login before anything starts.
+    strict = start_berth({"auth": webhook_auth(url), "configserver": {"url": f"{url}/config"}, "backend": "echo"}, name="strict")
+    refused = strict.ssh("bob", "whoami", password="pw")
+    assert refused.returncode == 255 and b"CONFIG_WEBHOOK_POLICY_REFUSED" in refused.stderr
+    keys = [line["details"]["key"] for line in strict.process.log_lines() if line.get("code") == "CONFIG_WEBHOOK_POLICY_REFUSED"]
+    assert keys == ["backend"]
+
+
+def test_username_pass_through_uses_the_authenticated_name(start_berth, example_webhook, upstream):
+    # Typed alice (no such account upstream); the webhook proved root.
+    url, _ = example_webhook([{"username": "alice", "password": "pw", "authenticatedUsername": "root"}])
+    berth = start_berth({"auth": webhook_auth(url), **proxy_config(upstream, usernamePassThrough=True, username="")})
+    result = berth.ssh("alice", "whoami", password="pw")
+    assert result.returncode == 0 and result.stdout == b"root\n", result.stderr
