@@ -4,7 +4,7 @@
 /// credentials. docs/configuration.md lists the keys of each category.
 public enum ConfigWebhookPermission: String, Sendable, Hashable, CaseIterable, Comparable {
     case privileged, hostMounts, hostNamespaces, devices, capabilities, securityOptions
-    case serviceAccount, nodeName, backend, engineEndpoint, proxyTarget, credentials
+    case serviceAccount, nodeName, backend, engineEndpoint, proxyTarget, credentials, network
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
 }
@@ -81,6 +81,12 @@ private struct Check {
         compare("docker.connection.key", \.docker.connection.key, .credentials)
         // Berth creates a directory there and bind-mounts it into the container.
         compare("docker.execution.agentSocketRoot", \.docker.execution.agentSocketRoot, .hostMounts)
+        // Another network, or none of Berth's firewall rules: the host and metadata addresses.
+        compare("docker.execution.userNetwork", \.docker.execution.userNetwork, .network)
+        compare("docker.execution.userNetworkFirewall", \.docker.execution.userNetworkFirewall, .network)
+        // sudo makes Berth leave no-new-privileges out.
+        compare("docker.execution.loginUser.sudo", \.docker.execution.loginUser.sudo, .securityOptions)
+        compare("kubernetes.pod.loginUser.sudo", \.kubernetes.pod.loginUser.sudo, .securityOptions)
         compare("kubernetes.connection.host", \.kubernetes.connection.host, .engineEndpoint)
         compare("kubernetes.connection.path", \.kubernetes.connection.path, .engineEndpoint)
         compare("kubernetes.connection.serverName", \.kubernetes.connection.serverName, .engineEndpoint)
