@@ -1,0 +1,47 @@
+import BerthConfig
+import BerthCore
+import Logging
+import NIOConcurrencyHelpers
+
+/// `LoginProtection` shared by every connection of the listener, with its logs and metrics.
+final class LoginGuard: Sendable {
+    private let protection: NIOLockedValueBox<LoginProtection>
+
+    init(config: LoginProtectionConfig) {
+        self.protection = NIOLockedValueBox(LoginProtection(config: config))
+    }
+
+    /// True when a new connection from `ip` must be closed before key exchange.
+    func refusesConnection(from ip: String) -> Bool {
+        let blocked = protection.withLockedValue { $0.isBlocked(address: ip, now: .now) }
+        if blocked { BerthMetrics.loginRefused(kind: "address") }
+        return blocked
+    }
+
+    /// True when a password for `username` must be refused without asking anyone.
+    func refusesPassword(for username: String, from ip: String, logger: Logger) -> Bool {
+        let blocked = protection.withLockedValue { $0.isBlocked(user: username, from: ip, now: .now) }
+        if blocked {
+            BerthMetrics.loginRefused(kind: "user")
+            logger.log(.notice, "AUTH_PROTECTION_USER_BLOCKED", "password refused without checking: too many recent failures for this username", [LogKey.username: "\(username)"])
+        }
+        return blocked
+    }
+
+    /// Counts a rejected password; returns how long to wait before the failure reply and
+    /// whether the address is blocked from now on.
+    func passwordFailed(username: String, ip: String, logger: Logger) -> (delay: Duration, addressBlocked: Bool) {
+        let verdict = protection.withLockedValue { $0.recordFailure(address: ip, user: username, now: .now) }
+        for kind in verdict.blocked {
+            BerthMetrics.loginBlocked(kind: kind.rawValue)
+            let what = kind == .address ? "address \(ip)" : "username"
+            logger.log(.warning, "AUTH_PROTECTION_BLOCKED", "too many failed passwords; \(what) blocked for \(protection.withLockedValue { $0.config.blockDuration })", [LogKey.username: "\(username)", "kind": "\(kind.rawValue)"])
+        }
+        if verdict.delay > .zero { BerthMetrics.loginDelayed() }
+        return (verdict.delay, verdict.blocked.contains(.address))
+    }
+
+    func succeeded(username: String) {
+        protection.withLockedValue { $0.recordSuccess(user: username) }
+    }
+}
