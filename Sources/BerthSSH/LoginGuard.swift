@@ -11,11 +11,15 @@ final class LoginGuard: Sendable {
         self.protection = NIOLockedValueBox(LoginProtection(config: config))
     }
 
-    /// True when a new connection from `ip` must be closed before key exchange.
-    func refusesConnection(from ip: String) -> Bool {
-        let blocked = protection.withLockedValue { $0.isBlocked(address: ip, now: .now) }
-        if blocked { BerthMetrics.loginRefused(kind: "address") }
-        return blocked
+    /// Nil when a new connection from `ip` may go on; otherwise it must be closed before key
+    /// exchange, and the number says how many were closed in this block (this one included).
+    func refusesConnection(from ip: String) -> Int? {
+        let refusals = protection.withLockedValue { protection -> Int? in
+            guard protection.isBlocked(address: ip, now: .now) else { return nil }
+            return protection.noteRefusal(address: ip)
+        }
+        if refusals != nil { BerthMetrics.loginRefused(kind: "address") }
+        return refusals
     }
 
     /// True when a password for `username` must be refused without asking anyone.

@@ -21,6 +21,8 @@ struct LoginProtection {
         var failures = 0
         var lastFailure: Instant
         var blockedUntil: Instant?
+        /// Connections closed during the current block, so only the first is logged loudly.
+        var refusals = 0
     }
 
     enum Kind: String { case address, user }
@@ -57,6 +59,14 @@ struct LoginProtection {
     /// The address is blocked now (a new connection from it is closed before key exchange).
     func isBlocked(address ip: String, now: Instant) -> Bool {
         !exempt(ip) && Self.blocked(addresses[ip], now: now)
+    }
+
+    /// Counts a connection closed because the address is blocked; returns how many there were
+    /// in this block, this one included.
+    mutating func noteRefusal(address ip: String) -> Int {
+        guard addresses[ip] != nil else { return 0 }
+        addresses[ip]!.refusals += 1
+        return addresses[ip]!.refusals
     }
 
     /// Password attempts for this username are refused without being checked.

@@ -104,8 +104,9 @@ public final class SSHFrontEnd: Sendable {
             channel.close(promise: nil)
             return channel.eventLoop.makeSucceededVoidFuture()
         }
-        if !stopping, loginGuard.refusesConnection(from: ip) {
-            logger.log(.notice, "SSH_LOGIN_BLOCKED", "connection closed before key exchange: too many failed passwords from this address", [LogKey.remoteAddress: "\(remote)"])
+        if !stopping, let refusals = loginGuard.refusesConnection(from: ip) {
+            // A blocked scanner may reconnect thousands of times; the first one is news.
+            logger.log(refusals == 1 ? .notice : .debug, "SSH_LOGIN_BLOCKED", "connection closed before key exchange: too many failed passwords from this address", [LogKey.remoteAddress: "\(remote)"])
             return refuse(channel, reason: "too many failed logins from your address; try again later")
         }
         if let refusal = stopping ? "server is shutting down" : limiter.acquire(ip: ip) {

@@ -50,6 +50,8 @@ import Testing
         #expect(!protection.isBlocked(address: "192.0.2.1", now: at(5)))
         #expect(protection.recordFailure(address: "192.0.2.1", user: "user5", now: at(5)).blocked == [.address])
         #expect(protection.isBlocked(address: "192.0.2.1", now: at(6)))
+        #expect(protection.noteRefusal(address: "192.0.2.1") == 1)
+        #expect(protection.noteRefusal(address: "192.0.2.1") == 2)
         #expect(!protection.isBlocked(address: "192.0.2.2", now: at(6)))
         #expect(!protection.isBlocked(address: "192.0.2.1", now: at(5 + 60)))
     }
