@@ -42,8 +42,9 @@ final class ConnectionDelegate: SSHServerDelegate {
                 // Not credentials: not counted against maxAuthTries (as in OpenSSH).
                 return .failure(partialSuccess: false)
             case .password(let password):
-                if connection.loginGuard?.refusesPassword(for: request.username, from: connection.remoteAddress.ip, logger: connection.logger) == true {
-                    outcome = .failure(reason: "too many recent failed passwords for this username")
+                if let refusal = connection.loginGuard?.refusesPassword(for: request.username, from: connection.remoteAddress.ip, logger: connection.logger) {
+                    if refusal == .address { Self.disconnect(engine, "too many failed logins from your address") }
+                    outcome = .failure(reason: "too many recent failed passwords")
                     break
                 }
                 let handler = try await connection.networkHandler.futureResult.get()
@@ -71,7 +72,7 @@ final class ConnectionDelegate: SSHServerDelegate {
         }
     }
 
-    /// The failure reply is queued first (this runs before the answer is sent); DISCONNECT follows it.
+    /// The failure reply is queued first; DISCONNECT follows it.
     private static func disconnect(_ engine: NIOLoopBound<WeakEngine>, _ description: String) {
         engine.eventLoop.execute {
             engine.value.handler?.disconnect(reason: SSHDisconnectReason.noMoreAuthMethodsAvailable, description: description)

@@ -22,14 +22,23 @@ final class LoginGuard: Sendable {
         return refusals
     }
 
-    /// True when a password for `username` must be refused without asking anyone.
-    func refusesPassword(for username: String, from ip: String, logger: Logger) -> Bool {
-        let blocked = protection.withLockedValue { $0.isBlocked(user: username, from: ip, now: .now) }
-        if blocked {
+    /// Why a password for `username` from `ip` must be refused without asking anyone: the
+    /// username is blocked, or the address was blocked while this connection was open.
+    func refusesPassword(for username: String, from ip: String, logger: Logger) -> LoginProtection.Kind? {
+        let kind = protection.withLockedValue { protection -> LoginProtection.Kind? in
+            if protection.isBlocked(address: ip, now: .now) { return .address }
+            return protection.isBlocked(user: username, from: ip, now: .now) ? .user : nil
+        }
+        switch kind {
+        case .user?:
             BerthMetrics.loginRefused(kind: "user")
             logger.log(.notice, "AUTH_PROTECTION_USER_BLOCKED", "password refused without checking: too many recent failures for this username", [LogKey.username: "\(username)"])
+        case .address?:
+            BerthMetrics.loginRefused(kind: "address")
+            logger.log(.notice, "SSH_LOGIN_BLOCKED", "password refused and connection closed: too many failed passwords from this address", [LogKey.username: "\(username)"])
+        case nil: break
         }
-        return blocked
+        return kind
     }
 
     /// Counts a rejected password; returns how long to wait before the failure reply and

@@ -50,6 +50,9 @@ def test_failed_passwords_block_the_address_until_the_block_ends(start_berth, ex
     metrics_port = free_port()
     berth = start_berth({"auth": {**webhook_auth(url), "protection": protection(addressThreshold=3, userThreshold=0, blockDuration="3s")},
                          "metrics": {"enable": True, "listen": f"127.0.0.1:{metrics_port}"}})
+    # A connection past key exchange before the block: its password is refused once blocked.
+    early = paramiko.Transport(("127.0.0.1", berth.port))
+    early.start_client(timeout=30)
     for user in ("alice", "bob", "carol"):
         assert berth.ssh(user, "whoami", password="wrong").returncode != 0
     asked = len(requests())
@@ -58,10 +61,18 @@ def test_failed_passwords_block_the_address_until_the_block_ends(start_berth, ex
     refused = berth.ssh("bob", "whoami", password="bobpw")
     assert refused.returncode != 0
     assert len(requests()) == asked
+    try:
+        early.auth_password("bob", "bobpw")
+        assert False, "the password was accepted from a blocked address"
+    except paramiko.SSHException:
+        pass
+    finally:
+        early.close()
+    assert len(requests()) == asked
     assert "SSH_LOGIN_BLOCKED" in codes(berth)
     assert "AUTH_PROTECTION_BLOCKED" in codes(berth)
     assert metric(metrics_port, 'berth_login_protection_blocks_total{kind="address"}') == 1
-    assert metric(metrics_port, 'berth_login_protection_refusals_total{kind="address"}') >= 2
+    assert metric(metrics_port, 'berth_login_protection_refusals_total{kind="address"}') >= 3
     assert metric(metrics_port, "berth_login_protection_delays_total") >= 1
     # The block ends on its own.
     deadline = time.time() + 60
