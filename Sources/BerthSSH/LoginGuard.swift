@@ -47,7 +47,7 @@ final class LoginGuard: Sendable {
         let verdict = protection.withLockedValue { $0.recordFailure(address: ip, user: username, now: .now) }
         for kind in verdict.blocked {
             BerthMetrics.loginBlocked(kind: kind.rawValue)
-            let what = kind == .address ? "address \(ip)" : "username"
+            let what = kind == .address ? "address \(LoginProtection.addressKey(ip))" : "username"
             logger.log(.warning, "AUTH_PROTECTION_BLOCKED", "too many failed passwords; \(what) blocked for \(protection.withLockedValue { $0.config.blockDuration })", [LogKey.username: "\(username)", "kind": "\(kind.rawValue)"])
         }
         if verdict.delay > .zero { BerthMetrics.loginDelayed() }

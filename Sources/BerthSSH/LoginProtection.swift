@@ -53,20 +53,28 @@ struct LoginProtection {
 
     private func exempt(_ ip: String) -> Bool { !config.enabled || isAllowListed(ip) }
 
+    /// An IPv6 client is counted by its /64, which one host usually has whole, so hopping
+    /// between its addresses does not reset the count; an IPv4-mapped address is the IPv4 one.
+    static func addressKey(_ ip: String) -> String {
+        guard let address = IPAddressBytes(ip) else { return ip }
+        return address.isIPv4 ? address.text : "\(address.masked(to: 64).text)/64"
+    }
+
     /// Usernames are bounded so one long name cannot take much memory.
     private static func userKey(_ username: String) -> String { String(username.prefix(256)) }
 
     /// The address is blocked now (a new connection from it is closed before key exchange).
     func isBlocked(address ip: String, now: Instant) -> Bool {
-        !exempt(ip) && Self.blocked(addresses[ip], now: now)
+        !exempt(ip) && Self.blocked(addresses[Self.addressKey(ip)], now: now)
     }
 
     /// Counts a connection closed because the address is blocked; returns how many there were
     /// in this block, this one included.
     mutating func noteRefusal(address ip: String) -> Int {
-        guard addresses[ip] != nil else { return 0 }
-        addresses[ip]!.refusals += 1
-        return addresses[ip]!.refusals
+        let key = Self.addressKey(ip)
+        guard addresses[key] != nil else { return 0 }
+        addresses[key]!.refusals += 1
+        return addresses[key]!.refusals
     }
 
     /// Password attempts for this username are refused without being checked.
@@ -85,7 +93,7 @@ struct LoginProtection {
     mutating func recordFailure(address ip: String, user username: String, now: Instant) -> Verdict {
         guard !exempt(ip) else { return Verdict() }
         var verdict = Verdict()
-        let addressCount = Self.count(&addresses, ip, threshold: config.addressThreshold, kind: .address, now: now, config: config, capacity: capacity, verdict: &verdict)
+        let addressCount = Self.count(&addresses, Self.addressKey(ip), threshold: config.addressThreshold, kind: .address, now: now, config: config, capacity: capacity, verdict: &verdict)
         let userCount = Self.count(&users, Self.userKey(username), threshold: config.userThreshold, kind: .user, now: now, config: config, capacity: capacity, verdict: &verdict)
         verdict.delay = delay(after: max(addressCount, userCount))
         return verdict

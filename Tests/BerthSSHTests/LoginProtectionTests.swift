@@ -56,6 +56,15 @@ import Testing
         #expect(!protection.isBlocked(address: "192.0.2.1", now: at(5 + 60)))
     }
 
+    /// Addresses of one IPv6 /64 count together; IPv4 addresses each on their own.
+    @Test func ipv6AddressesCountByTheirSlash64() {
+        var protection = LoginProtection(config: config { $0.addressThreshold = 3; $0.userThreshold = 0 })
+        for index in 1...3 { _ = protection.recordFailure(address: "2001:db8:1:2::\(index)", user: "u", now: at(index)) }
+        #expect(protection.isBlocked(address: "2001:db8:1:2:abcd::9", now: at(4)))
+        #expect(!protection.isBlocked(address: "2001:db8:1:3::1", now: at(4)))
+        #expect(LoginProtection.addressKey("::ffff:192.0.2.7") == "192.0.2.7")
+    }
+
     @Test func countsAreForgottenAfterAQuietPeriod() {
         var protection = LoginProtection(config: config())
         for index in 0..<3 { _ = protection.recordFailure(address: "192.0.2.1", user: "alice", now: at(index)) }
