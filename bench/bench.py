@@ -216,6 +216,8 @@ class Bench:
         # Berth's own engine has OpenSSH's MaxStartups (default 10:30:100); the bench opens 20
         # connections at once, so both servers get the same generous limit.
         self.max_startups = b"maxStartups" in binary
+        # Berth's default perSourceMaxStartups (10) would turn away half of those 20 from one address.
+        self.per_source_startups = b"perSourceMaxStartups" in binary
 
     # ---------------------------------------------------------------- set-up and tear-down
 
@@ -294,6 +296,8 @@ class Bench:
         config = self.berth_config_for(pool, log_level, backend)
         if self.max_startups:
             config["ssh"]["maxStartups"] = SSHD_MAX_STARTUPS
+        if self.per_source_startups:
+            config["ssh"]["perSourceMaxStartups"] = 0
         return config
 
     def berth_config_for(self, pool, log_level, backend):

@@ -1,3 +1,4 @@
+import BerthCore
 import Foundation
 
 /// The HTTP client options shared by every webhook block (ContainerSSH's flattened form).
@@ -56,6 +57,8 @@ enum AuthSectionReader {
         var authzWebhook = authz.object("webhook")
         auth.authz.webhook = readWebhook(&authzWebhook, required: auth.authz.method == .webhook)
         authz.finish()
+        var protection = reader.object("protection")
+        auth.protection = readProtection(&protection)
         for method in ["keyboardInteractive", "gssapi"] {
             var block = reader.object(method)
             let name = block.string("method", "")
@@ -85,6 +88,27 @@ enum AuthSectionReader {
             reader.issues.add("auth", "no authentication method configured, please configure at least one (auth.password.method or auth.publicKey.method)")
         }
         return auth
+    }
+
+    private static func readProtection(_ reader: inout ObjectReader) -> LoginProtectionConfig {
+        var config = LoginProtectionConfig()
+        config.enabled = reader.bool("enabled", config.enabled)
+        config.delayAfter = reader.int("delayAfter", config.delayAfter, minimum: 0)
+        config.baseDelay = reader.duration("baseDelay", config.baseDelay)
+        config.maxDelay = reader.duration("maxDelay", config.maxDelay)
+        if config.maxDelay < config.baseDelay {
+            reader.issues.add(reader.keyPath("maxDelay"), "must be at least baseDelay (\(config.baseDelay)), got \(config.maxDelay)")
+        }
+        config.addressThreshold = reader.int("addressThreshold", config.addressThreshold, minimum: 0)
+        config.userThreshold = reader.int("userThreshold", config.userThreshold, minimum: 0)
+        config.blockDuration = reader.duration("blockDuration", config.blockDuration, minimum: .seconds(1), allowZero: false)
+        config.forgetAfter = reader.duration("forgetAfter", config.forgetAfter, minimum: .seconds(1), allowZero: false)
+        config.allow = reader.strings("allow", config.allow)
+        for (index, block) in config.allow.enumerated() where IPBlock(block) == nil {
+            reader.issues.add("\(reader.keyPath("allow"))[\(index)]", "\"\(block)\" is not an IP address or CIDR block such as 10.0.0.0/8 or fd00::/8")
+        }
+        reader.finish()
+        return config
     }
 
     private static func readWebhook(_ reader: inout ObjectReader, required: Bool) -> WebhookConfig {

@@ -36,6 +36,9 @@ public struct SSHConfig: Sendable, Hashable {
     public var publicKeyAlgorithms = SSHAlgorithmNames.defaultPublicKeyAlgorithms
     /// Unauthenticated connections (OpenSSH `MaxStartups`).
     public var maxStartups = MaxStartups.openSSHDefault
+    /// Unauthenticated connections per source. OpenSSH has no default; Berth's 10 keeps one
+    /// address from taking every `maxStartups` slot (docs/security.md).
+    public var perSourceStartups = PerSourceStartups(max: 10, v4Bits: 32, v6Bits: 64)
     /// How long a graceful stop waits for sessions before ending them.
     public var shutdownTimeout = BerthDuration.seconds(20)
     /// On by default: without it a client that vanished without a FIN (laptop lid, NAT
@@ -50,6 +53,9 @@ public struct SSHConfig: Sendable, Hashable {
     /// 0 means unlimited.
     public var maxConnections = 0
     public var maxConnectionsPerIP = 0
+    /// New connections are closed while fewer than this many descriptors are left under the
+    /// open-files limit, so users already in can still open channels and forwards. 0 disables.
+    public var descriptorReserve = 128
 
     public init() {}
 }
@@ -152,6 +158,27 @@ public struct AuthConfig: Sendable, Hashable {
     public var password = PasswordAuthConfig()
     public var publicKey = PublicKeyAuthConfig()
     public var authz = AuthzConfig()
+    public var protection = LoginProtectionConfig()
+
+    public init() {}
+}
+
+/// `auth.protection`: password failures slow down and then block, per address and per
+/// username, across connections (docs/security.md explains the defaults).
+public struct LoginProtectionConfig: Sendable, Hashable {
+    public var enabled = true
+    /// Failures that are answered at once; later ones wait `baseDelay`, doubling up to `maxDelay`.
+    public var delayAfter = 3
+    public var baseDelay = BerthDuration.seconds(1)
+    public var maxDelay = BerthDuration.seconds(10)
+    /// High, because one address may be a NAT in front of many people.
+    public var addressThreshold = 100
+    public var userThreshold = 10
+    public var blockDuration = BerthDuration.seconds(600)
+    /// A count with no failure for this long starts again from zero.
+    public var forgetAfter = BerthDuration.seconds(1800)
+    /// CIDR blocks (or addresses) that are never counted, delayed or blocked.
+    public var allow: [String] = []
 
     public init() {}
 }

@@ -75,6 +75,16 @@ public enum ConfigReader {
             case .failure(let problem): reader.issues.add(reader.keyPath("maxStartups"), problem)
             }
         }
+        ssh.perSourceStartups.max = reader.int("perSourceMaxStartups", ssh.perSourceStartups.max, minimum: 0)
+        if reader.has("perSourceNetBlockSize") {
+            let text = reader.string("perSourceNetBlockSize", "")
+            if let (v4, v6) = PerSourceStartups.parseBlockSize(text) {
+                ssh.perSourceStartups.v4Bits = v4
+                ssh.perSourceStartups.v6Bits = v6
+            } else {
+                reader.issues.add(reader.keyPath("perSourceNetBlockSize"), "\"\(text)\" is not ipv4bits or ipv4bits:ipv6bits (e.g. 32:64; at most 32 and 128)")
+            }
+        }
         ssh.shutdownTimeout = reader.duration("shutdownTimeout", ssh.shutdownTimeout)
         ssh.clientAliveInterval = reader.duration("clientAliveInterval", ssh.clientAliveInterval, minimum: .seconds(1))
         ssh.clientAliveCountMax = reader.int("clientAliveCountMax", ssh.clientAliveCountMax, minimum: 1)
@@ -83,6 +93,7 @@ public enum ConfigReader {
         ssh.idleTimeout = reader.duration("idleTimeout", ssh.idleTimeout, minimum: .seconds(1))
         ssh.maxConnections = reader.int("maxConnections", ssh.maxConnections, minimum: 0)
         ssh.maxConnectionsPerIP = reader.int("maxConnectionsPerIP", ssh.maxConnectionsPerIP, minimum: 0)
+        ssh.descriptorReserve = reader.int("descriptorReserve", ssh.descriptorReserve, minimum: 0)
         reader.finish()
         return ssh
     }

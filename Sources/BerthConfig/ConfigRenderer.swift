@@ -99,6 +99,8 @@ public enum ConfigRenderer {
             ("ciphers", strings(ssh.ciphers)), ("kex", strings(ssh.kex)), ("macs", strings(ssh.macs)),
             ("hostKeyAlgorithms", strings(ssh.hostKeyAlgorithms)), ("publicKeyAlgorithms", strings(ssh.publicKeyAlgorithms)),
             ("maxStartups", .string(ssh.maxStartups.description)),
+            ("perSourceMaxStartups", .int(Int64(ssh.perSourceStartups.max))), ("perSourceNetBlockSize", .string(ssh.perSourceStartups.blockSizeDescription)),
+            ("descriptorReserve", .int(Int64(ssh.descriptorReserve))),
             ("shutdownTimeout", duration(ssh.shutdownTimeout)), ("clientAliveInterval", duration(ssh.clientAliveInterval)), ("clientAliveCountMax", .int(Int64(ssh.clientAliveCountMax))),
             ("maxAuthTries", .int(Int64(ssh.maxAuthTries))), ("loginGraceTime", duration(ssh.loginGraceTime)),
             ("idleTimeout", duration(ssh.idleTimeout)), ("maxConnections", .int(Int64(ssh.maxConnections))),
@@ -137,6 +139,13 @@ public enum ConfigRenderer {
                 ("authorizedKeys", .object([("pathTemplate", .string(auth.publicKey.authorizedKeys.pathTemplate))])),
             ])),
             ("authz", .object([("method", .string(auth.authz.method.rawValue)), ("webhook", webhook(auth.authz.webhook))])),
+            ("protection", .object([
+                ("enabled", .bool(auth.protection.enabled)), ("delayAfter", .int(Int64(auth.protection.delayAfter))),
+                ("baseDelay", duration(auth.protection.baseDelay)), ("maxDelay", duration(auth.protection.maxDelay)),
+                ("addressThreshold", .int(Int64(auth.protection.addressThreshold))), ("userThreshold", .int(Int64(auth.protection.userThreshold))),
+                ("blockDuration", duration(auth.protection.blockDuration)), ("forgetAfter", duration(auth.protection.forgetAfter)),
+                ("allow", strings(auth.protection.allow)),
+            ])),
         ])
     }
 

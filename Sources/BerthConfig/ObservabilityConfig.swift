@@ -1,7 +1,9 @@
 /// `metrics` (SPEC §10): a Prometheus text endpoint.
 public struct MetricsConfig: Sendable, Hashable {
     public var enable = false
-    public var listen = "0.0.0.0:9100"
+    /// Loopback, unlike ContainerSSH's `0.0.0.0:9100`: metrics name no secrets but tell anyone
+    /// who can reach them how busy the server is; exposing them is the operator's choice.
+    public var listen = "127.0.0.1:9100"
     public var path = "/metrics"
 
     public init() {}
@@ -10,7 +12,8 @@ public struct MetricsConfig: Sendable, Hashable {
 /// `health` (SPEC §10): 200 `ok` while serving, 503 otherwise.
 public struct HealthConfig: Sendable, Hashable {
     public var enable = false
-    public var listen = "0.0.0.0:7000"
+    /// Loopback, as for metrics; `berth healthcheck` and Docker's HEALTHCHECK reach it there.
+    public var listen = "127.0.0.1:7000"
 
     public init() {}
 }

@@ -36,6 +36,32 @@ public enum SSHAlgorithmNames {
     public static let publicKeyAlgorithms = hostKeyAlgorithms
 }
 
+/// OpenSSH's `PerSourceMaxStartups` and `PerSourceNetBlockSize`: at most `max` unauthenticated
+/// connections from one source, where a source is an IPv4 address masked to `v4Bits` or an
+/// IPv6 address masked to `v6Bits` (a host usually gets a whole /64). `max` 0 = no limit.
+public struct PerSourceStartups: Sendable, Hashable {
+    public var max: Int
+    public var v4Bits: Int
+    public var v6Bits: Int
+
+    public init(max: Int, v4Bits: Int = 32, v6Bits: Int = 64) {
+        self.max = max
+        self.v4Bits = v4Bits
+        self.v6Bits = v6Bits
+    }
+
+    /// `ipv4` or `ipv4:ipv6` prefix lengths, as OpenSSH writes them.
+    public static func parseBlockSize(_ text: String) -> (v4: Int, v6: Int)? {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
+        guard parts.count == 1 || parts.count == 2, let v4 = parts[0], (0...32).contains(v4) else { return nil }
+        guard parts.count == 2 else { return (v4, 128) }
+        guard let v6 = parts[1], (0...128).contains(v6) else { return nil }
+        return (v4, v6)
+    }
+
+    public var blockSizeDescription: String { "\(v4Bits):\(v6Bits)" }
+}
+
 /// OpenSSH's `MaxStartups start:rate:full`: with `start` unauthenticated connections open, new
 /// ones are dropped with probability `rate`% rising linearly to 100% at `full`.
 public struct MaxStartups: Sendable, Hashable, CustomStringConvertible {

@@ -39,6 +39,19 @@ public enum BerthMetrics {
             duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 
+    /// Login protection (`auth.protection`): a failure answered late, an address or username
+    /// that reached its threshold, and a connection or password attempt refused while blocked.
+    public static func loginDelayed() { Counter(label: "berth_login_protection_delays_total").increment() }
+    public static func loginBlocked(kind: String) {
+        Counter(label: "berth_login_protection_blocks_total", dimensions: [("kind", kind)]).increment()
+    }
+    public static func loginRefused(kind: String) {
+        Counter(label: "berth_login_protection_refusals_total", dimensions: [("kind", kind)]).increment()
+    }
+
+    /// A connection closed at once because too few descriptors were left (`ssh.descriptorReserve`).
+    public static func descriptorReserveRefusal() { Counter(label: "berth_descriptor_reserve_refusals_total").increment() }
+
     public static func bytesIn(_ count: Int) { Counter(label: "berth_bytes_in_total").increment(by: count) }
     public static func bytesOut(_ count: Int) { Counter(label: "berth_bytes_out_total").increment(by: count) }
 }

@@ -1,4 +1,5 @@
 import BerthCore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -26,17 +27,37 @@ public final class PlainHTTPServer: Sendable {
 
     private init(channel: Channel) { self.channel = channel }
 
-    /// Binds `listen` (`host:port`) and serves `route`.
-    public static func start(listen: String, what: String, route: @escaping Route) async throws -> PlainHTTPServer {
+    /// A scraper or probe needs one or two connections; the cap and the idle timeout keep
+    /// anyone who can reach the port from holding descriptors Berth needs for SSH.
+    public static let defaultMaxConnections = 32
+    public static let defaultIdleTimeout = TimeAmount.seconds(30)
+
+    /// Binds `listen` (`host:port`) and serves `route`. Connections past `maxConnections` are
+    /// closed at once; one with no traffic for `idleTimeout` is closed.
+    public static func start(listen: String, what: String, maxConnections: Int = defaultMaxConnections,
+                             idleTimeout: TimeAmount = defaultIdleTimeout, route: @escaping Route) async throws -> PlainHTTPServer {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
             throw BerthError("HTTP_SERVER_LISTEN_FAILED", "\(what): \"\(listen)\" is not host:port")
         }
         let host = String(listen[..<colon]).trimmingCharacters(in: ["[", "]"])
+        let open = NIOLockedValueBox(0)
         do {
             let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                    let admitted = open.withLockedValue { count in
+                        guard count < maxConnections else { return false }
+                        count += 1
+                        return true
+                    }
+                    guard admitted else {
+                        channel.close(promise: nil)
+                        return channel.eventLoop.makeSucceededVoidFuture()
+                    }
+                    channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idleTimeout))
+                        try channel.pipeline.syncOperations.addHandler(IdleCloser())
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                         try channel.pipeline.syncOperations.addHandler(PlainHTTPHandler(route: route))
                     }
@@ -78,6 +99,19 @@ private final class PlainHTTPHandler: ChannelInboundHandler {
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             self.head = nil
+        }
+    }
+}
+
+/// Closes a connection when `IdleStateHandler` reports that nothing moved for its timeout.
+private final class IdleCloser: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
     }
 }

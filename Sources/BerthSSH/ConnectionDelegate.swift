@@ -42,13 +42,25 @@ final class ConnectionDelegate: SSHServerDelegate {
                 // Not credentials: not counted against maxAuthTries (as in OpenSSH).
                 return .failure(partialSuccess: false)
             case .password(let password):
+                if let refusal = connection.loginGuard?.refusesPassword(for: request.username, from: connection.remoteAddress.ip, logger: connection.logger) {
+                    if refusal == .address { Self.disconnect(engine, "too many failed logins from your address") }
+                    outcome = .failure(reason: "too many recent failed passwords")
+                    break
+                }
                 let handler = try await connection.networkHandler.futureResult.get()
                 outcome = await handler.onAuthPassword(metadata, password: Array(password.utf8))
+                if case .failure = outcome, let loginGuard = connection.loginGuard {
+                    let (delay, addressBlocked) = loginGuard.passwordFailed(username: request.username, ip: connection.remoteAddress.ip, logger: connection.logger)
+                    if addressBlocked { Self.disconnect(engine, "too many failed logins from your address") }
+                    // The client waits for its answer; a guesser gets fewer tries per minute.
+                    if delay > .zero, !addressBlocked { try? await Task.sleep(for: delay) }
+                }
             case .publicKey(let key):
                 let handler = try await connection.networkHandler.futureResult.get()
                 outcome = await handler.onAuthPublicKey(metadata, publicKey: key.authorizedKeysText)
             }
             if case .success(let authenticated) = outcome {
+                if case .password = request.method { connection.loginGuard?.succeeded(username: request.username) }
                 connection.authenticated(authenticated) { description in
                     engine.eventLoop.execute {
                         if let handler = engine.value.handler {
@@ -62,12 +74,16 @@ final class ConnectionDelegate: SSHServerDelegate {
             }
             if connection.recordFailure() {
                 connection.logger.log(.notice, "SSH_MAX_AUTH_TRIES", "too many failed authentication attempts; closing the connection", [LogKey.username: "\(request.username)"])
-                // The failure reply is queued first; DISCONNECT follows it.
-                engine.eventLoop.execute {
-                    engine.value.handler?.disconnect(reason: SSHDisconnectReason.noMoreAuthMethodsAvailable, description: "too many authentication failures")
-                }
+                Self.disconnect(engine, "too many authentication failures")
             }
             return .failure(partialSuccess: false)
+        }
+    }
+
+    /// The failure reply is queued first; DISCONNECT follows it.
+    private static func disconnect(_ engine: NIOLoopBound<WeakEngine>, _ description: String) {
+        engine.eventLoop.execute {
+            engine.value.handler?.disconnect(reason: SSHDisconnectReason.noMoreAuthMethodsAvailable, description: description)
         }
     }
 

@@ -18,6 +18,8 @@ final class SSHConnection: Sendable {
     let sshHandler: EventLoopPromise<any SSHConnectionHandler>
     /// Completes once the layers have been told of the disconnect and have cleaned up.
     let finished: EventLoopPromise<Void>
+    /// Shared by the listener's connections; nil where a test builds a connection alone.
+    let loginGuard: LoginGuard?
     private let onAuthenticated: @Sendable () -> Void
     private let state = NIOLockedValueBox(State())
 
@@ -33,8 +35,9 @@ final class SSHConnection: Sendable {
     }
 
     init(channel: Channel, remoteAddress: RemoteAddress, settings: SSHFrontEndSettings, logger: Logger,
-         onAuthenticated: @escaping @Sendable () -> Void = {}) {
+         loginGuard: LoginGuard? = nil, onAuthenticated: @escaping @Sendable () -> Void = {}) {
         self.channel = channel
+        self.loginGuard = loginGuard
         self.onAuthenticated = onAuthenticated
         self.id = ConnectionID()
         self.remoteAddress = remoteAddress

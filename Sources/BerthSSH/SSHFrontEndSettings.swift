@@ -16,6 +16,11 @@ public struct SSHFrontEndSettings: Sendable {
     public var maxConnections: Int
     public var maxConnectionsPerIP: Int
     public var maxStartups: MaxStartups
+    public var perSourceStartups: PerSourceStartups
+    public var descriptorReserve: Int
+    /// From the `auth` section; the front end applies it because it sees every attempt and
+    /// can close a blocked address's connection before key exchange.
+    public var loginProtection = LoginProtectionConfig()
 
     public init(config: SSHConfig, hostKeys: [SSHPrivateKey]) throws {
         let (host, port) = try Self.split(listen: config.listen)
@@ -46,6 +51,8 @@ public struct SSHFrontEndSettings: Sendable {
         self.maxConnections = config.maxConnections
         self.maxConnectionsPerIP = config.maxConnectionsPerIP
         self.maxStartups = config.maxStartups
+        self.perSourceStartups = config.perSourceStartups
+        self.descriptorReserve = config.descriptorReserve
     }
 
     /// `host:port` or `[v6]:port`.

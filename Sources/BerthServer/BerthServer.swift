@@ -27,7 +27,8 @@ public final class BerthServer: Sendable {
         self.config = config
         self.logger = logger
         let hostKeys = try Self.hostKeys(config.ssh, logger: logger)
-        let settings = try SSHFrontEndSettings(config: config.ssh, hostKeys: hostKeys)
+        var settings = try SSHFrontEndSettings(config: config.ssh, hostKeys: hostKeys)
+        settings.loginProtection = config.auth.protection
         let hub = try BackendHub(config: config, raw: raw, logger: logger)
         self.hub = hub
         auth = try AuthServerLayer(config: config.auth, next: hub, logger: logger)

@@ -23,9 +23,9 @@ import Testing
         let limiter = ConnectionLimiter(maxTotal: 0, maxPerIP: 0, startups: MaxStartups(start: 2, rate: 50, full: 4),
                                         random: { roll.withLockedValue { $0 } })
         #expect(limiter.acquire(ip: "a") == nil)
-        let first = limiter.startupSlot()
+        let first = limiter.startupSlot(ip: "a")
         #expect(limiter.acquire(ip: "a") == nil)
-        let second = limiter.startupSlot()
+        let second = limiter.startupSlot(ip: "a")
         // 2 unauthenticated: chance 50%. A roll of 49 drops, 50 passes.
         roll.withLockedValue { $0 = 49 }
         #expect(limiter.acquire(ip: "a") == "too many unauthenticated connections")
@@ -56,5 +56,41 @@ import Testing
     @Test func unlimitedStartupsNeverDrop() {
         let limiter = ConnectionLimiter(maxTotal: 0, maxPerIP: 0, startups: .unlimited, random: { 0 })
         for _ in 0..<500 { #expect(limiter.acquire(ip: "a") == nil) }
+    }
+}
+
+@Suite struct PerSourceStartupsTests {
+    /// One source may hold `perSourceMaxStartups` unauthenticated connections; others still get
+    /// in, and a slot that logs in or closes frees its place.
+    @Test func capsUnauthenticatedConnectionsPerSource() {
+        let limiter = ConnectionLimiter(maxTotal: 0, maxPerIP: 0, perSource: PerSourceStartups(max: 2, v4Bits: 32, v6Bits: 64))
+        #expect(limiter.acquire(ip: "192.0.2.1") == nil)
+        let first = limiter.startupSlot(ip: "192.0.2.1")
+        #expect(limiter.acquire(ip: "192.0.2.1") == nil)
+        _ = limiter.startupSlot(ip: "192.0.2.1")
+        #expect(limiter.acquire(ip: "192.0.2.1") == "too many unauthenticated connections from 192.0.2.1/32")
+        #expect(limiter.acquire(ip: "192.0.2.2") == nil)
+        first.settle()
+        #expect(limiter.acquire(ip: "192.0.2.1") == nil)
+    }
+
+    /// IPv6 addresses of one /64 are one source; an IPv4-mapped address is its IPv4 address.
+    @Test func groupsAddressesByBlock() {
+        let limiter = ConnectionLimiter(maxTotal: 0, maxPerIP: 0, perSource: PerSourceStartups(max: 1, v4Bits: 24, v6Bits: 64))
+        #expect(limiter.sourceKey("2001:db8:1:2::5") == "2001:db8:1:2::/64")
+        #expect(limiter.sourceKey("::ffff:198.51.100.7") == "198.51.100.0/24")
+        #expect(limiter.acquire(ip: "2001:db8:1:2::5") == nil)
+        #expect(limiter.acquire(ip: "2001:db8:1:2:ffff::1") != nil)
+        #expect(limiter.acquire(ip: "2001:db8:1:3::1") == nil)
+        #expect(limiter.acquire(ip: "198.51.100.7") == nil)
+        #expect(limiter.acquire(ip: "198.51.100.200") != nil)
+    }
+
+    @Test func blockSizeParsing() {
+        #expect(PerSourceStartups.parseBlockSize("32:64")! == (32, 64))
+        #expect(PerSourceStartups.parseBlockSize("24")! == (24, 128))
+        #expect(PerSourceStartups.parseBlockSize("33:64") == nil)
+        #expect(PerSourceStartups.parseBlockSize("32:129") == nil)
+        #expect(PerSourceStartups.parseBlockSize("x") == nil)
     }
 }

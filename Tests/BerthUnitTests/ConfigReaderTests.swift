@@ -79,6 +79,40 @@ import Testing
         #expect(problems(minimalAuth + "ssh:\n  maxStartups: lots\n").contains { $0.hasPrefix("ssh.maxStartups: \"lots\" is not start:rate:full") })
     }
 
+    @Test func perSourceStartupsAndDescriptorReserve() throws {
+        let defaults = try load(minimalAuth).0.ssh
+        #expect(defaults.perSourceStartups == PerSourceStartups(max: 10, v4Bits: 32, v6Bits: 64))
+        #expect(defaults.descriptorReserve == 128)
+        let set = try load(minimalAuth + "ssh:\n  perSourceMaxStartups: 3\n  perSourceNetBlockSize: \"24:56\"\n  descriptorReserve: 0\n").0.ssh
+        #expect(set.perSourceStartups == PerSourceStartups(max: 3, v4Bits: 24, v6Bits: 56))
+        #expect(set.descriptorReserve == 0)
+        #expect(problems(minimalAuth + "ssh:\n  perSourceNetBlockSize: \"40\"\n").contains { $0.hasPrefix("ssh.perSourceNetBlockSize: \"40\" is not") })
+        #expect(problems(minimalAuth + "ssh:\n  perSourceMaxStartups: -1\n").contains { $0.hasPrefix("ssh.perSourceMaxStartups: must be at least 0") })
+        #expect(problems(minimalAuth + "ssh:\n  descriptorReserve: many\n").contains { $0.hasPrefix("ssh.descriptorReserve:") })
+    }
+
+    @Test func loginProtectionIsOnByDefaultAndChecked() throws {
+        let defaults = try load(minimalAuth).0.auth.protection
+        #expect(defaults.enabled && defaults.addressThreshold == 100 && defaults.userThreshold == 10 && defaults.allow.isEmpty)
+        let set = try load(minimalAuth + "  protection:\n    enabled: false\n    delayAfter: 0\n    baseDelay: 100ms\n    maxDelay: 2s\n    addressThreshold: 5\n    userThreshold: 0\n    blockDuration: 5s\n    forgetAfter: 1m\n    allow: [10.0.0.0/8, \"::1\"]\n").0.auth.protection
+        #expect(!set.enabled && set.delayAfter == 0 && set.baseDelay == .milliseconds(100) && set.maxDelay == .seconds(2))
+        #expect(set.addressThreshold == 5 && set.userThreshold == 0 && set.blockDuration == .seconds(5) && set.forgetAfter == .seconds(60))
+        #expect(set.allow == ["10.0.0.0/8", "::1"])
+        #expect(problems(minimalAuth + "  protection:\n    allow: [10.0.0.0/33, example.com]\n") == [
+            "auth.protection.allow[0]: \"10.0.0.0/33\" is not an IP address or CIDR block such as 10.0.0.0/8 or fd00::/8",
+            "auth.protection.allow[1]: \"example.com\" is not an IP address or CIDR block such as 10.0.0.0/8 or fd00::/8",
+        ])
+        #expect(problems(minimalAuth + "  protection:\n    baseDelay: 5s\n    maxDelay: 1s\n").contains { $0.hasPrefix("auth.protection.maxDelay: must be at least baseDelay") })
+        #expect(problems(minimalAuth + "  protection:\n    blockDuration: 0s\n").contains { $0.hasPrefix("auth.protection.blockDuration:") })
+        #expect(problems(minimalAuth + "  protection:\n    treshold: 5\n") == ["auth.protection.treshold: unknown key"])
+    }
+
+    @Test func metricsAndHealthListenOnLoopbackByDefault() throws {
+        let config = try load(minimalAuth).0
+        #expect(config.metrics.listen == "127.0.0.1:9100")
+        #expect(config.health.listen == "127.0.0.1:7000")
+    }
+
     @Test func legacyAuthURLBecomesBothWebhooksWithAWarning() throws {
         let (config, warnings) = try load("auth:\n  url: http://auth.example:8080\n  authTimeout: 10s\n")
         #expect(config.auth.password.method == .webhook)
@@ -105,7 +139,7 @@ import Testing
     }
 
     @Test func renderedConfigReadsBackUnchanged() throws {
-        let source = minimalAuth + "ssh:\n  banner: \"0\"\n  idleTimeout: 1h2m3s\n"
+        let source = minimalAuth + "  protection: {allow: [192.0.2.0/24], baseDelay: 250ms}\nssh:\n  banner: \"0\"\n  idleTimeout: 1h2m3s\n  perSourceNetBlockSize: \"24:48\"\n"
         let original = try ConfigLoader.parse(source + "log: {level: crit}\nmetrics: {enable: true}\n", format: .yaml, source: "a.yaml")
         let rendered = ConfigRenderer.yaml(original.config)
         let reread = try ConfigLoader.parse(rendered, format: .yaml, source: "rendered.yaml")
