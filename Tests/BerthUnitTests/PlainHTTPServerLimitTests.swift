@@ -78,9 +78,9 @@ import Testing
 
     @Test func idleConnectionsAreClosed() async throws {
         let server = try await server(idleTimeout: .milliseconds(100))
+        // A client that connects and never sends: the server ends the connection. (No request
+        // first: on a loaded machine the idle time could pass before it is written.)
         let client = try await Client.connect(port: server.port!)
-        #expect(try await client.get()?.hasPrefix("HTTP/1.1 200") == true)
-        // Nothing more is sent: the server ends the connection.
         try await client.channel.closeFuture.get()
         await server.stop()
     }
