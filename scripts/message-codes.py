@@ -25,7 +25,7 @@ SSH_MESSAGE_NAMES = {
     "KEX_DH_GEX_GROUP", "KEX_DH_GEX_REPLY", "KEX_HYBRID_REPLY",
 }
 NOT_CODES |= SSH_MESSAGE_NAMES
-# Linux capability names in Docker's HostConfig defaults (BerthDocker/DockerContainerSpec.swift).
+# Linux capability names in the container hardening defaults (BerthCore/ContainerHardening.swift).
 NOT_CODES |= {"AUDIT_WRITE", "DAC_OVERRIDE", "NET_BIND_SERVICE", "NET_RAW", "SYS_CHROOT"}
 PATTERN = re.compile(r'"([A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+)[":]')
 ROW = re.compile(r"^\| `([A-Z0-9_]+)` \| ([^|]*) \| (.*) \|$")

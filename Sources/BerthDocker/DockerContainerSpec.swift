@@ -71,8 +71,7 @@ enum DockerContainerSpec {
     static let hardenedHostConfig: [(key: String, value: ConfigValue)] = [
         ("SecurityOpt", .array([.string("no-new-privileges:true")])),
         ("CapDrop", .array([.string("ALL")])),
-        ("CapAdd", .array(["AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP", "SETGID",
-                           "SETPCAP", "SETUID", "SYS_CHROOT"].map(ConfigValue.string))),
+        ("CapAdd", .array(ContainerHardening.capabilities.map(ConfigValue.string))),
         ("PidsLimit", .int(4096)),
     ]
 
