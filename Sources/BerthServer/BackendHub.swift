@@ -171,7 +171,7 @@ final class BackendConnection: NetworkConnectionHandler {
         let reason = (error as? CodedError)?.message ?? "\(error)"
         let code = (error as? CodedError)?.code ?? fallbackCode
         logger.log(.error, code, "cannot start the user's \(what): \(reason)", [LogKey.username: "\(metadata.username)"])
-        return UnavailableBackendConnection(line: UserNotice.line("cannot start your \(what); the server's log has the reason", code: code, logger: logger.forConnection(metadata)))
+        return UnavailableBackendConnection(line: UserNotice.line("cannot start your \(what); the server's log has the reason", code: code, logger: logger))
     }
 
     func onDisconnect() async {
