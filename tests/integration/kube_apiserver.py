@@ -15,14 +15,15 @@ With --token, requests need `Authorization: Bearer TOKEN`; with --client-ca, a v
 certificate authenticates too; otherwise everything is allowed. Any namespace exists.
 
 Pod containers honour name, image, command, args, env (name/value), workingDir, stdin,
-stdinOnce, tty and runAsUser/runAsGroup; containers of a pod share the first one's network
+stdinOnce, tty, runAsUser/runAsGroup, capabilities (drop/add), allowPrivilegeEscalation: false and
+the memory limit; containers of a pod share the first one's network
 namespace. Status follows the kubelet: Pending (waiting ContainerCreating; ErrImagePull or
 ErrImageNeverPull when the image is not on the engine - the pod then stays Pending, as in a real
 cluster), Running with Ready=True when all containers run, Succeeded/Failed when they end under
 restartPolicy Never/OnFailure (Always and OnFailure restart with back-off). DELETE removes the
 containers at once (no grace period) before it answers. Not supported: other resources, PATCH
 and PUT, logs, port-forward, SPDY and the base64 protocols, protobuf, initContainers, volumes,
-probes, resources, image pulls.
+probes, CPU limits, seccomp profiles, image pulls.
 """
 import argparse
 import asyncio
@@ -344,6 +345,15 @@ def validate_pod(body, namespace):
         raise invalid(name or metadata.get("generateName") or "", causes)
 
 
+def memory_bytes(quantity):
+    """A Kubernetes memory quantity (plain bytes, or a binary or decimal suffix) in bytes."""
+    for suffix, factor in (("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40),
+                           ("k", 10 ** 3), ("M", 10 ** 6), ("G", 10 ** 9), ("T", 10 ** 12)):
+        if str(quantity).endswith(suffix):
+            return int(float(str(quantity)[:-len(suffix)]) * factor)
+    return int(float(quantity))
+
+
 def pull_policy(image):
     tagged = ":" in image.rsplit("/", 1)[-1] or "@" in image
     return "Always" if not tagged or image.endswith(":latest") else "IfNotPresent"
@@ -542,6 +552,16 @@ class KubeServer:
         if "runAsUser" in security:
             config["User"] = str(security["runAsUser"]) + (
                 f":{security['runAsGroup']}" if "runAsGroup" in security else "")
+        capabilities = security.get("capabilities") or {}
+        if capabilities.get("drop"):
+            config["HostConfig"]["CapDrop"] = capabilities["drop"]
+        if capabilities.get("add"):
+            config["HostConfig"]["CapAdd"] = capabilities["add"]
+        if security.get("allowPrivilegeEscalation") is False:
+            config["HostConfig"]["SecurityOpt"] = ["no-new-privileges:true"]
+        memory = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+        if memory:
+            config["HostConfig"]["Memory"] = memory_bytes(memory)
         if index == 0:
             config["Hostname"] = metadata["name"][:63]
         else:
