@@ -89,8 +89,15 @@ enum KubernetesPodSpec {
             context = given
             fields.remove(at: index)
         }
+        // The API server refuses allowPrivilegeEscalation false next to privileged or SYS_ADMIN,
+        // which the operator asked for on purpose.
+        let given = ConfigValue.object(context)
+        var added: [ConfigValue] = []
+        if case .array(let list)? = given["capabilities"]?["add"] { added = list }
+        let escalates = given["privileged"] == .bool(true) || added.contains { ["SYS_ADMIN", "CAP_SYS_ADMIN"].contains($0.stringValue ?? "") }
         for (key, value) in hardenedSecurityContext where !context.contains(where: { $0.key == key }) {
             if key == "seccompProfile" && podSeccomp { continue }
+            if key == "allowPrivilegeEscalation" && escalates { continue }
             context.append((key, value))
         }
         fields.append(("securityContext", .object(context)))

@@ -51,6 +51,8 @@ import Testing
                 securityContext: {capabilities: {add: [NET_RAW]}, runAsUser: 1000}
                 resources: {limits: {memory: 8Gi}}
               - {name: sidecar, image: helper, securityContext: {allowPrivilegeEscalation: true}}
+              - {name: privileged, image: helper, securityContext: {privileged: true}}
+              - {name: admin, image: helper, securityContext: {capabilities: {add: [SYS_ADMIN]}}}
         """))
         #expect(spec["spec"]?["automountServiceAccountToken"] == .bool(true))
         let shell = try #require(container(spec))
@@ -65,6 +67,10 @@ import Testing
         #expect(sidecar["securityContext"]?["allowPrivilegeEscalation"] == .bool(true))
         #expect(sidecar["securityContext"]?["capabilities"]?["drop"] == .array([.string("ALL")]))
         #expect(sidecar["resources"]?["limits"]?["memory"] == .string("2Gi"))
+        // The API server would refuse allowPrivilegeEscalation false with either of these.
+        #expect(container(spec, 2)?["securityContext"]?["allowPrivilegeEscalation"] == nil)
+        #expect(container(spec, 2)?["securityContext"]?["capabilities"]?["drop"] == .array([.string("ALL")]))
+        #expect(container(spec, 3)?["securityContext"]?["allowPrivilegeEscalation"] == nil)
     }
 
     @Test func environmentStaysOutOfThePodWithTheAgent() throws {
