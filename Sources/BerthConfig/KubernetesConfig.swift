@@ -76,6 +76,9 @@ public struct KubernetesConfig: Sendable, Hashable {
 
     public var connection = Connection()
     public var pod = Pod()
+    public var timeouts = Timeouts()
+
+    public init() {}
 
     /// An RFC 1123 label, the form of namespace names (it also keeps the name safe in API paths).
     public static func isDNSLabel(_ text: String) -> Bool {
@@ -83,9 +86,6 @@ public struct KubernetesConfig: Sendable, Hashable {
         guard (1...63).contains(bytes.count), bytes.first != UInt8(ascii: "-"), bytes.last != UInt8(ascii: "-") else { return false }
         return bytes.allSatisfy { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "-") }
     }
-    public var timeouts = Timeouts()
-
-    public init() {}
 }
 
 enum KubernetesSectionReader {
