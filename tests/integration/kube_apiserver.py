@@ -9,7 +9,7 @@ berth-test.kube-apiserver=<instance>; on SIGTERM/SIGINT the server removes all o
 Images are never pulled.
 
     python3 kube_apiserver.py --listen 127.0.0.1:PORT [--token TOKEN]
-        [--tls-cert F --tls-key F [--client-ca F]] [--instance ID] [--docker-socket PATH]
+        [--tls-cert F --tls-key F [--client-ca F]] [--instance ID] [--docker-socket PATH|none]
 
 With --token, requests need `Authorization: Bearer TOKEN`; with --client-ca, a verified client
 certificate authenticates too; otherwise everything is allowed. Any namespace exists.
@@ -167,6 +167,27 @@ class Docker:
         except BaseException:
             writer.close()
             raise
+
+
+class NoEngine:
+    """`--docker-socket none`: an engine that has no images and no containers, so every pod waits
+    for its image (ErrImagePull, or ErrImageNeverPull) - for tests of what clients send, on
+    machines without Docker."""
+
+    async def open(self):
+        pass
+
+    async def close(self):
+        pass
+
+    async def call(self, method, path, body=None, params=None):
+        if path == "/version":
+            return {}
+        if path == "/containers/json":
+            return []
+        if path.startswith("/images/"):
+            raise DockerError(404, "no such image (this API server runs without an engine)")
+        raise DockerError(500, "this API server runs without an engine")
 
 
 def _docker_message(data):
@@ -1054,7 +1075,7 @@ async def serve(args):
         if args.client_ca:
             ssl_context.load_verify_locations(args.client_ca)
             ssl_context.verify_mode = ssl.CERT_OPTIONAL
-    docker = Docker(args.docker_socket)
+    docker = NoEngine() if args.docker_socket == "none" else Docker(args.docker_socket)
     await docker.open()
     await docker.call("GET", "/version")
     server = KubeServer(docker, args.instance, args.token, args.client_ca, args.listen,
@@ -1089,7 +1110,8 @@ def main():
                         help="the streaming subprotocols to accept, comma-separated (to test a client's fallback)")
     parser.add_argument("--instance", default=secrets.token_hex(6), help="value of the berth-test.kube-apiserver label")
     default_socket = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    parser.add_argument("--docker-socket", default=default_socket.removeprefix("unix://"))
+    parser.add_argument("--docker-socket", default=default_socket.removeprefix("unix://"),
+                        help="the engine's socket; none: no engine, so pods never get their image")
     args = parser.parse_args()
     if bool(args.tls_cert) != bool(args.tls_key) or (args.client_ca and not args.tls_cert):
         parser.error("--tls-cert and --tls-key go together; --client-ca needs them")
