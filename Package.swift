@@ -89,6 +89,7 @@ let package = Package(
         ]),
         .target(name: "BerthKubernetes", dependencies: [
             "BerthCore", "BerthConfig", "BerthForwarding", "BerthForwardProtocol", "BerthAgentLink", "BerthAgentProtocol",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -25,8 +25,9 @@ SSH_MESSAGE_NAMES = {
     "KEX_DH_GEX_GROUP", "KEX_DH_GEX_REPLY", "KEX_HYBRID_REPLY",
 }
 NOT_CODES |= SSH_MESSAGE_NAMES
-# Linux capability names in Docker's HostConfig defaults (BerthDocker/DockerContainerSpec.swift).
-NOT_CODES |= {"AUDIT_WRITE", "DAC_OVERRIDE", "NET_BIND_SERVICE", "NET_RAW", "SYS_CHROOT"}
+# Linux capability names in the container hardening defaults (BerthCore/ContainerHardening.swift,
+# BerthKubernetes/KubernetesPodSpec.swift).
+NOT_CODES |= {"AUDIT_WRITE", "DAC_OVERRIDE", "NET_BIND_SERVICE", "NET_RAW", "SYS_CHROOT", "SYS_ADMIN", "CAP_SYS_ADMIN"}
 PATTERN = re.compile(r'"([A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+)[":]')
 ROW = re.compile(r"^\| `([A-Z0-9_]+)` \| ([^|]*) \| (.*) \|$")
 

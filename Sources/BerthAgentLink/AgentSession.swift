@@ -166,7 +166,8 @@ public actor AgentSession: ProgramSessionHandler {
                 await channel.sendExitSignal(name: name, coreDumped: coreDumped, message: "")
             case .lost(let reason)?:
                 logger.log(.warning, "SESSION_AGENT_LOST", "the agent went away while the program ran: \(reason)", [LogKey.channelID: "\(channel.channelID)"])
-                try? await channel.writeStderr(ByteBuffer(string: "Berth: the agent in the container is gone (\(reason)); the program's exit status is unknown\r\n"))
+                try? await channel.writeStderr(ByteBuffer(string: UserNotice.line("the agent in the container is gone; the program's exit status is unknown",
+                                                                                   code: "SESSION_AGENT_LOST", logger: logger)))
             default:
                 break
             }

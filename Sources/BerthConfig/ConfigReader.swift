@@ -30,7 +30,7 @@ public enum ConfigReader {
         var health = root.object("health")
         config.health = ObservabilitySectionReader.health(&health)
         var kubernetes = root.object("kubernetes")
-        config.kubernetes = KubernetesSectionReader.read(&kubernetes)
+        config.kubernetes = KubernetesSectionReader.read(&kubernetes, required: config.backend == "kubernetes")
         var audit = root.object("audit")
         config.audit = AuditSectionReader.read(&audit)
         let testBackendEnabled = environment["BERTH_ENABLE_TEST_BACKEND"] == "1"

@@ -58,6 +58,7 @@ public enum ConfigRenderer {
             ("pod", .object([
                 ("metadata", pod.metadata), ("spec", pod.spec), ("consoleContainerNumber", .int(Int64(pod.consoleContainerNumber))),
                 ("mode", .string(pod.mode.rawValue)), ("createMissingPods", .bool(pod.createMissingPods)),
+                ("persistentShared", .bool(pod.persistentShared)),
                 ("idleCommand", strings(pod.idleCommand)), ("shellCommand", strings(pod.shellCommand)), ("agentPath", .string(pod.agentPath)),
                 ("disableAgent", .bool(pod.disableAgent)),
                 ("subsystems", .object(pod.subsystems.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),

@@ -23,11 +23,16 @@ public struct KubernetesConfig: Sendable, Hashable {
     }
 
     public struct Pod: Sendable, Hashable {
-        public var metadata: ConfigValue = .object([("namespace", .string("default")), ("generateName", .string("berth-"))])
+        /// No namespace by default: the operator names it (users' pods in `default` sit next to
+        /// whatever else runs there).
+        public var metadata: ConfigValue = .object([("generateName", .string("berth-"))])
         public var spec: ConfigValue = .object([("containers", .array([.object([("name", .string("shell")), ("image", .string("berth-guest:latest"))])]))])
         public var consoleContainerNumber = 0
         public var mode = Mode.connection
         public var createMissingPods = false
+        /// Persistent mode: one pod for every user (ContainerSSH's behaviour) instead of one per
+        /// user. Any user can then replace the agent and read the next user's session.
+        public var persistentShared = false
         public var idleCommand = ["/usr/bin/containerssh-agent", "wait-signal", "--signal", "INT", "--signal", "TERM"]
         public var shellCommand = ["/bin/bash"]
         public var agentPath = "/usr/bin/containerssh-agent"
@@ -46,9 +51,16 @@ public struct KubernetesConfig: Sendable, Hashable {
             return ""
         }
 
+        /// Persistent mode with a pod per user: the start of each user's pod name.
+        public var userPodPrefix: String {
+            if !podName.isEmpty { return podName }
+            if case .string(let prefix)? = metadata["generateName"] { return prefix }
+            return ""
+        }
+
         public var namespace: String {
-            if case .string(let name)? = metadata["namespace"], !name.isEmpty { return name }
-            return "default"
+            if case .string(let name)? = metadata["namespace"] { return name }
+            return ""
         }
     }
 
@@ -68,10 +80,18 @@ public struct KubernetesConfig: Sendable, Hashable {
     public var timeouts = Timeouts()
 
     public init() {}
+
+    /// An RFC 1123 label, the form of namespace names (it also keeps the name safe in API paths).
+    public static func isDNSLabel(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard (1...63).contains(bytes.count), bytes.first != UInt8(ascii: "-"), bytes.last != UInt8(ascii: "-") else { return false }
+        return bytes.allSatisfy { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "-") }
+    }
 }
 
 enum KubernetesSectionReader {
-    static func read(_ reader: inout ObjectReader) -> KubernetesConfig {
+    /// `required`: Kubernetes is the backend, so the settings Berth cannot guess must be there.
+    static func read(_ reader: inout ObjectReader, required: Bool) -> KubernetesConfig {
         var kubernetes = KubernetesConfig()
         var connection = reader.object("connection")
         for (key, path) in [("host", \KubernetesConfig.Connection.host), ("path", \.path), ("cacert", \.cacert), ("cert", \.cert), ("key", \.key),
@@ -101,6 +121,7 @@ enum KubernetesSectionReader {
         defaults.consoleContainerNumber = pod.int("consoleContainerNumber", 0, minimum: 0)
         defaults.mode = pod.choice("mode", defaults.mode)
         defaults.createMissingPods = pod.bool("createMissingPods", false)
+        defaults.persistentShared = pod.bool("persistentShared", false)
         defaults.idleCommand = pod.strings("idleCommand", defaults.idleCommand)
         defaults.shellCommand = pod.strings("shellCommand", defaults.shellCommand)
         defaults.agentPath = pod.string("agentPath", defaults.agentPath)
@@ -121,8 +142,16 @@ enum KubernetesSectionReader {
         } else {
             reader.issues.add(pod.keyPath("spec.containers"), "required: a list with at least one container")
         }
-        if defaults.mode == .persistent && defaults.podName.isEmpty {
-            reader.issues.add(pod.keyPath("metadata.name"), "required in persistent mode")
+        if defaults.mode == .persistent && defaults.persistentShared && defaults.podName.isEmpty {
+            reader.issues.add(pod.keyPath("metadata.name"), "required in persistent mode with persistentShared")
+        }
+        if defaults.persistentShared && defaults.mode != .persistent {
+            reader.issues.add(pod.keyPath("persistentShared"), "only applies in persistent mode (mode is \(defaults.mode.rawValue))")
+        }
+        if required && defaults.namespace.isEmpty {
+            reader.issues.add(pod.keyPath("metadata.namespace"), "required: name the namespace for users' pods (Berth does not fall back to \"default\")")
+        } else if !defaults.namespace.isEmpty && !KubernetesConfig.isDNSLabel(defaults.namespace) {
+            reader.issues.add(pod.keyPath("metadata.namespace"), "\"\(defaults.namespace)\" is not a namespace name (at most 63 of a-z, 0-9 and '-', starting and ending with a letter or digit)")
         }
         if defaults.shellCommand.isEmpty { reader.issues.add(pod.keyPath("shellCommand"), "must not be empty") }
         var loginUser = pod.object("loginUser")

@@ -92,3 +92,16 @@ public struct ConnectionMetadata: Sendable, Hashable {
     /// The identity to use once authenticated.
     public var effectiveUsername: String { authenticatedUsername ?? username }
 }
+
+extension ConnectionMetadata {
+    /// The webhook's `environment`, plus its `metadata` when the operator exposes it. With
+    /// `includeSensitive: false`, entries marked sensitive are left out: for places an engine or
+    /// API server keeps and shows (a container's or pod's spec), as opposed to the agent link.
+    public func programEnvironment(exposeMetadata: Bool, includeSensitive: Bool = true) -> [String: String] {
+        var result = environment.filter { includeSensitive || !$0.value.sensitive }.mapValues(\.value)
+        if exposeMetadata {
+            result.merge(metadata.filter { includeSensitive || !$0.value.sensitive }.mapValues(\.value)) { current, _ in current }
+        }
+        return result
+    }
+}

@@ -63,7 +63,7 @@ public enum ProgramStreamPump {
             let exit = await stream.exitCode(note)
             if exit.code == nil {
                 logger.log(.warning, unknownExit, "no exit code: \(exit.problem)", [LogKey.channelID: "\(channel.channelID)"])
-                try? await channel.writeStderr(ByteBuffer(string: "Berth: \(exit.problem)\r\n"))
+                try? await channel.writeStderr(ByteBuffer(string: UserNotice.line("the program's exit code is unknown", code: unknownExit, logger: logger)))
             }
             await channel.sendExitStatus(UInt32(truncatingIfNeeded: exit.code ?? 137))
             await channel.closeWrite()

@@ -39,9 +39,23 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
     var idleContainer: String? { state.withLockedValue { $0.idleContainer } }
     public var link: AgentLink? { state.withLockedValue { $0.link } }
 
-    /// The container's environment: webhook `environment`, and metadata if exposed.
+    /// The programs' environment: webhook `environment`, and metadata if exposed. It reaches
+    /// programs through the agent link or an exec, never the container's spec, which the engine
+    /// keeps and `docker inspect` shows.
     var environment: [String: String] {
-        DockerContainerSpec.environment(metadata, exposeMetadata: execution.exposeAuthMetadataAsEnv)
+        metadata.programEnvironment(exposeMetadata: execution.exposeAuthMetadataAsEnv)
+    }
+
+    /// Without the agent, in session mode, the container spec is the only way in: sensitive
+    /// entries stay out.
+    var containerSpecEnvironment: [String: String] {
+        let kept = metadata.programEnvironment(exposeMetadata: execution.exposeAuthMetadataAsEnv, includeSensitive: false)
+        let left = Set(environment.keys).subtracting(kept.keys)
+        if !left.isEmpty {
+            logger.log(.warning, "DOCKER_SENSITIVE_ENV_OMITTED", "sensitive environment entries are not put into the container spec (disableAgent, session mode)",
+                       ["names": "\(left.sorted().joined(separator: ","))"])
+        }
+        return kept
     }
 
     /// Connection mode: the container's PID 1 is the agent (or the idle command); every session
@@ -64,7 +78,7 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
             try await writeFiles()
             return
         }
-        let container = try await backend.startLinkedContainer(name: containerName, labels: DockerContainerSpec.labels(metadata), environment: environment,
+        let container = try await backend.startLinkedContainer(name: containerName, labels: DockerContainerSpec.labels(metadata), environment: [:],
                                                                logger: logger) { id in
             self.state.withLockedValue {
                 $0.idleContainer = id
@@ -129,7 +143,7 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
             return AgentSessionTarget(link: link)
         case .session:
             // A container of the session's own, with the agent as its PID 1.
-            let container = try await backend.startLinkedContainer(name: containerName, labels: DockerContainerSpec.labels(metadata), environment: environment,
+            let container = try await backend.startLinkedContainer(name: containerName, labels: DockerContainerSpec.labels(metadata), environment: [:],
                                                                    logger: logger) { id in
                 self.state.withLockedValue {
                     $0.containers[id] = .some(nil)

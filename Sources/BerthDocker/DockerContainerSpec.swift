@@ -75,8 +75,7 @@ enum DockerContainerSpec {
     static let hardenedHostConfig: [(key: String, value: ConfigValue)] = [
         ("SecurityOpt", .array([.string("no-new-privileges:true")])),
         ("CapDrop", .array([.string("ALL")])),
-        ("CapAdd", .array(["AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP", "SETGID",
-                           "SETPCAP", "SETUID", "SYS_CHROOT"].map(ConfigValue.string))),
+        ("CapAdd", .array(ContainerHardening.capabilities.map(ConfigValue.string))),
         ("PidsLimit", .int(4096)),
         ("Memory", .int(2 << 30)),
         // Equal to Memory: no swap on top, so the limit is a limit.
@@ -129,14 +128,5 @@ enum DockerContainerSpec {
             host = host.merging(.object([("Binds", .array(binds))]))
         }
         return host
-    }
-
-    /// Webhook environment, plus metadata when the operator asked for it.
-    static func environment(_ metadata: ConnectionMetadata, exposeMetadata: Bool) -> [String: String] {
-        var environment = metadata.environment.mapValues(\.value)
-        if exposeMetadata {
-            environment.merge(metadata.metadata.mapValues(\.value)) { current, _ in current }
-        }
-        return environment
     }
 }

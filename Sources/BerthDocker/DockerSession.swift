@@ -77,7 +77,8 @@ actor DockerSession: ProgramSessionHandler {
         case .session:
             try await connection.backend.ensureImage()
             let network = try await connection.backend.userNetwork()
-            let body = DockerContainerSpec.body(execution: execution, metadata: connection.metadata, command: argv, environment: programEnvironment,
+            let body = DockerContainerSpec.body(execution: execution, metadata: connection.metadata, command: argv,
+                                                environment: setup.environment(over: connection.containerSpecEnvironment),
                                                 tty: tty, interactive: true, consoleSize: setup.pty.map { ($0.rows, $0.columns) }, network: network)
             let id = try await connection.createContainer(body)
             connection.trackSessionContainer(id, active: true)

@@ -34,7 +34,8 @@ public final class ForwardRegistry: Sendable {
             }
         } catch {
             logger.log(.warning, "FORWARD_SERVER_FAILED", "cannot start the forward-server: \(error)")
-            throw ChannelRejection(.connectFailed, "port forwarding is not available: \(error)")
+            // The client sees the description; the engine's text stays in the log.
+            throw ChannelRejection(.connectFailed, "port forwarding is not available (FORWARD_SERVER_FAILED)")
         }
         let target = ForwardNewConnection(protocolName: "tcp", connectedAddress: request.host, connectedPort: UInt64(request.port),
                                           originatorAddress: request.originatorHost, originatorPort: UInt64(request.originatorPort))

@@ -5,7 +5,8 @@ import Logging
 import NIOConcurrencyHelpers
 
 /// The Kubernetes backend (SPEC §12): a pod per connection (`connection`), per session
-/// (`session`), or one named pod shared by every connection (`persistent`).
+/// (`session`), or a pod per user that outlives connections (`persistent`; with
+/// `persistentShared`, one named pod for everyone).
 public final class KubernetesBackend: Sendable {
     let config: KubernetesConfig
     let client: KubernetesClient

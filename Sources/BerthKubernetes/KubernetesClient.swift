@@ -28,6 +28,7 @@ final class KubernetesClient: Sendable {
         let value: ConfigValue
         var name: String { value["metadata"]?["name"]?.stringValue ?? "" }
         var phase: String { value["status"]?["phase"]?.stringValue ?? "" }
+        var resourceVersion: String { value["metadata"]?["resourceVersion"]?.stringValue ?? "" }
         var isReady: Bool {
             guard case .array(let conditions)? = value["status"]?["conditions"] else { return false }
             return conditions.contains { $0["type"] == .string("Ready") && $0["status"] == .string("True") }
@@ -96,14 +97,17 @@ final class KubernetesClient: Sendable {
                 throw KubernetesError("KUBERNETES_POD_ENDED", "pod \(namespace)/\(name) ended (\(pod.phase)) before it was ready")
             }
             let seconds = max(1, Int((deadline - ContinuousClock.now).components.seconds))
-            try await watchOnce(namespace: namespace, name: name, seconds: min(seconds, 30))
+            try await watchOnce(namespace: namespace, name: name, after: pod.resourceVersion, seconds: min(seconds, 30))
         }
         throw KubernetesError("KUBERNETES_POD_START_TIMEOUT", "pod \(namespace)/\(name) was not ready within \(limit)")
     }
 
-    /// One watch request: returns at the first event for the pod (the caller re-reads it).
-    private func watchOnce(namespace: String, name: String, seconds: Int) async throws {
-        let path = "/api/v1/namespaces/\(namespace)/pods?watch=true&fieldSelector=\(Self.encode("metadata.name=\(name)"))&timeoutSeconds=\(seconds)"
+    /// One watch request: returns at the first change of the pod after the version the caller
+    /// read (the caller re-reads it). Without the version the API server starts with the pod as
+    /// it is, and waiting would become polling as fast as the server answers.
+    private func watchOnce(namespace: String, name: String, after version: String, seconds: Int) async throws {
+        var path = "/api/v1/namespaces/\(namespace)/pods?watch=true&fieldSelector=\(Self.encode("metadata.name=\(name)"))&timeoutSeconds=\(seconds)"
+        if !version.isEmpty { path += "&resourceVersion=\(Self.encode(version))" }
         var request = makeRequest(.GET, path)
         request.headers.add(name: "Accept", value: "application/json")
         let response = try await http.execute(request, timeout: .seconds(Int64(seconds) + 5))

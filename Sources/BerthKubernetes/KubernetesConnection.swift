@@ -6,8 +6,8 @@ import BerthForwarding
 import Logging
 import NIOConcurrencyHelpers
 
-/// One user's connection on the Kubernetes backend: its pod (connection mode), the shared pod
-/// (persistent mode) or its sessions' pods (session mode), and their removal at the end.
+/// One user's connection on the Kubernetes backend: its pod (connection mode), the user's (or
+/// the shared) persistent pod, or its sessions' pods (session mode), and their removal at the end.
 public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, AgentSessionHost {
     let backend: KubernetesBackend
     let metadata: ConnectionMetadata
@@ -38,12 +38,25 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
 
     var pod: String? { state.withLockedValue { $0.pod } }
     public var link: AgentLink? { state.withLockedValue { $0.link } }
-    var environment: [String: String] { KubernetesPodSpec.environment(metadata, expose: backend.config.pod.exposeAuthMetadataAsEnv) }
+    /// The programs' environment; it travels in the agent link's START frames only.
+    var environment: [String: String] { metadata.programEnvironment(exposeMetadata: backend.config.pod.exposeAuthMetadataAsEnv) }
+
+    /// Without the agent the pod spec is the only way in, and the pod object is kept and shown
+    /// by the API server: sensitive entries stay out.
+    var podSpecEnvironment: [String: String] {
+        let environment = metadata.programEnvironment(exposeMetadata: backend.config.pod.exposeAuthMetadataAsEnv, includeSensitive: false)
+        let left = Set(self.environment.keys).subtracting(environment.keys)
+        if !left.isEmpty {
+            logger.log(.warning, "KUBERNETES_SENSITIVE_ENV_OMITTED", "sensitive environment entries are not put into the pod spec (disableAgent)",
+                       ["names": "\(left.sorted().joined(separator: ","))"])
+        }
+        return environment
+    }
 
     /// Connection mode: a pod running the idle command; sessions are execs in it.
     func startPod() async throws {
         let config = backend.config
-        let body = KubernetesPodSpec.body(pod: config.pod, metadata: metadata, command: config.pod.idleCommand, environment: environment, tty: false, interactive: false)
+        let body = KubernetesPodSpec.body(pod: config.pod, metadata: metadata, command: config.pod.idleCommand, environment: [:], tty: false, interactive: false)
         let name = try await createPod(body)
         let link = try await backend.openLink(pod: name, logger: logger)
         state.withLockedValue {
@@ -65,8 +78,13 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
         return name
     }
 
-    /// Persistent mode: the named pod, created when missing if `createMissingPods` allows.
+    /// Persistent mode: the user's own pod, created when missing; or, with `persistentShared`,
+    /// the one named pod, created when missing if `createMissingPods` allows.
     func findPersistentPod() async throws {
+        guard backend.config.pod.persistentShared else {
+            try await findUserPod()
+            return
+        }
         let name = backend.config.pod.podName
         for attempt in 0..<3 {
             if try await backend.client.getPod(namespace: backend.namespace, name: name) != nil {
@@ -80,7 +98,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
             throw KubernetesError("KUBERNETES_POD_NOT_FOUND", "pod \(backend.namespace)/\(name) does not exist and createMissingPods is off")
         }
         let body = KubernetesPodSpec.body(pod: backend.config.pod, metadata: metadata, command: backend.config.pod.idleCommand, environment: [:],
-                                          tty: false, interactive: false, name: name, shared: true)
+                                          tty: false, interactive: false, name: name, persistent: .shared)
         do {
             _ = try await backend.client.createPod(namespace: backend.namespace, body: body)
         } catch let error as KubernetesAPIError where error.status == 409 {
@@ -90,7 +108,25 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
         try await usePersistentPod(name)
     }
 
-    /// Each connection has a link of its own to the shared pod (its own `agent serve`).
+    /// The user's pod, named after the user, so every connection of the same user (also two
+    /// logging in at once: the API server creates a name only once) ends up in the same pod.
+    private func findUserPod() async throws {
+        let pod = backend.config.pod
+        let name = UserPodName.make(prefix: pod.userPodPrefix, username: metadata.effectiveUsername)
+        if try await backend.client.getPod(namespace: backend.namespace, name: name) == nil {
+            let body = KubernetesPodSpec.body(pod: pod, metadata: metadata, command: pod.idleCommand, environment: [:],
+                                              tty: false, interactive: false, name: name, persistent: .user)
+            do {
+                _ = try await backend.client.createPod(namespace: backend.namespace, body: body)
+            } catch let error as KubernetesAPIError where error.status == 409 {
+                // Another connection of the same user created it at the same moment.
+            }
+        }
+        _ = try await backend.client.waitUntilReady(namespace: backend.namespace, name: name, limit: backend.config.timeouts.podStart.duration)
+        try await usePersistentPod(name)
+    }
+
+    /// Each connection has a link of its own to the persistent pod (its own `agent serve`).
     private func usePersistentPod(_ name: String) async throws {
         let link = try await backend.openLink(pod: name, logger: logger)
         state.withLockedValue {
@@ -147,7 +183,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
         case .session:
             // A pod of the session's own, idle, with the program started over its link.
             let body = KubernetesPodSpec.body(pod: backend.config.pod, metadata: metadata, command: backend.config.pod.idleCommand,
-                                              environment: environment, tty: false, interactive: false)
+                                              environment: [:], tty: false, interactive: false)
             let name = try await createPod(body)
             let link = try await backend.openLink(pod: name, logger: logger)
             try await writeFiles(link)

@@ -53,7 +53,7 @@ actor KubernetesSession: ProgramSessionHandler {
 
     func startProgram(_ argv: [String]) async throws {
         let tty = setup.pty != nil
-        let environment = setup.environment(over: connection.environment)
+        let environment = setup.environment(over: connection.podSpecEnvironment)
         let body = KubernetesPodSpec.body(pod: pod, metadata: connection.metadata, command: argv, environment: environment, tty: tty, interactive: true)
         let name = try await connection.createPod(body)
         sessionPod = name

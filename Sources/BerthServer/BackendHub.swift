@@ -178,11 +178,13 @@ final class BackendConnection: NetworkConnectionHandler {
         return connection
     }
 
-    /// The user is already authenticated; tell them in one line instead of hanging up silently.
+    /// The user is already authenticated; tell them in one line instead of hanging up silently,
+    /// without the engine's text (`UserNotice`).
     private func unavailable(_ error: Error, _ metadata: ConnectionMetadata, fallbackCode: MessageCode, what: String) -> any SSHConnectionHandler {
         let reason = (error as? CodedError)?.message ?? "\(error)"
-        logger.log(.error, (error as? CodedError)?.code ?? fallbackCode, "cannot start the user's \(what): \(reason)", [LogKey.username: "\(metadata.effectiveUsername)"])
-        return UnavailableBackendConnection(message: "cannot start your \(what): \(reason)")
+        let code = (error as? CodedError)?.code ?? fallbackCode
+        logger.log(.error, code, "cannot start the user's \(what): \(reason)", [LogKey.username: "\(metadata.effectiveUsername)"])
+        return UnavailableBackendConnection(line: UserNotice.line("cannot start your \(what); the server's log has the reason", code: code, logger: logger))
     }
 
     func onDisconnect() async {

@@ -4,10 +4,14 @@ import NIOCore
 /// Stands in when the user's environment cannot be provided (backend missing, engine down):
 /// every program request prints one line on stderr and exits 1.
 struct UnavailableBackendConnection: SSHConnectionHandler {
-    let message: String
+    /// The whole line, with its line end.
+    let line: String
+
+    init(line: String) { self.line = line }
+    init(message: String) { line = "Berth: \(message)\r\n" }
 
     func onSessionChannel(_ channel: any SessionChannel) async throws -> any SessionChannelHandler {
-        UnavailableSession(channel: channel, message: message)
+        UnavailableSession(channel: channel, line: line)
     }
 
     func onUnsupportedChannel(type: String) async {}
@@ -17,7 +21,7 @@ struct UnavailableBackendConnection: SSHConnectionHandler {
 
 struct UnavailableSession: SessionChannelHandler {
     let channel: any SessionChannel
-    let message: String
+    let line: String
 
     func onEnv(requestID: UInt64, name: String, value: String) async throws {}
     func onPtyRequest(requestID: UInt64, _ pty: PtyRequest) async throws {}
@@ -31,7 +35,7 @@ struct UnavailableSession: SessionChannelHandler {
 
     private func explain() {
         let channel = self.channel
-        let line = "Berth: \(message)\r\n"
+        let line = self.line
         Task {
             try? await channel.writeStderr(ByteBuffer(string: line))
             await channel.sendExitStatus(1)

@@ -9,6 +9,8 @@ struct ExampleUser: Decodable, Sendable {
     var authenticatedUsername: String?
     var metadata: [String: String]?
     var environment: [String: String]?
+    /// Names of `metadata` and `environment` entries to send marked sensitive.
+    var sensitive: [String]?
     /// Path → text content; sent base64-encoded as the protocol requires.
     var files: [String: String]?
     /// Any configuration subset, returned by /config.

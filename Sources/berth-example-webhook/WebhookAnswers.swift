@@ -31,8 +31,12 @@ struct WebhookAnswers: Sendable {
         var body: [String: Any] = ["success": success]
         guard success, let user else { return body }
         if let name = user.authenticatedUsername { body["authenticatedUsername"] = name }
-        if let metadata = user.metadata { body["metadata"] = metadata.mapValues { ["value": $0, "sensitive": false] } }
-        if let environment = user.environment { body["environment"] = environment.mapValues { ["value": $0, "sensitive": false] } }
+        let sensitive = Set(user.sensitive ?? [])
+        func entries(_ values: [String: String]) -> [String: Any] {
+            Dictionary(uniqueKeysWithValues: values.map { ($0.key, ["value": $0.value, "sensitive": sensitive.contains($0.key)] as [String: Any]) })
+        }
+        if let metadata = user.metadata { body["metadata"] = entries(metadata) }
+        if let environment = user.environment { body["environment"] = entries(environment) }
         if let files = user.files {
             body["files"] = files.mapValues { ["value": Data($0.utf8).base64EncodedString(), "sensitive": false] }
         }

@@ -109,9 +109,11 @@ import Testing
     }
 
     @Test func backendEndpointsAndCredentialsAreRefusedWhenTheyChange() throws {
-        #expect(try refused(#"{"backend": "kubernetes"}"#) == ["backend"])
+        // A Kubernetes configuration must name its namespace; that alone is an ordinary setting.
+        let toKubernetes = #"{"backend": "kubernetes", "kubernetes": {"pod": {"metadata": {"namespace": "users"}}}}"#
+        #expect(try refused(toKubernetes) == ["backend"])
         #expect(try refused(#"{"backend": "docker"}"#) == [], "the file's own value is no change")
-        #expect(try refused(#"{"backend": "kubernetes"}"#, allow: [.backend]) == [])
+        #expect(try refused(toKubernetes, allow: [.backend]) == [])
         #expect(try refused(#"{"docker": {"connection": {"host": "tcp://10.0.0.1:2375", "cert": "/etc/berth/cert.pem", "key": "/root/.ssh/id_rsa"}}}"#)
             == ["docker.connection.host", "docker.connection.cert", "docker.connection.key"])
         #expect(try refused(#"{"docker": {"connection": {"host": "unix:///var/run/docker.sock"}}}"#) == [], "the default is no change")

@@ -37,9 +37,29 @@ import Testing
         #expect(kubernetes.timeouts.podStop == .seconds(60))
     }
 
+    @Test func theNamespaceMustBeNamed() throws {
+        let spec = "  pod:\n    spec: {containers: [{name: shell, image: guest}]}\n"
+        #expect(problems("kubernetes:\n" + spec) == ["kubernetes.pod.metadata.namespace: required: name the namespace for users' pods (Berth does not fall back to \"default\")"])
+        #expect(problems("kubernetes:\n" + spec + "    metadata: {namespace: Users_1}\n").contains { $0.hasPrefix("kubernetes.pod.metadata.namespace: \"Users_1\" is not a namespace name") })
+        #expect(problems("kubernetes:\n" + spec + "    metadata: {namespace: users}\n") == [])
+        // Another backend does not need it (a config webhook may still pick Kubernetes, and its
+        // answer is checked the same way).
+        let docker = "auth:\n  password:\n    method: webhook\n    webhook:\n      url: http://127.0.0.1:8080\nbackend: docker\n"
+        _ = try ConfigReader.read(try ConfigValue.parse(docker, format: .yaml, source: "t"), environment: [:])
+    }
+
+    @Test func persistentModeIsAPodPerUserUnlessShared() throws {
+        let yaml = minimalAuth + "kubernetes:\n  pod:\n    metadata: {namespace: users}\n    mode: persistent\n"
+        let pod = try ConfigReader.read(try ConfigValue.parse(yaml, format: .yaml, source: "t"), environment: [:]).config.kubernetes.pod
+        #expect(!pod.persistentShared && pod.userPodPrefix == "berth-")
+    }
+
     @Test func invalidValuesNameTheirKeys() {
         #expect(problems("kubernetes:\n  pod:\n    mode: sesion\n").contains { $0.hasPrefix("kubernetes.pod.mode: \"sesion\" is not one of") })
-        #expect(problems("kubernetes:\n  pod:\n    mode: persistent\n").contains("kubernetes.pod.metadata.name: required in persistent mode"))
+        #expect(problems("kubernetes:\n  pod:\n    mode: persistent\n    persistentShared: true\n")
+                .contains("kubernetes.pod.metadata.name: required in persistent mode with persistentShared"))
+        #expect(problems("kubernetes:\n  pod:\n    persistentShared: true\n").contains { $0.hasPrefix("kubernetes.pod.persistentShared: only applies in persistent mode") })
+        #expect(problems("kubernetes:\n  pod:\n    persistentShared: yes please\n").contains { $0.hasPrefix("kubernetes.pod.persistentShared:") })
         #expect(problems("kubernetes:\n  pod:\n    spec: {}\n").contains { $0.hasPrefix("kubernetes.pod.spec.containers: required") })
         #expect(problems("kubernetes:\n  pod:\n    consoleContainerNumber: 3\n").contains { $0.hasPrefix("kubernetes.pod.consoleContainerNumber: 3 but the pod has 1") })
         #expect(problems("kubernetes:\n  pod:\n    disableAgent: true\n").contains { $0.hasPrefix("kubernetes.pod.disableAgent:") })

@@ -9,20 +9,21 @@ berth-test.kube-apiserver=<instance>; on SIGTERM/SIGINT the server removes all o
 Images are never pulled.
 
     python3 kube_apiserver.py --listen 127.0.0.1:PORT [--token TOKEN]
-        [--tls-cert F --tls-key F [--client-ca F]] [--instance ID] [--docker-socket PATH]
+        [--tls-cert F --tls-key F [--client-ca F]] [--instance ID] [--docker-socket PATH|none]
 
 With --token, requests need `Authorization: Bearer TOKEN`; with --client-ca, a verified client
 certificate authenticates too; otherwise everything is allowed. Any namespace exists.
 
 Pod containers honour name, image, command, args, env (name/value), workingDir, stdin,
-stdinOnce, tty and runAsUser/runAsGroup; containers of a pod share the first one's network
+stdinOnce, tty, runAsUser/runAsGroup, capabilities (drop/add), allowPrivilegeEscalation: false and
+the memory limit; containers of a pod share the first one's network
 namespace. Status follows the kubelet: Pending (waiting ContainerCreating; ErrImagePull or
 ErrImageNeverPull when the image is not on the engine - the pod then stays Pending, as in a real
 cluster), Running with Ready=True when all containers run, Succeeded/Failed when they end under
 restartPolicy Never/OnFailure (Always and OnFailure restart with back-off). DELETE removes the
 containers at once (no grace period) before it answers. Not supported: other resources, PATCH
 and PUT, logs, port-forward, SPDY and the base64 protocols, protobuf, initContainers, volumes,
-probes, resources, image pulls.
+probes, CPU limits, seccomp profiles, image pulls.
 """
 import argparse
 import asyncio
@@ -166,6 +167,27 @@ class Docker:
         except BaseException:
             writer.close()
             raise
+
+
+class NoEngine:
+    """`--docker-socket none`: an engine that has no images and no containers, so every pod waits
+    for its image (ErrImagePull, or ErrImageNeverPull) - for tests of what clients send, on
+    machines without Docker."""
+
+    async def open(self):
+        pass
+
+    async def close(self):
+        pass
+
+    async def call(self, method, path, body=None, params=None):
+        if path == "/version":
+            return {}
+        if path == "/containers/json":
+            return []
+        if path.startswith("/images/"):
+            raise DockerError(404, "no such image (this API server runs without an engine)")
+        raise DockerError(500, "this API server runs without an engine")
 
 
 def _docker_message(data):
@@ -342,6 +364,15 @@ def validate_pod(body, namespace):
                        f'Unsupported value: "{spec.get("restartPolicy")}": supported values: "Always", "OnFailure", "Never"'))
     if causes:
         raise invalid(name or metadata.get("generateName") or "", causes)
+
+
+def memory_bytes(quantity):
+    """A Kubernetes memory quantity (plain bytes, or a binary or decimal suffix) in bytes."""
+    for suffix, factor in (("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40),
+                           ("k", 10 ** 3), ("M", 10 ** 6), ("G", 10 ** 9), ("T", 10 ** 12)):
+        if str(quantity).endswith(suffix):
+            return int(float(str(quantity)[:-len(suffix)]) * factor)
+    return int(float(quantity))
 
 
 def pull_policy(image):
@@ -542,6 +573,16 @@ class KubeServer:
         if "runAsUser" in security:
             config["User"] = str(security["runAsUser"]) + (
                 f":{security['runAsGroup']}" if "runAsGroup" in security else "")
+        capabilities = security.get("capabilities") or {}
+        if capabilities.get("drop"):
+            config["HostConfig"]["CapDrop"] = capabilities["drop"]
+        if capabilities.get("add"):
+            config["HostConfig"]["CapAdd"] = capabilities["add"]
+        if security.get("allowPrivilegeEscalation") is False:
+            config["HostConfig"]["SecurityOpt"] = ["no-new-privileges:true"]
+        memory = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+        if memory:
+            config["HostConfig"]["Memory"] = memory_bytes(memory)
         if index == 0:
             config["Hostname"] = metadata["name"][:63]
         else:
@@ -1034,7 +1075,7 @@ async def serve(args):
         if args.client_ca:
             ssl_context.load_verify_locations(args.client_ca)
             ssl_context.verify_mode = ssl.CERT_OPTIONAL
-    docker = Docker(args.docker_socket)
+    docker = NoEngine() if args.docker_socket == "none" else Docker(args.docker_socket)
     await docker.open()
     await docker.call("GET", "/version")
     server = KubeServer(docker, args.instance, args.token, args.client_ca, args.listen,
@@ -1069,7 +1110,8 @@ def main():
                         help="the streaming subprotocols to accept, comma-separated (to test a client's fallback)")
     parser.add_argument("--instance", default=secrets.token_hex(6), help="value of the berth-test.kube-apiserver label")
     default_socket = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    parser.add_argument("--docker-socket", default=default_socket.removeprefix("unix://"))
+    parser.add_argument("--docker-socket", default=default_socket.removeprefix("unix://"),
+                        help="the engine's socket; none: no engine, so pods never get their image")
     args = parser.parse_args()
     if bool(args.tls_cert) != bool(args.tls_key) or (args.client_ca and not args.tls_cert):
         parser.error("--tls-cert and --tls-key go together; --client-ca needs them")

@@ -105,10 +105,11 @@ class KubeAPIServer:
         return configuration
 
 
-def start_kube_apiserver(tmp_path, token=None, tls=None, name="kube-apiserver", protocols=None):
+def start_kube_apiserver(tmp_path, token=None, tls=None, name="kube-apiserver", protocols=None, engine=True):
     """Starts kube_apiserver.py on a free port, logging to tmp_path/<name>.log. token: require
     this bearer token. tls: True to serve HTTPS with generated certificates and accept the
-    generated client certificate as authentication too."""
+    generated client certificate as authentication too. engine=False: no Docker; pods are
+    created and kept but never get their image."""
     tmp_path = Path(tmp_path)
     port = free_port()
     instance = f"test-{secrets.token_hex(6)}"
@@ -117,6 +118,8 @@ def start_kube_apiserver(tmp_path, token=None, tls=None, name="kube-apiserver", 
         args += ["--token", token]
     if protocols:
         args += ["--protocols", ",".join(protocols)]
+    if not engine:
+        args += ["--docker-socket", "none"]
     paths = None
     if tls:
         paths = make_tls(tmp_path / f"{name}-tls")

@@ -191,7 +191,9 @@ def test_engine_down_gives_a_one_line_error(start_berth, example_webhook):
     berth = start_berth(config)
     result = berth.ssh("alice", "true", password="pw")
     assert result.returncode == 1
-    assert b"cannot reach the Docker engine" in result.stderr
+    # The code and the connection for the operator; the engine's address stays in the log.
+    assert b"DOCKER_ENGINE_UNAVAILABLE" in result.stderr and b"nonexistent" not in result.stderr
+    assert "cannot reach the Docker engine" in berth.process.output()
     assert berth.process.proc.poll() is None
 
 
@@ -199,7 +201,8 @@ def test_missing_image_with_never_is_refused_clearly(start_berth, example_webhoo
     berth = start(start_berth, example_webhook, image="berth-no-such-image:latest")
     result = berth.ssh("alice", "true", password="pw")
     assert result.returncode == 1
-    assert b"imagePullPolicy is Never" in result.stderr
+    assert b"DOCKER_IMAGE_NOT_FOUND" in result.stderr and b"berth-no-such-image" not in result.stderr
+    assert "imagePullPolicy is Never" in berth.process.output()
 
 
 def test_sigterm_ends_running_programs_and_removes_containers(start_berth, example_webhook):
@@ -307,3 +310,20 @@ def test_fork_bomb_stays_in_its_container(start_berth, example_webhook):
         bomb.kill()
         bomb.wait()
     assert wait_until(lambda: not berth_containers(), timeout=120)
+
+
+def test_webhook_environment_reaches_programs_but_not_the_container_spec(start_berth, example_webhook):
+    """The webhook's environment and exposed metadata travel over the agent link only: the
+    container's spec (what `docker inspect` and anyone with engine access see) holds neither."""
+    users = [{"username": "alice", "password": "pw", "environment": {"PLAIN_VAR": "plain-4711", "SECRET_VAR": "secret-4712"},
+              "metadata": {"token": "secret-meta-4713"}, "sensitive": ["SECRET_VAR", "token"]}]
+    berth = start(start_berth, example_webhook, users=users, exposeAuthMetadataAsEnv=True)
+    client = paramiko_client(berth)
+    try:
+        _, stdout, _ = client.exec_command("echo $PLAIN_VAR $SECRET_VAR $token")
+        assert stdout.read() == b"plain-4711 secret-4712 secret-meta-4713\n"
+        spec = docker("inspect", berth_containers()[0]).stdout
+        for value in ("plain-4711", "secret-4712", "secret-meta-4713"):
+            assert value not in spec
+    finally:
+        client.close()

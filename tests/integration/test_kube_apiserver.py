@@ -402,6 +402,18 @@ def test_multi_container_pod_shares_network(kube, v1):
     assert pod_containers(pod.metadata.uid) == []
 
 
+def test_security_context_and_memory_limit_reach_the_container(kube, v1):
+    name = unique("hardened")
+    pod = create_running(v1, pod_body(name=name, containers=[
+        {"name": "shell", "image": BUSYBOX, "command": ["sleep", "3600"], "resources": {"limits": {"memory": "64Mi"}},
+         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"], "add": ["CHOWN"]}}}]))
+    (container,) = pod_containers(pod.metadata.uid)
+    host = json.loads(docker("inspect", container).stdout)[0]["HostConfig"]
+    assert host["CapDrop"] == ["ALL"] and host["CapAdd"] == ["CHOWN"]
+    assert host["SecurityOpt"] == ["no-new-privileges:true"] and host["Memory"] == 64 << 20
+    v1.delete_namespaced_pod(name, NS)
+
+
 def test_exec_missing_command_fails_like_kubernetes(kube, v1):
     name = unique("nocmd")
     create_running(v1, pod_body(name=name))

@@ -175,9 +175,41 @@ def test_session_mode_gives_each_session_its_own_pod(start_berth, example_webhoo
     assert wait_until(lambda: not pods(server)), "session pods were not deleted"
 
 
-def test_persistent_mode_shares_one_pod_that_outlives_connections(start_berth, example_webhook, kube):
+def test_persistent_mode_gives_each_user_a_pod_that_outlives_connections(start_berth, example_webhook, kube):
     server = kube()
-    berth = start(start_berth, example_webhook, server, mode="persistent", createMissingPods=True,
+    users = [{"username": name, "password": "pw"} for name in ("alice", "Alice", "bob")]
+    berth = start(start_berth, example_webhook, server, users=users, image=BUSYBOX, mode="persistent")
+    first = berth.ssh("alice", "echo alice-was-here > /tmp/state; hostname", password="pw", timeout=120)
+    assert first.returncode == 0, first.stderr
+    again = berth.ssh("alice", "cat /tmp/state; hostname", password="pw", timeout=120)
+    assert again.stdout.decode().splitlines() == ["alice-was-here", first.stdout.decode().strip()], again.stderr
+    # Another user, also one whose name reads the same in a pod name, never sees alice's pod.
+    for other in ("bob", "Alice"):
+        theirs = berth.ssh(other, "cat /tmp/state 2>/dev/null || echo clean; hostname", password="pw", timeout=120)
+        assert theirs.returncode == 0, theirs.stderr
+        assert theirs.stdout.decode().splitlines()[0] == "clean"
+        assert theirs.stdout.decode().splitlines()[1] != first.stdout.decode().strip()
+    persistent = pods(server, selector="berth.persistent")
+    assert len(persistent) == 3
+    assert sorted(pod["metadata"]["labels"]["berth.username"] for pod in persistent.values()) == ["Alice", "alice", "bob"]
+    berth.process.stop()
+    assert len(pods(server, selector="berth.persistent")) == 3, "the users' pods must survive"
+
+
+def test_persistent_mode_concurrent_first_logins_of_one_user_share_one_pod(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server, image=BUSYBOX, mode="persistent")
+    logins = [subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
+                                "alice@127.0.0.1", "hostname"], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    results = [login.communicate(timeout=180) for login in logins]
+    assert all(login.returncode == 0 for login in logins), [err for _, err in results]
+    assert len({out for out, _ in results}) == 1
+    assert len(pods(server, selector="berth.persistent")) == 1
+
+
+def test_persistent_shared_mode_shares_one_pod_that_outlives_connections(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server, mode="persistent", persistentShared=True, createMissingPods=True,
                   metadata={"namespace": "default", "name": "shared-box"})
     first = berth.ssh("alice", "echo kept > /tmp/state; hostname", password="pw", timeout=120)
     assert first.returncode == 0, first.stderr
@@ -190,11 +222,13 @@ def test_persistent_mode_shares_one_pod_that_outlives_connections(start_berth, e
 
 def test_persistent_mode_without_the_pod_refuses_clearly(start_berth, example_webhook, kube):
     server = kube()
-    berth = start(start_berth, example_webhook, server, mode="persistent", metadata={"namespace": "default", "name": "absent"})
+    berth = start(start_berth, example_webhook, server, mode="persistent", persistentShared=True,
+                  metadata={"namespace": "default", "name": "absent"})
     result = berth.ssh("alice", "true", password="pw", timeout=120)
     assert result.returncode != 0
-    assert b"absent" in result.stderr and b"createMissingPods" in result.stderr
-    assert "KUBERNETES_POD_NOT_FOUND" in berth.process.output()
+    # The user gets the code and the connection to quote; the reason is in the log only.
+    assert b"KUBERNETES_POD_NOT_FOUND" in result.stderr and b"absent" not in result.stderr
+    assert "KUBERNETES_POD_NOT_FOUND" in berth.process.output() and "createMissingPods" in berth.process.output()
 
 
 def test_v4_only_api_server_still_gives_exit_codes_and_output(start_berth, example_webhook, kube):
@@ -221,8 +255,12 @@ def test_wrong_token_gives_a_one_line_error_and_no_pod(start_berth, example_webh
     berth = start(start_berth, example_webhook, server, connection={"host": server.url, "bearerToken": "wrong"})
     result = berth.ssh("alice", "true", password="pw")
     assert result.returncode != 0
-    assert b"cannot start your pod" in result.stderr and b"401" in result.stderr
-    assert "KUBERNETES_API_ERROR" in berth.process.output()
+    assert b"cannot start your pod" in result.stderr and b"KUBERNETES_API_ERROR" in result.stderr
+    # The API server's own text stays in the log, with the connection ID the user was given.
+    assert b"401" not in result.stderr and b"Unauthorized" not in result.stderr
+    connection = result.stderr.split(b"connection ")[1][:32].decode()
+    assert any(line.get("code") == "KUBERNETES_API_ERROR" and line.get("connectionId") == connection and "401" in line.get("message", "")
+               for line in berth.process.log_lines())
     assert not pods(server)
 
 
@@ -341,7 +379,73 @@ def test_missing_image_is_refused_at_once_with_the_reason(start_berth, example_w
     started = time.time()
     result = berth.ssh("alice", "true", password="pw", timeout=300)
     assert result.returncode != 0
-    assert b"ErrImageNeverPull" in result.stderr, result.stderr
+    assert b"KUBERNETES_POD_START_FAILED" in result.stderr and b"ErrImageNeverPull" not in result.stderr, result.stderr
+    assert "ErrImageNeverPull" in berth.process.output()
     assert time.time() - started < 300, "Berth waited for podStart (600s) instead of reading the pod status"
     assert "KUBERNETES_POD_START_FAILED" in berth.process.output()
     assert wait_until(lambda: not pods(server))
+
+
+def test_pods_are_hardened_by_default(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server, image=BUSYBOX)
+    # NoNewPrivs 1, and the bounding set without NET_RAW (bit 13) and MKNOD (bit 27).
+    result = berth.ssh("alice", "grep -E '^(NoNewPrivs|CapBnd)' /proc/self/status", password="pw")
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(":\t") for line in result.stdout.decode().splitlines() if ":\t" in line)
+    assert lines["NoNewPrivs"] == "1"
+    bounding = int(lines["CapBnd"], 16)
+    assert bounding & (1 << 13) == 0 and bounding & (1 << 27) == 0 and bounding & (1 << 0) != 0
+    # The pod object as the API server keeps it.
+    client = paramiko_client(berth)
+    try:
+        assert wait_until(lambda: len(pods(server)) == 1)
+        (pod,) = pods(server).values()
+        assert pod["spec"]["automountServiceAccountToken"] is False
+        (container,) = pod["spec"]["containers"]
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert "NET_RAW" not in container["securityContext"]["capabilities"]["add"]
+        assert container["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert container["resources"]["limits"] == {"cpu": "2", "memory": "2Gi"}
+    finally:
+        client.close()
+
+
+def test_operator_pod_spec_values_replace_the_hardening(start_berth, example_webhook, kube):
+    server = kube()
+    url, _ = example_webhook(USERS)
+    config = kube_config(server, image=BUSYBOX)
+    config["kubernetes"]["pod"]["spec"]["containers"][0]["securityContext"] = {"capabilities": {"add": ["NET_RAW"]}}
+    berth = start_berth({"auth": webhook_auth(url), **config})
+    result = berth.ssh("alice", "grep ^CapBnd /proc/self/status", password="pw")
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.decode().split()[1], 16) & (1 << 13), "the operator's capabilities must replace Berth's"
+
+
+def test_environment_never_travels_in_urls_or_pod_objects(start_berth, example_webhook, kube):
+    server = kube()
+    users = [{"username": "alice", "password": "pw", "environment": {"PLAIN_VAR": "plain-env-4711", "SECRET_VAR": "secret-env-4712"},
+              "metadata": {"token": "secret-meta-4713", "team": "team-meta-4714"}, "sensitive": ["SECRET_VAR", "token"]}]
+    seen = []
+    for mode in ("connection", "session", "persistent"):
+        berth = start(start_berth, example_webhook, server, users=users, image=BUSYBOX, mode=mode, exposeAuthMetadataAsEnv=True,
+                      exposeAuthMetadataAsLabels=True, exposeAuthMetadataAsAnnotations=True, name=f"berth-{mode}")
+        client = paramiko_client(berth)
+        try:
+            channel = client.get_transport().open_session()
+            channel.set_environment_variable("CLIENT_VAR", "client-env-4715")
+            channel.exec_command("echo $PLAIN_VAR $SECRET_VAR $token $team $CLIENT_VAR; sleep 600")
+            line = channel.makefile("rb").readline()
+            # The programs get everything, sensitive entries too (over the agent link).
+            assert line == b"plain-env-4711 secret-env-4712 secret-meta-4713 team-meta-4714 client-env-4715\n", (mode, line)
+            seen += [json.dumps(pod) for pod in pods(server, selector="").values()]
+        finally:
+            client.close()
+        berth.process.stop()
+    # The test API server's access log has every request line, URL and query included.
+    assert wait_until(lambda: "/exec?" in server.output()), "the API server's log must show the request URLs"
+    urls = server.output()
+    for value in ("plain-env-4711", "secret-env-4712", "secret-meta-4713", "client-env-4715"):
+        assert value not in urls, f"{value} travelled in a URL"
+        assert not any(value in pod for pod in seen), f"{value} is in a pod object"

@@ -1,0 +1,126 @@
+"""What Berth asks the Kubernetes API server for, without Docker: the test API server runs
+without an engine (pods are kept but never get their image), so these tests look at the pod
+objects Berth creates and at what the user is told when the pod cannot start."""
+import json
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from conftest import SSH_OPTS, webhook_auth
+from kube_helpers import start_kube_apiserver
+
+TOKEN = "berth-test-token"
+
+
+@pytest.fixture
+def kube(tmp_path):
+    server = start_kube_apiserver(tmp_path, token=TOKEN, engine=False)
+    yield server
+    assert server.stop() == 0, server.output()[-3000:]
+
+
+def start(start_berth, example_webhook, server, users, pull="Never", **pod):
+    """pull: the image pull policy; with Never the pod fails at once (ErrImageNeverPull), with
+    IfNotPresent it waits for its image (ErrImagePull) and Berth with it, so it can be looked at."""
+    url, _ = example_webhook(users)
+    block = {"metadata": {"namespace": "default", "generateName": "berth-"},
+             "spec": {"containers": [{"name": "shell", "image": "berth-absent:1", "imagePullPolicy": pull}]}, **pod}
+    return start_berth({"auth": webhook_auth(url), "backend": "kubernetes", "kubernetes": {
+        "connection": {"host": server.url, "bearerToken": TOKEN}, "pod": block, "timeouts": {"podStart": "60s"}}})
+
+
+def pods(server):
+    request = urllib.request.Request(f"{server.url}/api/v1/namespaces/default/pods", headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return {item["metadata"]["name"]: item for item in json.load(answer)["items"]}
+
+
+def logins(berth, *users):
+    """Logs all of them in at once; returns their stderr."""
+    clients = [subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
+                                 f"{user}@127.0.0.1", "true"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for user in users]
+    return [client.communicate(timeout=120)[1] for client in clients]
+
+
+def waiting_pod(berth, server):
+    """Logs alice in and returns the pod Berth made for her while it waits for its image."""
+    client = subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
+                               "alice@127.0.0.1", "true"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while not pods(server) and time.time() < deadline:
+            time.sleep(0.2)
+        (pod,) = pods(server).values()
+    finally:
+        client.kill()
+        client.wait()
+    # Deleting it ends Berth's wait for it (KUBERNETES_POD_GONE) instead of podStart.
+    request = urllib.request.Request(f"{server.url}/api/v1/namespaces/default/pods/{pod['metadata']['name']}", method="DELETE",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    urllib.request.urlopen(request, timeout=10).close()
+    deadline = time.time() + 60
+    while "KUBERNETES_POD_GONE" not in berth.process.output() and time.time() < deadline:
+        time.sleep(0.2)
+    # Waiting is watching: one request per change of the pod, not polling.
+    assert server.output().count("watch=true") < 5
+    return pod
+
+
+def test_persistent_mode_makes_one_pod_per_user_also_for_concurrent_first_logins(kube, start_berth, example_webhook):
+    users = [{"username": name, "password": "pw"} for name in ("alice", "Alice", "a.lice")]
+    berth = start(start_berth, example_webhook, kube, users, mode="persistent")
+    logins(berth, "alice", "alice", "alice", "alice", "Alice", "a.lice")
+    made = pods(kube)
+    assert len(made) == 3, sorted(made)
+    by_user = {pod["metadata"]["labels"]["berth.username"]: name for name, pod in made.items()}
+    assert sorted(by_user) == ["Alice", "a.lice", "alice"]
+    assert by_user["alice"].startswith("berth-alice-") and by_user["Alice"].startswith("berth-alice-")
+    assert all(pod["metadata"]["labels"]["berth.persistent"] == "true" for pod in made.values())
+    # Nobody removes a user's pod: it outlives the connections and Berth.
+    berth.process.stop()
+    assert len(pods(kube)) == 3
+
+
+def test_pods_are_hardened_and_the_operators_keys_win(kube, start_berth, example_webhook):
+    users = [{"username": "alice", "password": "pw"}]
+    spec = {"containers": [
+        {"name": "shell", "image": "berth-absent:1"},
+        {"name": "helper", "image": "berth-absent:1", "securityContext": {"capabilities": {"add": ["NET_RAW"]}},
+         "resources": {"limits": {"memory": "8Gi"}}}]}
+    pod = waiting_pod(start(start_berth, example_webhook, kube, users, spec=spec), kube)
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    shell, helper = pod["spec"]["containers"]
+    assert shell["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"], "add": ["AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE",
+                                                  "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"]},
+        "seccompProfile": {"type": "RuntimeDefault"}}
+    assert shell["resources"] == {"limits": {"cpu": "2", "memory": "2Gi"}, "requests": {"cpu": "100m", "memory": "128Mi"}}
+    assert helper["securityContext"]["capabilities"] == {"add": ["NET_RAW"]}
+    assert helper["securityContext"]["allowPrivilegeEscalation"] is False
+    assert helper["resources"] == {"limits": {"memory": "8Gi"}}
+
+
+def test_environment_and_sensitive_metadata_stay_out_of_pod_objects(kube, start_berth, example_webhook):
+    users = [{"username": "alice", "password": "pw", "environment": {"PLAIN_VAR": "plain-env-4711", "SECRET_VAR": "secret-env-4712"},
+              "metadata": {"token": "secret-meta-4713", "team": "team-meta-4714"}, "sensitive": ["SECRET_VAR", "token"]}]
+    berth = start(start_berth, example_webhook, kube, users, pull="IfNotPresent", exposeAuthMetadataAsEnv=True,
+                  exposeAuthMetadataAsLabels=True, exposeAuthMetadataAsAnnotations=True)
+    pod = waiting_pod(berth, kube)
+    text = json.dumps(pod)
+    for value in ("plain-env-4711", "secret-env-4712", "secret-meta-4713"):
+        assert value not in text, f"{value} is in the pod object"
+    assert pod["metadata"]["annotations"]["team"] == "team-meta-4714" and "token" not in pod["metadata"]["annotations"]
+    assert all(value not in kube.output() for value in ("plain-env-4711", "secret-env-4712", "secret-meta-4713"))
+
+
+def test_a_pod_that_cannot_start_shows_the_code_and_connection_not_the_api_servers_text(kube, start_berth, example_webhook):
+    berth = start(start_berth, example_webhook, kube, [{"username": "alice", "password": "pw"}])
+    (stderr,) = logins(berth, "alice")
+    assert b"cannot start your pod" in stderr and b"KUBERNETES_POD_START_FAILED" in stderr, stderr
+    assert b"ErrImageNeverPull" not in stderr and b"berth-absent" not in stderr and b"default/" not in stderr
+    connection = stderr.split(b"connection ")[1][:32].decode()
+    assert any(line.get("code") == "KUBERNETES_POD_START_FAILED" and line.get("connectionId") == connection
+               and "ErrImageNeverPull" in line.get("message", "") for line in berth.process.log_lines())
