@@ -4,7 +4,7 @@
 /// credentials. docs/configuration.md lists the keys of each category.
 public enum ConfigWebhookPermission: String, Sendable, Hashable, CaseIterable, Comparable {
     case privileged, hostMounts, hostNamespaces, devices, capabilities, securityOptions
-    case serviceAccount, nodeName, backend, engineEndpoint, proxyTarget, credentials, network
+    case serviceAccount, nodeName, backend, engineEndpoint, proxyTarget, credentials, network, sharedPod
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
 }
@@ -87,6 +87,8 @@ private struct Check {
         // sudo makes Berth leave no-new-privileges out.
         compare("docker.execution.loginUser.sudo", \.docker.execution.loginUser.sudo, .securityOptions)
         compare("kubernetes.pod.loginUser.sudo", \.kubernetes.pod.loginUser.sudo, .securityOptions)
+        // One pod for every user: each can capture the others' terminals.
+        compare("kubernetes.pod.persistentShared", \.kubernetes.pod.persistentShared, .sharedPod)
         compare("kubernetes.connection.host", \.kubernetes.connection.host, .engineEndpoint)
         compare("kubernetes.connection.path", \.kubernetes.connection.path, .engineEndpoint)
         compare("kubernetes.connection.serverName", \.kubernetes.connection.serverName, .engineEndpoint)

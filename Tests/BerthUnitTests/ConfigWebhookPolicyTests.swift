@@ -114,6 +114,10 @@ import Testing
         #expect(try refused(toKubernetes) == ["backend"])
         #expect(try refused(#"{"backend": "docker"}"#) == [], "the file's own value is no change")
         #expect(try refused(toKubernetes, allow: [.backend]) == [])
+        // Berth's own isolation settings.
+        #expect(try refused(#"{"docker": {"execution": {"userNetwork": "bridge", "userNetworkFirewall": false, "loginUser": {"sudo": true, "uid": 2000}}}}"#)
+            == ["docker.execution.userNetwork", "docker.execution.userNetworkFirewall", "docker.execution.loginUser.sudo"])
+        #expect(try refused(#"{"docker": {"execution": {"userNetwork": "bridge", "loginUser": {"sudo": true}}}}"#, allow: [.network, .securityOptions]) == [])
         #expect(try refused(#"{"docker": {"connection": {"host": "tcp://10.0.0.1:2375", "cert": "/etc/berth/cert.pem", "key": "/root/.ssh/id_rsa"}}}"#)
             == ["docker.connection.host", "docker.connection.cert", "docker.connection.key"])
         #expect(try refused(#"{"docker": {"connection": {"host": "unix:///var/run/docker.sock"}}}"#) == [], "the default is no change")

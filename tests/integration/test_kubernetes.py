@@ -88,6 +88,16 @@ def test_output_exit_code_stderr_stdin_and_removal(start_berth, example_webhook,
     assert wait_until(lambda: not pods(server)), "the connection's pod was not deleted"
 
 
+def test_programs_run_as_the_login_user_in_the_pod(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server)
+    result = berth.ssh("alice", "whoami; echo ~; id -u", password="pw")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"alice\n/home/alice\n1000\n"
+    root = start(start_berth, example_webhook, server, name="root", loginUser={"mode": "container"})
+    assert root.ssh("alice", "whoami", password="pw").stdout == b"root\n"
+
+
 def test_labels_environment_files_and_env_requests(start_berth, example_webhook, kube):
     server = kube()
     berth = start(start_berth, example_webhook, server)
