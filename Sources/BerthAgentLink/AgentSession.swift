@@ -99,8 +99,10 @@ public actor AgentSession: ProgramSessionHandler {
                 let message = (error as? CodedError)?.message ?? "\(error)"
                 host.logger.log(.error, "AGENT_USER_FAILED", "cannot start the program: \(message)", [LogKey.channelID: "\(channel.channelID)"])
                 let channel = self.channel
+                let logger = host.logger
                 pump = Task {
-                    try? await channel.writeStderr(ByteBuffer(string: "Berth: cannot run your programs as \(account.name) in the container; the operator's log has the reason\r\n"))
+                    try? await channel.writeStderr(ByteBuffer(string: UserNotice.line("cannot run your programs as \(account.name) in the container; the server's log has the reason",
+                                                                                   code: "AGENT_USER_FAILED", logger: logger)))
                     await channel.sendExitStatus(1)
                     await channel.closeWrite()
                     await channel.close()

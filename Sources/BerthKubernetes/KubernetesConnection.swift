@@ -88,8 +88,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
         let name = backend.config.pod.podName
         for attempt in 0..<3 {
             if try await backend.client.getPod(namespace: backend.namespace, name: name) != nil {
-                _ = try await backend.client.waitUntilReady(namespace: backend.namespace, name: name, limit: backend.config.timeouts.podStart.duration)
-                try await usePersistentPod(name)
+                try await useWhenReady(name)
                 return
             }
             if attempt < 2 { try await Task.sleep(for: .seconds(2)) }
@@ -97,15 +96,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
         guard backend.config.pod.createMissingPods else {
             throw KubernetesError("KUBERNETES_POD_NOT_FOUND", "pod \(backend.namespace)/\(name) does not exist and createMissingPods is off")
         }
-        let body = KubernetesPodSpec.body(pod: backend.config.pod, metadata: metadata, command: backend.config.pod.idleCommand, environment: [:],
-                                          tty: false, interactive: false, name: name, persistent: .shared)
-        do {
-            _ = try await backend.client.createPod(namespace: backend.namespace, body: body)
-        } catch let error as KubernetesAPIError where error.status == 409 {
-            // Another connection created it at the same moment.
-        }
-        _ = try await backend.client.waitUntilReady(namespace: backend.namespace, name: name, limit: backend.config.timeouts.podStart.duration)
-        try await usePersistentPod(name)
+        try await createThenUse(name, persistent: .shared)
     }
 
     /// The user's pod, named after the user, so every connection of the same user (also two
@@ -114,14 +105,26 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
         let pod = backend.config.pod
         let name = UserPodName.make(prefix: pod.userPodPrefix, username: metadata.effectiveUsername)
         if try await backend.client.getPod(namespace: backend.namespace, name: name) == nil {
-            let body = KubernetesPodSpec.body(pod: pod, metadata: metadata, command: pod.idleCommand, environment: [:],
-                                              tty: false, interactive: false, name: name, persistent: .user)
-            do {
-                _ = try await backend.client.createPod(namespace: backend.namespace, body: body)
-            } catch let error as KubernetesAPIError where error.status == 409 {
-                // Another connection of the same user created it at the same moment.
-            }
+            try await createThenUse(name, persistent: .user)
+        } else {
+            try await useWhenReady(name)
         }
+    }
+
+    /// Creates persistent pod `name` (a 409 means another connection created it at the same
+    /// moment, which is as good), waits for it and uses it.
+    private func createThenUse(_ name: String, persistent: KubernetesPodSpec.Persistent) async throws {
+        let pod = backend.config.pod
+        let body = KubernetesPodSpec.body(pod: pod, metadata: metadata, command: pod.idleCommand, environment: [:],
+                                          tty: false, interactive: false, name: name, persistent: persistent)
+        do {
+            _ = try await backend.client.createPod(namespace: backend.namespace, body: body)
+        } catch let error as KubernetesAPIError where error.status == 409 {
+        }
+        try await useWhenReady(name)
+    }
+
+    private func useWhenReady(_ name: String) async throws {
         _ = try await backend.client.waitUntilReady(namespace: backend.namespace, name: name, limit: backend.config.timeouts.podStart.duration)
         try await usePersistentPod(name)
     }

@@ -25,6 +25,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_until(predicate, timeout=30):
+    """Polls `predicate` until it returns something truthy (returned) or `timeout` passes (then
+    its last value is returned, so `assert wait_until(...)` fails with it)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    return predicate()
+
+
+wait_for = wait_until
+
+
 def wait_for_port(port, proc, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -905,6 +905,9 @@ class KubeServer:
         await ws.prepare(request)
         log.info("%s %s/%s[%s] %s protocol=%r tty=%s", "attach" if attach else "exec", *pod.key, cname,
                  command, ws.ws_protocol, tty)
+        # What an API server's audit log keeps: the whole request line (aiohttp's access log
+        # leaves out upgraded WebSocket requests).
+        log.info("stream request %s", request.path_qs)
         stream = Stream(self.docker, ws, protocol, cid, exec_id, stdin, tty)
         try:
             await stream.run(command)

@@ -11,7 +11,7 @@ import time
 import asyncssh
 import paramiko
 
-from conftest import SSH_OPTS, webhook_auth
+from conftest import SSH_OPTS, webhook_auth, wait_until
 from docker_helpers import BUSYBOX, berth_containers, docker, docker_config
 
 USERS = [{"username": "alice", "password": "pw"}]
@@ -20,15 +20,6 @@ USERS = [{"username": "alice", "password": "pw"}]
 def start(start_berth, example_webhook, **execution):
     url, _ = example_webhook(USERS)
     return start_berth({"auth": webhook_auth(url), **docker_config(**execution)})
-
-
-def wait_until(predicate, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def link_kinds(berth):

@@ -14,7 +14,7 @@ import paramiko
 import pytest
 
 from audit_decoder import decode, io_bytes
-from conftest import BERTH, free_port, webhook_auth
+from conftest import BERTH, free_port, webhook_auth, wait_for
 from docker_helpers import GUEST, berth_containers, docker, docker_config
 
 USERS = [{"username": "alice", "password": "pw"}]
@@ -57,16 +57,6 @@ def user_logs(directory):
     if not directory.exists():
         return []
     return [p for p in sorted(directory.iterdir()) if p.suffix != ".cast" and any(m["type"] == 199 for m in decode(p.read_bytes()))]
-
-
-def wait_for(predicate, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    return predicate()
 
 
 def test_a_real_session_is_recorded_in_the_binary_format(tmp_path, start_berth, example_webhook):

@@ -10,7 +10,7 @@ import time
 import paramiko
 
 from session_scenarios import pty_size_then_window_change, sftp_put_and_get, signal_through_agent
-from conftest import SSH_OPTS, make_key, webhook_auth
+from conftest import SSH_OPTS, make_key, webhook_auth, wait_until
 from docker_helpers import BUSYBOX, berth_containers, docker, docker_config, inspect_labels
 
 USERS = [{"username": "alice", "password": "pw", "environment": {"FROM_WEBHOOK": "yes"},
@@ -31,15 +31,6 @@ def paramiko_client(berth):
     client.connect("127.0.0.1", port=berth.port, username="alice", password="pw", look_for_keys=False,
                    allow_agent=False, timeout=30, banner_timeout=30, auth_timeout=30)
     return client
-
-
-def wait_until(predicate, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
 
 
 def test_output_exit_code_stderr_and_stdin(start_berth, example_webhook):

@@ -4,21 +4,11 @@ import subprocess
 import time
 
 from audit_decoder import decode
-from conftest import SSH_OPTS, webhook_auth
+from conftest import SSH_OPTS, webhook_auth, wait_for
 from docker_helpers import BUSYBOX, berth_containers, docker_config, inspect_labels
 
 # The client types root; the webhook says this is bob.
 USERS = [{"username": "root", "password": "pw", "authenticatedUsername": "bob"}]
-
-
-def wait_for(predicate, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    return predicate()
 
 
 def test_audit_config_webhook_and_session_use_the_authenticated_name(tmp_path, start_berth, example_webhook):

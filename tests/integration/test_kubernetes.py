@@ -13,7 +13,7 @@ import paramiko
 import pytest
 
 from session_scenarios import pty_size_then_window_change, sftp_put_and_get, signal_through_agent
-from conftest import SSH_OPTS, free_port, make_key, webhook_auth
+from conftest import SSH_OPTS, free_port, make_key, webhook_auth, wait_until
 from docker_helpers import BUSYBOX, GUEST
 from kube_helpers import kube_containers, start_kube_apiserver
 
@@ -58,15 +58,6 @@ def pods(server, selector="berth.connection-id"):
                                      headers={"Authorization": f"Bearer {TOKEN}"})
     with urllib.request.urlopen(request, timeout=10) as answer:
         return {item["metadata"]["name"]: item for item in json.load(answer)["items"]}
-
-
-def wait_until(predicate, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
 
 
 def paramiko_client(berth):
@@ -406,7 +397,8 @@ def test_pods_are_hardened_by_default(start_berth, example_webhook, kube):
     assert lines["NoNewPrivs"] == "1"
     bounding = int(lines["CapBnd"], 16)
     assert bounding & (1 << 13) == 0 and bounding & (1 << 27) == 0 and bounding & (1 << 0) != 0
-    # The pod object as the API server keeps it.
+    # The pod object as the API server keeps it (of a new connection, once the first one's pod is gone).
+    assert wait_until(lambda: not pods(server))
     client = paramiko_client(berth)
     try:
         assert wait_until(lambda: len(pods(server)) == 1)
@@ -454,7 +446,8 @@ def test_environment_never_travels_in_urls_or_pod_objects(start_berth, example_w
             client.close()
         berth.process.stop()
     # The test API server's access log has every request line, URL and query included.
-    assert wait_until(lambda: "/exec?" in server.output()), "the API server's log must show the request URLs"
+    assert wait_until(lambda: "stream request /api/v1/namespaces/default/pods/" in server.output() and "/exec?" in server.output()), \
+        "the API server's log must show the exec request URLs"
     urls = server.output()
     for value in ("plain-env-4711", "secret-env-4712", "secret-meta-4713", "client-env-4715"):
         assert value not in urls, f"{value} travelled in a URL"

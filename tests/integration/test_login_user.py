@@ -93,9 +93,11 @@ def test_read_only_image_is_a_clear_refusal(start_berth, example_webhook):
     berth = start(start_berth, example_webhook, image=BUSYBOX, host={"ReadonlyRootfs": True})
     # robot's programs fail to start; alice's webhook files (written as her) fail at login.
     result = berth.ssh("robot", "id -un", password="pw")
-    assert result.returncode != 0 and b"cannot run your programs as robot.ops_example.com" in result.stderr, result.stderr
+    assert result.returncode == 1 and b"cannot run your programs as robot.ops_example.com" in result.stderr, result.stderr
+    assert b"(AGENT_USER_FAILED, connection " in result.stderr and b"Read-only" not in result.stderr, result.stderr
     result = berth.ssh("alice", "id -un", password="pw")
-    assert result.returncode != 0 and b"cannot add the account to /etc/" in result.stderr, result.stderr
+    assert result.returncode != 0 and b"cannot start your container" in result.stderr, result.stderr
+    assert b"(AGENT_USER_FAILED, connection " in result.stderr and b"Read-only" not in result.stderr, result.stderr
     for name in ("robot.ops_example.com", "alice"):
         assert wait_until(lambda: any(line.get("code") == "AGENT_USER_FAILED" and "Read-only file system" in line.get("message", "")
                                       and name in line.get("message", "") for line in berth.process.log_lines())), name

@@ -3,7 +3,7 @@ connection only and removed with it; the pool refills and is emptied when Berth 
 import json
 import time
 
-from conftest import webhook_auth
+from conftest import wait_until, webhook_auth
 from docker_helpers import BUSYBOX, docker, docker_config
 
 USERS = [{"username": "alice", "password": "pw", "environment": {"FROM_WEBHOOK": "yes"},
@@ -15,13 +15,7 @@ def pool_containers():
 
 
 def wait_for(predicate, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    return predicate()
+    return wait_until(predicate, timeout)
 
 
 def test_logins_take_pool_containers_once_and_the_pool_refills(start_berth, example_webhook):
