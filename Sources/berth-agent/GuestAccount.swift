@@ -36,6 +36,11 @@ struct GuestAccount: Equatable {
             let entry = PasswdFile(text: readText(root + passwdPath) ?? "").entry(uid: uid)
             return GuestAccount(name: entry?.name ?? "", uid: uid, gid: getgid(), home: entry?.home ?? "/", shell: entry?.shell ?? "/bin/sh")
         }
+        // Two links into one container (a shared pod) may add the same account at once; the lock
+        // file is the one shadow-utils uses, so useradd in the container waits for us too.
+        let lock = open(root + "/etc/.pwd.lock", O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        if lock >= 0 { _ = flock(lock, LOCK_EX) }
+        defer { if lock >= 0 { close(lock) } }
         let passwd = PasswdFile(text: readText(root + passwdPath) ?? "")
         let account: GuestAccount
         if let existing = passwd.entry(named: request.name) {
