@@ -11,12 +11,7 @@ import BerthAgentProtocol
 /// credit the agent granted Berth.
 final class LinkProcess: @unchecked Sendable {
     static let inputWindow = 256 * 1024
-    static let readSize = 256 * 1024
-    /// Pipes of 1 MiB instead of Linux's 64 KiB: a fast program runs ahead of the link instead of
-    /// waking the agent for every few KiB, and each read takes up to `readSize` at once.
-    static let pipeSize: Int32 = 1 << 20
-    /// F_SETPIPE_SZ (Linux), which Swift does not import.
-    static let setPipeSize: Int32 = 1031
+    static let readSize = 64 * 1024
 
     let channel: UInt32
     let pid: pid_t
@@ -121,7 +116,6 @@ final class LinkProcess: @unchecked Sendable {
                 }
                 _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
                 _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-                _ = fcntl(fds[0], Self.setPipeSize, Self.pipeSize)  // best effort: the default size still works
                 pipes.append((fds[0], fds[1]))
             }
             parentEnds += [pipes[0].write, pipes[1].read, pipes[2].read]
