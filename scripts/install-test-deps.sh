@@ -11,6 +11,10 @@ command -v sftp >/dev/null 2>&1 || need_apt+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || need_apt+=(busybox-static)
 command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
+# test_network_isolation.py builds a network namespace with a veth pair (ip netns, ip link).
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+# Berth's user network firewall (also a dependency of docker.io).
+command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need_apt+=(iptables)
 [ -e /usr/include/crypt.h ] || need_apt+=(libcrypt-dev)
 [ -e /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
 # The SSH engine links the system libcrypto (Poly1305, modular exponentiation).
