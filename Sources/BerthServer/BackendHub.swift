@@ -161,9 +161,8 @@ final class BackendConnection: NetworkConnectionHandler {
                 proxyConnection.withLockedValue { $0 = connection }
                 return connection
             } catch {
-                let reason = (error as? CodedError)?.message ?? "\(error)"
-                logger.log(.error, (error as? CodedError)?.code ?? "SSHPROXY_ERROR", reason, [LogKey.username: "\(metadata.effectiveUsername)"])
-                return UnavailableBackendConnection(message: reason)
+                // The upstream's address and its errors are the operator's business, as engine text is.
+                return unavailable(error, metadata, fallbackCode: "SSHPROXY_ERROR", what: "session upstream")
             }
         default:
             logger.log(.warning, "BACKEND_NOT_AVAILABLE", "backend \(config.backend) is not available in this build", ["backend": "\(config.backend)"])

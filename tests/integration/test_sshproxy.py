@@ -120,12 +120,16 @@ def test_exit_signal_reaches_the_client(start_berth, example_webhook, upstream):
 def test_wrong_fingerprint_and_unreachable_upstream_are_refused(start_berth, example_webhook, upstream):
     wrong = start(start_berth, example_webhook, upstream, allowedHostKeyFingerprints=["SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"])
     result = wrong.ssh("alice", "true", password="pw")
+    # The user gets the code and the connection ID; the fingerprint and address stay in the log.
     assert result.returncode == 1
-    assert b"not in sshproxy.allowedHostKeyFingerprints" in result.stderr
+    assert b"cannot start your session upstream" in result.stderr and b"(SSHPROXY_LOGIN_FAILED, connection " in result.stderr
+    assert b"SHA256:" not in result.stderr
+    assert "not in sshproxy.allowedHostKeyFingerprints" in wrong.process.output()
     down = start(start_berth, example_webhook, upstream, port=free_port(), timeout="2s")
     started = time.monotonic()
     result = down.ssh("alice", "true", password="pw")
-    assert result.returncode == 1 and b"cannot reach the upstream SSH server" in result.stderr
+    assert result.returncode == 1 and b"(SSHPROXY_UPSTREAM_UNREACHABLE, connection " in result.stderr
+    assert b"127.0.0.1" not in result.stderr and "cannot reach the upstream SSH server" in down.process.output()
     assert time.monotonic() - started < 20
 
 
