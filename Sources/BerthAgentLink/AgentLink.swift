@@ -111,7 +111,8 @@ public final class AgentLink: Sendable {
             // An agent from before accounts ends the link on the unknown frame.
             throw AgentLinkError("AGENT_USER_FAILED", "account \(user.name): \(error.message) (an agent older than the account request? use the current agent or loginUser.mode: container)")
         } catch let error as AgentLinkError {
-            let reason = error.message.hasPrefix("AGENT_USER_FAILED: ") ? String(error.message.dropFirst(19)) : error.message
+            let prefix = "AGENT_USER_FAILED: "
+            let reason = error.message.hasPrefix(prefix) ? String(error.message.dropFirst(prefix.count)) : error.message
             throw AgentLinkError("AGENT_USER_FAILED", "account \(user.name): \(reason)")
         }
     }

@@ -17,18 +17,12 @@ extension LoginUserConfig {
     /// person types (`alice`, `bob.smith`) stay as they are; `Alice@Example.com` becomes
     /// `alice_example.com`.
     public static func accountName(for username: String) -> String {
-        func allowed(_ byte: UInt8) -> Bool {
-            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
-                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-")
-        }
         var bytes: [UInt8] = []
         for scalar in username.unicodeScalars {
             let lower = scalar.isASCII ? UInt8(scalar.value) | (scalar.properties.isUppercase ? 0x20 : 0) : UInt8(ascii: "_")
-            bytes.append(allowed(lower) ? lower : UInt8(ascii: "_"))
+            bytes.append(AgentUser.mayBeInAccountName(lower) ? lower : UInt8(ascii: "_"))
         }
-        if let first = bytes.first, !((first >= UInt8(ascii: "a") && first <= UInt8(ascii: "z")) || first == UInt8(ascii: "_")) {
-            bytes.insert(UInt8(ascii: "_"), at: 0)
-        }
+        if let first = bytes.first, !AgentUser.mayStartAccountName(first) { bytes.insert(UInt8(ascii: "_"), at: 0) }
         if bytes.isEmpty { bytes = Array("user".utf8) }
         return String(decoding: bytes.prefix(32), as: UTF8.self)
     }

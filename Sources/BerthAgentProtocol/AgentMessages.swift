@@ -365,11 +365,16 @@ public struct AgentUser: Sendable, Equatable {
     /// at most 32 characters (useradd's limits, without its trailing `$`).
     public static func isAccountName(_ name: String) -> Bool {
         let bytes = Array(name.utf8)
-        guard let first = bytes.first, bytes.count <= 32 else { return false }
-        func lower(_ b: UInt8) -> Bool { b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z") }
-        func digit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
-        guard lower(first) || first == UInt8(ascii: "_") else { return false }
-        return bytes.allSatisfy { lower($0) || digit($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
+        guard let first = bytes.first, bytes.count <= 32, mayStartAccountName(first) else { return false }
+        return bytes.allSatisfy(mayBeInAccountName)
+    }
+
+    public static func mayStartAccountName(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || byte == UInt8(ascii: "_")
+    }
+
+    public static func mayBeInAccountName(_ byte: UInt8) -> Bool {
+        mayStartAccountName(byte) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-")
     }
 }
 
