@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Berth benchmarks (SPEC §17): login latency, throughput, concurrency, idle memory and start-up,
+"""Berth benchmarks (bench/README.md): login latency, throughput, concurrency, idle memory and start-up,
 each next to baselines measured in the same run on the same engine. Run through bench/run.sh,
 which installs what is needed and builds Berth in release mode; this file only measures.
 

@@ -157,7 +157,7 @@ private final class AgentLinkReader: ChannelInboundHandler {
 }
 
 extension AgentLink {
-    /// A forward-server on a forwarding channel of this link (SPEC §8), for `ForwardRegistry`.
+    /// A forward-server on a forwarding channel of this link (docs/agent-protocol.md, "Forwarding"), for `ForwardRegistry`.
     public func startForwardServer(role: String, logger: Logger) async throws -> ForwardMultiplexer {
         let forward = try await openForward()
         var log = logger

@@ -1,7 +1,7 @@
 import BerthCBOR
 import Foundation
 
-/// Reads binary audit logs (SPEC §9): ours and ContainerSSH's. Tolerates a missing gzip
+/// Reads binary audit logs (docs/configuration.md, "audit"): ours and ContainerSSH's. Tolerates a missing gzip
 /// trailer and a log cut short mid-message (a crash); everything complete is returned.
 public enum AuditDecoder {
     public struct Failure: Error, CustomStringConvertible {

@@ -2,7 +2,7 @@ import BerthConfig
 import BerthCore
 import Logging
 
-/// The audit layer (SPEC §9), between metrics and authentication: records every event of a
+/// The audit layer (docs/configuration.md, "audit"), between metrics and authentication: records every event of a
 /// connection into its audit log, and wraps channels to capture the bytes `intercept` asks for.
 public struct AuditServerLayer: ServerHandler {
     private let next: any ServerHandler

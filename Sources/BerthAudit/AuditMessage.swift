@@ -1,6 +1,6 @@
 import BerthCBOR
 
-/// Message types of the audit log (SPEC §9), numbered as ContainerSSH numbers them.
+/// Message types of the audit log (docs/configuration.md, "audit"), numbered as ContainerSSH numbers them.
 public enum AuditMessageType: Int64, Sendable, CaseIterable {
     case connect = 0
     case disconnect = 1

@@ -32,7 +32,7 @@ struct DisabledAuthenticator: PasswordAuthenticator, PublicKeyAuthenticator {
     }
 }
 
-/// Users listed in the configuration or a users file (SPEC §3.2).
+/// Users listed in the configuration or a users file (docs/configuration.md, "Built-in users").
 struct StaticUsersAuthenticator: PasswordAuthenticator, PublicKeyAuthenticator {
     private let users: [String: StaticUser]
 

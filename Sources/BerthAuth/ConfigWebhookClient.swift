@@ -3,7 +3,7 @@ import BerthCore
 import Foundation
 import Logging
 
-/// The per-user configuration webhook (SPEC §4): POSTs the authenticated metadata to exactly
+/// The per-user configuration webhook (docs/configuration.md, "configserver"): POSTs the authenticated metadata to exactly
 /// `configserver.url`; the reply's `config` is a partial configuration for this connection.
 public final class ConfigWebhookClient: Sendable {
     private let http: WebhookHTTPClient

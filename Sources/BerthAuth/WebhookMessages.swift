@@ -1,7 +1,7 @@
 import BerthCore
 import Foundation
 
-/// The flat JSON request body of every auth and config webhook (SPEC §3.1).
+/// The flat JSON request body of every auth and config webhook (docs/configuration.md, "Webhook blocks").
 struct WebhookRequest: Encodable {
     struct Entry: Codable {
         var value: String

@@ -1,4 +1,4 @@
-/// The `audit` section (SPEC §9), ContainerSSH's schema.
+/// The `audit` section (docs/configuration.md, "audit"), ContainerSSH's schema.
 public struct AuditConfig: Sendable, Hashable {
     public enum Format: String, Sendable, Hashable, CaseIterable {
         case none, binary, asciinema

@@ -1,4 +1,4 @@
-/// The whole configuration file (SPEC §13). Sections Berth does not implement yet are kept as
+/// The whole configuration file (docs/configuration.md). Sections Berth does not implement yet are kept as
 /// raw values so ContainerSSH files load and a config webhook can still send them.
 public struct BerthConfig: Sendable, Hashable {
     public var ssh = SSHConfig()
@@ -97,7 +97,7 @@ public struct StaticUser: Sendable, Hashable {
     }
 }
 
-/// Built-in user list (Berth extension, SPEC §3.2), inline or in a YAML/JSON users file.
+/// Built-in user list (Berth extension, docs/configuration.md, "Built-in users"), inline or in a YAML/JSON users file.
 public struct StaticUsersConfig: Sendable, Hashable {
     public var users: [StaticUser] = []
     public var usersFile = ""

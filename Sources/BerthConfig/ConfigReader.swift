@@ -1,6 +1,6 @@
 import Foundation
 
-/// Turns a parsed document into `BerthConfig`, strictly (SPEC §13): unknown keys, wrong types
+/// Turns a parsed document into `BerthConfig`, strictly (docs/configuration.md): unknown keys, wrong types
 /// and invalid values are all reported, each with its key path.
 public enum ConfigReader {
     static let rawSectionNames = ["geoip"]

@@ -1,4 +1,4 @@
-/// The `docker` section (SPEC §5), ContainerSSH's schema.
+/// The `docker` section (docs/configuration.md, "docker"), ContainerSSH's schema.
 public struct DockerConfig: Sendable, Hashable {
     public var connection = DockerConnectionConfig()
     public var execution = DockerExecutionConfig()

@@ -1,4 +1,4 @@
-/// The `kubernetes` section (SPEC §12), ContainerSSH's schema plus `kubeconfig`.
+/// The `kubernetes` section (docs/configuration.md, "kubernetes"), ContainerSSH's schema plus `kubeconfig`.
 public struct KubernetesConfig: Sendable, Hashable {
     public enum Mode: String, Sendable, Hashable, CaseIterable {
         case connection, session, persistent

@@ -1,4 +1,4 @@
-/// `metrics` (SPEC §10): a Prometheus text endpoint.
+/// `metrics` (docs/configuration.md, "log", "metrics and health"): a Prometheus text endpoint.
 public struct MetricsConfig: Sendable, Hashable {
     public var enable = false
     /// Loopback, unlike ContainerSSH's `0.0.0.0:9100`: metrics name no secrets but tell anyone
@@ -9,7 +9,7 @@ public struct MetricsConfig: Sendable, Hashable {
     public init() {}
 }
 
-/// `health` (SPEC §10): 200 `ok` while serving, 503 otherwise.
+/// `health` (docs/configuration.md, "log", "metrics and health"): 200 `ok` while serving, 503 otherwise.
 public struct HealthConfig: Sendable, Hashable {
     public var enable = false
     /// Loopback, as for metrics; `berth healthcheck` and Docker's HEALTHCHECK reach it there.

@@ -1,4 +1,4 @@
-/// `sshproxy` (SPEC §11): relay users to another SSH server.
+/// `sshproxy` (docs/configuration.md, "sshproxy"): relay users to another SSH server.
 public struct SSHProxyConfig: Sendable, Hashable {
     public var server = ""
     public var port = 22

@@ -1,4 +1,4 @@
-/// The `security` section (SPEC §7), ContainerSSH's schema.
+/// The `security` section (docs/configuration.md, "security"), ContainerSSH's schema.
 public struct SecurityConfig: Sendable, Hashable {
     public enum Mode: String, Sendable, Hashable, CaseIterable {
         case unset = ""

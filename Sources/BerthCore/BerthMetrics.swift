@@ -1,6 +1,6 @@
 import Metrics
 
-/// The metrics of SPEC §10, through swift-metrics so any backend can collect them; Berth
+/// The metrics (docs/configuration.md, "metrics and health"), through swift-metrics so any backend can collect them; Berth
 /// exports them with swift-prometheus.
 public enum BerthMetrics {
     public static func connectionOpened() {

@@ -75,7 +75,7 @@ public struct ConnectionMetadata: Sendable, Hashable {
     }
 
     /// Applies a webhook reply. An absent or empty `authenticatedUsername` keeps the previous
-    /// identity (ContainerSSH blanks it; SPEC §16).
+    /// identity (ContainerSSH blanks it; docs/architecture.md, "ContainerSSH defects Berth does not copy").
     public func merging(_ update: MetadataUpdate) -> ConnectionMetadata {
         var copy = self
         if let name = update.authenticatedUsername, !name.isEmpty {

@@ -1,6 +1,6 @@
 import NIOCore
 
-// Port forwarding between the layers (SPEC §8): the SSH front end turns `direct-tcpip` channels
+// Port forwarding between the layers (docs/agent-protocol.md, "Forwarding"): the SSH front end turns `direct-tcpip` channels
 // and `tcpip-forward` requests into these calls; backends that can forward implement them.
 
 /// Where a client's `direct-tcpip` channel wants to go, and where it comes from.

@@ -1,6 +1,6 @@
 import NIOCore
 
-// The three-level handler protocol of SPEC §1. The SSH front end drives the outermost layer;
+// The three-level handler protocol of docs/architecture.md, "The layer stack". The SSH front end drives the outermost layer;
 // every layer (metrics, audit, auth, config, security, backend) implements the same protocols
 // and wraps the next one, delegating whatever it does not care about.
 
@@ -126,7 +126,7 @@ public protocol SessionChannelHandler: Sendable {
     func onClose() async
 }
 
-/// How a backend talks back to the client over one session channel (SPEC §1).
+/// How a backend talks back to the client over one session channel (docs/architecture.md, "The layer stack").
 public protocol SessionChannel: Sendable {
     /// Per-connection channel number, counting from 0.
     var channelID: UInt64 { get }

@@ -1,7 +1,7 @@
 import Logging
 
 extension Logger {
-    /// Logs a message with its stable message code (SPEC §10). Every Berth log line goes
+    /// Logs a message with its stable message code (docs/configuration.md, "log", "metrics and health"). Every Berth log line goes
     /// through here so that the code is never forgotten.
     public func log(
         _ level: Logger.Level,

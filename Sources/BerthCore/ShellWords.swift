@@ -1,4 +1,4 @@
-/// How an `exec` command string becomes argv (SPEC §5): shell-word splitting when it names a
+/// How an `exec` command string becomes argv (docs/configuration.md, "docker"): shell-word splitting when it names a
 /// program by path (`/`, `./`, `../`), otherwise `/bin/sh -c` runs it.
 public enum ShellWords {
     public static func argv(for command: String) -> [String] {

@@ -55,7 +55,7 @@ public final class DockerBackend: Sendable {
         }
     }
 
-    /// Crash hygiene (SPEC §5): at start-up no connection is live, so every container carrying
+    /// Crash hygiene (docs/configuration.md, "docker"): at start-up no connection is live, so every container carrying
     /// Berth's connection label is left over from an earlier run.
     public func removeOrphans() async {
         do {

@@ -2,7 +2,7 @@ import BerthConfig
 import BerthCore
 
 /// The body of `POST /containers/create`: the operator's Engine API objects with Berth's own
-/// fields layered on top (SPEC §5).
+/// fields layered on top (docs/configuration.md, "docker").
 enum DockerContainerSpec {
     static let connectionLabel = "berth.connection-id"
     /// Pool containers carry the connection label too (value `pool`), so start-up clean-up

@@ -1,6 +1,6 @@
 import BerthCBOR
 
-/// The agent forwarding protocol (SPEC §8), shared by Berth and `berth-agent forward-server`:
+/// The agent forwarding protocol (docs/agent-protocol.md, "Forwarding"), shared by Berth and `berth-agent forward-server`:
 /// a CBOR sequence of `{Type, ConnectionId, Payload}` maps, compatible with ContainerSSH's agent.
 public enum ForwardPacketType: UInt64, Sendable, CaseIterable {
     case setup = 0

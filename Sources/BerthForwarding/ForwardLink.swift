@@ -1,6 +1,6 @@
 import BerthCore
 
-/// One forwarded connection's state on Berth's side (SPEC §8). CLOSE_CONNECTION is a half-close:
+/// One forwarded connection's state on Berth's side (docs/agent-protocol.md, "Forwarding"). CLOSE_CONNECTION is a half-close:
 /// "this side has sent everything"; the connection ends when both sides have.
 final class ForwardLink: Sendable {
     let id: UInt64

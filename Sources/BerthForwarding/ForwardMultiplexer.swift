@@ -3,7 +3,7 @@ import BerthForwardProtocol
 import Logging
 import NIOCore
 
-/// Berth's end of one `forward-server` (SPEC §8): sets it up, opens connections through it
+/// Berth's end of one `forward-server` (docs/agent-protocol.md, "Forwarding"): sets it up, opens connections through it
 /// (dial mode) or accepts the ones it offers (listen mode), and moves bytes between them and SSH
 /// channels. Agent output is handled one packet at a time and DATA waits for the client's window,
 /// so neither direction can grow memory without bound.

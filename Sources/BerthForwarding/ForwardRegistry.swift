@@ -3,7 +3,7 @@ import BerthForwardProtocol
 import Logging
 import NIOConcurrencyHelpers
 
-/// The forwards of one SSH connection (SPEC §8), for any backend that runs the agent's
+/// The forwards of one SSH connection (docs/agent-protocol.md, "Forwarding"), for any backend that runs the agent's
 /// `forward-server`: one shared forward-server dials for all `direct-tcpip` channels; every
 /// `tcpip-forward` gets a forward-server of its own that listens. All of them end with the
 /// connection, before its container or pod is removed.

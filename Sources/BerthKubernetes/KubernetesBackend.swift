@@ -4,7 +4,7 @@ import BerthCore
 import Logging
 import NIOConcurrencyHelpers
 
-/// The Kubernetes backend (SPEC §12): a pod per connection (`connection`), per session
+/// The Kubernetes backend (docs/configuration.md, "kubernetes"): a pod per connection (`connection`), per session
 /// (`session`), or a pod per user that outlives connections (`persistent`; with
 /// `persistentShared`, one named pod for everyone).
 public final class KubernetesBackend: Sendable {

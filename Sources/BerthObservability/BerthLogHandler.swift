@@ -2,7 +2,7 @@ import BerthConfig
 import Foundation
 import Logging
 
-/// swift-log handler writing Berth's `text` or `ljson` lines (SPEC §10). The message code and
+/// swift-log handler writing Berth's `text` or `ljson` lines (docs/configuration.md, "log", "metrics and health"). The message code and
 /// the connection's identity are lifted out of the metadata into fixed fields.
 public struct BerthLogHandler: LogHandler {
     public var logLevel: Logger.Level

@@ -1,7 +1,7 @@
 import BerthCore
 import NIOCore
 
-/// The metrics layer (SPEC §1): counts connections, handshakes and auth results, and measures
+/// The metrics layer (docs/architecture.md, "The layer stack"): counts connections, handshakes and auth results, and measures
 /// sessions (duration, bytes each way) by wrapping the session channel it passes on.
 public struct MetricsServerLayer: ServerHandler {
     private let next: any ServerHandler

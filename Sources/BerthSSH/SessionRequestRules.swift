@@ -1,4 +1,4 @@
-/// The order rules of SPEC §1 for requests on one session channel, as a value type so they can
+/// The order rules (docs/architecture.md, "The layer stack") for requests on one session channel, as a value type so they can
 /// be tested without sockets: env/pty before the program starts, one program per channel,
 /// signal/window-change only while it runs.
 struct SessionRequestRules {

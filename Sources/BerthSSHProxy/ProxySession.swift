@@ -17,7 +17,7 @@ actor ProxySession: SessionChannelHandler {
         self.upstream = upstream
         self.relay = relay
         let channel = downstream
-        // Servers often send EOF before the exit status; the client is told in SPEC §2's order
+        // Servers often send EOF before the exit status; the client is told in the order docs/ssh-engine.md gives
         // (exit status, then EOF, then close), so the EOF waits for the exit report.
         output = Task {
             var eofPending = false

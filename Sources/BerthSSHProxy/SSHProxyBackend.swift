@@ -6,7 +6,7 @@ import NIOCore
 import NIOPosix
 import NIOSSH
 
-/// The SSH proxy backend (SPEC §11): each user connection gets an SSH client connection to the
+/// The SSH proxy backend (docs/configuration.md, "sshproxy"): each user connection gets an SSH client connection to the
 /// configured server, and their sessions are relayed over it.
 public struct SSHProxyBackend: Sendable {
     let config: SSHProxyConfig

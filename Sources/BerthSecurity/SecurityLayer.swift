@@ -18,7 +18,7 @@ public final class SecureSSHConnection: SSHConnectionHandler {
     }
 
     public func onSessionChannel(_ channel: any SessionChannel) async throws -> any SessionChannelHandler {
-        // Counts sessions open now, not sessions ever opened (ContainerSSH's defect, SPEC §16).
+        // Counts sessions open now, not sessions ever opened (ContainerSSH's defect, docs/architecture.md, "ContainerSSH defects Berth does not copy").
         if let limit = policy.maxSessions {
             let admitted = openSessions.withLockedValue { count -> Bool in
                 guard count < limit else { return false }

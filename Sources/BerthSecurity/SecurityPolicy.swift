@@ -1,6 +1,6 @@
 import BerthConfig
 
-/// The decisions of the security layer (SPEC §7) as pure functions of the configuration:
+/// The decisions of the security layer (docs/configuration.md, "security") as pure functions of the configuration:
 /// `enable` allows all but `deny`, `filter` allows only `allow`, `disable` allows nothing.
 public struct SecurityPolicy: Sendable {
     public let config: SecurityConfig
@@ -49,7 +49,7 @@ public struct SecurityPolicy: Sendable {
     public func allowsTTY() -> Bool { permitsWithoutList(config.tty) }
     public func allowsSignal(_ name: String) -> Bool { permits(config.signal, name) }
 
-    /// Forwarding is off unless explicitly enabled (SPEC §15: safe defaults).
+    /// Forwarding is off unless explicitly enabled (docs/security.md: safe defaults).
     public func allowsForwarding(_ mode: SecurityConfig.Mode) -> Bool { mode == .enable }
 
     public var forceCommand: String? { config.forceCommand.isEmpty ? nil : config.forceCommand }

@@ -46,7 +46,7 @@ public final class BackendHub: ServerHandler {
     }
 
     /// Graceful stop: sessions may finish on their own first; shortly before the deadline the
-    /// programs still running get TERM (SPEC §5), and at the deadline the front end closes what
+    /// programs still running get TERM (docs/configuration.md, "docker"), and at the deadline the front end closes what
     /// is left, whose disconnects remove the containers.
     public func onShutdown(deadline: ContinuousClock.Instant) async {
         let remaining = deadline - .now

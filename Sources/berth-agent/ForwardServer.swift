@@ -5,7 +5,7 @@ import Musl
 #endif
 import BerthForwardProtocol
 
-/// `forward-server`: the container end of port forwarding (SPEC §8), speaking the forwarding
+/// `forward-server`: the container end of port forwarding (docs/agent-protocol.md, "Forwarding"), speaking the forwarding
 /// protocol on stdin/stdout. One thread reads the peer's packets and writes DATA into sockets
 /// (blocking, so a slow socket slows the sender instead of filling memory); one thread per open
 /// socket reads it and sends DATA. Stdin EOF means Berth is gone: everything ends at once.

@@ -6,7 +6,7 @@ import Musl
 import BerthAgentProtocol
 import BerthForwardProtocol
 
-/// A forwarding channel on the link: the forward-server protocol (SPEC §8) carried in `input`
+/// A forwarding channel on the link: the forward-server protocol (docs/agent-protocol.md, "Forwarding") carried in `input`
 /// and `output` frames, served by the same code as the `forward-server` mode, on a thread of its
 /// own so that a slow socket only holds back this channel.
 final class LinkForward: @unchecked Sendable {

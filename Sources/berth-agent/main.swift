@@ -5,7 +5,7 @@ import Musl
 #endif
 
 // berth-agent: the in-container helper, command-line compatible with ContainerSSH's agent so
-// images built for either work with both (SPEC §6). Standard library and libc only, so it links
+// images built for either work with both (docs/agent-protocol.md). Standard library and libc only, so it links
 // statically and runs in any image.
 
 let arguments = Array(CommandLine.arguments.dropFirst())

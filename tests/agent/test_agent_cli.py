@@ -1,4 +1,4 @@
-"""The guest agent's command line (SPEC §6), on the host and inside berth-busybox.
+"""The guest agent's command line (docs/agent-protocol.md), on the host and inside berth-busybox.
 
 Every test taking the `agent` fixture runs twice: against the host debug build and as the main
 process of a throw-away berth-busybox container (the static release build).

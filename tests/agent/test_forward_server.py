@@ -1,4 +1,4 @@
-"""`forward-server`: the forwarding protocol (SPEC §8) spoken by a test peer that encodes with
+"""`forward-server`: the forwarding protocol (docs/agent-protocol.md, "Forwarding") spoken by a test peer that encodes with
 cbor2 (an independent CBOR implementation), against real sockets on the host."""
 import hashlib
 import os

@@ -1,5 +1,5 @@
 """An audit log decoder independent of Berth's: Python's zlib and cbor2 read the binary format
-(SPEC §9) as ContainerSSH documents it."""
+(docs/configuration.md, "audit") as ContainerSSH documents it."""
 import io
 import zlib
 

@@ -1,4 +1,4 @@
-"""The audit log (SPEC §9): a real session through Berth on Docker is recorded; the binary log is
+"""The audit log (docs/configuration.md, "audit"): a real session through Berth on Docker is recorded; the binary log is
 read back with an independent decoder (zlib + cbor2), asciicasts are checked with asciinema's own
 parser, and S3 storage runs against moto's S3 server."""
 import json

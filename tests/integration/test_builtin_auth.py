@@ -1,4 +1,4 @@
-"""Berth's built-in providers: static users with crypt(3) hashes, authorized_keys files (SPEC §3.2)."""
+"""Berth's built-in providers: static users with crypt(3) hashes, authorized_keys files (docs/configuration.md, "Built-in users")."""
 import json
 import subprocess
 

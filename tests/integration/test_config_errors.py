@@ -1,4 +1,4 @@
-"""Bad configuration files are refused with the key path named (SPEC §13)."""
+"""Bad configuration files are refused with the key path named (docs/configuration.md)."""
 import json
 import subprocess
 

@@ -1,4 +1,4 @@
-"""The per-user configuration webhook (SPEC §4)."""
+"""The per-user configuration webhook (docs/configuration.md, "configserver")."""
 import time
 
 from conftest import webhook_auth

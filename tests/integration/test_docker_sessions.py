@@ -1,4 +1,4 @@
-"""A real shell in a real container: the Docker backend end to end (SPEC §5, §6)."""
+"""A real shell in a real container: the Docker backend end to end (docs/configuration.md, "docker"; docs/agent-protocol.md)."""
 import glob
 import hashlib
 import json

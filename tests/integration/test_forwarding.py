@@ -1,4 +1,4 @@
-"""Port forwarding through the agent's forward-server (SPEC §8): real OpenSSH and asyncssh
+"""Port forwarding through the agent's forward-server (docs/agent-protocol.md, "Forwarding"): real OpenSSH and asyncssh
 clients against Berth on the real Docker engine."""
 import asyncio
 import hashlib

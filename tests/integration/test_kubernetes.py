@@ -1,4 +1,4 @@
-"""The Kubernetes backend end to end (SPEC §12): Berth against the test API server
+"""The Kubernetes backend end to end (docs/configuration.md, "kubernetes"): Berth against the test API server
 (kube_apiserver.py), whose pods are real Docker containers. The same scenarios as the Docker
 tests: shell, exec, pty, resize, signals, exit codes, SFTP, forwarding, clean-up."""
 import hashlib

@@ -1,4 +1,4 @@
-"""Logging with message codes, syslog, Prometheus metrics, health and graceful stop (SPEC §10)."""
+"""Logging with message codes, syslog, Prometheus metrics, health and graceful stop (docs/configuration.md, "log", "metrics and health")."""
 import json
 import os
 import re

@@ -1,4 +1,4 @@
-"""The security policy layer (SPEC §7) with real clients."""
+"""The security policy layer (docs/configuration.md, "security") with real clients."""
 import asyncio
 import subprocess
 import time

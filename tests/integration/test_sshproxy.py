@@ -1,4 +1,4 @@
-"""The SSH proxy backend against a real OpenSSH sshd on loopback (SPEC §11)."""
+"""The SSH proxy backend against a real OpenSSH sshd on loopback (docs/configuration.md, "sshproxy")."""
 import asyncio
 import os
 import subprocess

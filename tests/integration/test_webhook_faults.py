@@ -1,4 +1,4 @@
-"""A failing webhook affects only the users who need it (SPEC §3.1, §15)."""
+"""A failing webhook affects only the users who need it (docs/configuration.md, "Webhook blocks"; docs/security.md)."""
 import threading
 import time
 

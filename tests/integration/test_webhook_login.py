@@ -1,4 +1,4 @@
-"""Logins through the auth webhook with OpenSSH and paramiko (SPEC §3.1)."""
+"""Logins through the auth webhook with OpenSSH and paramiko (docs/configuration.md, "Webhook blocks")."""
 import base64
 import re
 
