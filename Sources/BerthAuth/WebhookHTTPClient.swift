@@ -104,6 +104,12 @@ enum TLSSettings {
     static func make(_ config: HTTPClientConfig) throws -> TLSConfiguration {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = config.tlsVersion == "1.2" ? .tlsv12 : .tlsv13
+        // Names were checked at config load (TLSNames); TLS 1.3 suites cannot be restricted in
+        // BoringSSL, so only the TLS 1.2 ones go into the list.
+        let curves = config.curves.compactMap(TLSNames.curve).map(NIOTLSCurve.init(rawValue:))
+        if !curves.isEmpty { tls.curves = curves }
+        let suites = config.cipher.compactMap(TLSNames.cipher).filter { !TLSNames.isTLS13($0) }
+        if !suites.isEmpty { tls.cipherSuiteValues = suites.map(NIOTLSCipher.init(rawValue:)) }
         if !config.cacert.isEmpty {
             tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(try pem(config.cacert).utf8)))
         }

@@ -23,7 +23,17 @@ enum HTTPClientReader {
             reader.issues.add(reader.keyPath("tlsVersion"), "\"\(http.tlsVersion)\" is not one of 1.2, 1.3")
         }
         http.curves = reader.strings("curves", http.curves, colonSeparated: true)
+        for name in http.curves where TLSNames.curve(name) == nil {
+            reader.issues.add(reader.keyPath("curves"), "\"\(name)\" is not a supported curve (x25519, secp256r1, secp384r1, secp521r1)")
+        }
         http.cipher = reader.strings("cipher", http.cipher, colonSeparated: true)
+        for name in http.cipher where TLSNames.cipher(name) == nil {
+            reader.issues.add(reader.keyPath("cipher"), "\"\(name)\" is not a supported cipher suite (IANA or OpenSSL names of the AES-GCM and ChaCha20-Poly1305 suites)")
+        }
+        let tls12Suites = http.cipher.compactMap(TLSNames.cipher).filter { !TLSNames.isTLS13($0) }
+        if http.tlsVersion == "1.2" && !http.cipher.isEmpty && tls12Suites.isEmpty {
+            reader.issues.add(reader.keyPath("cipher"), "lists no TLS 1.2 suite, so no TLS 1.2 connection could be made (tlsVersion is 1.2)")
+        }
         http.allowRedirects = reader.bool("allowRedirects", http.allowRedirects)
         return http
     }
