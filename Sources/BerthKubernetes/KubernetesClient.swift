@@ -18,6 +18,7 @@ final class KubernetesClient: Sendable {
         self.timeout = timeout
         var configuration = HTTPClient.Configuration()
         if let tls = endpoint.tls { configuration.tlsConfiguration = tls }
+        configuration.dnsOverride = endpoint.dnsOverride
         configuration.timeout = .init(connect: .seconds(10))
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }

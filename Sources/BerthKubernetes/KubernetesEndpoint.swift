@@ -13,6 +13,9 @@ struct KubernetesEndpoint: Sendable {
     let token: String
     let tokenFile: String
     let tls: TLSConfiguration?
+    /// `kubernetes.connection.serverName` (kubeconfig `tls-server-name`): the name sent in SNI
+    /// and checked against the server's certificate instead of `host`, which may be an IP.
+    var serverName = ""
 
     static let serviceAccount = "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -43,7 +46,7 @@ struct KubernetesEndpoint: Sendable {
         return KubernetesEndpoint(
             scheme: scheme, host: host, port: url.port ?? (secure ? 443 : 80), pathPrefix: prefix,
             token: settings.bearerToken, tokenFile: settings.bearerTokenFile,
-            tls: secure ? try tlsConfiguration(settings) : nil)
+            tls: secure ? try tlsConfiguration(settings) : nil, serverName: secure ? settings.serverName : "")
     }
 
     private static func tlsConfiguration(_ settings: KubernetesConfig.Connection) throws -> TLSConfiguration {
@@ -76,7 +79,20 @@ struct KubernetesEndpoint: Sendable {
         return Array(data)
     }
 
-    var baseURL: String { "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)\(pathPrefix)" }
+    /// With a server name the URL names it, and `dnsOverride` sends the connection to `host`:
+    /// that is how AsyncHTTPClient takes an SNI and verification name other than the address.
+    var baseURL: String {
+        let urlHost = serverName.isEmpty ? host : serverName
+        return "\(scheme)://\(urlHost.contains(":") ? "[\(urlHost)]" : urlHost):\(port)\(pathPrefix)"
+    }
+
+    var dnsOverride: [String: String] { serverName.isEmpty ? [:] : [serverName: host] }
+
+    /// The name for SNI and certificate verification on the exec stream; SNI carries no IP address.
+    var tlsServerHostname: String? {
+        if !serverName.isEmpty { return serverName }
+        return host.first?.isNumber == true || host.contains(":") ? nil : host
+    }
 
     /// The token to send now; a token file is re-read so rotated service-account tokens work.
     func currentToken() -> String {

@@ -42,8 +42,7 @@ final class KubernetesStream: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let sslContext {
-                        let serverName = endpoint.host.first?.isNumber == true || endpoint.host.contains(":") ? nil : endpoint.host
-                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: serverName))
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: endpoint.tlsServerHostname))
                     }
                 }.flatMap {
                     let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 20) { channel, response in

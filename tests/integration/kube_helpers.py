@@ -28,9 +28,9 @@ def kube_containers(instance, all_states=True):
     return subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()
 
 
-def make_tls(directory):
-    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate (CN berth,
-    O system:masters), all signed by the CA. Returns their paths."""
+def make_tls(directory, server_names="IP:127.0.0.1,DNS:localhost"):
+    """A CA, a server certificate for `server_names` (subjectAltName syntax) and a client
+    certificate (CN berth, O system:masters), all signed by the CA. Returns their paths."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = SimpleNamespace(**{name: str(directory / f"{name}.pem") for name in
@@ -43,7 +43,7 @@ def make_tls(directory):
             "-keyout", paths.ca_key, "-out", paths.ca_cert,
             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
     for kind, subject, extensions in (
-            ("server", "/CN=kube-apiserver", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"),
+            ("server", "/CN=kube-apiserver", f"subjectAltName={server_names}\nextendedKeyUsage=serverAuth\n"),
             ("client", "/O=system:masters/CN=berth", "extendedKeyUsage=clientAuth\n")):
         key, cert = getattr(paths, f"{kind}_key"), getattr(paths, f"{kind}_cert")
         csr, ext = directory / f"{kind}.csr", directory / f"{kind}.ext"
@@ -108,7 +108,8 @@ class KubeAPIServer:
 def start_kube_apiserver(tmp_path, token=None, tls=None, name="kube-apiserver", protocols=None, engine=True):
     """Starts kube_apiserver.py on a free port, logging to tmp_path/<name>.log. token: require
     this bearer token. tls: True to serve HTTPS with generated certificates and accept the
-    generated client certificate as authentication too. engine=False: no Docker; pods are
+    generated client certificate as authentication too; a subjectAltName string instead of True
+    gives the server certificate those names. engine=False: no Docker; pods are
     created and kept but never get their image."""
     tmp_path = Path(tmp_path)
     port = free_port()
@@ -122,7 +123,7 @@ def start_kube_apiserver(tmp_path, token=None, tls=None, name="kube-apiserver", 
         args += ["--docker-socket", "none"]
     paths = None
     if tls:
-        paths = make_tls(tmp_path / f"{name}-tls")
+        paths = make_tls(tmp_path / f"{name}-tls", **({"server_names": tls} if isinstance(tls, str) else {}))
         args += ["--tls-cert", paths.server_cert, "--tls-key", paths.server_key, "--client-ca", paths.ca_cert]
     process = Process(args, tmp_path / f"{name}.log")
     try:

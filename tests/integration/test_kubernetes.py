@@ -251,6 +251,22 @@ def test_kubeconfig_with_tls_and_client_certificate(tmp_path, start_berth, examp
     assert result.returncode == 0 and result.stdout == b"over-tls\n", result.stderr
 
 
+def test_server_name_is_the_name_tls_checks(start_berth, example_webhook, kube):
+    # The certificate names only api.kube.test; Berth dials 127.0.0.1.
+    server = kube(tls="DNS:api.kube.test")
+    connection = {"host": server.url, "bearerToken": TOKEN, "cacert": server.tls.ca_cert}
+    named = start(start_berth, example_webhook, server, image=BUSYBOX, name="named",
+                  connection={**connection, "serverName": "api.kube.test"})
+    result = named.ssh("alice", "echo by-name", password="pw")
+    assert result.returncode == 0 and result.stdout == b"by-name\n", result.stderr
+    named.process.stop()
+    unnamed = start(start_berth, example_webhook, server, image=BUSYBOX, name="unnamed", connection=connection)
+    result = unnamed.ssh("alice", "echo by-address", password="pw")
+    assert result.returncode != 0 and b"by-address" not in result.stdout
+    assert any(line.get("code") == "KUBERNETES_API_UNREACHABLE" and "hostname" in line.get("message", "").lower()
+               for line in unnamed.process.log_lines()), unnamed.process.output()[-3000:]
+
+
 def test_wrong_token_gives_a_one_line_error_and_no_pod(start_berth, example_webhook, kube):
     server = kube()
     berth = start(start_berth, example_webhook, server, connection={"host": server.url, "bearerToken": "wrong"})
