@@ -28,6 +28,8 @@ NOT_CODES |= SSH_MESSAGE_NAMES
 # Linux capability names in the container hardening defaults (BerthCore/ContainerHardening.swift,
 # BerthKubernetes/KubernetesPodSpec.swift).
 NOT_CODES |= {"AUDIT_WRITE", "DAC_OVERRIDE", "NET_BIND_SERVICE", "NET_RAW", "SYS_CHROOT", "SYS_ADMIN", "CAP_SYS_ADMIN"}
+# TLS cipher-suite names (BerthConfig/TLSNames.swift).
+NOT_CODES |= {name for name in re.findall(r'"(TLS_[A-Z0-9_]+)"', (ROOT / "Sources" / "BerthConfig" / "TLSNames.swift").read_text())}
 PATTERN = re.compile(r'"([A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+)[":]')
 ROW = re.compile(r"^\| `([A-Z0-9_]+)` \| ([^|]*) \| (.*) \|$")
 

@@ -170,6 +170,10 @@ enum KubernetesSectionReader {
                             ("signal", \.signal), ("window", \.window), ("http", \.http)] {
             kubernetes.timeouts[keyPath: path] = timeouts.duration(key, kubernetes.timeouts[keyPath: path], minimum: .milliseconds(100), allowZero: false)
         }
+        if timeouts.has("signal") {
+            // Kept so that ContainerSSH files load, but said out loud rather than ignored.
+            reader.issues.warn("CONFIG_SETTING_UNUSED: \(timeouts.keyPath("signal")) has no effect: signals go to the agent as link frames, with no API call to bound, and without the agent they are refused")
+        }
         timeouts.finish()
         reader.finish()
         return kubernetes

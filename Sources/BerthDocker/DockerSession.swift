@@ -28,20 +28,27 @@ actor DockerSession: ProgramSessionHandler {
 
     private var execution: DockerExecutionConfig { connection.execution }
     private var client: DockerClient { connection.client }
+    private var timeouts: DockerTimeoutsConfig { connection.backend.config.timeouts }
 
 
+    // `timeouts.window` and `timeouts.signal` bound these engine calls; with the agent a window
+    // size or a signal is a link frame and needs no engine call (docs/configuration.md, "docker").
     func onWindowChange(requestID: UInt64, _ size: WindowSize) async throws {
+        let client = client
         switch program {
-        case .exec(let id)?: try await client.resizeExec(id, columns: size.columns, rows: size.rows)
-        case .container(let id)?: try await client.resizeContainer(id, columns: size.columns, rows: size.rows)
+        case .exec(let id)?:
+            try await withTimeout(timeouts.window, "resizing the window") { try await client.resizeExec(id, columns: size.columns, rows: size.rows) }
+        case .container(let id)?:
+            try await withTimeout(timeouts.window, "resizing the window") { try await client.resizeContainer(id, columns: size.columns, rows: size.rows) }
         case nil: throw RequestRefused("DOCKER_PROGRAM_NOT_RUNNING", "cannot resize window, program is not running")
         }
     }
 
     func onSignal(requestID: UInt64, signal: String) async throws {
+        let client = client
         switch program {
         case .container(let id)?:
-            try await client.killContainer(id, signal: signal)
+            try await withTimeout(timeouts.signal, "sending signal \(signal)") { try await client.killContainer(id, signal: signal) }
         case .exec?:
             throw RequestRefused("DOCKER_SIGNAL_UNAVAILABLE", "signals need the guest agent (docker.execution.disableAgent is set)")
         case nil:
@@ -68,11 +75,13 @@ actor DockerSession: ProgramSessionHandler {
         switch execution.mode {
         case .connection:
             guard let container = connection.idleContainer else { throw DockerError("DOCKER_NO_CONTAINER", "the connection has no container") }
-            let exec = try await client.createExec(containerID: container, command: argv, environment: programEnvironment, tty: tty)
-            let stream = try await client.startExec(exec, tty: tty, consoleSize: setup.pty.map { ($0.rows, $0.columns) })
+            let (client, environment, consoleSize) = (self.client, programEnvironment, setup.pty.map { ($0.rows, $0.columns) })
+            let (exec, stream) = try await withTimeout(timeouts.commandStart, "starting the program") {
+                let exec = try await client.createExec(containerID: container, command: argv, environment: environment, tty: tty)
+                return (exec, try await client.startExec(exec, tty: tty, consoleSize: consoleSize))
+            }
             program = .exec(exec)
             if let pty = setup.pty { try? await client.resizeExec(exec, columns: pty.columns, rows: pty.rows) }
-            let client = self.client
             startPump(stream, tty: tty) { try await DockerExitCode.wait(client: client, exec: exec) }
         case .session:
             try await connection.backend.ensureImage()

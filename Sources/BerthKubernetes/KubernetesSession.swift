@@ -28,7 +28,12 @@ actor KubernetesSession: ProgramSessionHandler {
 
     func onWindowChange(requestID: UInt64, _ size: WindowSize) async throws {
         guard let stream else { throw RequestRefused("KUBERNETES_PROGRAM_NOT_RUNNING", "cannot resize window, program is not running") }
-        try await stream.resize(columns: size.columns, rows: size.rows)
+        // `timeouts.window` bounds the resize message on the exec stream (with the agent it is a
+        // link frame instead; docs/configuration.md, "kubernetes").
+        let limit = backend.config.timeouts.window
+        try await withDeadline(limit.duration, KubernetesError("KUBERNETES_TIMEOUT", "resizing the window took longer than \(limit)")) {
+            try await stream.resize(columns: size.columns, rows: size.rows)
+        }
     }
 
     func onSignal(requestID: UInt64, signal: String) async throws {
