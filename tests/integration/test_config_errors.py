@@ -110,3 +110,14 @@ def test_config_check_redacts_secrets(tmp_path):
         assert "SECRET" not in result.stdout
         assert result.stdout.count("<redacted>") == 5
         assert "/etc/berth/client.crt" in result.stdout and "AKIDSHOWN" in result.stdout
+
+
+def test_a_setting_without_effect_is_named_not_ignored(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"auth": GOOD_AUTH, "kubernetes": {"timeouts": {"signal": "5s"}}}))
+    result = subprocess.run([BERTH, "config", "check", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "CONFIG_SETTING_UNUSED: kubernetes.timeouts.signal has no effect" in result.stderr
+    path.write_text(json.dumps({"auth": GOOD_AUTH, "kubernetes": {"timeouts": {"window": "5s"}}}))
+    result = subprocess.run([BERTH, "config", "check", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0 and "CONFIG_SETTING_UNUSED" not in result.stderr, result.stderr

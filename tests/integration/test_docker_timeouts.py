@@ -52,14 +52,18 @@ def pty_shell(berth):
     return client, channel
 
 
-def read_until(channel, marker):
+def run_in_shell(channel, command, marker):
+    """Sends `command` and returns the output up to `marker` (computed by the shell, so the echo
+    of the typed line does not count)."""
+    channel.send(command + b"\n")
     seen = b""
+
     def arrived():
         nonlocal seen
         while channel.recv_ready():
             seen += channel.recv(65536)
         return marker in seen
-    wait_until(arrived, timeout=60)
+    assert wait_until(arrived, timeout=60), seen
     return seen
 
 
@@ -69,25 +73,21 @@ def test_window_budget_ends_a_late_resize(start_berth, example_webhook, slow_eng
     berth = start(start_berth, example_webhook, engine, {"window": budget})
     client, channel = pty_shell(berth)
     try:
-        read_until(channel, b"$ ")
+        run_in_shell(channel, b"echo up-$((1+1))", b"up-2")
         held_before = len(engine.held)
         channel.resize_pty(width=100, height=40)
-        wait_until(lambda: len(engine.held) > held_before, timeout=30)
+        assert wait_until(lambda: len(engine.held) > held_before, timeout=30)
         if applied:
             # The late answer arrives within the budget: the size is the new one.
-            def resized():
-                channel.send(b"stty size\n")
-                return b"40 100" in read_until(channel, b"$ ")
-            wait_until(resized, timeout=60)
+            assert wait_until(lambda: b"size=40 100" in run_in_shell(channel, b"echo size=$(stty size)-$((2+3))", b"-5"), timeout=60)
             assert not timeouts_logged(berth, "resizing the window")
         else:
-            wait_until(lambda: timeouts_logged(berth, "resizing the window took longer than 1s"), timeout=30)
+            assert wait_until(lambda: timeouts_logged(berth, "resizing the window took longer than 1s"), timeout=30)
             # The session goes on.
-            channel.send(b"echo still-$((20+22))\n")
-            assert b"still-42" in read_until(channel, b"still-42")
+            run_in_shell(channel, b"echo still-$((20+22))", b"still-42")
     finally:
         client.close()
-    wait_until(lambda: not berth_containers(), timeout=60)
+    assert wait_until(lambda: not berth_containers(), timeout=60)
 
 
 @pytest.mark.parametrize("budget, starts", [("1s", False), ("30s", True)])
@@ -102,7 +102,7 @@ def test_command_start_budget_ends_a_late_exec(start_berth, example_webhook, slo
     else:
         assert result.returncode != 0 and b"started" not in result.stdout
         assert timeouts_logged(berth, "starting the program took longer than 1s")
-    wait_until(lambda: not berth_containers(), timeout=60)
+    assert wait_until(lambda: not berth_containers(), timeout=60)
 
 
 @pytest.mark.parametrize("budget, delivered", [("1s", False), ("30s", True)])
@@ -121,7 +121,7 @@ def test_signal_budget_ends_a_late_kill(start_berth, example_webhook, slow_engin
                 assert (await asyncio.wait_for(process.stdout.readline(), 60)) == "got-usr1\n"
                 await asyncio.wait_for(process.wait_closed(), 60)
                 return process.exit_status
-            await asyncio.get_running_loop().run_in_executor(
+            assert await asyncio.get_running_loop().run_in_executor(
                 None, lambda: wait_until(lambda: timeouts_logged(berth, "sending signal USR1 took longer than 1s"), timeout=30))
             process.close()
             return None
@@ -130,4 +130,4 @@ def test_signal_budget_ends_a_late_kill(start_berth, example_webhook, slow_engin
     if delivered:
         assert status == 7
         assert not timeouts_logged(berth, "sending signal")
-    wait_until(lambda: not berth_containers(), timeout=60)
+    assert wait_until(lambda: not berth_containers(), timeout=60)
