@@ -8,8 +8,12 @@ Environment:
 import os
 import select
 import subprocess
+import sys
 import time
 import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from waiting import wait_until  # noqa: E402,F401  (tests/waiting.py, shared by the suites)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 IMAGE = "berth-busybox:latest"
@@ -44,15 +48,6 @@ def read_exactly(stream, count, timeout):
     return data
 
 
-def wait_until(predicate, timeout=10, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class HostAgent:
     """The agent as a host process."""
 
@@ -79,6 +74,11 @@ class HostAgent:
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
+
+    def cmdline(self, pid):
+        """The argv of process `pid`, as /proc shows it."""
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return file.read()
 
 
 class ContainerAgent:
@@ -109,6 +109,10 @@ class ContainerAgent:
             process.kill()
         process.wait(timeout=10)
         self.remove_all()
+
+    def cmdline(self, pid):
+        """The argv of process `pid` in the container started last."""
+        return docker("exec", self.names[-1], "cat", f"/proc/{pid}/cmdline").stdout
 
     def remove_all(self):
         for name in self.names:

@@ -15,13 +15,14 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 INTEGRATION = Path(__file__).resolve().parents[1] / "integration"
 sys.path.insert(0, str(INTEGRATION))
+sys.path.insert(0, str(INTEGRATION.parent))
+from waiting import wait_until  # noqa: E402,F401  (tests/waiting.py, shared by the suites)
 
 # The integration fixtures' module is loaded under its own name: both folders have a
 # conftest.py and the module name `conftest` may only be taken once.
@@ -69,15 +70,6 @@ HOST_KEY_ALGORITHMS = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp38
 
 def local_ssh_supports(query, name):
     return name in subprocess.run(["ssh", "-Q", query], capture_output=True, text=True).stdout.split()
-
-
-def wait_until(predicate, timeout=60, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 class Key:

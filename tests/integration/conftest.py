@@ -6,12 +6,16 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from waiting import eventually, wait_until  # noqa: E402  (tests/waiting.py, shared by the suites)
 
 BERTH = os.environ.get("BERTH_BIN", str(Path(__file__).resolve().parents[2] / ".build/debug/berth"))
 WEBHOOK = os.environ.get("BERTH_WEBHOOK_BIN", str(Path(__file__).resolve().parents[2] / ".build/debug/berth-example-webhook"))
@@ -25,32 +29,19 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_until(predicate, timeout=30):
-    """Polls `predicate` until it returns something truthy (returned) or `timeout` passes (then
-    its last value is returned, so `assert wait_until(...)` fails with it)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    return predicate()
-
-
 wait_for = wait_until
 
 
 def wait_for_port(port, proc, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    def listening():
         if proc.poll() is not None:
             raise RuntimeError(f"process exited early with {proc.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
+                return True
         except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"port {port} not listening after {timeout}s")
+            return False
+    wait_until(listening, timeout=timeout, what=f"port {port} to listen")
 
 
 class Process:

@@ -38,11 +38,14 @@ def interactive(client, lines, expect):
     channel.get_pty(term="xterm", width=100, height=30)
     channel.invoke_shell()
     output = b""
-    for line in lines:
-        channel.send(line)
-        time.sleep(0.3)
     channel.settimeout(30)
-    while expect not in output or not channel.exit_status_ready():
+    # The first line's answer is awaited before the rest is typed, as a person would.
+    channel.send(lines[0])
+    while expect not in output:
+        output += channel.recv(65536)
+    for line in lines[1:]:
+        channel.send(line)
+    while not channel.exit_status_ready():
         chunk = channel.recv(65536)
         if not chunk:
             break
@@ -195,13 +198,13 @@ class Moto:
     def start(self):
         self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
                                         stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while time.time() < deadline:
+        def listening():
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
+                return True
             except OSError:
-                time.sleep(0.2)
+                return False
+        assert wait_for(listening, timeout=60), "moto did not start"
         self.client().create_bucket(Bucket="audit")
 
     def client(self):
@@ -275,8 +278,10 @@ def test_s3_outage_and_restart_lose_nothing(tmp_path, start_berth, example_webho
     assert b"during-outage" in io_bytes(messages, 0, 1)
     # And while running, an outage during a session only delays the upload.
     moto.stop()
+    failures = again.process.output().count("AUDIT_UPLOAD_FAILED")
     assert again.ssh("alice", "echo second-outage", password="pw").returncode == 0
-    time.sleep(2)
+    # S3 comes back only after an upload of this log has failed, so the retry is what delivers it.
+    assert wait_for(lambda: again.process.output().count("AUDIT_UPLOAD_FAILED") > failures, timeout=60)
     moto.start()
     later = wait_for(lambda: [k for k in moto.objects() if k != keys[0]], timeout=60)
     assert later, "the log recorded during the outage never arrived"

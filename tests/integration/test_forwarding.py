@@ -14,7 +14,7 @@ import urllib.request
 import asyncssh
 import pytest
 
-from conftest import SSH_OPTS, free_port, webhook_auth
+from conftest import SSH_OPTS, eventually, free_port, wait_until, webhook_auth
 from docker_helpers import BUSYBOX, berth_containers, docker, docker_config
 
 USERS = [{"username": "alice", "password": "pw"}]
@@ -39,22 +39,8 @@ def fetch(url, timeout=60):
         return response.read()
 
 
-def eventually(action, timeout=30):
-    deadline = time.time() + timeout
-    while True:
-        try:
-            return action()
-        except Exception:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.3)
-
-
 def wait_gone(timeout=30):
-    deadline = time.time() + timeout
-    while berth_containers() and time.time() < deadline:
-        time.sleep(0.3)
-    return not berth_containers()
+    return wait_until(lambda: not berth_containers(), timeout=timeout)
 
 
 # swift-nio-ssh drops the connection when a direct-tcpip originator is not an IP address, and
@@ -123,12 +109,10 @@ def test_remote_forward_port_zero_and_cancel(start_berth, example_webhook, clien
             listener.close()
             await listener.wait_closed()
             # The agent has stopped listening: nothing answers on the port any more.
-            for _ in range(50):
-                gone = await conn.run(f"wget -q -T 2 -O - http://127.0.0.1:{port}/", check=False)
-                if gone.exit_status != 0:
-                    break
+            deadline = asyncio.get_running_loop().time() + 30
+            while (await conn.run(f"wget -q -T 2 -O - http://127.0.0.1:{port}/", check=False)).exit_status == 0:
+                assert asyncio.get_running_loop().time() < deadline, "the port still answers"
                 await asyncio.sleep(0.2)
-            assert gone.exit_status != 0
             # And the same port can be asked for again.
             again = await conn.forward_remote_port("localhost", port, "127.0.0.1", client_side_server)
             assert again.get_port() == port
@@ -245,9 +229,9 @@ def test_killed_client_with_active_forwards_leaves_no_container(start_berth, exa
     client = subprocess.Popen(ssh_args(berth, "-L", f"127.0.0.1:{local}:127.0.0.1:7003",
                                        "-R", f"9001:127.0.0.1:{client_side_server}") + [command],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    containers = eventually(lambda: berth_containers() or (_ for _ in ()).throw(AssertionError("no container yet")))
+    containers = wait_until(berth_containers, what="the connection's container")
     # The -L's dial only succeeds once nc listens in the container (ssh accepts locally first).
-    assert eventually(lambda: _listening(containers[0], "1B5B") or (_ for _ in ()).throw(AssertionError("nc is not listening yet")))
+    wait_until(lambda: _listening(containers[0], "1B5B"), what="nc to listen in the container")
     held = eventually(lambda: socket.create_connection(("127.0.0.1", local), timeout=5))
     held.sendall(b"keep this connection open")
     # Both kinds of forward are up in the container.

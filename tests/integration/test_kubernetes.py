@@ -150,7 +150,7 @@ def test_interactive_shell_with_a_terminal(start_berth, example_webhook, kube):
 def test_signal_reaches_the_program_through_the_agent(start_berth, example_webhook, kube):
     server = kube()
     berth = start(start_berth, example_webhook, server)
-    status, stdout = signal_through_agent(berth.port, settle=2, timeout=60)
+    status, stdout = signal_through_agent(berth.port)
     assert status == 0
     assert stdout == "got-USR1"  # wait-signal adds no newline (ContainerSSH compatible)
 
@@ -331,10 +331,11 @@ def test_sigterm_ends_running_programs_and_removes_pods(start_berth, example_web
     url, _ = example_webhook(USERS)
     berth = start_berth({"auth": webhook_auth(url), "ssh": {"shutdownTimeout": "8s"}, **kube_config(server, image=BUSYBOX)})
     client = subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
-                               "alice@127.0.0.1", "trap 'echo got-TERM; exit 0' TERM; while true; do sleep 1; done"],
+                               "alice@127.0.0.1", "trap 'echo got-TERM; exit 0' TERM; echo ready; while true; do sleep 1; done"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert wait_until(lambda: len(pods(server)) == 1, timeout=60)
-    time.sleep(2)
+    # The trap is set once the program says so.
+    assert client.stdout.readline() == b"ready\n"
     berth.process.proc.send_signal(signal.SIGTERM)
     out, _ = client.communicate(timeout=60)
     assert berth.process.proc.wait(timeout=60) == 0

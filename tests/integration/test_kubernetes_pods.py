@@ -3,12 +3,11 @@ without an engine (pods are kept but never get their image), so these tests look
 objects Berth creates and at what the user is told when the pod cannot start."""
 import json
 import subprocess
-import time
 import urllib.request
 
 import pytest
 
-from conftest import SSH_OPTS, webhook_auth
+from conftest import SSH_OPTS, wait_until, webhook_auth
 from kube_helpers import start_kube_apiserver
 
 TOKEN = "berth-test-token"
@@ -49,10 +48,7 @@ def waiting_pod(berth, server):
     client = subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
                                "alice@127.0.0.1", "true"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 60
-        while not pods(server) and time.time() < deadline:
-            time.sleep(0.2)
-        (pod,) = pods(server).values()
+        (pod,) = wait_until(lambda: pods(server), what="alice's pod").values()
     finally:
         client.kill()
         client.wait()
@@ -60,9 +56,7 @@ def waiting_pod(berth, server):
     request = urllib.request.Request(f"{server.url}/api/v1/namespaces/default/pods/{pod['metadata']['name']}", method="DELETE",
                                      headers={"Authorization": f"Bearer {TOKEN}"})
     urllib.request.urlopen(request, timeout=10).close()
-    deadline = time.time() + 60
-    while "KUBERNETES_POD_GONE" not in berth.process.output() and time.time() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: "KUBERNETES_POD_GONE" in berth.process.output(), what="Berth to see the pod gone")
     # Waiting is watching: one request per change of the pod, not polling.
     assert server.output().count("watch=true") < 5
     return pod

@@ -9,7 +9,7 @@ import urllib.request
 
 import paramiko
 
-from conftest import BERTH, Berth, Process, free_port, make_key, wait_for_port, webhook_auth
+from conftest import BERTH, Berth, Process, free_port, make_key, wait_for_port, wait_until, webhook_auth
 
 
 def users(pub=None):
@@ -75,10 +75,7 @@ def test_failed_passwords_block_the_address_until_the_block_ends(start_berth, ex
     assert metric(metrics_port, 'berth_login_protection_refusals_total{kind="address"}') >= 3
     assert metric(metrics_port, "berth_login_protection_delays_total") >= 1
     # The block ends on its own.
-    deadline = time.time() + 60
-    while greeting(berth.port).startswith("Berth:"):
-        assert time.time() < deadline, "the address stayed blocked"
-        time.sleep(0.2)
+    wait_until(lambda: not greeting(berth.port).startswith("Berth:"), what="the block to end")
     assert berth.ssh("bob", "whoami", password="bobpw").stdout == b"bob\n"
 
 
@@ -129,10 +126,8 @@ def test_unauthenticated_connections_per_source_are_capped(start_berth, example_
     finally:
         for sock in held:
             sock.close()
-    deadline = time.time() + 30
-    while (result := berth.ssh("alice", "whoami", password="pw")).returncode != 0:
-        assert time.time() < deadline, result.stderr
-        time.sleep(0.2)
+    result = wait_until(lambda: (r := berth.ssh("alice", "whoami", password="pw")).returncode == 0 and r, timeout=30,
+                        what="alice to be served again")
     assert result.stdout == b"alice\n"
 
 
@@ -169,10 +164,8 @@ def test_descriptor_reserve_keeps_room_for_logged_in_users(tmp_path, example_web
         for sock in held:
             sock.close()
         held = []
-        deadline = time.time() + 30
-        while (result := berth.ssh("bob", "whoami", password="bobpw")).returncode != 0:
-            assert time.time() < deadline, result.stderr
-            time.sleep(0.2)
+        result = wait_until(lambda: (r := berth.ssh("bob", "whoami", password="bobpw")).returncode == 0 and r, timeout=30,
+                            what="bob to be served again")
         assert result.stdout == b"bob\n"
     finally:
         client.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 import paramiko
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import BERTH, free_port, webhook_auth
+from conftest import BERTH, free_port, wait_until, webhook_auth
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,15 +70,19 @@ def test_metrics_endpoint_counts_logins(start_berth, example_webhook):
     berth = start_berth({"auth": webhook_auth(url), "metrics": {"enable": True, "listen": f"127.0.0.1:{port}", "path": "/metrics"}})
     assert berth.ssh("alice", "cat", password="pw", stdin=b"x" * 1000).returncode == 0
     assert berth.ssh("alice", "true", password="wrong").returncode != 0
-    time.sleep(0.5)
-    status, text = http_get(f"http://127.0.0.1:{port}/metrics")
-    assert status == 200
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    def scrape():
+        status, text = http_get(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200
+        samples = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return samples
+    # Both connections are counted once Berth has seen them close.
+    samples = wait_until(lambda: (s := scrape()).get(("berth_connections_current", ())) == 0
+                         and s.get(("berth_session_duration_seconds_count", ())) == 1 and s, timeout=30)
+    assert samples, scrape()
     assert samples[("berth_connections_total", ())] >= 2
-    assert samples[("berth_connections_current", ())] == 0
     assert samples[("berth_auth_success_total", (("method", "password"), ("outcome", "success")))] == 1
     assert samples[("berth_auth_failures_total", (("method", "password"), ("outcome", "failure")))] == 1
     assert samples[("berth_handshake_successful_total", ())] == 1
@@ -105,10 +109,7 @@ def test_health_and_graceful_stop_let_a_running_session_finish(tmp_path, start_b
     channel.exec_command("cat")
     channel.sendall(b"before ")
     berth.process.proc.send_signal(signal.SIGTERM)
-    deadline = time.time() + 10
-    while time.time() < deadline and http_get(f"http://127.0.0.1:{health_port}/")[0] != 503:
-        time.sleep(0.1)
-    assert http_get(f"http://127.0.0.1:{health_port}/") == (503, "not ok")
+    assert wait_until(lambda: http_get(f"http://127.0.0.1:{health_port}/") == (503, "not ok"), timeout=10)
     assert berth.process.proc.poll() is None, "the session is still running"
     channel.sendall(b"after")
     channel.shutdown_write()
@@ -126,17 +127,12 @@ def test_sighup_reopens_the_log_file(tmp_path, start_berth, example_webhook):
     url, _ = example_webhook([{"username": "alice", "password": "pw"}])
     log_file = tmp_path / "berth.log.json"
     berth = start_berth({"auth": webhook_auth(url), "log": {"level": "info", "destination": "file", "file": str(log_file)}})
-    deadline = time.time() + 10
-    while time.time() < deadline and "SSH_LISTENING" not in (log_file.read_text() if log_file.exists() else ""):
-        time.sleep(0.1)
+    assert wait_until(lambda: "SSH_LISTENING" in (log_file.read_text() if log_file.exists() else ""), timeout=10)
     rotated = tmp_path / "berth.log.json.1"
     os.rename(log_file, rotated)
     berth.process.proc.send_signal(signal.SIGHUP)
-    deadline = time.time() + 10
-    while time.time() < deadline and not log_file.exists():
-        time.sleep(0.1)
+    assert wait_until(log_file.exists, timeout=10)
     assert berth.ssh("alice", "true", password="pw").returncode == 0
-    time.sleep(0.3)
     assert "SSH_LISTENING" in rotated.read_text()
-    fresh = log_file.read_text()
-    assert "LOG_REOPENED" in fresh and "AUTH_SUCCESSFUL" in fresh
+    fresh = wait_until(lambda: "AUTH_SUCCESSFUL" in log_file.read_text() and log_file.read_text(), timeout=10)
+    assert fresh and "LOG_REOPENED" in fresh

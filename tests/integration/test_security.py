@@ -1,12 +1,11 @@
 """The security policy layer (docs/configuration.md, "security") with real clients."""
 import asyncio
 import subprocess
-import time
 
 import asyncssh
 import paramiko
 
-from conftest import SSH_OPTS, webhook_auth
+from conftest import SSH_OPTS, wait_until, webhook_auth
 from docker_helpers import GUEST, docker_config
 
 
@@ -106,8 +105,15 @@ def test_max_sessions_counts_open_sessions(start_berth, example_webhook):
         first.shutdown_write()
         assert first.recv_exit_status() == 0
         first.close()
-        time.sleep(0.5)
-        third = transport.open_session()
+
+        def opened():
+            # The close reaches Berth's session count a moment after the exit status.
+            try:
+                return transport.open_session()
+            except paramiko.ChannelException:
+                return None
+        third = wait_until(opened, timeout=30)
+        assert third, "a session slot was not freed when the first session closed"
         third.exec_command("whoami")
         assert third.recv_exit_status() == 0
     finally:
@@ -121,19 +127,19 @@ def test_signal_filter(start_berth, example_webhook):
     async def scenario():
         async with asyncssh.connect("127.0.0.1", port=berth.port, username="alice", password="pw",
                                     known_hosts=None, client_keys=None) as connection:
+            # Both traps are set before "ready". Berth serves a channel's requests in order and
+            # the shell runs pending traps lowest signal first, so a USR1 that got through would
+            # print before USR2's line: no sleep is needed to see that it did not.
             process = await connection.create_process(
-                "/usr/bin/containerssh-agent wait-signal --signal USR1 --signal USR2 --message stopped")
-            await asyncio.sleep(1)
+                "trap 'echo got-USR1' USR1; trap 'echo got-USR2; exit 0' USR2; echo ready; while :; do sleep 0.1; done")
+            assert await asyncio.wait_for(process.stdout.readline(), 30) == "ready\n"
             process.send_signal("USR1")
-            await asyncio.sleep(1.5)
-            still_running = process.exit_status is None
             process.send_signal("USR2")
             result = await asyncio.wait_for(process.wait(), 30)
-            return still_running, result.exit_status, result.stdout
+            return result.exit_status, result.stdout
 
-    still_running, status, stdout = asyncio.run(scenario())
-    assert still_running, "USR1 should have been refused"
-    assert status == 0 and stdout == "stopped"  # no newline, as ContainerSSH's agent writes it
+    status, stdout = asyncio.run(scenario())
+    assert status == 0 and stdout == "got-USR2\n", stdout
     assert any("signal USR1" in m for m in refusals(berth))
 
 
@@ -189,9 +195,6 @@ def test_text_log_lines_cannot_be_forged_before_login(start_berth, example_webho
         pass
     finally:
         client.close()
-    deadline = time.time() + 10
-    while "mallory" not in berth.process.output() and time.time() < deadline:
-        time.sleep(0.1)
-    output = berth.process.output()
+    output = wait_until(lambda: "mallory" in berth.process.output() and berth.process.output(), timeout=10)
     assert "mallory\\n2030-01-01" in output, output[-3000:]
     assert not any(line.startswith("2030-01-01") for line in output.splitlines())

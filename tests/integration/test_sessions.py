@@ -2,9 +2,8 @@
 import socket
 import time
 
-import paramiko
 
-from conftest import make_key, webhook_auth
+from conftest import make_key, wait_until, webhook_auth
 
 
 def test_exit_status_stderr_and_stdin_eof(start_berth, example_webhook):
@@ -49,23 +48,21 @@ def test_login_grace_time_drops_silent_connections(start_berth, example_webhook)
 def test_connection_limit_per_ip_refuses_with_a_message(start_berth, example_webhook):
     url, _ = example_webhook([{"username": "alice", "password": "pw"}])
     berth = start_berth({"auth": webhook_auth(url), "ssh": {"maxConnectionsPerIP": 1}})
-    deadline = time.time() + 20
-    while True:
+    def served():
         # The readiness probe's own connection may still hold the slot for a moment.
-        first = socket.create_connection(("127.0.0.1", berth.port), timeout=30)
-        greeting = first.recv(64)
-        if greeting.startswith(b"SSH-2.0-") or time.time() > deadline:
-            break
-        first.close()
-        time.sleep(0.2)
+        connection = socket.create_connection(("127.0.0.1", berth.port), timeout=30)
+        if connection.recv(64).startswith(b"SSH-2.0-"):
+            return connection
+        connection.close()
+        return None
+    first = wait_until(served, timeout=20)
+    assert first, "the first connection was never served"
     with first:
-        assert greeting.startswith(b"SSH-2.0-")
         with socket.create_connection(("127.0.0.1", berth.port), timeout=30) as second:
             refused = second.recv(256)
             assert b"too many connections" in refused
-    # Once the first connection is gone a new one is served.
-    time.sleep(0.5)
-    assert berth.ssh("alice", "whoami", password="pw").returncode == 0
+    # Once the first connection is gone a new one is served (as soon as Berth has seen it close).
+    assert wait_until(lambda: berth.ssh("alice", "whoami", password="pw").returncode == 0, timeout=30)
 
 
 def test_sigterm_stops_cleanly(start_berth, example_webhook):

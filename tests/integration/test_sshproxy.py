@@ -9,7 +9,7 @@ import asyncssh
 import paramiko
 import pytest
 
-from conftest import SSH_OPTS, Process, free_port, make_key, wait_for_port, webhook_auth
+from conftest import SSH_OPTS, Process, free_port, make_key, wait_for_port, wait_until, webhook_auth
 
 
 @pytest.fixture
@@ -75,15 +75,22 @@ def test_pty_shell_with_resize(start_berth, example_webhook, upstream):
         channel.get_pty(term="xterm", width=91, height=27)
         channel.invoke_shell()
         channel.settimeout(30)
-        channel.send(b"stty size; read x; stty size; exit 5\n")
+        # After the resize the shell reports the size for every line it reads until it is the
+        # new one: the test waits for the resize to arrive upstream, not for a time.
+        channel.send(b'stty size; while read x; do [ "$(stty size)" = "$((40+3)) $((130+2))" ] && break; done; stty size; exit 5\n')
         output = b""
         while b"27 91" not in output:
             output += channel.recv(4096)
         channel.resize_pty(width=132, height=43)
-        time.sleep(0.5)
-        channel.send(b"\n")
-        while b"43 132" not in output:
-            output += channel.recv(4096)
+
+        def resized():
+            nonlocal output
+            if not channel.exit_status_ready():
+                channel.send(b"\n")
+            while channel.recv_ready():
+                output += channel.recv(4096)
+            return b"43 132" in output
+        assert wait_until(resized, timeout=30), output
         assert channel.recv_exit_status() == 5
     finally:
         client.close()

@@ -2,7 +2,7 @@
 import threading
 import time
 
-from conftest import webhook_auth
+from conftest import wait_until, webhook_auth
 
 AUTH_TIMEOUT = 3
 SLACK = 15
@@ -38,7 +38,7 @@ def test_hanging_webhook_does_not_block_other_users(start_berth, faulty_webhook)
 
     thread = threading.Thread(target=hanging_login)
     thread.start()
-    time.sleep(0.5)
+    assert wait_until(lambda: any(body.get("username") == "hang" for _, body in faulty_webhook.seen), timeout=30)
     # While the hanging login waits for its webhook, someone else logs in normally.
     other = berth.ssh("erin", "whoami", password="pw")
     assert other.returncode == 0, other.stderr
