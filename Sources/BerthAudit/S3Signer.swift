@@ -1,3 +1,4 @@
+import BerthCore
 import Crypto
 import Foundation
 
@@ -40,13 +41,7 @@ struct S3Signer: Sendable {
         value.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ").trimmingCharacters(in: .whitespaces)
     }
 
-    static func timestamp(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        return formatter.string(from: date)
-    }
+    static func timestamp(_ date: Date) -> String { UTCTimestamp.compact(date) }
 
     /// RFC 3986 unreserved characters stay; everything else is %XX (S3's rule).
     static func encode(_ text: String, keepSlash: Bool = false) -> String {

@@ -1,3 +1,4 @@
+import BerthCore
 import Foundation
 import Logging
 
@@ -64,9 +65,5 @@ enum LogLineFormat {
         }
     }
 
-    private static func timestamp() -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date())
-    }
+    private static func timestamp() -> String { UTCTimestamp.rfc3339() }
 }

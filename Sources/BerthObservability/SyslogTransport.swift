@@ -1,3 +1,4 @@
+import BerthCore
 import BerthConfig
 import Foundation
 
@@ -58,7 +59,7 @@ final class SyslogTransport: @unchecked Sendable {
 
     /// `severity` is the syslog number (0 emergency … 7 debug); `msgid` the message code.
     func send(severity: Int, msgid: String, message: String) {
-        let timestamp = ISO8601DateFormatter().string(from: Date())
+        let timestamp = UTCTimestamp.rfc3339()
         var frame = "<\(facility * 8 + severity)>1 \(timestamp) \(host) \(tag) \(getpid()) \(msgid) - \(message)"
         if stream { frame = "\(frame.utf8.count) \(frame)" }
         let bytes = Array(frame.utf8)

@@ -51,13 +51,9 @@ public final class BackendHub: ServerHandler {
     public func onShutdown(deadline: ContinuousClock.Instant) async {
         let remaining = deadline - .now
         let termAt = deadline - min(.seconds(5), remaining / 2)
-        while !live.all.isEmpty, ContinuousClock.now < termAt {
-            try? await Task.sleep(for: .milliseconds(100))
-        }
+        await live.waitUntilEmpty(orUntil: termAt)
         for connection in live.all { await connection.terminatePrograms() }
-        while live.all.contains(where: { !$0.isTornDown }), ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(100))
-        }
+        await live.waitUntilEmpty(orUntil: deadline)
     }
 }
 
@@ -196,9 +192,54 @@ final class BackendConnection: NetworkConnectionHandler {
 
 /// The connections that own containers or pods, for graceful shutdown.
 final class LiveConnections: Sendable {
-    private let connections = NIOLockedValueBox<[ObjectIdentifier: any ContainerOwner]>([:])
+    private struct State {
+        var connections: [ObjectIdentifier: any ContainerOwner] = [:]
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter: UInt64 = 0
+    }
 
-    var all: [any ContainerOwner] { connections.withLockedValue { Array($0.values) } }
-    func add(_ connection: any ContainerOwner) { connections.withLockedValue { $0[ObjectIdentifier(connection)] = connection } }
-    func remove(_ connection: any ContainerOwner) { connections.withLockedValue { _ = $0.removeValue(forKey: ObjectIdentifier(connection)) } }
+    private let state = NIOLockedValueBox(State())
+
+    var all: [any ContainerOwner] { state.withLockedValue { Array($0.connections.values) } }
+    func add(_ connection: any ContainerOwner) { state.withLockedValue { $0.connections[ObjectIdentifier(connection)] = connection } }
+
+    /// Called once a connection has removed what it owns; the last one wakes the graceful stop.
+    func remove(_ connection: any ContainerOwner) {
+        let woken = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
+            state.connections.removeValue(forKey: ObjectIdentifier(connection))
+            guard state.connections.isEmpty else { return [] }
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        for waiter in woken { waiter.resume() }
+    }
+
+    /// Returns once no connection owns anything any more, or at `deadline`.
+    func waitUntilEmpty(orUntil deadline: ContinuousClock.Instant) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.emptied() }
+            group.addTask { try? await Task.sleep(until: deadline) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func emptied() async {
+        let id = state.withLockedValue { state -> UInt64 in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLockedValue { state -> Bool in
+                    if state.connections.isEmpty || Task.isCancelled { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLockedValue { $0.waiters.removeValue(forKey: id) }?.resume()
+        }
+    }
 }

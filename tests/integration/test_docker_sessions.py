@@ -204,7 +204,7 @@ def test_sigterm_ends_running_programs_and_removes_containers(start_berth, examp
     try:
         assert wait_until(lambda: len(berth_containers()) == 1)
         # The program runs (a stop before it started would prove nothing about TERM).
-        assert wait_until(lambda: b"sleep 300" in docker("top", berth_containers()[0], check=False).stdout, timeout=30)
+        assert wait_until(lambda: "sleep 300" in docker("top", berth_containers()[0], check=False).stdout, timeout=30)
         started = time.monotonic()
         assert berth.process.stop() == 0
         assert time.monotonic() - started < 25
