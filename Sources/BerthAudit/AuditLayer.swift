@@ -34,7 +34,7 @@ public struct AuditServerLayer: ServerHandler {
             return AuditConnectionLayer(next: try await next.onNetworkConnection(metadata), recorder: recorder)
         } catch {
             recorder.record(.disconnect)
-            recorder.close()
+            await recorder.close()
             throw error
         }
     }
@@ -87,6 +87,6 @@ struct AuditConnectionLayer: NetworkConnectionHandler {
     func onDisconnect() async {
         await next.onDisconnect()
         recorder.record(.disconnect)
-        recorder.close()
+        await recorder.close()
     }
 }

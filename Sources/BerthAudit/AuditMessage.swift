@@ -109,17 +109,20 @@ public struct AuditMessage: Sendable, Equatable {
 /// Builds payload maps with the exact key names the format uses.
 public struct AuditPayload {
     private var pairs: [CBORPair] = []
+    /// About how many bytes the payload carries (for the writer queue's bound).
+    public private(set) var byteCount = 0
 
     public init() {}
 
-    public func text(_ key: String, _ value: String) -> AuditPayload { adding(key, .text(value)) }
-    public func bytes(_ key: String, _ value: [UInt8]) -> AuditPayload { adding(key, .bytes(value)) }
-    public func int(_ key: String, _ value: Int64) -> AuditPayload { adding(key, .int(value)) }
-    public func bool(_ key: String, _ value: Bool) -> AuditPayload { adding(key, .bool(value)) }
+    public func text(_ key: String, _ value: String) -> AuditPayload { adding(key, .text(value), value.utf8.count) }
+    public func bytes(_ key: String, _ value: [UInt8]) -> AuditPayload { adding(key, .bytes(value), value.count) }
+    public func int(_ key: String, _ value: Int64) -> AuditPayload { adding(key, .int(value), 8) }
+    public func bool(_ key: String, _ value: Bool) -> AuditPayload { adding(key, .bool(value), 1) }
 
-    private func adding(_ key: String, _ value: CBORValue) -> AuditPayload {
+    private func adding(_ key: String, _ value: CBORValue, _ size: Int) -> AuditPayload {
         var copy = self
         copy.pairs.append(CBORPair(.text(key), value))
+        copy.byteCount += key.utf8.count + size
         return copy
     }
 

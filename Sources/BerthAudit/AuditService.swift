@@ -21,5 +21,9 @@ public final class AuditService: Sendable {
     /// Starts uploading, including what an earlier run left behind.
     public func start() async { await s3?.uploader.start() }
 
-    public func shutdown() async { await s3?.uploader.shutdown() }
+    /// Waits for the writer queue, then stops uploading.
+    public func shutdown() async {
+        await AuditRecorder.drain()
+        await s3?.uploader.shutdown()
+    }
 }
