@@ -36,7 +36,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "BerthAuth", dependencies: [
-            "BerthCore", "BerthConfig", "CCrypt",
+            "BerthCore", "BerthConfig", "BerthSSHKeys", "CCrypt",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -223,6 +223,7 @@ let package = Package(
         ]),
         .testTarget(name: "BerthUnitTests", dependencies: [
             "BerthSecurity", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthServer", "BerthObservability", "BerthSSHProxy",
+            "BerthTestSupport",
         ]),
     ]
 )

@@ -9,6 +9,7 @@ public final class AuthServerLayer: ServerHandler {
     private let next: any ServerHandler
     private let password: any PasswordAuthenticator
     private let publicKey: any PublicKeyAuthenticator
+    private let certificates: CertificateAuthenticator
     private let authz: AuthWebhookClient?
     private let webhooks: [AuthWebhookClient]
     private let logger: Logger
@@ -30,9 +31,10 @@ public final class AuthServerLayer: ServerHandler {
         switch config.publicKey.method {
         case .disabled: publicKey = DisabledAuthenticator()
         case .webhook: publicKey = try webhook(config.publicKey.webhook)
-        case .static: publicKey = try StaticUsersAuthenticator(config: config.publicKey.static)
-        case .authorizedKeys: publicKey = AuthorizedKeysAuthenticator(pathTemplate: config.publicKey.authorizedKeys.pathTemplate)
+        case .static: publicKey = try StaticUsersAuthenticator(config: config.publicKey.static, logger: logger)
+        case .authorizedKeys: publicKey = AuthorizedKeysAuthenticator(pathTemplate: config.publicKey.authorizedKeys.pathTemplate, logger: logger)
         }
+        certificates = try CertificateAuthenticator(config: config.publicKey)
         authz = config.authz.method == .webhook ? try webhook(config.authz.webhook) : nil
         self.webhooks = webhooks
     }
@@ -42,7 +44,7 @@ public final class AuthServerLayer: ServerHandler {
     public func onNetworkConnection(_ metadata: ConnectionMetadata) async throws -> any NetworkConnectionHandler {
         AuthConnectionLayer(
             next: try await next.onNetworkConnection(metadata),
-            password: password, publicKey: publicKey, authz: authz,
+            password: password, publicKey: publicKey, certificates: certificates, authz: authz,
             logger: logger.forConnection(metadata)
         )
     }
@@ -59,6 +61,7 @@ struct AuthConnectionLayer: NetworkConnectionHandler {
     let next: any NetworkConnectionHandler
     let password: any PasswordAuthenticator
     let publicKey: any PublicKeyAuthenticator
+    let certificates: CertificateAuthenticator
     let authz: AuthWebhookClient?
     let logger: Logger
 
@@ -67,7 +70,13 @@ struct AuthConnectionLayer: NetworkConnectionHandler {
     }
 
     func onAuthPublicKey(_ metadata: ConnectionMetadata, publicKey key: String) async -> AuthOutcome {
-        await finish(await publicKey.authenticate(metadata, publicKey: key), method: "publickey", metadata: metadata)
+        // Certificates are checked here against Berth's CAs, whatever the method: a webhook or
+        // a key list would only see an unknown key type.
+        if CertificateAuthenticator.isCertificate(key) {
+            let outcome = certificates.authenticate(metadata, certificate: key, authorities: publicKey.keyLines(metadata), logger: logger)
+            return await finish(outcome, method: "publickey-certificate", metadata: metadata)
+        }
+        return await finish(await publicKey.authenticate(metadata, publicKey: key), method: "publickey", metadata: metadata)
     }
 
     private func finish(_ outcome: AuthOutcome, method: String, metadata: ConnectionMetadata) async -> AuthOutcome {

@@ -84,8 +84,8 @@ enum AuthSectionReader {
             }
         }
         reader.finish()
-        if auth.password.method == .disabled && auth.publicKey.method == .disabled {
-            reader.issues.add("auth", "no authentication method configured, please configure at least one (auth.password.method or auth.publicKey.method)")
+        if auth.password.method == .disabled && auth.publicKey.method == .disabled && auth.publicKey.trustedUserCAKeys.isEmpty {
+            reader.issues.add("auth", "no authentication method configured, please configure at least one (auth.password.method, auth.publicKey.method or auth.publicKey.trustedUserCAKeys)")
         }
         return auth
     }
@@ -144,6 +144,20 @@ enum AuthSectionReader {
             reader.issues.add(keys.keyPath("pathTemplate"), "required, and must contain %u (the username), e.g. /etc/berth/keys/%u")
         }
         keys.finish()
+        config.trustedUserCAKeys = reader.strings("trustedUserCAKeys", [])
+        for (index, entry) in config.trustedUserCAKeys.enumerated() {
+            let path = "\(reader.keyPath("trustedUserCAKeys"))[\(index)]"
+            if entry.hasPrefix("/") { continue }
+            do throws(AuthorizedKeyLine.Refusal) {
+                guard let line = try AuthorizedKeyLine.parse(entry), line.options == AuthorizedKeyOptions() else {
+                    reader.issues.add(path, "expected \"TYPE BASE64 [comment]\" or the absolute path of a file of such lines")
+                    continue
+                }
+                if line.keyType.contains("-cert-") { reader.issues.add(path, "a CA key must be a plain key, not a certificate") }
+            } catch {
+                reader.issues.add(path, "expected \"TYPE BASE64 [comment]\" or an absolute file path: \(error.reason)")
+            }
+        }
         reader.finish()
         return config
     }

@@ -143,6 +143,9 @@ public struct PublicKeyAuthConfig: Sendable, Hashable {
     public var webhook = WebhookConfig()
     public var `static` = StaticUsersConfig()
     public var authorizedKeys = AuthorizedKeysConfig()
+    /// CA keys whose user certificates sign anyone in whose name is a principal: `TYPE BASE64`
+    /// inline, or the absolute path of a file of such lines.
+    public var trustedUserCAKeys: [String] = []
 
     public init() {}
 }

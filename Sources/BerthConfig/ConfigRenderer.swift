@@ -138,6 +138,7 @@ public enum ConfigRenderer {
             ("publicKey", .object([
                 ("method", .string(auth.publicKey.method.rawValue)), ("webhook", webhook(auth.publicKey.webhook)), ("static", users(auth.publicKey.static)),
                 ("authorizedKeys", .object([("pathTemplate", .string(auth.publicKey.authorizedKeys.pathTemplate))])),
+                ("trustedUserCAKeys", strings(auth.publicKey.trustedUserCAKeys)),
             ])),
             ("authz", .object([("method", .string(auth.authz.method.rawValue)), ("webhook", webhook(auth.authz.webhook))])),
             ("protection", .object([

@@ -31,9 +31,16 @@ public enum SSHAlgorithmNames {
     /// `ssh-rsa` signs with SHA-1; only clients older than OpenSSH 7.2 need it.
     public static let hostKeyAlgorithms = defaultHostKeyAlgorithms + ["ssh-rsa"]
 
+    /// OpenSSH user certificates; the CA must still be trusted (`auth.publicKey.trustedUserCAKeys`).
+    public static let certificateAlgorithms = [
+        "ssh-ed25519-cert-v01@openssh.com", "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+        "ecdsa-sha2-nistp384-cert-v01@openssh.com", "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+        "rsa-sha2-512-cert-v01@openssh.com", "rsa-sha2-256-cert-v01@openssh.com",
+    ]
+
     /// Signature algorithms accepted for public key user authentication (`server-sig-algs`).
-    public static let defaultPublicKeyAlgorithms = defaultHostKeyAlgorithms
-    public static let publicKeyAlgorithms = hostKeyAlgorithms
+    public static let defaultPublicKeyAlgorithms = defaultHostKeyAlgorithms + certificateAlgorithms
+    public static let publicKeyAlgorithms = hostKeyAlgorithms + certificateAlgorithms
 }
 
 /// OpenSSH's `PerSourceMaxStartups` and `PerSourceNetBlockSize`: at most `max` unauthenticated

@@ -53,6 +53,8 @@ public struct ConnectionMetadata: Sendable, Hashable {
     public var metadata: [String: MetadataValue]
     public var environment: [String: MetadataValue]
     public var files: [String: FileValue]
+    /// What the login key's own options allow; set by the auth layer, never by a webhook.
+    public var restrictions = LoginRestrictions()
 
     public init(
         connectionID: ConnectionID,

@@ -58,6 +58,9 @@ final class ConnectionDelegate: SSHServerDelegate {
             case .publicKey(let key):
                 let handler = try await connection.networkHandler.futureResult.get()
                 outcome = await handler.onAuthPublicKey(metadata, publicKey: key.authorizedKeysText)
+            case .certificate(let certificate):
+                let handler = try await connection.networkHandler.futureResult.get()
+                outcome = await handler.onAuthPublicKey(metadata, publicKey: certificate.authorizedKeysText)
             }
             if case .success(let authenticated) = outcome {
                 if case .password = request.method { connection.loginGuard?.succeeded(username: request.username) }

@@ -48,8 +48,8 @@ extension SSHServerHandler {
                     sendAuthReply(SSHMessageWriter.userauthPKOK(algorithm: algorithm, blob: blob))
                     continue
                 }
-                if verify(signature: signature, key: key, algorithm: algorithm, request: request) {
-                    ask(SSHAuthRequest(username: request.username, method: .publicKey(key)))
+                if verify(signature: signature, key: key, algorithm: algorithm, blob: blob, request: request) {
+                    ask(SSHAuthRequest(username: request.username, method: key.certificate.map { .certificate($0) } ?? .publicKey(key.signer)))
                 } else {
                     sendAuthFailure(partialSuccess: false)
                 }
@@ -61,19 +61,31 @@ extension SSHServerHandler {
         }
     }
 
-    private func acceptableKey(algorithm: String, blob: [UInt8]) -> SSHPublicKey? {
-        guard settings.userAuthKeyAlgorithms.contains(algorithm),
-              let key = try? SSHPublicKey(blob: blob),
-              key.signatureAlgorithms.contains(algorithm) else { return nil }
-        return key
+    /// The key that must have signed, the certificate around it (if any), and the algorithm
+    /// inside the signature: a certificate algorithm signs with its plain one (PROTOCOL.certkeys).
+    struct OfferedKey {
+        let signer: SSHPublicKey
+        let certificate: SSHCertificate?
+        let signatureAlgorithm: String
+    }
+
+    private func acceptableKey(algorithm: String, blob: [UInt8]) -> OfferedKey? {
+        guard settings.userAuthKeyAlgorithms.contains(algorithm) else { return nil }
+        if let inner = SSHCertificate.signatureAlgorithms[algorithm] {
+            // Whether the CA is trusted and the certificate valid is the auth layer's decision.
+            guard let certificate = try? SSHCertificate(blob: blob), certificate.publicKey.signatureAlgorithms.contains(inner) else { return nil }
+            return OfferedKey(signer: certificate.publicKey, certificate: certificate, signatureAlgorithm: inner)
+        }
+        guard let key = try? SSHPublicKey(blob: blob), key.signatureAlgorithms.contains(algorithm) else { return nil }
+        return OfferedKey(signer: key, certificate: nil, signatureAlgorithm: algorithm)
     }
 
     /// RFC 4252 §7: the signature covers the session id and the request itself, and must be made
     /// with the algorithm the request names.
-    private func verify(signature: [UInt8], key: SSHPublicKey, algorithm: String, request: SSHUserAuthRequestMessage) -> Bool {
+    private func verify(signature: [UInt8], key: OfferedKey, algorithm: String, blob: [UInt8], request: SSHUserAuthRequestMessage) -> Bool {
         guard let sessionID = transport.sessionID else { return false }
         var signatureBuffer = ByteBuffer(bytes: signature)
-        guard signatureBuffer.readSSHText() == algorithm else { return false }
+        guard signatureBuffer.readSSHText() == key.signatureAlgorithm else { return false }
         var signed = ByteBuffer()
         signed.writeSSHString(sessionID)
         signed.writeSSHUInt8(SSHMessageNumber.userauthRequest)
@@ -82,8 +94,8 @@ extension SSHServerHandler {
         signed.writeSSHText("publickey")
         signed.writeSSHBool(true)
         signed.writeSSHText(algorithm)
-        signed.writeSSHString(key.blob)
-        return key.verify(signatureBlob: signature, over: Array(signed.readableBytesView))
+        signed.writeSSHString(blob)
+        return key.signer.verify(signatureBlob: signature, over: Array(signed.readableBytesView))
     }
 
     private func ask(_ request: SSHAuthRequest) {

@@ -10,6 +10,8 @@ public enum SSHAuthMethodRequest: Sendable {
     case password(String)
     /// Only after the signature over the session was verified with this key.
     case publicKey(SSHPublicKey)
+    /// An OpenSSH certificate whose key signed the session; the CA is not checked yet.
+    case certificate(SSHCertificate)
     case keyboardInteractive(submethods: String)
 }
 

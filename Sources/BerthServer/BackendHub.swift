@@ -102,7 +102,7 @@ final class BackendConnection: NetworkConnectionHandler {
     func onHandshakeSuccess(_ metadata: ConnectionMetadata) async throws -> any SSHConnectionHandler {
         let (config, metadata) = try await userConfiguration(metadata)
         let backend = try await backendHandler(config, metadata)
-        return SecureSSHConnection(next: backend, config: config.security, logger: logger)
+        return SecureSSHConnection(next: backend, config: config.security, restrictions: metadata.restrictions, logger: logger)
     }
 
     /// The static configuration, or the config webhook's answer merged over it and validated.

@@ -1,6 +1,7 @@
 import BerthConfig
 import BerthCore
 import BerthSSHCipher
+import BerthSSHEngine
 import BerthSSHKex
 import BerthSSHKeys
 import Foundation
@@ -99,6 +100,8 @@ import Testing
         #expect(SSHAlgorithmNames.defaultMACs == SSHCipherSuite.defaultMACs)
         #expect(Set(SSHAlgorithmNames.kex) == Set(SSHKexAlgorithms.supported))
         #expect(SSHAlgorithmNames.defaultKex == SSHKexAlgorithms.defaults)
+        #expect(SSHAlgorithmNames.defaultPublicKeyAlgorithms == SSHServerSettings.defaultUserAuthKeyAlgorithms)
+        #expect(Set(SSHAlgorithmNames.certificateAlgorithms) == Set(SSHCertificate.signatureAlgorithms.keys))
     }
 
     @Test func listenAddressSplitsIPv6() throws {
