@@ -26,6 +26,9 @@ public struct SSHConfig: Sendable, Hashable {
     public var banner = ""
     /// File paths or inline PEM / OpenSSH private keys.
     public var hostkeys: [String] = []
+    /// OpenSSH host certificates (`ssh-keygen -s … -h`), each for one of the host keys: a file
+    /// path or inline `TYPE BASE64`.
+    public var hostCertificates: [String] = []
     /// Where a generated host key is kept when `hostkeys` is empty.
     public var stateDirectory = "/var/lib/berth"
     /// Exactly these are offered, in this order.

@@ -96,7 +96,7 @@ public enum ConfigRenderer {
     private static func ssh(_ ssh: SSHConfig) -> ConfigValue {
         .object([
             ("listen", .string(ssh.listen)), ("serverVersion", .string(ssh.serverVersion)), ("banner", .string(ssh.banner)),
-            ("hostkeys", .array(ssh.hostkeys.map(ConfigRedaction.keyMaterial))), ("stateDirectory", .string(ssh.stateDirectory)),
+            ("hostkeys", .array(ssh.hostkeys.map(ConfigRedaction.keyMaterial))), ("hostCertificates", strings(ssh.hostCertificates)), ("stateDirectory", .string(ssh.stateDirectory)),
             ("ciphers", strings(ssh.ciphers)), ("kex", strings(ssh.kex)), ("macs", strings(ssh.macs)),
             ("hostKeyAlgorithms", strings(ssh.hostKeyAlgorithms)), ("publicKeyAlgorithms", strings(ssh.publicKeyAlgorithms)),
             ("maxStartups", .string(ssh.maxStartups.description)),

@@ -23,11 +23,14 @@ public enum SSHAlgorithmNames {
     ]
     public static let macs = defaultMACs + ["hmac-sha1-etm@openssh.com", "hmac-sha1"]
 
-    /// Host key signature algorithms; which are offered also depends on the host keys loaded.
-    public static let defaultHostKeyAlgorithms = [
+    /// Key signature algorithms without certificates.
+    static let plainKeyAlgorithms = [
         "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
         "rsa-sha2-512", "rsa-sha2-256",
     ]
+    /// Host key signature algorithms; which are offered also depends on the host keys loaded
+    /// (certificate algorithms only with `ssh.hostCertificates`).
+    public static let defaultHostKeyAlgorithms = certificateAlgorithms + plainKeyAlgorithms
     /// `ssh-rsa` signs with SHA-1; only clients older than OpenSSH 7.2 need it.
     public static let hostKeyAlgorithms = defaultHostKeyAlgorithms + ["ssh-rsa"]
 
@@ -39,8 +42,8 @@ public enum SSHAlgorithmNames {
     ]
 
     /// Signature algorithms accepted for public key user authentication (`server-sig-algs`).
-    public static let defaultPublicKeyAlgorithms = defaultHostKeyAlgorithms + certificateAlgorithms
-    public static let publicKeyAlgorithms = hostKeyAlgorithms + certificateAlgorithms
+    public static let defaultPublicKeyAlgorithms = plainKeyAlgorithms + certificateAlgorithms
+    public static let publicKeyAlgorithms = plainKeyAlgorithms + ["ssh-rsa"] + certificateAlgorithms
 }
 
 /// OpenSSH's `PerSourceMaxStartups` and `PerSourceNetBlockSize`: at most `max` unauthenticated

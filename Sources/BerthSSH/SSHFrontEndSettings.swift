@@ -22,11 +22,12 @@ public struct SSHFrontEndSettings: Sendable {
     /// can close a blocked address's connection before key exchange.
     public var loginProtection = LoginProtectionConfig()
 
-    public init(config: SSHConfig, hostKeys: [SSHPrivateKey]) throws {
+    public init(config: SSHConfig, hostKeys: [SSHPrivateKey], hostCertificates: [CertifiedHostKey] = []) throws {
         let (host, port) = try Self.split(listen: config.listen)
         self.host = host
         self.port = port
         var engine = SSHServerSettings(hostKeys: hostKeys)
+        engine.hostCertificates = hostCertificates
         engine.serverVersion = config.serverVersion
         engine.kex = config.kex
         engine.ciphers = config.ciphers

@@ -66,7 +66,7 @@ public final class SSHServerHandler: ChannelDuplexHandler {
     init(settings: SSHServerSettings, delegate: any SSHServerDelegate, crypto: any SSHCryptoProvider) {
         self.settings = settings
         self.delegate = delegate
-        let keys: [any SSHHostKeySigner] = settings.hostKeys
+        let keys: [any SSHHostKeySigner] = settings.hostKeys + settings.hostCertificates.map { $0 as any SSHHostKeySigner }
         let signable = Set(keys.flatMap(\.signatureAlgorithms))
         let configuration = SSHTransportConfiguration(
             ourVersion: settings.serverVersion, kex: settings.kex, ciphers: settings.ciphers, macs: settings.macs,

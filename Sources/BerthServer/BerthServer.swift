@@ -27,7 +27,8 @@ public final class BerthServer: Sendable {
         self.config = config
         self.logger = logger
         let hostKeys = try Self.hostKeys(config.ssh, logger: logger)
-        var settings = try SSHFrontEndSettings(config: config.ssh, hostKeys: hostKeys)
+        let hostCertificates = try HostKeyLoader.loadCertificates(entries: config.ssh.hostCertificates, hostKeys: hostKeys)
+        var settings = try SSHFrontEndSettings(config: config.ssh, hostKeys: hostKeys, hostCertificates: hostCertificates)
         settings.loginProtection = config.auth.protection
         let hub = try BackendHub(config: config, raw: raw, logger: logger)
         self.hub = hub

@@ -101,6 +101,8 @@ import Testing
         #expect(Set(SSHAlgorithmNames.kex) == Set(SSHKexAlgorithms.supported))
         #expect(SSHAlgorithmNames.defaultKex == SSHKexAlgorithms.defaults)
         #expect(SSHAlgorithmNames.defaultPublicKeyAlgorithms == SSHServerSettings.defaultUserAuthKeyAlgorithms)
+        #expect(SSHAlgorithmNames.defaultHostKeyAlgorithms == SSHServerSettings.defaultHostKeyAlgorithms)
+        #expect(Set(SSHAlgorithmNames.certificateAlgorithms) == Set(CertifiedHostKey.algorithms.keys))
         #expect(Set(SSHAlgorithmNames.certificateAlgorithms) == Set(SSHCertificate.signatureAlgorithms.keys))
     }
 

@@ -118,3 +118,38 @@ def test_webhooks_see_the_key_id_and_principals(tmp_path, start_berth, faulty_we
     assert metadata["certificateKeyId"]["value"] == "alice@corp"
     assert metadata["certificatePrincipals"]["value"] == "deploy,admins"
     assert metadata["certificateCA"]["value"].startswith("SHA256:")
+
+
+def test_host_certificate_with_cert_authority_known_hosts(tmp_path, start_berth):
+    host_ca = CA(tmp_path, "hostca")
+    host_key, _ = make_key(tmp_path, "ed25519", "hostkey")
+    subprocess.run(["ssh-keygen", "-q", "-s", str(host_ca.key), "-I", "berth-host", "-h", "-n", "127.0.0.1", str(host_key) + ".pub"], check=True)
+    user_key, user_pub = make_key(tmp_path, "ed25519", "login")
+    auth = {"publicKey": {"method": "static", "static": {"users": [{"username": "deploy", "authorizedKeys": [user_pub]}]}}}
+    berth = start_berth({"auth": auth, "ssh": {"hostkeys": [str(host_key)], "hostCertificates": [str(host_key) + "-cert.pub"]}})
+    plain = start_berth({"auth": auth, "ssh": {"hostkeys": [str(host_key)]}}, name="plain")
+
+    def strict(server, ca_pub):
+        known = tmp_path / f"known_hosts_{server.port}_{len(ca_pub)}"
+        known.write_text(f"@cert-authority [127.0.0.1]:{server.port} {ca_pub}\n")
+        return subprocess.run(["ssh", "-p", str(server.port), "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}",
+                               "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", str(user_key),
+                               "deploy@127.0.0.1", "whoami"], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+
+    trusted_login = strict(berth, host_ca.pub)
+    assert trusted_login.returncode == 0, trusted_login.stderr
+    assert trusted_login.stdout == b"deploy\n"
+    # Another CA, or no certificate at all: OpenSSH cannot verify the host.
+    assert b"Host key verification failed" in strict(berth, CA(tmp_path, "otherca").pub).stderr
+    assert b"Host key verification failed" in strict(plain, host_ca.pub).stderr
+
+
+def test_host_certificate_must_match_a_host_key(tmp_path, start_berth):
+    host_ca = CA(tmp_path, "hostca")
+    host_key, _ = make_key(tmp_path, "ed25519", "hostkey")
+    other, _ = make_key(tmp_path, "ed25519", "otherkey")
+    subprocess.run(["ssh-keygen", "-q", "-s", str(host_ca.key), "-I", "other", "-h", "-n", "127.0.0.1", str(other) + ".pub"], check=True)
+    auth = {"publicKey": {"method": "static", "static": {"users": [{"username": "deploy", "authorizedKeys": [host_ca.pub]}]}}}
+    berth = start_berth({"auth": auth, "ssh": {"hostkeys": [str(host_key)], "hostCertificates": [str(other) + "-cert.pub"]}}, expect_start=False)
+    assert berth.process.proc.wait(timeout=60) != 0
+    assert "ssh.hostCertificates[0]" in berth.process.output() and "not one of the host keys" in berth.process.output()
