@@ -67,6 +67,9 @@ enum AuthSectionReader {
             }
             _ = block.value("oauth2")
             _ = block.value("kerberos")
+            if method == "keyboardInteractive" {
+                auth.keyboardInteractive.passwordPrompt = block.bool("passwordPrompt", auth.keyboardInteractive.passwordPrompt)
+            }
             block.finish()
         }
         if legacyURL {

@@ -165,6 +165,16 @@ public struct AuthConfig: Sendable, Hashable {
     public var publicKey = PublicKeyAuthConfig()
     public var authz = AuthzConfig()
     public var protection = LoginProtectionConfig()
+    public var keyboardInteractive = KeyboardInteractiveConfig()
+
+    public init() {}
+}
+
+/// `auth.keyboardInteractive`: ContainerSSH's `method` (only empty: no OAuth2) and Berth's
+/// `passwordPrompt`, one keyboard-interactive prompt checked by the password method, for
+/// clients that offer only keyboard-interactive where passwords are asked (PuTTY, WinSCP).
+public struct KeyboardInteractiveConfig: Sendable, Hashable {
+    public var passwordPrompt = true
 
     public init() {}
 }

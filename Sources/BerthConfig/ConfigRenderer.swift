@@ -141,6 +141,7 @@ public enum ConfigRenderer {
                 ("trustedUserCAKeys", strings(auth.publicKey.trustedUserCAKeys)),
             ])),
             ("authz", .object([("method", .string(auth.authz.method.rawValue)), ("webhook", webhook(auth.authz.webhook))])),
+            ("keyboardInteractive", .object([("passwordPrompt", .bool(auth.keyboardInteractive.passwordPrompt))])),
             ("protection", .object([
                 ("enabled", .bool(auth.protection.enabled)), ("delayAfter", .int(Int64(auth.protection.delayAfter))),
                 ("baseDelay", duration(auth.protection.baseDelay)), ("maxDelay", duration(auth.protection.maxDelay)),

@@ -23,9 +23,12 @@ final class ConnectionDelegate: SSHServerDelegate {
         connection.setClientVersion(version)
     }
 
-    /// keyboard-interactive is not offered until an authenticator can use it; clients that try it
-    /// anyway (PuTTY, WinSCP) get a failure and move on to the methods listed here.
-    var sshAuthMethods: [String] { ["publickey", "password"] }
+    /// keyboard-interactive is offered as a password prompt when a password method is
+    /// configured (`auth.keyboardInteractive.passwordPrompt`); otherwise clients that try it
+    /// anyway get a failure and move on to the methods listed here.
+    var sshAuthMethods: [String] {
+        connection.settings.keyboardInteractivePassword ? ["publickey", "password", "keyboard-interactive"] : ["publickey", "password"]
+    }
 
     // MARK: authentication
 
@@ -37,24 +40,38 @@ final class ConnectionDelegate: SSHServerDelegate {
             if connection.isExhausted { return .failure(partialSuccess: false) }
             let metadata = connection.metadata(username: request.username)
             let outcome: AuthOutcome
-            switch request.method {
-            case .none, .keyboardInteractive:
-                // Not credentials: not counted against maxAuthTries (as in OpenSSH).
-                return .failure(partialSuccess: false)
-            case .password(let password):
+            /// Both password paths: login protection first, then the password method.
+            func checkPassword(_ password: String) async throws -> AuthOutcome {
                 if let refusal = connection.loginGuard?.refusesPassword(for: request.username, from: connection.remoteAddress.ip, logger: connection.logger) {
                     if refusal == .address { Self.disconnect(engine, "too many failed logins from your address") }
-                    outcome = .failure(reason: "too many recent failed passwords")
-                    break
+                    return .failure(reason: "too many recent failed passwords")
                 }
                 let handler = try await connection.networkHandler.futureResult.get()
-                outcome = await handler.onAuthPassword(metadata, password: Array(password.utf8))
+                let outcome = await handler.onAuthPassword(metadata, password: Array(password.utf8))
                 if case .failure = outcome, let loginGuard = connection.loginGuard {
                     let (delay, addressBlocked) = loginGuard.passwordFailed(username: request.username, ip: connection.remoteAddress.ip, logger: connection.logger)
                     if addressBlocked { Self.disconnect(engine, "too many failed logins from your address") }
                     // The client waits for its answer; a guesser gets fewer tries per minute.
                     if delay > .zero, !addressBlocked { try? await Task.sleep(for: delay) }
                 }
+                return outcome
+            }
+            switch request.method {
+            case .none:
+                // Not credentials: not counted against maxAuthTries (as in OpenSSH).
+                return .failure(partialSuccess: false)
+            case .keyboardInteractive(_, let conversation):
+                guard connection.settings.keyboardInteractivePassword else { return .failure(partialSuccess: false) }
+                let answers: [String]
+                do {
+                    answers = try await conversation.ask(prompts: [SSHKeyboardInteractivePrompt("Password: ", echo: false)])
+                } catch {
+                    // The client gave up on the prompt: no credential was tried.
+                    return .failure(partialSuccess: false)
+                }
+                outcome = try await checkPassword(answers[0])
+            case .password(let password):
+                outcome = try await checkPassword(password)
             case .publicKey(let key):
                 let handler = try await connection.networkHandler.futureResult.get()
                 outcome = await handler.onAuthPublicKey(metadata, publicKey: key.authorizedKeysText)
@@ -63,7 +80,10 @@ final class ConnectionDelegate: SSHServerDelegate {
                 outcome = await handler.onAuthPublicKey(metadata, publicKey: certificate.authorizedKeysText)
             }
             if case .success(let authenticated) = outcome {
-                if case .password = request.method { connection.loginGuard?.succeeded(username: request.username) }
+                switch request.method {
+                case .password, .keyboardInteractive: connection.loginGuard?.succeeded(username: request.username)
+                default: break
+                }
                 connection.authenticated(authenticated) { description in
                     engine.eventLoop.execute {
                         if let handler = engine.value.handler {

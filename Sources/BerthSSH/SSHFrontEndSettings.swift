@@ -21,6 +21,9 @@ public struct SSHFrontEndSettings: Sendable {
     /// From the `auth` section; the front end applies it because it sees every attempt and
     /// can close a blocked address's connection before key exchange.
     public var loginProtection = LoginProtectionConfig()
+    /// Offer keyboard-interactive as one password prompt (auth.keyboardInteractive.passwordPrompt
+    /// with a password method configured).
+    public var keyboardInteractivePassword = false
 
     public init(config: SSHConfig, hostKeys: [SSHPrivateKey], hostCertificates: [CertifiedHostKey] = []) throws {
         let (host, port) = try Self.split(listen: config.listen)

@@ -13,6 +13,8 @@ extension SSHServerHandler {
             throw SSHProtocolError("SSH_USERAUTH_WITHOUT_SERVICE", "USERAUTH_REQUEST before the ssh-userauth service was accepted")
         }
         authRequestCount += 1
+        // RFC 4256 §3.4: a new request abandons a keyboard-interactive exchange.
+        abortInfoRequest("the client sent another authentication request")
         if authRequestCount > settings.maxAuthRequests {
             throw SSHProtocolError("SSH_AUTH_TOO_MANY_ATTEMPTS", "too many authentication attempts",
                                    disconnectReason: SSHDisconnectReason.noMoreAuthMethodsAvailable)
@@ -54,7 +56,11 @@ extension SSHServerHandler {
                     sendAuthFailure(partialSuccess: false)
                 }
             case .keyboardInteractive(_, let submethods):
-                ask(SSHAuthRequest(username: request.username, method: .keyboardInteractive(submethods: submethods)))
+                guard let conversation = conversation() else {
+                    sendAuthFailure(partialSuccess: false)
+                    continue
+                }
+                ask(SSHAuthRequest(username: request.username, method: .keyboardInteractive(submethods: submethods, conversation: conversation)))
             case .other:
                 sendAuthFailure(partialSuccess: false)
             }
@@ -98,6 +104,49 @@ extension SSHServerHandler {
         return key.signer.verify(signatureBlob: signature, over: Array(signed.readableBytesView))
     }
 
+    /// The delegate's handle for INFO_REQUEST rounds; usable from any thread.
+    private func conversation() -> SSHKeyboardInteractiveConversation? {
+        guard let context else { return nil }
+        let loop = context.eventLoop
+        let handler = NIOLoopBound(self, eventLoop: loop)
+        return SSHKeyboardInteractiveConversation { name, instruction, prompts in
+            loop.flatSubmit { handler.value.sendInfoRequest(name: name, instruction: instruction, prompts: prompts, loop: loop) }
+        }
+    }
+
+    private func sendInfoRequest(name: String, instruction: String, prompts: [SSHKeyboardInteractivePrompt], loop: any EventLoop) -> EventLoopFuture<[String]> {
+        guard authInFlight, !closing, !isAuthenticated, pendingInfo == nil else {
+            return loop.makeFailedFuture(SSHKeyboardInteractiveAborted(reason: "no keyboard-interactive request is waiting"))
+        }
+        let promise = loop.makePromise(of: [String].self)
+        pendingInfo = (promise, prompts.count)
+        sendAuthReply(SSHMessageWriter.userauthInfoRequest(name: name, instruction: instruction, prompts: prompts))
+        outputReady()
+        return promise.futureResult
+    }
+
+    func receivedInfoResponse(_ responses: [String]) throws {
+        guard let pending = pendingInfo else {
+            // After success OpenSSH may still be answering; before, it is a protocol error.
+            guard isAuthenticated else {
+                throw SSHProtocolError("SSH_UNEXPECTED_MESSAGE", "USERAUTH_INFO_RESPONSE without an INFO_REQUEST")
+            }
+            return
+        }
+        pendingInfo = nil
+        if responses.count == pending.count {
+            pending.promise.succeed(responses)
+        } else {
+            pending.promise.fail(SSHKeyboardInteractiveAborted(reason: "\(responses.count) answers to \(pending.count) prompts"))
+        }
+    }
+
+    func abortInfoRequest(_ reason: String) {
+        guard let pending = pendingInfo else { return }
+        pendingInfo = nil
+        pending.promise.fail(SSHKeyboardInteractiveAborted(reason: reason))
+    }
+
     private func ask(_ request: SSHAuthRequest) {
         guard let delegate, let context else {
             sendAuthFailure(partialSuccess: false)
@@ -107,6 +156,7 @@ extension SSHServerHandler {
         let promise = context.eventLoop.makePromise(of: SSHAuthResult.self)
         promise.futureResult.assumeIsolated().whenComplete { result in
             self.authInFlight = false
+            self.abortInfoRequest("the authentication request was answered")
             guard !self.closing else { return }
             switch result {
             case .success(.success):
