@@ -1,6 +1,7 @@
 import BerthConfig
 import BerthCore
 import Logging
+import Synchronization
 
 /// The authentication layer of the handler stack: answers password and public key attempts
 /// with the configured method, runs the authz webhook after any success, and passes
@@ -10,6 +11,7 @@ public final class AuthServerLayer: ServerHandler {
     private let password: any PasswordAuthenticator
     private let publicKey: any PublicKeyAuthenticator
     private let certificates: CertificateAuthenticator
+    private let secondFactor: SecondFactorGate?
     private let authz: AuthWebhookClient?
     private let webhooks: [AuthWebhookClient]
     private let logger: Logger
@@ -35,6 +37,9 @@ public final class AuthServerLayer: ServerHandler {
         case .authorizedKeys: publicKey = AuthorizedKeysAuthenticator(pathTemplate: config.publicKey.authorizedKeys.pathTemplate, logger: logger)
         }
         certificates = try CertificateAuthenticator(config: config.publicKey)
+        secondFactor = config.secondFactor.method == .totp
+            ? SecondFactorGate(config: config.secondFactor, users: try config.password.static.allUsers() + config.publicKey.static.allUsers())
+            : nil
         authz = config.authz.method == .webhook ? try webhook(config.authz.webhook) : nil
         self.webhooks = webhooks
     }
@@ -44,7 +49,7 @@ public final class AuthServerLayer: ServerHandler {
     public func onNetworkConnection(_ metadata: ConnectionMetadata) async throws -> any NetworkConnectionHandler {
         AuthConnectionLayer(
             next: try await next.onNetworkConnection(metadata),
-            password: password, publicKey: publicKey, certificates: certificates, authz: authz,
+            password: password, publicKey: publicKey, certificates: certificates, secondFactor: secondFactor, authz: authz,
             logger: logger.forConnection(metadata)
         )
     }
@@ -62,8 +67,11 @@ struct AuthConnectionLayer: NetworkConnectionHandler {
     let password: any PasswordAuthenticator
     let publicKey: any PublicKeyAuthenticator
     let certificates: CertificateAuthenticator
+    let secondFactor: SecondFactorGate?
     let authz: AuthWebhookClient?
     let logger: Logger
+    /// After a first factor that needs a code: what it proved, and the secret to check against.
+    let pending = PendingSecondFactor()
 
     func onAuthPassword(_ metadata: ConnectionMetadata, password secret: [UInt8]) async -> AuthOutcome {
         await finish(await password.authenticate(metadata, password: secret), method: "password", metadata: metadata)
@@ -79,8 +87,35 @@ struct AuthConnectionLayer: NetworkConnectionHandler {
         return await finish(await publicKey.authenticate(metadata, publicKey: key), method: "publickey", metadata: metadata)
     }
 
-    private func finish(_ outcome: AuthOutcome, method: String, metadata: ConnectionMetadata) async -> AuthOutcome {
+    func onAuthSecondFactor(_ metadata: ConnectionMetadata, code: String) async -> AuthOutcome {
+        guard let secondFactor, let waiting = pending.value.withLock({ $0 }) else {
+            return await finish(.failure(reason: "no second factor was asked for"), method: "totp", metadata: metadata, firstFactor: false)
+        }
+        let user = waiting.metadata.effectiveUsername
+        guard secondFactor.verify(code, secret: waiting.secret, user: user) else {
+            return await finish(.failure(reason: "wrong, expired or already used verification code"), method: "totp", metadata: metadata, firstFactor: false)
+        }
+        pending.value.withLock { $0 = nil }
+        var proven = waiting.metadata
+        proven.secondFactorPending = false
+        return await finish(.success(proven), method: "totp", metadata: metadata, firstFactor: false)
+    }
+
+    private func finish(_ outcome: AuthOutcome, method: String, metadata: ConnectionMetadata, firstFactor: Bool = true) async -> AuthOutcome {
         var outcome = outcome
+        if firstFactor, case .success(let authenticated) = outcome, let secondFactor {
+            switch secondFactor.decide(authenticated) {
+            case .done(let cleaned): outcome = .success(cleaned)
+            case .refuse(let reason): outcome = .failure(reason: reason)
+            case .ask(let cleaned, let secret):
+                pending.value.withLock { $0 = (cleaned, secret) }
+                var waiting = cleaned
+                waiting.secondFactorPending = true
+                logger.log(.info, "AUTH_SECOND_FACTOR_REQUIRED", "first factor accepted; asking for the verification code",
+                           [LogKey.username: "\(metadata.username)", "method": "\(method)"])
+                return .success(waiting)
+            }
+        }
         if case .success(let authenticated) = outcome, let authz {
             outcome = await authz.authorize(authenticated)
             if case .failure = outcome { outcome = .failure(reason: "the authorization webhook denied the login") }
@@ -112,4 +147,9 @@ struct AuthConnectionLayer: NetworkConnectionHandler {
     }
 
     func onDisconnect() async { await next.onDisconnect() }
+}
+
+/// One connection's first factor waiting for its code (a class: the layer is a value type).
+final class PendingSecondFactor: Sendable {
+    let value = Mutex<(metadata: ConnectionMetadata, secret: [UInt8])?>(nil)
 }

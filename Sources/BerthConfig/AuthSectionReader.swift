@@ -59,6 +59,8 @@ enum AuthSectionReader {
         authz.finish()
         var protection = reader.object("protection")
         auth.protection = readProtection(&protection)
+        var secondFactor = reader.object("secondFactor")
+        auth.secondFactor = readSecondFactor(&secondFactor)
         for method in ["keyboardInteractive", "gssapi"] {
             var block = reader.object(method)
             let name = block.string("method", "")
@@ -91,6 +93,24 @@ enum AuthSectionReader {
             reader.issues.add("auth", "no authentication method configured, please configure at least one (auth.password.method, auth.publicKey.method or auth.publicKey.trustedUserCAKeys)")
         }
         return auth
+    }
+
+    private static func readSecondFactor(_ reader: inout ObjectReader) -> SecondFactorConfig {
+        var config = SecondFactorConfig()
+        config.method = reader.choice("method", config.method)
+        config.required = reader.bool("required", config.required)
+        var totp = reader.object("totp")
+        config.digits = totp.int("digits", config.digits, minimum: 6)
+        if config.digits > 8 { reader.issues.add(totp.keyPath("digits"), "must be 6, 7 or 8") }
+        config.period = totp.duration("period", config.period, minimum: .seconds(1), allowZero: false)
+        if config.period.nanoseconds % 1_000_000_000 != 0 { reader.issues.add(totp.keyPath("period"), "must be whole seconds") }
+        config.algorithm = totp.choice("algorithm", config.algorithm)
+        config.skew = totp.int("skew", config.skew, minimum: 0)
+        if config.skew > 10 { reader.issues.add(totp.keyPath("skew"), "at most 10 steps either side") }
+        config.metadataKey = totp.string("metadataKey", config.metadataKey)
+        totp.finish()
+        reader.finish()
+        return config
     }
 
     private static func readProtection(_ reader: inout ObjectReader) -> LoginProtectionConfig {

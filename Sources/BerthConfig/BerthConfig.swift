@@ -92,11 +92,14 @@ public struct StaticUser: Sendable, Hashable {
     public var passwordHash: String
     /// authorized_keys lines.
     public var authorizedKeys: [String]
+    /// Base32 TOTP secret for `auth.secondFactor`; empty: none enrolled.
+    public var totpSecret: String
 
-    public init(username: String, passwordHash: String = "", authorizedKeys: [String] = []) {
+    public init(username: String, passwordHash: String = "", authorizedKeys: [String] = [], totpSecret: String = "") {
         self.username = username
         self.passwordHash = passwordHash
         self.authorizedKeys = authorizedKeys
+        self.totpSecret = totpSecret
     }
 }
 
@@ -166,6 +169,33 @@ public struct AuthConfig: Sendable, Hashable {
     public var authz = AuthzConfig()
     public var protection = LoginProtectionConfig()
     public var keyboardInteractive = KeyboardInteractiveConfig()
+    public var secondFactor = SecondFactorConfig()
+
+    public init() {}
+}
+
+/// `auth.secondFactor`: a TOTP code (RFC 6238) asked over keyboard-interactive after a password
+/// or key succeeded, for users with a secret (static users' `totpSecret`, or the auth webhook's
+/// metadata entry `metadataKey`). docs/security.md, "Second factor".
+public struct SecondFactorConfig: Sendable, Hashable {
+    public enum Method: String, Sendable, Hashable, CaseIterable {
+        case disabled = ""
+        case totp
+    }
+
+    public enum Algorithm: String, Sendable, Hashable, CaseIterable {
+        case sha1, sha256, sha512
+    }
+
+    public var method = Method.disabled
+    /// Refuse users without a secret instead of letting them in with one factor.
+    public var required = false
+    public var digits = 6
+    public var period = BerthDuration.seconds(30)
+    public var algorithm = Algorithm.sha1
+    /// Time steps accepted either side of now, for clock drift and typing time.
+    public var skew = 1
+    public var metadataKey = "totpSecret"
 
     public init() {}
 }

@@ -124,7 +124,7 @@ public enum ConfigRenderer {
     private static func users(_ config: StaticUsersConfig) -> ConfigValue {
         .object([
             ("users", .array(config.users.map { user in
-                .object([("username", .string(user.username)), ("passwordHash", ConfigRedaction.secret(user.passwordHash)), ("authorizedKeys", strings(user.authorizedKeys))])
+                .object([("username", .string(user.username)), ("passwordHash", ConfigRedaction.secret(user.passwordHash)), ("authorizedKeys", strings(user.authorizedKeys)), ("totpSecret", ConfigRedaction.secret(user.totpSecret))])
             })),
             ("usersFile", .string(config.usersFile)),
         ])
@@ -142,6 +142,14 @@ public enum ConfigRenderer {
             ])),
             ("authz", .object([("method", .string(auth.authz.method.rawValue)), ("webhook", webhook(auth.authz.webhook))])),
             ("keyboardInteractive", .object([("passwordPrompt", .bool(auth.keyboardInteractive.passwordPrompt))])),
+            ("secondFactor", .object([
+                ("method", .string(auth.secondFactor.method.rawValue)), ("required", .bool(auth.secondFactor.required)),
+                ("totp", .object([
+                    ("digits", .int(Int64(auth.secondFactor.digits))), ("period", duration(auth.secondFactor.period)),
+                    ("algorithm", .string(auth.secondFactor.algorithm.rawValue)), ("skew", .int(Int64(auth.secondFactor.skew))),
+                    ("metadataKey", .string(auth.secondFactor.metadataKey)),
+                ])),
+            ])),
             ("protection", .object([
                 ("enabled", .bool(auth.protection.enabled)), ("delayAfter", .int(Int64(auth.protection.delayAfter))),
                 ("baseDelay", duration(auth.protection.baseDelay)), ("maxDelay", duration(auth.protection.maxDelay)),

@@ -24,6 +24,10 @@ enum StaticUsersReader {
             let name = user.string("username", "")
             let hash = user.string("passwordHash", "")
             let keys = user.strings("authorizedKeys", [])
+            let totp = user.string("totpSecret", "")
+            if !totp.isEmpty, (Base32.decode(totp)?.count ?? 0) < 10 {
+                reader.issues.add(user.keyPath("totpSecret"), "must be a base32 secret of at least 10 bytes (16 characters), as authenticator apps use")
+            }
             user.finish()
             if name.isEmpty { reader.issues.add(user.keyPath("username"), "required") }
             if !hash.isEmpty, !(hash.hasPrefix("$") && hash.dropFirst().contains("$")) {
@@ -37,7 +41,7 @@ enum StaticUsersReader {
                     reader.issues.add(path, error.reason)
                 }
             }
-            return name.isEmpty ? nil : StaticUser(username: name, passwordHash: hash, authorizedKeys: keys)
+            return name.isEmpty ? nil : StaticUser(username: name, passwordHash: hash, authorizedKeys: keys, totpSecret: totp)
         }
     }
 }

@@ -55,6 +55,8 @@ public struct ConnectionMetadata: Sendable, Hashable {
     public var files: [String: FileValue]
     /// What the login key's own options allow; set by the auth layer, never by a webhook.
     public var restrictions = LoginRestrictions()
+    /// The first factor succeeded and the auth layer waits for `onAuthSecondFactor`.
+    public var secondFactorPending = false
 
     public init(
         connectionID: ConnectionID,

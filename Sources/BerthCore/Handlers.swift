@@ -20,6 +20,9 @@ public protocol NetworkConnectionHandler: Sendable {
     /// `publicKey` is in authorized_keys form without comment: `ssh-ed25519 AAAA…`. The SSH
     /// layer has already verified the client holds the private key.
     func onAuthPublicKey(_ metadata: ConnectionMetadata, publicKey: String) async -> AuthOutcome
+    /// The answer to the second-factor prompt after a success with `secondFactorPending`;
+    /// `metadata` is what that success returned.
+    func onAuthSecondFactor(_ metadata: ConnectionMetadata, code: String) async -> AuthOutcome
     func onHandshakeFailed(_ metadata: ConnectionMetadata, reason: String) async
     /// Authentication finished. Config is fetched and the container started here; channels wait
     /// until it returns. Throwing closes the connection.

@@ -2,6 +2,7 @@ import BerthCore
 import BerthSSHEngine
 import BerthSSHWire
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// The engine's delegate for one connection: hands authentication attempts, channel opens and
@@ -12,6 +13,9 @@ final class ConnectionDelegate: SSHServerDelegate {
     /// Set right after the engine handler is made; the handler owns this delegate, so the
     /// reference back is weak.
     weak var engine: SSHServerHandler?
+    /// A first factor that succeeded while the auth layer wants a verification code: only
+    /// keyboard-interactive is offered until the code is right (RFC 4252 §5.1 partial success).
+    private let pendingSecondFactor = NIOLockedValueBox<ConnectionMetadata?>(nil)
 
     init(connection: SSHConnection) {
         self.connection = connection
@@ -27,13 +31,15 @@ final class ConnectionDelegate: SSHServerDelegate {
     /// configured (`auth.keyboardInteractive.passwordPrompt`); otherwise clients that try it
     /// anyway get a failure and move on to the methods listed here.
     var sshAuthMethods: [String] {
-        connection.settings.keyboardInteractivePassword ? ["publickey", "password", "keyboard-interactive"] : ["publickey", "password"]
+        if pendingSecondFactor.withLockedValue({ $0 != nil }) { return ["keyboard-interactive"] }
+        return connection.settings.keyboardInteractivePassword ? ["publickey", "password", "keyboard-interactive"] : ["publickey", "password"]
     }
 
     // MARK: authentication
 
     func sshAuthenticate(_ request: SSHAuthRequest, promise: EventLoopPromise<SSHAuthResult>) {
         let connection = self.connection
+        let pendingSecondFactor = self.pendingSecondFactor
         let engine = NIOLoopBound(WeakEngine(engine), eventLoop: eventLoop)
         promise.completeWithTask {
             // The connection is being closed; answer without consulting any authenticator.
@@ -60,6 +66,16 @@ final class ConnectionDelegate: SSHServerDelegate {
             case .none:
                 // Not credentials: not counted against maxAuthTries (as in OpenSSH).
                 return .failure(partialSuccess: false)
+            case .keyboardInteractive(_, let conversation) where pendingSecondFactor.withLockedValue({ $0?.username == request.username }):
+                let answers: [String]
+                do {
+                    answers = try await conversation.ask(prompts: [SSHKeyboardInteractivePrompt("Verification code: ", echo: false)])
+                } catch {
+                    return .failure(partialSuccess: false)
+                }
+                guard let firstFactor = pendingSecondFactor.withLockedValue({ $0 }) else { return .failure(partialSuccess: false) }
+                let handler = try await connection.networkHandler.futureResult.get()
+                outcome = await handler.onAuthSecondFactor(firstFactor, code: answers[0])
             case .keyboardInteractive(_, let conversation):
                 guard connection.settings.keyboardInteractivePassword else { return .failure(partialSuccess: false) }
                 let answers: [String]
@@ -79,7 +95,12 @@ final class ConnectionDelegate: SSHServerDelegate {
                 let handler = try await connection.networkHandler.futureResult.get()
                 outcome = await handler.onAuthPublicKey(metadata, publicKey: certificate.authorizedKeysText)
             }
+            if case .success(let authenticated) = outcome, authenticated.secondFactorPending {
+                pendingSecondFactor.withLockedValue { $0 = authenticated }
+                return .failure(partialSuccess: true)
+            }
             if case .success(let authenticated) = outcome {
+                pendingSecondFactor.withLockedValue { $0 = nil }
                 switch request.method {
                 case .password, .keyboardInteractive: connection.loginGuard?.succeeded(username: request.username)
                 default: break
@@ -95,6 +116,7 @@ final class ConnectionDelegate: SSHServerDelegate {
                 }
                 return .success
             }
+            // While a code is awaited, the method list (keyboard-interactive only) tells the client to go on.
             if connection.recordFailure() {
                 connection.logger.log(.notice, "SSH_MAX_AUTH_TRIES", "too many failed authentication attempts; closing the connection", [LogKey.username: "\(request.username)"])
                 Self.disconnect(engine, "too many authentication failures")

@@ -97,6 +97,10 @@ final class BackendConnection: NetworkConnectionHandler {
         .unavailable(reason: "no authentication layer")
     }
 
+    func onAuthSecondFactor(_ metadata: ConnectionMetadata, code: String) async -> AuthOutcome {
+        .unavailable(reason: "no authentication layer")
+    }
+
     func onHandshakeFailed(_ metadata: ConnectionMetadata, reason: String) async {}
 
     func onHandshakeSuccess(_ metadata: ConnectionMetadata) async throws -> any SSHConnectionHandler {

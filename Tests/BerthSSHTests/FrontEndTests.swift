@@ -114,6 +114,7 @@ private struct TestConnection: NetworkConnectionHandler, SSHConnectionHandler {
         password == Array("secret".utf8) ? .success(metadata) : .failure(reason: "wrong password")
     }
     func onAuthPublicKey(_ metadata: ConnectionMetadata, publicKey: String) async -> AuthOutcome { .failure(reason: "no keys") }
+    func onAuthSecondFactor(_ metadata: ConnectionMetadata, code: String) async -> AuthOutcome { .failure(reason: "no second factor") }
     func onHandshakeFailed(_ metadata: ConnectionMetadata, reason: String) async {}
     func onHandshakeSuccess(_ metadata: ConnectionMetadata) async throws -> any SSHConnectionHandler { self }
     func onDisconnect() async {}
