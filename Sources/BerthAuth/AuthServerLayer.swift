@@ -12,6 +12,9 @@ public final class AuthServerLayer: ServerHandler {
     private let publicKey: any PublicKeyAuthenticator
     private let certificates: CertificateAuthenticator
     private let secondFactor: SecondFactorGate?
+    private let securityKeys = SecurityKeyCounters()
+    /// Webhooks see no key options, so a FIDO key must always have been touched.
+    private let touchAlwaysRequired: Bool
     private let authz: AuthWebhookClient?
     private let webhooks: [AuthWebhookClient]
     private let logger: Logger
@@ -37,6 +40,7 @@ public final class AuthServerLayer: ServerHandler {
         case .authorizedKeys: publicKey = AuthorizedKeysAuthenticator(pathTemplate: config.publicKey.authorizedKeys.pathTemplate, logger: logger)
         }
         certificates = try CertificateAuthenticator(config: config.publicKey)
+        touchAlwaysRequired = config.publicKey.method == .webhook
         secondFactor = config.secondFactor.method == .totp
             ? SecondFactorGate(config: config.secondFactor, users: try config.password.static.allUsers() + config.publicKey.static.allUsers())
             : nil
@@ -49,7 +53,8 @@ public final class AuthServerLayer: ServerHandler {
     public func onNetworkConnection(_ metadata: ConnectionMetadata) async throws -> any NetworkConnectionHandler {
         AuthConnectionLayer(
             next: try await next.onNetworkConnection(metadata),
-            password: password, publicKey: publicKey, certificates: certificates, secondFactor: secondFactor, authz: authz,
+            password: password, publicKey: publicKey, certificates: certificates, secondFactor: secondFactor,
+            securityKeys: securityKeys, touchAlwaysRequired: touchAlwaysRequired, authz: authz,
             logger: logger.forConnection(metadata)
         )
     }
@@ -68,6 +73,8 @@ struct AuthConnectionLayer: NetworkConnectionHandler {
     let publicKey: any PublicKeyAuthenticator
     let certificates: CertificateAuthenticator
     let secondFactor: SecondFactorGate?
+    let securityKeys: SecurityKeyCounters
+    let touchAlwaysRequired: Bool
     let authz: AuthWebhookClient?
     let logger: Logger
     /// After a first factor that needs a code: what it proved, and the secret to check against.
@@ -84,7 +91,15 @@ struct AuthConnectionLayer: NetworkConnectionHandler {
             let outcome = certificates.authenticate(metadata, certificate: key, authorities: publicKey.keyLines(metadata), logger: logger)
             return await finish(outcome, method: "publickey-certificate", metadata: metadata)
         }
-        return await finish(await publicKey.authenticate(metadata, publicKey: key), method: "publickey", metadata: metadata)
+        var outcome = await publicKey.authenticate(metadata, publicKey: key)
+        if case .success = outcome, let assertion = metadata.securityKey {
+            if touchAlwaysRequired, !assertion.userPresent {
+                outcome = .failure(reason: "the security key was not touched (user presence flag missing)")
+            } else if !securityKeys.accept(key, counter: assertion.counter) {
+                outcome = .failure(reason: "the security key's counter \(assertion.counter) did not increase: a cloned key or a replayed signature")
+            }
+        }
+        return await finish(outcome, method: "publickey", metadata: metadata)
     }
 
     func onAuthSecondFactor(_ metadata: ConnectionMetadata, code: String) async -> AuthOutcome {

@@ -50,6 +50,8 @@ enum AuthorizedKeys {
                 refusal = "the key's expiry-time in \(source.location) has passed"
             } else if !line.options.allowsSource(ip: metadata.remoteAddress.ip) {
                 refusal = "the key's from= in \(source.location) does not match \(metadata.remoteAddress.ip)"
+            } else if let reason = securityKeyRefusal(metadata.securityKey, type: offered.type, options: line.options) {
+                refusal = "\(reason) (\(source.location))"
             } else {
                 var admitted = metadata.merging(MetadataUpdate(environment: line.options.environment.mapValues { MetadataValue(value: $0) }))
                 admitted.restrictions = line.options.restrictions
@@ -59,6 +61,16 @@ enum AuthorizedKeys {
                         [LogKey.username: "\(metadata.username)", "location": "\(source.location)"])
         }
         return .failure(reason: refusal ?? "key not authorized for this user")
+    }
+
+    /// A FIDO key must have been touched unless the line says `no-touch-required`, and must
+    /// have verified its user (PIN, biometric) when the line says `verify-required`.
+    static func securityKeyRefusal(_ assertion: SecurityKeyAssertion?, type: String, options: AuthorizedKeyOptions) -> String? {
+        guard type.hasPrefix("sk-") else { return nil }
+        guard let assertion else { return "the security key's signature carried no flags" }
+        if options.touchRequired, !assertion.userPresent { return "the security key was not touched (user presence flag missing; no-touch-required allows that)" }
+        if options.verifyRequired, !assertion.userVerified { return "the security key did not verify the user (verify-required)" }
+        return nil
     }
 
     /// `%u` → username, `%%` → `%`. Names that could leave the directory are refused.

@@ -42,8 +42,10 @@ public enum SSHAlgorithmNames {
     ]
 
     /// Signature algorithms accepted for public key user authentication (`server-sig-algs`).
-    public static let defaultPublicKeyAlgorithms = plainKeyAlgorithms + certificateAlgorithms
-    public static let publicKeyAlgorithms = plainKeyAlgorithms + ["ssh-rsa"] + certificateAlgorithms
+    public static let defaultPublicKeyAlgorithms = plainKeyAlgorithms + certificateAlgorithms + securityKeyAlgorithms
+    public static let publicKeyAlgorithms = plainKeyAlgorithms + ["ssh-rsa"] + certificateAlgorithms + securityKeyAlgorithms
+    /// FIDO/U2F keys (PROTOCOL.u2f); touch and PIN are checked against the key's options.
+    public static let securityKeyAlgorithms = ["sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com"]
 }
 
 /// OpenSSH's `PerSourceMaxStartups` and `PerSourceNetBlockSize`: at most `max` unauthenticated

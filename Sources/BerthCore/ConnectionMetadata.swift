@@ -57,6 +57,8 @@ public struct ConnectionMetadata: Sendable, Hashable {
     public var restrictions = LoginRestrictions()
     /// The first factor succeeded and the auth layer waits for `onAuthSecondFactor`.
     public var secondFactorPending = false
+    /// Set by the SSH front end for a FIDO security key attempt: what its signature asserted.
+    public var securityKey: SecurityKeyAssertion?
 
     public init(
         connectionID: ConnectionID,

@@ -37,6 +37,19 @@ public struct LoginRestrictions: Sendable, Hashable {
     private static func listenHost(_ host: String) -> String { host.isEmpty ? "*" : host.lowercased() }
 }
 
+/// What a FIDO security key's signature asserted (PROTOCOL.u2f): touch, PIN, its counter.
+public struct SecurityKeyAssertion: Sendable, Hashable {
+    public var userPresent: Bool
+    public var userVerified: Bool
+    public var counter: UInt32
+
+    public init(userPresent: Bool, userVerified: Bool, counter: UInt32) {
+        self.userPresent = userPresent
+        self.userVerified = userVerified
+        self.counter = counter
+    }
+}
+
 /// One `host:port` of `permitopen=`/`permitlisten=`; a nil port is `*` (any port).
 public struct ForwardPermission: Sendable, Hashable, CustomStringConvertible {
     public var host: String

@@ -94,6 +94,11 @@ final class ConnectionDelegate: SSHServerDelegate {
             case .certificate(let certificate):
                 let handler = try await connection.networkHandler.futureResult.get()
                 outcome = await handler.onAuthPublicKey(metadata, publicKey: certificate.authorizedKeysText)
+            case .securityKey(let key, let assertion):
+                let handler = try await connection.networkHandler.futureResult.get()
+                var asserted = metadata
+                asserted.securityKey = SecurityKeyAssertion(userPresent: assertion.userPresent, userVerified: assertion.userVerified, counter: assertion.counter)
+                outcome = await handler.onAuthPublicKey(asserted, publicKey: key.authorizedKeysText)
             }
             if case .success(let authenticated) = outcome, authenticated.secondFactorPending {
                 pendingSecondFactor.withLockedValue { $0 = authenticated }

@@ -50,8 +50,8 @@ extension SSHServerHandler {
                     sendAuthReply(SSHMessageWriter.userauthPKOK(algorithm: algorithm, blob: blob))
                     continue
                 }
-                if verify(signature: signature, key: key, algorithm: algorithm, blob: blob, request: request) {
-                    ask(SSHAuthRequest(username: request.username, method: key.certificate.map { .certificate($0) } ?? .publicKey(key.signer)))
+                if let method = verified(signature: signature, key: key, algorithm: algorithm, blob: blob, request: request) {
+                    ask(SSHAuthRequest(username: request.username, method: method))
                 } else {
                     sendAuthFailure(partialSuccess: false)
                 }
@@ -72,6 +72,7 @@ extension SSHServerHandler {
     struct OfferedKey {
         let signer: SSHPublicKey
         let certificate: SSHCertificate?
+        let securityKey: SSHSecurityKey?
         let signatureAlgorithm: String
     }
 
@@ -80,18 +81,23 @@ extension SSHServerHandler {
         if let inner = SSHCertificate.signatureAlgorithms[algorithm] {
             // Whether the CA is trusted and the certificate valid is the auth layer's decision.
             guard let certificate = try? SSHCertificate(blob: blob), certificate.publicKey.signatureAlgorithms.contains(inner) else { return nil }
-            return OfferedKey(signer: certificate.publicKey, certificate: certificate, signatureAlgorithm: inner)
+            return OfferedKey(signer: certificate.publicKey, certificate: certificate, securityKey: nil, signatureAlgorithm: inner)
+        }
+        if SSHSecurityKey.keyTypes.contains(algorithm) {
+            // Applications other than ssh:… belong to web sign-in, not to SSH (as ssh-keygen).
+            guard let securityKey = try? SSHSecurityKey(blob: blob), securityKey.keyType == algorithm, securityKey.application.hasPrefix("ssh:") else { return nil }
+            return OfferedKey(signer: securityKey.key, certificate: nil, securityKey: securityKey, signatureAlgorithm: algorithm)
         }
         guard let key = try? SSHPublicKey(blob: blob), key.signatureAlgorithms.contains(algorithm) else { return nil }
-        return OfferedKey(signer: key, certificate: nil, signatureAlgorithm: algorithm)
+        return OfferedKey(signer: key, certificate: nil, securityKey: nil, signatureAlgorithm: algorithm)
     }
 
     /// RFC 4252 §7: the signature covers the session id and the request itself, and must be made
     /// with the algorithm the request names.
-    private func verify(signature: [UInt8], key: OfferedKey, algorithm: String, blob: [UInt8], request: SSHUserAuthRequestMessage) -> Bool {
-        guard let sessionID = transport.sessionID else { return false }
+    private func verified(signature: [UInt8], key: OfferedKey, algorithm: String, blob: [UInt8], request: SSHUserAuthRequestMessage) -> SSHAuthMethodRequest? {
+        guard let sessionID = transport.sessionID else { return nil }
         var signatureBuffer = ByteBuffer(bytes: signature)
-        guard signatureBuffer.readSSHText() == key.signatureAlgorithm else { return false }
+        guard signatureBuffer.readSSHText() == key.signatureAlgorithm else { return nil }
         var signed = ByteBuffer()
         signed.writeSSHString(sessionID)
         signed.writeSSHUInt8(SSHMessageNumber.userauthRequest)
@@ -101,7 +107,12 @@ extension SSHServerHandler {
         signed.writeSSHBool(true)
         signed.writeSSHText(algorithm)
         signed.writeSSHString(blob)
-        return key.signer.verify(signatureBlob: signature, over: Array(signed.readableBytesView))
+        let data = Array(signed.readableBytesView)
+        if let securityKey = key.securityKey {
+            return securityKey.verify(signatureBlob: signature, over: data).map { .securityKey(securityKey, $0) }
+        }
+        guard key.signer.verify(signatureBlob: signature, over: data) else { return nil }
+        return key.certificate.map { .certificate($0) } ?? .publicKey(key.signer)
     }
 
     /// The delegate's handle for INFO_REQUEST rounds; usable from any thread.

@@ -12,6 +12,9 @@ public enum SSHAuthMethodRequest: Sendable {
     case publicKey(SSHPublicKey)
     /// An OpenSSH certificate whose key signed the session; the CA is not checked yet.
     case certificate(SSHCertificate)
+    /// A FIDO security key whose signature verified, with the flags and counter it asserted;
+    /// whether they suffice (touch, PIN, counter) is the delegate's decision.
+    case securityKey(SSHSecurityKey, SSHSecurityKey.Assertion)
     /// RFC 4256: the delegate asks its questions through `conversation`, then answers the request.
     case keyboardInteractive(submethods: String, conversation: SSHKeyboardInteractiveConversation)
 }
