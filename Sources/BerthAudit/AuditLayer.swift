@@ -76,6 +76,10 @@ struct AuditConnectionLayer: NetworkConnectionHandler {
         await next.onAuthSecondFactor(metadata, code: code)
     }
 
+    func onAuthKeyboardInteractive(_ metadata: ConnectionMetadata, conversation: any KeyboardInteractiveConversation) async -> AuthOutcome {
+        await next.onAuthKeyboardInteractive(metadata, conversation: conversation)
+    }
+
     func onHandshakeFailed(_ metadata: ConnectionMetadata, reason: String) async {
         recorder.record(.handshakeFailed, AuditPayload().text("reason", reason))
         await next.onHandshakeFailed(metadata, reason: reason)

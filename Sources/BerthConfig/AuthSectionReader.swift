@@ -61,19 +61,15 @@ enum AuthSectionReader {
         auth.protection = readProtection(&protection)
         var secondFactor = reader.object("secondFactor")
         auth.secondFactor = readSecondFactor(&secondFactor)
-        for method in ["keyboardInteractive", "gssapi"] {
-            var block = reader.object(method)
-            let name = block.string("method", "")
-            if !name.isEmpty {
-                reader.issues.add(block.keyPath("method"), "\"\(name)\" is not supported by Berth (only webhook, static and authorized_keys logins)")
-            }
-            _ = block.value("oauth2")
-            _ = block.value("kerberos")
-            if method == "keyboardInteractive" {
-                auth.keyboardInteractive.passwordPrompt = block.bool("passwordPrompt", auth.keyboardInteractive.passwordPrompt)
-            }
-            block.finish()
+        var gssapi = reader.object("gssapi")
+        let gssapiMethod = gssapi.string("method", "")
+        if !gssapiMethod.isEmpty {
+            reader.issues.add(gssapi.keyPath("method"), "\"\(gssapiMethod)\" is not supported by Berth (Kerberos is not available)")
         }
+        _ = gssapi.value("kerberos")
+        gssapi.finish()
+        var keyboard = reader.object("keyboardInteractive")
+        auth.keyboardInteractive = readKeyboardInteractive(&keyboard)
         if legacyURL {
             var legacy = WebhookConfig()
             legacy.http = HTTPClientReader.read(&reader, required: true)
@@ -89,10 +85,55 @@ enum AuthSectionReader {
             }
         }
         reader.finish()
-        if auth.password.method == .disabled && auth.publicKey.method == .disabled && auth.publicKey.trustedUserCAKeys.isEmpty {
+        if auth.password.method == .disabled && auth.publicKey.method == .disabled && auth.publicKey.trustedUserCAKeys.isEmpty
+            && auth.keyboardInteractive.method == .disabled {
             reader.issues.add("auth", "no authentication method configured, please configure at least one (auth.password.method, auth.publicKey.method or auth.publicKey.trustedUserCAKeys)")
         }
         return auth
+    }
+
+    private static func readKeyboardInteractive(_ reader: inout ObjectReader) -> KeyboardInteractiveConfig {
+        var config = KeyboardInteractiveConfig()
+        config.method = reader.choice("method", config.method)
+        config.passwordPrompt = reader.bool("passwordPrompt", config.passwordPrompt)
+        if config.method == .oauth2 {
+            var oauth2 = reader.object("oauth2")
+            config.oauth2 = readOAuth2(&oauth2)
+        } else {
+            // ContainerSSH files may keep an oauth2 block with the method off; it has no effect.
+            _ = reader.value("oauth2")
+        }
+        reader.finish()
+        return config
+    }
+
+    private static func readOAuth2(_ reader: inout ObjectReader) -> OAuth2Config {
+        var config = OAuth2Config()
+        config.clientId = reader.string("clientId", "")
+        if config.clientId.isEmpty { reader.issues.add(reader.keyPath("clientId"), "required") }
+        config.clientSecret = reader.string("clientSecret", "")
+        config.provider = reader.string("provider", config.provider)
+        if config.provider != "oidc" {
+            reader.issues.add(reader.keyPath("provider"), "\"\(config.provider)\" is not supported by Berth (only oidc)")
+        }
+        config.authTimeout = reader.duration("authTimeout", config.authTimeout, minimum: .seconds(1), allowZero: false)
+        for unsupported in ["redirect", "qrCodeClients", "deviceFlowClients", "github", "generic"] where reader.value(unsupported) != nil {
+            reader.issues.add(reader.keyPath(unsupported), "not supported by Berth (only the oidc device flow)")
+        }
+        var oidc = reader.object("oidc")
+        config.oidc.http = HTTPClientReader.read(&oidc, required: true)
+        config.oidc.deviceFlow = oidc.bool("deviceFlow", config.oidc.deviceFlow)
+        if oidc.bool("authorizationCodeFlow", false) {
+            oidc.issues.add(oidc.keyPath("authorizationCodeFlow"), "not supported by Berth; use deviceFlow")
+        }
+        _ = oidc.value("redirectURI")
+        if !config.oidc.deviceFlow { oidc.issues.add(oidc.keyPath("deviceFlow"), "must be true (the device flow is the one Berth offers)") }
+        config.oidc.usernameField = oidc.string("usernameField", config.oidc.usernameField)
+        config.oidc.extraScopes = oidc.strings("extraScopes", [])
+        config.oidc.enforceScopes = oidc.bool("enforceScopes", false)
+        oidc.finish()
+        reader.finish()
+        return config
     }
 
     private static func readSecondFactor(_ reader: inout ObjectReader) -> SecondFactorConfig {

@@ -204,7 +204,38 @@ public struct SecondFactorConfig: Sendable, Hashable {
 /// `passwordPrompt`, one keyboard-interactive prompt checked by the password method, for
 /// clients that offer only keyboard-interactive where passwords are asked (PuTTY, WinSCP).
 public struct KeyboardInteractiveConfig: Sendable, Hashable {
+    public enum Method: String, Sendable, Hashable, CaseIterable {
+        case disabled = ""
+        case oauth2
+    }
+
+    public var method = Method.disabled
     public var passwordPrompt = true
+    public var oauth2 = OAuth2Config()
+
+    public init() {}
+}
+
+/// ContainerSSH's `auth.keyboardInteractive.oauth2`; Berth implements the OIDC provider's device
+/// flow (docs/configuration.md, "OAuth2 / OIDC").
+public struct OAuth2Config: Sendable, Hashable {
+    public var clientId = ""
+    public var clientSecret = ""
+    public var provider = "oidc"
+    public var oidc = OIDCConfig()
+    /// The whole sign-in, from showing the code to the verified token.
+    public var authTimeout = BerthDuration.seconds(120)
+
+    public init() {}
+}
+
+public struct OIDCConfig: Sendable, Hashable {
+    /// `url` is the issuer; discovery is `url` + `.well-known/openid-configuration`.
+    public var http = HTTPClientConfig()
+    public var deviceFlow = false
+    public var usernameField = "sub"
+    public var extraScopes: [String] = []
+    public var enforceScopes = false
 
     public init() {}
 }

@@ -130,6 +130,23 @@ public enum ConfigRenderer {
         ])
     }
 
+    private static func keyboardInteractive(_ config: KeyboardInteractiveConfig) -> ConfigValue {
+        var fields: [(String, ConfigValue)] = [("method", .string(config.method.rawValue)), ("passwordPrompt", .bool(config.passwordPrompt))]
+        if config.method == .oauth2 {
+            let oauth2 = config.oauth2
+            fields.append(("oauth2", .object([
+                ("clientId", .string(oauth2.clientId)), ("clientSecret", ConfigRedaction.secret(oauth2.clientSecret)),
+                ("provider", .string(oauth2.provider)), ("authTimeout", duration(oauth2.authTimeout)),
+                ("oidc", .object(http(oauth2.oidc.http) + [
+                    ("deviceFlow", .bool(oauth2.oidc.deviceFlow)),
+                    ("usernameField", .string(oauth2.oidc.usernameField)), ("extraScopes", strings(oauth2.oidc.extraScopes)),
+                    ("enforceScopes", .bool(oauth2.oidc.enforceScopes)),
+                ])),
+            ])))
+        }
+        return .object(fields)
+    }
+
     private static func auth(_ auth: AuthConfig) -> ConfigValue {
         .object([
             ("password", .object([
@@ -141,7 +158,7 @@ public enum ConfigRenderer {
                 ("trustedUserCAKeys", strings(auth.publicKey.trustedUserCAKeys)),
             ])),
             ("authz", .object([("method", .string(auth.authz.method.rawValue)), ("webhook", webhook(auth.authz.webhook))])),
-            ("keyboardInteractive", .object([("passwordPrompt", .bool(auth.keyboardInteractive.passwordPrompt))])),
+            ("keyboardInteractive", keyboardInteractive(auth.keyboardInteractive)),
             ("secondFactor", .object([
                 ("method", .string(auth.secondFactor.method.rawValue)), ("required", .bool(auth.secondFactor.required)),
                 ("totp", .object([

@@ -32,7 +32,9 @@ final class ConnectionDelegate: SSHServerDelegate {
     /// anyway get a failure and move on to the methods listed here.
     var sshAuthMethods: [String] {
         if pendingSecondFactor.withLockedValue({ $0 != nil }) { return ["keyboard-interactive"] }
-        return connection.settings.keyboardInteractivePassword ? ["publickey", "password", "keyboard-interactive"] : ["publickey", "password"]
+        let settings = connection.settings
+        return settings.keyboardInteractivePassword || settings.keyboardInteractiveSignIn
+            ? ["publickey", "password", "keyboard-interactive"] : ["publickey", "password"]
     }
 
     // MARK: authentication
@@ -76,6 +78,9 @@ final class ConnectionDelegate: SSHServerDelegate {
                 guard let firstFactor = pendingSecondFactor.withLockedValue({ $0 }) else { return .failure(partialSuccess: false) }
                 let handler = try await connection.networkHandler.futureResult.get()
                 outcome = await handler.onAuthSecondFactor(firstFactor, code: answers[0])
+            case .keyboardInteractive(_, let conversation) where connection.settings.keyboardInteractiveSignIn:
+                let handler = try await connection.networkHandler.futureResult.get()
+                outcome = await handler.onAuthKeyboardInteractive(metadata, conversation: EngineConversation(conversation: conversation))
             case .keyboardInteractive(_, let conversation):
                 guard connection.settings.keyboardInteractivePassword else { return .failure(partialSuccess: false) }
                 let answers: [String]
@@ -205,4 +210,13 @@ final class ConnectionDelegate: SSHServerDelegate {
 struct WeakEngine {
     weak var handler: SSHServerHandler?
     init(_ handler: SSHServerHandler?) { self.handler = handler }
+}
+
+/// The engine's keyboard-interactive exchange as the layers see it.
+struct EngineConversation: KeyboardInteractiveConversation {
+    let conversation: SSHKeyboardInteractiveConversation
+
+    func ask(name: String, instruction: String, prompts: [(prompt: String, echo: Bool)]) async throws -> [String] {
+        try await conversation.ask(name: name, instruction: instruction, prompts: prompts.map { SSHKeyboardInteractivePrompt($0.prompt, echo: $0.echo) })
+    }
 }

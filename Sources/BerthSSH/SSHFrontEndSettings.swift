@@ -24,6 +24,8 @@ public struct SSHFrontEndSettings: Sendable {
     /// Offer keyboard-interactive as one password prompt (auth.keyboardInteractive.passwordPrompt
     /// with a password method configured).
     public var keyboardInteractivePassword = false
+    /// Keyboard-interactive is the auth layer's own sign-in (auth.keyboardInteractive.method oauth2).
+    public var keyboardInteractiveSignIn = false
 
     public init(config: SSHConfig, hostKeys: [SSHPrivateKey], hostCertificates: [CertifiedHostKey] = []) throws {
         let (host, port) = try Self.split(listen: config.listen)

@@ -101,6 +101,10 @@ final class BackendConnection: NetworkConnectionHandler {
         .unavailable(reason: "no authentication layer")
     }
 
+    func onAuthKeyboardInteractive(_ metadata: ConnectionMetadata, conversation: any KeyboardInteractiveConversation) async -> AuthOutcome {
+        .unavailable(reason: "no authentication layer")
+    }
+
     func onHandshakeFailed(_ metadata: ConnectionMetadata, reason: String) async {}
 
     func onHandshakeSuccess(_ metadata: ConnectionMetadata) async throws -> any SSHConnectionHandler {

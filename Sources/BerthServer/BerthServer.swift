@@ -30,7 +30,9 @@ public final class BerthServer: Sendable {
         let hostCertificates = try HostKeyLoader.loadCertificates(entries: config.ssh.hostCertificates, hostKeys: hostKeys)
         var settings = try SSHFrontEndSettings(config: config.ssh, hostKeys: hostKeys, hostCertificates: hostCertificates)
         settings.loginProtection = config.auth.protection
-        settings.keyboardInteractivePassword = config.auth.keyboardInteractive.passwordPrompt && config.auth.password.method != .disabled
+        let keyboard = config.auth.keyboardInteractive
+        settings.keyboardInteractiveSignIn = keyboard.method == .oauth2
+        settings.keyboardInteractivePassword = keyboard.method == .disabled && keyboard.passwordPrompt && config.auth.password.method != .disabled
         let hub = try BackendHub(config: config, raw: raw, logger: logger)
         self.hub = hub
         auth = try AuthServerLayer(config: config.auth, next: hub, logger: logger)
