@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
@@ -36,11 +37,12 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "BerthAuth", dependencies: [
-            "BerthCore", "BerthConfig", "CCrypt",
+            "BerthCore", "BerthConfig", "BerthSSHKeys", "CCrypt",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "JWTKit", package: "jwt-kit"),
         ]),
         .target(name: "BerthSSH", dependencies: [
             "BerthCore", "BerthConfig", "BerthSSHEngine", "BerthSSHKeys", "BerthSSHWire",
@@ -223,6 +225,7 @@ let package = Package(
         ]),
         .testTarget(name: "BerthUnitTests", dependencies: [
             "BerthSecurity", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthServer", "BerthObservability", "BerthSSHProxy",
+            "BerthTestSupport",
         ]),
     ]
 )

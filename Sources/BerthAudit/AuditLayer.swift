@@ -71,6 +71,15 @@ struct AuditConnectionLayer: NetworkConnectionHandler {
         return outcome
     }
 
+    // The audit format has no second-factor message; the code itself is never recorded.
+    func onAuthSecondFactor(_ metadata: ConnectionMetadata, code: String) async -> AuthOutcome {
+        await next.onAuthSecondFactor(metadata, code: code)
+    }
+
+    func onAuthKeyboardInteractive(_ metadata: ConnectionMetadata, conversation: any KeyboardInteractiveConversation) async -> AuthOutcome {
+        await next.onAuthKeyboardInteractive(metadata, conversation: conversation)
+    }
+
     func onHandshakeFailed(_ metadata: ConnectionMetadata, reason: String) async {
         recorder.record(.handshakeFailed, AuditPayload().text("reason", reason))
         await next.onHandshakeFailed(metadata, reason: reason)

@@ -1,6 +1,7 @@
 import BerthConfig
 import BerthCore
 import Logging
+import Synchronization
 
 /// The authentication layer of the handler stack: answers password and public key attempts
 /// with the configured method, runs the authz webhook after any success, and passes
@@ -9,6 +10,12 @@ public final class AuthServerLayer: ServerHandler {
     private let next: any ServerHandler
     private let password: any PasswordAuthenticator
     private let publicKey: any PublicKeyAuthenticator
+    private let certificates: CertificateAuthenticator
+    private let secondFactor: SecondFactorGate?
+    private let securityKeys = SecurityKeyCounters()
+    private let oidc: OIDCDeviceFlow?
+    /// Webhooks see no key options, so a FIDO key must always have been touched.
+    private let touchAlwaysRequired: Bool
     private let authz: AuthWebhookClient?
     private let webhooks: [AuthWebhookClient]
     private let logger: Logger
@@ -30,9 +37,15 @@ public final class AuthServerLayer: ServerHandler {
         switch config.publicKey.method {
         case .disabled: publicKey = DisabledAuthenticator()
         case .webhook: publicKey = try webhook(config.publicKey.webhook)
-        case .static: publicKey = try StaticUsersAuthenticator(config: config.publicKey.static)
-        case .authorizedKeys: publicKey = AuthorizedKeysAuthenticator(pathTemplate: config.publicKey.authorizedKeys.pathTemplate)
+        case .static: publicKey = try StaticUsersAuthenticator(config: config.publicKey.static, logger: logger)
+        case .authorizedKeys: publicKey = AuthorizedKeysAuthenticator(pathTemplate: config.publicKey.authorizedKeys.pathTemplate, logger: logger)
         }
+        certificates = try CertificateAuthenticator(config: config.publicKey)
+        touchAlwaysRequired = config.publicKey.method == .webhook
+        oidc = config.keyboardInteractive.method == .oauth2 ? try OIDCDeviceFlow(config: config.keyboardInteractive.oauth2, logger: logger) : nil
+        secondFactor = config.secondFactor.method == .totp
+            ? SecondFactorGate(config: config.secondFactor, users: try config.password.static.allUsers() + config.publicKey.static.allUsers())
+            : nil
         authz = config.authz.method == .webhook ? try webhook(config.authz.webhook) : nil
         self.webhooks = webhooks
     }
@@ -42,7 +55,8 @@ public final class AuthServerLayer: ServerHandler {
     public func onNetworkConnection(_ metadata: ConnectionMetadata) async throws -> any NetworkConnectionHandler {
         AuthConnectionLayer(
             next: try await next.onNetworkConnection(metadata),
-            password: password, publicKey: publicKey, authz: authz,
+            password: password, publicKey: publicKey, certificates: certificates, secondFactor: secondFactor,
+            securityKeys: securityKeys, touchAlwaysRequired: touchAlwaysRequired, oidc: oidc, authz: authz,
             logger: logger.forConnection(metadata)
         )
     }
@@ -52,6 +66,7 @@ public final class AuthServerLayer: ServerHandler {
     /// Releases the webhook clients once no connection needs them any more.
     public func close() async {
         for client in webhooks { await client.shutdown() }
+        await oidc?.shutdown()
     }
 }
 
@@ -59,19 +74,74 @@ struct AuthConnectionLayer: NetworkConnectionHandler {
     let next: any NetworkConnectionHandler
     let password: any PasswordAuthenticator
     let publicKey: any PublicKeyAuthenticator
+    let certificates: CertificateAuthenticator
+    let secondFactor: SecondFactorGate?
+    let securityKeys: SecurityKeyCounters
+    let touchAlwaysRequired: Bool
+    let oidc: OIDCDeviceFlow?
     let authz: AuthWebhookClient?
     let logger: Logger
+    /// After a first factor that needs a code: what it proved, and the secret to check against.
+    let pending = PendingSecondFactor()
 
     func onAuthPassword(_ metadata: ConnectionMetadata, password secret: [UInt8]) async -> AuthOutcome {
         await finish(await password.authenticate(metadata, password: secret), method: "password", metadata: metadata)
     }
 
     func onAuthPublicKey(_ metadata: ConnectionMetadata, publicKey key: String) async -> AuthOutcome {
-        await finish(await publicKey.authenticate(metadata, publicKey: key), method: "publickey", metadata: metadata)
+        // Certificates are checked here against Berth's CAs, whatever the method: a webhook or
+        // a key list would only see an unknown key type.
+        if CertificateAuthenticator.isCertificate(key) {
+            let outcome = certificates.authenticate(metadata, certificate: key, authorities: publicKey.keyLines(metadata), logger: logger)
+            return await finish(outcome, method: "publickey-certificate", metadata: metadata)
+        }
+        var outcome = await publicKey.authenticate(metadata, publicKey: key)
+        if case .success = outcome, let assertion = metadata.securityKey {
+            if touchAlwaysRequired, !assertion.userPresent {
+                outcome = .failure(reason: "the security key was not touched (user presence flag missing)")
+            } else if !securityKeys.accept(key, counter: assertion.counter) {
+                outcome = .failure(reason: "the security key's counter \(assertion.counter) did not increase: a cloned key or a replayed signature")
+            }
+        }
+        return await finish(outcome, method: "publickey", metadata: metadata)
     }
 
-    private func finish(_ outcome: AuthOutcome, method: String, metadata: ConnectionMetadata) async -> AuthOutcome {
+    func onAuthKeyboardInteractive(_ metadata: ConnectionMetadata, conversation: any KeyboardInteractiveConversation) async -> AuthOutcome {
+        guard let oidc else {
+            return await finish(.unavailable(reason: "keyboard-interactive sign-in is not configured"), method: "keyboard-interactive", metadata: metadata)
+        }
+        return await finish(await oidc.login(metadata, conversation: conversation), method: "keyboard-interactive", metadata: metadata)
+    }
+
+    func onAuthSecondFactor(_ metadata: ConnectionMetadata, code: String) async -> AuthOutcome {
+        guard let secondFactor, let waiting = pending.value.withLock({ $0 }) else {
+            return await finish(.failure(reason: "no second factor was asked for"), method: "totp", metadata: metadata, firstFactor: false)
+        }
+        let user = waiting.metadata.effectiveUsername
+        guard secondFactor.verify(code, secret: waiting.secret, user: user) else {
+            return await finish(.failure(reason: "wrong, expired or already used verification code"), method: "totp", metadata: metadata, firstFactor: false)
+        }
+        pending.value.withLock { $0 = nil }
+        var proven = waiting.metadata
+        proven.secondFactorPending = false
+        return await finish(.success(proven), method: "totp", metadata: metadata, firstFactor: false)
+    }
+
+    private func finish(_ outcome: AuthOutcome, method: String, metadata: ConnectionMetadata, firstFactor: Bool = true) async -> AuthOutcome {
         var outcome = outcome
+        if firstFactor, case .success(let authenticated) = outcome, let secondFactor {
+            switch secondFactor.decide(authenticated) {
+            case .done(let cleaned): outcome = .success(cleaned)
+            case .refuse(let reason): outcome = .failure(reason: reason)
+            case .ask(let cleaned, let secret):
+                pending.value.withLock { $0 = (cleaned, secret) }
+                var waiting = cleaned
+                waiting.secondFactorPending = true
+                logger.log(.info, "AUTH_SECOND_FACTOR_REQUIRED", "first factor accepted; asking for the verification code",
+                           [LogKey.username: "\(metadata.username)", "method": "\(method)"])
+                return .success(waiting)
+            }
+        }
         if case .success(let authenticated) = outcome, let authz {
             outcome = await authz.authorize(authenticated)
             if case .failure = outcome { outcome = .failure(reason: "the authorization webhook denied the login") }
@@ -103,4 +173,9 @@ struct AuthConnectionLayer: NetworkConnectionHandler {
     }
 
     func onDisconnect() async { await next.onDisconnect() }
+}
+
+/// One connection's first factor waiting for its code (a class: the layer is a value type).
+final class PendingSecondFactor: Sendable {
+    let value = Mutex<(metadata: ConnectionMetadata, secret: [UInt8])?>(nil)
 }

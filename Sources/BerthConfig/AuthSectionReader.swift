@@ -69,16 +69,17 @@ enum AuthSectionReader {
         authz.finish()
         var protection = reader.object("protection")
         auth.protection = readProtection(&protection)
-        for method in ["keyboardInteractive", "gssapi"] {
-            var block = reader.object(method)
-            let name = block.string("method", "")
-            if !name.isEmpty {
-                reader.issues.add(block.keyPath("method"), "\"\(name)\" is not supported by Berth (only webhook, static and authorized_keys logins)")
-            }
-            _ = block.value("oauth2")
-            _ = block.value("kerberos")
-            block.finish()
+        var secondFactor = reader.object("secondFactor")
+        auth.secondFactor = readSecondFactor(&secondFactor)
+        var gssapi = reader.object("gssapi")
+        let gssapiMethod = gssapi.string("method", "")
+        if !gssapiMethod.isEmpty {
+            reader.issues.add(gssapi.keyPath("method"), "\"\(gssapiMethod)\" is not supported by Berth (Kerberos is not available)")
         }
+        _ = gssapi.value("kerberos")
+        gssapi.finish()
+        var keyboard = reader.object("keyboardInteractive")
+        auth.keyboardInteractive = readKeyboardInteractive(&keyboard)
         if legacyURL {
             var legacy = WebhookConfig()
             legacy.http = HTTPClientReader.read(&reader, required: true)
@@ -94,10 +95,73 @@ enum AuthSectionReader {
             }
         }
         reader.finish()
-        if auth.password.method == .disabled && auth.publicKey.method == .disabled {
-            reader.issues.add("auth", "no authentication method configured, please configure at least one (auth.password.method or auth.publicKey.method)")
+        if auth.password.method == .disabled && auth.publicKey.method == .disabled && auth.publicKey.trustedUserCAKeys.isEmpty
+            && auth.keyboardInteractive.method == .disabled {
+            reader.issues.add("auth", "no authentication method configured, please configure at least one (auth.password.method, auth.publicKey.method or auth.publicKey.trustedUserCAKeys)")
         }
         return auth
+    }
+
+    private static func readKeyboardInteractive(_ reader: inout ObjectReader) -> KeyboardInteractiveConfig {
+        var config = KeyboardInteractiveConfig()
+        config.method = reader.choice("method", config.method)
+        config.passwordPrompt = reader.bool("passwordPrompt", config.passwordPrompt)
+        if config.method == .oauth2 {
+            var oauth2 = reader.object("oauth2")
+            config.oauth2 = readOAuth2(&oauth2)
+        } else {
+            // ContainerSSH files may keep an oauth2 block with the method off; it has no effect.
+            _ = reader.value("oauth2")
+        }
+        reader.finish()
+        return config
+    }
+
+    private static func readOAuth2(_ reader: inout ObjectReader) -> OAuth2Config {
+        var config = OAuth2Config()
+        config.clientId = reader.string("clientId", "")
+        if config.clientId.isEmpty { reader.issues.add(reader.keyPath("clientId"), "required") }
+        config.clientSecret = reader.string("clientSecret", "")
+        config.provider = reader.string("provider", config.provider)
+        if config.provider != "oidc" {
+            reader.issues.add(reader.keyPath("provider"), "\"\(config.provider)\" is not supported by Berth (only oidc)")
+        }
+        config.authTimeout = reader.duration("authTimeout", config.authTimeout, minimum: .seconds(1), allowZero: false)
+        for unsupported in ["redirect", "qrCodeClients", "deviceFlowClients", "github", "generic"] where reader.value(unsupported) != nil {
+            reader.issues.add(reader.keyPath(unsupported), "not supported by Berth (only the oidc device flow)")
+        }
+        var oidc = reader.object("oidc")
+        config.oidc.http = HTTPClientReader.read(&oidc, required: true)
+        config.oidc.deviceFlow = oidc.bool("deviceFlow", config.oidc.deviceFlow)
+        if oidc.bool("authorizationCodeFlow", false) {
+            oidc.issues.add(oidc.keyPath("authorizationCodeFlow"), "not supported by Berth; use deviceFlow")
+        }
+        _ = oidc.value("redirectURI")
+        if !config.oidc.deviceFlow { oidc.issues.add(oidc.keyPath("deviceFlow"), "must be true (the device flow is the one Berth offers)") }
+        config.oidc.usernameField = oidc.string("usernameField", config.oidc.usernameField)
+        config.oidc.extraScopes = oidc.strings("extraScopes", [])
+        config.oidc.enforceScopes = oidc.bool("enforceScopes", false)
+        oidc.finish()
+        reader.finish()
+        return config
+    }
+
+    private static func readSecondFactor(_ reader: inout ObjectReader) -> SecondFactorConfig {
+        var config = SecondFactorConfig()
+        config.method = reader.choice("method", config.method)
+        config.required = reader.bool("required", config.required)
+        var totp = reader.object("totp")
+        config.digits = totp.int("digits", config.digits, minimum: 6)
+        if config.digits > 8 { reader.issues.add(totp.keyPath("digits"), "must be 6, 7 or 8") }
+        config.period = totp.duration("period", config.period, minimum: .seconds(1), allowZero: false)
+        if config.period.nanoseconds % 1_000_000_000 != 0 { reader.issues.add(totp.keyPath("period"), "must be whole seconds") }
+        config.algorithm = totp.choice("algorithm", config.algorithm)
+        config.skew = totp.int("skew", config.skew, minimum: 0)
+        if config.skew > 10 { reader.issues.add(totp.keyPath("skew"), "at most 10 steps either side") }
+        config.metadataKey = totp.string("metadataKey", config.metadataKey)
+        totp.finish()
+        reader.finish()
+        return config
     }
 
     private static func readProtection(_ reader: inout ObjectReader) -> LoginProtectionConfig {
@@ -154,6 +218,20 @@ enum AuthSectionReader {
             reader.issues.add(keys.keyPath("pathTemplate"), "required, and must contain %u (the username), e.g. /etc/berth/keys/%u")
         }
         keys.finish()
+        config.trustedUserCAKeys = reader.strings("trustedUserCAKeys", [])
+        for (index, entry) in config.trustedUserCAKeys.enumerated() {
+            let path = "\(reader.keyPath("trustedUserCAKeys"))[\(index)]"
+            if entry.hasPrefix("/") { continue }
+            do throws(AuthorizedKeyLine.Refusal) {
+                guard let line = try AuthorizedKeyLine.parse(entry), line.options == AuthorizedKeyOptions() else {
+                    reader.issues.add(path, "expected \"TYPE BASE64 [comment]\" or the absolute path of a file of such lines")
+                    continue
+                }
+                if line.keyType.contains("-cert-") { reader.issues.add(path, "a CA key must be a plain key, not a certificate") }
+            } catch {
+                reader.issues.add(path, "expected \"TYPE BASE64 [comment]\" or an absolute file path: \(error.reason)")
+            }
+        }
         reader.finish()
         return config
     }

@@ -26,6 +26,9 @@ public struct SSHConfig: Sendable, Hashable {
     public var banner = ""
     /// File paths or inline PEM / OpenSSH private keys.
     public var hostkeys: [String] = []
+    /// OpenSSH host certificates (`ssh-keygen -s … -h`), each for one of the host keys: a file
+    /// path or inline `TYPE BASE64`.
+    public var hostCertificates: [String] = []
     /// Where a generated host key is kept when `hostkeys` is empty.
     public var stateDirectory = "/var/lib/berth"
     /// Exactly these are offered, in this order.
@@ -89,11 +92,14 @@ public struct StaticUser: Sendable, Hashable {
     public var passwordHash: String
     /// authorized_keys lines.
     public var authorizedKeys: [String]
+    /// Base32 TOTP secret for `auth.secondFactor`; empty: none enrolled.
+    public var totpSecret: String
 
-    public init(username: String, passwordHash: String = "", authorizedKeys: [String] = []) {
+    public init(username: String, passwordHash: String = "", authorizedKeys: [String] = [], totpSecret: String = "") {
         self.username = username
         self.passwordHash = passwordHash
         self.authorizedKeys = authorizedKeys
+        self.totpSecret = totpSecret
     }
 }
 
@@ -143,6 +149,9 @@ public struct PublicKeyAuthConfig: Sendable, Hashable {
     public var webhook = WebhookConfig()
     public var `static` = StaticUsersConfig()
     public var authorizedKeys = AuthorizedKeysConfig()
+    /// CA keys whose user certificates sign anyone in whose name is a principal: `TYPE BASE64`
+    /// inline, or the absolute path of a file of such lines.
+    public var trustedUserCAKeys: [String] = []
 
     public init() {}
 }
@@ -159,6 +168,74 @@ public struct AuthConfig: Sendable, Hashable {
     public var publicKey = PublicKeyAuthConfig()
     public var authz = AuthzConfig()
     public var protection = LoginProtectionConfig()
+    public var keyboardInteractive = KeyboardInteractiveConfig()
+    public var secondFactor = SecondFactorConfig()
+
+    public init() {}
+}
+
+/// `auth.secondFactor`: a TOTP code (RFC 6238) asked over keyboard-interactive after a password
+/// or key succeeded, for users with a secret (static users' `totpSecret`, or the auth webhook's
+/// metadata entry `metadataKey`). docs/security.md, "Second factor".
+public struct SecondFactorConfig: Sendable, Hashable {
+    public enum Method: String, Sendable, Hashable, CaseIterable {
+        case disabled = ""
+        case totp
+    }
+
+    public enum Algorithm: String, Sendable, Hashable, CaseIterable {
+        case sha1, sha256, sha512
+    }
+
+    public var method = Method.disabled
+    /// Refuse users without a secret instead of letting them in with one factor.
+    public var required = false
+    public var digits = 6
+    public var period = BerthDuration.seconds(30)
+    public var algorithm = Algorithm.sha1
+    /// Time steps accepted either side of now, for clock drift and typing time.
+    public var skew = 1
+    public var metadataKey = "totpSecret"
+
+    public init() {}
+}
+
+/// `auth.keyboardInteractive`: ContainerSSH's `method` (only empty: no OAuth2) and Berth's
+/// `passwordPrompt`, one keyboard-interactive prompt checked by the password method, for
+/// clients that offer only keyboard-interactive where passwords are asked (PuTTY, WinSCP).
+public struct KeyboardInteractiveConfig: Sendable, Hashable {
+    public enum Method: String, Sendable, Hashable, CaseIterable {
+        case disabled = ""
+        case oauth2
+    }
+
+    public var method = Method.disabled
+    public var passwordPrompt = true
+    public var oauth2 = OAuth2Config()
+
+    public init() {}
+}
+
+/// ContainerSSH's `auth.keyboardInteractive.oauth2`; Berth implements the OIDC provider's device
+/// flow (docs/configuration.md, "OAuth2 / OIDC").
+public struct OAuth2Config: Sendable, Hashable {
+    public var clientId = ""
+    public var clientSecret = ""
+    public var provider = "oidc"
+    public var oidc = OIDCConfig()
+    /// The whole sign-in, from showing the code to the verified token.
+    public var authTimeout = BerthDuration.seconds(120)
+
+    public init() {}
+}
+
+public struct OIDCConfig: Sendable, Hashable {
+    /// `url` is the issuer; discovery is `url` + `.well-known/openid-configuration`.
+    public var http = HTTPClientConfig()
+    public var deviceFlow = false
+    public var usernameField = "sub"
+    public var extraScopes: [String] = []
+    public var enforceScopes = false
 
     public init() {}
 }

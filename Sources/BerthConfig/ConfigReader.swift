@@ -63,6 +63,7 @@ public enum ConfigReader {
         }
         ssh.banner = reader.string("banner", ssh.banner)
         ssh.hostkeys = reader.strings("hostkeys", ssh.hostkeys)
+        ssh.hostCertificates = reader.strings("hostCertificates", ssh.hostCertificates)
         ssh.stateDirectory = reader.string("stateDirectory", ssh.stateDirectory)
         ssh.ciphers = checkedList(&reader, "ciphers", ssh.ciphers, supported: SSHAlgorithmNames.ciphers)
         ssh.kex = checkedList(&reader, "kex", ssh.kex, supported: SSHAlgorithmNames.kex)

@@ -96,7 +96,7 @@ public enum ConfigRenderer {
     private static func ssh(_ ssh: SSHConfig) -> ConfigValue {
         .object([
             ("listen", .string(ssh.listen)), ("serverVersion", .string(ssh.serverVersion)), ("banner", .string(ssh.banner)),
-            ("hostkeys", .array(ssh.hostkeys.map(ConfigRedaction.keyMaterial))), ("stateDirectory", .string(ssh.stateDirectory)),
+            ("hostkeys", .array(ssh.hostkeys.map(ConfigRedaction.keyMaterial))), ("hostCertificates", strings(ssh.hostCertificates)), ("stateDirectory", .string(ssh.stateDirectory)),
             ("ciphers", strings(ssh.ciphers)), ("kex", strings(ssh.kex)), ("macs", strings(ssh.macs)),
             ("hostKeyAlgorithms", strings(ssh.hostKeyAlgorithms)), ("publicKeyAlgorithms", strings(ssh.publicKeyAlgorithms)),
             ("maxStartups", .string(ssh.maxStartups.description)),
@@ -124,10 +124,27 @@ public enum ConfigRenderer {
     private static func users(_ config: StaticUsersConfig) -> ConfigValue {
         .object([
             ("users", .array(config.users.map { user in
-                .object([("username", .string(user.username)), ("passwordHash", ConfigRedaction.secret(user.passwordHash)), ("authorizedKeys", strings(user.authorizedKeys))])
+                .object([("username", .string(user.username)), ("passwordHash", ConfigRedaction.secret(user.passwordHash)), ("authorizedKeys", strings(user.authorizedKeys)), ("totpSecret", ConfigRedaction.secret(user.totpSecret))])
             })),
             ("usersFile", .string(config.usersFile)),
         ])
+    }
+
+    private static func keyboardInteractive(_ config: KeyboardInteractiveConfig) -> ConfigValue {
+        var fields: [(String, ConfigValue)] = [("method", .string(config.method.rawValue)), ("passwordPrompt", .bool(config.passwordPrompt))]
+        if config.method == .oauth2 {
+            let oauth2 = config.oauth2
+            fields.append(("oauth2", .object([
+                ("clientId", .string(oauth2.clientId)), ("clientSecret", ConfigRedaction.secret(oauth2.clientSecret)),
+                ("provider", .string(oauth2.provider)), ("authTimeout", duration(oauth2.authTimeout)),
+                ("oidc", .object(http(oauth2.oidc.http) + [
+                    ("deviceFlow", .bool(oauth2.oidc.deviceFlow)),
+                    ("usernameField", .string(oauth2.oidc.usernameField)), ("extraScopes", strings(oauth2.oidc.extraScopes)),
+                    ("enforceScopes", .bool(oauth2.oidc.enforceScopes)),
+                ])),
+            ])))
+        }
+        return .object(fields)
     }
 
     private static func auth(_ auth: AuthConfig) -> ConfigValue {
@@ -138,8 +155,18 @@ public enum ConfigRenderer {
             ("publicKey", .object([
                 ("method", .string(auth.publicKey.method.rawValue)), ("webhook", webhook(auth.publicKey.webhook)), ("static", users(auth.publicKey.static)),
                 ("authorizedKeys", .object([("pathTemplate", .string(auth.publicKey.authorizedKeys.pathTemplate))])),
+                ("trustedUserCAKeys", strings(auth.publicKey.trustedUserCAKeys)),
             ])),
             ("authz", .object([("method", .string(auth.authz.method.rawValue)), ("webhook", webhook(auth.authz.webhook))])),
+            ("keyboardInteractive", keyboardInteractive(auth.keyboardInteractive)),
+            ("secondFactor", .object([
+                ("method", .string(auth.secondFactor.method.rawValue)), ("required", .bool(auth.secondFactor.required)),
+                ("totp", .object([
+                    ("digits", .int(Int64(auth.secondFactor.digits))), ("period", duration(auth.secondFactor.period)),
+                    ("algorithm", .string(auth.secondFactor.algorithm.rawValue)), ("skew", .int(Int64(auth.secondFactor.skew))),
+                    ("metadataKey", .string(auth.secondFactor.metadataKey)),
+                ])),
+            ])),
             ("protection", .object([
                 ("enabled", .bool(auth.protection.enabled)), ("delayAfter", .int(Int64(auth.protection.delayAfter))),
                 ("baseDelay", duration(auth.protection.baseDelay)), ("maxDelay", duration(auth.protection.maxDelay)),

@@ -23,17 +23,29 @@ public enum SSHAlgorithmNames {
     ]
     public static let macs = defaultMACs + ["hmac-sha1-etm@openssh.com", "hmac-sha1"]
 
-    /// Host key signature algorithms; which are offered also depends on the host keys loaded.
-    public static let defaultHostKeyAlgorithms = [
+    /// Key signature algorithms without certificates.
+    static let plainKeyAlgorithms = [
         "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
         "rsa-sha2-512", "rsa-sha2-256",
     ]
+    /// Host key signature algorithms; which are offered also depends on the host keys loaded
+    /// (certificate algorithms only with `ssh.hostCertificates`).
+    public static let defaultHostKeyAlgorithms = certificateAlgorithms + plainKeyAlgorithms
     /// `ssh-rsa` signs with SHA-1; only clients older than OpenSSH 7.2 need it.
     public static let hostKeyAlgorithms = defaultHostKeyAlgorithms + ["ssh-rsa"]
 
+    /// OpenSSH user certificates; the CA must still be trusted (`auth.publicKey.trustedUserCAKeys`).
+    public static let certificateAlgorithms = [
+        "ssh-ed25519-cert-v01@openssh.com", "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+        "ecdsa-sha2-nistp384-cert-v01@openssh.com", "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+        "rsa-sha2-512-cert-v01@openssh.com", "rsa-sha2-256-cert-v01@openssh.com",
+    ]
+
     /// Signature algorithms accepted for public key user authentication (`server-sig-algs`).
-    public static let defaultPublicKeyAlgorithms = defaultHostKeyAlgorithms
-    public static let publicKeyAlgorithms = hostKeyAlgorithms
+    public static let defaultPublicKeyAlgorithms = plainKeyAlgorithms + certificateAlgorithms + securityKeyAlgorithms
+    public static let publicKeyAlgorithms = plainKeyAlgorithms + ["ssh-rsa"] + certificateAlgorithms + securityKeyAlgorithms
+    /// FIDO/U2F keys (PROTOCOL.u2f); touch and PIN are checked against the key's options.
+    public static let securityKeyAlgorithms = ["sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com"]
 }
 
 /// OpenSSH's `PerSourceMaxStartups` and `PerSourceNetBlockSize`: at most `max` unauthenticated

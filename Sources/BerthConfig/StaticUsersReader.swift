@@ -24,15 +24,24 @@ enum StaticUsersReader {
             let name = user.string("username", "")
             let hash = user.string("passwordHash", "")
             let keys = user.strings("authorizedKeys", [])
+            let totp = user.string("totpSecret", "")
+            if !totp.isEmpty, (Base32.decode(totp)?.count ?? 0) < 10 {
+                reader.issues.add(user.keyPath("totpSecret"), "must be a base32 secret of at least 10 bytes (16 characters), as authenticator apps use")
+            }
             user.finish()
             if name.isEmpty { reader.issues.add(user.keyPath("username"), "required") }
             if !hash.isEmpty, !(hash.hasPrefix("$") && hash.dropFirst().contains("$")) {
                 reader.issues.add(user.keyPath("passwordHash"), "must be a crypt(3) hash such as $y$… or $6$… (make one with mkpasswd)")
             }
-            for (keyIndex, line) in keys.enumerated() where line.split(separator: " ").count < 2 {
-                reader.issues.add("\(user.keyPath("authorizedKeys"))[\(keyIndex)]", "expected \"TYPE BASE64 [comment]\"")
+            for (keyIndex, line) in keys.enumerated() {
+                let path = "\(user.keyPath("authorizedKeys"))[\(keyIndex)]"
+                do throws(AuthorizedKeyLine.Refusal) {
+                    if try AuthorizedKeyLine.parse(line) == nil { reader.issues.add(path, "expected \"[OPTIONS] TYPE BASE64 [comment]\"") }
+                } catch {
+                    reader.issues.add(path, error.reason)
+                }
             }
-            return name.isEmpty ? nil : StaticUser(username: name, passwordHash: hash, authorizedKeys: keys)
+            return name.isEmpty ? nil : StaticUser(username: name, passwordHash: hash, authorizedKeys: keys, totpSecret: totp)
         }
     }
 }

@@ -53,6 +53,12 @@ public struct ConnectionMetadata: Sendable, Hashable {
     public var metadata: [String: MetadataValue]
     public var environment: [String: MetadataValue]
     public var files: [String: FileValue]
+    /// What the login key's own options allow; set by the auth layer, never by a webhook.
+    public var restrictions = LoginRestrictions()
+    /// The first factor succeeded and the auth layer waits for `onAuthSecondFactor`.
+    public var secondFactorPending = false
+    /// Set by the SSH front end for a FIDO security key attempt: what its signature asserted.
+    public var securityKey: SecurityKeyAssertion?
 
     public init(
         connectionID: ConnectionID,

@@ -20,6 +20,12 @@ public protocol NetworkConnectionHandler: Sendable {
     /// `publicKey` is in authorized_keys form without comment: `ssh-ed25519 AAAA…`. The SSH
     /// layer has already verified the client holds the private key.
     func onAuthPublicKey(_ metadata: ConnectionMetadata, publicKey: String) async -> AuthOutcome
+    /// The answer to the second-factor prompt after a success with `secondFactorPending`;
+    /// `metadata` is what that success returned.
+    func onAuthSecondFactor(_ metadata: ConnectionMetadata, code: String) async -> AuthOutcome
+    /// A keyboard-interactive login the auth layer runs itself (OAuth2 device flow): it talks to
+    /// the user through `conversation` and answers when done.
+    func onAuthKeyboardInteractive(_ metadata: ConnectionMetadata, conversation: any KeyboardInteractiveConversation) async -> AuthOutcome
     func onHandshakeFailed(_ metadata: ConnectionMetadata, reason: String) async
     /// Authentication finished. Config is fetched and the container started here; channels wait
     /// until it returns. Throwing closes the connection.
@@ -227,4 +233,10 @@ private final class SingleReaderIterator: @unchecked Sendable {
     private var iterator: SessionInput.AsyncIterator
     init(_ iterator: SessionInput.AsyncIterator) { self.iterator = iterator }
     func next() async -> ByteBuffer? { await iterator.next() }
+}
+
+/// The user's side of a keyboard-interactive login (RFC 4256): each `ask` shows `instruction` and
+/// returns one answer per prompt (none for an instruction alone). Throws when the client gives up.
+public protocol KeyboardInteractiveConversation: Sendable {
+    func ask(name: String, instruction: String, prompts: [(prompt: String, echo: Bool)]) async throws -> [String]
 }

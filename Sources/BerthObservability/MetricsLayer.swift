@@ -43,6 +43,14 @@ struct MetricsConnectionLayer: NetworkConnectionHandler {
         record(await next.onAuthPublicKey(metadata, publicKey: publicKey), method: "pubkey")
     }
 
+    func onAuthSecondFactor(_ metadata: ConnectionMetadata, code: String) async -> AuthOutcome {
+        record(await next.onAuthSecondFactor(metadata, code: code), method: "totp")
+    }
+
+    func onAuthKeyboardInteractive(_ metadata: ConnectionMetadata, conversation: any KeyboardInteractiveConversation) async -> AuthOutcome {
+        record(await next.onAuthKeyboardInteractive(metadata, conversation: conversation), method: "keyboard-interactive")
+    }
+
     func onHandshakeFailed(_ metadata: ConnectionMetadata, reason: String) async {
         BerthMetrics.handshake(successful: false)
         await next.onHandshakeFailed(metadata, reason: reason)

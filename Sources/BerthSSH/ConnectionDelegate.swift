@@ -2,6 +2,7 @@ import BerthCore
 import BerthSSHEngine
 import BerthSSHWire
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// The engine's delegate for one connection: hands authentication attempts, channel opens and
@@ -12,6 +13,9 @@ final class ConnectionDelegate: SSHServerDelegate {
     /// Set right after the engine handler is made; the handler owns this delegate, so the
     /// reference back is weak.
     weak var engine: SSHServerHandler?
+    /// A first factor that succeeded while the auth layer wants a verification code: only
+    /// keyboard-interactive is offered until the code is right (RFC 4252 §5.1 partial success).
+    private let pendingSecondFactor = NIOLockedValueBox<ConnectionMetadata?>(nil)
 
     init(connection: SSHConnection) {
         self.connection = connection
@@ -23,44 +27,94 @@ final class ConnectionDelegate: SSHServerDelegate {
         connection.setClientVersion(version)
     }
 
-    /// keyboard-interactive is not offered until an authenticator can use it; clients that try it
-    /// anyway (PuTTY, WinSCP) get a failure and move on to the methods listed here.
-    var sshAuthMethods: [String] { ["publickey", "password"] }
+    /// keyboard-interactive is offered as a password prompt when a password method is
+    /// configured (`auth.keyboardInteractive.passwordPrompt`); otherwise clients that try it
+    /// anyway get a failure and move on to the methods listed here.
+    var sshAuthMethods: [String] {
+        if pendingSecondFactor.withLockedValue({ $0 != nil }) { return ["keyboard-interactive"] }
+        let settings = connection.settings
+        return settings.keyboardInteractivePassword || settings.keyboardInteractiveSignIn
+            ? ["publickey", "password", "keyboard-interactive"] : ["publickey", "password"]
+    }
 
     // MARK: authentication
 
     func sshAuthenticate(_ request: SSHAuthRequest, promise: EventLoopPromise<SSHAuthResult>) {
         let connection = self.connection
+        let pendingSecondFactor = self.pendingSecondFactor
         let engine = NIOLoopBound(WeakEngine(engine), eventLoop: eventLoop)
         promise.completeWithTask {
             // The connection is being closed; answer without consulting any authenticator.
             if connection.isExhausted { return .failure(partialSuccess: false) }
             let metadata = connection.metadata(username: request.username)
             let outcome: AuthOutcome
-            switch request.method {
-            case .none, .keyboardInteractive:
-                // Not credentials: not counted against maxAuthTries (as in OpenSSH).
-                return .failure(partialSuccess: false)
-            case .password(let password):
+            /// Both password paths: login protection first, then the password method.
+            func checkPassword(_ password: String) async throws -> AuthOutcome {
                 if let refusal = connection.loginGuard?.refusesPassword(for: request.username, from: connection.remoteAddress.ip, logger: connection.logger) {
                     if refusal == .address { Self.disconnect(engine, "too many failed logins from your address") }
-                    outcome = .failure(reason: "too many recent failed passwords")
-                    break
+                    return .failure(reason: "too many recent failed passwords")
                 }
                 let handler = try await connection.networkHandler.futureResult.get()
-                outcome = await handler.onAuthPassword(metadata, password: Array(password.utf8))
+                let outcome = await handler.onAuthPassword(metadata, password: Array(password.utf8))
                 if case .failure = outcome, let loginGuard = connection.loginGuard {
                     let (delay, addressBlocked) = loginGuard.passwordFailed(username: request.username, ip: connection.remoteAddress.ip, logger: connection.logger)
                     if addressBlocked { Self.disconnect(engine, "too many failed logins from your address") }
                     // The client waits for its answer; a guesser gets fewer tries per minute.
                     if delay > .zero, !addressBlocked { try? await Task.sleep(for: delay) }
                 }
+                return outcome
+            }
+            switch request.method {
+            case .none:
+                // Not credentials: not counted against maxAuthTries (as in OpenSSH).
+                return .failure(partialSuccess: false)
+            case .keyboardInteractive(_, let conversation) where pendingSecondFactor.withLockedValue({ $0?.username == request.username }):
+                let answers: [String]
+                do {
+                    answers = try await conversation.ask(prompts: [SSHKeyboardInteractivePrompt("Verification code: ", echo: false)])
+                } catch {
+                    return .failure(partialSuccess: false)
+                }
+                guard let firstFactor = pendingSecondFactor.withLockedValue({ $0 }) else { return .failure(partialSuccess: false) }
+                let handler = try await connection.networkHandler.futureResult.get()
+                outcome = await handler.onAuthSecondFactor(firstFactor, code: answers[0])
+            case .keyboardInteractive(_, let conversation) where connection.settings.keyboardInteractiveSignIn:
+                let handler = try await connection.networkHandler.futureResult.get()
+                outcome = await handler.onAuthKeyboardInteractive(metadata, conversation: EngineConversation(conversation: conversation))
+            case .keyboardInteractive(_, let conversation):
+                guard connection.settings.keyboardInteractivePassword else { return .failure(partialSuccess: false) }
+                let answers: [String]
+                do {
+                    answers = try await conversation.ask(prompts: [SSHKeyboardInteractivePrompt("Password: ", echo: false)])
+                } catch {
+                    // The client gave up on the prompt: no credential was tried.
+                    return .failure(partialSuccess: false)
+                }
+                outcome = try await checkPassword(answers[0])
+            case .password(let password):
+                outcome = try await checkPassword(password)
             case .publicKey(let key):
                 let handler = try await connection.networkHandler.futureResult.get()
                 outcome = await handler.onAuthPublicKey(metadata, publicKey: key.authorizedKeysText)
+            case .certificate(let certificate):
+                let handler = try await connection.networkHandler.futureResult.get()
+                outcome = await handler.onAuthPublicKey(metadata, publicKey: certificate.authorizedKeysText)
+            case .securityKey(let key, let assertion):
+                let handler = try await connection.networkHandler.futureResult.get()
+                var asserted = metadata
+                asserted.securityKey = SecurityKeyAssertion(userPresent: assertion.userPresent, userVerified: assertion.userVerified, counter: assertion.counter)
+                outcome = await handler.onAuthPublicKey(asserted, publicKey: key.authorizedKeysText)
+            }
+            if case .success(let authenticated) = outcome, authenticated.secondFactorPending {
+                pendingSecondFactor.withLockedValue { $0 = authenticated }
+                return .failure(partialSuccess: true)
             }
             if case .success(let authenticated) = outcome {
-                if case .password = request.method { connection.loginGuard?.succeeded(username: request.username) }
+                pendingSecondFactor.withLockedValue { $0 = nil }
+                switch request.method {
+                case .password, .keyboardInteractive: connection.loginGuard?.succeeded(username: request.username)
+                default: break
+                }
                 connection.authenticated(authenticated) { description in
                     engine.eventLoop.execute {
                         if let handler = engine.value.handler {
@@ -72,6 +126,7 @@ final class ConnectionDelegate: SSHServerDelegate {
                 }
                 return .success
             }
+            // While a code is awaited, the method list (keyboard-interactive only) tells the client to go on.
             if connection.recordFailure() {
                 connection.logger.log(.notice, "SSH_MAX_AUTH_TRIES", "too many failed authentication attempts; closing the connection", [LogKey.username: "\(request.username)"])
                 Self.disconnect(engine, "too many authentication failures")
@@ -155,4 +210,13 @@ final class ConnectionDelegate: SSHServerDelegate {
 struct WeakEngine {
     weak var handler: SSHServerHandler?
     init(_ handler: SSHServerHandler?) { self.handler = handler }
+}
+
+/// The engine's keyboard-interactive exchange as the layers see it.
+struct EngineConversation: KeyboardInteractiveConversation {
+    let conversation: SSHKeyboardInteractiveConversation
+
+    func ask(name: String, instruction: String, prompts: [(prompt: String, echo: Bool)]) async throws -> [String] {
+        try await conversation.ask(name: name, instruction: instruction, prompts: prompts.map { SSHKeyboardInteractivePrompt($0.prompt, echo: $0.echo) })
+    }
 }

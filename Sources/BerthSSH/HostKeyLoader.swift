@@ -20,6 +20,35 @@ public enum HostKeyLoader {
         }
     }
 
+    /// `ssh.hostCertificates`: each entry (a file, or inline `TYPE BASE64`) must be a host
+    /// certificate for one of `hostKeys`, validly signed.
+    public static func loadCertificates(entries: [String], hostKeys: [SSHPrivateKey]) throws -> [CertifiedHostKey] {
+        try entries.enumerated().map { index, entry in
+            let name = "ssh.hostCertificates[\(index)]"
+            var text = entry
+            if !entry.contains(" ") {
+                do {
+                    text = try String(contentsOfFile: entry, encoding: .utf8)
+                } catch {
+                    throw HostKeyConfigError(message: "\(name): cannot read \(entry): \((error as NSError).localizedDescription)")
+                }
+            }
+            let fields = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" })
+            guard fields.count >= 2, let blob = Data(base64Encoded: String(fields[1])) else {
+                throw HostKeyConfigError(message: "\(name): expected a certificate \"TYPE BASE64 [comment]\" (a -cert.pub file)")
+            }
+            do {
+                let certificate = try SSHCertificate(blob: Array(blob))
+                guard let key = hostKeys.first(where: { $0.publicKey == certificate.publicKey }) else {
+                    throw HostKeyConfigError(message: "\(name): the certificate is for \(certificate.publicKey.fingerprintSHA256), which is not one of the host keys")
+                }
+                return try CertifiedHostKey(key: key, certificate: certificate)
+            } catch let error as SSHKeyError {
+                throw HostKeyConfigError(message: "\(name): \(error.message)")
+            }
+        }
+    }
+
     private static func text(of entry: String) throws -> String {
         if entry.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("-----") { return entry }
         do {

@@ -21,12 +21,18 @@ public struct SSHFrontEndSettings: Sendable {
     /// From the `auth` section; the front end applies it because it sees every attempt and
     /// can close a blocked address's connection before key exchange.
     public var loginProtection = LoginProtectionConfig()
+    /// Offer keyboard-interactive as one password prompt (auth.keyboardInteractive.passwordPrompt
+    /// with a password method configured).
+    public var keyboardInteractivePassword = false
+    /// Keyboard-interactive is the auth layer's own sign-in (auth.keyboardInteractive.method oauth2).
+    public var keyboardInteractiveSignIn = false
 
-    public init(config: SSHConfig, hostKeys: [SSHPrivateKey]) throws {
+    public init(config: SSHConfig, hostKeys: [SSHPrivateKey], hostCertificates: [CertifiedHostKey] = []) throws {
         let (host, port) = try Self.split(listen: config.listen)
         self.host = host
         self.port = port
         var engine = SSHServerSettings(hostKeys: hostKeys)
+        engine.hostCertificates = hostCertificates
         engine.serverVersion = config.serverVersion
         engine.kex = config.kex
         engine.ciphers = config.ciphers

@@ -317,6 +317,21 @@ enum SSHMessageWriter {
         return b
     }
 
+    /// RFC 4256 §3.2 (message 60, shared with PK_OK); no language tag.
+    static func userauthInfoRequest(name: String, instruction: String, prompts: [SSHKeyboardInteractivePrompt]) -> ByteBuffer {
+        var b = ByteBuffer()
+        b.writeSSHUInt8(SSHMessageNumber.userauthPKOK)
+        b.writeSSHText(name)
+        b.writeSSHText(instruction)
+        b.writeSSHText("")
+        b.writeSSHUInt32(UInt32(prompts.count))
+        for prompt in prompts {
+            b.writeSSHText(prompt.prompt)
+            b.writeSSHBool(prompt.echo)
+        }
+        return b
+    }
+
     static func userauthPKOK(algorithm: String, blob: [UInt8]) -> ByteBuffer {
         var b = ByteBuffer()
         b.writeSSHUInt8(SSHMessageNumber.userauthPKOK)

@@ -34,9 +34,10 @@ public final class SSHServerHandler: ChannelDuplexHandler {
     private var finished = false
     private var rekeyTimer: Scheduled<Void>?
 
-    // User auth (RFC 4252). A keyboard-interactive conversation would add a state between
-    // `authInFlight` and the delegate's answer: INFO_REQUEST out, INFO_RESPONSE in, and only then
-    // the result; INFO_RESPONSE is parsed already (SSHMessage.userauthInfoResponse).
+    // User auth (RFC 4252). A keyboard-interactive conversation (RFC 4256) sits between
+    // `authInFlight` and the delegate's answer: INFO_REQUEST out, INFO_RESPONSE in (`pendingInfo`),
+    // as often as the delegate asks, and only then the result.
+    var pendingInfo: (promise: EventLoopPromise<[String]>, count: Int)?
     var userauthServiceAccepted = false
     public internal(set) var isAuthenticated = false
     public internal(set) var authenticatedUsername: String?
@@ -66,7 +67,7 @@ public final class SSHServerHandler: ChannelDuplexHandler {
     init(settings: SSHServerSettings, delegate: any SSHServerDelegate, crypto: any SSHCryptoProvider) {
         self.settings = settings
         self.delegate = delegate
-        let keys: [any SSHHostKeySigner] = settings.hostKeys
+        let keys: [any SSHHostKeySigner] = settings.hostKeys + settings.hostCertificates.map { $0 as any SSHHostKeySigner }
         let signable = Set(keys.flatMap(\.signatureAlgorithms))
         let configuration = SSHTransportConfiguration(
             ourVersion: settings.serverVersion, kex: settings.kex, ciphers: settings.ciphers, macs: settings.macs,
@@ -323,6 +324,7 @@ public final class SSHServerHandler: ChannelDuplexHandler {
         for channel in open { finishChannel(channel, error: SSHChannelError.connectionClosed) }
         while let promise = outstandingGlobalRequests.popFirst() { promise?.fail(SSHChannelError.connectionClosed) }
         authQueue.removeAll()
+        abortInfoRequest("the connection closed")
         let delegate = self.delegate
         self.delegate = nil
         delegate?.sshConnectionClosed(error: closeError)
@@ -366,10 +368,8 @@ extension SSHServerHandler: SSHTransportDelegate {
             break
         case .userauthRequest(let request):
             try receivedUserAuthRequest(request)
-        case .userauthInfoResponse:
-            guard isAuthenticated else {
-                throw SSHProtocolError("SSH_UNEXPECTED_MESSAGE", "USERAUTH_INFO_RESPONSE without an INFO_REQUEST")
-            }
+        case .userauthInfoResponse(let responses):
+            try receivedInfoResponse(responses)
         case .unknown(let number):
             if (50...79).contains(number) && isAuthenticated { break }
             try transport.sendUnimplemented(sequenceNumber: sequenceNumber)

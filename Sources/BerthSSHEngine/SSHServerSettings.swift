@@ -8,6 +8,8 @@ import NIOCore
 /// the lower modules; host key algorithms are further limited to what `hostKeys` can sign with.
 public struct SSHServerSettings: Sendable {
     public var hostKeys: [SSHPrivateKey]
+    /// Host keys presented with a certificate, offered next to `hostKeys`.
+    public var hostCertificates: [CertifiedHostKey] = []
     /// Identification line without CR LF (RFC 4253 §4.2).
     public var serverVersion: String = "SSH-2.0-Berth"
     public var kex: [String] = SSHKexAlgorithms.defaults
@@ -37,7 +39,12 @@ public struct SSHServerSettings: Sendable {
     /// Bytes queued on one channel above which `SSHChannel.isWritable` turns false.
     public var channelHighWaterMark: Int = 256 * 1024
 
+    /// Certificate algorithms first, as OpenSSH orders them; they are only offered with a
+    /// host certificate (`hostCertificates`).
     public static let defaultHostKeyAlgorithms: [String] = [
+        "ssh-ed25519-cert-v01@openssh.com", "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+        "ecdsa-sha2-nistp384-cert-v01@openssh.com", "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+        "rsa-sha2-512-cert-v01@openssh.com", "rsa-sha2-256-cert-v01@openssh.com",
         "ssh-ed25519",
         "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
         "rsa-sha2-512", "rsa-sha2-256",
@@ -47,6 +54,10 @@ public struct SSHServerSettings: Sendable {
         "ssh-ed25519",
         "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
         "rsa-sha2-512", "rsa-sha2-256",
+        "ssh-ed25519-cert-v01@openssh.com", "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+        "ecdsa-sha2-nistp384-cert-v01@openssh.com", "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+        "rsa-sha2-512-cert-v01@openssh.com", "rsa-sha2-256-cert-v01@openssh.com",
+        "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
     ]
 
     public init(hostKeys: [SSHPrivateKey]) {

@@ -10,7 +10,44 @@ public enum SSHAuthMethodRequest: Sendable {
     case password(String)
     /// Only after the signature over the session was verified with this key.
     case publicKey(SSHPublicKey)
-    case keyboardInteractive(submethods: String)
+    /// An OpenSSH certificate whose key signed the session; the CA is not checked yet.
+    case certificate(SSHCertificate)
+    /// A FIDO security key whose signature verified, with the flags and counter it asserted;
+    /// whether they suffice (touch, PIN, counter) is the delegate's decision.
+    case securityKey(SSHSecurityKey, SSHSecurityKey.Assertion)
+    /// RFC 4256: the delegate asks its questions through `conversation`, then answers the request.
+    case keyboardInteractive(submethods: String, conversation: SSHKeyboardInteractiveConversation)
+}
+
+/// One question of a keyboard-interactive round (RFC 4256 §3.2).
+public struct SSHKeyboardInteractivePrompt: Sendable, Hashable {
+    public var prompt: String
+    public var echo: Bool
+
+    public init(_ prompt: String, echo: Bool) {
+        self.prompt = prompt
+        self.echo = echo
+    }
+}
+
+/// A keyboard-interactive exchange in progress: each `ask` sends USERAUTH_INFO_REQUEST and
+/// returns the client's answers, one per prompt. Throws SSHKeyboardInteractiveAborted when the
+/// client sends another request instead, answers with the wrong count, or goes away.
+public struct SSHKeyboardInteractiveConversation: Sendable {
+    let send: @Sendable (_ name: String, _ instruction: String, _ prompts: [SSHKeyboardInteractivePrompt]) -> EventLoopFuture<[String]>
+
+    public init(send: @escaping @Sendable (_ name: String, _ instruction: String, _ prompts: [SSHKeyboardInteractivePrompt]) -> EventLoopFuture<[String]>) {
+        self.send = send
+    }
+
+    public func ask(name: String = "", instruction: String = "", prompts: [SSHKeyboardInteractivePrompt]) async throws -> [String] {
+        try await send(name, instruction, prompts).get()
+    }
+}
+
+public struct SSHKeyboardInteractiveAborted: Error, Sendable, Hashable, CustomStringConvertible {
+    public let reason: String
+    public var description: String { "keyboard-interactive ended: \(reason)" }
 }
 
 public struct SSHAuthRequest: Sendable {

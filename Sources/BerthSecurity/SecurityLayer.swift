@@ -11,9 +11,9 @@ public final class SecureSSHConnection: SSHConnectionHandler {
     private let logger: Logger
     private let openSessions = NIOLockedValueBox(0)
 
-    public init(next: any SSHConnectionHandler, config: SecurityConfig, logger: Logger) {
+    public init(next: any SSHConnectionHandler, config: SecurityConfig, restrictions: LoginRestrictions = LoginRestrictions(), logger: Logger) {
         self.next = next
-        self.policy = SecurityPolicy(config)
+        self.policy = SecurityPolicy(config, restrictions: restrictions)
         self.logger = logger
     }
 
@@ -50,6 +50,10 @@ public final class SecureSSHConnection: SSHConnectionHandler {
             logger.log(.info, "SECURITY_FORWARDING_REFUSED", "direct-tcpip to \(request.host):\(request.port) refused: forwardingMode is not enable")
             throw ChannelRejection(.administrativelyProhibited, "port forwarding is disabled")
         }
+        if let reason = policy.keyRefusesOpen(host: request.host, port: request.port) {
+            logger.log(.info, "SECURITY_FORWARDING_REFUSED", "direct-tcpip to \(request.host):\(request.port) refused: \(reason)")
+            throw ChannelRejection(.administrativelyProhibited, reason)
+        }
         try await next.onDirectForward(request, channel: channel)
     }
 
@@ -57,6 +61,10 @@ public final class SecureSSHConnection: SSHConnectionHandler {
         guard policy.allowsForwarding(policy.config.forwarding.reverseForwardingMode) else {
             logger.log(.info, "SECURITY_FORWARDING_REFUSED", "tcpip-forward on \(forward) refused: reverseForwardingMode is not enable")
             throw RequestRefused("SECURITY_FORWARDING_REFUSED", "reverse port forwarding is disabled")
+        }
+        if let reason = policy.keyRefusesListen(host: forward.host, port: forward.port) {
+            logger.log(.info, "SECURITY_FORWARDING_REFUSED", "tcpip-forward on \(forward) refused: \(reason)")
+            throw RequestRefused("SECURITY_FORWARDING_REFUSED", reason)
         }
         return try await next.onReverseForward(forward, opener: opener)
     }
@@ -101,6 +109,7 @@ struct SecureSession: SessionChannelHandler {
 
     func onPtyRequest(requestID: UInt64, _ pty: PtyRequest) async throws {
         guard policy.allowsTTY() else { throw refuse("a terminal") }
+        guard policy.restrictions.pty else { throw refuse("a terminal (the login key has no-pty or restrict)") }
         try await next.onPtyRequest(requestID: requestID, pty)
     }
 

@@ -1,11 +1,17 @@
 import BerthConfig
+import BerthCore
 
 /// The decisions of the security layer (docs/configuration.md, "security") as pure functions of the configuration:
 /// `enable` allows all but `deny`, `filter` allows only `allow`, `disable` allows nothing.
+/// The login key's restrictions narrow them further (docs/security.md, "Key options").
 public struct SecurityPolicy: Sendable {
     public let config: SecurityConfig
+    public let restrictions: LoginRestrictions
 
-    public init(_ config: SecurityConfig) { self.config = config }
+    public init(_ config: SecurityConfig, restrictions: LoginRestrictions = LoginRestrictions()) {
+        self.config = config
+        self.restrictions = restrictions
+    }
 
     private func permits(_ filter: SecurityConfig.Filter, _ value: String) -> Bool {
         switch config.effective(filter.mode) {
@@ -52,6 +58,22 @@ public struct SecurityPolicy: Sendable {
     /// Forwarding is off unless explicitly enabled (docs/security.md: safe defaults).
     public func allowsForwarding(_ mode: SecurityConfig.Mode) -> Bool { mode == .enable }
 
-    public var forceCommand: String? { config.forceCommand.isEmpty ? nil : config.forceCommand }
+    /// Why the login key's options refuse a `direct-tcpip` to `host:port`, or nil.
+    public func keyRefusesOpen(host: String, port: UInt32) -> String? {
+        if !restrictions.portForwarding { return "the login key does not allow port forwarding (no-port-forwarding or restrict)" }
+        if !restrictions.allowsOpen(host: host, port: port) { return "\(host):\(port) is not in the login key's permitopen" }
+        return nil
+    }
+
+    /// Why the login key's options refuse a `tcpip-forward` on `host:port`, or nil.
+    public func keyRefusesListen(host: String, port: UInt32) -> String? {
+        if !restrictions.portForwarding { return "the login key does not allow port forwarding (no-port-forwarding or restrict)" }
+        if !restrictions.allowsListen(host: host, port: port) { return "\(host):\(port) is not in the login key's permitlisten" }
+        return nil
+    }
+
+    /// The configuration's `forceCommand` wins over the key's `command=`, as sshd's ForceCommand
+    /// wins over authorized_keys.
+    public var forceCommand: String? { config.forceCommand.isEmpty ? restrictions.forceCommand : config.forceCommand }
     public var maxSessions: Int? { config.maxSessions < 0 ? nil : config.maxSessions }
 }

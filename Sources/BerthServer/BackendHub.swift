@@ -93,12 +93,20 @@ final class BackendConnection: NetworkConnectionHandler {
         .unavailable(reason: "no authentication layer")
     }
 
+    func onAuthSecondFactor(_ metadata: ConnectionMetadata, code: String) async -> AuthOutcome {
+        .unavailable(reason: "no authentication layer")
+    }
+
+    func onAuthKeyboardInteractive(_ metadata: ConnectionMetadata, conversation: any KeyboardInteractiveConversation) async -> AuthOutcome {
+        .unavailable(reason: "no authentication layer")
+    }
+
     func onHandshakeFailed(_ metadata: ConnectionMetadata, reason: String) async {}
 
     func onHandshakeSuccess(_ metadata: ConnectionMetadata) async throws -> any SSHConnectionHandler {
         let (config, metadata) = try await userConfiguration(metadata)
         let backend = try await backendHandler(config, metadata)
-        return SecureSSHConnection(next: backend, config: config.security, logger: logger)
+        return SecureSSHConnection(next: backend, config: config.security, restrictions: metadata.restrictions, logger: logger)
     }
 
     /// The static configuration, or the config webhook's answer merged over it and validated.

@@ -27,8 +27,12 @@ public final class BerthServer: Sendable {
         self.config = config
         self.logger = logger
         let hostKeys = try Self.hostKeys(config.ssh, logger: logger)
-        var settings = try SSHFrontEndSettings(config: config.ssh, hostKeys: hostKeys)
+        let hostCertificates = try HostKeyLoader.loadCertificates(entries: config.ssh.hostCertificates, hostKeys: hostKeys)
+        var settings = try SSHFrontEndSettings(config: config.ssh, hostKeys: hostKeys, hostCertificates: hostCertificates)
         settings.loginProtection = config.auth.protection
+        let keyboard = config.auth.keyboardInteractive
+        settings.keyboardInteractiveSignIn = keyboard.method == .oauth2
+        settings.keyboardInteractivePassword = keyboard.method == .disabled && keyboard.passwordPrompt && config.auth.password.method != .disabled
         let hub = try BackendHub(config: config, raw: raw, logger: logger)
         self.hub = hub
         auth = try AuthServerLayer(config: config.auth, next: hub, logger: logger)

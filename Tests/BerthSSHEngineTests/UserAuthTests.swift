@@ -131,8 +131,70 @@ final class UserAuthTests: XCTestCase {
             b.writeSSHText("pam")
         }
         XCTAssertEqual(try connection.drainNumbers(), [6, 51])
-        guard case .keyboardInteractive(let submethods) = connection.delegate.authRequests.first?.method else { return XCTFail() }
+        guard case .keyboardInteractive(let submethods, _) = connection.delegate.authRequests.first?.method else { return XCTFail() }
         XCTAssertEqual(submethods, "pam")
+    }
+
+    private func result(_ future: EventLoopFuture<[String]>) -> Result<[String], any Error>? {
+        var outcome: Result<[String], any Error>?
+        future.whenComplete { outcome = $0 }
+        return outcome
+    }
+
+    private func infoResponse(_ connection: TestConnection, _ answers: [String]) throws {
+        try connection.send { b in
+            b.writeSSHUInt8(SSHMessageNumber.userauthInfoResponse)
+            b.writeSSHUInt32(UInt32(answers.count))
+            for answer in answers { b.writeSSHText(answer) }
+        }
+    }
+
+    /// RFC 4256 §3.2–3.4: INFO_REQUEST as written there, the answers back to the delegate, a
+    /// wrong answer count and a new request both end the exchange.
+    func testKeyboardInteractiveConversation() throws {
+        let delegate = RecordingServerDelegate()
+        delegate.authAnswer = nil
+        let connection = try connected(delegate: delegate)
+        try requestService(connection)
+        try sendAuth(connection, method: "keyboard-interactive") { $0.writeSSHText(""); $0.writeSSHText("") }
+        XCTAssertEqual(try connection.drainNumbers(), [6])
+        guard case .keyboardInteractive(_, let conversation) = delegate.authRequests.first?.method else { return XCTFail() }
+
+        let first = conversation.send("Berth", "Sign in", [SSHKeyboardInteractivePrompt("Password: ", echo: false), SSHKeyboardInteractivePrompt("Code: ", echo: true)])
+        var request = try XCTUnwrap(try connection.drain().first)
+        XCTAssertEqual(request.readSSHUInt8(), 60)
+        XCTAssertEqual(request.readSSHText(), "Berth")
+        XCTAssertEqual(request.readSSHText(), "Sign in")
+        XCTAssertEqual(request.readSSHText(), "")
+        XCTAssertEqual(request.readSSHUInt32(), 2)
+        XCTAssertEqual(request.readSSHText(), "Password: ")
+        XCTAssertEqual(request.readSSHBool(), false)
+        XCTAssertEqual(request.readSSHText(), "Code: ")
+        XCTAssertEqual(request.readSSHBool(), true)
+        XCTAssertEqual(request.readableBytes, 0)
+        XCTAssertNil(result(first))
+        try infoResponse(connection, ["secret", "123456"])
+        XCTAssertEqual(try result(first)?.get(), ["secret", "123456"])
+
+        let miscounted = conversation.send("", "", [SSHKeyboardInteractivePrompt("Password: ", echo: false)])
+        _ = try connection.drain()
+        try infoResponse(connection, ["a", "b"])
+        XCTAssertThrowsError(try XCTUnwrap(result(miscounted)).get()) { XCTAssertTrue($0 is SSHKeyboardInteractiveAborted) }
+
+        let abandoned = conversation.send("", "", [SSHKeyboardInteractivePrompt("Password: ", echo: false)])
+        _ = try connection.drain()
+        try connection.sendPassword("secret")
+        XCTAssertThrowsError(try XCTUnwrap(result(abandoned)).get()) { XCTAssertTrue($0 is SSHKeyboardInteractiveAborted) }
+        // The keyboard-interactive request is answered first, then the password request is asked.
+        delegate.pendingAuth[0].succeed(.failure(partialSuccess: false))
+        XCTAssertEqual(try connection.drainNumbers(), [51])
+        XCTAssertEqual(delegate.authRequests.count, 2)
+        delegate.pendingAuth[1].succeed(.success)
+        XCTAssertEqual(try connection.drainNumbers(), [52])
+        // After the answer, the conversation can ask nothing more.
+        let late = conversation.send("", "", [])
+        XCTAssertEqual(try connection.drain().count, 0)
+        XCTAssertThrowsError(try XCTUnwrap(result(late)).get()) { XCTAssertTrue($0 is SSHKeyboardInteractiveAborted) }
     }
 
     func testWrongServiceNameInRequestDisconnects() throws {

@@ -114,6 +114,8 @@ private struct TestConnection: NetworkConnectionHandler, SSHConnectionHandler {
         password == Array("secret".utf8) ? .success(metadata) : .failure(reason: "wrong password")
     }
     func onAuthPublicKey(_ metadata: ConnectionMetadata, publicKey: String) async -> AuthOutcome { .failure(reason: "no keys") }
+    func onAuthSecondFactor(_ metadata: ConnectionMetadata, code: String) async -> AuthOutcome { .failure(reason: "no second factor") }
+    func onAuthKeyboardInteractive(_ metadata: ConnectionMetadata, conversation: any KeyboardInteractiveConversation) async -> AuthOutcome { .failure(reason: "none") }
     func onHandshakeFailed(_ metadata: ConnectionMetadata, reason: String) async {}
     func onHandshakeSuccess(_ metadata: ConnectionMetadata) async throws -> any SSHConnectionHandler { self }
     func onDisconnect() async {}

@@ -1,6 +1,7 @@
 import BerthConfig
 import BerthCore
 import BerthSSHCipher
+import BerthSSHEngine
 import BerthSSHKex
 import BerthSSHKeys
 import Foundation
@@ -99,6 +100,10 @@ import Testing
         #expect(SSHAlgorithmNames.defaultMACs == SSHCipherSuite.defaultMACs)
         #expect(Set(SSHAlgorithmNames.kex) == Set(SSHKexAlgorithms.supported))
         #expect(SSHAlgorithmNames.defaultKex == SSHKexAlgorithms.defaults)
+        #expect(SSHAlgorithmNames.defaultPublicKeyAlgorithms == SSHServerSettings.defaultUserAuthKeyAlgorithms)
+        #expect(SSHAlgorithmNames.defaultHostKeyAlgorithms == SSHServerSettings.defaultHostKeyAlgorithms)
+        #expect(Set(SSHAlgorithmNames.certificateAlgorithms) == Set(CertifiedHostKey.algorithms.keys))
+        #expect(Set(SSHAlgorithmNames.certificateAlgorithms) == Set(SSHCertificate.signatureAlgorithms.keys))
     }
 
     @Test func listenAddressSplitsIPv6() throws {

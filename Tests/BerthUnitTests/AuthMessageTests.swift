@@ -75,14 +75,6 @@ import Testing
         #expect(!CryptPassword.verify(Array("secret".utf8), hash: "*"))
     }
 
-    @Test func authorizedKeysLinesWithOptionsAndComments() {
-        let key = AuthorizedKeys.Key(type: "ssh-ed25519", blob: "AAAAC3Nz")
-        #expect(AuthorizedKeys.key(inLine: "ssh-ed25519 AAAAC3Nz me@host") == key)
-        #expect(AuthorizedKeys.key(inLine: #"no-pty,command="echo a b" ssh-ed25519 AAAAC3Nz c"#) == key)
-        #expect(AuthorizedKeys.key(inLine: "# ssh-ed25519 AAAAC3Nz") == nil)
-        #expect(AuthorizedKeys.keys(inFile: "\n# x\nssh-ed25519 AAAAC3Nz\necdsa-sha2-nistp256 AAAE\n").count == 2)
-    }
-
     @Test func pathTemplateExpandsAndRefusesEscapes() {
         #expect(AuthorizedKeys.path(template: "/keys/%u/authorized_keys", username: "bob") == "/keys/bob/authorized_keys")
         #expect(AuthorizedKeys.path(template: "/keys/%%%u", username: "bob") == "/keys/%bob")

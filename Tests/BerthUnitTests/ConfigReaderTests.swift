@@ -51,7 +51,15 @@ import Testing
         #expect(problems("auth:\n  publicKey:\n    method: authorizedkeys\n").contains { $0.hasPrefix("auth.publicKey.authorizedKeys.pathTemplate: required") })
         #expect(problems("auth:\n  password:\n    method: static\n    static:\n      users:\n        - username: a\n          passwordHash: plain\n").contains { $0.hasPrefix("auth.password.static.users[0].passwordHash:") })
         #expect(problems("auth:\n  password:\n    method: webhook\n    webhook: {url: \"http://h\", cert: /c.pem}\n").contains("auth.password.webhook.key: cert and key must be given together"))
-        #expect(problems("auth:\n  keyboardInteractive:\n    method: oauth2\n  password: {method: webhook, webhook: {url: \"http://h\"}}\n").contains { $0.contains("not supported by Berth") })
+        let oauth2 = problems("auth:\n  keyboardInteractive:\n    method: oauth2\n  password: {method: webhook, webhook: {url: \"http://h\"}}\n")
+        #expect(oauth2.contains("auth.keyboardInteractive.oauth2.clientId: required"))
+        #expect(oauth2.contains("auth.keyboardInteractive.oauth2.oidc.url: required"))
+        #expect(oauth2.contains { $0.hasPrefix("auth.keyboardInteractive.oauth2.oidc.deviceFlow: must be true") })
+        #expect(problems("auth:\n  gssapi:\n    method: kerberos\n  password: {method: webhook, webhook: {url: \"http://h\"}}\n").contains { $0.contains("not supported by Berth") })
+        let totp = problems(minimalAuth + "  secondFactor:\n    method: totp\n    totp: {digits: 9, period: 1500ms, algorithm: md5}\n")
+        #expect(totp.contains("auth.secondFactor.totp.digits: must be 6, 7 or 8"))
+        #expect(totp.contains("auth.secondFactor.totp.period: must be whole seconds"))
+        #expect(totp.contains { $0.hasPrefix("auth.secondFactor.totp.algorithm:") })
     }
 
     @Test func algorithmListsAreCheckedAndKeptInOrder() throws {

@@ -33,6 +33,7 @@ def test_authorized_keys_path_template(tmp_path, start_berth):
     (keys_dir / "carol").write_text(f"# carol's keys\n\nno-pty,command=\"echo hi there\" {pub} carol@desk\n")
     berth = start_berth({"auth": {"publicKey": {"method": "authorizedkeys",
                                                 "authorizedKeys": {"pathTemplate": str(keys_dir / "%u")}}}})
-    assert berth.ssh("carol", "whoami", key=key).stdout == b"carol\n"
+    # The line's command= replaces what the client asked for (test_key_options.py has the rest).
+    assert berth.ssh("carol", "whoami", key=key).stdout == b"echo hi there\n"  # the echo backend prints the command it runs
     assert berth.ssh("carol", "whoami", key=other).returncode != 0
     assert berth.ssh("dave", "whoami", key=key).returncode != 0

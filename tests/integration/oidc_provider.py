@@ -1,0 +1,140 @@
+"""A small OpenID Connect provider for the tests: discovery, a JWKS with a real RSA key, the
+device authorization and token endpoints of RFC 8628, and userinfo. `scenario` decides what the
+token endpoint answers: approve, deny, expire, slow_down, bad_signature, wrong_audience."""
+import base64
+import json
+import secrets
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def number(value):
+    return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+class Provider:
+    def __init__(self, client_id="berth", client_secret="s3cret", subject="user-123", username="alice.sso"):
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.subject = subject
+        self.username = username
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.scenario = "approve"
+        self.devices = {}
+        self.tokens = {}
+        self.requests = []
+        self.early_polls = 0
+        self.slow_downs = 0
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                provider.requests.append(("GET", self.path, dict(self.headers)))
+                path = urllib.parse.urlparse(self.path).path
+                if path == "/.well-known/openid-configuration":
+                    return self.reply(200, provider.discovery())
+                if path == "/jwks":
+                    return self.reply(200, provider.jwks())
+                if path == "/userinfo":
+                    token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                    if token not in provider.tokens:
+                        return self.reply(401, {"error": "invalid_token"})
+                    return self.reply(200, {"sub": provider.subject, "preferred_username": provider.username, "email": "alice@example.com"})
+                self.reply(404, {})
+
+            def do_POST(self):
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
+                provider.requests.append(("POST", self.path, form))
+                if form.get("client_id") != provider.client_id or form.get("client_secret") != provider.client_secret:
+                    return self.reply(401, {"error": "invalid_client"})
+                if self.path == "/device":
+                    return self.reply(200, provider.device(form))
+                if self.path == "/token":
+                    status, body = provider.token(form)
+                    return self.reply(status, body)
+                self.reply(404, {})
+
+            def reply(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def discovery(self):
+        return {"issuer": self.url, "device_authorization_endpoint": self.url + "/device", "token_endpoint": self.url + "/token",
+                "userinfo_endpoint": self.url + "/userinfo", "jwks_uri": self.url + "/jwks",
+                "response_types_supported": ["code"], "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["RS256"]}
+
+    def jwks(self):
+        public = self.key.public_key().public_numbers()
+        return {"keys": [{"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig", "n": number(public.n), "e": number(public.e)}]}
+
+    def device(self, form):
+        code = secrets.token_urlsafe(16)
+        user_code = "WDJB-MJHT"
+        self.devices[code] = {"polls": 0, "interval": 1, "last": None, "scope": form.get("scope", "")}
+        return {"device_code": code, "user_code": user_code, "verification_uri": self.url + "/verify",
+                "verification_uri_complete": self.url + "/verify?user_code=" + user_code, "expires_in": 60, "interval": 1}
+
+    def id_token(self, audience=None, key=None):
+        now = int(time.time())
+        header = {"alg": "RS256", "kid": "k1", "typ": "JWT"}
+        claims = {"iss": self.url, "aud": audience or self.client_id, "sub": self.subject, "iat": now, "exp": now + 300,
+                  "preferred_username": self.username}
+        signing_input = (b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())).encode()
+        signature = (key or self.key).sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+        return signing_input.decode() + "." + b64url(signature)
+
+    def token(self, form):
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:device_code":
+            return 400, {"error": "unsupported_grant_type"}
+        device = self.devices.get(form.get("device_code"))
+        if device is None:
+            return 400, {"error": "invalid_grant"}
+        now = time.monotonic()
+        if device["last"] is not None and now - device["last"] < device["interval"]:
+            self.early_polls += 1
+        device["last"] = now
+        device["polls"] += 1
+        scenario = self.scenario
+        if scenario == "deny":
+            return 400, {"error": "access_denied"}
+        if scenario == "expire":
+            return 400, {"error": "expired_token"}
+        if scenario == "slow_down" and device["polls"] == 1:
+            # RFC 8628 §3.5: from now on the client must wait 5 seconds more.
+            device["interval"] += 5
+            self.slow_downs += 1
+            return 400, {"error": "slow_down"}
+        if device["polls"] < 2:
+            return 400, {"error": "authorization_pending"}
+        access = secrets.token_urlsafe(24)
+        self.tokens[access] = True
+        audience = "someone-else" if scenario == "wrong_audience" else None
+        key = self.other_key if scenario == "bad_signature" else None
+        return 200, {"access_token": access, "token_type": "Bearer", "expires_in": 300, "scope": device["scope"],
+                     "id_token": self.id_token(audience=audience, key=key)}
