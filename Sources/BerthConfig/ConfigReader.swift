@@ -33,6 +33,11 @@ public enum ConfigReader {
         config.kubernetes = KubernetesSectionReader.read(&kubernetes, required: config.backend == "kubernetes")
         var audit = root.object("audit")
         config.audit = AuditSectionReader.read(&audit)
+        var persistence = root.object("persistence")
+        config.persistence = PersistenceSectionReader.read(&persistence)
+        if config.persistence.volume.enabled && config.backend == "kubernetes" {
+            issues.add("persistence.volume.enabled", "per-user volumes work with the docker backend only (docs/configuration.md, \"persistence\")")
+        }
         let testBackendEnabled = environment["BERTH_ENABLE_TEST_BACKEND"] == "1"
         if config.backend == "echo" && !testBackendEnabled {
             issues.add("backend", "\"echo\" is a test-only backend; it is accepted only with BERTH_ENABLE_TEST_BACKEND=1")

@@ -135,7 +135,7 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
 
     public func sessionTarget() async throws -> AgentSessionTarget {
         switch execution.mode {
-        case .connection:
+        case .connection, .persistent:
             guard let link else { throw DockerError("DOCKER_NO_CONTAINER", "the connection has no container") }
             if let reason = link.closedReason {
                 throw RequestRefused("DOCKER_AGENT_GONE", "the agent in the container is gone: \(reason)")

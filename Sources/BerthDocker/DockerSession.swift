@@ -66,7 +66,7 @@ actor DockerSession: ProgramSessionHandler {
     func startProgram(_ argv: [String]) async throws {
         let tty = setup.pty != nil
         switch execution.mode {
-        case .connection:
+        case .connection, .persistent:
             guard let container = connection.idleContainer else { throw DockerError("DOCKER_NO_CONTAINER", "the connection has no container") }
             let exec = try await client.createExec(containerID: container, command: argv, environment: programEnvironment, tty: tty)
             let stream = try await client.startExec(exec, tty: tty, consoleSize: setup.pty.map { ($0.rows, $0.columns) })
