@@ -35,8 +35,11 @@ public enum ConfigReader {
         config.audit = AuditSectionReader.read(&audit)
         var persistence = root.object("persistence")
         config.persistence = PersistenceSectionReader.read(&persistence)
-        if config.persistence.volume.enabled && config.backend == "kubernetes" {
-            issues.add("persistence.volume.enabled", "per-user volumes work with the docker backend only (docs/configuration.md, \"persistence\")")
+        if config.backend == "kubernetes" {
+            // Not built for Kubernetes yet: refused rather than quietly ignored.
+            for key in ["volume", "idleTimeout", "maxLifetime"] where value["persistence"]?[key] != nil {
+                issues.add("persistence.\(key)", "works with the docker backend only so far (docs/configuration.md, \"persistence\")")
+            }
         }
         let testBackendEnabled = environment["BERTH_ENABLE_TEST_BACKEND"] == "1"
         if config.backend == "echo" && !testBackendEnabled {

@@ -108,6 +108,7 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
             $0.link = link
             $0.persistent = true
         }
+        logger.log(.debug, "DOCKER_PERSISTENT_ATTACHED", "using the user's persistent container", ["containerId": "\(id)"])
         try await writeFiles()
     }
 

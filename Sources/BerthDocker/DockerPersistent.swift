@@ -42,27 +42,35 @@ actor DockerPersistentRegistry {
                 entries[name] = entry
                 return (entry.id, link)
             }
+            // Everyone waiting for a start uses its result directly: a waiter that went round
+            // the loop again before the starter got back onto the actor would spin on it.
+            let task: Task<DockerBackend.PersistentContainer, Error>
             if let running = opening[name] {
-                _ = try await running.value
-                continue
+                task = running
+            } else {
+                let known = entries[name]?.id
+                task = Task { try await backend.openPersistent(name: name, known: known, metadata: connection.metadata, logger: connection.logger) }
+                opening[name] = task
             }
-            let known = entries[name]?.id
-            let task = Task { try await backend.openPersistent(name: name, known: known, metadata: connection.metadata, logger: connection.logger) }
-            opening[name] = task
             let opened: DockerBackend.PersistentContainer
             do {
                 opened = try await task.value
-                opening[name] = nil
             } catch {
-                opening[name] = nil
+                if opening[name] == task { opening[name] = nil }
                 throw error
             }
+            if opening[name] == task { opening[name] = nil }
             var entry = entries[name] ?? Entry(id: opened.id, link: nil, backend: backend, created: opened.created)
-            entry.id = opened.id
-            entry.link = opened.link
-            entry.created = opened.created
+            if entry.link !== opened.link {
+                entry.id = opened.id
+                entry.link = opened.link
+                entry.created = opened.created
+                entries[name] = entry
+            }
+            entry.connections[ObjectIdentifier(connection)] = connection
             entries[name] = entry
             ensureReaper()
+            return (opened.id, opened.link)
         }
     }
 

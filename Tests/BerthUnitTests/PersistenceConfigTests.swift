@@ -77,7 +77,11 @@ import Testing
         #expect(problems("docker: {execution: {mode: persistent, disableAgent: true}}\n").contains { $0.hasPrefix("docker.execution.disableAgent: persistent mode needs the agent") })
         #expect(problems("docker: {execution: {mode: persistent, containername: x}}\n").contains { $0.hasPrefix("docker.execution.containername:") })
         #expect(problems("docker: {execution: {mode: persistent, pool: {size: 2}}}\n").contains { $0.hasPrefix("docker.execution.pool.size: the pool cannot be used in persistent mode") })
-        #expect(problems("backend: kubernetes\nkubernetes: {pod: {metadata: {namespace: x}}}\npersistence: {volume: {enabled: true}}\n").contains { $0.hasPrefix("persistence.volume.enabled: per-user volumes work with the docker backend only") })
+        let kubernetes = "backend: kubernetes\nkubernetes: {pod: {metadata: {namespace: x}}}\n"
+        #expect(problems(kubernetes + "persistence: {volume: {enabled: true}}\n").contains { $0.hasPrefix("persistence.volume: works with the docker backend only") })
+        #expect(problems(kubernetes + "persistence: {idleTimeout: 5m}\n").contains { $0.hasPrefix("persistence.idleTimeout: works with the docker backend only") })
+        #expect(problems(kubernetes + "persistence: {maxLifetime: 5m}\n").contains { $0.hasPrefix("persistence.maxLifetime: works with the docker backend only") })
+        #expect(problems(kubernetes + "persistence: {serverIdentity: k1, resumeWindow: 1m}\n").isEmpty)
     }
 
     @Test func renderedPersistenceReadsBack() throws {
