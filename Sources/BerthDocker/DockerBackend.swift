@@ -97,7 +97,9 @@ public final class DockerBackend: Sendable {
     public func sweep(startup: Bool) async {
         do {
             var adopted: [(name: String, id: String, created: Date)] = []
-            for container in try await client.listContainers(label: ServerIdentity.label) {
+            let containers = try await client.listContainers(label: ServerIdentity.label)
+            defer { logger.log(.debug, "DOCKER_SWEEP_DONE", "looked for containers nobody owns", ["containers": "\(containers.count)", "startup": "\(startup)"]) }
+            for container in containers {
                 let owner = container.labels[ServerIdentity.label]
                 let ownerDead = owner != ServerIdentity.name && DockerLiveness.owner(recordedAt: container.labels[DockerLiveness.label]) == .dead
                 if let username = container.labels[DockerContainerSpec.persistentLabel] {
