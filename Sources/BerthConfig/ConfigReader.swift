@@ -37,7 +37,7 @@ public enum ConfigReader {
         config.persistence = PersistenceSectionReader.read(&persistence)
         if config.backend == "kubernetes" {
             // Not built for Kubernetes yet: refused rather than quietly ignored.
-            for key in ["volume", "idleTimeout", "maxLifetime"] where value["persistence"]?[key] != nil {
+            for key in ["volume"] where value["persistence"]?[key] != nil {
                 issues.add("persistence.\(key)", "works with the docker backend only so far (docs/configuration.md, \"persistence\")")
             }
         }

@@ -79,9 +79,7 @@ import Testing
         #expect(problems("docker: {execution: {mode: persistent, pool: {size: 2}}}\n").contains { $0.hasPrefix("docker.execution.pool.size: the pool cannot be used in persistent mode") })
         let kubernetes = "backend: kubernetes\nkubernetes: {pod: {metadata: {namespace: x}}}\n"
         #expect(problems(kubernetes + "persistence: {volume: {enabled: true}}\n").contains { $0.hasPrefix("persistence.volume: works with the docker backend only") })
-        #expect(problems(kubernetes + "persistence: {idleTimeout: 5m}\n").contains { $0.hasPrefix("persistence.idleTimeout: works with the docker backend only") })
-        #expect(problems(kubernetes + "persistence: {maxLifetime: 5m}\n").contains { $0.hasPrefix("persistence.maxLifetime: works with the docker backend only") })
-        #expect(problems(kubernetes + "persistence: {serverIdentity: k1, resumeWindow: 1m}\n").isEmpty)
+        #expect(problems(kubernetes + "persistence: {serverIdentity: k1, resumeWindow: 1m, idleTimeout: 5m, maxLifetime: 1h}\n").isEmpty)
     }
 
     @Test func renderedPersistenceReadsBack() throws {
