@@ -27,6 +27,7 @@ let package = Package(
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "BerthCore", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -202,7 +203,8 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "BerthDockerTests", dependencies: [
-            "BerthDocker", "BerthCore",
+            "BerthDocker", "BerthCore", "BerthConfig",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "BerthKubernetesTests", dependencies: ["BerthKubernetes", "BerthConfig", "BerthCore"]),

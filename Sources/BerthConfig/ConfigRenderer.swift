@@ -37,6 +37,7 @@ public enum ConfigRenderer {
             ("health", .object([("enable", .bool(config.health.enable)), ("listen", .string(config.health.listen))])),
             ("kubernetes", kubernetes(config.kubernetes)),
             ("audit", audit(config.audit)),
+            ("persistence", persistence(config.persistence)),
         ]
         for name in ConfigReader.rawSectionNames {
             if let section = config.rawSections[name] { sections.append((name, section)) }
@@ -174,6 +175,19 @@ public enum ConfigRenderer {
                 ("blockDuration", duration(auth.protection.blockDuration)), ("forgetAfter", duration(auth.protection.forgetAfter)),
                 ("allow", strings(auth.protection.allow)),
             ])),
+        ])
+    }
+
+    private static func persistence(_ persistence: PersistenceConfig) -> ConfigValue {
+        .object([
+            ("serverIdentity", .string(persistence.serverIdentity)),
+            ("idleTimeout", duration(persistence.idleTimeout)), ("maxLifetime", duration(persistence.maxLifetime)),
+            ("volume", .object([
+                ("enabled", .bool(persistence.volume.enabled)), ("namePrefix", .string(persistence.volume.namePrefix)),
+                ("mountPath", .string(persistence.volume.mountPath)),
+            ])),
+            ("resumeWindow", duration(persistence.resumeWindow)), ("resume", .string(persistence.resume.rawValue)),
+            ("resumeBuffer", .int(Int64(persistence.resumeBuffer))),
         ])
     }
 

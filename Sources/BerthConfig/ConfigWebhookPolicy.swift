@@ -116,6 +116,8 @@ private struct Check {
         compare("health", \.health, nil)
         compare("audit", \.audit, nil)
         compare("geoip", { $0.rawSections["geoip"] }, nil)
+        // The reaper, the server identity and the volumes serve every user of the server at once.
+        compare("persistence", \.persistence, nil)
     }
 
     // MARK: Docker Engine API objects
@@ -337,7 +339,7 @@ private extension ConfigValue {
     }
 }
 
-private extension UInt8 {
+extension UInt8 {
     var isASCIIAlphanumeric: Bool {
         (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(self) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(self)
             || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(self)

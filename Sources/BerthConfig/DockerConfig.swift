@@ -17,7 +17,9 @@ public struct DockerConnectionConfig: Sendable, Hashable {
 }
 
 public enum DockerExecutionMode: String, Sendable, Hashable, CaseIterable {
-    case connection, session
+    /// One container per user, shared by the user's connections and kept between them
+    /// (`persistence` says for how long).
+    case connection, session, persistent
 }
 
 public enum ImagePullPolicy: String, Sendable, Hashable, CaseIterable {

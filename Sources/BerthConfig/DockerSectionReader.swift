@@ -67,7 +67,18 @@ enum DockerSectionReader {
         if defaults.pool.size > 0 && !defaults.containerName.isEmpty {
             reader.issues.add(pool.keyPath("size"), "the pool cannot be used with a fixed containername")
         }
+        if defaults.pool.size > 0 && defaults.mode == .persistent {
+            // Labels and mounts are fixed at creation: a pool container could not carry the
+            // user's name label (how a restarted Berth finds it) nor the user's volume.
+            reader.issues.add(pool.keyPath("size"), "the pool cannot be used in persistent mode (docs/configuration.md, \"persistence\")")
+        }
         pool.finish()
+        if defaults.mode == .persistent && defaults.disableAgent {
+            reader.issues.add(execution.keyPath("disableAgent"), "persistent mode needs the agent: its containers outlive connections and are reached only through it")
+        }
+        if defaults.mode == .persistent && !defaults.containerName.isEmpty {
+            reader.issues.add(execution.keyPath("containername"), "persistent mode names each user's container itself")
+        }
         if defaults.image.isEmpty { reader.issues.add(execution.keyPath("container.image"), "required") }
         if defaults.shellCommand.isEmpty { reader.issues.add(execution.keyPath("shellCommand"), "must not be empty") }
         if defaults.idleCommand.isEmpty { reader.issues.add(execution.keyPath("idleCommand"), "must not be empty") }

@@ -18,7 +18,9 @@ extension DockerBackend {
     /// (the default idle command) and Berth can make the socket directory.
     private func socketLinkDirectory() -> String? {
         let execution = config.execution
-        guard !execution.disableAgent, config.connection.host.hasPrefix("unix://"), !execution.agentSocketRoot.isEmpty,
+        // A socket agent ends with its one link (docs/agent-protocol.md); a persistent container
+        // must outlive Berth, so it keeps the idle command and is reached by exec.
+        guard !execution.disableAgent, execution.mode != .persistent, config.connection.host.hasPrefix("unix://"), !execution.agentSocketRoot.isEmpty,
               execution.idleCommand == DockerExecutionConfig().idleCommand else { return nil }
         let root = execution.agentSocketRoot
         let directory = root + "/" + Self.randomHex(12)
@@ -40,6 +42,7 @@ extension DockerBackend {
     /// Creates and starts a container whose agent is the data plane and links to it.
     /// `created` learns the ID as soon as it exists, so a failed start still removes it.
     func startLinkedContainer(name: String?, labels: [(String, String)], environment: [String: String], logger: Logger,
+                              volume: (name: String, target: String)? = nil,
                               created: @Sendable (String) -> Void) async throws -> DockerLinkedContainer {
         try await ensureImage()
         let network = try await userNetwork()
@@ -55,7 +58,7 @@ extension DockerBackend {
             labels.append((DockerContainerSpec.linkDirectoryLabel, directory))
         }
         let body = DockerContainerSpec.body(execution: execution, labels: labels, command: command, environment: environment,
-                                            tty: false, interactive: false, linkDirectory: directory, network: network)
+                                            tty: false, interactive: false, linkDirectory: directory, network: network, volume: volume)
         let id: String
         do {
             id = try await client.createContainer(name: name, body: body)

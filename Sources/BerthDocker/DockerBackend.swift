@@ -6,7 +6,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// The Docker backend: one container per connection (`connection` mode) or per session
-/// channel (`session` mode), removed when the user leaves.
+/// channel (`session` mode), removed when the user leaves; or one per user that outlives
+/// connections (`persistent`, `DockerPersistentRegistry`).
 public final class DockerBackend: Sendable {
     /// What a container may be given without the config webhook policy's `capabilities`.
     public static func ordinaryCapabilities(_ config: DockerConfig) -> Set<String> {
@@ -15,18 +16,21 @@ public final class DockerBackend: Sendable {
 
     let client: DockerClient
     let config: DockerConfig
+    let persistence: PersistenceConfig
     let logger: Logger
     private let poolBox = NIOLockedValueBox<DockerPool?>(nil)
     /// The user network's preparation, done once per backend (retried after a failure).
     private let networkBox = NIOLockedValueBox<Task<String, Error>?>(nil)
+    private let sweeper = NIOLockedValueBox<Task<Void, Never>?>(nil)
     var pool: DockerPool? { poolBox.withLockedValue { $0 } }
 
     /// `pooled`: this backend keeps the warm pool of `execution.pool` (only the server-wide one
     /// does; backends made for a per-user configuration start every container themselves).
-    public init(config: DockerConfig, logger: Logger, pooled: Bool = false) throws {
+    public init(config: DockerConfig, persistence: PersistenceConfig = PersistenceConfig(), logger: Logger, pooled: Bool = false) throws {
         let endpoint = try DockerEndpoint(host: config.connection.host, cacert: config.connection.cacert, cert: config.connection.cert, key: config.connection.key)
         self.client = DockerClient(endpoint: endpoint, requestTimeout: config.timeouts.http.duration, logger: logger)
         self.config = config
+        self.persistence = persistence
         self.logger = logger
         if pooled && config.execution.pool.size > 0 && config.execution.mode == .connection {
             let pool = DockerPool(backend: self, config: config.execution.pool)
@@ -42,7 +46,7 @@ public final class DockerBackend: Sendable {
 
     /// A started idle container, linked, that belongs to no connection yet.
     func startPoolContainer() async throws -> DockerLinkedContainer {
-        let labels = [(DockerContainerSpec.connectionLabel, DockerContainerSpec.poolLabelValue), ("berth.pool", "1"), (ServerIdentity.label, ServerIdentity.name)]
+        let labels = [(DockerContainerSpec.connectionLabel, DockerContainerSpec.poolLabelValue), ("berth.pool", "1")] + DockerContainerSpec.ownerLabels
         let createdID = NIOLockedValueBox<String?>(nil)
         do {
             return try await startLinkedContainer(name: nil, labels: labels, environment: [:], logger: logger) { id in createdID.withLockedValue { $0 = id } }
@@ -55,19 +59,66 @@ public final class DockerBackend: Sendable {
         }
     }
 
-    /// Crash hygiene (docs/configuration.md, "docker"): at start-up no connection is live, so every container carrying
-    /// Berth's connection label is left over from an earlier run.
-    public func removeOrphans() async {
+    /// The server-wide backend's start: its liveness record, clean-up of what an earlier run or
+    /// a dead server left, the persistent containers it now looks after, the warm pool, and a
+    /// sweep that keeps reaping the containers of servers that die later.
+    public func start() async throws {
+        if config.connection.host.hasPrefix("unix://") && !config.execution.agentSocketRoot.isEmpty {
+            try DockerLiveness.acquire(root: config.execution.agentSocketRoot, identity: ServerIdentity.name)
+        } else {
+            logger.log(.info, "SERVER_LIVENESS_UNAVAILABLE", "the engine is remote (or agentSocketRoot is empty): other servers' left-over containers are not reaped, only this identity's",
+                       ["identity": "\(ServerIdentity.name)"])
+        }
+        await DockerPersistentRegistry.shared.configure(persistence)
+        await sweep(startup: true)
+        await startPool()
+        let interval = max(.seconds(1), DockerPersistentRegistry.interval(persistence))
+        sweeper.withLockedValue { box in
+            box = Task { [weak self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    await self?.sweep(startup: false)
+                }
+            }
+        }
+    }
+
+    /// Stops the sweep and removes the pool's unused containers.
+    public func stop() async {
+        sweeper.withLockedValue { $0?.cancel() }
+        await stopPool()
+    }
+
+    /// Crash hygiene: this server's own containers at start-up (no connection of it is live
+    /// yet), and at any time those of a server whose liveness record nobody holds any more.
+    /// Persistent containers are never orphans: they belong to their user and go by the
+    /// `persistence` timers of the server that looks after them, which takes over those whose
+    /// server died (docs/architecture.md, "Ownership and clean-up").
+    public func sweep(startup: Bool) async {
         do {
-            // Only this server's: another Berth on the same engine may be serving users right now.
-            let orphans = try await client.listContainers(label: DockerContainerSpec.connectionLabel)
-                .filter { $0.labels[ServerIdentity.label] == ServerIdentity.name }
-            for orphan in orphans {
-                try await client.removeContainer(orphan.id)
-                if let directory = orphan.labels[DockerContainerSpec.linkDirectoryLabel], directory.hasPrefix(config.execution.agentSocketRoot + "/") {
+            var adopted: [(name: String, id: String, created: Date)] = []
+            let containers = try await client.listContainers(label: ServerIdentity.label)
+            defer { logger.log(.debug, "DOCKER_SWEEP_DONE", "looked for containers nobody owns", ["containers": "\(containers.count)", "startup": "\(startup)"]) }
+            for container in containers {
+                let owner = container.labels[ServerIdentity.label]
+                let ownerDead = owner != ServerIdentity.name && DockerLiveness.owner(recordedAt: container.labels[DockerLiveness.label]) == .dead
+                if let username = container.labels[DockerContainerSpec.persistentLabel] {
+                    guard (startup && owner == ServerIdentity.name) || ownerDead,
+                          let found = try await client.inspectContainer(container.id) else { continue }
+                    adopted.append((persistentName(for: username), found.id, found.created))
+                    continue
+                }
+                guard container.labels[DockerContainerSpec.connectionLabel] != nil, (startup && owner == ServerIdentity.name) || ownerDead else { continue }
+                try await client.removeContainer(container.id)
+                if let directory = container.labels[DockerContainerSpec.linkDirectoryLabel], directory.hasPrefix(config.execution.agentSocketRoot + "/") {
                     Self.removeDirectory(directory)
                 }
-                logger.log(.notice, "DOCKER_ORPHAN_REMOVED", "removed a container left over from an earlier run", ["containerId": "\(orphan.id)", "connectionId": "\(orphan.labels[DockerContainerSpec.connectionLabel] ?? "")"])
+                logger.log(.notice, "DOCKER_ORPHAN_REMOVED", owner == ServerIdentity.name ? "removed a container left over from an earlier run" : "removed a container of a server that is no longer running",
+                           ["containerId": "\(container.id)", "connectionId": "\(container.labels[DockerContainerSpec.connectionLabel] ?? "")", "server": "\(owner ?? "")"])
+            }
+            if !adopted.isEmpty {
+                await DockerPersistentRegistry.shared.adopt(adopted, backend: self, persistence: persistence)
+                logger.log(.info, "DOCKER_PERSISTENT_ADOPTED", "looking after persistent containers found on the engine", ["count": "\(adopted.count)"])
             }
         } catch {
             logger.log(.warning, "DOCKER_ORPHAN_CLEANUP_FAILED", "could not look for left-over containers: \(error)")
@@ -77,9 +128,9 @@ public final class DockerBackend: Sendable {
     /// Prepares the user's environment after authentication.
     public func connect(_ metadata: ConnectionMetadata, logger: Logger) async throws -> DockerConnection {
         let connection = DockerConnection(backend: self, metadata: metadata, logger: logger)
-        if config.execution.mode == .connection {
+        if config.execution.mode != .session {
             do {
-                try await connection.startIdleContainer()
+                try await (config.execution.mode == .persistent ? connection.attachPersistent() : connection.startIdleContainer())
             } catch {
                 // Nobody owns a connection that failed to start: remove what it made now.
                 await connection.tearDown()

@@ -125,6 +125,40 @@ public final class DockerClient: Sendable {
         }
     }
 
+    /// A container by ID or name, or nil when there is none.
+    public func inspectContainer(_ idOrName: String) async throws -> DockerContainerInfo? {
+        let reply: ConfigValue
+        do {
+            reply = try await call(.GET, "/containers/\(Self.escape(idOrName))/json", what: "inspect container")
+        } catch let error as DockerError where error.status == 404 {
+            return nil
+        }
+        guard case .string(let id)? = reply["Id"] else { throw DockerError("DOCKER_PROTOCOL_ERROR", "inspect container: no Id in the engine's answer") }
+        var labels: [String: String] = [:]
+        if case .object(let fields)? = reply["Config"]?["Labels"] {
+            for (key, value) in fields { if case .string(let text) = value { labels[key] = text } }
+        }
+        let running = reply["State"]?["Running"] == .bool(true)
+        let created = reply["Created"]?.stringValue.flatMap(DockerContainerInfo.parseTime) ?? Date()
+        return DockerContainerInfo(id: id, labels: labels, running: running, created: created)
+    }
+
+    /// Creates a named volume; an existing one of that name is kept as it is (the engine
+    /// answers with it).
+    public func createVolume(_ name: String, labels: [String: String]) async throws {
+        let body = ConfigValue.object([("Name", .string(name)), ("Labels", .object(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))])
+        try await call(.POST, "/volumes/create", body: body, what: "create volume")
+    }
+
+    public func volumeExists(_ name: String) async throws -> Bool {
+        do {
+            try await call(.GET, "/volumes/\(Self.escape(name))", what: "inspect volume")
+            return true
+        } catch let error as DockerError where error.status == 404 {
+            return false
+        }
+    }
+
     public func waitContainer(_ id: String) async throws -> Int {
         let reply = try await call(.POST, "/containers/\(id)/wait", what: "wait for container")
         if case .int(let code)? = reply["StatusCode"] { return Int(code) }

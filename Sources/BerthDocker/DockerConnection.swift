@@ -25,6 +25,11 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
         var sessionContainers: Set<String> = []
         var removed: Set<String> = []
         var sessions: [ObjectIdentifier: AgentSession] = [:]
+        /// Session channels, for the notice when a persistent container's time is up.
+        var channels: [ObjectIdentifier: any SessionChannel] = [:]
+        /// Persistent mode: the user's container, which this connection shares and never removes.
+        var persistent = false
+        var expired = false
         var tornDown = false
     }
 
@@ -95,6 +100,30 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
 
     private var containerName: String? { execution.containerName.isEmpty ? nil : execution.containerName }
 
+    /// Persistent mode: the user's container, shared with their other connections.
+    func attachPersistent() async throws {
+        let (id, link) = try await DockerPersistentRegistry.shared.attach(self)
+        state.withLockedValue {
+            $0.idleContainer = id
+            $0.link = link
+            $0.persistent = true
+        }
+        logger.log(.debug, "DOCKER_PERSISTENT_ATTACHED", "using the user's persistent container", ["containerId": "\(id)"])
+        try await writeFiles()
+    }
+
+    /// The user's persistent container reached `maxLifetime` (or its idle time, with this
+    /// connection already going): its programs are about to end, and the user learns why.
+    func persistentContainerExpired() async {
+        let channels = state.withLockedValue { state -> [any SessionChannel] in
+            state.expired = true
+            return Array(state.channels.values)
+        }
+        let line = UserNotice.line("your container reached its maximum lifetime and is being removed; log in again for a new one",
+                                   code: "DOCKER_PERSISTENT_EXPIRED", logger: logger)
+        for channel in channels { try? await channel.writeStderr(ByteBuffer(string: line)) }
+    }
+
     /// Creates a container (session mode without the agent) and remembers it for removal.
     func createContainer(_ body: ConfigValue) async throws -> String {
         let id = try await client.createContainer(name: containerName, body: body)
@@ -122,7 +151,10 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
     public func onSessionChannel(_ channel: any SessionChannel) async throws -> any SessionChannelHandler {
         if execution.disableAgent { return DockerSession(connection: self, channel: channel) }
         let session = AgentSession(host: self, channel: channel)
-        state.withLockedValue { $0.sessions[ObjectIdentifier(session)] = session }
+        state.withLockedValue {
+            $0.sessions[ObjectIdentifier(session)] = session
+            $0.channels[ObjectIdentifier(session)] = channel
+        }
         return session
     }
 
@@ -135,7 +167,10 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
 
     public func sessionTarget() async throws -> AgentSessionTarget {
         switch execution.mode {
-        case .connection:
+        case .connection, .persistent:
+            if state.withLockedValue({ $0.expired }) {
+                throw RequestRefused("DOCKER_PERSISTENT_EXPIRED", "your container reached its maximum lifetime; log in again")
+            }
             guard let link else { throw DockerError("DOCKER_NO_CONTAINER", "the connection has no container") }
             if let reason = link.closedReason {
                 throw RequestRefused("DOCKER_AGENT_GONE", "the agent in the container is gone: \(reason)")
@@ -161,7 +196,10 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
     }
 
     public func sessionEnded(_ session: AgentSession) {
-        state.withLockedValue { _ = $0.sessions.removeValue(forKey: ObjectIdentifier(session)) }
+        state.withLockedValue {
+            _ = $0.sessions.removeValue(forKey: ObjectIdentifier(session))
+            _ = $0.channels.removeValue(forKey: ObjectIdentifier(session))
+        }
     }
 
     public func onUnsupportedChannel(type: String) async {}
@@ -186,10 +224,16 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
     /// Removes every container of this connection, retrying until `containerStop` runs out.
     public func tearDown() async {
         await forwards.closeAll()
-        let (containers, link) = state.withLockedValue { state -> ([String], AgentLink?) in
-            guard !state.tornDown else { return ([], nil) }
+        let (containers, link, persistent) = state.withLockedValue { state -> ([String], AgentLink?, Bool) in
+            guard !state.tornDown else { return ([], nil, false) }
             state.tornDown = true
-            return (Array(state.containers.keys), state.link)
+            return (Array(state.containers.keys), state.link, state.persistent)
+        }
+        if persistent {
+            // The link and the container are the user's, shared with their other connections;
+            // this connection's programs ended as the front end closed its channels.
+            await DockerPersistentRegistry.shared.detach(self)
+            return
         }
         await link?.close()
         for id in containers { await remove(id) }

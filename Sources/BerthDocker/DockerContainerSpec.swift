@@ -9,10 +9,23 @@ enum DockerContainerSpec {
     /// finds them after a crash.
     static let poolLabelValue = "pool"
 
+    /// Persistent containers carry the username here instead of the connection label: they
+    /// belong to a user, not to a connection or a server.
+    static let persistentLabel = "berth.persistent"
+
     /// Berth's labels for a connection's container.
     static func labels(_ metadata: ConnectionMetadata) -> [(String, String)] {
-        [(connectionLabel, metadata.connectionID.hex), ("berth.username", metadata.effectiveUsername), ("berth.remote-ip", metadata.remoteAddress.ip),
-         (ServerIdentity.label, ServerIdentity.name)]
+        [(connectionLabel, metadata.connectionID.hex), ("berth.username", metadata.effectiveUsername), ("berth.remote-ip", metadata.remoteAddress.ip)]
+            + ownerLabels
+    }
+
+    /// Which server made the container, and where its liveness record is (`DockerLiveness`).
+    static var ownerLabels: [(String, String)] {
+        [(ServerIdentity.label, ServerIdentity.name)] + (DockerLiveness.currentPath.map { [(DockerLiveness.label, $0)] } ?? [])
+    }
+
+    static func persistentLabels(_ metadata: ConnectionMetadata) -> [(String, String)] {
+        [(persistentLabel, metadata.effectiveUsername), ("berth.username", metadata.effectiveUsername)] + ownerLabels
     }
 
     static func body(execution: DockerExecutionConfig, metadata: ConnectionMetadata, command: [String], environment: [String: String],
@@ -27,7 +40,7 @@ enum DockerContainerSpec {
 
     static func body(execution: DockerExecutionConfig, labels berthLabels: [(String, String)], command: [String], environment: [String: String],
                      tty: Bool, interactive: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil, linkDirectory: String? = nil,
-                     network: String? = nil) -> ConfigValue {
+                     network: String? = nil, volume: (name: String, target: String)? = nil) -> ConfigValue {
         let berthKeys: Set<String> = ["image", "cmd", "env", "labels", "tty", "openstdin", "stdinonce", "attachstdin", "attachstdout", "attachstderr", "hostconfig", "networkingconfig"]
         var fields: [(key: String, value: ConfigValue)] = []
         var operatorEnvironment: [String] = []
@@ -60,7 +73,7 @@ enum DockerContainerSpec {
             ("AttachStdout", .bool(interactive)),
             ("AttachStderr", .bool(interactive)),
             ("HostConfig", hostConfig(execution.host, consoleSize: consoleSize, linkDirectory: linkDirectory, network: network,
-                                      setUID: execution.loginUser.mode == .login && execution.loginUser.sudo)),
+                                      setUID: execution.loginUser.mode == .login && execution.loginUser.sudo, volume: volume)),
             ("NetworkingConfig", execution.network),
         ]
         return .object(fields)
@@ -106,7 +119,7 @@ enum DockerContainerSpec {
     /// `setUID`: the operator turned on sudo for the login user, which is a set-uid program that
     /// `no-new-privileges` would disable, so Berth's `SecurityOpt` is left out.
     private static func hostConfig(_ host: ConfigValue, consoleSize: (rows: UInt32, columns: UInt32)?, linkDirectory: String?, network: String?,
-                                   setUID: Bool) -> ConfigValue {
+                                   setUID: Bool, volume: (name: String, target: String)? = nil) -> ConfigValue {
         var host = host
         if let network { host = host.merging(.object([("NetworkMode", .string(network))])) }
         if case .object(var fields) = host {
@@ -126,6 +139,12 @@ enum DockerContainerSpec {
             if case .array(let given)? = host["Binds"] { binds = given }
             binds.append(.string("\(linkDirectory):\(linkMountPoint):rw"))
             host = host.merging(.object([("Binds", .array(binds))]))
+        }
+        if let volume {
+            var mounts: [ConfigValue] = []
+            if case .array(let given)? = host["Mounts"] { mounts = given }
+            mounts.append(.object([("Type", .string("volume")), ("Source", .string(volume.name)), ("Target", .string(volume.target))]))
+            host = host.merging(.object([("Mounts", .array(mounts))]))
         }
         return host
     }

@@ -73,7 +73,7 @@ actor DockerSession: ProgramSessionHandler {
     func startProgram(_ argv: [String]) async throws {
         let tty = setup.pty != nil
         switch execution.mode {
-        case .connection:
+        case .connection, .persistent:
             guard let container = connection.idleContainer else { throw DockerError("DOCKER_NO_CONTAINER", "the connection has no container") }
             let (client, environment, consoleSize) = (self.client, programEnvironment, setup.pty.map { ($0.rows, $0.columns) })
             let (exec, stream) = try await withTimeout(timeouts.commandStart, "starting the program") {

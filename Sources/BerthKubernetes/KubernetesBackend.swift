@@ -9,14 +9,16 @@ import NIOConcurrencyHelpers
 /// `persistentShared`, one named pod for everyone).
 public final class KubernetesBackend: Sendable {
     let config: KubernetesConfig
+    let persistence: PersistenceConfig
     let client: KubernetesClient
     let logger: Logger
 
     /// The streaming protocol version the API server speaks, learnt from the first stream.
     private let negotiated = NIOLockedValueBox<Int?>(nil)
 
-    public init(config: KubernetesConfig, logger: Logger) throws {
+    public init(config: KubernetesConfig, persistence: PersistenceConfig = PersistenceConfig(), logger: Logger) throws {
         self.config = config
+        self.persistence = persistence
         self.logger = logger
         client = KubernetesClient(endpoint: try KubernetesEndpoint.resolve(config.connection), timeout: config.timeouts.http.duration)
     }
@@ -28,9 +30,13 @@ public final class KubernetesBackend: Sendable {
     public func shutdown() async { await client.shutdown() }
 
     /// Crash hygiene: at start-up no connection of this server is live, so the pods it labelled
-    /// are left over from an earlier run (persistent pods carry no such label).
+    /// are left over from an earlier run (persistent pods carry no such label; this server's
+    /// per-user ones come under its `persistence` timers).
     public func removeOrphans() async {
-        guard config.pod.mode != .persistent else { return }
+        guard config.pod.mode != .persistent else {
+            await adoptUserPods()
+            return
+        }
         do {
             for pod in try await client.listPods(namespace: namespace, labelSelector: KubernetesPodSpec.orphanSelector) {
                 try await client.deletePod(namespace: pod.namespace, name: pod.name)
@@ -38,6 +44,20 @@ public final class KubernetesBackend: Sendable {
             }
         } catch {
             logger.log(.warning, "KUBERNETES_ORPHAN_CLEANUP_FAILED", "could not look for left-over pods: \(error)")
+        }
+    }
+
+    private func adoptUserPods() async {
+        guard !config.pod.persistentShared else { return }
+        do {
+            let selector = "berth.persistent=true,berth.username,\(ServerIdentity.label)=\(KubernetesPodSpec.serverName)"
+            for pod in try await client.listPods(namespace: namespace, labelSelector: selector) {
+                let created = try await client.getPod(namespace: pod.namespace, name: pod.name).flatMap { KubernetesPersistentPods.creationTime($0.value) }
+                await KubernetesPersistentPods.shared.adopt(pod.name, backend: self, created: created)
+                logger.log(.info, "KUBERNETES_PERSISTENT_ADOPTED", "looking after a persistent pod found at start-up", ["pod": "\(pod.namespace)/\(pod.name)"])
+            }
+        } catch {
+            logger.log(.warning, "KUBERNETES_ORPHAN_CLEANUP_FAILED", "could not look for persistent pods: \(error)")
         }
     }
 

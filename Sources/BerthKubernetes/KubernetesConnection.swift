@@ -23,6 +23,8 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
         var ownPods: Set<String> = []
         var sessions: [ObjectIdentifier: AgentSession] = [:]
         var attachedSessions: [ObjectIdentifier: KubernetesSession] = [:]
+        /// Persistent mode: the user's own pod, whose idle clock this connection holds.
+        var userPod = false
         var tornDown = false
     }
 
@@ -109,6 +111,12 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
         } else {
             try await useWhenReady(name)
         }
+        // A backend made for one connection (a webhook's own Kubernetes setup) closes with it and
+        // cannot delete later: such pods stay, as before.
+        guard !ownsBackend else { return }
+        let created = try await backend.client.getPod(namespace: backend.namespace, name: name).flatMap { KubernetesPersistentPods.creationTime($0.value) }
+        state.withLockedValue { $0.userPod = true }
+        await KubernetesPersistentPods.shared.attach(name, connection: ObjectIdentifier(self), backend: backend, created: created)
     }
 
     /// Creates persistent pod `name` (a 409 means another connection created it at the same
@@ -223,6 +231,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
             return (Array(state.ownPods), state.link)
         }
         await link?.close()
+        if state.withLockedValue({ $0.userPod }) { await KubernetesPersistentPods.shared.detach(ObjectIdentifier(self)) }
         for pod in pods { await remove(pod) }
         if ownsBackend { await backend.shutdown() }
     }

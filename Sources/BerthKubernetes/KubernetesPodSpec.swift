@@ -23,6 +23,8 @@ enum KubernetesPodSpec {
             : [(connectionLabel, .string(metadata.connectionID.hex)), (ServerIdentity.label, .string(serverName))]
         let username = labelValue(metadata.effectiveUsername)
         if !username.isEmpty && persistent != .shared { labels.append(("berth.username", .string(username))) }
+        // Which server's `persistence` timers look after a user's pod after a restart.
+        if persistent == .user { labels.append((ServerIdentity.label, .string(serverName))) }
         var annotations: [(key: String, value: ConfigValue)] = [("berth.remote-ip", .string(metadata.remoteAddress.ip))]
         for (key, value) in metadata.metadata.sorted(by: { $0.key < $1.key }) where !value.sensitive {
             if pod.exposeAuthMetadataAsLabels { labels.append((key, .string(labelValue(value.value)))) }

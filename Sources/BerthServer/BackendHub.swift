@@ -17,11 +17,11 @@ public final class BackendHub: ServerHandler {
 
     public init(config: BerthConfig, raw: ConfigValue, logger: Logger) throws {
         self.logger = logger
-        ServerIdentity.configure(listen: config.ssh.listen)
+        ServerIdentity.configure(listen: config.ssh.listen, configured: config.persistence.serverIdentity)
         shared = SharedBackends(
             config: config, raw: raw,
-            docker: config.backend == "docker" ? try DockerBackend(config: config.docker, logger: logger, pooled: true) : nil,
-            kubernetes: config.backend == "kubernetes" ? try KubernetesBackend(config: config.kubernetes, logger: logger) : nil,
+            docker: config.backend == "docker" ? try DockerBackend(config: config.docker, persistence: config.persistence, logger: logger, pooled: true) : nil,
+            kubernetes: config.backend == "kubernetes" ? try KubernetesBackend(config: config.kubernetes, persistence: config.persistence, logger: logger) : nil,
             configWebhook: config.configserver.http.url.isEmpty ? nil : try ConfigWebhookClient(config: config.configserver, logger: logger)
         )
     }
@@ -30,9 +30,8 @@ public final class BackendHub: ServerHandler {
     private var live: LiveConnections { shared.live }
 
     public func onReady() async throws {
-        await docker?.removeOrphans()
+        try await docker?.start()
         await shared.kubernetes?.removeOrphans()
-        await docker?.startPool()
     }
 
     public func onNetworkConnection(_ metadata: ConnectionMetadata) async throws -> any NetworkConnectionHandler {
@@ -40,7 +39,7 @@ public final class BackendHub: ServerHandler {
     }
 
     public func close() async {
-        await docker?.stopPool()
+        await docker?.stop()
         await shared.kubernetes?.shutdown()
         await shared.configWebhook?.shutdown()
     }
@@ -144,7 +143,7 @@ final class BackendConnection: NetworkConnectionHandler {
         case "docker":
             do {
                 let docker = try shared.docker.flatMap { config.docker == shared.config.docker ? $0 : nil }
-                    ?? DockerBackend(config: config.docker, logger: logger)
+                    ?? DockerBackend(config: config.docker, persistence: config.persistence, logger: logger)
                 return own(try await docker.connect(metadata, logger: logger))
             } catch {
                 return unavailable(error, metadata, fallbackCode: "DOCKER_ERROR", what: "container")
@@ -155,7 +154,7 @@ final class BackendConnection: NetworkConnectionHandler {
                     return own(try await kubernetes.connect(metadata, logger: logger))
                 }
                 // The config webhook gave this user a Kubernetes setup of their own.
-                return own(try await KubernetesBackend(config: config.kubernetes, logger: logger).connect(metadata, logger: logger, ownsBackend: true))
+                return own(try await KubernetesBackend(config: config.kubernetes, persistence: config.persistence, logger: logger).connect(metadata, logger: logger, ownsBackend: true))
             } catch {
                 return unavailable(error, metadata, fallbackCode: "KUBERNETES_ERROR", what: "pod")
             }

@@ -469,3 +469,45 @@ def test_environment_never_travels_in_urls_or_pod_objects(start_berth, example_w
     for value in ("plain-env-4711", "secret-env-4712", "secret-meta-4713", "client-env-4715"):
         assert value not in urls, f"{value} travelled in a URL"
         assert not any(value in pod for pod in seen), f"{value} is in a pod object"
+
+
+def test_persistent_user_pods_are_deleted_when_idle_and_when_too_old(start_berth, example_webhook, kube):
+    server = kube()
+    users = [{"username": name, "password": "pw"} for name in ("alice", "bob")]
+    url, _ = example_webhook(users)
+    config = {"auth": webhook_auth(url), **kube_config(server, image=BUSYBOX, mode="persistent"), "persistence": {"idleTimeout": "3s"}}
+    berth = start_berth(config)
+
+    def user_pods(user):
+        return [name for name, pod in pods(server, selector="berth.persistent").items() if pod["metadata"]["labels"].get("berth.username") == user]
+
+    holder = subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
+                               "alice@127.0.0.1", "sleep 600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: len(user_pods("alice")) == 1, timeout=120)
+        assert berth.ssh("bob", "true", password="pw", timeout=120).returncode == 0
+        assert len(user_pods("bob")) == 1
+        # Bob's pod, unused, is deleted after idleTimeout; Alice's, in use all along, stays.
+        assert wait_until(lambda: not user_pods("bob"), timeout=120)
+        assert len(user_pods("alice")) == 1
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert wait_until(lambda: not user_pods("alice"), timeout=120)
+    assert "KUBERNETES_PERSISTENT_REMOVED" in berth.process.output()
+
+    # maxLifetime: a pod in use is deleted once it is older than that.
+    berth.process.stop()
+    config["persistence"] = {"idleTimeout": "0s", "maxLifetime": "6s"}
+    again = start_berth(config, name="again")
+    holder = subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(again.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
+                               "alice@127.0.0.1", "sleep 600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: len(user_pods("alice")) == 1, timeout=120)
+        assert wait_until(lambda: holder.poll() is not None, timeout=120)
+        assert wait_until(lambda: not user_pods("alice"), timeout=120)
+        assert "maxLifetime" in again.process.output()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.communicate()

@@ -1,10 +1,11 @@
 import Crypto
 
-/// Persistent mode's pod per user: a name the API server accepts (an RFC 1123 label, so it is
-/// also the pod's host name) that stays readable, with a hash of the exact username so that
+/// Persistent mode's pod (Kubernetes) or container and volume (Docker) per user: a name the API
+/// server accepts (an RFC 1123 label, so it is also the pod's host name; Docker accepts it as a
+/// container and volume name too) that stays readable, with a hash of the exact username so that
 /// names which read the same (`Alice`, `alice`, `a.lice`) still get pods of their own.
-enum UserPodName {
-    static func make(prefix: String, username: String) -> String {
+public enum UserPodName {
+    public static func make(prefix: String, username: String) -> String {
         let hash = SHA256.hash(data: Array(username.utf8)).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined().prefix(16)
         let readable = [dnsPart(prefix), dnsPart(username)].filter { !$0.isEmpty }.joined(separator: "-")
         let room = 63 - hash.count - 1

@@ -1,0 +1,100 @@
+import Testing
+@testable import BerthConfig
+
+@Suite struct PersistenceConfigTests {
+    private let minimalAuth = "auth:\n  password:\n    method: webhook\n    webhook:\n      url: http://127.0.0.1:8080\n"
+
+    private func load(_ yaml: String) throws -> BerthConfig {
+        try ConfigReader.read(try ConfigValue.parse(minimalAuth + yaml, format: .yaml, source: "test.yaml"), environment: [:]).config
+    }
+
+    private func problems(_ yaml: String) -> [String] {
+        do {
+            _ = try load(yaml)
+            return []
+        } catch let error as ConfigError {
+            return error.problems.map(\.description)
+        } catch {
+            return ["unexpected \(error)"]
+        }
+    }
+
+    @Test func defaults() throws {
+        let persistence = try load("").persistence
+        #expect(persistence.serverIdentity == "")
+        #expect(persistence.idleTimeout == .seconds(1800))
+        #expect(persistence.maxLifetime == .zero)
+        #expect(!persistence.volume.enabled)
+        #expect(persistence.volume.namePrefix == "berth-home")
+        #expect(persistence.resumeWindow == .zero)
+        #expect(persistence.resume == .auto)
+        #expect(persistence.resumeBuffer == 65536)
+    }
+
+    @Test func everyKeyIsRead() throws {
+        let config = try load("""
+        docker: {execution: {mode: persistent}}
+        persistence:
+          serverIdentity: berth-a.1
+          idleTimeout: 90s
+          maxLifetime: 8h
+          volume: {enabled: true, namePrefix: home, mountPath: /data}
+          resumeWindow: 5m
+          resume: menu
+          resumeBuffer: 4096
+        """)
+        let persistence = config.persistence
+        #expect(config.docker.execution.mode == .persistent)
+        #expect(persistence.serverIdentity == "berth-a.1")
+        #expect(persistence.idleTimeout == .seconds(90))
+        #expect(persistence.maxLifetime == .seconds(8 * 3600))
+        #expect(persistence.volume == { var v = PersistenceVolumeConfig(); v.enabled = true; v.namePrefix = "home"; v.mountPath = "/data"; return v }())
+        #expect(persistence.resumeWindow == .seconds(300))
+        #expect(persistence.resume == ResumePolicy.menu)
+        #expect(persistence.resumeBuffer == 4096)
+        // Zero turns the timers off.
+        let off = try load("persistence: {idleTimeout: 0s, maxLifetime: 0, resumeWindow: 0s}\n").persistence
+        #expect(off.idleTimeout == .zero && off.maxLifetime == .zero && off.resumeWindow == .zero)
+    }
+
+    @Test func badValuesAreRefusedByKey() {
+        #expect(problems("persistence: {serverIdentity: \"a b\"}\n").contains { $0.hasPrefix("persistence.serverIdentity: must be") })
+        #expect(problems("persistence: {serverIdentity: \"-a\"}\n").contains { $0.hasPrefix("persistence.serverIdentity: must be") })
+        #expect(problems("persistence: {serverIdentity: \"\(String(repeating: "a", count: 64))\"}\n").contains { $0.hasPrefix("persistence.serverIdentity:") })
+        #expect(problems("persistence: {idleTimeout: 10ms}\n").contains { $0.hasPrefix("persistence.idleTimeout: must be at least 1s") })
+        #expect(problems("persistence: {maxLifetime: soon}\n").contains { $0.hasPrefix("persistence.maxLifetime: \"soon\" is not a duration") })
+        #expect(problems("persistence: {resume: always}\n") == ["persistence.resume: \"always\" is not one of auto, menu, never"])
+        #expect(problems("persistence: {resumeBuffer: 10}\n").contains { $0.hasPrefix("persistence.resumeBuffer: must be between 1024 and") })
+        #expect(problems("persistence: {resumeBuffer: 999999999}\n").contains { $0.hasPrefix("persistence.resumeBuffer:") })
+        #expect(problems("persistence: {volume: {mountPath: home}}\n").contains { $0.hasPrefix("persistence.volume.mountPath:") })
+        #expect(problems("persistence: {volume: {mountPath: \"/a:/b\"}}\n").contains { $0.hasPrefix("persistence.volume.mountPath:") })
+        #expect(problems("persistence: {volume: {namePrefix: \"x/y\"}}\n").contains { $0.hasPrefix("persistence.volume.namePrefix:") })
+        #expect(problems("persistence: {volume: {size: 1Gi}}\n") == ["persistence.volume.size: unknown key"])
+        #expect(problems("persistence: {resumeWindw: 1m}\n") == ["persistence.resumeWindw: unknown key"])
+    }
+
+    @Test func persistentModeRefusesWhatCannotWork() {
+        #expect(problems("docker: {execution: {mode: persistent, disableAgent: true}}\n").contains { $0.hasPrefix("docker.execution.disableAgent: persistent mode needs the agent") })
+        #expect(problems("docker: {execution: {mode: persistent, containername: x}}\n").contains { $0.hasPrefix("docker.execution.containername:") })
+        #expect(problems("docker: {execution: {mode: persistent, pool: {size: 2}}}\n").contains { $0.hasPrefix("docker.execution.pool.size: the pool cannot be used in persistent mode") })
+        let kubernetes = "backend: kubernetes\nkubernetes: {pod: {metadata: {namespace: x}}}\n"
+        #expect(problems(kubernetes + "persistence: {volume: {enabled: true}}\n").contains { $0.hasPrefix("persistence.volume: works with the docker backend only") })
+        #expect(problems(kubernetes + "persistence: {serverIdentity: k1, resumeWindow: 1m, idleTimeout: 5m, maxLifetime: 1h}\n").isEmpty)
+    }
+
+    @Test func renderedPersistenceReadsBack() throws {
+        let original = try load("persistence: {serverIdentity: b1, idleTimeout: 2m, maxLifetime: 1h, resume: never, resumeBuffer: 2048, resumeWindow: 30s, volume: {enabled: true}}\n")
+        let reread = try ConfigLoader.parse(ConfigRenderer.yaml(original), format: .yaml, source: "rendered.yaml")
+        #expect(reread.config == original)
+    }
+
+    @Test func aConfigWebhookCannotChangePersistence() throws {
+        let base = try load("")
+        var merged = base
+        merged.persistence.idleTimeout = .seconds(5)
+        let answer = try ConfigValue.parse(#"{"persistence": {"idleTimeout": "5s"}}"#, format: .json, source: "answer")
+        let refusals = ConfigWebhookPolicy(allow: Set(ConfigWebhookPermission.allCases), ordinaryCapabilities: []).refusals(answer: answer, base: base, merged: merged)
+        #expect(refusals.map(\.path) == ["persistence"])
+        #expect(refusals.first?.category == nil)
+    }
+}
