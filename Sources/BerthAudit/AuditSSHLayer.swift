@@ -28,7 +28,6 @@ struct AuditSSHConnectionLayer: SSHConnectionHandler {
         await next.onUnsupportedGlobalRequest(type: type)
     }
 
-    func onShutdown(deadline: ContinuousClock.Instant) async { await next.onShutdown(deadline: deadline) }
 
     func onDirectForward(_ request: DirectForward, channel: any ForwardChannel) async throws {
         let id = channel.channelID

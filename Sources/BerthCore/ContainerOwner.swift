@@ -3,6 +3,5 @@
 public protocol ContainerOwner: AnyObject, Sendable {
     /// TERM to every program still running.
     func terminatePrograms() async
-    var isTornDown: Bool { get }
     func tearDown() async
 }

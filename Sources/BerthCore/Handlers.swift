@@ -64,8 +64,6 @@ public protocol SSHConnectionHandler: Sendable {
     /// `tcpip-forward` (ssh -R): start listening and return the bound port. Throw `RequestRefused`.
     func onReverseForward(_ forward: ReverseForward, opener: any ForwardedChannelOpener) async throws -> UInt32
     func onCancelReverseForward(_ forward: ReverseForward) async throws
-    /// Graceful stop of the whole server.
-    func onShutdown(deadline: ContinuousClock.Instant) async
 }
 
 /// Terminal parameters of a `pty-req`.

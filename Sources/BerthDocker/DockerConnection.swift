@@ -204,7 +204,6 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
 
     public func onUnsupportedChannel(type: String) async {}
     public func onUnsupportedGlobalRequest(type: String) async {}
-    public func onShutdown(deadline: ContinuousClock.Instant) async {}
 
     /// Graceful stop: TERM to every program. With the agent every program is a session and gets
     /// it over the link; a TERM to the agent (PID 1) would end the link and kill them all before
@@ -219,7 +218,6 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
         }
     }
 
-    public var isTornDown: Bool { state.withLockedValue { $0.tornDown } }
 
     /// Removes every container of this connection, retrying until `containerStop` runs out.
     public func tearDown() async {

@@ -218,9 +218,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
 
     public func onUnsupportedChannel(type: String) async {}
     public func onUnsupportedGlobalRequest(type: String) async {}
-    public func onShutdown(deadline: ContinuousClock.Instant) async {}
 
-    public var isTornDown: Bool { state.withLockedValue { $0.tornDown } }
 
     /// Removes the connection's pods (never the persistent one), retrying within `podStop`.
     public func tearDown() async {

@@ -77,7 +77,6 @@ struct MetricsSSHConnectionLayer: SSHConnectionHandler {
 
     func onUnsupportedChannel(type: String) async { await next.onUnsupportedChannel(type: type) }
     func onUnsupportedGlobalRequest(type: String) async { await next.onUnsupportedGlobalRequest(type: type) }
-    func onShutdown(deadline: ContinuousClock.Instant) async { await next.onShutdown(deadline: deadline) }
 
     func onDirectForward(_ request: DirectForward, channel: any ForwardChannel) async throws {
         try await next.onDirectForward(request, channel: channel)

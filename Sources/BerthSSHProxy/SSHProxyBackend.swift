@@ -100,7 +100,6 @@ public final class SSHProxyConnection: SSHConnectionHandler {
 
     public func onUnsupportedChannel(type: String) async {}
     public func onUnsupportedGlobalRequest(type: String) async {}
-    public func onShutdown(deadline: ContinuousClock.Instant) async {}
 
     public func tearDown() async {
         try? await channel.close()

@@ -43,7 +43,6 @@ public final class SecureSSHConnection: SSHConnectionHandler {
 
     public func onUnsupportedChannel(type: String) async { await next.onUnsupportedChannel(type: type) }
     public func onUnsupportedGlobalRequest(type: String) async { await next.onUnsupportedGlobalRequest(type: type) }
-    public func onShutdown(deadline: ContinuousClock.Instant) async { await next.onShutdown(deadline: deadline) }
 
     public func onDirectForward(_ request: DirectForward, channel: any ForwardChannel) async throws {
         guard policy.allowsForwarding(policy.config.forwarding.forwardingMode) else {

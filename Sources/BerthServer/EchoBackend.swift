@@ -13,7 +13,6 @@ struct EchoBackendConnection: SSHConnectionHandler {
 
     func onUnsupportedChannel(type: String) async {}
     func onUnsupportedGlobalRequest(type: String) async {}
-    func onShutdown(deadline: ContinuousClock.Instant) async {}
 }
 
 actor EchoSession: SessionChannelHandler {

@@ -16,7 +16,6 @@ struct UnavailableBackendConnection: SSHConnectionHandler {
 
     func onUnsupportedChannel(type: String) async {}
     func onUnsupportedGlobalRequest(type: String) async {}
-    func onShutdown(deadline: ContinuousClock.Instant) async {}
 }
 
 struct UnavailableSession: SessionChannelHandler {

@@ -122,7 +122,6 @@ private struct TestConnection: NetworkConnectionHandler, SSHConnectionHandler {
     func onSessionChannel(_ channel: any SessionChannel) async throws -> any SessionChannelHandler { TestSession(channel: channel) }
     func onUnsupportedChannel(type: String) async {}
     func onUnsupportedGlobalRequest(type: String) async {}
-    func onShutdown(deadline: ContinuousClock.Instant) async {}
 }
 
 private struct TestSession: SessionChannelHandler {
