@@ -50,9 +50,12 @@ def debian_host():
                    cwd=ROOT, check=True)
     base = packaging_setting("SYSTEMD_BASE")
     name = f"berth-pack-deb-{secrets.token_hex(4)}"
-    # systemd as PID 1 needs its own cgroup tree and writable /run; privileged gives it the
-    # mounts and the capabilities its sandboxing options (namespaces, read-only binds) use.
-    run = docker("run", "-d", "--name", name, "--hostname", name, "--privileged", "--cgroupns=private",
+    # systemd as PID 1 needs its own cgroup tree, a writable /run and the capabilities and
+    # syscalls its sandboxing options use (mount namespaces, read-only binds). Not --privileged:
+    # an engine without CAP_SYS_RESOURCE cannot grant every capability.
+    run = docker("run", "-d", "--name", name, "--hostname", name, "--cgroupns=private",
+                 "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined",
+                 "--security-opt", "apparmor=unconfined",
                  "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
                  "-v", "/var/run/docker.sock:/run/docker.sock", base, "/lib/systemd/systemd", check=False)
     assert run.returncode == 0, run.stderr
