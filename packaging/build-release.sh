@@ -10,6 +10,12 @@ source packaging/common.sh
 SECONDS=0
 
 command -v swift >/dev/null 2>&1 || die "swift is not on PATH"
+# The static Foundation links libcurl (URLSession) by name: the development package has the link.
+if ! ls /usr/lib/*/libcurl.so >/dev/null 2>&1; then
+    log "installing libcurl4-openssl-dev (to link Foundation statically)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libcurl4-openssl-dev >/dev/null \
+        || die "cannot install libcurl4-openssl-dev"
+fi
 flags=(-c release --static-swift-stdlib --scratch-path .build-release)
 for product in berth berth-example-webhook; do
     log "swift build ${flags[*]} --product $product"

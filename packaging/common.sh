@@ -6,9 +6,10 @@ PACKAGING="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="$PACKAGING/out"
 RELEASE=bookworm
 # What the release berth needs at run time besides libc (the Swift runtime is linked in):
-# libcrypto (libssl3), libcrypt1 and zlib1g (both in every Debian), CA certificates for HTTPS
-# webhooks and registries.
-SERVER_PACKAGES=libssl3,ca-certificates
+# libcrypto (libssl3), libcurl4 (Foundation's URLSession, used by `berth healthcheck`),
+# libstdc++6 (BoringSSL in swift-crypto), libcrypt1 and zlib1g (in every Debian), CA
+# certificates for HTTPS webhooks and registries. The .deb's Depends say the same.
+SERVER_PACKAGES=libssl3,libcurl4,ca-certificates
 SERVER_BASE="berth-server-base:$RELEASE-$(printf '%s' "$RELEASE $SERVER_PACKAGES" | sha256sum | cut -c1-8)"
 # A fresh Debian with systemd to install the .deb into (tests/packaging): the server's run-time
 # libraries so that dpkg needs no network, systemd as PID 1, iptables for Berth's firewall rules.

@@ -21,8 +21,10 @@ _spec.loader.exec_module(integration)
 from docker_helpers import GUEST, docker  # noqa: E402
 
 pytest_runtest_makereport = integration.pytest_runtest_makereport
-free_port, wait_until, make_key, SSH_OPTS = (integration.free_port, integration.wait_until,
-                                             integration.make_key, integration.SSH_OPTS)
+# kube_helpers imports Process, free_port and wait_for_port from "conftest", which is this module here.
+Process, free_port, wait_for_port, wait_until, make_key, SSH_OPTS = (
+    integration.Process, integration.free_port, integration.wait_for_port, integration.wait_until,
+    integration.make_key, integration.SSH_OPTS)
 
 OUT = Path(os.environ.get("BERTH_PACKAGING_OUT", ROOT / "packaging" / "out"))
 IMAGE = "berth:latest"

@@ -76,6 +76,16 @@ def test_deb_install_start_login_reload_remove_purge(debian_host, deb, guest_ima
     key, public = client_key
     # What installing docker.io makes: a docker group owning the socket.
     host.run("groupadd", "--system", "--gid", str(docker_socket_gid()), "docker")
+    # Docker's chain for user rules, where Berth adds its metadata rule (docs/security.md); this
+    # container's own network namespace stands in for the engine's host.
+    host.run("iptables", "-w", "-N", "DOCKER-USER")
+    # The unit's LimitNOFILE=65536 cannot exceed this container's hard limit without
+    # CAP_SYS_RESOURCE, which an engine that lacks it (as this test machine's) cannot grant; an
+    # operator's drop-in lowers it then, as here.
+    nofile = int(host.sh("ulimit -Hn").stdout)
+    if nofile < 65536:
+        host.sh(f"mkdir -p /etc/systemd/system/berth.service.d && printf '[Service]\\nLimitNOFILE={nofile}\\n'"
+                " > /etc/systemd/system/berth.service.d/nofile.conf")
     docker("cp", str(deb), f"{host.name}:/tmp/berth.deb")
     install = host.run("dpkg", "-i", "/tmp/berth.deb")
     assert "berth" in install.stdout
@@ -114,7 +124,8 @@ def test_deb_install_start_login_reload_remove_purge(debian_host, deb, guest_ima
     assert uid == host.run("id", "-u", "berth").stdout.strip() and uid != "0"
     assert "NoNewPrivs:\t1" in status
     limits = host.run("cat", f"/proc/{pid}/limits").stdout
-    assert re.search(r"Max open files\s+65536\s+65536", limits), limits
+    expected = min(nofile, 65536)
+    assert re.search(rf"Max open files\s+{expected}\s+{expected}", limits), limits
 
     # The only change to the default config (see the module's docstring); applied by a restart.
     host.sh("sed -i 's|^    agentSocketRoot: .*|    agentSocketRoot: \"\"|' /etc/berth/config.yaml")
@@ -133,6 +144,11 @@ def test_deb_install_start_login_reload_remove_purge(debian_host, deb, guest_ima
     assert result.returncode == 0, (result.stderr, host.journal()[-3000:])
     assert result.stdout.split() == [LOGIN, "in-guest"]
     assert wait_until(lambda: guest_containers(host.name) == [], timeout=60)
+    # As the berth user, the unit's capabilities were enough for Berth's iptables rules.
+    assert "DOCKER_FIREWALL_APPLIED" in host.journal(), host.journal()[-3000:]
+    rules = host.run("iptables", "-w", "-S").stdout
+    assert re.search(r"-A INPUT -i \S+ -j REJECT", rules), rules
+    assert re.search(r"-A DOCKER-USER -d 169.254.0.0/16 -i \S+ -j REJECT", rules), rules
 
     # Reload is SIGHUP: the same process, which logs that it reopened its log.
     host.run("systemctl", "reload", "berth")
