@@ -86,8 +86,9 @@ def test_deb_install_start_login_reload_remove_purge(debian_host, deb, guest_ima
     if nofile < 65536:
         host.sh(f"mkdir -p /etc/systemd/system/berth.service.d && printf '[Service]\\nLimitNOFILE={nofile}\\n'"
                 " > /etc/systemd/system/berth.service.d/nofile.conf")
-    docker("cp", str(deb), f"{host.name}:/tmp/berth.deb")
-    install = host.run("dpkg", "-i", "/tmp/berth.deb")
+    # Not to /tmp: docker cp writes beneath the tmpfs mounted there.
+    docker("cp", str(deb), f"{host.name}:/root/berth.deb")
+    install = host.run("dpkg", "-i", "/root/berth.deb")
     assert "berth" in install.stdout
 
     # Installed files, conffile, account.

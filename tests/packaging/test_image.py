@@ -32,9 +32,14 @@ def keys_directory(tmp_path, public_key):
     return directory
 
 
-def login_and_leave(port, key, hostname):
+def container_logs(container):
+    logs = docker("logs", container, check=False)
+    return (logs.stdout + logs.stderr)[-4000:]
+
+
+def login_and_leave(port, key, hostname, container):
     result = ssh(port, key, "id -un; cat /etc/os-release | head -1")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, (result.stderr, container_logs(container))
     assert result.stdout.splitlines()[0] == LOGIN
     # The guest container of that login is removed when the connection ends.
     assert wait_until(lambda: guest_containers(hostname) == [], timeout=60), guest_containers(hostname)
@@ -60,6 +65,8 @@ def test_image_serves_a_login_and_turns_healthy(tmp_path, client_key, guest_imag
                  "-v", "/var/run/docker.sock:/var/run/docker.sock",
                  "-v", f"{keys_directory(tmp_path, public)}:/etc/berth/authorized_keys:ro",
                  "-p", f"127.0.0.1:{port}:2222", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
+                 # Host keys are generated here on first start (a volume keeps them in production).
+                 "--tmpfs", "/var/lib/berth:uid=10001,gid=10001,mode=0700",
                  "--security-opt", "no-new-privileges:true", IMAGE, check=False)
     assert run.returncode == 0, run.stderr
     try:
@@ -71,7 +78,7 @@ def test_image_serves_a_login_and_turns_healthy(tmp_path, client_key, guest_imag
         assert main_uid == uid
         inspect = json.loads(docker("inspect", name).stdout)[0]
         assert inspect["Config"]["User"].split(":")[0] == uid
-        login_and_leave(port, key, name)
+        login_and_leave(port, key, name, name)
         # Host keys were generated on first start in the state directory.
         keys = docker("exec", name, "ls", "/var/lib/berth").stdout.split()
         assert {"ssh_host_ed25519_key", "ssh_host_ecdsa_key", "ssh_host_rsa_key"} <= set(keys)
@@ -112,7 +119,7 @@ def test_compose_file_validates_and_serves(tmp_path, client_key, guest_image):
         assert container
         assert wait_until(lambda: health(container) == ("healthy", True), timeout=120), \
             (health(container), docker("logs", container).stderr[-3000:])
-        login_and_leave(port, key, "berth")
+        login_and_leave(port, key, "berth", container)
     finally:
         down = compose("-p", project, "down", "-v", "--timeout", "30", env=env)
     assert down.returncode == 0, down.stderr
