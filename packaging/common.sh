@@ -12,8 +12,9 @@ RELEASE=bookworm
 SERVER_PACKAGES=libssl3,libcurl4,ca-certificates
 SERVER_BASE="berth-server-base:$RELEASE-$(printf '%s' "$RELEASE $SERVER_PACKAGES" | sha256sum | cut -c1-8)"
 # A fresh Debian with systemd to install the .deb into (tests/packaging): the server's run-time
-# libraries so that dpkg needs no network, systemd as PID 1, iptables for Berth's firewall rules.
-SYSTEMD_PACKAGES=$SERVER_PACKAGES,systemd,systemd-sysv,dbus,iptables,procps
+# libraries so that dpkg needs no network, systemd as PID 1, iptables for Berth's firewall rules,
+# man-db (systemd-analyze verify opens the unit's Documentation=man:berth(1)).
+SYSTEMD_PACKAGES=$SERVER_PACKAGES,systemd,systemd-sysv,dbus,iptables,procps,man-db
 SYSTEMD_BASE="berth-systemd-base:$RELEASE-$(printf '%s' "$RELEASE $SYSTEMD_PACKAGES" | sha256sum | cut -c1-8)"
 
 # ensure_base TAG PACKAGES: the debootstrap image, built once and then reused.
