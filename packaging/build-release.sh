@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the release binaries the package and the image ship into packaging/out/bin:
 #   berth and berth-example-webhook: -c release with the Swift runtime linked in
-#   (--static-swift-stdlib), so the target needs no toolchain, only libc, libcrypto, libcrypt
-#   and zlib; in their own scratch path (.build-release) so the debug .build stays warm;
+#   (--static-swift-stdlib), so the target needs no toolchain, only the libraries of
+#   packaging/common.sh's SERVER_PACKAGES; in their own scratch path (.build-release) so the
+#   debug .build stays warm;
 #   berth-agent: the fully static agent of images/build-agent.sh (images/out/berth-agent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
