@@ -29,44 +29,8 @@ if [ "${BERTH_GUEST_REBUILD:-}" != 1 ] && image_is_current berth-guest; then
     exit 0
 fi
 
-# The first enabled Debian archive (not the security one) in apt's sources.
-debian_mirror() {
-    local files=() f
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] && files+=("$f")
-    done
-    [ ${#files[@]} -gt 0 ] || return 0
-    grep -hE '^[[:space:]]*(deb[[:space:]]|URIs:)' "${files[@]}" |
-        grep -oE '(https?|file)://[^[:space:]]+' | grep -v -- '-security' | grep -E '/debian/?$' | head -n1 || true
-}
-
-build_base() {
-    apt_need debootstrap debootstrap
-    local mirror root logfile=/tmp/berth-debootstrap.log
-    mirror=$(debian_mirror)
-    mirror=${mirror:-http://deb.debian.org/debian}
-    root=$(mktemp -d /tmp/berth-guest-root.XXXXXX)
-    trap 'remove_rootfs "$root"' EXIT
-    log "debootstrap --variant=minbase --include=$PACKAGES $RELEASE $root $mirror (takes minutes; log: $logfile)"
-    if ! debootstrap --variant=minbase --include="$PACKAGES" "$RELEASE" "$root" "$mirror" >"$logfile" 2>&1; then
-        tail -n 20 "$logfile" >&2
-        die "debootstrap failed (full log: $logfile)"
-    fi
-    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/bootstrap.log
-    local old_base
-    old_base=$(image_id "$BASE")
-    log "docker import → $BASE"
-    # The engine supplies /dev, /proc and /sys; keep the directories, drop debootstrap's contents.
-    tar -C "$root" --numeric-owner --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' -c . |
-        docker import "${IMAGE_CHANGES[@]}" --change "LABEL berth.packages=$PACKAGES" - "$BASE" >/dev/null \
-        || die "docker import of the base failed"
-    remove_rootfs "$root"
-    trap - EXIT
-    remove_if_untagged "$old_base"
-}
-
 if [ "${BERTH_GUEST_REBUILD:-}" = 1 ] || [ -z "$(image_id "$BASE")" ]; then
-    build_base
+    debootstrap_image "$BASE" "$RELEASE" "$PACKAGES" "${IMAGE_CHANGES[@]}"
 else
     log "reusing $BASE (debootstrap rootfs)"
 fi

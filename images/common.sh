@@ -74,3 +74,45 @@ remove_if_untagged() {
         docker rmi "$id" >/dev/null 2>&1 && log "removed the replaced image $(echo "${id#sha256:}" | cut -c1-12)" || true
     fi
 }
+
+# The first enabled Debian archive (not the security one) in apt's sources.
+debian_mirror() {
+    local files=() f
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] && files+=("$f")
+    done
+    [ ${#files[@]} -gt 0 ] || return 0
+    grep -hE '^[[:space:]]*(deb[[:space:]]|URIs:)' "${files[@]}" |
+        grep -oE '(https?|file)://[^[:space:]]+' | grep -v -- '-security' | grep -E '/debian/?$' | head -n1 || true
+}
+
+# debootstrap_image TAG RELEASE PACKAGES [--change …]: a `debootstrap --variant=minbase` rootfs
+# of RELEASE with PACKAGES (comma-separated) from the mirror this machine's apt uses, imported
+# as TAG with `docker import` (minutes), so no registry is needed. A replaced image is removed.
+debootstrap_image() {
+    local tag=$1 release=$2 packages=$3
+    shift 3
+    apt_need debootstrap debootstrap
+    local mirror root logfile=/tmp/berth-debootstrap.$$.log
+    mirror=$(debian_mirror)
+    mirror=${mirror:-http://deb.debian.org/debian}
+    root=$(mktemp -d /tmp/berth-rootfs.XXXXXX)
+    trap 'remove_rootfs "$root"' EXIT
+    log "debootstrap --variant=minbase --include=$packages $release $root $mirror (takes minutes; log: $logfile)"
+    if ! debootstrap --variant=minbase --include="$packages" "$release" "$root" "$mirror" >"$logfile" 2>&1; then
+        tail -n 20 "$logfile" >&2
+        die "debootstrap failed (full log: $logfile)"
+    fi
+    rm -f "$logfile"
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/bootstrap.log
+    local old
+    old=$(image_id "$tag")
+    log "docker import → $tag"
+    # The engine supplies /dev, /proc and /sys; keep the directories, drop debootstrap's contents.
+    tar -C "$root" --numeric-owner --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' -c . |
+        docker import "$@" --change "LABEL berth.packages=$packages" - "$tag" >/dev/null \
+        || die "docker import of $tag failed"
+    remove_rootfs "$root"
+    trap - EXIT
+    remove_if_untagged "$old"
+}

@@ -27,6 +27,10 @@ command -v plink >/dev/null 2>&1 && command -v psftp >/dev/null 2>&1 || need_apt
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 [ -e /usr/share/java/jsch.jar ] || need_apt+=(libjsch-java)
 command -v javac >/dev/null 2>&1 || need_apt+=(default-jdk-headless)
+# Packaging (tests/packaging): the man page from --help, and Compose v1 from Debian to validate
+# and run deploy/compose (Debian has no compose v2 plugin).
+command -v help2man >/dev/null 2>&1 || need_apt+=(help2man)
+command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 if [ ${#need_apt[@]} -gt 0 ]; then
     mapfile -t need_apt < <(printf '%s\n' "${need_apt[@]}" | sort -u)
     echo "installing with apt-get: ${need_apt[*]}"

@@ -2,7 +2,8 @@
 # The whole test suite: installs what the tests need, builds, runs the Swift unit tests, the
 # agent and integration tests (real OpenSSH/paramiko clients against a running berth, real
 # webhooks), and the client matrix (OpenSSH, dropbear, PuTTY, curl, JSch, paramiko, asyncssh,
-# libssh, ssh-audit against Berth).
+# libssh, ssh-audit against Berth), and the packaging (the .deb under systemd in a fresh Debian
+# container, Berth's image, the Compose file, the Kubernetes manifests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,3 +38,9 @@ python3 -m pytest -v -p no:cacheprovider tests/integration || fail "integration 
 
 stage "client matrix (real SSH clients against Berth)"
 python3 -m pytest -v -rs -p no:cacheprovider tests/clients || fail "client matrix"
+
+stage "packaging (release build, .deb, Berth's image, manifests)"
+SECONDS=0
+packaging/build.sh || fail "building the packages"
+echo "packaging/build.sh took ${SECONDS}s"
+python3 -m pytest -v -p no:cacheprovider tests/packaging || fail "packaging tests"

@@ -40,7 +40,9 @@ public final class SSHFrontEnd: Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            // tcpOption, not socketOption: at SOL_SOCKET level this number is SO_DEBUG, which only
+            // CAP_NET_ADMIN may set, so a Berth without it (its image, a pod) dropped every connection.
+            .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in self.accept(channel) }
         let channel: Channel
         do {

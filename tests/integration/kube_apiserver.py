@@ -21,8 +21,10 @@ namespace. Status follows the kubelet: Pending (waiting ContainerCreating; ErrIm
 ErrImageNeverPull when the image is not on the engine - the pod then stays Pending, as in a real
 cluster), Running with Ready=True when all containers run, Succeeded/Failed when they end under
 restartPolicy Never/OnFailure (Always and OnFailure restart with back-off). DELETE removes the
-containers at once (no grace period) before it answers. Not supported: other resources, PATCH
-and PUT, logs, port-forward, SPDY and the base64 protocols, protobuf, initContainers, volumes,
+containers at once (no grace period) before it answers. The objects of a Berth deployment
+(namespaces, service accounts, config maps, secrets, services, deployments, roles, role bindings)
+are stored and validated by kube_objects.py, without controllers. Not supported: other
+resources, PATCH and PUT, logs, port-forward, SPDY and the base64 protocols, protobuf, initContainers, volumes,
 probes, CPU limits, seccomp profiles, image pulls.
 """
 import argparse
@@ -45,6 +47,8 @@ from datetime import datetime, timezone
 from urllib.parse import quote, urlencode
 
 from aiohttp import ClientSession, ClientTimeout, UnixConnector, WSMsgType, web
+
+import kube_objects
 
 log = logging.getLogger("kube-apiserver")
 
@@ -741,7 +745,21 @@ class KubeServer:
             {"clientCIDR": "0.0.0.0/0", "serverAddress": self.listen}]})
 
     async def apis(self, request):
-        return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+        groups = sorted({k.group for k in kube_objects.KINDS if k.group})
+        return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+            {"name": g, "versions": [{"groupVersion": f"{g}/v1", "version": "v1"}],
+             "preferredVersion": {"groupVersion": f"{g}/v1", "version": "v1"}} for g in groups]})
+
+    async def api_group(self, request):
+        group = request.match_info["group"]
+        resources = kube_objects.discovery(group)
+        if not resources:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return web.json_response({"kind": "APIResourceList", "groupVersion": f"{group}/v1", "resources": resources})
+
+    def next_version(self):
+        self.resource_version += 1
+        return self.resource_version
 
     async def api_v1(self, request):
         def resource(name, kind, verbs, namespaced=True):
@@ -750,7 +768,7 @@ class KubeServer:
         return web.json_response({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
             {**resource("pods", "Pod", ["create", "delete", "deletecollection", "get", "list", "watch"]), "shortNames": ["po"]},
             resource("pods/attach", "PodAttachOptions", ["create", "get"]),
-            resource("pods/exec", "PodExecOptions", ["create", "get"])]})
+            resource("pods/exec", "PodExecOptions", ["create", "get"])] + kube_objects.discovery("")})
 
     async def healthz(self, request):
         return web.Response(text="ok")
@@ -1066,6 +1084,8 @@ def build_app(server):
     for verb, handler in (("exec", server.exec_pod), ("attach", server.attach_pod)):
         app.router.add_get(f"{ns_pods}/{{name}}/{verb}", handler)
         app.router.add_post(f"{ns_pods}/{{name}}/{verb}", handler)
+    app.router.add_get("/apis/{group}/v1", server.api_group)
+    kube_objects.register(app, sys.modules[__name__], server.next_version)
     return app
 
 
