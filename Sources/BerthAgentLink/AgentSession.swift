@@ -29,14 +29,23 @@ public protocol AgentSessionHost: Sendable {
     /// A link for a new program: the connection's, or (session mode) a new container's.
     func sessionTarget() async throws -> AgentSessionTarget
     func sessionEnded(_ session: AgentSession)
+    /// Set where a terminal program may outlive the connection: the container outlives it.
+    var resume: AgentResumeSettings? { get }
+}
+
+extension AgentSessionHost {
+    public var resume: AgentResumeSettings? { nil }
 }
 
 /// One session channel on the agent link: the program's bytes between the SSH channel and the
 /// agent, with the agent's credit holding back a program whose client is slow and the client's
 /// window holding back a client whose program is slow.
 public actor AgentSession: ProgramSessionHandler {
-    private let host: any AgentSessionHost
+    let host: any AgentSessionHost
     private let channel: any SessionChannel
+    var sessionChannel: any SessionChannel { channel }
+    /// The resume menu was shown: the client's input is read through the sequence from then on.
+    var menuShown = false
     public var setup = ProgramSetup()
     public var shellCommand: [String] { host.shellCommand }
     public var subsystems: [String: String] { host.subsystems }
@@ -46,6 +55,9 @@ public actor AgentSession: ProgramSessionHandler {
     private var pump: Task<Void, Never>?
     private var released = false
     private var terminating = false
+    private var isShell = false
+    /// The program may outlive the channel (`detach` instead of `close` when it ends).
+    private var resumable = false
 
     public init(host: any AgentSessionHost, channel: any SessionChannel) {
         self.host = host
@@ -66,9 +78,22 @@ public actor AgentSession: ProgramSessionHandler {
 
     public func onUnsupportedRequest(requestID: UInt64, type: String) async {}
 
+    /// Only an interactive shell resumes a detached session; exec never does.
+    public func onShell(requestID: UInt64) async throws {
+        isShell = true
+        try await startProgram(shellCommand)
+    }
+
     public func onClose() async {
         host.sessionEnded(self)
-        process?.close()
+        if resumable, let process {
+            process.detach()
+            BerthMetrics.sessionDetached()
+            host.logger.log(.info, "SESSION_DETACHED", "the interactive program keeps running, detached, for the user to resume",
+                            [LogKey.channelID: "\(channel.channelID)", "pid": "\(process.pid)"])
+        } else {
+            process?.close()
+        }
         pump?.cancel()
         await release()
     }
@@ -112,29 +137,44 @@ public actor AgentSession: ProgramSessionHandler {
             }
         }
         let terminal = setup.pty.map { WindowSize(columns: $0.columns, rows: $0.rows, widthPixels: $0.widthPixels, heightPixels: $0.heightPixels) }
+        var resumed: (process: AgentProcess, leftover: ByteBuffer?)?
+        if let terminal, let settings = host.resume {
+            resumable = await enableResume(target.link, settings)
+            if resumable && isShell {
+                resumed = await resumeDetached(target.link, settings, terminal: terminal)
+            }
+        }
         let process: AgentProcess
-        do {
-            process = try await target.link.start(argv: argv, environment: setup.environment(over: host.programEnvironment),
-                                                  terminal: terminal, output: channel.output)
-        } catch {
-            await release()
-            throw error
+        if let resumed {
+            process = resumed.process
+        } else {
+            do {
+                process = try await target.link.start(argv: argv, environment: setup.environment(over: host.programEnvironment),
+                                                      terminal: terminal, output: channel.output)
+            } catch {
+                await release()
+                throw error
+            }
         }
         self.process = process
-        startPump(process, tty: setup.pty != nil)
+        // The menu read the client's input through the sequence; the rest follows from there.
+        startPump(process, tty: setup.pty != nil, leftover: resumed?.leftover, sequenceInput: menuShown)
         if terminating { process.signal("TERM") }
     }
 
     /// Copies stdin in and output out; after the exit (which follows all output) reports it,
     /// then EOF, then closes the channel.
-    private func startPump(_ process: AgentProcess, tty: Bool) {
+    private func startPump(_ process: AgentProcess, tty: Bool, leftover: ByteBuffer? = nil, sequenceInput: Bool = false) {
         let channel = self.channel
         let logger = host.logger
         // A terminal has no EOF (sshd ignores it on a pty too).
-        let pushed = process.takeInput(channel.stdin, eof: !tty)
+        let pushed = sequenceInput ? false : process.takeInput(channel.stdin, eof: !tty)
         pump = Task {
             let input = Task {
                 guard !pushed else { return }
+                if let leftover, leftover.readableBytes > 0 {
+                    do { try await process.write(leftover) } catch { return }
+                }
                 for await chunk in channel.stdin {
                     do { try await process.write(chunk) } catch { return }
                 }

@@ -14,6 +14,7 @@ public struct BerthConfig: Sendable, Hashable {
     public var health = HealthConfig()
     public var audit = AuditConfig()
     public var kubernetes = KubernetesConfig()
+    public var persistence = PersistenceConfig()
     /// Not yet modelled sections, checked only for being maps: `geoip`.
     public var rawSections: [String: ConfigValue] = [:]
 

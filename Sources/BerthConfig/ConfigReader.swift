@@ -33,6 +33,8 @@ public enum ConfigReader {
         config.kubernetes = KubernetesSectionReader.read(&kubernetes, required: config.backend == "kubernetes")
         var audit = root.object("audit")
         config.audit = AuditSectionReader.read(&audit)
+        var persistence = root.object("persistence")
+        config.persistence = PersistenceSectionReader.read(&persistence)
         let testBackendEnabled = environment["BERTH_ENABLE_TEST_BACKEND"] == "1"
         if config.backend == "echo" && !testBackendEnabled {
             issues.add("backend", "\"echo\" is a test-only backend; it is accepted only with BERTH_ENABLE_TEST_BACKEND=1")

@@ -9,14 +9,16 @@ import NIOConcurrencyHelpers
 /// `persistentShared`, one named pod for everyone).
 public final class KubernetesBackend: Sendable {
     let config: KubernetesConfig
+    let persistence: PersistenceConfig
     let client: KubernetesClient
     let logger: Logger
 
     /// The streaming protocol version the API server speaks, learnt from the first stream.
     private let negotiated = NIOLockedValueBox<Int?>(nil)
 
-    public init(config: KubernetesConfig, logger: Logger) throws {
+    public init(config: KubernetesConfig, persistence: PersistenceConfig = PersistenceConfig(), logger: Logger) throws {
         self.config = config
+        self.persistence = persistence
         self.logger = logger
         client = KubernetesClient(endpoint: try KubernetesEndpoint.resolve(config.connection), timeout: config.timeouts.http.duration)
     }

@@ -175,6 +175,18 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
     public var programEnvironment: [String: String] { environment }
     public var loginAccount: AgentUser? { backend.config.pod.loginUser.account(for: metadata.effectiveUsername) }
 
+    /// Persistent pods outlive the connection, so their interactive programs may too
+    /// (docs/agent-protocol.md, "Resumable sessions"); a pod that ends with the connection has
+    /// nothing to resume.
+    public var resume: AgentResumeSettings? {
+        let persistence = backend.persistence
+        guard backend.config.pod.mode == .persistent, persistence.resume != .never,
+              let policy = AgentResumeSettings.Policy(rawValue: persistence.resume.rawValue) else { return nil }
+        let seconds = max(1, (persistence.resumeWindow.nanoseconds + 999_999_999) / 1_000_000_000)
+        return AgentResumeSettings(owner: metadata.effectiveUsername, policy: policy, windowSeconds: UInt32(clamping: seconds),
+                                   bufferBytes: UInt32(clamping: persistence.resumeBuffer))
+    }
+
     public func sessionTarget() async throws -> AgentSessionTarget {
         switch backend.config.pod.mode {
         case .connection, .persistent:

@@ -1,0 +1,149 @@
+import BerthAgentProtocol
+import BerthCore
+import NIOCore
+
+/// Where sessions may be resumed (docs/agent-protocol.md, "Resumable sessions"): the owner is
+/// the authenticated user, never anything the client sends.
+public struct AgentResumeSettings: Sendable {
+    public enum Policy: String, Sendable { case auto, menu, never }
+
+    public var owner: String
+    public var policy: Policy
+    public var windowSeconds: UInt32
+    public var bufferBytes: UInt32
+
+    public init(owner: String, policy: Policy, windowSeconds: UInt32, bufferBytes: UInt32) {
+        self.owner = owner
+        self.policy = policy
+        self.windowSeconds = windowSeconds
+        self.bufferBytes = bufferBytes
+    }
+
+    var request: AgentResumable { AgentResumable(owner: owner, windowSeconds: windowSeconds, bufferBytes: bufferBytes) }
+}
+
+/// The choice a user makes among detached sessions: `nil` is a new shell.
+public enum ResumeChoice {
+    /// The menu's text: one numbered line per session, and 0 for a new shell.
+    public static func menu(_ sessions: [AgentDetachedSession]) -> String {
+        var text = "\r\nDetached sessions of yours in this container:\r\n"
+        for (index, session) in sessions.enumerated() {
+            text += "  \(index + 1)) \(printable(session.command)) (PID \(session.pid), detached \(session.detachedSeconds)s ago, ends in \(session.remainingSeconds)s)\r\n"
+        }
+        text += "  0) a new shell\r\nResume which? "
+        return text
+    }
+
+    /// A session's command as the user sees it: control characters would act on their terminal.
+    static func printable(_ command: String) -> String {
+        let clipped = command.count > 60 ? String(command.prefix(57)) + "..." : command
+        return String(clipped.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
+    }
+
+    public enum Selection: Equatable {
+        case newShell
+        case session(Int)
+        case invalid
+    }
+
+    /// The user's line (digits, surrounding blanks ignored) against `count` sessions.
+    public static func parse(_ line: String, count: Int) -> Selection {
+        let digits = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard digits.count == 1, digits[0].allSatisfy(\.isASCII), let number = Int(digits[0]), number >= 0, number <= count else { return .invalid }
+        return number == 0 ? .newShell : .session(number - 1)
+    }
+}
+
+extension AgentSession {
+    /// Turns on resume for the link; an agent that cannot (older, or refusing) leaves the
+    /// session as it always was.
+    func enableResume(_ link: AgentLink, _ settings: AgentResumeSettings) async -> Bool {
+        do {
+            try await link.enableResume(settings.request)
+            return true
+        } catch {
+            host.logger.log(.warning, "SESSION_RESUME_UNAVAILABLE", "sessions of this connection cannot be resumed: \(error)")
+            return false
+        }
+    }
+
+    /// The detached session to resume, by the policy (and the user's choice), attached; nil: a
+    /// new shell. Bytes the user typed after the choice are returned to go on to the program.
+    func resumeDetached(_ link: AgentLink, _ settings: AgentResumeSettings, terminal: WindowSize) async -> (process: AgentProcess, leftover: ByteBuffer?)? {
+        guard settings.policy != .never else { return nil }
+        let sessions: [AgentDetachedSession]
+        do {
+            sessions = try await link.detachedSessions()
+        } catch {
+            host.logger.log(.warning, "SESSION_RESUME_LIST_FAILED", "cannot list detached sessions: \(error)")
+            return nil
+        }
+        guard !sessions.isEmpty else { return nil }
+        var chosen: AgentDetachedSession?
+        var leftover: ByteBuffer?
+        if settings.policy == .auto && sessions.count == 1 {
+            chosen = sessions[0]
+        } else {
+            guard let (index, rest) = await askUser(sessions) else { return nil }
+            leftover = rest
+            chosen = index.map { sessions[$0] }
+        }
+        guard let chosen else { return nil }
+        do {
+            let process = try await link.attach(pid: chosen.pid, terminal: terminal, output: sessionChannel.output)
+            BerthMetrics.sessionResumed()
+            host.logger.log(.info, "SESSION_RESUMED", "a detached interactive program is attached to this channel",
+                            [LogKey.channelID: "\(sessionChannel.channelID)", "pid": "\(chosen.pid)"])
+            return (process, leftover)
+        } catch {
+            // Gone meanwhile (ended, expired, or taken by another connection of the user).
+            host.logger.log(.info, "SESSION_RESUME_FAILED", "cannot attach detached session \(chosen.pid): \(error)")
+            try? await sessionChannel.writeStdout(ByteBuffer(string: "\r\nThat session has ended; starting a new shell.\r\n"))
+            return nil
+        }
+    }
+
+    /// Shows the menu and reads a choice (the terminal is raw: the digits are echoed here).
+    /// nil: the client went away or ended the menu (Ctrl-C, Ctrl-D: a new shell).
+    private func askUser(_ sessions: [AgentDetachedSession]) async -> (Int?, ByteBuffer?)? {
+        menuShown = true
+        let channel = sessionChannel
+        do {
+            try await channel.writeStdout(ByteBuffer(string: ResumeChoice.menu(sessions)))
+            var line = ""
+            for await var chunk in channel.stdin {
+                while let byte = chunk.readInteger(as: UInt8.self) {
+                    switch byte {
+                    case 0x0D, 0x0A:
+                        switch ResumeChoice.parse(line, count: sessions.count) {
+                        case .newShell:
+                            try await channel.writeStdout(ByteBuffer(string: "\r\n"))
+                            return (nil, chunk)
+                        case .session(let index):
+                            try await channel.writeStdout(ByteBuffer(string: "\r\n"))
+                            return (index, chunk)
+                        case .invalid:
+                            line = ""
+                            try await channel.writeStdout(ByteBuffer(string: "\r\nType a number from 0 to \(sessions.count), then Enter: "))
+                        }
+                    case 0x03, 0x04:
+                        try await channel.writeStdout(ByteBuffer(string: "\r\n"))
+                        return (nil, chunk)
+                    case 0x7F, 0x08:
+                        if !line.isEmpty {
+                            line.removeLast()
+                            try await channel.writeStdout(ByteBuffer(string: "\u{8} \u{8}"))
+                        }
+                    case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: " "):
+                        guard line.utf8.count < 8 else { continue }
+                        line.append(Character(Unicode.Scalar(byte)))
+                        try await channel.writeStdout(ByteBuffer(bytes: [byte]))
+                    default:
+                        continue
+                    }
+                }
+            }
+        } catch {}
+        return nil
+    }
+}
