@@ -213,10 +213,13 @@ public final class AgentProcess: AgentChannel {
     public func close() { finish(.close) }
 
     /// Frees the channel but leaves a terminal program running, detached, for a later link to
-    /// attach (a program that cannot be resumed is killed as by `close`).
-    public func detach() { finish(.detach) }
+    /// attach (a program that cannot be resumed is killed as by `close`). False when the program
+    /// had already ended.
+    @discardableResult
+    public func detach() -> Bool { finish(.detach) }
 
-    private func finish(_ frame: AgentFrameType) {
+    @discardableResult
+    private func finish(_ frame: AgentFrameType) -> Bool {
         let first = state.withLockedValue { state -> Bool in
             defer { state.ended = true }
             return !state.ended
@@ -225,6 +228,7 @@ public final class AgentProcess: AgentChannel {
         if first { link.send(frame, channel) }
         credit.fail(AgentLinkError("AGENT_CHANNEL_CLOSED", "the session is closed"))
         continuation.finish()
+        return first
     }
 
     func frame(_ type: AgentFrameType, _ payload: ByteBuffer) {

@@ -87,10 +87,12 @@ public actor AgentSession: ProgramSessionHandler {
     public func onClose() async {
         host.sessionEnded(self)
         if resumable, let process {
-            process.detach()
-            BerthMetrics.sessionDetached()
-            host.logger.log(.info, "SESSION_DETACHED", "the interactive program keeps running, detached, for the user to resume",
-                            [LogKey.channelID: "\(channel.channelID)", "pid": "\(process.pid)"])
+            // A program that has ended has nothing to detach.
+            if process.detach() {
+                BerthMetrics.sessionDetached()
+                host.logger.log(.info, "SESSION_DETACHED", "the interactive program keeps running, detached, for the user to resume",
+                                [LogKey.channelID: "\(channel.channelID)", "pid": "\(process.pid)"])
+            }
         } else {
             process?.close()
         }

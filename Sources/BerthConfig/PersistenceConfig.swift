@@ -21,7 +21,7 @@ public enum ResumePolicy: String, Sendable, Hashable, CaseIterable {
 enum PersistenceSectionReader {
     static func read(_ reader: inout ObjectReader) -> PersistenceConfig {
         var config = PersistenceConfig()
-        config.resumeWindow = reader.duration("resumeWindow", config.resumeWindow, minimum: .seconds(1))
+        config.resumeWindow = reader.duration("resumeWindow", config.resumeWindow, minimum: .seconds(1), allowZero: false)
         config.resume = reader.choice("resume", config.resume)
         config.resumeBuffer = reader.int("resumeBuffer", config.resumeBuffer, minimum: 1024)
         if config.resumeBuffer > 1 << 20 {

@@ -16,6 +16,8 @@ struct ResumeState {
     /// gone to the current link yet.
     var history: [UInt8] = []
     var unsent = 0
+    /// A thread is sending pending bytes (one at a time keeps them in order).
+    var sending = false
     /// Counts detaches, so an expiry timer of an earlier detach does nothing.
     var generation = 0
     var detachedAt = timespec()
@@ -82,13 +84,15 @@ extension LinkProcess {
             resumeState.attached = true
             monitor.broadcast()
         }
+        drainPending()
     }
 
     /// SIGHUP to the program's process group when the window ends still detached, as a closed
     /// terminal would; SIGKILL when it is still there a few seconds later.
     private func expire(after seconds: Int, generation: Int) {
-        var left = timespec(tv_sec: seconds, tv_nsec: 0)
-        while nanosleep(&left, &left) != 0 && errno == EINTR {}
+        var request = timespec(tv_sec: seconds, tv_nsec: 0)
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
         func stillDetached() -> Bool { monitor.locked { !finished && link == nil && resumeState.generation == generation } }
         guard stillDetached() else { return }
         monitor.locked {
@@ -106,18 +110,19 @@ extension LinkProcess {
     }
 
     /// The terminal's output: read within the link's credit while attached, freely into the
-    /// history while detached (a detached program never blocks on its terminal).
+    /// history while detached (a detached program never blocks on its terminal). What is pending
+    /// (the replay, or output beyond the credit) is sent by whichever thread makes it sendable:
+    /// this one, an attach, or more credit, one sender at a time so frames stay in order.
     func pumpResumable(_ fd: Int32) {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.readSize, alignment: 8)
         defer { buffer.deallocate() }
         while true {
-            // What is pending goes out first, within the credit.
-            while let (bytes, link, channel) = nextPending() {
-                link.send(.output, channel, bytes)
-            }
+            drainPending()
             let allowed = monitor.locked { () -> Int in
+                // Attached, the next read waits for the pending bytes to go out (so the history
+                // never drops bytes the client has not had) and for credit.
                 while !finished && resumeState.attached && (outputCredit <= 0 || resumeState.unsent > 0) {
-                    if resumeState.unsent > 0 && outputCredit > 0 { return -1 }
+                    if resumeState.unsent > 0 && outputCredit > 0 && !resumeState.sending { return -1 }
                     monitor.wait()
                 }
                 if finished { return 0 }
@@ -137,22 +142,37 @@ extension LinkProcess {
             }
         }
         closeDescriptor(fd)
-        // Whatever is still pending goes out before the exit, if someone is attached.
-        while let (bytes, link, channel) = nextPending(waitForCredit: true) {
-            link.send(.output, channel, bytes)
+        // The exit follows all output, if someone is attached to receive it.
+        while true {
+            drainPending()
+            let more = monitor.locked { () -> Bool in
+                while !finished && resumeState.attached && (resumeState.sending || (resumeState.unsent > 0 && outputCredit <= 0)) { monitor.wait() }
+                return !finished && resumeState.attached && resumeState.unsent > 0
+            }
+            if !more { break }
         }
         outputClosed()
     }
 
-    private func nextPending(waitForCredit: Bool = false) -> ([UInt8], LinkOutput, UInt32)? {
-        monitor.locked { () -> ([UInt8], LinkOutput, UInt32)? in
-            while waitForCredit && resumeState.attached && resumeState.unsent > 0 && outputCredit <= 0 && !finished { monitor.wait() }
-            guard !finished, resumeState.attached, let link, resumeState.unsent > 0, outputCredit > 0 else { return nil }
-            let count = min(resumeState.unsent, outputCredit, Self.readSize)
-            let start = resumeState.history.count - resumeState.unsent
-            resumeState.unsent -= count
-            outputCredit -= count
-            return (Array(resumeState.history[start..<(start + count)]), link, channel)
+    /// Sends what is pending within the credit, unless another thread is sending (it then sends
+    /// this too, as it goes on until nothing is left).
+    func drainPending() {
+        while true {
+            let chunk = monitor.locked { () -> ([UInt8], LinkOutput, UInt32)? in
+                guard !resumeState.sending, !finished, resumeState.attached, let link, resumeState.unsent > 0, outputCredit > 0 else { return nil }
+                let count = min(resumeState.unsent, outputCredit, Self.readSize)
+                let start = resumeState.history.count - resumeState.unsent
+                resumeState.unsent -= count
+                outputCredit -= count
+                resumeState.sending = true
+                return (Array(resumeState.history[start..<(start + count)]), link, channel)
+            }
+            guard let (bytes, link, channel) = chunk else { return }
+            link.send(.output, channel, bytes)
+            monitor.locked {
+                resumeState.sending = false
+                monitor.broadcast()
+            }
         }
     }
 }

@@ -253,6 +253,8 @@ final class LinkProcess: @unchecked Sendable {
             outputCredit += Int(bytes)
             monitor.broadcast()
         }
+        // The output thread may be blocked reading the terminal while bytes wait for this credit.
+        if resume != nil { drainPending() }
     }
 
     func resize(_ size: AgentWindowSize) {

@@ -10,18 +10,28 @@ import BerthAgentProtocol
 /// attached from another. A directory only the agent's user can enter, with one unix socket per
 /// process that holds detached sessions (docs/agent-protocol.md, "Resumable sessions").
 enum ResumeDirectory {
-    nonisolated(unsafe) static var path = geteuid() == 0 ? "/run/berth-resume" : "/tmp/berth-resume-\(geteuid())"
+    /// `serve --resume-dir`; else the first usable of `/run/berth-resume` (root) and
+    /// `/tmp/berth-resume-<uid>`, which every agent process of the container picks alike.
+    nonisolated(unsafe) static var explicit: String?
 
-    /// The directory, created 0700 if missing; nil unless it is a real directory of this user
-    /// that nobody else can enter (a planted symlink or a foreign directory is never used).
-    static func ensure() -> String? {
-        _ = mkdir(path, 0o700)
-        var info = stat()
-        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid(), info.st_mode & 0o077 == 0 else { return nil }
-        return path
+    private static var candidates: [String] {
+        if let explicit { return [explicit] }
+        let fallback = "/tmp/berth-resume-\(geteuid())"
+        return geteuid() == 0 ? ["/run/berth-resume", fallback] : [fallback]
     }
 
-    static func socketPath(_ pid: pid_t) -> String { "\(path)/\(pid).sock" }
+    /// The directory, created 0700 if missing; never one that is not a real directory of this
+    /// user closed to everyone else (a planted symlink or a foreign directory is not used).
+    static func ensure() -> String? {
+        for path in candidates {
+            _ = mkdir(path, 0o700)
+            var info = stat()
+            if lstat(path, &info) == 0, info.st_mode & 0o170000 == 0o040000, info.st_uid == geteuid(), info.st_mode & 0o077 == 0 {
+                return path
+            }
+        }
+        return nil
+    }
 }
 
 /// This process's listener for other agent processes (sub-links), and the client side that asks
@@ -30,6 +40,7 @@ final class ResumeHolder: @unchecked Sendable {
     static let shared = ResumeHolder()
     private let lock = Lock()
     private var listening = false
+    private var socketPath: String?
 
     /// Starts listening once (the first detach).
     func listen() {
@@ -38,8 +49,8 @@ final class ResumeHolder: @unchecked Sendable {
             return !listening
         }
         guard start, let directory = ResumeDirectory.ensure() else { return }
-        let path = ResumeDirectory.socketPath(getpid())
-        _ = directory
+        let path = "\(directory)/\(getpid()).sock"
+        lock.locked { socketPath = path }
         unlink(path)
         let listener: Int32
         do {
@@ -65,7 +76,7 @@ final class ResumeHolder: @unchecked Sendable {
     }
 
     func stop() {
-        if lock.locked({ listening }) { unlink(ResumeDirectory.socketPath(getpid())) }
+        if let path = lock.locked({ socketPath }) { unlink(path) }
     }
 
     struct Peer {

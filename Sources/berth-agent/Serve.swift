@@ -54,7 +54,7 @@ enum Serve {
         for number in options.signals { sigaddset(&awaited, number) }
         pthread_sigmask(SIG_BLOCK, &awaited, nil)
         for number in options.signals where number != SIGKILL { signal(number, SIG_DFL) }
-        if let directory = options.resumeDirectory { ResumeDirectory.path = directory }
+        ResumeDirectory.explicit = options.resumeDirectory
         let server = LinkServer(subLink: false)
         startThread { ProgramTable.shared.reap() }
         if !options.signals.isEmpty {

@@ -4,8 +4,10 @@ history, is attached from another agent process (each `serve --stdio` is its own
 Kubernetes) with a new window size, and is hung up when its window ends."""
 import os
 import re
+import shutil
 import struct
 import subprocess
+import tempfile
 
 import pytest
 
@@ -25,13 +27,15 @@ def alive(pid):
 
 
 @pytest.fixture
-def agents(host_binary, tmp_path):
-    """Starts `serve --stdio` agent processes sharing one resume directory; kills what is left."""
+def agents(host_binary):
+    """Starts `serve --stdio` agent processes sharing one resume directory (short: unix socket
+    paths hold 107 bytes); kills what is left."""
     processes, pids = [], []
-    directory = str(tmp_path / "resume")
+    parent = tempfile.mkdtemp(prefix="berth-resume-test-")
+    directory = os.path.join(parent, "r")
 
     def start():
-        process = subprocess.Popen([host_binary, "serve", "--stdio", "--resume-dir", directory],
+        process = subprocess.Popen([host_binary, "serve", "--stdio", "--resume-dir", directory, "--signal", "TERM"],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         processes.append(process)
         link = Link(process.stdout.fileno(), process.stdin.fileno())
@@ -49,13 +53,15 @@ def agents(host_binary, tmp_path):
             pass
     for process in processes:
         if process.poll() is None:
-            process.kill()
+            process.terminate()
         process.wait(timeout=10)
+    shutil.rmtree(parent, ignore_errors=True)
 
 
-def counter(link, owner="alice", window_seconds=60, buffer_bytes=65536, terminal=(80, 24)):
+def counter(agents, link, owner="alice", window_seconds=60, buffer_bytes=65536, terminal=(80, 24)):
     link.resumable(1, owner, window_seconds, buffer_bytes)
     pid, _ = link.start(2, [SH, "-c", COUNTER], terminal=terminal)
+    agents.programs.append(pid)
     link.output_until(2, lambda out: b"3\r\n" in out)
     return pid
 
@@ -72,8 +78,7 @@ def attach(link, channel, pid, terminal=(80, 24)):
 
 def test_dropped_link_leaves_the_program_running_and_another_agent_attaches_it(agents):
     first = agents()
-    pid = counter(first)
-    agents.programs.append(pid)
+    pid = counter(agents, first)
     first.process.stdin.close()
     # The first agent process stays for its detached program; the program keeps counting.
     second = agents()
@@ -93,7 +98,7 @@ def test_dropped_link_leaves_the_program_running_and_another_agent_attaches_it(a
 
 def test_detach_on_a_live_link_then_attach_on_the_same_link(agents):
     link = agents()
-    pid = counter(link)
+    pid = counter(agents, link)
     link.send(DETACH, 2)
     assert [s[0] for s in link.sessions(3)] == [pid]
     attach(link, 4, pid)
@@ -105,8 +110,7 @@ def test_detach_on_a_live_link_then_attach_on_the_same_link(agents):
 
 def test_another_user_neither_sees_nor_attaches_the_session(agents):
     first = agents()
-    pid = counter(first, owner="alice")
-    agents.programs.append(pid)
+    pid = counter(agents, first, owner="alice")
     first.send(DETACH, 2)
     other = agents()
     other.resumable(1, "bob")
@@ -150,7 +154,7 @@ def test_attach_sets_the_new_window_size(agents):
 
 def test_window_end_hangs_up_and_forgets_the_session(agents):
     first = agents()
-    pid = counter(first, window_seconds=1)
+    pid = counter(agents, first, window_seconds=1)
     first.process.stdin.close()
     # SIGHUP ends the counter; the agent process, left with nothing, exits.
     wait_until(lambda: not alive(pid), timeout=30, what="the detached program to be hung up")
