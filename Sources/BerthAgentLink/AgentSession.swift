@@ -90,6 +90,7 @@ public actor AgentSession: ProgramSessionHandler {
             // A program that has ended has nothing to detach.
             if process.detach() {
                 BerthMetrics.sessionDetached()
+                await channel.record(.detached(pid: process.pid))
                 host.logger.log(.info, "SESSION_DETACHED", "the interactive program keeps running, detached, for the user to resume",
                                 [LogKey.channelID: "\(channel.channelID)", "pid": "\(process.pid)"])
             }

@@ -92,6 +92,7 @@ extension AgentSession {
         do {
             let process = try await link.attach(pid: chosen.pid, terminal: terminal, output: sessionChannel.output)
             BerthMetrics.sessionResumed()
+            await sessionChannel.record(.resumed(pid: chosen.pid))
             host.logger.log(.info, "SESSION_RESUMED", "a detached interactive program is attached to this channel",
                             [LogKey.channelID: "\(sessionChannel.channelID)", "pid": "\(chosen.pid)"])
             return (process, leftover)
