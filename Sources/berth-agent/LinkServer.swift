@@ -208,10 +208,12 @@ final class LinkServer: @unchecked Sendable {
     }
 
     private func startProcess(_ channel: UInt32, _ start: AgentProcessStart) {
-        let (account, resume) = monitor.locked { (account, resume) }
+        let account = monitor.locked { () -> GuestAccount? in self.account }
+        let resume = monitor.locked { () -> AgentResumable? in self.resume }
+        let link: LinkOutput = self.link
         let outcome: Result<LinkProcess, LinkProcess.SpawnFailure>
         do {
-            let process = try ProgramTable.shared.spawn {
+            let process = try ProgramTable.shared.spawn { () throws -> LinkProcess in
                 try LinkProcess.spawn(channel: channel, start, as: account, link: link, resume: resume) { [unowned self] finished in
                     self.monitor.locked { self.forget(finished, channel) }
                 }
