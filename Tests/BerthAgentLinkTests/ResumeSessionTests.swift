@@ -37,11 +37,19 @@ final class ResumeHost: AgentSessionHost {
     static let pty = PtyRequest(term: "xterm", columns: 80, rows: 24, widthPixels: 0, heightPixels: 0, modes: [:])
 
     static func numbers(_ text: String) -> [Int] {
-        text.split(whereSeparator: { $0 == "\r" || $0 == "\n" }).compactMap { Int($0) }
+        text.split(whereSeparator: \.isNewline).compactMap { Int($0) }
     }
 
-    static func waitUntil(_ condition: @escaping @Sendable () -> Bool) async throws {
-        while !condition() { try await Task.sleep(for: .milliseconds(20)) }
+    struct NotReached: Error, CustomStringConvertible { let description: String }
+
+    /// Waits for `condition`; the time limit is only a backstop, so a test that cannot get there
+    /// fails with what it saw instead of hanging.
+    static func waitUntil(_ what: @autoclosure () -> String = "", _ condition: @escaping @Sendable () -> Bool) async throws {
+        for _ in 0..<3000 {
+            if condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw NotReached(description: "condition never held; \(what())")
     }
 
     /// Starts an interactive shell session on `host` and waits for its first output.
@@ -51,7 +59,7 @@ final class ResumeHost: AgentSessionHost {
         let session = AgentSession(host: host, channel: channel)
         try await session.onPtyRequest(requestID: 0, PtyRequest(term: "xterm", columns: size.0, rows: size.1, widthPixels: 0, heightPixels: 0, modes: [:]))
         try await session.onShell(requestID: 1)
-        try await waitUntil { ready(channel.record.stdout) }
+        try await waitUntil("output: \(channel.record.stdout.prefix(200).debugDescription) … \(channel.record.stdout.suffix(200).debugDescription)") { ready(channel.record.stdout) }
         return (session, channel)
     }
 
@@ -65,9 +73,9 @@ final class ResumeHost: AgentSessionHost {
         #expect(listed.map { "first-\($0.pid)" } == [String(pidLine)])
 
         // The same program, its output from the start (the replay), then live.
+        let lastSeen = Self.numbers(firstChannel.record.stdout).last ?? 0
         let (_, secondChannel) = try await Self.shell(host, size: (91, 37)) { text in
-            let seen = Self.numbers(text)
-            return (seen.last ?? 0) >= (Self.numbers(firstChannel.record.stdout).last ?? 0) + 10
+            (Self.numbers(text).last ?? 0) >= lastSeen + 10
         }
         let text = secondChannel.record.stdout
         #expect(text.hasPrefix(String(pidLine) + "\r\n1\r\n"))
@@ -116,10 +124,13 @@ final class ResumeHost: AgentSessionHost {
         let host = ResumeHost(link: agent.link, shell: Self.counter("kept"), policy: .menu)
         let (first, _) = try await Self.shell(host) { $0.contains("kept-") }
         await first.onClose()
+        let kept = try await agent.link.detachedSessions()
+        #expect(kept.count == 1)
         let fresh = ResumeHost(link: agent.link, shell: ["/bin/sh", "-c", "echo fresh-shell; exec sleep 300"], policy: .menu)
         let (second, channel) = try await Self.shell(fresh, input: ["0\r"]) { $0.contains("fresh-shell") }
         #expect(channel.record.stdout.contains("0) a new shell"))
-        #expect(!channel.record.stdout.contains("kept-"))
+        // The menu names the detached program; its output (the replay) never comes.
+        #expect(!channel.record.stdout.contains("kept-\(kept[0].pid)"))
         #expect(try await agent.link.detachedSessions().count == 1)
         await second.onClose()
         #expect(try await agent.link.detachedSessions().count == 2)
