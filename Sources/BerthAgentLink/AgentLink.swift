@@ -129,7 +129,12 @@ public final class AgentLink: Sendable {
                 let request = AgentRequest(link: self, channel: try self.reserveChannel())
                 self.register(request.channel, request)
                 self.send(.resumable, request.channel, settings.encoded())
-                _ = try await request.answer()
+                do {
+                    _ = try await request.answer()
+                } catch let error as AgentLinkError where error.code == "AGENT_LINK_LOST" {
+                    // An agent from before resumable sessions ends the link on the unknown frame.
+                    throw AgentLinkError("AGENT_RESUME_FAILED", "\(error.message) (an agent older than resumable sessions? use the current agent or persistence.resume: never)")
+                }
             }
             state.resumable = (settings, request)
             return request
