@@ -31,10 +31,13 @@ public protocol AgentSessionHost: Sendable {
     func sessionEnded(_ session: AgentSession)
     /// Set where a terminal program may outlive the connection: the container outlives it.
     var resume: AgentResumeSettings? { get }
+    /// The connection's session channels now open (this one included).
+    var openSessionCount: Int { get }
 }
 
 extension AgentSessionHost {
     public var resume: AgentResumeSettings? { nil }
+    public var openSessionCount: Int { 1 }
 }
 
 /// One session channel on the agent link: the program's bytes between the SSH channel and the
@@ -141,10 +144,19 @@ public actor AgentSession: ProgramSessionHandler {
         }
         let terminal = setup.pty.map { WindowSize(columns: $0.columns, rows: $0.rows, widthPixels: $0.widthPixels, heightPixels: $0.heightPixels) }
         var resumed: (process: AgentProcess, leftover: ByteBuffer?)?
-        if let terminal, let settings = host.resume {
-            resumable = await enableResume(target.link, settings)
-            if resumable && isShell {
+        if let settings = host.resume {
+            let enabled = await enableResume(target.link, settings)
+            resumable = enabled && terminal != nil
+            if let terminal, resumable && isShell {
                 resumed = await resumeDetached(target.link, settings, terminal: terminal)
+            }
+            if resumed == nil, enabled, let limit = settings.maxSessions {
+                do {
+                    try await checkSessionLimit(target.link, limit)
+                } catch {
+                    await release()
+                    throw error
+                }
             }
         }
         let process: AgentProcess

@@ -11,12 +11,15 @@ public struct AgentResumeSettings: Sendable {
     public var policy: Policy
     public var windowSeconds: UInt32
     public var bufferBytes: UInt32
+    /// `security.maxSessions`: the user's detached sessions take slots too, until they expire.
+    public var maxSessions: Int?
 
-    public init(owner: String, policy: Policy, windowSeconds: UInt32, bufferBytes: UInt32) {
+    public init(owner: String, policy: Policy, windowSeconds: UInt32, bufferBytes: UInt32, maxSessions: Int? = nil) {
         self.owner = owner
         self.policy = policy
         self.windowSeconds = windowSeconds
         self.bufferBytes = bufferBytes
+        self.maxSessions = maxSessions
     }
 
     var request: AgentResumable { AgentResumable(owner: owner, windowSeconds: windowSeconds, bufferBytes: bufferBytes) }
@@ -65,6 +68,14 @@ extension AgentSession {
             host.logger.log(.warning, "SESSION_RESUME_UNAVAILABLE", "sessions of this connection cannot be resumed: \(error)")
             return false
         }
+    }
+
+    /// A new program counts against `maxSessions` with the connection's open sessions and the
+    /// user's detached ones (which hold their programs until they expire).
+    func checkSessionLimit(_ link: AgentLink, _ limit: Int) async throws {
+        let detached = (try? await link.detachedSessions().count) ?? 0
+        guard host.openSessionCount + detached > limit else { return }
+        throw RequestRefused("SESSION_LIMIT_DETACHED", "too many sessions (maxSessions \(limit)): \(detached) detached session(s) of yours wait to be resumed")
     }
 
     /// The detached session to resume, by the policy (and the user's choice), attached; nil: a

@@ -184,8 +184,10 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
               let policy = AgentResumeSettings.Policy(rawValue: persistence.resume.rawValue) else { return nil }
         let seconds = max(1, (persistence.resumeWindow.nanoseconds + 999_999_999) / 1_000_000_000)
         return AgentResumeSettings(owner: metadata.effectiveUsername, policy: policy, windowSeconds: UInt32(clamping: seconds),
-                                   bufferBytes: UInt32(clamping: persistence.resumeBuffer))
+                                   bufferBytes: UInt32(clamping: persistence.resumeBuffer), maxSessions: backend.maxSessions)
     }
+
+    public var openSessionCount: Int { state.withLockedValue { $0.sessions.count } }
 
     public func sessionTarget() async throws -> AgentSessionTarget {
         switch backend.config.pod.mode {

@@ -21,7 +21,7 @@ public final class BackendHub: ServerHandler {
         shared = SharedBackends(
             config: config, raw: raw,
             docker: config.backend == "docker" ? try DockerBackend(config: config.docker, logger: logger, pooled: true) : nil,
-            kubernetes: config.backend == "kubernetes" ? try KubernetesBackend(config: config.kubernetes, persistence: config.persistence, logger: logger) : nil,
+            kubernetes: config.backend == "kubernetes" ? try KubernetesBackend(config: config.kubernetes, persistence: config.persistence, maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger) : nil,
             configWebhook: config.configserver.http.url.isEmpty ? nil : try ConfigWebhookClient(config: config.configserver, logger: logger)
         )
     }
@@ -147,11 +147,11 @@ final class BackendConnection: NetworkConnectionHandler {
             }
         case "kubernetes":
             do {
-                if let kubernetes = shared.kubernetes, config.kubernetes == shared.config.kubernetes, config.persistence == shared.config.persistence {
+                if let kubernetes = shared.kubernetes, config.kubernetes == shared.config.kubernetes, config.persistence == shared.config.persistence, config.security.maxSessions == shared.config.security.maxSessions {
                     return own(try await kubernetes.connect(metadata, logger: logger))
                 }
                 // The config webhook gave this user a Kubernetes setup of their own.
-                return own(try await KubernetesBackend(config: config.kubernetes, persistence: config.persistence, logger: logger).connect(metadata, logger: logger, ownsBackend: true))
+                return own(try await KubernetesBackend(config: config.kubernetes, persistence: config.persistence, maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger).connect(metadata, logger: logger, ownsBackend: true))
             } catch {
                 return unavailable(error, metadata, fallbackCode: "KUBERNETES_ERROR", what: "pod")
             }
