@@ -16,10 +16,10 @@ final class ResumeHost: AgentSessionHost {
     let loginAccount: AgentUser? = nil
     let resume: AgentResumeSettings?
 
-    init(link: AgentLink, shell: [String], policy: AgentResumeSettings.Policy = .auto) {
+    init(link: AgentLink, shell: [String], policy: AgentResumeSettings.Policy = .auto, maxSessions: Int? = nil) {
         self.link = link
         shellCommand = shell
-        resume = AgentResumeSettings(owner: "alice", policy: policy, windowSeconds: 60, bufferBytes: 65536)
+        resume = AgentResumeSettings(owner: "alice", policy: policy, windowSeconds: 60, bufferBytes: 65536, maxSessions: maxSessions)
     }
 
     func sessionTarget() async throws -> AgentSessionTarget { AgentSessionTarget(link: link) }
@@ -134,6 +134,24 @@ final class ResumeHost: AgentSessionHost {
         #expect(try await agent.link.detachedSessions().count == 1)
         await second.onClose()
         #expect(try await agent.link.detachedSessions().count == 2)
+        await agent.stop()
+    }
+}
+
+extension ResumeSessionTests {
+    /// `maxSessions` 1: the detached session holds the slot, so a new program is refused, but
+    /// resuming it is not.
+    @Test(.timeLimit(.minutes(2))) func detachedSessionsCountAgainstMaxSessions() async throws {
+        let agent = try await LocalAgent.start()
+        let host = ResumeHost(link: agent.link, shell: Self.counter("held"), maxSessions: 1)
+        let (first, _) = try await Self.shell(host) { $0.contains("held-") }
+        await first.onClose()
+        let refused = AgentSession(host: host, channel: RecordingChannel(input: nil))
+        await #expect(throws: RequestRefused("SESSION_LIMIT_DETACHED", "too many sessions (maxSessions 1): 1 detached session(s) of yours wait to be resumed")) {
+            try await refused.onExec(requestID: 0, command: "echo over")
+        }
+        let (_, channel) = try await Self.shell(host) { $0.contains("held-") }
+        #expect(channel.record.stdout.hasPrefix("held-"))
         await agent.stop()
     }
 }
