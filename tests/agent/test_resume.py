@@ -3,6 +3,7 @@ program of a `resumable` link outlives the link, is listed to its owner only, ke
 history, is attached from another agent process (each `serve --stdio` is its own process, as on
 Kubernetes) with a new window size, and is hung up when its window ends."""
 import os
+import random
 import re
 import shutil
 import struct
@@ -12,7 +13,8 @@ import tempfile
 import pytest
 
 from agent_helpers import wait_until
-from agent_link import ATTACH, DETACH, ERROR, HELLO, INPUT, RESUMABLE, STARTED, Link, attach_payload, resumable_payload
+from agent_link import (ATTACH, DETACH, ERROR, HELLO, INPUT, RESUMABLE, SESSIONS, STARTED, Link, attach_payload, frame,
+                        resumable_payload)
 
 SH = "/bin/sh"
 COUNTER = "i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done"
@@ -187,3 +189,32 @@ def test_exit_after_attach_reaches_the_new_link(agents):
     assert b"got-x" in out and status == ("status", 7)
     # The first agent process, left with nothing, exits.
     assert first.process.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_malformed_resume_frames_end_the_link_cleanly(agents, seed):
+    """Fuzz the new frames: random `resumable`, `detach`, `sessions` and `attach` payloads (and
+    well-formed ones among them) get an error frame or are ignored, never crash the agent, and
+    with no program left it ends once its input ends."""
+    rng = random.Random(seed)
+    link = agents()
+    blob = b""
+    for _ in range(60):
+        kind = rng.choice([RESUMABLE, DETACH, SESSIONS, ATTACH])
+        if rng.random() < 0.3:
+            payload = resumable_payload("alice", rng.randrange(5), rng.randrange(1 << 21)) if kind == RESUMABLE else \
+                attach_payload(rng.randrange(1, 1 << 16)) if kind == ATTACH else b""
+        else:
+            payload = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
+        blob += frame(kind, rng.randrange(0, 5), payload)
+    try:
+        link.process.stdin.write(blob)
+        link.process.stdin.close()
+    except BrokenPipeError:
+        pass
+    assert link.process.wait(timeout=20) == 0
+    rest = link.process.stdout.read()
+    while rest:
+        length = struct.unpack(">I", rest[:4])[0]
+        assert 5 <= length <= len(rest) - 4
+        rest = rest[4 + length:]
