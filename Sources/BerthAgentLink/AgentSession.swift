@@ -144,37 +144,58 @@ public actor AgentSession: ProgramSessionHandler {
         }
         let terminal = setup.pty.map { WindowSize(columns: $0.columns, rows: $0.rows, widthPixels: $0.widthPixels, heightPixels: $0.heightPixels) }
         var resumed: (process: AgentProcess, leftover: ByteBuffer?)?
+        var limit: Int?
         if let settings = host.resume {
             let enabled = await enableResume(target.link, settings)
             resumable = enabled && terminal != nil
-            if let terminal, resumable && isShell {
-                resumed = await resumeDetached(target.link, settings, terminal: terminal)
-            }
-            if resumed == nil, enabled, let limit = settings.maxSessions {
-                do {
-                    try await checkSessionLimit(target.link, limit)
-                } catch {
-                    await release()
-                    throw error
+            limit = enabled ? settings.maxSessions : nil
+            if let terminal, resumable, isShell, settings.policy != .never {
+                let sessions = await listDetached(target.link)
+                if settings.policy == .auto && sessions.count == 1 {
+                    resumed = await attach(target.link, sessions[0], terminal: terminal).map { ($0, nil) }
+                } else if !sessions.isEmpty {
+                    // The client sees output only once this request is answered, so the menu
+                    // (and the program chosen there) comes after it.
+                    menuShown = true
+                    pump = Task { await self.menuThenStart(target, sessions, argv: argv, terminal: terminal, limit: limit) }
+                    return
                 }
             }
         }
+        do {
+            if resumed == nil, let limit { try await checkSessionLimit(target.link, limit) }
+            try await startOrAdopt(target, argv: argv, terminal: terminal, resumed: resumed)
+        } catch {
+            await release()
+            throw error
+        }
+    }
+
+    /// Runs `argv`, or goes on with the resumed program, and starts moving its bytes.
+    func startOrAdopt(_ target: AgentSessionTarget, argv: [String], terminal: WindowSize?, resumed: (process: AgentProcess, leftover: ByteBuffer?)?) async throws {
         let process: AgentProcess
         if let resumed {
             process = resumed.process
         } else {
-            do {
-                process = try await target.link.start(argv: argv, environment: setup.environment(over: host.programEnvironment),
-                                                      terminal: terminal, output: channel.output)
-            } catch {
-                await release()
-                throw error
-            }
+            process = try await target.link.start(argv: argv, environment: setup.environment(over: host.programEnvironment),
+                                                  terminal: terminal, output: channel.output)
         }
         self.process = process
-        // The menu read the client's input through the sequence; the rest follows from there.
+        // After the menu the client's input is read through the sequence; the rest follows from there.
         startPump(process, tty: setup.pty != nil, leftover: resumed?.leftover, sequenceInput: menuShown)
         if terminating { process.signal("TERM") }
+    }
+
+    /// A failure after the request was answered: the user gets the reason on stderr and status 1.
+    func failAnswered(_ error: Error) async {
+        let message = (error as? CodedError)?.message ?? "\(error)"
+        let code: MessageCode = (error as? CodedError)?.code ?? "AGENT_START_FAILED"
+        host.logger.log(.error, code, "cannot start the program: \(message)", [LogKey.channelID: "\(channel.channelID)"])
+        try? await channel.writeStderr(ByteBuffer(string: UserNotice.line(message, code: code, logger: host.logger)))
+        await channel.sendExitStatus(1)
+        await channel.closeWrite()
+        await channel.close()
+        await release()
     }
 
     /// Copies stdin in and output out; after the exit (which follows all output) reports it,

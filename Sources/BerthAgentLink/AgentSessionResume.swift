@@ -78,47 +78,53 @@ extension AgentSession {
         throw RequestRefused("SESSION_LIMIT_DETACHED", "too many sessions (maxSessions \(limit)): \(detached) detached session(s) of yours wait to be resumed")
     }
 
-    /// The detached session to resume, by the policy (and the user's choice), attached; nil: a
-    /// new shell. Bytes the user typed after the choice are returned to go on to the program.
-    func resumeDetached(_ link: AgentLink, _ settings: AgentResumeSettings, terminal: WindowSize) async -> (process: AgentProcess, leftover: ByteBuffer?)? {
-        guard settings.policy != .never else { return nil }
-        let sessions: [AgentDetachedSession]
+    /// The user's detached sessions; none when they cannot be listed.
+    func listDetached(_ link: AgentLink) async -> [AgentDetachedSession] {
         do {
-            sessions = try await link.detachedSessions()
+            return try await link.detachedSessions()
         } catch {
             host.logger.log(.warning, "SESSION_RESUME_LIST_FAILED", "cannot list detached sessions: \(error)")
-            return nil
+            return []
         }
-        guard !sessions.isEmpty else { return nil }
-        var chosen: AgentDetachedSession?
-        var leftover: ByteBuffer?
-        if settings.policy == .auto && sessions.count == 1 {
-            chosen = sessions[0]
-        } else {
-            guard let (index, rest) = await askUser(sessions) else { return nil }
-            leftover = rest
-            chosen = index.map { sessions[$0] }
-        }
-        guard let chosen else { return nil }
+    }
+
+    /// Attaches `session` to this channel; nil (and a word to the user) when it is gone.
+    func attach(_ link: AgentLink, _ session: AgentDetachedSession, terminal: WindowSize) async -> AgentProcess? {
         do {
-            let process = try await link.attach(pid: chosen.pid, terminal: terminal, output: sessionChannel.output)
+            let process = try await link.attach(pid: session.pid, terminal: terminal, output: sessionChannel.output)
             BerthMetrics.sessionResumed()
-            await sessionChannel.record(.resumed(pid: chosen.pid))
+            await sessionChannel.record(.resumed(pid: session.pid))
             host.logger.log(.info, "SESSION_RESUMED", "a detached interactive program is attached to this channel",
-                            [LogKey.channelID: "\(sessionChannel.channelID)", "pid": "\(chosen.pid)"])
-            return (process, leftover)
+                            [LogKey.channelID: "\(sessionChannel.channelID)", "pid": "\(session.pid)"])
+            return process
         } catch {
             // Gone meanwhile (ended, expired, or taken by another connection of the user).
-            host.logger.log(.info, "SESSION_RESUME_FAILED", "cannot attach detached session \(chosen.pid): \(error)")
+            host.logger.log(.info, "SESSION_RESUME_FAILED", "cannot attach detached session \(session.pid): \(error)")
             try? await sessionChannel.writeStdout(ByteBuffer(string: "\r\nThat session has ended; starting a new shell.\r\n"))
             return nil
         }
     }
 
-    /// Shows the menu and reads a choice (the terminal is raw: the digits are echoed here).
-    /// nil: the client went away or ended the menu (Ctrl-C, Ctrl-D: a new shell).
+    /// After the shell request is answered: the menu, then the chosen session or a new shell.
+    func menuThenStart(_ target: AgentSessionTarget, _ sessions: [AgentDetachedSession], argv: [String], terminal: WindowSize, limit: Int?) async {
+        guard let (index, leftover) = await askUser(sessions) else {
+            // The client went away during the menu.
+            await sessionChannel.close()
+            return
+        }
+        var resumed: (process: AgentProcess, leftover: ByteBuffer?)?
+        if let index, let process = await attach(target.link, sessions[index], terminal: terminal) { resumed = (process, leftover) }
+        do {
+            if resumed == nil, let limit { try await checkSessionLimit(target.link, limit) }
+            try await startOrAdopt(target, argv: argv, terminal: terminal, resumed: resumed)
+        } catch {
+            await failAnswered(error)
+        }
+    }
+
+    /// Shows the menu and reads a choice (the terminal is raw: the digits are echoed here); a nil
+    /// index is a new shell (0, Ctrl-C, Ctrl-D). nil: the client went away.
     private func askUser(_ sessions: [AgentDetachedSession]) async -> (Int?, ByteBuffer?)? {
-        menuShown = true
         let channel = sessionChannel
         do {
             try await channel.writeStdout(ByteBuffer(string: ResumeChoice.menu(sessions)))
