@@ -40,7 +40,7 @@ public enum ResumeChoice {
     /// A session's command as the user sees it: control characters would act on their terminal.
     static func printable(_ command: String) -> String {
         let clipped = command.count > 60 ? String(command.prefix(57)) + "..." : command
-        return String(clipped.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
+        return String(clipped.unicodeScalars.map { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) ? "?" : Character($0) })
     }
 
     public enum Selection: Equatable {

@@ -168,8 +168,8 @@ extension ResumeSessionTests {
 
     /// A command is shown without control characters (they would act on the user's terminal).
     @Test func menuShowsCommandsSafely() {
-        let text = ResumeChoice.menu([AgentDetachedSession(pid: 9, detachedSeconds: 4, remainingSeconds: 56, command: "vi \u{1B}]0;x\u{7}")])
-        #expect(text.contains("1) vi ?]0;x? (PID 9, detached 4s ago, ends in 56s)"))
+        let text = ResumeChoice.menu([AgentDetachedSession(pid: 9, detachedSeconds: 4, remainingSeconds: 56, command: "vi \u{1B}]0;x\u{7}\u{9B}2J")])
+        #expect(text.contains("1) vi ?]0;x??2J (PID 9, detached 4s ago, ends in 56s)"))
         #expect(!text.contains("\u{1B}"))
     }
 }
