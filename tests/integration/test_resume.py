@@ -114,13 +114,20 @@ def persistent_berth(request, tmp_path, start_berth, example_webhook):
         assert server.stop() == 0, server.output()[-3000:]
 
 
+def detached_count(berth):
+    return berth.process.output().count('"code":"SESSION_DETACHED"')
+
+
 def detach_counter(start, berth, user="alice"):
-    """Runs the counter in a pty, lets it count, SIGKILLs the client; returns (pid, last number seen)."""
+    """Runs the counter in a pty, lets it count, SIGKILLs the client and waits until Berth has
+    seen the drop; returns (pid, last number seen)."""
     term = start.terminal(berth, user, COUNTER)
     text = term.wait(lambda t: len(numbers(t)) >= 5, "the counter to count")
     pid = counting_pid(text)
     last = numbers(term.text())[-1]
+    before = detached_count(berth)
     term.kill()
+    assert wait_until(lambda: detached_count(berth) > before), "Berth never detached the program"
     return pid, last
 
 
