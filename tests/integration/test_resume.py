@@ -118,9 +118,20 @@ def detached_count(berth):
     return berth.process.output().count('"code":"SESSION_DETACHED"')
 
 
-def detach_counter(start, berth, user="alice"):
+def holders(containers):
+    """Agent processes that hold detached sessions (each listens in the resume directory once it
+    holds one; docs/agent-protocol.md, "Resumable sessions")."""
+    count = 0
+    for name in containers():
+        result = docker("exec", name, "sh", "-c", "ls /run/berth-resume /tmp/berth-resume-0 2>/dev/null", check=False)
+        count += sum(1 for line in result.stdout.split() if line.endswith(".sock"))
+    return count
+
+
+def detach_counter(start, berth, user="alice", containers=None):
     """Runs the counter in a pty, lets it count, SIGKILLs the client and waits until Berth has
-    seen the drop; returns (pid, last number seen)."""
+    seen the drop (and, given `containers`, until the agent holds it); returns (pid, last number
+    seen)."""
     term = start.terminal(berth, user, COUNTER)
     text = term.wait(lambda t: len(numbers(t)) >= 5, "the counter to count")
     pid = counting_pid(text)
@@ -128,6 +139,8 @@ def detach_counter(start, berth, user="alice"):
     before = detached_count(berth)
     term.kill()
     assert wait_until(lambda: detached_count(berth) > before), "Berth never detached the program"
+    if containers:
+        assert wait_until(lambda: process_alive(containers, pid) and holders(containers) >= before + 1), "no agent holds the program"
     return pid, last
 
 
@@ -141,7 +154,7 @@ def process_alive(containers, pid):
 
 def test_dropped_client_resumes_the_same_counting_program(persistent_berth):
     berth, containers = persistent_berth(resumeWindow="10m")
-    pid, last = detach_counter(persistent_berth, berth)
+    pid, last = detach_counter(persistent_berth, berth, containers=containers)
     assert pid and process_alive(containers, pid)
     again = persistent_berth.terminal(berth, "alice")
     # The replay: from the start (pid=…), past what was seen before the kill, then live.
@@ -165,7 +178,7 @@ def test_after_the_window_the_program_is_gone_and_a_new_shell_starts(persistent_
 
 def test_users_never_resume_each_others_sessions(persistent_berth):
     berth, containers = persistent_berth(shared=True, resumeWindow="10m")
-    pid, _ = detach_counter(persistent_berth, berth, "alice")
+    pid, _ = detach_counter(persistent_berth, berth, "alice", containers=containers)
     bob = persistent_berth.terminal(berth, "bob")
     bob.type("echo bob-$((40+2))\r")
     text = bob.wait(lambda t: "bob-42" in t, "bob's new shell")
@@ -176,9 +189,9 @@ def test_users_never_resume_each_others_sessions(persistent_berth):
 
 
 def test_two_detached_sessions_give_the_menu(persistent_berth):
-    berth, _ = persistent_berth(resumeWindow="10m")
-    first, _ = detach_counter(persistent_berth, berth)
-    second, _ = detach_counter(persistent_berth, berth)
+    berth, containers = persistent_berth(resumeWindow="10m")
+    first, _ = detach_counter(persistent_berth, berth, containers=containers)
+    second, _ = detach_counter(persistent_berth, berth, containers=containers)
     term = persistent_berth.terminal(berth, "alice")
     text = term.wait(lambda t: "Resume which?" in t, "the menu")
     assert "0) a new shell" in text and text.count("PID ") == 2
