@@ -160,6 +160,8 @@ final class LinkServer: @unchecked Sendable {
                 return AgentDetachedSession(pid: UInt32(process.pid), detachedSeconds: times.since, remainingSeconds: times.left, command: process.command)
             }
             if !subLink { list += ResumeHolder.shared.peerSessions(of: owner).flatMap(\.sessions) }
+            // Longest detached first, whichever agent process holds them, so a menu keeps its order.
+            list.sort { ($0.detachedSeconds, UInt32.max - $0.pid) > ($1.detachedSeconds, UInt32.max - $1.pid) }
             link.send(.ok, channel, AgentSessionList(list).encoded())
         case .attach:
             let request = try AgentAttach(decoding: frame.payload)

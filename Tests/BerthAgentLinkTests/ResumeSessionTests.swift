@@ -110,7 +110,7 @@ final class ResumeHost: AgentSessionHost {
         await b.onClose()
         let listed = try await agent.link.detachedSessions()
         #expect(listed.count == 2)
-        // Sessions are listed oldest PID first: A is 1, B is 2.
+        // Sessions are listed longest detached first (then by PID): A is 1, B is 2.
         let (_, channel) = try await Self.shell(hostA, input: ["x", "2", "\r"]) { $0.contains("B-") && Self.numbers($0).count > 2 }
         let text = channel.record.stdout
         #expect(text.contains("1) /bin/sh -c echo A-$$;") && text.contains("2) /bin/sh -c echo B-$$;") && text.contains("0) a new shell"))

@@ -195,7 +195,7 @@ def test_two_detached_sessions_give_the_menu(persistent_berth):
     term = persistent_berth.terminal(berth, "alice")
     text = term.wait(lambda t: "Resume which?" in t, "the menu")
     assert "0) a new shell" in text and text.count("PID ") == 2
-    # Listed oldest PID first: the second counter started later, so it is number 2.
+    # Listed longest detached first (then by PID): the second counter is number 2.
     term.type("2\r")
     term.wait(lambda t: counting_pid(t.split("Resume which?")[-1]) == second, "the chosen session")
     assert first != second
