@@ -42,6 +42,8 @@ public final class AgentLink: Sendable {
         var closedReason: String?
         /// The account asked for and its request, which every later session shares.
         var account: (user: AgentUser, request: Task<AgentUserReply, Error>)?
+        /// The `resumable` request, sent once per link.
+        var resumable: (settings: AgentResumable, request: Task<Void, Error>)?
         var closeWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -115,6 +117,49 @@ public final class AgentLink: Sendable {
             let reason = error.message.hasPrefix(prefix) ? String(error.message.dropFirst(prefix.count)) : error.message
             throw AgentLinkError("AGENT_USER_FAILED", "account \(user.name): \(reason)")
         }
+    }
+
+    /// Makes the link's terminal programs outlive it (docs/agent-protocol.md, "Resumable
+    /// sessions"), owned by the authenticated user `settings.owner`. Sent once per link; every
+    /// session shares the answer.
+    public func enableResume(_ settings: AgentResumable) async throws {
+        let request = state.withLockedValue { state -> Task<Void, Error> in
+            if let current = state.resumable, current.settings == settings { return current.request }
+            let request = Task {
+                let request = AgentRequest(link: self, channel: try self.reserveChannel())
+                self.register(request.channel, request)
+                self.send(.resumable, request.channel, settings.encoded())
+                do {
+                    _ = try await request.answer()
+                } catch let error as AgentLinkError where error.code == "AGENT_LINK_LOST" {
+                    // An agent from before resumable sessions ends the link on the unknown frame.
+                    throw AgentLinkError("AGENT_RESUME_FAILED", "\(error.message) (an agent older than resumable sessions? use the current agent or persistence.resume: never)")
+                }
+            }
+            state.resumable = (settings, request)
+            return request
+        }
+        try await request.value
+    }
+
+    /// The link's user's detached sessions in the container (after `enableResume`).
+    public func detachedSessions() async throws -> [AgentDetachedSession] {
+        let request = AgentRequest(link: self, channel: try reserveChannel())
+        register(request.channel, request)
+        send(.sessions, request.channel)
+        return try AgentSessionList(decoding: Array(buffer: try await request.answer())).sessions
+    }
+
+    /// Attaches the detached session `pid`: its buffered output comes first, then it goes on as
+    /// a program started here.
+    public func attach(pid: UInt32, terminal: WindowSize, output: SessionOutput? = nil) async throws -> AgentProcess {
+        let process = AgentProcess(link: self, channel: try reserveChannel(), output: output)
+        register(process.channel, process)
+        let request = AgentAttach(pid: pid, terminal: AgentWindowSize(columns: terminal.columns, rows: terminal.rows, widthPixels: terminal.widthPixels, heightPixels: terminal.heightPixels),
+                                  outputWindow: Self.outputWindow)
+        send(.attach, process.channel, request.encoded())
+        try await process.waitStarted()
+        return process
     }
 
     /// A forwarding channel carrying the forward-server protocol; see `AgentForwardChannel`.

@@ -210,15 +210,25 @@ public final class AgentProcess: AgentChannel {
     }
 
     /// Kills the program (and its process group) if it still runs, and frees the channel.
-    public func close() {
+    public func close() { finish(.close) }
+
+    /// Frees the channel but leaves a terminal program running, detached, for a later link to
+    /// attach (a program that cannot be resumed is killed as by `close`). False when the program
+    /// had already ended.
+    @discardableResult
+    public func detach() -> Bool { finish(.detach) }
+
+    @discardableResult
+    private func finish(_ frame: AgentFrameType) -> Bool {
         let first = state.withLockedValue { state -> Bool in
             defer { state.ended = true }
             return !state.ended
         }
         link.forget(channel)
-        if first { link.send(.close, channel) }
+        if first { link.send(frame, channel) }
         credit.fail(AgentLinkError("AGENT_CHANNEL_CLOSED", "the session is closed"))
         continuation.finish()
+        return first
     }
 
     func frame(_ type: AgentFrameType, _ payload: ByteBuffer) {

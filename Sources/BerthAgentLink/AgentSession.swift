@@ -29,14 +29,26 @@ public protocol AgentSessionHost: Sendable {
     /// A link for a new program: the connection's, or (session mode) a new container's.
     func sessionTarget() async throws -> AgentSessionTarget
     func sessionEnded(_ session: AgentSession)
+    /// Set where a terminal program may outlive the connection: the container outlives it.
+    var resume: AgentResumeSettings? { get }
+    /// The connection's session channels now open (this one included).
+    var openSessionCount: Int { get }
+}
+
+extension AgentSessionHost {
+    public var resume: AgentResumeSettings? { nil }
+    public var openSessionCount: Int { 1 }
 }
 
 /// One session channel on the agent link: the program's bytes between the SSH channel and the
 /// agent, with the agent's credit holding back a program whose client is slow and the client's
 /// window holding back a client whose program is slow.
 public actor AgentSession: ProgramSessionHandler {
-    private let host: any AgentSessionHost
+    let host: any AgentSessionHost
     private let channel: any SessionChannel
+    var sessionChannel: any SessionChannel { channel }
+    /// The resume menu was shown: the client's input is read through the sequence from then on.
+    var menuShown = false
     public var setup = ProgramSetup()
     public var shellCommand: [String] { host.shellCommand }
     public var subsystems: [String: String] { host.subsystems }
@@ -46,6 +58,9 @@ public actor AgentSession: ProgramSessionHandler {
     private var pump: Task<Void, Never>?
     private var released = false
     private var terminating = false
+    private var isShell = false
+    /// The program may outlive the channel (`detach` instead of `close` when it ends).
+    private var resumable = false
 
     public init(host: any AgentSessionHost, channel: any SessionChannel) {
         self.host = host
@@ -66,9 +81,25 @@ public actor AgentSession: ProgramSessionHandler {
 
     public func onUnsupportedRequest(requestID: UInt64, type: String) async {}
 
+    /// Only an interactive shell resumes a detached session; exec never does.
+    public func onShell(requestID: UInt64) async throws {
+        isShell = true
+        try await startProgram(shellCommand)
+    }
+
     public func onClose() async {
         host.sessionEnded(self)
-        process?.close()
+        if resumable, let process {
+            // A program that has ended has nothing to detach.
+            if process.detach() {
+                BerthMetrics.sessionDetached()
+                await channel.record(.detached(pid: process.pid))
+                host.logger.log(.info, "SESSION_DETACHED", "the interactive program keeps running, detached, for the user to resume",
+                                [LogKey.channelID: "\(channel.channelID)", "pid": "\(process.pid)"])
+            }
+        } else {
+            process?.close()
+        }
         pump?.cancel()
         await release()
     }
@@ -112,29 +143,74 @@ public actor AgentSession: ProgramSessionHandler {
             }
         }
         let terminal = setup.pty.map { WindowSize(columns: $0.columns, rows: $0.rows, widthPixels: $0.widthPixels, heightPixels: $0.heightPixels) }
-        let process: AgentProcess
+        var resumed: (process: AgentProcess, leftover: ByteBuffer?)?
+        var limit: Int?
+        if let settings = host.resume {
+            let enabled = await enableResume(target.link, settings)
+            resumable = enabled && terminal != nil
+            limit = enabled ? settings.maxSessions : nil
+            if let terminal, resumable, isShell, settings.policy != .never {
+                let sessions = await listDetached(target.link)
+                if settings.policy == .auto && sessions.count == 1 {
+                    resumed = await attach(target.link, sessions[0], terminal: terminal).map { ($0, nil) }
+                } else if !sessions.isEmpty {
+                    // The client sees output only once this request is answered, so the menu
+                    // (and the program chosen there) comes after it.
+                    menuShown = true
+                    pump = Task { await self.menuThenStart(target, sessions, argv: argv, terminal: terminal, limit: limit) }
+                    return
+                }
+            }
+        }
         do {
-            process = try await target.link.start(argv: argv, environment: setup.environment(over: host.programEnvironment),
-                                                  terminal: terminal, output: channel.output)
+            if resumed == nil, let limit { try await checkSessionLimit(target.link, limit) }
+            try await startOrAdopt(target, argv: argv, terminal: terminal, resumed: resumed)
         } catch {
             await release()
             throw error
         }
+    }
+
+    /// Runs `argv`, or goes on with the resumed program, and starts moving its bytes.
+    func startOrAdopt(_ target: AgentSessionTarget, argv: [String], terminal: WindowSize?, resumed: (process: AgentProcess, leftover: ByteBuffer?)?) async throws {
+        let process: AgentProcess
+        if let resumed {
+            process = resumed.process
+        } else {
+            process = try await target.link.start(argv: argv, environment: setup.environment(over: host.programEnvironment),
+                                                  terminal: terminal, output: channel.output)
+        }
         self.process = process
-        startPump(process, tty: setup.pty != nil)
+        // After the menu the client's input is read through the sequence; the rest follows from there.
+        startPump(process, tty: setup.pty != nil, leftover: resumed?.leftover, sequenceInput: menuShown)
         if terminating { process.signal("TERM") }
+    }
+
+    /// A failure after the request was answered: the user gets the reason on stderr and status 1.
+    func failAnswered(_ error: Error) async {
+        let message = (error as? CodedError)?.message ?? "\(error)"
+        let code: MessageCode = (error as? CodedError)?.code ?? "AGENT_START_FAILED"
+        host.logger.log(.error, code, "cannot start the program: \(message)", [LogKey.channelID: "\(channel.channelID)"])
+        try? await channel.writeStderr(ByteBuffer(string: UserNotice.line(message, code: code, logger: host.logger)))
+        await channel.sendExitStatus(1)
+        await channel.closeWrite()
+        await channel.close()
+        await release()
     }
 
     /// Copies stdin in and output out; after the exit (which follows all output) reports it,
     /// then EOF, then closes the channel.
-    private func startPump(_ process: AgentProcess, tty: Bool) {
+    private func startPump(_ process: AgentProcess, tty: Bool, leftover: ByteBuffer? = nil, sequenceInput: Bool = false) {
         let channel = self.channel
         let logger = host.logger
         // A terminal has no EOF (sshd ignores it on a pty too).
-        let pushed = process.takeInput(channel.stdin, eof: !tty)
+        let pushed = sequenceInput ? false : process.takeInput(channel.stdin, eof: !tty)
         pump = Task {
             let input = Task {
                 guard !pushed else { return }
+                if let leftover, leftover.readableBytes > 0 {
+                    do { try await process.write(leftover) } catch { return }
+                }
                 for await chunk in channel.stdin {
                     do { try await process.write(chunk) } catch { return }
                 }

@@ -39,6 +39,18 @@ public enum AgentFrameType: UInt8, Sendable, CaseIterable {
     case user = 0x21
     /// Berth → agent: open a forwarding channel that carries the CBOR forward-server protocol.
     case openForward = 0x30
+    /// Berth → agent: the link belongs to an authenticated user and its terminal programs outlive
+    /// it (`AgentResumable`); answered by `ok` or `error`.
+    case resumable = 0x40
+    /// Berth → agent: Berth is done with the channel, but its terminal program keeps running,
+    /// detached, until attached again or its window ends.
+    case detach = 0x41
+    /// Berth → agent: the detached sessions of the link's user; answered by `ok` with
+    /// `AgentSessionList`.
+    case sessions = 0x42
+    /// Berth → agent: attach a detached session to a new channel (`AgentAttach`); answered by
+    /// `started`, then the buffered output and the program's frames as after `start`, or `error`.
+    case attach = 0x43
 }
 
 public struct AgentProtocolError: Error, Sendable, Equatable, CustomStringConvertible {

@@ -35,6 +35,10 @@ public enum AuditMessageType: Int64, Sendable, CaseIterable {
     case exit = 499
     case io = 500
     case requestFailed = 501
+    /// Berth's own (no ContainerSSH counterpart): a resumable program outlived its channel, and a
+    /// detached program was attached to a channel (docs/agent-protocol.md, "Resumable sessions").
+    case sessionDetached = 600
+    case sessionResumed = 601
 
     /// ContainerSSH's identifier, used in decoded output.
     public var name: String {
@@ -72,6 +76,8 @@ public enum AuditMessageType: Int64, Sendable, CaseIterable {
         case .exit: "exit"
         case .io: "io"
         case .requestFailed: "request_failed"
+        case .sessionDetached: "berth_session_detached"
+        case .sessionResumed: "berth_session_resumed"
         }
     }
 }

@@ -42,6 +42,14 @@ struct AuditedSessionChannel: SessionChannel {
 
     func close() async { await base.close() }
 
+    func record(_ event: SessionLifecycleEvent) async {
+        switch event {
+        case .detached(let pid): recorder.record(.sessionDetached, AuditPayload().int("pid", Int64(pid)), channel: channelID)
+        case .resumed(let pid): recorder.record(.sessionResumed, AuditPayload().int("pid", Int64(pid)), channel: channelID)
+        }
+        await base.record(event)
+    }
+
     var output: SessionOutput? {
         let (recorder, id) = (self.recorder, channelID)
         guard recorder.intercept.stdout || recorder.intercept.stderr else { return base.output }

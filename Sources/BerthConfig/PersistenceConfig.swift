@@ -12,12 +12,13 @@ public struct PersistenceConfig: Sendable, Hashable {
     public var maxLifetime = BerthDuration.zero
     public var volume = PersistenceVolumeConfig()
     /// How long a pty session stays alive after its connection drops. 0: resumable sessions off.
-    public var resumeWindow = BerthDuration.zero
+    public var resumeWindow = BerthDuration.seconds(300)
     public var resume = ResumePolicy.auto
     /// Bytes of a detached session's most recent output kept for the replay.
     public var resumeBuffer = 65536
 
-    public static let resumeBufferRange = 1024...(16 << 20)
+    /// The agent keeps at most one frame's payload (1 MiB) of a detached session's output.
+    public static let resumeBufferRange = 1024...(1 << 20)
 
     public init() {}
 }

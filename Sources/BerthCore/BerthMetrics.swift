@@ -32,6 +32,9 @@ public enum BerthMetrics {
 
     public static func containerStarted() { Meter(label: "berth_containers_running").increment() }
     public static func containerRemoved() { Meter(label: "berth_containers_running").decrement() }
+    /// Resumable sessions (docs/agent-protocol.md, "Resumable sessions").
+    public static func sessionDetached() { Counter(label: "berth_sessions_detached_total").increment() }
+    public static func sessionResumed() { Counter(label: "berth_sessions_resumed_total").increment() }
     public static func poolTaken() { Counter(label: "berth_pool_containers_taken_total").increment() }
 
     public static func sessionEnded(after duration: Duration) {

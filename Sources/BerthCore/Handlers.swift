@@ -150,10 +150,22 @@ public protocol SessionChannel: Sendable {
     func close() async
     /// The fast output path, when the channel has one (the SSH front end's channels do).
     var output: SessionOutput? { get }
+    /// A lifecycle event for the audit log; channels that do not record pass it on or drop it.
+    func record(_ event: SessionLifecycleEvent) async
 }
 
 extension SessionChannel {
     public var output: SessionOutput? { nil }
+    public func record(_ event: SessionLifecycleEvent) async {}
+}
+
+/// What happened to a session's program beyond the SSH requests, for the audit log
+/// (docs/agent-protocol.md, "Resumable sessions"): wrappers pass it on, the audit layer records it.
+public enum SessionLifecycleEvent: Sendable, Equatable {
+    /// The channel ended; the program keeps running, detached.
+    case detached(pid: UInt32)
+    /// A detached program was attached to this channel.
+    case resumed(pid: UInt32)
 }
 
 /// The client's input on a session channel, as chunks of bytes, with backpressure: the client's

@@ -26,7 +26,11 @@ public final class DockerBackend: Sendable {
 
     /// `pooled`: this backend keeps the warm pool of `execution.pool` (only the server-wide one
     /// does; backends made for a per-user configuration start every container themselves).
-    public init(config: DockerConfig, persistence: PersistenceConfig = PersistenceConfig(), logger: Logger, pooled: Bool = false) throws {
+    /// `security.maxSessions` (nil: no limit), which detached sessions count against.
+    let maxSessions: Int?
+
+    public init(config: DockerConfig, persistence: PersistenceConfig = PersistenceConfig(), maxSessions: Int? = nil, logger: Logger, pooled: Bool = false) throws {
+        self.maxSessions = maxSessions
         let endpoint = try DockerEndpoint(host: config.connection.host, cacert: config.connection.cacert, cert: config.connection.cert, key: config.connection.key)
         self.client = DockerClient(endpoint: endpoint, requestTimeout: config.timeouts.http.duration, logger: logger)
         self.config = config

@@ -165,6 +165,15 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
     public var programEnvironment: [String: String] { environment }
     public var loginAccount: AgentUser? { execution.loginUser.account(for: metadata.effectiveUsername) }
 
+    /// A persistent container outlives the connection, so its interactive programs may too
+    /// (docs/agent-protocol.md, "Resumable sessions").
+    public var resume: AgentResumeSettings? {
+        guard state.withLockedValue({ $0.persistent }) else { return nil }
+        return AgentResumeSettings(persistence: backend.persistence, owner: metadata.effectiveUsername, maxSessions: backend.maxSessions)
+    }
+
+    public var openSessionCount: Int { state.withLockedValue { $0.sessions.count } }
+
     public func sessionTarget() async throws -> AgentSessionTarget {
         switch execution.mode {
         case .connection, .persistent:

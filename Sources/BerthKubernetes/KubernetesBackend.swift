@@ -10,15 +10,18 @@ import NIOConcurrencyHelpers
 public final class KubernetesBackend: Sendable {
     let config: KubernetesConfig
     let persistence: PersistenceConfig
+    /// `security.maxSessions` (nil: no limit), which detached sessions count against.
+    let maxSessions: Int?
     let client: KubernetesClient
     let logger: Logger
 
     /// The streaming protocol version the API server speaks, learnt from the first stream.
     private let negotiated = NIOLockedValueBox<Int?>(nil)
 
-    public init(config: KubernetesConfig, persistence: PersistenceConfig = PersistenceConfig(), logger: Logger) throws {
+    public init(config: KubernetesConfig, persistence: PersistenceConfig = PersistenceConfig(), maxSessions: Int? = nil, logger: Logger) throws {
         self.config = config
         self.persistence = persistence
+        self.maxSessions = maxSessions
         self.logger = logger
         client = KubernetesClient(endpoint: try KubernetesEndpoint.resolve(config.connection), timeout: config.timeouts.http.duration)
     }

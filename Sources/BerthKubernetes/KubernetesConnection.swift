@@ -183,6 +183,16 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
     public var programEnvironment: [String: String] { environment }
     public var loginAccount: AgentUser? { backend.config.pod.loginUser.account(for: metadata.effectiveUsername) }
 
+    /// Persistent pods outlive the connection, so their interactive programs may too
+    /// (docs/agent-protocol.md, "Resumable sessions"); a pod that ends with the connection has
+    /// nothing to resume.
+    public var resume: AgentResumeSettings? {
+        guard backend.config.pod.mode == .persistent else { return nil }
+        return AgentResumeSettings(persistence: backend.persistence, owner: metadata.effectiveUsername, maxSessions: backend.maxSessions)
+    }
+
+    public var openSessionCount: Int { state.withLockedValue { $0.sessions.count } }
+
     public func sessionTarget() async throws -> AgentSessionTarget {
         switch backend.config.pod.mode {
         case .connection, .persistent:

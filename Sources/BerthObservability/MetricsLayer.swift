@@ -111,6 +111,7 @@ struct MeasuredSessionChannel: SessionChannel {
     func sendExitSignal(name: String, coreDumped: Bool, message: String) async { await base.sendExitSignal(name: name, coreDumped: coreDumped, message: message) }
     func closeWrite() async { await base.closeWrite() }
     func close() async { await base.close() }
+    func record(_ event: SessionLifecycleEvent) async { await base.record(event) }
     var output: SessionOutput? { base.output?.tapped { data, _ in BerthMetrics.bytesOut(data.readableBytes) } }
 }
 

@@ -13,26 +13,32 @@ final class LinkProcess: @unchecked Sendable {
     static let inputWindow = 256 * 1024
     static let readSize = 64 * 1024
 
-    let channel: UInt32
     let pid: pid_t
-    private let tty: Bool
-    private let link: LinkOutput
-    private let inputFD: Int32
-    private let monitor = Monitor()
-    private let onFinished: (LinkProcess) -> Void
+    let tty: Bool
+    let inputFD: Int32
+    let monitor = Monitor()
+    /// Set for a terminal program of a `resumable` link: it outlives its link
+    /// (LinkProcess+Resume.swift).
+    let resume: AgentResumable?
+    let command: String
 
     // Guarded by `monitor`.
-    private var input: [[UInt8]] = []
+    /// The link and channel the program is attached to; nil while detached.
+    var channel: UInt32
+    var link: LinkOutput?
+    var onFinished: ((LinkProcess) -> Void)?
+    var input: [[UInt8]] = []
     /// Input bytes received and not yet credited back.
-    private var inputOutstanding = 0
+    var inputOutstanding = 0
     private var inputEOF = false
-    private var outputCredit: Int
+    var outputCredit: Int
     private var openOutputs: Int
-    private var status: Int32?
-    private var finished = false
+    var status: Int32?
+    var finished = false
+    var resumeState = ResumeState()
 
     private init(channel: UInt32, pid: pid_t, tty: Bool, link: LinkOutput, inputFD: Int32, outputs: Int, credit: UInt32,
-                 onFinished: @escaping (LinkProcess) -> Void) {
+                 resume: AgentResumable?, command: String, onFinished: @escaping (LinkProcess) -> Void) {
         self.channel = channel
         self.pid = pid
         self.tty = tty
@@ -40,7 +46,10 @@ final class LinkProcess: @unchecked Sendable {
         self.inputFD = inputFD
         self.openOutputs = outputs
         self.outputCredit = Int(credit)
+        self.resume = resume
+        self.command = command
         self.onFinished = onFinished
+        resumeState.attached = true
     }
 
     struct SpawnFailure: Error { let message: String }
@@ -48,7 +57,7 @@ final class LinkProcess: @unchecked Sendable {
     /// Starts the program; the caller holds the lock that orders spawns before the reaper's
     /// dispatch, so an early exit finds the process registered.
     static func spawn(channel: UInt32, _ start: AgentProcessStart, as account: GuestAccount?, link: LinkOutput,
-                      onFinished: @escaping (LinkProcess) -> Void) throws(SpawnFailure) -> LinkProcess {
+                      resume: AgentResumable?, onFinished: @escaping (LinkProcess) -> Void) throws(SpawnFailure) -> LinkProcess {
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
         defer { posix_spawn_file_actions_destroy(&fileActions) }
@@ -155,7 +164,8 @@ final class LinkProcess: @unchecked Sendable {
             throw SpawnFailure(message: "cannot run \(start.argv[0]): \(String(cString: strerror(result)))")
         }
         let process = LinkProcess(channel: channel, pid: pid, tty: start.terminal != nil, link: link, inputFD: inputFD,
-                                  outputs: outputFDs.count, credit: start.outputWindow, onFinished: onFinished)
+                                  outputs: outputFDs.count, credit: start.outputWindow,
+                                  resume: start.terminal == nil ? nil : resume, command: start.argv.joined(separator: " "), onFinished: onFinished)
         process.outputFDs = outputFDs
         return process
     }
@@ -165,7 +175,11 @@ final class LinkProcess: @unchecked Sendable {
     /// Starts moving bytes; called after `started` has gone out, so no output precedes it.
     func run() {
         for (fd, type) in outputFDs {
-            startThread { self.pumpOutput(fd, type) }
+            if resume != nil {
+                startThread { self.pumpResumable(fd) }
+            } else {
+                startThread { self.pumpOutput(fd, type) }
+            }
         }
         startThread { self.pumpInput() }
     }
@@ -239,6 +253,8 @@ final class LinkProcess: @unchecked Sendable {
             outputCredit += Int(bytes)
             monitor.broadcast()
         }
+        // The output thread may be blocked reading the terminal while bytes wait for this credit.
+        if resume != nil { drainPending() }
     }
 
     func resize(_ size: AgentWindowSize) {
@@ -263,7 +279,22 @@ final class LinkProcess: @unchecked Sendable {
             }
             return finished
         }
-        if !wasFinished { onFinished(self) }
+        if !wasFinished { finishedCallbacks() }
+    }
+
+    /// The link's and the process table's bookkeeping, once.
+    func finishedCallbacks() {
+        let callback = monitor.locked { () -> ((LinkProcess) -> Void)? in
+            defer { onFinished = nil }
+            return onFinished
+        }
+        callback?(self)
+        ProgramTable.shared.finished(self)
+    }
+
+    /// The link and channel to send on now (nil while detached).
+    var target: (LinkOutput, UInt32)? {
+        monitor.locked { link.map { ($0, channel) } }
     }
 
     /// From the reaper.
@@ -292,7 +323,7 @@ final class LinkProcess: @unchecked Sendable {
                 outputCredit -= count
                 return !finished
             }
-            guard stillOpen else { break }
+            guard stillOpen, let (link, channel) = target else { break }
             link.send(type, channel, frame: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<(AgentFrameHeader.size + count)]))
         }
         closeDescriptor(fd)
@@ -316,7 +347,7 @@ final class LinkProcess: @unchecked Sendable {
                 inputOutstanding -= chunk.count
                 return !finished
             }
-            if stillOpen { link.send(.window, channel, AgentCredit.encoded(UInt32(chunk.count))) }
+            if stillOpen, let (link, channel) = target { link.send(.window, channel, AgentCredit.encoded(UInt32(chunk.count))) }
         }
         // A terminal has no EOF to pass on; its master closes when the channel ends.
         let ended = monitor.locked { finished }
@@ -328,16 +359,21 @@ final class LinkProcess: @unchecked Sendable {
     }
 
     /// `exit` goes out once the program has ended and all its output has been sent.
-    private func finishIfDone() {
-        let exit = monitor.locked { () -> AgentExit? in
+    func finishIfDone() {
+        let exit = monitor.locked { () -> (AgentExit, LinkOutput?, UInt32)? in
             guard !finished, openOutputs == 0, let status else { return nil }
             finished = true
             monitor.broadcast()
-            return Self.describe(status)
+            return (Self.describe(status), link, channel)
         }
-        guard let exit else { return }
-        link.send(.exit, channel, exit.encoded())
-        onFinished(self)
+        guard let (exit, link, channel) = exit else { return }
+        link?.send(.exit, channel, exit.encoded())
+        finishedCallbacks()
+    }
+
+    func outputClosed() {
+        monitor.locked { openOutputs -= 1 }
+        finishIfDone()
     }
 
     static func describe(_ status: Int32) -> AgentExit {

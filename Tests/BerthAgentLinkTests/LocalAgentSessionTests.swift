@@ -46,7 +46,7 @@ final class LocalAgent: Sendable {
         let secret = String(repeating: "5a", count: 32)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--socket", agentDirectory + "/agent.sock"]
+        process.arguments = ["serve", "--socket", agentDirectory + "/agent.sock", "--resume-dir", directory + "/resume", "--signal", "TERM"]
         process.environment = ["BERTH_AGENT_SECRET": secret, "PATH": "/usr/bin:/bin", "FROM_AGENT": "inherited"]
         try process.run()
         do {

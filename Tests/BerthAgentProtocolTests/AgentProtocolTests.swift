@@ -33,6 +33,43 @@ import BerthTestSupport
         #expect(try AgentWindowSize(decoding: AgentWindowSize(columns: 120, rows: 40).encoded()) == AgentWindowSize(columns: 120, rows: 40))
     }
 
+    /// The resume frames' layout (docs/agent-protocol.md, "Resumable sessions"), byte for byte,
+    /// and that the frames from before are unchanged by their addition.
+    @Test func resumeFramesMatchTheSpec() throws {
+        #expect(AgentFrameType.resumable.rawValue == 0x40 && AgentFrameType.detach.rawValue == 0x41)
+        #expect(AgentFrameType.sessions.rawValue == 0x42 && AgentFrameType.attach.rawValue == 0x43)
+        let resumable = AgentResumable(owner: "al", windowSeconds: 300, bufferBytes: 65536)
+        #expect(resumable.encoded() == [0, 0, 0, 2, 0x61, 0x6C, 0, 0, 0x01, 0x2C, 0, 1, 0, 0])
+        #expect(try AgentResumable(decoding: resumable.encoded()) == resumable)
+        let attach = AgentAttach(pid: 0x0102, terminal: AgentWindowSize(columns: 91, rows: 37), outputWindow: 1 << 20)
+        #expect(attach.encoded() == [0, 0, 1, 2, 0, 0, 0, 91, 0, 0, 0, 37, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0])
+        #expect(try AgentAttach(decoding: attach.encoded()) == attach)
+        let list = AgentSessionList([AgentDetachedSession(pid: 7, detachedSeconds: 1, remainingSeconds: 2, command: "sh"),
+                                     AgentDetachedSession(pid: 9, detachedSeconds: 0, remainingSeconds: 300, command: "/bin/bash -l")])
+        #expect(Array(list.encoded().prefix(22)) == [0, 0, 0, 2, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2, 0x73, 0x68])
+        #expect(try AgentSessionList(decoding: list.encoded()) == list)
+        #expect(try AgentSessionList(decoding: AgentSessionList([]).encoded()).sessions.isEmpty)
+        // The frames from before keep their bytes.
+        #expect(AgentFrame(.close, channel: 1).encoded() == [0, 0, 0, 5, 0x1A, 0, 0, 0, 1])
+        #expect(AgentFrame(.detach, channel: 1).encoded() == [0, 0, 0, 5, 0x41, 0, 0, 0, 1])
+    }
+
+    @Test func badResumePayloadsHaveStableCodes() {
+        func code(_ body: () throws -> Void) -> String? {
+            do { try body() } catch let error as AgentProtocolError { return error.code } catch { return "other" }
+            return nil
+        }
+        #expect(code { _ = try AgentResumable(decoding: AgentResumable(owner: "", windowSeconds: 1, bufferBytes: 1).encoded()) } == "AGENT_PROTOCOL_BAD_OWNER")
+        #expect(code { _ = try AgentResumable(decoding: AgentResumable(owner: String(repeating: "a", count: 257), windowSeconds: 1, bufferBytes: 1).encoded()) } == "AGENT_PROTOCOL_BAD_OWNER")
+        #expect(code { _ = try AgentResumable(decoding: AgentResumable(owner: "a\u{0}b", windowSeconds: 1, bufferBytes: 1).encoded()) } == "AGENT_PROTOCOL_BAD_OWNER")
+        #expect(code { _ = try AgentResumable(decoding: AgentResumable(owner: "a", windowSeconds: 1, bufferBytes: (1 << 20) + 1).encoded()) } == "AGENT_PROTOCOL_BAD_BUFFER")
+        #expect(code { _ = try AgentAttach(decoding: AgentAttach(pid: 0, terminal: AgentWindowSize(columns: 1, rows: 1), outputWindow: 1).encoded()) } == "AGENT_PROTOCOL_BAD_PID")
+        #expect(code { _ = try AgentAttach(decoding: Array(AgentAttach(pid: 1, terminal: AgentWindowSize(columns: 1, rows: 1), outputWindow: 1).encoded().dropLast())) } == "AGENT_PROTOCOL_TRUNCATED")
+        // A count that the payload cannot hold is refused before anything is allocated.
+        #expect(code { _ = try AgentSessionList(decoding: [0xFF, 0xFF, 0xFF, 0xFF]) } == "AGENT_PROTOCOL_TRUNCATED")
+        #expect(code { _ = try AgentSessionList(decoding: AgentSessionList([]).encoded() + [0]) } == "AGENT_PROTOCOL_TRAILING_BYTES")
+    }
+
     @Test func framesSurviveAnyChunking() throws {
         let frames = [
             AgentFrame(.hello, channel: 0, payload: AgentHello(secret: [1, 2]).encoded()),
@@ -115,12 +152,16 @@ import BerthTestSupport
             AgentHello(secret: [7, 7]).encoded(),
             AgentWindowSize(columns: 1, rows: 2).encoded(),
             AgentUser(name: "alice", uid: 1000, gid: 1000, home: "/home/alice", shell: "/bin/bash").encoded(),
+            AgentResumable(owner: "alice", windowSeconds: 300, bufferBytes: 65536).encoded(),
+            AgentAttach(pid: 42, terminal: AgentWindowSize(columns: 80, rows: 24), outputWindow: 1 << 20).encoded(),
+            AgentSessionList([AgentDetachedSession(pid: 42, detachedSeconds: 3, remainingSeconds: 297, command: "/bin/sh")]).encoded(),
         ]
         let decoders: [([UInt8]) throws -> Void] = [
             { _ = try AgentProcessStart(decoding: $0) }, { _ = try AgentWriteFile(decoding: $0) }, { _ = try AgentExit(decoding: $0) },
             { _ = try AgentHello(decoding: $0) }, { _ = try AgentHelloReply(decoding: $0) }, { _ = try AgentWindowSize(decoding: $0) },
             { _ = try AgentProcessStarted(decoding: $0) }, { _ = try AgentCredit.decode($0) },
             { _ = try AgentUser(decoding: $0) }, { _ = try AgentUserReply(decoding: $0) },
+            { _ = try AgentResumable(decoding: $0) }, { _ = try AgentAttach(decoding: $0) }, { _ = try AgentSessionList(decoding: $0) },
         ]
         var decodedSomething = 0
         for round in 0..<3000 {

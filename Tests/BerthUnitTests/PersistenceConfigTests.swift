@@ -26,7 +26,7 @@ import Testing
         #expect(persistence.maxLifetime == .zero)
         #expect(!persistence.volume.enabled)
         #expect(persistence.volume.namePrefix == "berth-home")
-        #expect(persistence.resumeWindow == .zero)
+        #expect(persistence.resumeWindow == .seconds(300))
         #expect(persistence.resume == .auto)
         #expect(persistence.resumeBuffer == 65536)
     }

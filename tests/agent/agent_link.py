@@ -9,6 +9,7 @@ import time
 HELLO, ERROR, OK = 0x01, 0x02, 0x03
 START, STARTED, INPUT, OUTPUT, ERROR_OUTPUT, WINDOW, EOF, RESIZE, SIGNAL, EXIT, CLOSE = range(0x10, 0x1B)
 WRITE_FILE, USER, OPEN_FORWARD = 0x20, 0x21, 0x30
+RESUMABLE, DETACH, SESSIONS, ATTACH = 0x40, 0x41, 0x42, 0x43
 
 
 def u32(value):
@@ -37,6 +38,26 @@ def start_payload(argv, env=(), terminal=None, window=1 << 20):
     flags = 1 if terminal else 0
     cols, rows = terminal or (0, 0)
     return bytes([flags]) + u32(cols) + u32(rows) + u32(0) + u32(0) + u32(window) + strings(argv) + strings(list(env))
+
+
+def resumable_payload(owner, window_seconds, buffer_bytes):
+    return data(owner) + u32(window_seconds) + u32(buffer_bytes)
+
+
+def attach_payload(pid, terminal=(80, 24), window=1 << 20):
+    return u32(pid) + u32(terminal[0]) + u32(terminal[1]) + u32(0) + u32(0) + u32(window)
+
+
+def parse_sessions(payload):
+    """[(pid, detached seconds, seconds left, command)] of a `sessions` answer."""
+    count, offset, sessions = struct.unpack(">I", payload[:4])[0], 4, []
+    for _ in range(count):
+        pid, since, left, length = struct.unpack(">IIII", payload[offset:offset + 16])
+        offset += 16
+        sessions.append((pid, since, left, payload[offset:offset + length].decode()))
+        offset += length
+    assert offset == len(payload), "trailing bytes in the session list"
+    return sessions
 
 
 def parse_exit(payload):
@@ -102,6 +123,41 @@ class Link:
         assert (kind, got) == (STARTED, channel), (kind, got, payload[:100])
         pid, input_window = struct.unpack(">II", payload)
         return pid, input_window
+
+    def request(self, kind, channel, payload=b""):
+        """Sends a request and returns (answer type, payload) of its channel."""
+        self.send(kind, channel, payload)
+        while True:
+            item = self.receive()
+            assert item is not None, "link ended before the answer"
+            if item[1] == channel:
+                return item[0], item[2]
+
+    def resumable(self, channel, owner, window_seconds=60, buffer_bytes=65536):
+        kind, payload = self.request(RESUMABLE, channel, resumable_payload(owner, window_seconds, buffer_bytes))
+        assert kind == OK, payload
+
+    def sessions(self, channel):
+        kind, payload = self.request(SESSIONS, channel)
+        assert kind == OK, payload
+        return parse_sessions(payload)
+
+    def output_until(self, channel, predicate, timeout=30):
+        """Terminal output of `channel` (granting credit back) until `predicate(output)` holds."""
+        out = b""
+        deadline = time.monotonic() + timeout
+        while not predicate(out):
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"output never matched; got {out[-300:]!r}"
+            item = self.receive(remaining)
+            assert item is not None, f"link ended; output so far {out[-300:]!r}"
+            kind, got, payload = item
+            if got == channel and kind == OUTPUT:
+                out += payload
+                self.send(WINDOW, channel, u32(len(payload)))
+            elif got == channel and kind == EXIT:
+                raise AssertionError(f"program exited {parse_exit(payload)}; output {out[-300:]!r}")
+        return out
 
     def collect(self, channel, timeout=30, grant=True):
         """Output, error output and the exit of `channel`, re-granting credit as output arrives.
