@@ -26,208 +26,267 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
-        .target(name: "BerthCore", dependencies: [
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-        ]),
-        .target(name: "BerthConfig", dependencies: [
-            "BerthCore",
-            .product(name: "Yams", package: "Yams"),
-        ]),
-        .target(name: "BerthAuth", dependencies: [
-            "BerthCore", "BerthConfig", "BerthSSHKeys", "CCrypt",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "JWTKit", package: "jwt-kit"),
-        ]),
-        .target(name: "BerthSSH", dependencies: [
-            "BerthCore", "BerthConfig", "BerthSSHEngine", "BerthSSHKeys", "BerthSSHWire",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-        ]),
+        .target(
+            name: "BerthCore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
+        .target(
+            name: "BerthConfig",
+            dependencies: [
+                "BerthCore",
+                .product(name: "Yams", package: "Yams"),
+            ]),
+        .target(
+            name: "BerthAuth",
+            dependencies: [
+                "BerthCore", "BerthConfig", "BerthSSHKeys", "CCrypt",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ]),
+        .target(
+            name: "BerthSSH",
+            dependencies: [
+                "BerthCore", "BerthConfig", "BerthSSHEngine", "BerthSSHKeys", "BerthSSHWire",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
         // Berth's own SSH engine (docs/ssh-engine.md), bottom up.
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
-        .target(name: "BerthSSHWire", dependencies: [
-            .product(name: "NIOCore", package: "swift-nio"),
-        ]),
-        .target(name: "BerthSSHCipher", dependencies: [
-            "BerthSSHWire", "COpenSSL",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
-        ]),
-        .target(name: "BerthSSHKeys", dependencies: [
-            "BerthSSHWire",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
-        ]),
-        .target(name: "BerthSSHKex", dependencies: [
-            "BerthSSHWire", "COpenSSL",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
-        ]),
-        .target(name: "BerthSSHEngine", dependencies: [
-            "BerthSSHWire", "BerthSSHCipher", "BerthSSHKeys", "BerthSSHKex",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .target(name: "BerthDocker", dependencies: [
-            "BerthCore", "BerthConfig", "BerthForwarding", "BerthForwardProtocol", "BerthAgentLink", "BerthAgentProtocol",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .target(name: "BerthKubernetes", dependencies: [
-            "BerthCore", "BerthConfig", "BerthForwarding", "BerthForwardProtocol", "BerthAgentLink", "BerthAgentProtocol",
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "NIOWebSocket", package: "swift-nio"),
-            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "BerthSSHWire",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio")
+            ]),
+        .target(
+            name: "BerthSSHCipher",
+            dependencies: [
+                "BerthSSHWire", "COpenSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]),
+        .target(
+            name: "BerthSSHKeys",
+            dependencies: [
+                "BerthSSHWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]),
+        .target(
+            name: "BerthSSHKex",
+            dependencies: [
+                "BerthSSHWire", "COpenSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]),
+        .target(
+            name: "BerthSSHEngine",
+            dependencies: [
+                "BerthSSHWire", "BerthSSHCipher", "BerthSSHKeys", "BerthSSHKex",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "BerthDocker",
+            dependencies: [
+                "BerthCore", "BerthConfig", "BerthForwarding", "BerthForwardProtocol", "BerthAgentLink", "BerthAgentProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "BerthKubernetes",
+            dependencies: [
+                "BerthCore", "BerthConfig", "BerthForwarding", "BerthForwardProtocol", "BerthAgentLink", "BerthAgentProtocol",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // CBOR for the agent's forwarding protocol and the audit log; standard library only.
         .target(name: "BerthCBOR"),
         .target(name: "BerthForwardProtocol", dependencies: ["BerthCBOR"]),
         // The agent link protocol (docs/agent-protocol.md); standard library only.
         .target(name: "BerthAgentProtocol"),
         // Berth's end of the agent link and the one session implementation on top of it.
-        .target(name: "BerthAgentLink", dependencies: [
-            "BerthCore", "BerthConfig", "BerthAgentProtocol", "BerthForwarding", "BerthForwardProtocol",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .target(name: "BerthForwarding", dependencies: [
-            "BerthCore", "BerthForwardProtocol",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .target(name: "BerthSSHProxy", dependencies: [
-            "BerthCore", "BerthConfig", "BerthSSH", "BerthSSHKeys",
-            .product(name: "NIOSSH", package: "swift-nio-ssh"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .target(name: "BerthSecurity", dependencies: [
-            "BerthCore", "BerthConfig",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-        ]),
-        .target(name: "BerthObservability", dependencies: [
-            "BerthCore", "BerthConfig",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-        ]),
-        .target(name: "BerthAudit", dependencies: [
-            "BerthCore", "BerthConfig", "BerthCBOR", "CZlib",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .target(name: "BerthServer", dependencies: [
-            "BerthAudit", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthSSHKeys", "BerthObservability", "BerthDocker", "BerthKubernetes", "BerthSecurity", "BerthSSHProxy",
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-        ]),
-        .executableTarget(name: "berth", dependencies: [
-            "BerthAudit", "BerthCore", "BerthConfig", "BerthServer", "BerthSSH", "BerthSSHKeys", "BerthObservability",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]),
-        .executableTarget(name: "berth-example-webhook", dependencies: [
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "Yams", package: "Yams"),
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .target(
+            name: "BerthAgentLink",
+            dependencies: [
+                "BerthCore", "BerthConfig", "BerthAgentProtocol", "BerthForwarding", "BerthForwardProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "BerthForwarding",
+            dependencies: [
+                "BerthCore", "BerthForwardProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "BerthSSHProxy",
+            dependencies: [
+                "BerthCore", "BerthConfig", "BerthSSH", "BerthSSHKeys",
+                .product(name: "NIOSSH", package: "swift-nio-ssh"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "BerthSecurity",
+            dependencies: [
+                "BerthCore", "BerthConfig",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
+        .target(
+            name: "BerthObservability",
+            dependencies: [
+                "BerthCore", "BerthConfig",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
+        .target(
+            name: "BerthAudit",
+            dependencies: [
+                "BerthCore", "BerthConfig", "BerthCBOR", "CZlib",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "BerthServer",
+            dependencies: [
+                "BerthAudit", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthSSHKeys", "BerthObservability", "BerthDocker", "BerthKubernetes", "BerthSecurity",
+                "BerthSSHProxy",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]),
+        .executableTarget(
+            name: "berth",
+            dependencies: [
+                "BerthAudit", "BerthCore", "BerthConfig", "BerthServer", "BerthSSH", "BerthSSHKeys", "BerthObservability",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        .executableTarget(
+            name: "berth-example-webhook",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         // The guest agent: standard library and libc only, so it links statically.
         .executableTarget(name: "berth-agent", dependencies: ["BerthForwardProtocol", "BerthAgentProtocol"]),
-        .testTarget(name: "BerthSSHTests", dependencies: [
-            "BerthTestSupport", "BerthCore", "BerthConfig", "BerthSSH", "BerthSSHKeys", "BerthSSHCipher", "BerthSSHKex", "BerthSSHWire", "BerthSSHEngine",
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .testTarget(
+            name: "BerthSSHTests",
+            dependencies: [
+                "BerthTestSupport", "BerthCore", "BerthConfig", "BerthSSH", "BerthSSHKeys", "BerthSSHCipher", "BerthSSHKex", "BerthSSHWire", "BerthSSHEngine",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // A deterministic generator shared by the fuzz tests.
         .target(name: "BerthTestSupport"),
-        .testTarget(name: "BerthSSHCipherTests", dependencies: [
-            "BerthTestSupport", "BerthSSHCipher", "BerthSSHWire",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
-        .testTarget(name: "BerthSSHKeysTests", dependencies: [
-            "BerthTestSupport", "BerthSSHKeys", "BerthSSHWire",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
-        .testTarget(name: "BerthSSHKexTests", dependencies: [
-            "BerthTestSupport", "BerthSSHKex", "BerthSSHWire",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
-        .testTarget(name: "BerthSSHEngineTests", dependencies: [
-            "BerthTestSupport", "BerthSSHEngine", "BerthSSHKeys", "BerthSSHCipher", "BerthSSHKex", "BerthSSHWire",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOEmbedded", package: "swift-nio"),
-        ]),
-        .testTarget(name: "BerthDockerTests", dependencies: [
-            "BerthDocker", "BerthCore", "BerthConfig",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "NIOCore", package: "swift-nio"),
-        ]),
+        .testTarget(
+            name: "BerthSSHCipherTests",
+            dependencies: [
+                "BerthTestSupport", "BerthSSHCipher", "BerthSSHWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .testTarget(
+            name: "BerthSSHKeysTests",
+            dependencies: [
+                "BerthTestSupport", "BerthSSHKeys", "BerthSSHWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .testTarget(
+            name: "BerthSSHKexTests",
+            dependencies: [
+                "BerthTestSupport", "BerthSSHKex", "BerthSSHWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .testTarget(
+            name: "BerthSSHEngineTests",
+            dependencies: [
+                "BerthTestSupport", "BerthSSHEngine", "BerthSSHKeys", "BerthSSHCipher", "BerthSSHKex", "BerthSSHWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]),
+        .testTarget(
+            name: "BerthDockerTests",
+            dependencies: [
+                "BerthDocker", "BerthCore", "BerthConfig",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]),
         .testTarget(name: "BerthKubernetesTests", dependencies: ["BerthKubernetes", "BerthConfig", "BerthCore"]),
         .testTarget(name: "BerthCBORTests", dependencies: ["BerthCBOR"]),
-        .testTarget(name: "BerthForwardingTests", dependencies: [
-            "BerthForwarding", "BerthForwardProtocol", "BerthCore",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .testTarget(
+            name: "BerthForwardingTests",
+            dependencies: [
+                "BerthForwarding", "BerthForwardProtocol", "BerthCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "BerthAuditTests", dependencies: ["BerthAudit", "BerthCBOR"]),
         .testTarget(name: "BerthForwardProtocolTests", dependencies: ["BerthForwardProtocol", "BerthCBOR"]),
         .testTarget(name: "BerthAgentProtocolTests", dependencies: ["BerthAgentProtocol", "BerthTestSupport"]),
-        .testTarget(name: "BerthAgentLinkTests", dependencies: [
-            "BerthAgentLink", "BerthAgentProtocol", "BerthConfig", "BerthCore",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
-        .testTarget(name: "BerthUnitTests", dependencies: [
-            "BerthSecurity", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthServer", "BerthObservability", "BerthSSHProxy",
-            "BerthTestSupport",
-        ]),
+        .testTarget(
+            name: "BerthAgentLinkTests",
+            dependencies: [
+                "BerthAgentLink", "BerthAgentProtocol", "BerthConfig", "BerthCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .testTarget(
+            name: "BerthUnitTests",
+            dependencies: [
+                "BerthSecurity", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthServer", "BerthObservability", "BerthSSHProxy",
+                "BerthTestSupport",
+            ]),
     ]
 )

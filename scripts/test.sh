@@ -22,6 +22,9 @@ images/build-agent.sh || fail "building the agent"
 images/build-test-image.sh || fail "building the busybox test image"
 images/build-guest-image.sh || fail "building the guest image"
 
+stage "formatting (swift-format, .swift-format)"
+scripts/format.sh --check || fail "formatting: run scripts/format.sh"
+
 stage "build"
 swift build || fail "swift build"
 

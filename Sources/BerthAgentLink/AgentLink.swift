@@ -74,9 +74,10 @@ public final class AgentLink: Sendable {
     public func start(argv: [String], environment: [String: String], terminal: WindowSize?, output: SessionOutput? = nil) async throws -> AgentProcess {
         let process = AgentProcess(link: self, channel: try reserveChannel(), output: output)
         register(process.channel, process)
-        let request = AgentProcessStart(argv: argv, environment: environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
-                                        terminal: terminal.map { AgentWindowSize(columns: $0.columns, rows: $0.rows, widthPixels: $0.widthPixels, heightPixels: $0.heightPixels) },
-                                        outputWindow: Self.outputWindow)
+        let request = AgentProcessStart(
+            argv: argv, environment: environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
+            terminal: terminal.map { AgentWindowSize(columns: $0.columns, rows: $0.rows, widthPixels: $0.widthPixels, heightPixels: $0.heightPixels) },
+            outputWindow: Self.outputWindow)
         send(.start, process.channel, request.encoded())
         try await process.waitStarted()
         return process
@@ -111,7 +112,8 @@ public final class AgentLink: Sendable {
             return try AgentUserReply(decoding: Array(buffer: try await request.answer()))
         } catch let error as AgentLinkError where error.code == "AGENT_LINK_LOST" {
             // An agent from before accounts ends the link on the unknown frame.
-            throw AgentLinkError("AGENT_USER_FAILED", "account \(user.name): \(error.message) (an agent older than the account request? use the current agent or loginUser.mode: container)")
+            throw AgentLinkError(
+                "AGENT_USER_FAILED", "account \(user.name): \(error.message) (an agent older than the account request? use the current agent or loginUser.mode: container)")
         } catch let error as AgentLinkError {
             let prefix = "AGENT_USER_FAILED: "
             let reason = error.message.hasPrefix(prefix) ? String(error.message.dropFirst(prefix.count)) : error.message
@@ -155,8 +157,9 @@ public final class AgentLink: Sendable {
     public func attach(pid: UInt32, terminal: WindowSize, output: SessionOutput? = nil) async throws -> AgentProcess {
         let process = AgentProcess(link: self, channel: try reserveChannel(), output: output)
         register(process.channel, process)
-        let request = AgentAttach(pid: pid, terminal: AgentWindowSize(columns: terminal.columns, rows: terminal.rows, widthPixels: terminal.widthPixels, heightPixels: terminal.heightPixels),
-                                  outputWindow: Self.outputWindow)
+        let request = AgentAttach(
+            pid: pid, terminal: AgentWindowSize(columns: terminal.columns, rows: terminal.rows, widthPixels: terminal.widthPixels, heightPixels: terminal.heightPixels),
+            outputWindow: Self.outputWindow)
         send(.attach, process.channel, request.encoded())
         try await process.waitStarted()
         return process

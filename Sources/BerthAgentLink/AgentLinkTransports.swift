@@ -56,9 +56,11 @@ extension AgentLink {
             .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
             .channelInitializer { channel in
                 let writer = OrderedWriter(channel: channel)
-                let link = AgentLink(kind: "socket", io: AgentLinkIO(
-                    send: { frame in writer.write(frame) },
-                    close: { [channel] in try? await channel.close() }), logger: logger)
+                let link = AgentLink(
+                    kind: "socket",
+                    io: AgentLinkIO(
+                        send: { frame in writer.write(frame) },
+                        close: { [channel] in try? await channel.close() }), logger: logger)
                 box.withLockedValue { $0 = link }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(AgentLinkReader(link: link))
@@ -83,15 +85,19 @@ extension AgentLink {
 
     /// A link over an exec stream: `send` writes to the program's stdin (one writer task keeps
     /// the order), `pump` feeds its stdout to the link until it ends.
-    public static func overStream(write: @escaping @Sendable (ByteBuffer) async throws -> Void, close: @escaping @Sendable () async -> Void,
-                                  logger: Logger) -> AgentLink {
+    public static func overStream(
+        write: @escaping @Sendable (ByteBuffer) async throws -> Void, close: @escaping @Sendable () async -> Void,
+        logger: Logger
+    ) -> AgentLink {
         let (frames, queue) = AsyncStream.makeStream(of: ByteBuffer.self)
-        let link = AgentLink(kind: "exec", io: AgentLinkIO(
-            send: { frame in queue.yield(frame) },
-            close: {
-                queue.finish()
-                await close()
-            }), logger: logger)
+        let link = AgentLink(
+            kind: "exec",
+            io: AgentLinkIO(
+                send: { frame in queue.yield(frame) },
+                close: {
+                    queue.finish()
+                    await close()
+                }), logger: logger)
         Task {
             for await frame in frames {
                 do {

@@ -67,7 +67,6 @@ public actor AgentSession: ProgramSessionHandler {
         self.channel = channel
     }
 
-
     public func onWindowChange(requestID: UInt64, _ size: WindowSize) async throws {
         guard let process else { throw RequestRefused("SESSION_PROGRAM_NOT_RUNNING", "cannot resize window, program is not running") }
         process.resize(size)
@@ -94,8 +93,9 @@ public actor AgentSession: ProgramSessionHandler {
             if process.detach() {
                 BerthMetrics.sessionDetached()
                 await channel.record(.detached(pid: process.pid))
-                host.logger.log(.info, "SESSION_DETACHED", "the interactive program keeps running, detached, for the user to resume",
-                                [LogKey.channelID: "\(channel.channelID)", "pid": "\(process.pid)"])
+                host.logger.log(
+                    .info, "SESSION_DETACHED", "the interactive program keeps running, detached, for the user to resume",
+                    [LogKey.channelID: "\(channel.channelID)", "pid": "\(process.pid)"])
             }
         } else {
             process?.close()
@@ -132,8 +132,11 @@ public actor AgentSession: ProgramSessionHandler {
                 let channel = self.channel
                 let logger = host.logger
                 pump = Task {
-                    try? await channel.writeStderr(ByteBuffer(string: UserNotice.line("cannot run your programs as \(account.name) in the container; the server's log has the reason",
-                                                                                   code: "AGENT_USER_FAILED", logger: logger)))
+                    try? await channel.writeStderr(
+                        ByteBuffer(
+                            string: UserNotice.line(
+                                "cannot run your programs as \(account.name) in the container; the server's log has the reason",
+                                code: "AGENT_USER_FAILED", logger: logger)))
                     await channel.sendExitStatus(1)
                     await channel.closeWrite()
                     await channel.close()
@@ -177,8 +180,9 @@ public actor AgentSession: ProgramSessionHandler {
         if let resumed {
             process = resumed.process
         } else {
-            process = try await target.link.start(argv: argv, environment: setup.environment(over: host.programEnvironment),
-                                                  terminal: terminal, output: channel.output)
+            process = try await target.link.start(
+                argv: argv, environment: setup.environment(over: host.programEnvironment),
+                terminal: terminal, output: channel.output)
         }
         self.process = process
         // After the menu the client's input is read through the sequence; the rest follows from there.
@@ -244,8 +248,11 @@ public actor AgentSession: ProgramSessionHandler {
                 await channel.sendExitSignal(name: name, coreDumped: coreDumped, message: "")
             case .lost(let reason)?:
                 logger.log(.warning, "SESSION_AGENT_LOST", "the agent went away while the program ran: \(reason)", [LogKey.channelID: "\(channel.channelID)"])
-                try? await channel.writeStderr(ByteBuffer(string: UserNotice.line("the agent in the container is gone; the program's exit status is unknown",
-                                                                                   code: "SESSION_AGENT_LOST", logger: logger)))
+                try? await channel.writeStderr(
+                    ByteBuffer(
+                        string: UserNotice.line(
+                            "the agent in the container is gone; the program's exit status is unknown",
+                            code: "SESSION_AGENT_LOST", logger: logger)))
             default:
                 break
             }

@@ -27,10 +27,12 @@ public struct AgentResumeSettings: Sendable {
     /// resuming is off (`resume: never` or `resumeWindow: 0`).
     public init?(persistence: PersistenceConfig, owner: String, maxSessions: Int?) {
         guard persistence.resume != .never, persistence.resumeWindow.nanoseconds > 0,
-              let policy = Policy(rawValue: persistence.resume.rawValue) else { return nil }
+            let policy = Policy(rawValue: persistence.resume.rawValue)
+        else { return nil }
         let seconds = max(1, (persistence.resumeWindow.nanoseconds + 999_999_999) / 1_000_000_000)
-        self.init(owner: owner, policy: policy, windowSeconds: UInt32(clamping: seconds), bufferBytes: UInt32(clamping: persistence.resumeBuffer),
-                  maxSessions: maxSessions)
+        self.init(
+            owner: owner, policy: policy, windowSeconds: UInt32(clamping: seconds), bufferBytes: UInt32(clamping: persistence.resumeBuffer),
+            maxSessions: maxSessions)
     }
 
     var request: AgentResumable { AgentResumable(owner: owner, windowSeconds: windowSeconds, bufferBytes: bufferBytes) }
@@ -105,8 +107,9 @@ extension AgentSession {
             let process = try await link.attach(pid: session.pid, terminal: terminal, output: sessionChannel.output)
             BerthMetrics.sessionResumed()
             await sessionChannel.record(.resumed(pid: session.pid))
-            host.logger.log(.info, "SESSION_RESUMED", "a detached interactive program is attached to this channel",
-                            [LogKey.channelID: "\(sessionChannel.channelID)", "pid": "\(session.pid)"])
+            host.logger.log(
+                .info, "SESSION_RESUMED", "a detached interactive program is attached to this channel",
+                [LogKey.channelID: "\(sessionChannel.channelID)", "pid": "\(session.pid)"])
             return process
         } catch {
             // Gone meanwhile (ended, expired, or taken by another connection of the user).

@@ -83,8 +83,9 @@ public struct AgentFrameHeader: Sendable, Equatable {
     /// Reads a header from the 9 bytes at `offset`.
     public init(parsing bytes: [UInt8], at offset: Int = 0) throws(AgentProtocolError) {
         precondition(bytes.count - offset >= Self.size)
-        try self.init(bytes[offset], bytes[offset + 1], bytes[offset + 2], bytes[offset + 3], bytes[offset + 4],
-                      bytes[offset + 5], bytes[offset + 6], bytes[offset + 7], bytes[offset + 8])
+        try self.init(
+            bytes[offset], bytes[offset + 1], bytes[offset + 2], bytes[offset + 3], bytes[offset + 4],
+            bytes[offset + 5], bytes[offset + 6], bytes[offset + 7], bytes[offset + 8])
     }
 
     /// Reads a header from 9 bytes.

@@ -9,8 +9,10 @@ public struct AgentPayloadWriter: Sendable {
     public mutating func u8(_ value: UInt8) { bytes.append(value) }
 
     public mutating func u32(_ value: UInt32) {
-        bytes += [UInt8(truncatingIfNeeded: value >> 24), UInt8(truncatingIfNeeded: value >> 16),
-                  UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value)]
+        bytes += [
+            UInt8(truncatingIfNeeded: value >> 24), UInt8(truncatingIfNeeded: value >> 16),
+            UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value),
+        ]
     }
 
     public mutating func data(_ value: [UInt8]) {

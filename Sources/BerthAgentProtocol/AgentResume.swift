@@ -84,8 +84,10 @@ public struct AgentSessionList: Sendable, Equatable {
         guard count <= payload.count / 16 else { throw AgentProtocolError("AGENT_PROTOCOL_TRUNCATED", "session list payload ends early") }
         var sessions: [AgentDetachedSession] = []
         for _ in 0..<count {
-            sessions.append(AgentDetachedSession(pid: try reader.u32(), detachedSeconds: try reader.u32(),
-                                                 remainingSeconds: try reader.u32(), command: try reader.string()))
+            sessions.append(
+                AgentDetachedSession(
+                    pid: try reader.u32(), detachedSeconds: try reader.u32(),
+                    remainingSeconds: try reader.u32(), command: try reader.string()))
         }
         try reader.finish()
         self.sessions = sessions

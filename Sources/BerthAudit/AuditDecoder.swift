@@ -42,7 +42,8 @@ public enum AuditDecoder {
 
     private static func message(_ value: CBORValue, index: Int) throws -> AuditMessage {
         guard case .text(let connection)? = value["connectionId"], let timestamp = value["timestamp"]?.intValue,
-              let rawType = value["type"]?.intValue else {
+            let rawType = value["type"]?.intValue
+        else {
             throw Failure(description: "message \(index) lacks connectionId, timestamp or type")
         }
         guard let type = AuditMessageType(rawValue: rawType) else { throw Failure(description: "message \(index) has unknown type \(rawType)") }
@@ -55,9 +56,11 @@ public enum AuditDecoder {
 
     /// One JSON object per message; byte strings as base64, plus `typeName` for people.
     public static func jsonLine(_ message: AuditMessage) -> String {
-        var object: [String: Any] = ["connectionId": message.connectionID, "timestamp": message.timestamp, "type": message.type.rawValue,
-                                     "typeName": message.type.name, "payload": message.payload.map(json) ?? NSNull(),
-                                     "channelId": message.channelID.map { $0 as Any } ?? NSNull()]
+        var object: [String: Any] = [
+            "connectionId": message.connectionID, "timestamp": message.timestamp, "type": message.type.rawValue,
+            "typeName": message.type.name, "payload": message.payload.map(json) ?? NSNull(),
+            "channelId": message.channelID.map { $0 as Any } ?? NSNull(),
+        ]
         if message.payload == nil { object["payload"] = NSNull() }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         return String(decoding: data, as: UTF8.self)

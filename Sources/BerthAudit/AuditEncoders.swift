@@ -89,13 +89,16 @@ final class AsciinemaAuditEncoder: AuditEncoder {
             var env = cast.environment
             env["TERM"] = cast.term.isEmpty ? nil : cast.term
             env["SHELL"] = env["SHELL"] ?? (message.type == .shell ? "/bin/sh" : nil)
-            var header: [String: Any] = ["version": 2, "width": cast.width, "height": cast.height,
-                                         "timestamp": message.timestamp / 1_000_000_000, "env": env]
+            var header: [String: Any] = [
+                "version": 2, "width": cast.width, "height": cast.height,
+                "timestamp": message.timestamp / 1_000_000_000, "env": env,
+            ]
             if !command.isEmpty { header["command"] = command }
             return [(name(channel), Self.line(header))]
         case .io:
             guard let start = channels[channel]?.start, case .bytes(let data)? = payload?["data"],
-                  let stream = payload?["stream"]?.intValue else { return [] }
+                let stream = payload?["stream"]?.intValue
+            else { return [] }
             let seconds = Double(message.timestamp - start) / 1e9
             let event: [Any] = [seconds, stream == 0 ? "i" : "o", String(decoding: data, as: UTF8.self)]
             return [(name(channel), Self.line(event))]

@@ -27,8 +27,9 @@ public struct AuditServerLayer: ServerHandler {
     public func onReady() async throws { try await next.onReady() }
 
     public func onNetworkConnection(_ metadata: ConnectionMetadata) async throws -> any NetworkConnectionHandler {
-        let recorder = AuditRecorder(connectionID: metadata.connectionID.hex, format: config.format, intercept: config.intercept, storage: storage,
-                                     info: AuditObjectInfo(ip: metadata.remoteAddress.ip, username: ""), logger: logger.forConnection(metadata))
+        let recorder = AuditRecorder(
+            connectionID: metadata.connectionID.hex, format: config.format, intercept: config.intercept, storage: storage,
+            info: AuditObjectInfo(ip: metadata.remoteAddress.ip, username: ""), logger: logger.forConnection(metadata))
         recorder.record(.connect, AuditPayload().text("remoteAddr", metadata.remoteAddress.ip).text("country", "XX"))
         do {
             return AuditConnectionLayer(next: try await next.onNetworkConnection(metadata), recorder: recorder)

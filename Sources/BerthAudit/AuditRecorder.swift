@@ -39,8 +39,10 @@ final class AuditRecorder: Sendable {
         var closed = false
     }
 
-    init(connectionID: String, format: AuditConfig.Format, intercept: AuditConfig.Intercept, storage: any AuditStorage,
-         info: AuditObjectInfo, logger: Logger) {
+    init(
+        connectionID: String, format: AuditConfig.Format, intercept: AuditConfig.Intercept, storage: any AuditStorage,
+        info: AuditObjectInfo, logger: Logger
+    ) {
         self.connectionID = connectionID
         self.intercept = intercept
         self.storage = storage

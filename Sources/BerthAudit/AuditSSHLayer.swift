@@ -28,11 +28,12 @@ struct AuditSSHConnectionLayer: SSHConnectionHandler {
         await next.onUnsupportedGlobalRequest(type: type)
     }
 
-
     func onDirectForward(_ request: DirectForward, channel: any ForwardChannel) async throws {
         let id = channel.channelID
-        recorder.record(.newChannelDirectTCPIP, AuditPayload().text("HostToConnect", request.host).int("PortToConnect", Int64(request.port))
-            .text("OriginatorHost", request.originatorHost).int("OriginatorPort", Int64(request.originatorPort)), channel: id)
+        recorder.record(
+            .newChannelDirectTCPIP,
+            AuditPayload().text("HostToConnect", request.host).int("PortToConnect", Int64(request.port))
+                .text("OriginatorHost", request.originatorHost).int("OriginatorPort", Int64(request.originatorPort)), channel: id)
         do {
             try await next.onDirectForward(request, channel: AuditedForwardChannel(base: channel, recorder: recorder))
             recorder.record(.newChannelSuccessful, AuditPayload().text("channelType", "direct-tcpip"), channel: id)

@@ -31,7 +31,8 @@ struct AuditedSessionChannel: SessionChannel {
     }
 
     func sendExitSignal(name: String, coreDumped: Bool, message: String) async {
-        recorder.record(.exitSignal, AuditPayload().text("signal", name).bool("coreDumped", coreDumped).text("errorMessage", message).text("languageTag", "en-US"), channel: channelID)
+        recorder.record(
+            .exitSignal, AuditPayload().text("signal", name).bool("coreDumped", coreDumped).text("errorMessage", message).text("languageTag", "en-US"), channel: channelID)
         await base.sendExitSignal(name: name, coreDumped: coreDumped, message: message)
     }
 
@@ -107,8 +108,10 @@ struct AuditedOpener: ForwardedChannelOpener {
 
     func openForwardedChannel(_ forward: ReverseForward, originatorHost: String, originatorPort: UInt32) async throws -> any ForwardChannel {
         let channel = try await base.openForwardedChannel(forward, originatorHost: originatorHost, originatorPort: originatorPort)
-        recorder.record(.newChannelForwardedTCPIP, AuditPayload().text("ConnectedHost", forward.host).int("ConnectedPort", Int64(forward.port))
-            .text("OriginatorHost", originatorHost).int("OriginatorPort", Int64(originatorPort)), channel: channel.channelID)
+        recorder.record(
+            .newChannelForwardedTCPIP,
+            AuditPayload().text("ConnectedHost", forward.host).int("ConnectedPort", Int64(forward.port))
+                .text("OriginatorHost", originatorHost).int("OriginatorPort", Int64(originatorPort)), channel: channel.channelID)
         recorder.record(.newChannelSuccessful, AuditPayload().text("channelType", "forwarded-tcpip"), channel: channel.channelID)
         return AuditedForwardChannel(base: channel, recorder: recorder)
     }

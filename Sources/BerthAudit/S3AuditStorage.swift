@@ -66,8 +66,10 @@ actor S3Uploader {
     private var wakeUp: CheckedContinuation<Void, Never>?
     private var stopped = false
 
-    init(client: any AuditUploadTarget, directory: String, logger: Logger, maxAttempts: Int = defaultMaxAttempts,
-         firstDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(30)) {
+    init(
+        client: any AuditUploadTarget, directory: String, logger: Logger, maxAttempts: Int = defaultMaxAttempts,
+        firstDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(30)
+    ) {
         self.client = client
         self.directory = directory
         self.logger = logger
@@ -122,7 +124,8 @@ actor S3Uploader {
             pending.removeFirst()
             let path = "\(directory)/\(name)"
             guard FileManager.default.fileExists(atPath: path) else { continue }
-            let info = (try? JSONDecoder().decode(AuditObjectInfo.self, from: Data(contentsOf: URL(fileURLWithPath: "\(path).meta"))))
+            let info =
+                (try? JSONDecoder().decode(AuditObjectInfo.self, from: Data(contentsOf: URL(fileURLWithPath: "\(path).meta"))))
                 ?? AuditObjectInfo(ip: "", username: "")
             do {
                 try await client.upload(key: name, file: path, info: info)
@@ -153,7 +156,9 @@ actor S3Uploader {
         let parked = "\(directory)/\(Self.parkedDirectory)"
         try? FileManager.default.createDirectory(atPath: parked, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         guard rename("\(directory)/\(name)", "\(parked)/\(name)") == 0 else {
-            logger.log(.error, "AUDIT_UPLOAD_PARKED", "audit log refused \(maxAttempts) times and cannot be moved to \(parked); left in place until a restart: \(error)", ["object": "\(name)"])
+            logger.log(
+                .error, "AUDIT_UPLOAD_PARKED", "audit log refused \(maxAttempts) times and cannot be moved to \(parked); left in place until a restart: \(error)",
+                ["object": "\(name)"])
             return
         }
         rename("\(directory)/\(name).meta", "\(parked)/\(name).meta")

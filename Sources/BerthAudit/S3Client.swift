@@ -15,7 +15,8 @@ struct S3Client: AuditUploadTarget {
         self.config = config
         var tls = TLSConfiguration.makeClientConfiguration()
         if !config.cacert.isEmpty {
-            tls.trustRoots = FileManager.default.fileExists(atPath: config.cacert)
+            tls.trustRoots =
+                FileManager.default.fileExists(atPath: config.cacert)
                 ? .file(config.cacert)
                 : .certificates(try NIOSSLCertificate.fromPEMBytes(Array(config.cacert.utf8)))
         }
@@ -68,8 +69,9 @@ struct S3Client: AuditUploadTarget {
         }
         let status = response.status.code
         guard (200..<300).contains(status) else {
-            throw AuditStorageError(description: "S3 \(method.rawValue) \(url.path) answered \(status): \(String(buffer: answer).prefix(300))",
-                                    outage: status >= 500 || status == 408 || status == 429)
+            throw AuditStorageError(
+                description: "S3 \(method.rawValue) \(url.path) answered \(status): \(String(buffer: answer).prefix(300))",
+                outage: status >= 500 || status == 408 || status == 429)
         }
         return (response.headers, Array(answer.readableBytesView))
     }
@@ -79,8 +81,10 @@ struct S3Client: AuditUploadTarget {
     /// value, a bad URL) is about the request.
     static func isOutage(_ error: any Error) -> Bool {
         guard let error = error as? HTTPClientError else { return true }
-        return [.connectTimeout, .readTimeout, .writeTimeout, .remoteConnectionClosed, .tlsHandshakeTimeout, .deadlineExceeded,
-                .getConnectionFromPoolTimeout, .cancelled, .uncleanShutdown, .alreadyShutdown].contains(error)
+        return [
+            .connectTimeout, .readTimeout, .writeTimeout, .remoteConnectionClosed, .tlsHandshakeTimeout, .deadlineExceeded,
+            .getConnectionFromPoolTimeout, .cancelled, .uncleanShutdown, .alreadyShutdown,
+        ].contains(error)
     }
 
     /// Uploads a whole file: one PUT up to the part size, multipart above it.

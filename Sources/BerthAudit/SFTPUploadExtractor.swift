@@ -19,10 +19,11 @@ public enum SFTPUploadExtractor {
     /// together may hold at most as many bytes as the client sent on the sftp channels; a log
     /// that asks for more is corrupt or hostile (or records only the end of a resumed upload).
     public static func extract(_ messages: [AuditMessage]) throws -> [UploadedFile] {
-        let sftpChannels = Set(messages.compactMap { message -> UInt64? in
-            guard message.type == .subsystem, case .text("sftp")? = message.payload?["subsystem"] else { return nil }
-            return message.channelID
-        })
+        let sftpChannels = Set(
+            messages.compactMap { message -> UInt64? in
+                guard message.type == .subsystem, case .text("sftp")? = message.payload?["subsystem"] else { return nil }
+                return message.channelID
+            })
         var budget = 0
         for message in messages where message.type == .io && message.channelID.map(sftpChannels.contains) == true {
             if case .bytes(let data)? = message.payload?["data"], message.payload?["stream"]?.intValue == 0 { budget += data.count }
@@ -42,7 +43,8 @@ public enum SFTPUploadExtractor {
                         // SSH_FXP_HANDLE answering an OPEN: the handle now names that file.
                         var reader = Reader(packet)
                         guard reader.byte() == 102, let id = reader.uint32(), let path = openPaths.removeValue(forKey: id),
-                              let handle = reader.string() else { continue }
+                            let handle = reader.string()
+                        else { continue }
                         handles[handle] = files.count
                         files.append(UploadedFile(channel: channel, path: path, data: []))
                     }
@@ -85,8 +87,10 @@ public enum SFTPUploadExtractor {
         return "\(number)-\(name)"
     }
 
-    private static func handleRequest(_ packet: [UInt8], _ channel: UInt64, _ openPaths: inout [UInt32: String],
-                                      _ handles: inout [[UInt8]: Int], _ files: inout [UploadedFile], _ budget: inout Int) throws {
+    private static func handleRequest(
+        _ packet: [UInt8], _ channel: UInt64, _ openPaths: inout [UInt32: String],
+        _ handles: inout [[UInt8]: Int], _ files: inout [UploadedFile], _ budget: inout Int
+    ) throws {
         var reader = Reader(packet)
         switch reader.byte() {
         case 3:  // SSH_FXP_OPEN id filename pflags attrs
@@ -94,11 +98,13 @@ public enum SFTPUploadExtractor {
             openPaths[id] = String(decoding: name, as: UTF8.self)
         case 6:  // SSH_FXP_WRITE id handle offset data
             guard reader.uint32() != nil, let handle = reader.string(), let offset = reader.uint64(), let data = reader.string(),
-                  let index = handles[handle] else { return }
+                let index = handles[handle]
+            else { return }
             let size = files[index].data.count
             guard offset <= UInt64(size + budget), Int(offset) + data.count - size <= budget else {
-                throw Failure(description: "upload of \(files[index].path.debugDescription) (channel \(channel)): a write at offset \(offset) of \(data.count) bytes "
-                    + "needs more than the \(budget) bytes the client sent that are not yet in a file; the audit log is corrupt or the upload was resumed")
+                throw Failure(
+                    description: "upload of \(files[index].path.debugDescription) (channel \(channel)): a write at offset \(offset) of \(data.count) bytes "
+                        + "needs more than the \(budget) bytes the client sent that are not yet in a file; the audit log is corrupt or the upload was resumed")
             }
             let end = Int(offset) + data.count
             if size < end {

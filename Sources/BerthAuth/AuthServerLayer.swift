@@ -43,7 +43,8 @@ public final class AuthServerLayer: ServerHandler {
         certificates = try CertificateAuthenticator(config: config.publicKey)
         touchAlwaysRequired = config.publicKey.method == .webhook
         oidc = config.keyboardInteractive.method == .oauth2 ? try OIDCDeviceFlow(config: config.keyboardInteractive.oauth2, logger: logger) : nil
-        secondFactor = config.secondFactor.method == .totp
+        secondFactor =
+            config.secondFactor.method == .totp
             ? SecondFactorGate(config: config.secondFactor, users: try config.password.static.allUsers() + config.publicKey.static.allUsers())
             : nil
         authz = config.authz.method == .webhook ? try webhook(config.authz.webhook) : nil
@@ -137,8 +138,9 @@ struct AuthConnectionLayer: NetworkConnectionHandler {
                 pending.value.withLock { $0 = (cleaned, secret) }
                 var waiting = cleaned
                 waiting.secondFactorPending = true
-                logger.log(.info, "AUTH_SECOND_FACTOR_REQUIRED", "first factor accepted; asking for the verification code",
-                           [LogKey.username: "\(metadata.username)", "method": "\(method)"])
+                logger.log(
+                    .info, "AUTH_SECOND_FACTOR_REQUIRED", "first factor accepted; asking for the verification code",
+                    [LogKey.username: "\(metadata.username)", "method": "\(method)"])
                 return .success(waiting)
             }
         }

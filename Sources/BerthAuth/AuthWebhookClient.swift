@@ -49,7 +49,8 @@ public final class AuthWebhookClient: Sendable {
             return .success(metadata.merging(reply.1))
         } catch {
             let reason = (error as? CodedError)?.message ?? "\(error)"
-            logger.forConnection(metadata).log(.error, "AUTH_WEBHOOK_UNAVAILABLE", "auth server unavailable: \(reason)", [LogKey.username: "\(metadata.username)", "url": "\(url)"])
+            logger.forConnection(metadata).log(
+                .error, "AUTH_WEBHOOK_UNAVAILABLE", "auth server unavailable: \(reason)", [LogKey.username: "\(metadata.username)", "url": "\(url)"])
             return .unavailable(reason: "auth server unavailable: \(reason)")
         }
     }

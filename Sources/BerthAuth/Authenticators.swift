@@ -91,7 +91,8 @@ struct AuthorizedKeysAuthenticator: PublicKeyAuthenticator {
 
     func keyLines(_ metadata: ConnectionMetadata) -> [AuthorizedKeys.Source] {
         guard let path = AuthorizedKeys.path(template: pathTemplate, username: metadata.username),
-              let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+            let text = try? String(contentsOfFile: path, encoding: .utf8)
+        else { return [] }
         return text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated().map {
             AuthorizedKeys.Source(location: "\(path):\($0.offset + 1)", text: String($0.element))
         }

@@ -38,8 +38,9 @@ enum AuthorizedKeys {
             } catch {
                 // A broken line that names this key is what the operator needs to hear about.
                 let namesKey = source.text.contains(Data(offered.blob).base64EncodedString())
-                logger?.log(namesKey ? .warning : .debug, "AUTH_KEYS_LINE_REFUSED", "authorized_keys line refused: \(error.reason)",
-                            [LogKey.username: "\(metadata.username)", "location": "\(source.location)"])
+                logger?.log(
+                    namesKey ? .warning : .debug, "AUTH_KEYS_LINE_REFUSED", "authorized_keys line refused: \(error.reason)",
+                    [LogKey.username: "\(metadata.username)", "location": "\(source.location)"])
                 if namesKey { refusal = "the key's line in \(source.location) is refused: \(error.reason)" }
                 continue
             }
@@ -57,8 +58,9 @@ enum AuthorizedKeys {
                 admitted.restrictions = line.options.restrictions
                 return .success(admitted)
             }
-            logger?.log(.info, "AUTH_KEYS_LINE_REFUSED", "authorized_keys line refused: \(refusal!)",
-                        [LogKey.username: "\(metadata.username)", "location": "\(source.location)"])
+            logger?.log(
+                .info, "AUTH_KEYS_LINE_REFUSED", "authorized_keys line refused: \(refusal!)",
+                [LogKey.username: "\(metadata.username)", "location": "\(source.location)"])
         }
         return .failure(reason: refusal ?? "key not authorized for this user")
     }

@@ -45,19 +45,24 @@ struct CertificateAuthenticator: Sendable {
     }
 
     /// `authorities`: the user's key lines (static list or file), searched for `cert-authority`.
-    func authenticate(_ metadata: ConnectionMetadata, certificate text: String, authorities: [AuthorizedKeys.Source],
-                      now: Date = Date(), logger: Logger?) -> AuthOutcome {
+    func authenticate(
+        _ metadata: ConnectionMetadata, certificate text: String, authorities: [AuthorizedKeys.Source],
+        now: Date = Date(), logger: Logger?
+    ) -> AuthOutcome {
         let fields = text.split(separator: " ")
         guard fields.count >= 2, let blob = Data(base64Encoded: String(fields[1])),
-              let certificate = try? SSHCertificate(blob: Array(blob)) else {
+            let certificate = try? SSHCertificate(blob: Array(blob))
+        else {
             return .failure(reason: "the certificate cannot be read")
         }
         let outcome = check(certificate, metadata: metadata, authorities: authorities, now: now)
         if case .failure(let reason) = outcome {
-            logger?.log(.info, "AUTH_CERTIFICATE_REFUSED", "certificate refused: \(reason)", [
-                LogKey.username: "\(metadata.username)", "keyId": "\(certificate.keyID.prefix(128))", "serial": "\(certificate.serial)",
-                "ca": "\(certificate.signatureKey.fingerprintSHA256)",
-            ])
+            logger?.log(
+                .info, "AUTH_CERTIFICATE_REFUSED", "certificate refused: \(reason)",
+                [
+                    LogKey.username: "\(metadata.username)", "keyId": "\(certificate.keyID.prefix(128))", "serial": "\(certificate.serial)",
+                    "ca": "\(certificate.signatureKey.fingerprintSHA256)",
+                ])
         }
         return outcome
     }
@@ -116,15 +121,16 @@ struct CertificateAuthenticator: Sendable {
         restrictions.portForwarding = restrictions.portForwarding && granted.contains("permit-port-forwarding")
         restrictions.agentForwarding = restrictions.agentForwarding && granted.contains("permit-agent-forwarding")
         restrictions.x11Forwarding = restrictions.x11Forwarding && granted.contains("permit-X11-forwarding")
-        var admitted = metadata.merging(MetadataUpdate(
-            metadata: [
-                "certificateKeyId": MetadataValue(value: certificate.keyID),
-                "certificatePrincipals": MetadataValue(value: certificate.principals.joined(separator: ",")),
-                "certificateSerial": MetadataValue(value: "\(certificate.serial)"),
-                "certificateCA": MetadataValue(value: certificate.signatureKey.fingerprintSHA256),
-            ],
-            environment: (authority?.environment ?? [:]).mapValues { MetadataValue(value: $0) }
-        ))
+        var admitted = metadata.merging(
+            MetadataUpdate(
+                metadata: [
+                    "certificateKeyId": MetadataValue(value: certificate.keyID),
+                    "certificatePrincipals": MetadataValue(value: certificate.principals.joined(separator: ",")),
+                    "certificateSerial": MetadataValue(value: "\(certificate.serial)"),
+                    "certificateCA": MetadataValue(value: certificate.signatureKey.fingerprintSHA256),
+                ],
+                environment: (authority?.environment ?? [:]).mapValues { MetadataValue(value: $0) }
+            ))
         admitted.restrictions = restrictions
         return .success(admitted)
     }
@@ -133,8 +139,8 @@ struct CertificateAuthenticator: Sendable {
     private func authorityLine(for certificate: SSHCertificate, in lines: [AuthorizedKeys.Source], metadata: ConnectionMetadata, now: Date) -> AuthorizedKeyOptions? {
         for source in lines {
             guard let line = try? AuthorizedKeyLine.parse(source.text), line.options.certAuthority,
-                  Data(base64Encoded: line.keyBlob).map(Array.init) == certificate.signatureKey.blob,
-                  !line.options.isExpired(at: now), line.options.allowsSource(ip: metadata.remoteAddress.ip)
+                Data(base64Encoded: line.keyBlob).map(Array.init) == certificate.signatureKey.blob,
+                !line.options.isExpired(at: now), line.options.allowsSource(ip: metadata.remoteAddress.ip)
             else { continue }
             return line.options
         }

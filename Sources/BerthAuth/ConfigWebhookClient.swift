@@ -22,7 +22,9 @@ public final class ConfigWebhookClient: Sendable {
     }
 
     public func fetch(_ metadata: ConnectionMetadata) async throws -> Reply {
-        try await http.post(url: config.http.url, body: WebhookRequest(metadata, authenticated: true, includeSensitive: config.transmitSensitiveMetadata).encoded(), budget: config.configTimeout) { bytes in
+        try await http.post(
+            url: config.http.url, body: WebhookRequest(metadata, authenticated: true, includeSensitive: config.transmitSensitiveMetadata).encoded(), budget: config.configTimeout
+        ) { bytes in
             try Self.decode(bytes)
         }
     }

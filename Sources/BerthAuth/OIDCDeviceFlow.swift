@@ -79,7 +79,8 @@ final class OIDCDeviceFlow: Sendable {
                 throw ProviderError("the provider's discovery document has no device_authorization_endpoint")
             }
             let scopes = (["openid"] + config.oidc.extraScopes).joined(separator: " ")
-            let device: DeviceAuthorization = try decode(try await post(deviceEndpoint, ["client_id": config.clientId, "client_secret": config.clientSecret, "scope": scopes]).body, "device authorization")
+            let device: DeviceAuthorization = try decode(
+                try await post(deviceEndpoint, ["client_id": config.clientId, "client_secret": config.clientSecret, "scope": scopes]).body, "device authorization")
             let link = device.verification_uri_complete ?? device.verification_uri
             // ContainerSSH's wording; a prompt without questions only shows the instruction.
             _ = try await conversation.ask(name: "", instruction: "Please click the following link: \(link)\n\nEnter the following code: \(device.user_code)\n", prompts: [])
@@ -134,10 +135,12 @@ final class OIDCDeviceFlow: Sendable {
             }
             // RFC 8628 §3.5: wait `interval` seconds between polls.
             try await Task.sleep(for: .seconds(interval))
-            let (status, body) = try await post(discovery.token_endpoint, [
-                "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": device.device_code,
-                "client_id": config.clientId, "client_secret": config.clientSecret,
-            ], acceptErrors: true)
+            let (status, body) = try await post(
+                discovery.token_endpoint,
+                [
+                    "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": device.device_code,
+                    "client_id": config.clientId, "client_secret": config.clientSecret,
+                ], acceptErrors: true)
             let reply: TokenReply = try decode(body, "token")
             if status == 200 { return reply }
             switch reply.error {
@@ -161,7 +164,9 @@ final class OIDCDeviceFlow: Sendable {
             throw UserRefusal(reason: "the ID token does not verify against the provider's keys (\(error))")
         }
         guard claims.iss.value == discovery.issuer else { throw UserRefusal(reason: "the ID token's issuer \(claims.iss.value) is not \(discovery.issuer)") }
-        guard claims.aud.value.contains(config.clientId) else { throw UserRefusal(reason: "the ID token is not for this client (audience \(claims.aud.value.joined(separator: ",")))") }
+        guard claims.aud.value.contains(config.clientId) else {
+            throw UserRefusal(reason: "the ID token is not for this client (audience \(claims.aud.value.joined(separator: ",")))")
+        }
         // Verified above; the middle part holds every claim, usernameField may name any of them.
         let parts = token.split(separator: ".")
         var payload = String(parts[1]).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")

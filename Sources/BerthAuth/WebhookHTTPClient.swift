@@ -64,7 +64,8 @@ public final class WebhookHTTPClient: Sendable {
                 let reason = (error as? WebhookError)?.message ?? "\(error)"
                 logger.log(.debug, "WEBHOOK_ATTEMPT_FAILED", "webhook attempt \(attempt) failed: \(reason)", ["url": "\(url)"])
                 if ContinuousClock.now + delay >= deadline {
-                    throw WebhookError(code: "WEBHOOK_UNAVAILABLE", message: "\(url) did not answer usefully within \(budget) (\(attempt) attempts); last error: \(reason)", retryable: false)
+                    throw WebhookError(
+                        code: "WEBHOOK_UNAVAILABLE", message: "\(url) did not answer usefully within \(budget) (\(attempt) attempts); last error: \(reason)", retryable: false)
                 }
                 try await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(2))

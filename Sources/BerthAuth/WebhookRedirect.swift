@@ -32,7 +32,8 @@ enum WebhookRedirect {
 
         init?(_ url: String) {
             guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(), let host = components.host?.lowercased(),
-                  let port = components.port ?? ["http": 80, "https": 443][scheme] else { return nil }
+                let port = components.port ?? ["http": 80, "https": 443][scheme]
+            else { return nil }
             self.scheme = scheme
             self.host = host
             self.port = port

@@ -65,8 +65,10 @@ enum AuditSectionReader {
         audit.directory = file.string("directory", audit.directory)
         file.finish()
         var s3 = reader.object("s3")
-        for (key, path) in [("local", \AuditConfig.S3.local), ("accessKey", \.accessKey), ("secretKey", \.secretKey), ("bucket", \.bucket),
-                            ("region", \.region), ("endpoint", \.endpoint), ("cacert", \.cacert), ("acl", \.acl)] {
+        for (key, path) in [
+            ("local", \AuditConfig.S3.local), ("accessKey", \.accessKey), ("secretKey", \.secretKey), ("bucket", \.bucket),
+            ("region", \.region), ("endpoint", \.endpoint), ("cacert", \.cacert), ("acl", \.acl),
+        ] {
             audit.s3[keyPath: path] = s3.string(key, audit.s3[keyPath: path])
         }
         audit.s3.pathStyleAccess = s3.bool("pathStyleAccess", false)

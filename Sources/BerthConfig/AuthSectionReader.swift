@@ -96,8 +96,10 @@ enum AuthSectionReader {
         }
         reader.finish()
         if auth.password.method == .disabled && auth.publicKey.method == .disabled && auth.publicKey.trustedUserCAKeys.isEmpty
-            && auth.keyboardInteractive.method == .disabled {
-            reader.issues.add("auth", "no authentication method configured, please configure at least one (auth.password.method, auth.publicKey.method or auth.publicKey.trustedUserCAKeys)")
+            && auth.keyboardInteractive.method == .disabled
+        {
+            reader.issues.add(
+                "auth", "no authentication method configured, please configure at least one (auth.password.method, auth.publicKey.method or auth.publicKey.trustedUserCAKeys)")
         }
         return auth
     }

@@ -60,14 +60,15 @@ public enum ConfigReader {
         return (config, issues.warnings)
     }
 
-
     private static func readSSH(_ reader: inout ObjectReader) -> SSHConfig {
         var ssh = SSHConfig()
         ssh.listen = reader.string("listen", ssh.listen)
         if let problem = ListenAddress.problem(ssh.listen) { reader.issues.add(reader.keyPath("listen"), problem) }
         ssh.serverVersion = reader.string("serverVersion", ssh.serverVersion)
         if !ServerVersion.isValid(ssh.serverVersion) {
-            reader.issues.add(reader.keyPath("serverVersion"), "\"\(ssh.serverVersion)\" must look like SSH-2.0-Name_1.0 (printable ASCII, optional comment after one space, at most 253 characters)")
+            reader.issues.add(
+                reader.keyPath("serverVersion"),
+                "\"\(ssh.serverVersion)\" must look like SSH-2.0-Name_1.0 (printable ASCII, optional comment after one space, at most 253 characters)")
         }
         ssh.banner = reader.string("banner", ssh.banner)
         ssh.hostkeys = reader.strings("hostkeys", ssh.hostkeys)
@@ -138,7 +139,9 @@ public enum ConfigReader {
         return config
     }
 
-    static let syslogFacilities = ["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp", "ntp", "logaudit", "logalert", "clock"] + (0...7).map { "local\($0)" }
+    static let syslogFacilities =
+        ["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp", "ntp", "logaudit", "logalert", "clock"]
+        + (0...7).map { "local\($0)" }
 
     private static func readLog(_ reader: inout ObjectReader) -> LogConfig {
         var log = LogConfig()
@@ -202,10 +205,14 @@ enum ServerVersion {
         let rest = text.dropFirst("SSH-2.0-".count)
         let parts = rest.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
         guard let software = parts.first, !software.isEmpty,
-              software.unicodeScalars.allSatisfy({ (0x21...0x7E).contains($0.value) && $0 != "-" }) else { return false }
+            software.unicodeScalars.allSatisfy({ (0x21...0x7E).contains($0.value) && $0 != "-" })
+        else { return false }
         if parts.count == 2 {
             let comment = parts[1]
-            return !comment.isEmpty && comment.unicodeScalars.allSatisfy { $0.properties.isASCIIHexDigit || CharacterSet.alphanumerics.contains($0) && $0.isASCII || "- _.".unicodeScalars.contains($0) }
+            return !comment.isEmpty
+                && comment.unicodeScalars.allSatisfy {
+                    $0.properties.isASCIIHexDigit || CharacterSet.alphanumerics.contains($0) && $0.isASCII || "- _.".unicodeScalars.contains($0)
+                }
         }
         return true
     }

@@ -26,9 +26,10 @@ enum ConfigRedaction {
     static func registryAuth(_ value: ConfigValue) -> ConfigValue {
         guard case .object(let fields) = value else { return value }
         let shown: Set<String> = ["username", "email", "serveraddress"]
-        return .object(fields.map { field in
-            if shown.contains(field.key.lowercased()) || field.value == .null || field.value == .string("") { return field }
-            return (field.key, .string(marker))
-        })
+        return .object(
+            fields.map { field in
+                if shown.contains(field.key.lowercased()) || field.value == .null || field.value == .string("") { return field }
+                return (field.key, .string(marker))
+            })
     }
 }

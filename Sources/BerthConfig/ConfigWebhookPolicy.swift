@@ -295,7 +295,8 @@ private struct Check {
             for (name, _) in fields(annotations) {
                 let lower = name.lowercased()
                 if lower.hasPrefix("seccomp.security.alpha.kubernetes.io/") || lower.hasPrefix("container.seccomp.security.alpha.kubernetes.io/")
-                    || lower.hasPrefix("container.apparmor.security.beta.kubernetes.io/") {
+                    || lower.hasPrefix("container.apparmor.security.beta.kubernetes.io/")
+                {
                     add("\(path).\(key).\(name)", .securityOptions)
                 }
             }

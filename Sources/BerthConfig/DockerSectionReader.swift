@@ -86,7 +86,10 @@ enum DockerSectionReader {
         docker.execution = defaults
 
         var timeouts = reader.object("timeouts")
-        for (key, path) in [("containerStart", \DockerTimeoutsConfig.containerStart), ("containerStop", \.containerStop), ("commandStart", \.commandStart), ("signal", \.signal), ("window", \.window), ("http", \.http)] {
+        for (key, path) in [
+            ("containerStart", \DockerTimeoutsConfig.containerStart), ("containerStop", \.containerStop), ("commandStart", \.commandStart), ("signal", \.signal),
+            ("window", \.window), ("http", \.http),
+        ] {
             docker.timeouts[keyPath: path] = timeouts.duration(key, docker.timeouts[keyPath: path], minimum: .milliseconds(100), allowZero: false)
         }
         timeouts.finish()

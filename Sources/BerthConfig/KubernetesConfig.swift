@@ -94,8 +94,10 @@ enum KubernetesSectionReader {
     static func read(_ reader: inout ObjectReader, required: Bool) -> KubernetesConfig {
         var kubernetes = KubernetesConfig()
         var connection = reader.object("connection")
-        for (key, path) in [("host", \KubernetesConfig.Connection.host), ("path", \.path), ("cacert", \.cacert), ("cert", \.cert), ("key", \.key),
-                            ("bearerToken", \.bearerToken), ("bearerTokenFile", \.bearerTokenFile), ("serverName", \.serverName), ("kubeconfig", \.kubeconfig)] {
+        for (key, path) in [
+            ("host", \KubernetesConfig.Connection.host), ("path", \.path), ("cacert", \.cacert), ("cert", \.cert), ("key", \.key),
+            ("bearerToken", \.bearerToken), ("bearerTokenFile", \.bearerTokenFile), ("serverName", \.serverName), ("kubeconfig", \.kubeconfig),
+        ] {
             kubernetes.connection[keyPath: path] = connection.string(key, "")
         }
         // ContainerSSH's file-name variants of the same settings.
@@ -151,7 +153,8 @@ enum KubernetesSectionReader {
         if required && defaults.namespace.isEmpty {
             reader.issues.add(pod.keyPath("metadata.namespace"), "required: name the namespace for users' pods (Berth does not fall back to \"default\")")
         } else if !defaults.namespace.isEmpty && !KubernetesConfig.isDNSLabel(defaults.namespace) {
-            reader.issues.add(pod.keyPath("metadata.namespace"), "\"\(defaults.namespace)\" is not a namespace name (at most 63 of a-z, 0-9 and '-', starting and ending with a letter or digit)")
+            reader.issues.add(
+                pod.keyPath("metadata.namespace"), "\"\(defaults.namespace)\" is not a namespace name (at most 63 of a-z, 0-9 and '-', starting and ending with a letter or digit)")
         }
         if defaults.shellCommand.isEmpty { reader.issues.add(pod.keyPath("shellCommand"), "must not be empty") }
         var loginUser = pod.object("loginUser")
@@ -166,13 +169,17 @@ enum KubernetesSectionReader {
         kubernetes.pod = defaults
 
         var timeouts = reader.object("timeouts")
-        for (key, path) in [("podStart", \KubernetesConfig.Timeouts.podStart), ("podStop", \.podStop), ("commandStart", \.commandStart),
-                            ("signal", \.signal), ("window", \.window), ("http", \.http)] {
+        for (key, path) in [
+            ("podStart", \KubernetesConfig.Timeouts.podStart), ("podStop", \.podStop), ("commandStart", \.commandStart),
+            ("signal", \.signal), ("window", \.window), ("http", \.http),
+        ] {
             kubernetes.timeouts[keyPath: path] = timeouts.duration(key, kubernetes.timeouts[keyPath: path], minimum: .milliseconds(100), allowZero: false)
         }
         if timeouts.has("signal") {
             // Kept so that ContainerSSH files load, but said out loud rather than ignored.
-            reader.issues.warn("CONFIG_SETTING_UNUSED: \(timeouts.keyPath("signal")) has no effect: signals go to the agent as link frames, with no API call to bound, and without the agent they are refused")
+            reader.issues.warn(
+                "CONFIG_SETTING_UNUSED: \(timeouts.keyPath("signal")) has no effect: signals go to the agent as link frames, with no API call to bound, and without the agent they are refused"
+            )
         }
         timeouts.finish()
         reader.finish()

@@ -46,7 +46,9 @@ enum PersistenceSectionReader {
         var config = PersistenceConfig()
         config.serverIdentity = reader.string("serverIdentity", config.serverIdentity)
         if !config.serverIdentity.isEmpty && !isIdentity(config.serverIdentity) {
-            reader.issues.add(reader.keyPath("serverIdentity"), "must be 1-63 characters of A-Z a-z 0-9 _ . - starting and ending with a letter or digit, got \(config.serverIdentity.debugDescription)")
+            reader.issues.add(
+                reader.keyPath("serverIdentity"),
+                "must be 1-63 characters of A-Z a-z 0-9 _ . - starting and ending with a letter or digit, got \(config.serverIdentity.debugDescription)")
         }
         config.idleTimeout = reader.duration("idleTimeout", config.idleTimeout, minimum: .seconds(1))
         config.maxLifetime = reader.duration("maxLifetime", config.maxLifetime, minimum: .seconds(1))
@@ -54,7 +56,9 @@ enum PersistenceSectionReader {
         config.volume.enabled = volume.bool("enabled", config.volume.enabled)
         config.volume.namePrefix = volume.string("namePrefix", config.volume.namePrefix)
         if !isIdentity(config.volume.namePrefix) || config.volume.namePrefix.count > 40 {
-            reader.issues.add(volume.keyPath("namePrefix"), "must be 1-40 characters of A-Z a-z 0-9 _ . - starting and ending with a letter or digit, got \(config.volume.namePrefix.debugDescription)")
+            reader.issues.add(
+                volume.keyPath("namePrefix"),
+                "must be 1-40 characters of A-Z a-z 0-9 _ . - starting and ending with a letter or digit, got \(config.volume.namePrefix.debugDescription)")
         }
         config.volume.mountPath = volume.string("mountPath", config.volume.mountPath)
         if !config.volume.mountPath.isEmpty && (!config.volume.mountPath.hasPrefix("/") || config.volume.mountPath.contains(":") || config.volume.mountPath == "/") {
@@ -65,7 +69,9 @@ enum PersistenceSectionReader {
         config.resume = reader.choice("resume", config.resume)
         config.resumeBuffer = reader.int("resumeBuffer", config.resumeBuffer, minimum: 0)
         if !PersistenceConfig.resumeBufferRange.contains(config.resumeBuffer) {
-            reader.issues.add(reader.keyPath("resumeBuffer"), "must be between \(PersistenceConfig.resumeBufferRange.lowerBound) and \(PersistenceConfig.resumeBufferRange.upperBound) bytes, got \(config.resumeBuffer)")
+            reader.issues.add(
+                reader.keyPath("resumeBuffer"),
+                "must be between \(PersistenceConfig.resumeBufferRange.lowerBound) and \(PersistenceConfig.resumeBufferRange.upperBound) bytes, got \(config.resumeBuffer)")
             config.resumeBuffer = PersistenceConfig().resumeBuffer
         }
         reader.finish()
@@ -75,7 +81,8 @@ enum PersistenceSectionReader {
     /// Usable as a Docker object name part and a Kubernetes label value.
     static func isIdentity(_ text: String) -> Bool {
         guard (1...63).contains(text.utf8.count), let first = text.utf8.first, let last = text.utf8.last,
-              first.isASCIIAlphanumeric, last.isASCIIAlphanumeric else { return false }
+            first.isASCIIAlphanumeric, last.isASCIIAlphanumeric
+        else { return false }
         return text.utf8.allSatisfy { $0.isASCIIAlphanumeric || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
     }
 }

@@ -61,8 +61,10 @@ enum SecuritySectionReader {
         security.defaultMode = reader.choice("defaultMode", security.defaultMode)
         security.forceCommand = reader.string("forceCommand", "")
         security.maxSessions = reader.int("maxSessions", -1, minimum: -1)
-        for (key, path, lists) in [("env", \SecurityConfig.env, true), ("command", \.command, true), ("shell", \.shell, false),
-                                   ("subsystem", \.subsystem, true), ("tty", \.tty, false), ("signal", \.signal, true)] {
+        for (key, path, lists) in [
+            ("env", \SecurityConfig.env, true), ("command", \.command, true), ("shell", \.shell, false),
+            ("subsystem", \.subsystem, true), ("tty", \.tty, false), ("signal", \.signal, true),
+        ] {
             var block = reader.object(key)
             var filter = SecurityConfig.Filter()
             filter.mode = block.choice("mode", filter.mode)
@@ -78,9 +80,11 @@ enum SecuritySectionReader {
             security[keyPath: path] = filter
         }
         var forwarding = reader.object("forwarding")
-        for (key, path) in [("forwardingMode", \SecurityConfig.Forwarding.forwardingMode), ("reverseForwardingMode", \.reverseForwardingMode),
-                            ("socketForwardingMode", \.socketForwardingMode), ("socketListenMode", \.socketListenMode),
-                            ("x11ForwardingMode", \.x11ForwardingMode)] {
+        for (key, path) in [
+            ("forwardingMode", \SecurityConfig.Forwarding.forwardingMode), ("reverseForwardingMode", \.reverseForwardingMode),
+            ("socketForwardingMode", \.socketForwardingMode), ("socketListenMode", \.socketListenMode),
+            ("x11ForwardingMode", \.x11ForwardingMode),
+        ] {
             security.forwarding[keyPath: path] = forwarding.choice(key, SecurityConfig.Mode.unset)
         }
         forwarding.finish()

@@ -15,8 +15,10 @@ public enum BerthMetrics {
 
     public static func authAttempt(method: String, outcome: String) {
         Counter(label: "berth_auth_requests_total", dimensions: [("method", method)]).increment()
-        Counter(label: outcome == "success" ? "berth_auth_success_total" : "berth_auth_failures_total",
-                dimensions: [("method", method), ("outcome", outcome)]).increment()
+        Counter(
+            label: outcome == "success" ? "berth_auth_success_total" : "berth_auth_failures_total",
+            dimensions: [("method", method), ("outcome", outcome)]
+        ).increment()
     }
 
     /// One HTTP attempt to a webhook (`auth` or `config`); failures carry no label explosion.

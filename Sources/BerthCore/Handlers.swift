@@ -211,8 +211,10 @@ public struct SessionInputFeed: Sendable {
 
     /// `begin` delivers, on `eventLoop`, every chunk not yet read and then each new one, and nil
     /// once at the end; `acknowledge` reopens the window (any thread).
-    public init(eventLoop: any EventLoop, begin: @escaping @Sendable (@escaping @Sendable (ByteBuffer?) -> Void) -> Void,
-                acknowledge: @escaping @Sendable (Int) -> Void) {
+    public init(
+        eventLoop: any EventLoop, begin: @escaping @Sendable (@escaping @Sendable (ByteBuffer?) -> Void) -> Void,
+        acknowledge: @escaping @Sendable (Int) -> Void
+    ) {
         self.eventLoop = eventLoop
         self.begin = begin
         self.acknowledge = acknowledge
@@ -229,12 +231,14 @@ public struct SessionInputFeed: Sendable {
 
     func tapped(_ observe: @escaping @Sendable (ByteBuffer) -> Void) -> SessionInputFeed {
         let begin = self.begin
-        return SessionInputFeed(eventLoop: eventLoop, begin: { receive in
-            begin { chunk in
-                if let chunk { observe(chunk) }
-                receive(chunk)
-            }
-        }, acknowledge: acknowledge)
+        return SessionInputFeed(
+            eventLoop: eventLoop,
+            begin: { receive in
+                begin { chunk in
+                    if let chunk { observe(chunk) }
+                    receive(chunk)
+                }
+            }, acknowledge: acknowledge)
     }
 }
 

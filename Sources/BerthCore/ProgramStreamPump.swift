@@ -23,8 +23,10 @@ public enum ProgramStreamPump {
         public var closeInput: @Sendable () async -> Void
         public var exitCode: @Sendable (_ note: String) async -> (code: Int?, problem: String)
 
-        public init(output: Output, piece: @escaping @Sendable (Output.Element) -> Piece, write: @escaping @Sendable (ByteBuffer) async throws -> Void,
-                    closeInput: @escaping @Sendable () async -> Void, exitCode: @escaping @Sendable (_ note: String) async -> (code: Int?, problem: String)) {
+        public init(
+            output: Output, piece: @escaping @Sendable (Output.Element) -> Piece, write: @escaping @Sendable (ByteBuffer) async throws -> Void,
+            closeInput: @escaping @Sendable () async -> Void, exitCode: @escaping @Sendable (_ note: String) async -> (code: Int?, problem: String)
+        ) {
             self.output = output
             self.piece = piece
             self.write = write
@@ -34,8 +36,10 @@ public enum ProgramStreamPump {
     }
 
     /// `ended`: the code logged when the stream fails; `unknownExit`: when the exit code is unknown.
-    public static func start<Output>(_ stream: Stream<Output>, channel: any SessionChannel, tty: Bool, logger: Logger,
-                                     ended: MessageCode, unknownExit: MessageCode) -> Task<Void, Never> {
+    public static func start<Output>(
+        _ stream: Stream<Output>, channel: any SessionChannel, tty: Bool, logger: Logger,
+        ended: MessageCode, unknownExit: MessageCode
+    ) -> Task<Void, Never> {
         Task {
             let input = Task {
                 for await chunk in channel.stdin {
@@ -54,7 +58,7 @@ public enum ProgramStreamPump {
                     case .note(let text): note = text
                     }
                 }
-            } catch where !Task.isCancelled {
+            } catch  where !Task.isCancelled {
                 logger.log(.info, ended, "program stream ended: \(error)", [LogKey.channelID: "\(channel.channelID)"])
             } catch {}
             input.cancel()

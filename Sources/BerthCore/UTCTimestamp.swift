@@ -29,8 +29,11 @@ public enum UTCTimestamp {
         var broken = tm()
         gmtime_r(&seconds, &broken)
         let millis = Int(total % 1000)
-        return (Parts(year: Int(broken.tm_year) + 1900, month: Int(broken.tm_mon) + 1, day: Int(broken.tm_mday),
-                      hour: Int(broken.tm_hour), minute: Int(broken.tm_min), second: Int(broken.tm_sec)), millis)
+        return (
+            Parts(
+                year: Int(broken.tm_year) + 1900, month: Int(broken.tm_mon) + 1, day: Int(broken.tm_mday),
+                hour: Int(broken.tm_hour), minute: Int(broken.tm_min), second: Int(broken.tm_sec)), millis
+        )
     }
 
     private static func pad(_ value: Int, _ width: Int) -> String {

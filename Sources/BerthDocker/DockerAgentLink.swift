@@ -21,7 +21,8 @@ extension DockerBackend {
         // A socket agent ends with its one link (docs/agent-protocol.md); a persistent container
         // must outlive Berth, so it keeps the idle command and is reached by exec.
         guard !execution.disableAgent, execution.mode != .persistent, config.connection.host.hasPrefix("unix://"), !execution.agentSocketRoot.isEmpty,
-              execution.idleCommand == DockerExecutionConfig().idleCommand else { return nil }
+            execution.idleCommand == DockerExecutionConfig().idleCommand
+        else { return nil }
         let root = execution.agentSocketRoot
         let directory = root + "/" + Self.randomHex(12)
         do {
@@ -41,9 +42,11 @@ extension DockerBackend {
 
     /// Creates and starts a container whose agent is the data plane and links to it.
     /// `created` learns the ID as soon as it exists, so a failed start still removes it.
-    func startLinkedContainer(name: String?, labels: [(String, String)], environment: [String: String], logger: Logger,
-                              volume: (name: String, target: String)? = nil,
-                              created: @Sendable (String) -> Void) async throws -> DockerLinkedContainer {
+    func startLinkedContainer(
+        name: String?, labels: [(String, String)], environment: [String: String], logger: Logger,
+        volume: (name: String, target: String)? = nil,
+        created: @Sendable (String) -> Void
+    ) async throws -> DockerLinkedContainer {
         try await ensureImage()
         let network = try await userNetwork()
         let execution = config.execution
@@ -57,8 +60,9 @@ extension DockerBackend {
             environment["BERTH_AGENT_SECRET"] = secret
             labels.append((DockerContainerSpec.linkDirectoryLabel, directory))
         }
-        let body = DockerContainerSpec.body(execution: execution, labels: labels, command: command, environment: environment,
-                                            tty: false, interactive: false, linkDirectory: directory, network: network, volume: volume)
+        let body = DockerContainerSpec.body(
+            execution: execution, labels: labels, command: command, environment: environment,
+            tty: false, interactive: false, linkDirectory: directory, network: network, volume: volume)
         let id: String
         do {
             id = try await client.createContainer(name: name, body: body)
@@ -81,8 +85,9 @@ extension DockerBackend {
         if let socketDirectory {
             let started = ContinuousClock.now
             do {
-                let link = try await AgentLink.connectSocket(path: socketDirectory + "/agent.sock", secret: Array(secret.utf8),
-                                                             timeout: min(config.timeouts.containerStart.duration, .seconds(10)), logger: log)
+                let link = try await AgentLink.connectSocket(
+                    path: socketDirectory + "/agent.sock", secret: Array(secret.utf8),
+                    timeout: min(config.timeouts.containerStart.duration, .seconds(10)), logger: log)
                 log.log(.debug, "AGENT_LINK_UP", "linked to the agent", ["link": "socket", "took": "\(ContinuousClock.now - started)"])
                 return link
             } catch {
@@ -98,10 +103,12 @@ extension DockerBackend {
             }
         }
         // The exec's own agent needs no secret: only someone who can exec reaches it.
-        return try await AgentLink.overExec(output: output, write: { try await stream.write($0) }, close: {
-            await stream.closeWrite()
-            await stream.close()
-        }, helloTimeout: config.timeouts.commandStart.duration, logger: log)
+        return try await AgentLink.overExec(
+            output: output, write: { try await stream.write($0) },
+            close: {
+                await stream.closeWrite()
+                await stream.close()
+            }, helloTimeout: config.timeouts.commandStart.duration, logger: log)
     }
 
     /// Removes a container (retrying until `containerStop` runs out) and its link directory.

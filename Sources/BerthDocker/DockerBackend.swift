@@ -70,8 +70,10 @@ public final class DockerBackend: Sendable {
         if config.connection.host.hasPrefix("unix://") && !config.execution.agentSocketRoot.isEmpty {
             try DockerLiveness.acquire(root: config.execution.agentSocketRoot, identity: ServerIdentity.name)
         } else {
-            logger.log(.info, "SERVER_LIVENESS_UNAVAILABLE", "the engine is remote (or agentSocketRoot is empty): other servers' left-over containers are not reaped, only this identity's",
-                       ["identity": "\(ServerIdentity.name)"])
+            logger.log(
+                .info, "SERVER_LIVENESS_UNAVAILABLE",
+                "the engine is remote (or agentSocketRoot is empty): other servers' left-over containers are not reaped, only this identity's",
+                ["identity": "\(ServerIdentity.name)"])
         }
         await DockerPersistentRegistry.shared.configure(persistence)
         await sweep(startup: true)
@@ -108,7 +110,8 @@ public final class DockerBackend: Sendable {
                 let ownerDead = owner != ServerIdentity.name && DockerLiveness.owner(recordedAt: container.labels[DockerLiveness.label]) == .dead
                 if let username = container.labels[DockerContainerSpec.persistentLabel] {
                     guard (startup && owner == ServerIdentity.name) || ownerDead,
-                          let found = try await client.inspectContainer(container.id) else { continue }
+                        let found = try await client.inspectContainer(container.id)
+                    else { continue }
                     adopted.append((persistentName(for: username), found.id, found.created))
                     continue
                 }
@@ -117,8 +120,10 @@ public final class DockerBackend: Sendable {
                 if let directory = container.labels[DockerContainerSpec.linkDirectoryLabel], directory.hasPrefix(config.execution.agentSocketRoot + "/") {
                     Self.removeDirectory(directory)
                 }
-                logger.log(.notice, "DOCKER_ORPHAN_REMOVED", owner == ServerIdentity.name ? "removed a container left over from an earlier run" : "removed a container of a server that is no longer running",
-                           ["containerId": "\(container.id)", "connectionId": "\(container.labels[DockerContainerSpec.connectionLabel] ?? "")", "server": "\(owner ?? "")"])
+                logger.log(
+                    .notice, "DOCKER_ORPHAN_REMOVED",
+                    owner == ServerIdentity.name ? "removed a container left over from an earlier run" : "removed a container of a server that is no longer running",
+                    ["containerId": "\(container.id)", "connectionId": "\(container.labels[DockerContainerSpec.connectionLabel] ?? "")", "server": "\(owner ?? "")"])
             }
             if !adopted.isEmpty {
                 await DockerPersistentRegistry.shared.adopt(adopted, backend: self, persistence: persistence)
@@ -165,21 +170,26 @@ public final class DockerBackend: Sendable {
     private func prepareNetwork(_ name: String) async throws -> String {
         let (bridge, isolated) = try await DockerUserNetwork.ensure(name, client: client)
         if !isolated {
-            logger.log(.warning, "DOCKER_NETWORK_NOT_ISOLATED", "network \(name) lets its containers reach each other (Berth did not create it); users can reach each other's services",
-                       ["network": "\(name)"])
+            logger.log(
+                .warning, "DOCKER_NETWORK_NOT_ISOLATED", "network \(name) lets its containers reach each other (Berth did not create it); users can reach each other's services",
+                ["network": "\(name)"])
         }
         guard config.execution.userNetworkFirewall else { return name }
         guard config.connection.host.hasPrefix("unix://") else {
-            logger.log(.warning, "DOCKER_FIREWALL_REMOTE", "the engine is remote: Berth cannot add the firewall rules that keep containers on \(name) from the engine's host and link-local addresses (docs/security.md, \"Docker network\")",
-                       ["network": "\(name)"])
+            logger.log(
+                .warning, "DOCKER_FIREWALL_REMOTE",
+                "the engine is remote: Berth cannot add the firewall rules that keep containers on \(name) from the engine's host and link-local addresses (docs/security.md, \"Docker network\")",
+                ["network": "\(name)"])
             return name
         }
         do {
             try await DockerFirewall.apply(bridge: bridge)
             logger.log(.info, "DOCKER_FIREWALL_APPLIED", "containers on \(name) cannot reach this host or link-local addresses", ["network": "\(name)", "bridge": "\(bridge)"])
         } catch {
-            logger.log(.warning, "DOCKER_FIREWALL_FAILED", "\((error as? CodedError)?.message ?? "\(error)"); containers on \(name) can reach this host and link-local addresses (cloud metadata). Run Berth as root with iptables, or set docker.execution.userNetworkFirewall: false to accept that",
-                       ["network": "\(name)", "bridge": "\(bridge)"])
+            logger.log(
+                .warning, "DOCKER_FIREWALL_FAILED",
+                "\((error as? CodedError)?.message ?? "\(error)"); containers on \(name) can reach this host and link-local addresses (cloud metadata). Run Berth as root with iptables, or set docker.execution.userNetworkFirewall: false to accept that",
+                ["network": "\(name)", "bridge": "\(bridge)"])
         }
         return name
     }

@@ -220,7 +220,9 @@ public final class DockerClient: Sendable {
 
     // MARK: Transport
 
-    private func exchange(method: HTTPMethod, uri: String, body: String?, headersOut: Bool, extraHeaders: [String: String] = [:]) async throws -> (response: DockerResponse, apiVersion: String?) {
+    private func exchange(method: HTTPMethod, uri: String, body: String?, headersOut: Bool, extraHeaders: [String: String] = [:]) async throws -> (
+        response: DockerResponse, apiVersion: String?
+    ) {
         let channel = try await endpoint.connect(group: group, timeout: timeout)
         let promise = channel.eventLoop.makePromise(of: DockerResponse.self)
         let versionBox = NIOLockedValueBox<String?>(nil)

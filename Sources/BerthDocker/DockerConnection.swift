@@ -57,8 +57,9 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
         let kept = metadata.programEnvironment(exposeMetadata: execution.exposeAuthMetadataAsEnv, includeSensitive: false)
         let left = Set(environment.keys).subtracting(kept.keys)
         if !left.isEmpty {
-            logger.log(.warning, "DOCKER_SENSITIVE_ENV_OMITTED", "sensitive environment entries are not put into the container spec (disableAgent, session mode)",
-                       ["names": "\(left.sorted().joined(separator: ","))"])
+            logger.log(
+                .warning, "DOCKER_SENSITIVE_ENV_OMITTED", "sensitive environment entries are not put into the container spec (disableAgent, session mode)",
+                ["names": "\(left.sorted().joined(separator: ","))"])
         }
         return kept
     }
@@ -83,8 +84,10 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
             try await writeFiles()
             return
         }
-        let container = try await backend.startLinkedContainer(name: containerName, labels: DockerContainerSpec.labels(metadata), environment: [:],
-                                                               logger: logger) { id in
+        let container = try await backend.startLinkedContainer(
+            name: containerName, labels: DockerContainerSpec.labels(metadata), environment: [:],
+            logger: logger
+        ) { id in
             self.state.withLockedValue {
                 $0.idleContainer = id
                 $0.containers[id] = .some(nil)
@@ -119,8 +122,9 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
             state.expired = true
             return Array(state.channels.values)
         }
-        let line = UserNotice.line("your container reached its maximum lifetime and is being removed; log in again for a new one",
-                                   code: "DOCKER_PERSISTENT_EXPIRED", logger: logger)
+        let line = UserNotice.line(
+            "your container reached its maximum lifetime and is being removed; log in again for a new one",
+            code: "DOCKER_PERSISTENT_EXPIRED", logger: logger)
         for channel in channels { try? await channel.writeStderr(ByteBuffer(string: line)) }
     }
 
@@ -187,8 +191,10 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
             return AgentSessionTarget(link: link)
         case .session:
             // A container of the session's own, with the agent as its PID 1.
-            let container = try await backend.startLinkedContainer(name: containerName, labels: DockerContainerSpec.labels(metadata), environment: [:],
-                                                                   logger: logger) { id in
+            let container = try await backend.startLinkedContainer(
+                name: containerName, labels: DockerContainerSpec.labels(metadata), environment: [:],
+                logger: logger
+            ) { id in
                 self.state.withLockedValue {
                     $0.containers[id] = .some(nil)
                     $0.sessionContainers.insert(id)
@@ -226,7 +232,6 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
             try? await client.killContainer(id, signal: "TERM")
         }
     }
-
 
     /// Removes every container of this connection, retrying until `containerStop` runs out.
     public func tearDown() async {

@@ -28,20 +28,27 @@ enum DockerContainerSpec {
         [(persistentLabel, metadata.effectiveUsername), ("berth.username", metadata.effectiveUsername)] + ownerLabels
     }
 
-    static func body(execution: DockerExecutionConfig, metadata: ConnectionMetadata, command: [String], environment: [String: String],
-                     tty: Bool, interactive: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil, network: String? = nil) -> ConfigValue {
-        body(execution: execution, labels: labels(metadata), command: command, environment: environment, tty: tty, interactive: interactive,
-             consoleSize: consoleSize, network: network)
+    static func body(
+        execution: DockerExecutionConfig, metadata: ConnectionMetadata, command: [String], environment: [String: String],
+        tty: Bool, interactive: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil, network: String? = nil
+    ) -> ConfigValue {
+        body(
+            execution: execution, labels: labels(metadata), command: command, environment: environment, tty: tty, interactive: interactive,
+            consoleSize: consoleSize, network: network)
     }
 
     /// Where the link directory appears in the container.
     static let linkMountPoint = "/run/berth-agent"
     static let linkDirectoryLabel = "berth.agent-link"
 
-    static func body(execution: DockerExecutionConfig, labels berthLabels: [(String, String)], command: [String], environment: [String: String],
-                     tty: Bool, interactive: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil, linkDirectory: String? = nil,
-                     network: String? = nil, volume: (name: String, target: String)? = nil) -> ConfigValue {
-        let berthKeys: Set<String> = ["image", "cmd", "env", "labels", "tty", "openstdin", "stdinonce", "attachstdin", "attachstdout", "attachstderr", "hostconfig", "networkingconfig"]
+    static func body(
+        execution: DockerExecutionConfig, labels berthLabels: [(String, String)], command: [String], environment: [String: String],
+        tty: Bool, interactive: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil, linkDirectory: String? = nil,
+        network: String? = nil, volume: (name: String, target: String)? = nil
+    ) -> ConfigValue {
+        let berthKeys: Set<String> = [
+            "image", "cmd", "env", "labels", "tty", "openstdin", "stdinonce", "attachstdin", "attachstdout", "attachstderr", "hostconfig", "networkingconfig",
+        ]
         var fields: [(key: String, value: ConfigValue)] = []
         var operatorEnvironment: [String] = []
         var labels: [(key: String, value: ConfigValue)] = []
@@ -72,8 +79,12 @@ enum DockerContainerSpec {
             ("AttachStdin", .bool(interactive)),
             ("AttachStdout", .bool(interactive)),
             ("AttachStderr", .bool(interactive)),
-            ("HostConfig", hostConfig(execution.host, consoleSize: consoleSize, linkDirectory: linkDirectory, network: network,
-                                      setUID: execution.loginUser.mode == .login && execution.loginUser.sudo, volume: volume)),
+            (
+                "HostConfig",
+                hostConfig(
+                    execution.host, consoleSize: consoleSize, linkDirectory: linkDirectory, network: network,
+                    setUID: execution.loginUser.mode == .login && execution.loginUser.sudo, volume: volume)
+            ),
             ("NetworkingConfig", execution.network),
         ]
         return .object(fields)
@@ -118,8 +129,10 @@ enum DockerContainerSpec {
     /// for and the agent link directory added to the operator's binds.
     /// `setUID`: the operator turned on sudo for the login user, which is a set-uid program that
     /// `no-new-privileges` would disable, so Berth's `SecurityOpt` is left out.
-    private static func hostConfig(_ host: ConfigValue, consoleSize: (rows: UInt32, columns: UInt32)?, linkDirectory: String?, network: String?,
-                                   setUID: Bool, volume: (name: String, target: String)? = nil) -> ConfigValue {
+    private static func hostConfig(
+        _ host: ConfigValue, consoleSize: (rows: UInt32, columns: UInt32)?, linkDirectory: String?, network: String?,
+        setUID: Bool, volume: (name: String, target: String)? = nil
+    ) -> ConfigValue {
         var host = host
         if let network { host = host.merging(.object([("NetworkMode", .string(network))])) }
         if case .object(var fields) = host {

@@ -38,7 +38,9 @@ final class DockerLiveness: Sendable {
             throw DockerError("SERVER_LIVENESS_FAILED", "cannot open the liveness record \(path): \(String(cString: strerror(errno)))")
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let reason = errno == EWOULDBLOCK ? "another running Berth uses server identity \(identity); give each instance its own persistence.serverIdentity"
+            let reason =
+                errno == EWOULDBLOCK
+                ? "another running Berth uses server identity \(identity); give each instance its own persistence.serverIdentity"
                 : "cannot lock the liveness record \(path): \(String(cString: strerror(errno)))"
             close(fd)
             throw DockerError(errno == EWOULDBLOCK ? "SERVER_IDENTITY_IN_USE" : "SERVER_LIVENESS_FAILED", reason)

@@ -167,7 +167,9 @@ extension DockerBackend {
                         try await withTimeout(config.timeouts.containerStart, "starting the container") { try await self.client.startContainer(found.id) }
                         logger.log(.notice, "DOCKER_PERSISTENT_RESTARTED", "started the user's stopped persistent container again", ["containerId": "\(found.id)"])
                     } catch {
-                        logger.log(.warning, "DOCKER_PERSISTENT_REPLACED", "the user's stopped persistent container does not start, replacing it: \(error)", ["containerId": "\(found.id)"])
+                        logger.log(
+                            .warning, "DOCKER_PERSISTENT_REPLACED", "the user's stopped persistent container does not start, replacing it: \(error)", ["containerId": "\(found.id)"]
+                        )
                         await removeLinked(found.id, linkDirectory: nil, logger: logger)
                         continue
                     }
@@ -186,8 +188,10 @@ extension DockerBackend {
             }
             let createdID = NIOLockedValueBox<String?>(nil)
             do {
-                let container = try await startLinkedContainer(name: name, labels: DockerContainerSpec.persistentLabels(metadata), environment: [:],
-                                                               logger: logger, volume: volume) { id in createdID.withLockedValue { $0 = id } }
+                let container = try await startLinkedContainer(
+                    name: name, labels: DockerContainerSpec.persistentLabels(metadata), environment: [:],
+                    logger: logger, volume: volume
+                ) { id in createdID.withLockedValue { $0 = id } }
                 guard let link = container.link else { throw DockerError("DOCKER_NO_AGENT", "the agent is disabled") }
                 logger.log(.info, "DOCKER_PERSISTENT_CREATED", "created the user's persistent container", ["containerId": "\(container.id)", "name": "\(name)"])
                 return PersistentContainer(id: container.id, link: link, created: Date())

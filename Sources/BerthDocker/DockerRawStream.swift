@@ -69,7 +69,9 @@ public final class DockerRawStream: Sendable {
 /// Async sequence over the output of one stream; ends when the engine closes it.
 public struct DockerOutputSequence: AsyncSequence, Sendable {
     public typealias Element = DockerOutput
-    typealias Producer = NIOThrowingAsyncSequenceProducer<DockerOutput, Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, ConsumerDemand<DockerRawStreamHandler>>
+    typealias Producer = NIOThrowingAsyncSequenceProducer<
+        DockerOutput, Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, ConsumerDemand<DockerRawStreamHandler>
+    >
 
     let base: Producer
 

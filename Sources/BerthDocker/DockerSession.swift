@@ -30,7 +30,6 @@ actor DockerSession: ProgramSessionHandler {
     private var client: DockerClient { connection.client }
     private var timeouts: DockerTimeoutsConfig { connection.backend.config.timeouts }
 
-
     // `timeouts.window` and `timeouts.signal` bound these engine calls; with the agent a window
     // size or a signal is a link frame and needs no engine call (docs/configuration.md, "docker").
     func onWindowChange(requestID: UInt64, _ size: WindowSize) async throws {
@@ -86,9 +85,10 @@ actor DockerSession: ProgramSessionHandler {
         case .session:
             try await connection.backend.ensureImage()
             let network = try await connection.backend.userNetwork()
-            let body = DockerContainerSpec.body(execution: execution, metadata: connection.metadata, command: argv,
-                                                environment: setup.environment(over: connection.containerSpecEnvironment),
-                                                tty: tty, interactive: true, consoleSize: setup.pty.map { ($0.rows, $0.columns) }, network: network)
+            let body = DockerContainerSpec.body(
+                execution: execution, metadata: connection.metadata, command: argv,
+                environment: setup.environment(over: connection.containerSpecEnvironment),
+                tty: tty, interactive: true, consoleSize: setup.pty.map { ($0.rows, $0.columns) }, network: network)
             let id = try await connection.createContainer(body)
             connection.trackSessionContainer(id, active: true)
             program = .container(id)
@@ -111,18 +111,19 @@ actor DockerSession: ProgramSessionHandler {
     /// The exec/attach path's pump (`ProgramStreamPump`); an exit code that cannot be read is
     /// reported as unknown.
     private func startPump(_ stream: DockerRawStream, tty: Bool, exitCode: @escaping @Sendable () async throws -> Int) {
-        pump = ProgramStreamPump.start(ProgramStreamPump.Stream(
-            output: stream.output,
-            piece: { piece in
-                switch piece {
-                case .stdout(let bytes): .stdout(bytes)
-                case .stderr(let bytes): .stderr(bytes)
-                }
-            },
-            write: { try await stream.write($0) },
-            closeInput: { await stream.closeWrite() },
-            exitCode: { _ in
-                do { return (try await exitCode(), "") } catch { return (nil, (error as? CodedError)?.message ?? "\(error)") }
-            }), channel: channel, tty: tty, logger: connection.logger, ended: "DOCKER_STREAM_ENDED", unknownExit: "DOCKER_EXIT_CODE_UNAVAILABLE")
+        pump = ProgramStreamPump.start(
+            ProgramStreamPump.Stream(
+                output: stream.output,
+                piece: { piece in
+                    switch piece {
+                    case .stdout(let bytes): .stdout(bytes)
+                    case .stderr(let bytes): .stderr(bytes)
+                    }
+                },
+                write: { try await stream.write($0) },
+                closeInput: { await stream.closeWrite() },
+                exitCode: { _ in
+                    do { return (try await exitCode(), "") } catch { return (nil, (error as? CodedError)?.message ?? "\(error)") }
+                }), channel: channel, tty: tty, logger: connection.logger, ended: "DOCKER_STREAM_ENDED", unknownExit: "DOCKER_EXIT_CODE_UNAVAILABLE")
     }
 }

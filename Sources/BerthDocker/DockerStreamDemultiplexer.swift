@@ -41,7 +41,8 @@ public struct DockerStreamDemultiplexer: Sendable {
             }
             // The header as two big-endian words, without allocating per frame.
             guard buffer.readableBytes >= 8, let word = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self),
-                  let length = buffer.getInteger(at: buffer.readerIndex + 4, as: UInt32.self) else { break }
+                let length = buffer.getInteger(at: buffer.readerIndex + 4, as: UInt32.self)
+            else { break }
             guard word & 0x00FF_FFFF == 0, let stream = Stream(rawValue: UInt8(word >> 24)) else {
                 throw MalformedFrame(header: buffer.getBytes(at: buffer.readerIndex, length: 8) ?? [])
             }

@@ -54,8 +54,10 @@ enum DockerUserNetwork {
 /// restarts do not pile them up; they stay when Berth stops (the network stays too).
 enum DockerFirewall {
     static func rules(bridge: String) -> [(chain: String, match: [String])] {
-        [("INPUT", ["-i", bridge, "-j", "REJECT"]),
-         ("DOCKER-USER", ["-i", bridge, "-d", "169.254.0.0/16", "-j", "REJECT"])]
+        [
+            ("INPUT", ["-i", bridge, "-j", "REJECT"]),
+            ("DOCKER-USER", ["-i", bridge, "-d", "169.254.0.0/16", "-j", "REJECT"]),
+        ]
     }
 
     /// On a thread of its own: iptables waits for the xtables lock, which must not hold up a

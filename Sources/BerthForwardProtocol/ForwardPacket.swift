@@ -25,11 +25,12 @@ public struct ForwardPacket: Sendable, Equatable {
     }
 
     public func encoded() -> [UInt8] {
-        CBOREncoder.encode(.map([
-            CBORPair(.text("Type"), .unsigned(type.rawValue)),
-            CBORPair(.text("ConnectionId"), .unsigned(connectionID)),
-            CBORPair(.text("Payload"), payload.map { .bytes($0) } ?? .null),
-        ]))
+        CBOREncoder.encode(
+            .map([
+                CBORPair(.text("Type"), .unsigned(type.rawValue)),
+                CBORPair(.text("ConnectionId"), .unsigned(connectionID)),
+                CBORPair(.text("Payload"), payload.map { .bytes($0) } ?? .null),
+            ]))
     }
 
     public init(decoding value: CBORValue) throws(ForwardProtocolError) {

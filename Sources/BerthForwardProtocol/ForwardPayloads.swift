@@ -22,8 +22,10 @@ public struct ForwardSetup: Sendable, Equatable {
     public var authProtocol: String
     public var authCookie: String
 
-    public init(_ connectionType: ConnectionType, bindHost: String = "", bindPort: UInt64 = 0, protocolName: String = "tcp",
-                screen: String = "", singleConnection: Bool = false, authProtocol: String = "", authCookie: String = "") {
+    public init(
+        _ connectionType: ConnectionType, bindHost: String = "", bindPort: UInt64 = 0, protocolName: String = "tcp",
+        screen: String = "", singleConnection: Bool = false, authProtocol: String = "", authCookie: String = ""
+    ) {
         self.connectionType = connectionType
         self.bindHost = bindHost
         self.bindPort = bindPort
@@ -35,26 +37,28 @@ public struct ForwardSetup: Sendable, Equatable {
     }
 
     public func encoded() -> [UInt8] {
-        CBOREncoder.encode(.map([
-            CBORPair(.text("ConnectionType"), .unsigned(connectionType.rawValue)),
-            CBORPair(.text("BindHost"), .text(bindHost)),
-            CBORPair(.text("BindPort"), .unsigned(bindPort)),
-            CBORPair(.text("Protocol"), .text(protocolName)),
-            CBORPair(.text("Screen"), .text(screen)),
-            CBORPair(.text("SingleConnection"), .bool(singleConnection)),
-            CBORPair(.text("AuthProtocol"), .text(authProtocol)),
-            CBORPair(.text("AuthCookie"), .text(authCookie)),
-        ]))
+        CBOREncoder.encode(
+            .map([
+                CBORPair(.text("ConnectionType"), .unsigned(connectionType.rawValue)),
+                CBORPair(.text("BindHost"), .text(bindHost)),
+                CBORPair(.text("BindPort"), .unsigned(bindPort)),
+                CBORPair(.text("Protocol"), .text(protocolName)),
+                CBORPair(.text("Screen"), .text(screen)),
+                CBORPair(.text("SingleConnection"), .bool(singleConnection)),
+                CBORPair(.text("AuthProtocol"), .text(authProtocol)),
+                CBORPair(.text("AuthCookie"), .text(authCookie)),
+            ]))
     }
 
     public init(decoding bytes: [UInt8]) throws(ForwardProtocolError) {
         let fields = try ForwardFields(try decodeItem(bytes, "setup payload"), "setup payload")
         let rawType = try fields.unsigned("ConnectionType")
         guard let type = ConnectionType(rawValue: rawType) else { throw ForwardProtocolError("unknown connection type \(rawType)") }
-        self.init(type, bindHost: try fields.text("BindHost"), bindPort: try fields.unsigned("BindPort", default: 0),
-                  protocolName: try fields.text("Protocol"), screen: try fields.text("Screen"),
-                  singleConnection: try fields.bool("SingleConnection"), authProtocol: try fields.text("AuthProtocol"),
-                  authCookie: try fields.text("AuthCookie"))
+        self.init(
+            type, bindHost: try fields.text("BindHost"), bindPort: try fields.unsigned("BindPort", default: 0),
+            protocolName: try fields.text("Protocol"), screen: try fields.text("Screen"),
+            singleConnection: try fields.bool("SingleConnection"), authProtocol: try fields.text("AuthProtocol"),
+            authCookie: try fields.text("AuthCookie"))
     }
 }
 
@@ -75,20 +79,22 @@ public struct ForwardNewConnection: Sendable, Equatable {
     }
 
     public func encoded() -> [UInt8] {
-        CBOREncoder.encode(.map([
-            CBORPair(.text("Protocol"), .text(protocolName)),
-            CBORPair(.text("ConnectedAddress"), .text(connectedAddress)),
-            CBORPair(.text("ConnectedPort"), .unsigned(connectedPort)),
-            CBORPair(.text("OriginatorAddress"), .text(originatorAddress)),
-            CBORPair(.text("OriginatorPort"), .unsigned(originatorPort)),
-        ]))
+        CBOREncoder.encode(
+            .map([
+                CBORPair(.text("Protocol"), .text(protocolName)),
+                CBORPair(.text("ConnectedAddress"), .text(connectedAddress)),
+                CBORPair(.text("ConnectedPort"), .unsigned(connectedPort)),
+                CBORPair(.text("OriginatorAddress"), .text(originatorAddress)),
+                CBORPair(.text("OriginatorPort"), .unsigned(originatorPort)),
+            ]))
     }
 
     public init(decoding bytes: [UInt8]) throws(ForwardProtocolError) {
         let fields = try ForwardFields(try decodeItem(bytes, "new-connection payload"), "new-connection payload")
-        self.init(protocolName: try fields.text("Protocol"), connectedAddress: try fields.text("ConnectedAddress"),
-                  connectedPort: try fields.unsigned("ConnectedPort", default: 0), originatorAddress: try fields.text("OriginatorAddress"),
-                  originatorPort: try fields.unsigned("OriginatorPort", default: 0))
+        self.init(
+            protocolName: try fields.text("Protocol"), connectedAddress: try fields.text("ConnectedAddress"),
+            connectedPort: try fields.unsigned("ConnectedPort", default: 0), originatorAddress: try fields.text("OriginatorAddress"),
+            originatorPort: try fields.unsigned("OriginatorPort", default: 0))
     }
 }
 
@@ -106,8 +112,9 @@ public struct ForwardSetupReply: Sendable, Equatable {
 
     public init?(decoding bytes: [UInt8]?) {
         guard let bytes, let value = try? decodeItem(bytes, "setup reply"),
-              let fields = try? ForwardFields(value, "setup reply"),
-              let port = try? fields.unsigned("BindPort") else { return nil }
+            let fields = try? ForwardFields(value, "setup reply"),
+            let port = try? fields.unsigned("BindPort")
+        else { return nil }
         self.boundPort = port
     }
 }

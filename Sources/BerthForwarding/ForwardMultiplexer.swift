@@ -140,7 +140,8 @@ public actor ForwardMultiplexer {
             }
         case .newConnection:
             guard id > lastOfferedID, let acceptor, let payload = packet.payload,
-                  let offer = try? ForwardNewConnection(decoding: payload) else {
+                let offer = try? ForwardNewConnection(decoding: payload)
+            else {
                 return await send(ForwardPacket(.error, connectionID: id))
             }
             lastOfferedID = id

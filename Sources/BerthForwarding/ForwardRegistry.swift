@@ -37,8 +37,9 @@ public final class ForwardRegistry: Sendable {
             // The client sees the description; the engine's text stays in the log.
             throw ChannelRejection(.connectFailed, "port forwarding is not available (FORWARD_SERVER_FAILED)")
         }
-        let target = ForwardNewConnection(protocolName: "tcp", connectedAddress: request.host, connectedPort: UInt64(request.port),
-                                          originatorAddress: request.originatorHost, originatorPort: UInt64(request.originatorPort))
+        let target = ForwardNewConnection(
+            protocolName: "tcp", connectedAddress: request.host, connectedPort: UInt64(request.port),
+            originatorAddress: request.originatorHost, originatorPort: UInt64(request.originatorPort))
         do {
             try await dialer.dial(target, channel: channel)
         } catch {

@@ -83,8 +83,9 @@ public final class KubernetesBackend: Sendable {
     /// Opens an exec stream in `pod`.
     func exec(pod: String, _ command: [String], tty: Bool, stdin: Bool = true) async throws -> KubernetesStream {
         let query = KubernetesPodSpec.execQuery(command, container: container, tty: tty, stdin: stdin)
-        let stream = try await KubernetesStream.open(endpoint: endpoint, pathAndQuery: "/api/v1/namespaces/\(namespace)/pods/\(pod)/exec?\(query)",
-                                                     timeout: config.timeouts.commandStart.duration)
+        let stream = try await KubernetesStream.open(
+            endpoint: endpoint, pathAndQuery: "/api/v1/namespaces/\(namespace)/pods/\(pod)/exec?\(query)",
+            timeout: config.timeouts.commandStart.duration)
         negotiated.withLockedValue { $0 = stream.version }
         return stream
     }
@@ -102,16 +103,19 @@ public final class KubernetesBackend: Sendable {
             case .status(_, let message): return .ended(message)
             }
         }
-        return try await AgentLink.overExec(output: output, write: { try await stream.write($0) }, close: {
-            await stream.closeStdin()
-            await stream.close()
-        }, helloTimeout: config.timeouts.commandStart.duration, logger: log)
+        return try await AgentLink.overExec(
+            output: output, write: { try await stream.write($0) },
+            close: {
+                await stream.closeStdin()
+                await stream.close()
+            }, helloTimeout: config.timeouts.commandStart.duration, logger: log)
     }
 
     func attach(pod: String, tty: Bool) async throws -> KubernetesStream {
         var query = ["stdin=true", "stdout=true", "stderr=\(!tty)", "tty=\(tty)"]
         if !container.isEmpty { query.append("container=\(KubernetesClient.encode(container))") }
-        return try await KubernetesStream.open(endpoint: endpoint, pathAndQuery: "/api/v1/namespaces/\(namespace)/pods/\(pod)/attach?\(query.joined(separator: "&"))",
-                                               timeout: config.timeouts.commandStart.duration)
+        return try await KubernetesStream.open(
+            endpoint: endpoint, pathAndQuery: "/api/v1/namespaces/\(namespace)/pods/\(pod)/attach?\(query.joined(separator: "&"))",
+            timeout: config.timeouts.commandStart.duration)
     }
 }

@@ -49,7 +49,8 @@ final class KubernetesClient: Sendable {
 
         func exitCode(container: Int) -> Int? {
             guard case .array(let statuses)? = value["status"]?["containerStatuses"], container < statuses.count,
-                  case .int(let code)? = statuses[container]["state"]?["terminated"]?["exitCode"] else { return nil }
+                case .int(let code)? = statuses[container]["state"]?["terminated"]?["exitCode"]
+            else { return nil }
             return Int(code)
         }
     }

@@ -49,8 +49,9 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
         let environment = metadata.programEnvironment(exposeMetadata: backend.config.pod.exposeAuthMetadataAsEnv, includeSensitive: false)
         let left = Set(self.environment.keys).subtracting(environment.keys)
         if !left.isEmpty {
-            logger.log(.warning, "KUBERNETES_SENSITIVE_ENV_OMITTED", "sensitive environment entries are not put into the pod spec (disableAgent)",
-                       ["names": "\(left.sorted().joined(separator: ","))"])
+            logger.log(
+                .warning, "KUBERNETES_SENSITIVE_ENV_OMITTED", "sensitive environment entries are not put into the pod spec (disableAgent)",
+                ["names": "\(left.sorted().joined(separator: ","))"])
         }
         return environment
     }
@@ -123,8 +124,9 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
     /// moment, which is as good), waits for it and uses it.
     private func createThenUse(_ name: String, persistent: KubernetesPodSpec.Persistent) async throws {
         let pod = backend.config.pod
-        let body = KubernetesPodSpec.body(pod: pod, metadata: metadata, command: pod.idleCommand, environment: [:],
-                                          tty: false, interactive: false, name: name, persistent: persistent)
+        let body = KubernetesPodSpec.body(
+            pod: pod, metadata: metadata, command: pod.idleCommand, environment: [:],
+            tty: false, interactive: false, name: name, persistent: persistent)
         do {
             _ = try await backend.client.createPod(namespace: backend.namespace, body: body)
         } catch let error as KubernetesAPIError where error.status == 409 {
@@ -203,8 +205,9 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
             return AgentSessionTarget(link: link)
         case .session:
             // A pod of the session's own, idle, with the program started over its link.
-            let body = KubernetesPodSpec.body(pod: backend.config.pod, metadata: metadata, command: backend.config.pod.idleCommand,
-                                              environment: [:], tty: false, interactive: false)
+            let body = KubernetesPodSpec.body(
+                pod: backend.config.pod, metadata: metadata, command: backend.config.pod.idleCommand,
+                environment: [:], tty: false, interactive: false)
             let name = try await createPod(body)
             let link = try await backend.openLink(pod: name, logger: logger)
             try await writeFiles(link)
@@ -228,7 +231,6 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
 
     public func onUnsupportedChannel(type: String) async {}
     public func onUnsupportedGlobalRequest(type: String) async {}
-
 
     /// Removes the connection's pods (never the persistent one), retrying within `podStop`.
     public func tearDown() async {

@@ -111,10 +111,11 @@ enum Kubeconfig {
         }
         let document = try ConfigValue.parse(String(decoding: data, as: UTF8.self), format: .yaml, source: path)
         guard case .string(let contextName)? = document["current-context"],
-              let context = named(document["contexts"], contextName)?["context"],
-              case .string(let clusterName)? = context["cluster"],
-              let cluster = named(document["clusters"], clusterName)?["cluster"],
-              case .string(let server)? = cluster["server"] else {
+            let context = named(document["contexts"], contextName)?["context"],
+            case .string(let clusterName)? = context["cluster"],
+            let cluster = named(document["clusters"], clusterName)?["cluster"],
+            case .string(let server)? = cluster["server"]
+        else {
             throw KubernetesError("KUBERNETES_CONFIG_INVALID", "kubeconfig \(path): no current context with a cluster server")
         }
         settings.host = server

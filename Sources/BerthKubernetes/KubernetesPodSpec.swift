@@ -16,10 +16,14 @@ enum KubernetesPodSpec {
 
     /// `environment` ends up in the pod object, which anyone allowed to read pods (and the API
     /// server's audit log) sees: only for the path without the agent, never sensitive entries.
-    static func body(pod: KubernetesConfig.Pod, metadata: ConnectionMetadata, command: [String], environment: [String: String],
-                     tty: Bool, interactive: Bool, name: String? = nil, persistent: Persistent? = nil) -> ConfigValue {
+    static func body(
+        pod: KubernetesConfig.Pod, metadata: ConnectionMetadata, command: [String], environment: [String: String],
+        tty: Bool, interactive: Bool, name: String? = nil, persistent: Persistent? = nil
+    ) -> ConfigValue {
         // A persistent pod belongs to no connection, so no clean-up may remove it.
-        var labels: [(key: String, value: ConfigValue)] = persistent != nil ? [("berth.persistent", .string("true"))]
+        var labels: [(key: String, value: ConfigValue)] =
+            persistent != nil
+            ? [("berth.persistent", .string("true"))]
             : [(connectionLabel, .string(metadata.connectionID.hex)), (ServerIdentity.label, .string(serverName))]
         let username = labelValue(metadata.effectiveUsername)
         if !username.isEmpty && persistent != .shared { labels.append(("berth.username", .string(username))) }
@@ -48,10 +52,11 @@ enum KubernetesPodSpec {
                     container = container.merging(.object([("env", .array(list))]))
                 }
                 if number == pod.consoleContainerNumber {
-                    container = container.merging(.object([
-                        ("command", .array(command.map(ConfigValue.string))), ("args", .array([])),
-                        ("stdin", .bool(interactive)), ("stdinOnce", .bool(interactive)), ("tty", .bool(tty)),
-                    ]))
+                    container = container.merging(
+                        .object([
+                            ("command", .array(command.map(ConfigValue.string))), ("args", .array([])),
+                            ("stdin", .bool(interactive)), ("stdinOnce", .bool(interactive)), ("tty", .bool(tty)),
+                        ]))
                 }
                 containers[number] = container
             }
@@ -110,7 +115,8 @@ enum KubernetesPodSpec {
     /// The console container's name, for exec and attach.
     static func consoleContainer(_ pod: KubernetesConfig.Pod) -> String {
         guard case .array(let containers)? = pod.spec["containers"], pod.consoleContainerNumber < containers.count,
-              case .string(let name)? = containers[pod.consoleContainerNumber]["name"] else { return "" }
+            case .string(let name)? = containers[pod.consoleContainerNumber]["name"]
+        else { return "" }
         return name
     }
 

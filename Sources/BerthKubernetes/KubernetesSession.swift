@@ -25,7 +25,6 @@ actor KubernetesSession: ProgramSessionHandler {
     private var backend: KubernetesBackend { connection.backend }
     private var pod: KubernetesConfig.Pod { backend.config.pod }
 
-
     func onWindowChange(requestID: UInt64, _ size: WindowSize) async throws {
         guard let stream else { throw RequestRefused("KUBERNETES_PROGRAM_NOT_RUNNING", "cannot resize window, program is not running") }
         // `timeouts.window` bounds the resize message on the exec stream (with the agent it is a
@@ -74,18 +73,19 @@ actor KubernetesSession: ProgramSessionHandler {
     /// The attach path's pump (`ProgramStreamPump`). Attach reports Success whatever the program
     /// did; the pod status has its exit code.
     private func startPump(_ stream: KubernetesStream, tty: Bool, podExit: @escaping @Sendable () async -> Int?) {
-        pump = ProgramStreamPump.start(ProgramStreamPump.Stream(
-            output: stream.output,
-            piece: { piece in
-                switch piece {
-                case .stdout(let bytes): .stdout(bytes)
-                case .stderr(let bytes): .stderr(bytes)
-                case .status(_, let message): .note(message)
-                }
-            },
-            write: { try await stream.write($0) },
-            closeInput: { await stream.closeStdin() },
-            exitCode: { note in (await podExit(), note.isEmpty ? "the program's exit code is unknown" : note) }),
+        pump = ProgramStreamPump.start(
+            ProgramStreamPump.Stream(
+                output: stream.output,
+                piece: { piece in
+                    switch piece {
+                    case .stdout(let bytes): .stdout(bytes)
+                    case .stderr(let bytes): .stderr(bytes)
+                    case .status(_, let message): .note(message)
+                    }
+                },
+                write: { try await stream.write($0) },
+                closeInput: { await stream.closeStdin() },
+                exitCode: { note in (await podExit(), note.isEmpty ? "the program's exit code is unknown" : note) }),
             channel: channel, tty: tty, logger: connection.logger, ended: "KUBERNETES_STREAM_ENDED", unknownExit: "KUBERNETES_EXIT_CODE_UNAVAILABLE")
     }
 
@@ -93,7 +93,8 @@ actor KubernetesSession: ProgramSessionHandler {
     private static func terminatedExitCode(_ backend: KubernetesBackend, pod: String) async -> Int? {
         for _ in 0..<60 {
             if let status = try? await backend.client.getPod(namespace: backend.namespace, name: pod),
-               let code = status.exitCode(container: backend.config.pod.consoleContainerNumber) {
+                let code = status.exitCode(container: backend.config.pod.consoleContainerNumber)
+            {
                 return code
             }
             try? await Task.sleep(for: .milliseconds(500))

@@ -51,7 +51,8 @@ final class KubernetesStream: Sendable {
                         // The refusal catcher sits where the WebSocket bytes will flow now.
                         return channel.pipeline.syncOperations.removeHandler(name: UpgradeRefusalCatcher.name).flatMapThrowing {
                             let (handler, output) = KubernetesFrameHandler.make(eventLoop: channel.eventLoop)
-                            try channel.pipeline.syncOperations.addHandler(NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024, maxAccumulatedFrameSize: 8 << 20))
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024, maxAccumulatedFrameSize: 8 << 20))
                             try channel.pipeline.syncOperations.addHandler(handler)
                             ready.succeed(KubernetesStream(channel: channel, output: output, version: version))
                         }
@@ -139,7 +140,9 @@ private final class UpgradeRefusalCatcher: ChannelInboundHandler, RemovableChann
 
 struct KubernetesOutputSequence: AsyncSequence, Sendable {
     typealias Element = KubernetesOutput
-    typealias Producer = NIOThrowingAsyncSequenceProducer<KubernetesOutput, Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, ConsumerDemand<KubernetesFrameHandler>>
+    typealias Producer = NIOThrowingAsyncSequenceProducer<
+        KubernetesOutput, Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, ConsumerDemand<KubernetesFrameHandler>
+    >
 
     let base: Producer
 

@@ -74,7 +74,6 @@ public final class LogSink: @unchecked Sendable {
     }
 }
 
-
 public struct LogSinkError: Error, CustomStringConvertible {
     public let path: String
     public let reason: String

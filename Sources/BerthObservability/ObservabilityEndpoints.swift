@@ -34,15 +34,17 @@ public final class ObservabilityEndpoints: Sendable {
         do {
             if metrics.enable, let registry {
                 let path = metrics.path
-                servers.append(try await PlainHTTPServer.start(listen: metrics.listen, what: "metrics.listen") { _, requested in
-                    guard requested == path else { return .init(status: .notFound, body: Array("not found\n".utf8)) }
-                    return .init(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer())
-                })
+                servers.append(
+                    try await PlainHTTPServer.start(listen: metrics.listen, what: "metrics.listen") { _, requested in
+                        guard requested == path else { return .init(status: .notFound, body: Array("not found\n".utf8)) }
+                        return .init(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer())
+                    })
             }
             if health.enable {
-                servers.append(try await PlainHTTPServer.start(listen: health.listen, what: "health.listen") { _, _ in
-                    state.isServing ? .init(status: .ok, body: Array("ok".utf8)) : .init(status: .serviceUnavailable, body: Array("not ok".utf8))
-                })
+                servers.append(
+                    try await PlainHTTPServer.start(listen: health.listen, what: "health.listen") { _, _ in
+                        state.isServing ? .init(status: .ok, body: Array("ok".utf8)) : .init(status: .serviceUnavailable, body: Array("not ok".utf8))
+                    })
             }
         } catch {
             for server in servers { await server.stop() }

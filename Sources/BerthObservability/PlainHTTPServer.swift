@@ -34,8 +34,10 @@ public final class PlainHTTPServer: Sendable {
 
     /// Binds `listen` (`host:port`) and serves `route`. Connections past `maxConnections` are
     /// closed at once; one with no traffic for `idleTimeout` is closed.
-    public static func start(listen: String, what: String, maxConnections: Int = defaultMaxConnections,
-                             idleTimeout: TimeAmount = defaultIdleTimeout, route: @escaping Route) async throws -> PlainHTTPServer {
+    public static func start(
+        listen: String, what: String, maxConnections: Int = defaultMaxConnections,
+        idleTimeout: TimeAmount = defaultIdleTimeout, route: @escaping Route
+    ) async throws -> PlainHTTPServer {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
             throw BerthError("HTTP_SERVER_LISTEN_FAILED", "\(what): \"\(listen)\" is not host:port")
         }

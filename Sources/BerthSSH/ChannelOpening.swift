@@ -12,8 +12,9 @@ enum ChannelOpening {
         let (events, continuation) = AsyncStream.makeStream(of: SessionEvent.self)
         let input = SessionInputSource()
         let stdin = input.makeInput(eventLoop: eventLoop) { bytes in ChannelOpening.consumed(bytes, on: channel) }
-        let session = EngineSessionChannel(writer: ChannelWriter(channel: channel), channelID: channelID,
-                                           connection: connection.authenticatedMetadata, stdin: stdin)
+        let session = EngineSessionChannel(
+            writer: ChannelWriter(channel: channel), channelID: channelID,
+            connection: connection.authenticatedMetadata, stdin: stdin)
         var logger = connection.logger
         logger[metadataKey: LogKey.channelID] = "\(channelID)"
         let channelLogger = logger
@@ -38,8 +39,10 @@ enum ChannelOpening {
         }
     }
 
-    static func direct(_ channel: NIOLoopBound<SSHChannel>, forward: DirectForward, handler: any SSHConnectionHandler,
-                       connection: SSHConnection) -> EventLoopFuture<Void> {
+    static func direct(
+        _ channel: NIOLoopBound<SSHChannel>, forward: DirectForward, handler: any SSHConnectionHandler,
+        connection: SSHConnection
+    ) -> EventLoopFuture<Void> {
         let eventLoop = channel.eventLoop
         let (bridge, forwardChannel) = attach(channel, channelID: connection.allocateChannelID())
         // Set before the answer: the backend may start writing as soon as the target connected,

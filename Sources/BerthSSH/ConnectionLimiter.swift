@@ -25,8 +25,10 @@ final class ConnectionLimiter: Sendable {
     }
 
     /// `random` returns a number in 0..<100 (a test injects its own).
-    init(maxTotal: Int, maxPerIP: Int, startups: MaxStartups = .unlimited, perSource: PerSourceStartups = PerSourceStartups(max: 0),
-         random: @escaping @Sendable () -> Int = { Int.random(in: 0..<100) }) {
+    init(
+        maxTotal: Int, maxPerIP: Int, startups: MaxStartups = .unlimited, perSource: PerSourceStartups = PerSourceStartups(max: 0),
+        random: @escaping @Sendable () -> Int = { Int.random(in: 0..<100) }
+    ) {
         self.maxTotal = maxTotal
         self.maxPerIP = maxPerIP
         self.startups = startups

@@ -27,9 +27,11 @@ final class DescriptorReserve: Sendable {
         case refuse(open: Int, limit: Int, firstTime: Bool)
     }
 
-    init(reserve: Int, recountAfter: Duration = .milliseconds(50),
-         limit: @escaping @Sendable () -> Int? = DescriptorReserve.openFilesLimit,
-         count: @escaping @Sendable () -> Int? = DescriptorReserve.openDescriptors) {
+    init(
+        reserve: Int, recountAfter: Duration = .milliseconds(50),
+        limit: @escaping @Sendable () -> Int? = DescriptorReserve.openFilesLimit,
+        count: @escaping @Sendable () -> Int? = DescriptorReserve.openDescriptors
+    ) {
         self.reserve = reserve
         self.recountAfter = recountAfter
         self.limit = limit

@@ -9,8 +9,10 @@ import NIOCore
 /// go to the layer stack once the connection's environment is ready; everything else is
 /// refused (the engine itself answers `keepalive@openssh.com` and `no-more-sessions@openssh.com`).
 enum GlobalRequests {
-    static func serve(_ request: SSHGlobalRequest, connection: SSHConnection, engine: NIOLoopBound<WeakEngine>,
-                      promise: EventLoopPromise<ByteBuffer>) {
+    static func serve(
+        _ request: SSHGlobalRequest, connection: SSHConnection, engine: NIOLoopBound<WeakEngine>,
+        promise: EventLoopPromise<ByteBuffer>
+    ) {
         var data = request.payload
         switch request.type {
         case "tcpip-forward", "cancel-tcpip-forward":

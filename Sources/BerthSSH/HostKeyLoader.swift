@@ -82,7 +82,9 @@ public enum HostKeyLoader {
             } catch {
                 throw HostKeyConfigError(message: "cannot store generated host key at \(path): \(error)")
             }
-            logger.log(.notice, "SSH_HOST_KEY_GENERATED", "no host key configured; generated a \(key.keyType) host key", ["path": "\(path)", "publicKey": "\(key.publicKey.authorizedKeysText)"])
+            logger.log(
+                .notice, "SSH_HOST_KEY_GENERATED", "no host key configured; generated a \(key.keyType) host key",
+                ["path": "\(path)", "publicKey": "\(key.publicKey.authorizedKeysText)"])
             return key
         }
     }

@@ -48,7 +48,9 @@ final class LoginGuard: Sendable {
         for kind in verdict.blocked {
             BerthMetrics.loginBlocked(kind: kind.rawValue)
             let what = kind == .address ? "address \(LoginProtection.addressKey(ip))" : "username"
-            logger.log(.warning, "AUTH_PROTECTION_BLOCKED", "too many failed passwords; \(what) blocked for \(protection.withLockedValue { $0.config.blockDuration })", [LogKey.username: "\(username)", "kind": "\(kind.rawValue)"])
+            logger.log(
+                .warning, "AUTH_PROTECTION_BLOCKED", "too many failed passwords; \(what) blocked for \(protection.withLockedValue { $0.config.blockDuration })",
+                [LogKey.username: "\(username)", "kind": "\(kind.rawValue)"])
         }
         if verdict.delay > .zero { BerthMetrics.loginDelayed() }
         return (verdict.delay, verdict.blocked.contains(.address))

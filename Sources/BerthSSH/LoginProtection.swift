@@ -93,7 +93,8 @@ struct LoginProtection {
     mutating func recordFailure(address ip: String, user username: String, now: Instant) -> Verdict {
         guard !exempt(ip) else { return Verdict() }
         var verdict = Verdict()
-        let addressCount = Self.count(&addresses, Self.addressKey(ip), threshold: config.addressThreshold, kind: .address, now: now, config: config, capacity: capacity, verdict: &verdict)
+        let addressCount = Self.count(
+            &addresses, Self.addressKey(ip), threshold: config.addressThreshold, kind: .address, now: now, config: config, capacity: capacity, verdict: &verdict)
         let userCount = Self.count(&users, Self.userKey(username), threshold: config.userThreshold, kind: .user, now: now, config: config, capacity: capacity, verdict: &verdict)
         verdict.delay = delay(after: max(addressCount, userCount))
         return verdict
@@ -105,8 +106,10 @@ struct LoginProtection {
         users[Self.userKey(username)] = nil
     }
 
-    private static func count(_ table: inout [String: Entry], _ key: String, threshold: Int, kind: Kind, now: Instant,
-                              config: LoginProtectionConfig, capacity: Int, verdict: inout Verdict) -> Int {
+    private static func count(
+        _ table: inout [String: Entry], _ key: String, threshold: Int, kind: Kind, now: Instant,
+        config: LoginProtectionConfig, capacity: Int, verdict: inout Verdict
+    ) -> Int {
         var entry = table[key] ?? Entry(lastFailure: now)
         if let until = entry.blockedUntil, now >= until {
             entry = Entry(lastFailure: now)

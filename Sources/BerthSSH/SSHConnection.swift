@@ -34,8 +34,10 @@ final class SSHConnection: Sendable {
         var pendingGlobalRequests: EventLoopFuture<Void>?
     }
 
-    init(channel: Channel, remoteAddress: RemoteAddress, settings: SSHFrontEndSettings, logger: Logger,
-         loginGuard: LoginGuard? = nil, onAuthenticated: @escaping @Sendable () -> Void = {}) {
+    init(
+        channel: Channel, remoteAddress: RemoteAddress, settings: SSHFrontEndSettings, logger: Logger,
+        loginGuard: LoginGuard? = nil, onAuthenticated: @escaping @Sendable () -> Void = {}
+    ) {
         self.channel = channel
         self.loginGuard = loginGuard
         self.onAuthenticated = onAuthenticated
@@ -115,7 +117,8 @@ final class SSHConnection: Sendable {
         }
         if open { onAuthenticated() }
         guard open else {
-            logger.log(.info, "SSH_AUTH_AFTER_DISCONNECT", "authentication finished after the client disconnected; nothing is started", [LogKey.username: "\(metadata.effectiveUsername)"])
+            logger.log(
+                .info, "SSH_AUTH_AFTER_DISCONNECT", "authentication finished after the client disconnected; nothing is started", [LogKey.username: "\(metadata.effectiveUsername)"])
             return
         }
         let logger = self.logger
@@ -127,7 +130,9 @@ final class SSHConnection: Sendable {
                 return try await ConnectionContext.$eventLoop.withValue(channel.eventLoop) { try await handler.onHandshakeSuccess(metadata) }
             } catch {
                 let reason = (error as? CodedError)?.description ?? "\(error)"
-                logger.log(.error, "SSH_BACKEND_REJECTED_HANDSHAKE", "could not prepare the user's environment; closing the connection", [LogKey.reason: "\(reason)", LogKey.username: "\(metadata.effectiveUsername)"])
+                logger.log(
+                    .error, "SSH_BACKEND_REJECTED_HANDSHAKE", "could not prepare the user's environment; closing the connection",
+                    [LogKey.reason: "\(reason)", LogKey.username: "\(metadata.effectiveUsername)"])
                 // The reason may hold webhook or engine text meant for the operator; the user
                 // gets the code to quote.
                 refuse("Berth could not prepare your session (\((error as? CodedError)?.code.description ?? "SSH_BACKEND_REJECTED_HANDSHAKE"))")

@@ -31,7 +31,8 @@ public final class SSHFrontEnd: Sendable {
         self.group = group
         self.loginGuard = LoginGuard(config: settings.loginProtection)
         self.descriptors = DescriptorReserve(reserve: settings.descriptorReserve)
-        self.limiter = ConnectionLimiter(maxTotal: settings.maxConnections, maxPerIP: settings.maxConnectionsPerIP, startups: settings.maxStartups, perSource: settings.perSourceStartups)
+        self.limiter = ConnectionLimiter(
+            maxTotal: settings.maxConnections, maxPerIP: settings.maxConnectionsPerIP, startups: settings.maxStartups, perSource: settings.perSourceStartups)
     }
 
     /// Binds the listener and tells the layers it is ready. Returns the bound address.
@@ -101,14 +102,19 @@ public final class SSHFrontEnd: Sendable {
         if case .refuse(let open, let limit, let firstTime) = descriptors.decide() {
             BerthMetrics.descriptorReserveRefusal()
             if firstTime {
-                logger.log(.warning, "SSH_DESCRIPTOR_RESERVE", "closing new connections: \(open) of \(limit) descriptors are open and \(settings.descriptorReserve) are kept for users already logged in (ssh.descriptorReserve); raise the open-files limit", [LogKey.remoteAddress: "\(remote)"])
+                logger.log(
+                    .warning, "SSH_DESCRIPTOR_RESERVE",
+                    "closing new connections: \(open) of \(limit) descriptors are open and \(settings.descriptorReserve) are kept for users already logged in (ssh.descriptorReserve); raise the open-files limit",
+                    [LogKey.remoteAddress: "\(remote)"])
             }
             channel.close(promise: nil)
             return channel.eventLoop.makeSucceededVoidFuture()
         }
         if !stopping, let refusals = loginGuard.refusesConnection(from: ip) {
             // A blocked scanner may reconnect thousands of times; the first one is news.
-            logger.log(refusals == 1 ? .notice : .debug, "SSH_LOGIN_BLOCKED", "connection closed before key exchange: too many failed passwords from this address", [LogKey.remoteAddress: "\(remote)"])
+            logger.log(
+                refusals == 1 ? .notice : .debug, "SSH_LOGIN_BLOCKED", "connection closed before key exchange: too many failed passwords from this address",
+                [LogKey.remoteAddress: "\(remote)"])
             return refuse(channel, reason: "too many failed logins from your address; try again later")
         }
         if let refusal = stopping ? "server is shutting down" : limiter.acquire(ip: ip) {
@@ -116,8 +122,9 @@ public final class SSHFrontEnd: Sendable {
             return refuse(channel, reason: refusal)
         }
         let startup = limiter.startupSlot(ip: ip)
-        let connection = SSHConnection(channel: channel, remoteAddress: remote, settings: settings, logger: logger,
-                                       loginGuard: loginGuard, onAuthenticated: { startup.settle() })
+        let connection = SSHConnection(
+            channel: channel, remoteAddress: remote, settings: settings, logger: logger,
+            loginGuard: loginGuard, onAuthenticated: { startup.settle() })
         let key = ObjectIdentifier(connection)
         state.withLockedValue { $0.connections[key] = connection }
         connection.logger.log(.debug, "SSH_CONNECTED", "client connected")

@@ -46,7 +46,10 @@ public struct SSHFrontEndSettings: Sendable {
         let usable = Set(hostKeys.flatMap(\.signatureAlgorithms))
         if !engine.hostKeyAlgorithms.contains(where: usable.contains) {
             let types = hostKeys.map(\.keyType).joined(separator: ", ")
-            throw HostKeyConfigError(message: "ssh.hostKeyAlgorithms: none of \(engine.hostKeyAlgorithms.joined(separator: ", ")) can sign with the host keys (\(types)); add a host key of a listed type or list one of \(usable.sorted().joined(separator: ", "))")
+            throw HostKeyConfigError(
+                message:
+                    "ssh.hostKeyAlgorithms: none of \(engine.hostKeyAlgorithms.joined(separator: ", ")) can sign with the host keys (\(types)); add a host key of a listed type or list one of \(usable.sorted().joined(separator: ", "))"
+            )
         }
         self.engine = engine
         self.maxAuthTries = config.maxAuthTries

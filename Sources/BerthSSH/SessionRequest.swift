@@ -46,10 +46,13 @@ enum SessionRequest: Sendable, Equatable {
             return .request(.env(name: name, value: value))
         case "pty-req":
             guard let term = data.readSSHText(), let columns = data.readSSHUInt32(), let rows = data.readSSHUInt32(),
-                  let width = data.readSSHUInt32(), let height = data.readSSHUInt32(), var encoded = data.readSSHString()
+                let width = data.readSSHUInt32(), let height = data.readSSHUInt32(), var encoded = data.readSSHString()
             else { return .malformed(type) }
-            return .request(.pty(PtyRequest(term: term, columns: columns, rows: rows, widthPixels: width,
-                                            heightPixels: height, modes: terminalModes(&encoded))))
+            return .request(
+                .pty(
+                    PtyRequest(
+                        term: term, columns: columns, rows: rows, widthPixels: width,
+                        heightPixels: height, modes: terminalModes(&encoded))))
         case "shell":
             return .request(.shell)
         case "exec":
@@ -60,7 +63,7 @@ enum SessionRequest: Sendable, Equatable {
             return .request(.subsystem(name))
         case "window-change":
             guard let columns = data.readSSHUInt32(), let rows = data.readSSHUInt32(),
-                  let width = data.readSSHUInt32(), let height = data.readSSHUInt32()
+                let width = data.readSSHUInt32(), let height = data.readSSHUInt32()
             else { return .malformed(type) }
             return .request(.windowChange(WindowSize(columns: columns, rows: rows, widthPixels: width, heightPixels: height)))
         case "signal":

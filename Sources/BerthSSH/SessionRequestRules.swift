@@ -11,7 +11,7 @@ struct SessionRequestRules {
     func check(_ kind: Kind) -> String? {
         switch (kind, phase) {
         case (.env, .configuring), (.pty, .configuring), (.program, .configuring),
-             (.signal, .running), (.windowChange, .running):
+            (.signal, .running), (.windowChange, .running):
             return nil
         case (.env, _), (.pty, _):
             return "the program already started; environment and terminal must be requested before it"

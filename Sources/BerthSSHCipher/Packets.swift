@@ -81,7 +81,8 @@ struct CipherMACOpener: SSHPacketOpener {
     }
 
     mutating func open(from buffer: inout ByteBuffer, sequenceNumber: UInt32) throws -> ByteBuffer? {
-        encryptThenMAC ? try openETM(from: &buffer, sequenceNumber: sequenceNumber)
+        encryptThenMAC
+            ? try openETM(from: &buffer, sequenceNumber: sequenceNumber)
             : try openClassic(from: &buffer, sequenceNumber: sequenceNumber)
     }
 
@@ -95,8 +96,9 @@ struct CipherMACOpener: SSHPacketOpener {
         let mac = self.mac
         let valid = buffer.withUnsafeReadableBytes { all in
             expectedMAC.withUnsafeMutableBytes { expected in
-                mac.compute(sequenceNumber: sequenceNumber, UnsafeRawBufferPointer(rebasing: all[0..<total]),
-                            UnsafeRawBufferPointer(start: nil, count: 0), into: expected)
+                mac.compute(
+                    sequenceNumber: sequenceNumber, UnsafeRawBufferPointer(rebasing: all[0..<total]),
+                    UnsafeRawBufferPointer(start: nil, count: 0), into: expected)
                 return constantTimeEqual(UnsafeRawBufferPointer(expected), UnsafeRawBufferPointer(rebasing: all[total..<(total + macLength)]))
             }
         }
@@ -189,8 +191,9 @@ struct GCMSealer: SSHPacketSealer {
         nonces.advance()
         let key = self.key
         let tag = try withMutableRegion(&out, at: start, count: total) { region in
-            try key.seal(nonce: nonce, UnsafeMutableRawBufferPointer(rebasing: region[4...]),
-                         authenticating: UnsafeRawBufferPointer(rebasing: region[0..<4]))
+            try key.seal(
+                nonce: nonce, UnsafeMutableRawBufferPointer(rebasing: region[4...]),
+                authenticating: UnsafeRawBufferPointer(rebasing: region[0..<4]))
         }
         tag.withUnsafeBytes { _ = out.writeBytes($0) }
     }
@@ -215,9 +218,10 @@ struct GCMOpener: SSHPacketOpener {
         let nonce = try nonces.current()
         let key = self.key
         let plain: Data = try buffer.withUnsafeReadableBytes { all in
-            try key.open(nonce: nonce, UnsafeRawBufferPointer(rebasing: all[4..<total]),
-                         tag: UnsafeRawBufferPointer(rebasing: all[total..<(total + 16)]),
-                         authenticating: UnsafeRawBufferPointer(rebasing: all[0..<4]))
+            try key.open(
+                nonce: nonce, UnsafeRawBufferPointer(rebasing: all[4..<total]),
+                tag: UnsafeRawBufferPointer(rebasing: all[total..<(total + 16)]),
+                authenticating: UnsafeRawBufferPointer(rebasing: all[0..<4]))
         }
         nonces.advance()
         let range = try PacketLayout.payloadRange(paddingLength: plain[plain.startIndex], packetLength: packetLength)
@@ -273,8 +277,9 @@ struct ChaChaPolySealer: SSHPacketSealer {
             try keys.header.apply(nonce: nonce, counter: 0, UnsafeMutableRawBufferPointer(rebasing: region[0..<4]))
             try keys.main.apply(nonce: nonce, counter: 1, UnsafeMutableRawBufferPointer(rebasing: region[4..<total]))
             try polyKey.withUnsafeBytes {
-                try keys.poly.tag(key: $0, message: UnsafeRawBufferPointer(rebasing: region[0..<total]),
-                                  into: UnsafeMutableRawBufferPointer(rebasing: region[total...]))
+                try keys.poly.tag(
+                    key: $0, message: UnsafeRawBufferPointer(rebasing: region[0..<total]),
+                    into: UnsafeMutableRawBufferPointer(rebasing: region[total...]))
             }
         }
     }

@@ -65,8 +65,10 @@ enum PacketLayout {
     /// Appends uint32 packet_length, byte padding_length, payload, padding to `out`, reserving
     /// `trailer` more bytes for the MAC/tag so appending it does not reallocate. Returns the index
     /// of the packet's first byte and its packet_length.
-    static func writePlain(payload: ByteBuffer, blockSize: Int, lengthCovered: Bool, trailer: Int,
-                           padding fill: PaddingFill, into out: inout ByteBuffer) throws -> (start: Int, packetLength: Int) {
+    static func writePlain(
+        payload: ByteBuffer, blockSize: Int, lengthCovered: Bool, trailer: Int,
+        padding fill: PaddingFill, into out: inout ByteBuffer
+    ) throws -> (start: Int, packetLength: Int) {
         let count = payload.readableBytes
         guard count <= SSHCipherSuite.maxPayloadLength else { throw CipherErrors.payloadTooLarge(count) }
         let padding = paddingLength(payload: count, blockSize: blockSize, lengthCovered: lengthCovered)
@@ -88,7 +90,8 @@ enum PacketLayout {
     static func checkLength(_ packetLength: UInt32, blockSize: Int, lengthCovered: Bool) throws {
         let length = Int(packetLength)
         guard length >= 5, length <= SSHCipherSuite.maxPacketLength,
-              (length + (lengthCovered ? 4 : 0)) % blockSize == 0 else {
+            (length + (lengthCovered ? 4 : 0)) % blockSize == 0
+        else {
             throw CipherErrors.badLength(packetLength)
         }
     }
@@ -163,7 +166,8 @@ final class EVPBlockTransformContext {
         guard let context = EVP_CIPHER_CTX_new() else { throw CipherErrors.crypto("EVP_CIPHER_CTX_new failed") }
         self.context = context
         guard EVP_CipherInit_ex(context, cipher, nil, key, iv, encrypt ? 1 : 0) == 1,
-              EVP_CIPHER_CTX_set_padding(context, 0) == 1 else {
+            EVP_CIPHER_CTX_set_padding(context, 0) == 1
+        else {
             throw CipherErrors.crypto("EVP_CipherInit_ex failed")
         }
     }
@@ -192,7 +196,8 @@ struct EVPBlockTransform: SSHBlockTransform {
         let pointer = base.assumingMemoryBound(to: UInt8.self)
         var written: Int32 = 0
         guard EVP_CipherUpdate(state.context, pointer, &written, pointer, Int32(bytes.count)) == 1,
-              Int(written) == bytes.count else {
+            Int(written) == bytes.count
+        else {
             throw CipherErrors.crypto("EVP_CipherUpdate failed")
         }
     }
@@ -310,9 +315,10 @@ final class Poly1305 {
         precondition(key.count == Self.keyLength && output.count == Self.tagLength)
         var written = 0
         guard EVP_MAC_init(context, key.baseAddress?.assumingMemoryBound(to: UInt8.self), key.count, nil) == 1,
-              message.count == 0 || EVP_MAC_update(context, message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count) == 1,
-              EVP_MAC_final(context, output.baseAddress?.assumingMemoryBound(to: UInt8.self), &written, output.count) == 1,
-              written == Self.tagLength else {
+            message.count == 0 || EVP_MAC_update(context, message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count) == 1,
+            EVP_MAC_final(context, output.baseAddress?.assumingMemoryBound(to: UInt8.self), &written, output.count) == 1,
+            written == Self.tagLength
+        else {
             throw CipherErrors.crypto("Poly1305 failed")
         }
     }

@@ -43,8 +43,10 @@ public final class SSHChannel {
     let highWaterMark: Int
     private(set) var lastReportedWritable = true
 
-    init(localID: UInt32, type: String, state: State, windowSize: UInt32, highWaterMark: Int,
-         eventLoop: any EventLoop, handler: SSHServerHandler) {
+    init(
+        localID: UInt32, type: String, state: State, windowSize: UInt32, highWaterMark: Int,
+        eventLoop: any EventLoop, handler: SSHServerHandler
+    ) {
         self.localID = localID
         self.type = type
         self.state = state

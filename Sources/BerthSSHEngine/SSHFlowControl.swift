@@ -18,8 +18,9 @@ struct SSHInboundWindow: Equatable {
 
     mutating func receive(_ bytes: Int) throws {
         guard bytes <= Int(remaining) else {
-            throw SSHProtocolError("SSH_CHANNEL_WINDOW_EXCEEDED",
-                                   "peer sent \(bytes) bytes of channel data with only \(remaining) left in the window")
+            throw SSHProtocolError(
+                "SSH_CHANNEL_WINDOW_EXCEEDED",
+                "peer sent \(bytes) bytes of channel data with only \(remaining) left in the window")
         }
         remaining -= UInt32(bytes)
         unconsumed += UInt32(bytes)

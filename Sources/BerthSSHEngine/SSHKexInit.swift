@@ -46,8 +46,10 @@ struct SSHKexInit: Equatable, Sendable {
         self.reserved = reserved
     }
 
-    init(cookie: [UInt8], kexAlgorithms: [String], serverHostKeyAlgorithms: [String],
-         ciphers: [String], macs: [String], compression: [String] = ["none"]) {
+    init(
+        cookie: [UInt8], kexAlgorithms: [String], serverHostKeyAlgorithms: [String],
+        ciphers: [String], macs: [String], compression: [String] = ["none"]
+    ) {
         self.cookie = cookie
         self.kexAlgorithms = kexAlgorithms
         self.serverHostKeyAlgorithms = serverHostKeyAlgorithms
@@ -65,9 +67,11 @@ struct SSHKexInit: Equatable, Sendable {
     func write(into buffer: inout ByteBuffer) {
         buffer.writeSSHUInt8(SSHMessageNumber.kexInit)
         buffer.writeBytes(cookie)
-        for list in [kexAlgorithms, serverHostKeyAlgorithms, ciphersClientToServer, ciphersServerToClient,
-                     macsClientToServer, macsServerToClient, compressionClientToServer, compressionServerToClient,
-                     languagesClientToServer, languagesServerToClient] {
+        for list in [
+            kexAlgorithms, serverHostKeyAlgorithms, ciphersClientToServer, ciphersServerToClient,
+            macsClientToServer, macsServerToClient, compressionClientToServer, compressionServerToClient,
+            languagesClientToServer, languagesServerToClient,
+        ] {
             buffer.writeSSHNameList(list)
         }
         buffer.writeSSHBool(firstKexPacketFollows)
@@ -114,30 +118,39 @@ struct SSHNegotiatedAlgorithms: Equatable, Sendable {
 /// RFC 4253 §7.1 negotiation, the same for both roles: for each category the first algorithm
 /// on the client's list that is also on the server's.
 enum SSHNegotiation {
-    static func negotiate(client: SSHKexInit, server: SSHKexInit,
-                          isAEAD: (String) -> Bool = SSHCipherSuite.isAEAD(cipher:)) throws -> SSHNegotiatedAlgorithms {
-        let kex = try choose("key exchange", client: client.kexAlgorithms.filter { !SSHKexMarker.isMarker($0) },
-                             server: server.kexAlgorithms.filter { !SSHKexMarker.isMarker($0) })
+    static func negotiate(
+        client: SSHKexInit, server: SSHKexInit,
+        isAEAD: (String) -> Bool = SSHCipherSuite.isAEAD(cipher:)
+    ) throws -> SSHNegotiatedAlgorithms {
+        let kex = try choose(
+            "key exchange", client: client.kexAlgorithms.filter { !SSHKexMarker.isMarker($0) },
+            server: server.kexAlgorithms.filter { !SSHKexMarker.isMarker($0) })
         let hostKey = try choose("host key", client: client.serverHostKeyAlgorithms, server: server.serverHostKeyAlgorithms)
         let cipherCS = try choose("client-to-server cipher", client: client.ciphersClientToServer, server: server.ciphersClientToServer)
         let cipherSC = try choose("server-to-client cipher", client: client.ciphersServerToClient, server: server.ciphersServerToClient)
-        let macCS = isAEAD(cipherCS) ? nil
+        let macCS =
+            isAEAD(cipherCS)
+            ? nil
             : try choose("client-to-server MAC", client: client.macsClientToServer, server: server.macsClientToServer)
-        let macSC = isAEAD(cipherSC) ? nil
+        let macSC =
+            isAEAD(cipherSC)
+            ? nil
             : try choose("server-to-client MAC", client: client.macsServerToClient, server: server.macsServerToClient)
         let compCS = try choose("client-to-server compression", client: client.compressionClientToServer, server: server.compressionClientToServer)
         let compSC = try choose("server-to-client compression", client: client.compressionServerToClient, server: server.compressionServerToClient)
-        return SSHNegotiatedAlgorithms(kex: kex, hostKey: hostKey, cipherClientToServer: cipherCS, cipherServerToClient: cipherSC,
-                                       macClientToServer: macCS, macServerToClient: macSC,
-                                       compressionClientToServer: compCS, compressionServerToClient: compSC)
+        return SSHNegotiatedAlgorithms(
+            kex: kex, hostKey: hostKey, cipherClientToServer: cipherCS, cipherServerToClient: cipherSC,
+            macClientToServer: macCS, macServerToClient: macSC,
+            compressionClientToServer: compCS, compressionServerToClient: compSC)
     }
 
     static func choose(_ category: String, client: [String], server: [String]) throws -> String {
         let offered = Set(server)
         if let match = client.first(where: { !$0.isEmpty && offered.contains($0) }) { return match }
-        throw SSHProtocolError("SSH_KEX_NO_COMMON_ALGORITHM",
-                               "no common \(category) algorithm; client offers [\(client.joined(separator: ","))], server offers [\(server.joined(separator: ","))]",
-                               disconnectReason: SSHDisconnectReason.keyExchangeFailed)
+        throw SSHProtocolError(
+            "SSH_KEX_NO_COMMON_ALGORITHM",
+            "no common \(category) algorithm; client offers [\(client.joined(separator: ","))], server offers [\(server.joined(separator: ","))]",
+            disconnectReason: SSHDisconnectReason.keyExchangeFailed)
     }
 
     /// RFC 4253 §7.1: a guessed first kex packet is wrong unless both sides prefer the same kex and

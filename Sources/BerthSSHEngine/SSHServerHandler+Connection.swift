@@ -73,8 +73,9 @@ extension SSHServerHandler {
             let request = SSHChannelRequest(type: type, wantReply: wantReply, payload: data, id: id)
             if wantReply {
                 guard channel.inboundReplies.count < settings.maxPendingRequests else {
-                    throw SSHProtocolError("SSH_TOO_MANY_PENDING_REQUESTS",
-                                           "more than \(settings.maxPendingRequests) unanswered requests on channel \(recipient)")
+                    throw SSHProtocolError(
+                        "SSH_TOO_MANY_PENDING_REQUESTS",
+                        "more than \(settings.maxPendingRequests) unanswered requests on channel \(recipient)")
                 }
                 channel.inboundReplies.append(id: id)
                 if ["shell", "exec", "subsystem"].contains(type) { channel.outputHeldFor = id }
@@ -114,8 +115,9 @@ extension SSHServerHandler {
     private func receivedChannelData(_ recipient: UInt32, data: ByteBuffer, extendedType: UInt32?) throws {
         let channel = try lookUpOpen(recipient, extendedType == nil ? "CHANNEL_DATA" : "CHANNEL_EXTENDED_DATA")
         guard data.readableBytes <= Int(settings.maxPacketSize) else {
-            throw SSHProtocolError("SSH_CHANNEL_PACKET_TOO_LARGE",
-                                   "\(data.readableBytes) bytes of channel data in one packet, above the maximum \(settings.maxPacketSize)")
+            throw SSHProtocolError(
+                "SSH_CHANNEL_PACKET_TOO_LARGE",
+                "\(data.readableBytes) bytes of channel data in one packet, above the maximum \(settings.maxPacketSize)")
         }
         try channel.inboundWindow.receive(data.readableBytes)
         // Late data after EOF or our CLOSE is dropped; the window was charged so accounting stays exact.
@@ -142,9 +144,10 @@ extension SSHServerHandler {
             refuse(SSHChannelOpenError.connectFailed, "server shutting down")
             return
         }
-        let channel = SSHChannel(localID: allocateChannelID(), type: open.type, state: .openingInbound,
-                                 windowSize: settings.windowSize, highWaterMark: settings.channelHighWaterMark,
-                                 eventLoop: context.eventLoop, handler: self)
+        let channel = SSHChannel(
+            localID: allocateChannelID(), type: open.type, state: .openingInbound,
+            windowSize: settings.windowSize, highWaterMark: settings.channelHighWaterMark,
+            eventLoop: context.eventLoop, handler: self)
         channel.remoteID = open.senderChannel
         channel.peerWindow = UInt64(open.initialWindow)
         channel.peerMaxPacket = Int(open.maxPacket)
@@ -155,11 +158,14 @@ extension SSHServerHandler {
             switch result {
             case .success:
                 channel.state = .open
-                self.send(SSHMessageWriter.channelOpenConfirmation(recipient: channel.remoteID, sender: channel.localID,
-                                                                   window: self.settings.windowSize, maxPacket: self.settings.maxPacketSize))
+                self.send(
+                    SSHMessageWriter.channelOpenConfirmation(
+                        recipient: channel.remoteID, sender: channel.localID,
+                        window: self.settings.windowSize, maxPacket: self.settings.maxPacketSize))
             case .failure(let error):
                 self.discardUnopened(channel)
-                let openError = error as? SSHChannelOpenError
+                let openError =
+                    error as? SSHChannelOpenError
                     ?? SSHChannelOpenError(reason: SSHChannelOpenError.connectFailed, message: "\(error)")
                 refuse(openError.reason, openError.message)
             }
@@ -288,13 +294,16 @@ extension SSHServerHandler {
             return context.eventLoop.makeFailedFuture(SSHChannelOpenError(reason: SSHChannelOpenError.resourceShortage, message: "too many channels"))
         }
         let promise = context.eventLoop.makePromise(of: SSHChannel.self)
-        let channel = SSHChannel(localID: allocateChannelID(), type: type, state: .openingOutbound(promise),
-                                 windowSize: settings.windowSize, highWaterMark: settings.channelHighWaterMark,
-                                 eventLoop: context.eventLoop, handler: self)
+        let channel = SSHChannel(
+            localID: allocateChannelID(), type: type, state: .openingOutbound(promise),
+            windowSize: settings.windowSize, highWaterMark: settings.channelHighWaterMark,
+            eventLoop: context.eventLoop, handler: self)
         channel.delegate = channelDelegate
         channels[channel.localID] = channel
-        send(SSHMessageWriter.channelOpen(type: type, sender: channel.localID, window: settings.windowSize,
-                                          maxPacket: settings.maxPacketSize, data: payload))
+        send(
+            SSHMessageWriter.channelOpen(
+                type: type, sender: channel.localID, window: settings.windowSize,
+                maxPacket: settings.maxPacketSize, data: payload))
         outputReady()
         return promise.futureResult
     }

@@ -16,8 +16,9 @@ extension SSHServerHandler {
         // RFC 4256 §3.4: a new request abandons a keyboard-interactive exchange.
         abortInfoRequest("the client sent another authentication request")
         if authRequestCount > settings.maxAuthRequests {
-            throw SSHProtocolError("SSH_AUTH_TOO_MANY_ATTEMPTS", "too many authentication attempts",
-                                   disconnectReason: SSHDisconnectReason.noMoreAuthMethodsAvailable)
+            throw SSHProtocolError(
+                "SSH_AUTH_TOO_MANY_ATTEMPTS", "too many authentication attempts",
+                disconnectReason: SSHDisconnectReason.noMoreAuthMethodsAvailable)
         }
         authQueue.append(request)
         try processAuthQueue()
@@ -27,8 +28,9 @@ extension SSHServerHandler {
     func processAuthQueue() throws {
         while !authInFlight, !isAuthenticated, let request = authQueue.popFirst() {
             guard request.service == "ssh-connection" else {
-                throw SSHProtocolError("SSH_SERVICE_NOT_AVAILABLE", "authentication for unknown service \"\(request.service)\"",
-                                       disconnectReason: SSHDisconnectReason.serviceNotAvailable)
+                throw SSHProtocolError(
+                    "SSH_SERVICE_NOT_AVAILABLE", "authentication for unknown service \"\(request.service)\"",
+                    disconnectReason: SSHDisconnectReason.serviceNotAvailable)
             }
             switch request.method {
             case .none:

@@ -216,8 +216,9 @@ public final class SSHServerHandler: ChannelDuplexHandler {
         while transport.canSendNonKexMessages, !channel.closeSent, let item = channel.outbound.first {
             switch item {
             case .data:
-                let limit = min(Int(min(channel.peerWindow, UInt64(Int.max))), channel.peerMaxPacket,
-                                Self.maxOutboundDataPacket, budget)
+                let limit = min(
+                    Int(min(channel.peerWindow, UInt64(Int.max))), channel.peerMaxPacket,
+                    Self.maxOutboundDataPacket, budget)
                 guard limit > 0 else { return sentAnything }
                 var finished: [EventLoopPromise<Void>] = []
                 guard let (data, extendedType) = channel.outbound.takeData(limit: limit, completed: &finished) else { return sentAnything }
@@ -357,8 +358,9 @@ extension SSHServerHandler: SSHTransportDelegate {
         switch message {
         case .serviceRequest(let service):
             guard service == "ssh-userauth" else {
-                throw SSHProtocolError("SSH_SERVICE_NOT_AVAILABLE", "service \"\(service)\" is not available",
-                                       disconnectReason: SSHDisconnectReason.serviceNotAvailable)
+                throw SSHProtocolError(
+                    "SSH_SERVICE_NOT_AVAILABLE", "service \"\(service)\" is not available",
+                    disconnectReason: SSHDisconnectReason.serviceNotAvailable)
             }
             // Repeated requests are answered again: paramiko sends two.
             userauthServiceAccepted = true

@@ -91,8 +91,10 @@ final class SSHTransport {
     /// Non-strict peers' sequence numbers wrap after 2^32 packets; rekey well before.
     static let rekeyPackets: UInt64 = 1 << 31
 
-    init(role: SSHRole, configuration: SSHTransportConfiguration, crypto: any SSHCryptoProvider,
-         allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+    init(
+        role: SSHRole, configuration: SSHTransportConfiguration, crypto: any SSHCryptoProvider,
+        allocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) {
         self.role = role
         self.configuration = configuration
         self.crypto = crypto
@@ -171,7 +173,8 @@ final class SSHTransport {
         bytesSinceKex &+= UInt64(bytes)
         packetsSinceKex &+= 1
         if initialKexDone, case .idle = phase, !isClosed,
-           bytesSinceKex >= configuration.rekeyBytes || packetsSinceKex >= Self.rekeyPackets {
+            bytesSinceKex >= configuration.rekeyBytes || packetsSinceKex >= Self.rekeyPackets
+        {
             try sendKexInit()
         }
     }
@@ -181,10 +184,11 @@ final class SSHTransport {
         var generator = SystemRandomNumberGenerator()
         for index in cookie.indices { cookie[index] = generator.next() }
         // The strict-kex marker goes on every KEXINIT: only the first one's matters to the peer.
-        let kexInit = SSHKexInit(cookie: cookie,
-                                 kexAlgorithms: configuration.kex + [SSHKexMarker.strictServer],
-                                 serverHostKeyAlgorithms: configuration.hostKeyAlgorithms,
-                                 ciphers: configuration.ciphers, macs: configuration.macs)
+        let kexInit = SSHKexInit(
+            cookie: cookie,
+            kexAlgorithms: configuration.kex + [SSHKexMarker.strictServer],
+            serverHostKeyAlgorithms: configuration.hostKeyAlgorithms,
+            ciphers: configuration.ciphers, macs: configuration.macs)
         let payload = kexInit.payload
         ourKexInit = kexInit
         ourKexInitPayload = Array(payload.readableBytesView)
@@ -233,8 +237,9 @@ final class SSHTransport {
             return
         case .ignore, .debug, .unimplemented:
             if inInitialStrictKex {
-                throw SSHProtocolError("SSH_STRICT_KEX_VIOLATION",
-                                       "\(SSHMessage.name(of: payload.getInteger(at: payload.readerIndex) ?? 0)) during the initial strict key exchange")
+                throw SSHProtocolError(
+                    "SSH_STRICT_KEX_VIOLATION",
+                    "\(SSHMessage.name(of: payload.getInteger(at: payload.readerIndex) ?? 0)) during the initial strict key exchange")
             }
             return
         case .kexInit(let peerInit):
@@ -246,14 +251,16 @@ final class SSHTransport {
         default:
             let number: UInt8 = payload.getInteger(at: payload.readerIndex) ?? 0
             guard initialKexDone else {
-                throw SSHProtocolError(inInitialStrictKex ? "SSH_STRICT_KEX_VIOLATION" : "SSH_UNEXPECTED_MESSAGE",
-                                       "\(SSHMessage.name(of: number)) before the initial key exchange completed")
+                throw SSHProtocolError(
+                    inInitialStrictKex ? "SSH_STRICT_KEX_VIOLATION" : "SSH_UNEXPECTED_MESSAGE",
+                    "\(SSHMessage.name(of: number)) before the initial key exchange completed")
             }
             switch phase {
             case .exchanging, .awaitingPeerNewKeys:
                 // RFC 4253 §7.1: after its KEXINIT the peer may send only transport messages until its NEWKEYS.
-                throw SSHProtocolError("SSH_UNEXPECTED_MESSAGE",
-                                       "\(SSHMessage.name(of: number)) in the middle of a key exchange")
+                throw SSHProtocolError(
+                    "SSH_UNEXPECTED_MESSAGE",
+                    "\(SSHMessage.name(of: number)) in the middle of a key exchange")
             case .idle, .sentKexInit:
                 try delegate?.transportReceived(message, sequenceNumber: sequenceNumber)
             }
@@ -272,8 +279,9 @@ final class SSHTransport {
             strictKex = peerInit.kexAlgorithms.contains(SSHKexMarker.strictClient)
             peerWantsExtInfo = peerInit.kexAlgorithms.contains(SSHKexMarker.extInfoClient)
             if strictKex && sequenceNumber != 0 {
-                throw SSHProtocolError("SSH_STRICT_KEX_VIOLATION",
-                                       "strict key exchange requires KEXINIT as the first packet, got it as packet \(sequenceNumber)")
+                throw SSHProtocolError(
+                    "SSH_STRICT_KEX_VIOLATION",
+                    "strict key exchange requires KEXINIT as the first packet, got it as packet \(sequenceNumber)")
             }
         }
         if case .idle = phase { try sendKexInit() }
@@ -284,21 +292,24 @@ final class SSHTransport {
             ignoreNextPacket = true
         }
         guard let hostKey = configuration.hostKeys.first(where: { $0.signatureAlgorithms.contains(negotiated.hostKey) }) else {
-            throw SSHProtocolError("SSH_KEX_NO_HOST_KEY", "no host key can sign with \(negotiated.hostKey)",
-                                   disconnectReason: SSHDisconnectReason.keyExchangeFailed)
+            throw SSHProtocolError(
+                "SSH_KEX_NO_HOST_KEY", "no host key can sign with \(negotiated.hostKey)",
+                disconnectReason: SSHDisconnectReason.keyExchangeFailed)
         }
-        let context = SSHKexContext(clientVersion: Array((peerVersion ?? "").utf8),
-                                    serverVersion: Array(configuration.ourVersion.utf8),
-                                    clientKexInit: peerKexInitPayload, serverKexInit: ourKexInitPayload,
-                                    hostKey: hostKey, hostKeyAlgorithm: negotiated.hostKey)
+        let context = SSHKexContext(
+            clientVersion: Array((peerVersion ?? "").utf8),
+            serverVersion: Array(configuration.ourVersion.utf8),
+            clientKexInit: peerKexInitPayload, serverKexInit: ourKexInitPayload,
+            hostKey: hostKey, hostKeyAlgorithm: negotiated.hostKey)
         let kex = try crypto.makeServerKex(name: negotiated.kex, context: context)
         phase = .exchanging(kex, negotiated)
     }
 
     private func receivedKexMessage(_ payload: ByteBuffer) throws {
         guard case .exchanging(var kex, let negotiated) = phase else {
-            throw SSHProtocolError("SSH_UNEXPECTED_KEX_MESSAGE",
-                                   "key exchange message \(payload.getInteger(at: payload.readerIndex, as: UInt8.self) ?? 0) outside a key exchange")
+            throw SSHProtocolError(
+                "SSH_UNEXPECTED_KEX_MESSAGE",
+                "key exchange message \(payload.getInteger(at: payload.readerIndex, as: UInt8.self) ?? 0) outside a key exchange")
         }
         let (replies, done) = try kex.receive(payload)
         phase = .exchanging(kex, negotiated)
@@ -336,22 +347,26 @@ final class SSHTransport {
 
     /// RFC 4253 §7.2. Role-specific: the server seals with B/D/F and opens with A/C/E; a client mirrors that.
     private func makeKeys(_ done: SSHKexOutput, _ negotiated: SSHNegotiatedAlgorithms) throws
-        -> (sealer: any SSHPacketSealer, opener: any SSHPacketOpener) {
+        -> (sealer: any SSHPacketSealer, opener: any SSHPacketOpener)
+    {
         guard let sessionID else { throw SSHProtocolError("SSH_INTERNAL", "no session id") }
         func derive(_ letter: Character, _ length: Int) -> [UInt8] {
-            SSHKeyDerivation.derive(hash: done.hash, sharedSecret: done.sharedSecret, exchangeHash: done.exchangeHash,
-                                    sessionID: sessionID, letter: letter.asciiValue!, length: length)
+            SSHKeyDerivation.derive(
+                hash: done.hash, sharedSecret: done.sharedSecret, exchangeHash: done.exchangeHash,
+                sessionID: sessionID, letter: letter.asciiValue!, length: length)
         }
         let inCipher = negotiated.cipherClientToServer, outCipher = negotiated.cipherServerToClient
         let inMAC = negotiated.macClientToServer, outMAC = negotiated.macServerToClient
-        let opener = try crypto.makeOpener(cipher: inCipher, mac: inMAC,
-                                           key: derive("C", crypto.keyLength(cipher: inCipher)),
-                                           iv: derive("A", crypto.ivLength(cipher: inCipher)),
-                                           macKey: inMAC.map { derive("E", crypto.keyLength(mac: $0)) } ?? [])
-        let sealer = try crypto.makeSealer(cipher: outCipher, mac: outMAC,
-                                           key: derive("D", crypto.keyLength(cipher: outCipher)),
-                                           iv: derive("B", crypto.ivLength(cipher: outCipher)),
-                                           macKey: outMAC.map { derive("F", crypto.keyLength(mac: $0)) } ?? [])
+        let opener = try crypto.makeOpener(
+            cipher: inCipher, mac: inMAC,
+            key: derive("C", crypto.keyLength(cipher: inCipher)),
+            iv: derive("A", crypto.ivLength(cipher: inCipher)),
+            macKey: inMAC.map { derive("E", crypto.keyLength(mac: $0)) } ?? [])
+        let sealer = try crypto.makeSealer(
+            cipher: outCipher, mac: outMAC,
+            key: derive("D", crypto.keyLength(cipher: outCipher)),
+            iv: derive("B", crypto.ivLength(cipher: outCipher)),
+            macKey: outMAC.map { derive("F", crypto.keyLength(mac: $0)) } ?? [])
         return (sealer, opener)
     }
 }

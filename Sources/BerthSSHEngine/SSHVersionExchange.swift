@@ -30,9 +30,10 @@ struct SSHVersionReader {
                 if lineLength > Self.maxOtherLineLength { throw Self.tooLong(isVersionLine: false, limit: Self.maxOtherLineLength) }
                 skippedLines += 1
                 if skippedLines > Self.maxOtherLines {
-                    throw SSHProtocolError("SSH_VERSION_TOO_MANY_LINES",
-                                           "more than \(Self.maxOtherLines) lines before the SSH identification line",
-                                           disconnectReason: SSHDisconnectReason.protocolVersionNotSupported)
+                    throw SSHProtocolError(
+                        "SSH_VERSION_TOO_MANY_LINES",
+                        "more than \(Self.maxOtherLines) lines before the SSH identification line",
+                        disconnectReason: SSHDisconnectReason.protocolVersionNotSupported)
                 }
                 buffer.moveReaderIndex(forwardBy: lineLength)
                 continue
@@ -45,23 +46,27 @@ struct SSHVersionReader {
 
     static func validate(_ line: [UInt8]) throws -> String {
         if line.contains(0) {
-            throw SSHProtocolError("SSH_VERSION_INVALID", "the identification line contains a NUL byte",
-                                   disconnectReason: SSHDisconnectReason.protocolVersionNotSupported)
+            throw SSHProtocolError(
+                "SSH_VERSION_INVALID", "the identification line contains a NUL byte",
+                disconnectReason: SSHDisconnectReason.protocolVersionNotSupported)
         }
         let text = String(decoding: line, as: UTF8.self)
         guard text.hasPrefix("SSH-2.0-") || text.hasPrefix("SSH-1.99-") else {
             let shown = text.prefix(64)
-            throw SSHProtocolError("SSH_VERSION_UNSUPPORTED",
-                                   "unsupported protocol version in \"\(shown)\": only SSH-2.0 is spoken",
-                                   disconnectReason: SSHDisconnectReason.protocolVersionNotSupported)
+            throw SSHProtocolError(
+                "SSH_VERSION_UNSUPPORTED",
+                "unsupported protocol version in \"\(shown)\": only SSH-2.0 is spoken",
+                disconnectReason: SSHDisconnectReason.protocolVersionNotSupported)
         }
         return text
     }
 
     private static func tooLong(isVersionLine: Bool, limit: Int) -> SSHProtocolError {
-        SSHProtocolError("SSH_VERSION_LINE_TOO_LONG",
-                         isVersionLine ? "identification line longer than \(limit) bytes"
-                                       : "line before the identification longer than \(limit) bytes",
-                         disconnectReason: SSHDisconnectReason.protocolVersionNotSupported)
+        SSHProtocolError(
+            "SSH_VERSION_LINE_TOO_LONG",
+            isVersionLine
+                ? "identification line longer than \(limit) bytes"
+                : "line before the identification longer than \(limit) bytes",
+            disconnectReason: SSHDisconnectReason.protocolVersionNotSupported)
     }
 }

@@ -80,7 +80,8 @@ enum SSHDiffieHellman {
         guard let g = BN_new(), let pMinusOne = BN_dup(p), let clientE = BN_new() else { throw internalError("BN_new") }
         defer { BN_free(g); BN_free(pMinusOne); BN_free(clientE) }
         guard BN_set_word(g, 2) == 1, BN_sub_word(pMinusOne, 1) == 1,
-              BN_bin2bn(magnitude, Int32(magnitude.count), clientE) != nil else { throw internalError("BN setup") }
+            BN_bin2bn(magnitude, Int32(magnitude.count), clientE) != nil
+        else { throw internalError("BN setup") }
 
         // RFC 4253 §8: values outside [2, p-2] would let the client force K into {0, 1, p-1}.
         guard BN_cmp(clientE, BN_value_one()) > 0, BN_cmp(clientE, pMinusOne) < 0 else {
@@ -95,7 +96,8 @@ enum SSHDiffieHellman {
         }
         BN_set_flags(y, BN_FLG_CONSTTIME)
         guard BN_mod_exp_mont_consttime(f, g, y, p, context, nil) == 1,
-              BN_mod_exp_mont_consttime(k, clientE, y, p, context, nil) == 1 else {
+            BN_mod_exp_mont_consttime(k, clientE, y, p, context, nil) == 1
+        else {
             throw internalError("BN_mod_exp_mont_consttime")
         }
         // K = 1 or p-1 only arises from a small-subgroup e that the range check did not catch;
@@ -128,8 +130,10 @@ enum SSHDiffieHellman {
 
     /// The reply (`byte number, string K_S, mpint f, string signature`) and the output, once
     /// the algorithm-specific fields (group exchange's request and group) are in `transcript`.
-    static func finish(transcript: SSHExchangeHashBuilder, group: SSHDHGroup, clientValue e: [UInt8],
-                       hash: SSHKexHash, replyNumber: UInt8, context: SSHKexContext) throws -> (replies: [ByteBuffer], done: SSHKexOutput?) {
+    static func finish(
+        transcript: SSHExchangeHashBuilder, group: SSHDHGroup, clientValue e: [UInt8],
+        hash: SSHKexHash, replyNumber: UInt8, context: SSHKexContext
+    ) throws -> (replies: [ByteBuffer], done: SSHKexOutput?) {
         let (f, secret) = try serverExchange(group: group, clientValue: e)
         var transcript = transcript
         transcript.buffer.writeSSHString(e)
@@ -160,8 +164,9 @@ struct SSHFixedGroupKeyExchange: SSHServerKeyExchange {
             throw SSHKexError.unexpected(message.getInteger(at: message.readerIndex, as: UInt8.self), expected: "nothing after the reply")
         }
         let e = try SSHDiffieHellman.readClientValue(message, number: SSHMessageNumber.kexDHInit, name: "KEXDH_INIT")
-        let result = try SSHDiffieHellman.finish(transcript: SSHExchangeHashBuilder(context: context), group: group, clientValue: e,
-                                                 hash: hash, replyNumber: SSHMessageNumber.kexDHReply, context: context)
+        let result = try SSHDiffieHellman.finish(
+            transcript: SSHExchangeHashBuilder(context: context), group: group, clientValue: e,
+            hash: hash, replyNumber: SSHMessageNumber.kexDHReply, context: context)
         finished = true
         return result
     }
@@ -228,7 +233,7 @@ struct SSHGroupExchange: SSHServerKeyExchange {
                 throw SSHKexError.make("SSH_KEX_GEX_NO_GROUP", "no group between \(min) and \(max) bits (offered: 3072-8192; diffie-hellman-group14-sha256 has 2048)")
             }
             var reply = ByteBufferAllocator().buffer(capacity: 16 + group.bits / 8)
-            reply.writeSSHUInt8(SSHMessageNumber.kexDHReply)   // KEX_DH_GEX_GROUP shares 31
+            reply.writeSSHUInt8(SSHMessageNumber.kexDHReply)  // KEX_DH_GEX_GROUP shares 31
             reply.writeSSHMPInt(unsignedBigEndian: group.primeBytes)
             reply.writeSSHMPInt(unsignedBigEndian: SSHDHGroup.generator)
             state = .awaitingInit(group: group, requestFields: fields)
@@ -240,8 +245,9 @@ struct SSHGroupExchange: SSHServerKeyExchange {
             for field in fields { transcript.buffer.writeSSHUInt32(field) }
             transcript.buffer.writeSSHMPInt(unsignedBigEndian: group.primeBytes)
             transcript.buffer.writeSSHMPInt(unsignedBigEndian: SSHDHGroup.generator)
-            let result = try SSHDiffieHellman.finish(transcript: transcript, group: group, clientValue: e, hash: hash,
-                                                     replyNumber: SSHMessageNumber.kexDHGexReply, context: context)
+            let result = try SSHDiffieHellman.finish(
+                transcript: transcript, group: group, clientValue: e, hash: hash,
+                replyNumber: SSHMessageNumber.kexDHGexReply, context: context)
             state = .finished
             return result
 

@@ -25,11 +25,12 @@ public enum SSHKexAlgorithms {
     ]
 
     /// Everything this build can do; the SHA-1 and 1024-bit ones only when configured, for old clients.
-    public static let supported: [String] = defaults + [
-        "diffie-hellman-group14-sha1",
-        "diffie-hellman-group1-sha1",
-        "diffie-hellman-group-exchange-sha1",
-    ]
+    public static let supported: [String] =
+        defaults + [
+            "diffie-hellman-group14-sha1",
+            "diffie-hellman-group1-sha1",
+            "diffie-hellman-group-exchange-sha1",
+        ]
 
     public static func makeServer(name: String, context: SSHKexContext) throws -> any SSHServerKeyExchange {
         switch name {
@@ -65,15 +66,17 @@ public enum SSHKexAlgorithms {
 
 /// What goes into the exchange hash besides the algorithm's own values (RFC 4253 §8).
 public struct SSHKexContext: Sendable {
-    public var clientVersion: [UInt8]       // V_C without CR LF
-    public var serverVersion: [UInt8]       // V_S
-    public var clientKexInit: [UInt8]       // I_C, the whole KEXINIT payload
-    public var serverKexInit: [UInt8]       // I_S
+    public var clientVersion: [UInt8]  // V_C without CR LF
+    public var serverVersion: [UInt8]  // V_S
+    public var clientKexInit: [UInt8]  // I_C, the whole KEXINIT payload
+    public var serverKexInit: [UInt8]  // I_S
     public var hostKey: any SSHHostKeySigner
-    public var hostKeyAlgorithm: String     // negotiated, e.g. "rsa-sha2-512"
+    public var hostKeyAlgorithm: String  // negotiated, e.g. "rsa-sha2-512"
 
-    public init(clientVersion: [UInt8], serverVersion: [UInt8], clientKexInit: [UInt8], serverKexInit: [UInt8],
-                hostKey: any SSHHostKeySigner, hostKeyAlgorithm: String) {
+    public init(
+        clientVersion: [UInt8], serverVersion: [UInt8], clientKexInit: [UInt8], serverKexInit: [UInt8],
+        hostKey: any SSHHostKeySigner, hostKeyAlgorithm: String
+    ) {
         self.clientVersion = clientVersion
         self.serverVersion = serverVersion
         self.clientKexInit = clientKexInit
@@ -91,9 +94,9 @@ public protocol SSHServerKeyExchange {
 }
 
 public struct SSHKexOutput: Sendable {
-    public var exchangeHash: [UInt8]        // H
-    public var sharedSecret: [UInt8]        // K exactly as encoded into the hash (mpint or string, with length)
-    public var hash: SSHKexHash             // the kex's hash function
+    public var exchangeHash: [UInt8]  // H
+    public var sharedSecret: [UInt8]  // K exactly as encoded into the hash (mpint or string, with length)
+    public var hash: SSHKexHash  // the kex's hash function
 
     public init(exchangeHash: [UInt8], sharedSecret: [UInt8], hash: SSHKexHash) {
         self.exchangeHash = exchangeHash
@@ -189,7 +192,8 @@ struct SSHExchangeHashBuilder {
 
     init(context: SSHKexContext) {
         hostKeyBlob = context.hostKey.publicKeyBlob
-        let size = 20 + context.clientVersion.count + context.serverVersion.count + context.clientKexInit.count
+        let size =
+            20 + context.clientVersion.count + context.serverVersion.count + context.clientKexInit.count
             + context.serverKexInit.count + hostKeyBlob.count + 2 * 1300
         buffer = ByteBufferAllocator().buffer(capacity: size)
         buffer.writeSSHString(context.clientVersion)

@@ -141,7 +141,8 @@ public struct SSHCertificate: Sendable, Hashable {
         var result: [Option] = []
         while buffer.readableBytes > 0 {
             guard let nameBytes = buffer.readSSHStringBytes(), let name = String(bytes: nameBytes, encoding: .utf8),
-                  let data = buffer.readSSHStringBytes() else {
+                let data = buffer.readSSHStringBytes()
+            else {
                 throw SSHKeyError.malformed("certificate \(what) are truncated")
             }
             if let last = result.last, !(last.name.utf8.lexicographicallyPrecedes(name.utf8)) {

@@ -232,9 +232,9 @@ struct ECDSACurve {
     func rawSignature(_ body: [UInt8]) -> [UInt8]? {
         var buffer = ByteBuffer(bytes: body)
         guard let r = buffer.readSSHMPIntBytes(), let s = buffer.readSSHMPIntBytes(), buffer.readableBytes == 0,
-              let rMagnitude = SSHMPInt.decodeUnsigned(r), let sMagnitude = SSHMPInt.decodeUnsigned(s),
-              !rMagnitude.isEmpty, !sMagnitude.isEmpty,
-              rMagnitude.count <= coordinateBytes, sMagnitude.count <= coordinateBytes
+            let rMagnitude = SSHMPInt.decodeUnsigned(r), let sMagnitude = SSHMPInt.decodeUnsigned(s),
+            !rMagnitude.isEmpty, !sMagnitude.isEmpty,
+            rMagnitude.count <= coordinateBytes, sMagnitude.count <= coordinateBytes
         else { return nil }
         var raw = [UInt8](repeating: 0, count: 2 * coordinateBytes)
         raw.replaceSubrange((coordinateBytes - rMagnitude.count)..<coordinateBytes, with: rMagnitude)

@@ -61,7 +61,7 @@ public struct SSHSecurityKey: Sendable, Hashable {
     public func verify(signatureBlob: [UInt8], over data: [UInt8]) -> Assertion? {
         var buffer = ByteBuffer(bytes: signatureBlob)
         guard buffer.readSSHText() == keyType, let signature = buffer.readSSHStringBytes(),
-              let flags = buffer.readSSHUInt8(), let counter = buffer.readSSHUInt32(), buffer.readableBytes == 0
+            let flags = buffer.readSSHUInt8(), let counter = buffer.readSSHUInt32(), buffer.readableBytes == 0
         else { return nil }
         var signed = Array(SHA256.hash(data: Array(application.utf8)))
         signed.append(flags)
@@ -72,7 +72,8 @@ public struct SSHSecurityKey: Sendable, Hashable {
             guard signature.count == 64, ed25519.isValidSignature(signature, for: signed) else { return nil }
         case .p256(let p256):
             guard let raw = ECDSACurve.p256.rawSignature(signature), let parsed = try? P256.Signing.ECDSASignature(rawRepresentation: raw),
-                  p256.isValidSignature(parsed, for: signed) else { return nil }
+                p256.isValidSignature(parsed, for: signed)
+            else { return nil }
         default:
             return nil
         }

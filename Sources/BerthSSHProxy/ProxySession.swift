@@ -86,9 +86,10 @@ actor ProxySession: SessionChannelHandler {
     }
 
     func onWindowChange(requestID: UInt64, _ size: WindowSize) async throws {
-        tell(SSHChannelRequestEvent.WindowChangeRequest(
-            terminalCharacterWidth: Int(size.columns), terminalRowHeight: Int(size.rows),
-            terminalPixelWidth: Int(size.widthPixels), terminalPixelHeight: Int(size.heightPixels)))
+        tell(
+            SSHChannelRequestEvent.WindowChangeRequest(
+                terminalCharacterWidth: Int(size.columns), terminalRowHeight: Int(size.rows),
+                terminalPixelWidth: Int(size.widthPixels), terminalPixelHeight: Int(size.heightPixels)))
     }
 
     func onSignal(requestID: UInt64, signal: String) async throws {

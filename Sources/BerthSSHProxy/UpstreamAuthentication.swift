@@ -51,7 +51,7 @@ final class UpstreamCredentials: NIOSSHClientUserAuthenticationDelegate {
             offers.removeFirst()
             switch offer {
             case .privateKey where availableMethods.contains(.publicKey),
-                 .password where availableMethods.contains(.password):
+                .password where availableMethods.contains(.password):
                 nextChallengePromise.succeed(NIOSSHUserAuthenticationOffer(username: username, serviceName: "", offer: offer))
                 return
             default:

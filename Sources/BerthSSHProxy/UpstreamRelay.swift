@@ -30,8 +30,9 @@ final class UpstreamRelay: ChannelDuplexHandler, ConsumerDemandTarget {
 
     static func make(eventLoop: EventLoop) -> (UpstreamRelay, Events) {
         let delegate = ConsumerDemand<UpstreamRelay>(eventLoop: eventLoop)
-        let result = Events.makeSequence(elementType: UpstreamEvent.self, backPressureStrategy: .init(lowWatermark: 4, highWatermark: 16),
-                                         finishOnDeinit: false, delegate: delegate)
+        let result = Events.makeSequence(
+            elementType: UpstreamEvent.self, backPressureStrategy: .init(lowWatermark: 4, highWatermark: 16),
+            finishOnDeinit: false, delegate: delegate)
         let relay = UpstreamRelay(source: result.source)
         delegate.target = relay
         return (relay, result.sequence)

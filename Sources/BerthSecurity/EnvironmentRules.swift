@@ -23,11 +23,11 @@ public enum EnvironmentRules {
         // friends, and the prompts (PS4 under xtrace) expand $(…); IFS changes word splitting;
         // HISTFILE makes an interactive shell write where the user says.
         "BASH_ENV ENV SHELLOPTS BASHOPTS PS0 PS1 PS2 PS3 PS4 PROMPT_COMMAND IFS HISTFILE"
-        // Where commands and glibc's loadable modules are found.
-        + " PATH GCONV_PATH LOCPATH NLSPATH"
-        // Interpreter start-up hooks that load code from a path or an option string.
-        + " PYTHONPATH PYTHONHOME PYTHONSTARTUP PYTHONWARNINGS PERL5LIB PERLLIB PERL5OPT RUBYLIB RUBYOPT"
-        + " NODE_OPTIONS NODE_PATH JAVA_TOOL_OPTIONS")
+            // Where commands and glibc's loadable modules are found.
+            + " PATH GCONV_PATH LOCPATH NLSPATH"
+            // Interpreter start-up hooks that load code from a path or an option string.
+            + " PYTHONPATH PYTHONHOME PYTHONSTARTUP PYTHONWARNINGS PERL5LIB PERLLIB PERL5OPT RUBYLIB RUBYOPT"
+            + " NODE_OPTIONS NODE_PATH JAVA_TOOL_OPTIONS")
 
     /// Prefixes: the dynamic loader (`LD_PRELOAD`, `LD_LIBRARY_PATH`, `LD_AUDIT`, …), bash's
     /// exported functions, and git's settings (`GIT_CONFIG_COUNT`/`KEY_n`/`VALUE_n` set any

@@ -20,8 +20,14 @@ public final class BackendHub: ServerHandler {
         ServerIdentity.configure(listen: config.ssh.listen, configured: config.persistence.serverIdentity)
         shared = SharedBackends(
             config: config, raw: raw,
-            docker: config.backend == "docker" ? try DockerBackend(config: config.docker, persistence: config.persistence, maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger, pooled: true) : nil,
-            kubernetes: config.backend == "kubernetes" ? try KubernetesBackend(config: config.kubernetes, persistence: config.persistence, maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger) : nil,
+            docker: config.backend == "docker"
+                ? try DockerBackend(
+                    config: config.docker, persistence: config.persistence, maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger,
+                    pooled: true) : nil,
+            kubernetes: config.backend == "kubernetes"
+                ? try KubernetesBackend(
+                    config: config.kubernetes, persistence: config.persistence, maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger)
+                : nil,
             configWebhook: config.configserver.http.url.isEmpty ? nil : try ConfigWebhookClient(config: config.configserver, logger: logger)
         )
     }
@@ -116,7 +122,9 @@ final class BackendConnection: NetworkConnectionHandler {
         do {
             reply = try await webhook.fetch(metadata)
         } catch {
-            logger.log(.error, "CONFIG_WEBHOOK_UNAVAILABLE", "config server unavailable: \((error as? CodedError)?.message ?? "\(error)")", [LogKey.username: "\(metadata.effectiveUsername)"])
+            logger.log(
+                .error, "CONFIG_WEBHOOK_UNAVAILABLE", "config server unavailable: \((error as? CodedError)?.message ?? "\(error)")",
+                [LogKey.username: "\(metadata.effectiveUsername)"])
             throw error
         }
         let config: BerthConfig
@@ -142,19 +150,26 @@ final class BackendConnection: NetworkConnectionHandler {
             return EchoBackendConnection(metadata: metadata)
         case "docker":
             do {
-                let docker = try shared.docker.flatMap { config.docker == shared.config.docker ? $0 : nil }
-                    ?? DockerBackend(config: config.docker, persistence: config.persistence, maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger)
+                let docker =
+                    try shared.docker.flatMap { config.docker == shared.config.docker ? $0 : nil }
+                    ?? DockerBackend(
+                        config: config.docker, persistence: config.persistence, maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger)
                 return own(try await docker.connect(metadata, logger: logger))
             } catch {
                 return unavailable(error, metadata, fallbackCode: "DOCKER_ERROR", what: "container")
             }
         case "kubernetes":
             do {
-                if let kubernetes = shared.kubernetes, config.kubernetes == shared.config.kubernetes, config.persistence == shared.config.persistence, config.security.maxSessions == shared.config.security.maxSessions {
+                if let kubernetes = shared.kubernetes, config.kubernetes == shared.config.kubernetes, config.persistence == shared.config.persistence,
+                    config.security.maxSessions == shared.config.security.maxSessions
+                {
                     return own(try await kubernetes.connect(metadata, logger: logger))
                 }
                 // The config webhook gave this user a Kubernetes setup of their own.
-                return own(try await KubernetesBackend(config: config.kubernetes, persistence: config.persistence, maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger).connect(metadata, logger: logger, ownsBackend: true))
+                return own(
+                    try await KubernetesBackend(
+                        config: config.kubernetes, persistence: config.persistence, maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger
+                    ).connect(metadata, logger: logger, ownsBackend: true))
             } catch {
                 return unavailable(error, metadata, fallbackCode: "KUBERNETES_ERROR", what: "pod")
             }

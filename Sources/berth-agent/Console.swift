@@ -76,8 +76,10 @@ enum Console {
     /// Writes getpid() as 4 bytes little-endian. A closed stdout is exit 3, not death by SIGPIPE.
     private static func writePID() {
         let pid = UInt32(bitPattern: getpid())
-        let bytes = [UInt8(truncatingIfNeeded: pid), UInt8(truncatingIfNeeded: pid >> 8),
-                     UInt8(truncatingIfNeeded: pid >> 16), UInt8(truncatingIfNeeded: pid >> 24)]
+        let bytes = [
+            UInt8(truncatingIfNeeded: pid), UInt8(truncatingIfNeeded: pid >> 8),
+            UInt8(truncatingIfNeeded: pid >> 16), UInt8(truncatingIfNeeded: pid >> 24),
+        ]
         let previous = signal(SIGPIPE, SIG_IGN)
         let written = writeAll(STDOUT_FILENO, bytes)
         let failure = AgentError.reason

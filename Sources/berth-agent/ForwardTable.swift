@@ -142,8 +142,9 @@ final class ForwardTable: @unchecked Sendable {
                 }
                 guard let id else { close(client); break }
                 _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-                let offer = ForwardNewConnection(protocolName: protocolName, connectedAddress: setup.bindHost, connectedPort: boundPort,
-                                                 originatorAddress: peer.address, originatorPort: peer.port)
+                let offer = ForwardNewConnection(
+                    protocolName: protocolName, connectedAddress: setup.bindHost, connectedPort: boundPort,
+                    originatorAddress: peer.address, originatorPort: peer.port)
                 self.output.send(ForwardPacket(.newConnection, connectionID: id, payload: offer.encoded()))
                 if setup.singleConnection {
                     self.lock.locked { self.noMoreConnections = true }

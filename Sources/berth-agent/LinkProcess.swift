@@ -37,8 +37,10 @@ final class LinkProcess: @unchecked Sendable {
     var finished = false
     var resumeState = ResumeState()
 
-    private init(channel: UInt32, pid: pid_t, tty: Bool, link: LinkOutput, inputFD: Int32, outputs: Int, credit: UInt32,
-                 resume: AgentResumable?, command: String, onFinished: @escaping (LinkProcess) -> Void) {
+    private init(
+        channel: UInt32, pid: pid_t, tty: Bool, link: LinkOutput, inputFD: Int32, outputs: Int, credit: UInt32,
+        resume: AgentResumable?, command: String, onFinished: @escaping (LinkProcess) -> Void
+    ) {
         self.channel = channel
         self.pid = pid
         self.tty = tty
@@ -56,8 +58,10 @@ final class LinkProcess: @unchecked Sendable {
 
     /// Starts the program; the caller holds the lock that orders spawns before the reaper's
     /// dispatch, so an early exit finds the process registered.
-    static func spawn(channel: UInt32, _ start: AgentProcessStart, as account: GuestAccount?, link: LinkOutput,
-                      resume: AgentResumable?, onFinished: @escaping (LinkProcess) -> Void) throws(SpawnFailure) -> LinkProcess {
+    static func spawn(
+        channel: UInt32, _ start: AgentProcessStart, as account: GuestAccount?, link: LinkOutput,
+        resume: AgentResumable?, onFinished: @escaping (LinkProcess) -> Void
+    ) throws(SpawnFailure) -> LinkProcess {
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
         defer { posix_spawn_file_actions_destroy(&fileActions) }
@@ -163,9 +167,10 @@ final class LinkProcess: @unchecked Sendable {
             cleanUp()
             throw SpawnFailure(message: "cannot run \(start.argv[0]): \(String(cString: strerror(result)))")
         }
-        let process = LinkProcess(channel: channel, pid: pid, tty: start.terminal != nil, link: link, inputFD: inputFD,
-                                  outputs: outputFDs.count, credit: start.outputWindow,
-                                  resume: start.terminal == nil ? nil : resume, command: start.argv.joined(separator: " "), onFinished: onFinished)
+        let process = LinkProcess(
+            channel: channel, pid: pid, tty: start.terminal != nil, link: link, inputFD: inputFD,
+            outputs: outputFDs.count, credit: start.outputWindow,
+            resume: start.terminal == nil ? nil : resume, command: start.argv.joined(separator: " "), onFinished: onFinished)
         process.outputFDs = outputFDs
         return process
     }
@@ -220,8 +225,9 @@ final class LinkProcess: @unchecked Sendable {
     private static let getNumber = UInt(0x8004_5430)
 
     static func resize(_ fd: Int32, _ size: AgentWindowSize) {
-        var window = winsize(ws_row: UInt16(clamping: size.rows), ws_col: UInt16(clamping: size.columns),
-                             ws_xpixel: UInt16(clamping: size.widthPixels), ws_ypixel: UInt16(clamping: size.heightPixels))
+        var window = winsize(
+            ws_row: UInt16(clamping: size.rows), ws_col: UInt16(clamping: size.columns),
+            ws_xpixel: UInt16(clamping: size.widthPixels), ws_ypixel: UInt16(clamping: size.heightPixels))
         _ = ioctl(fd, UInt(TIOCSWINSZ), &window)
     }
 

@@ -186,18 +186,24 @@ final class LinkServer: @unchecked Sendable {
         }
         let pid = pid_t(bitPattern: request.pid)
         if let process = ProgramTable.shared.program(pid), process.resume?.owner == owner,
-           process.claim(link: link, channel: channel, attach: request, onFinished: { [unowned self] finished in
-               self.monitor.locked { self.forget(finished, channel) }
-           }) {
+            process.claim(
+                link: link, channel: channel, attach: request,
+                onFinished: { [unowned self] finished in
+                    self.monitor.locked { self.forget(finished, channel) }
+                })
+        {
             monitor.locked { processes[channel] = process }
             link.send(.started, channel, AgentProcessStarted(pid: UInt32(pid), inputWindow: UInt32(LinkProcess.inputWindow)).encoded())
             process.resumeOutput()
             return
         }
         if !subLink, let peer = ResumeHolder.shared.peerSessions(of: owner).first(where: { $0.sessions.contains { $0.pid == request.pid } }),
-           let relay = SessionRelay(peer: peer.path, owner: owner, channel: channel, attach: request, link: link, onEnd: { [unowned self] in
-               self.monitor.locked { _ = self.relays.removeValue(forKey: channel) }
-           }) {
+            let relay = SessionRelay(
+                peer: peer.path, owner: owner, channel: channel, attach: request, link: link,
+                onEnd: { [unowned self] in
+                    self.monitor.locked { _ = self.relays.removeValue(forKey: channel) }
+                })
+        {
             monitor.locked { relays[channel] = relay }
             relay.start()
             return

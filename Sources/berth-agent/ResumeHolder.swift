@@ -101,8 +101,9 @@ final class ResumeHolder: @unchecked Sendable {
             }
             defer { closeDescriptor(fd) }
             guard SubLink.request(fd, .resumable, 1, AgentResumable(owner: owner, windowSeconds: 0, bufferBytes: 0).encoded()) != nil,
-                  let reply = SubLink.request(fd, .sessions, 2, []),
-                  let list = try? AgentSessionList(decoding: reply) else { continue }
+                let reply = SubLink.request(fd, .sessions, 2, []),
+                let list = try? AgentSessionList(decoding: reply)
+            else { continue }
             if !list.sessions.isEmpty { peers.append(Peer(path: path, sessions: list.sessions)) }
         }
         return peers
@@ -122,7 +123,8 @@ enum SubLink {
     /// Sends a request and returns the payload of its `ok` (nil: `error`, or the peer failed).
     static func request(_ fd: Int32, _ type: AgentFrameType, _ channel: UInt32, _ payload: [UInt8]) -> [UInt8]? {
         guard writeAll(fd, AgentFrame(type, channel: channel, payload: payload).encoded()),
-              let frame = readFrame(fd), frame.channel == channel, frame.type == .ok else { return nil }
+            let frame = readFrame(fd), frame.channel == channel, frame.type == .ok
+        else { return nil }
         return frame.payload
     }
 
@@ -162,7 +164,8 @@ final class SessionRelay: @unchecked Sendable {
     init?(peer path: String, owner: String, channel: UInt32, attach: AgentAttach, link: LinkOutput, onEnd: @escaping () -> Void) {
         guard let fd = SubLink.connect(path) else { return nil }
         guard SubLink.request(fd, .resumable, 1, AgentResumable(owner: owner, windowSeconds: 0, bufferBytes: 0).encoded()) != nil,
-              writeAll(fd, AgentFrame(.attach, channel: Self.peerChannel, payload: attach.encoded()).encoded()) else {
+            writeAll(fd, AgentFrame(.attach, channel: Self.peerChannel, payload: attach.encoded()).encoded())
+        else {
             closeDescriptor(fd)
             return nil
         }

@@ -165,4 +165,3 @@ enum Serve {
         return true
     }
 }
-

@@ -52,11 +52,12 @@ enum Sockets {
         }
         guard protocolName == "tcp" || protocolName.isEmpty else { throw Failure("unsupported protocol \(protocolName)") }
         // "localhost" means loopback only (RFC 4254 §7.1); "" and "*" mean every address.
-        let bindHost: String? = switch host {
-        case "", "*", "0.0.0.0": nil
-        case "localhost": "127.0.0.1"
-        default: host
-        }
+        let bindHost: String? =
+            switch host {
+            case "", "*", "0.0.0.0": nil
+            case "localhost": "127.0.0.1"
+            default: host
+            }
         var lastError = "no address for \(host)"
         for address in try resolve(bindHost, port, passive: true) {
             let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

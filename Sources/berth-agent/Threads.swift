@@ -27,11 +27,13 @@ private final class ThreadBody {
 func startThread(_ body: @escaping () -> Void) {
     let context = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
     var thread = pthread_t()
-    let result = pthread_create(&thread, nil, { raw in
-        let body = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
-        body.run()
-        return nil
-    }, context)
+    let result = pthread_create(
+        &thread, nil,
+        { raw in
+            let body = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
+            body.run()
+            return nil
+        }, context)
     guard result == 0 else { AgentError.fail(1, "cannot start a thread: \(String(cString: strerror(result)))") }
     pthread_detach(thread)
 }

@@ -17,7 +17,10 @@ struct ExampleWebhook: AsyncParsableCommand {
     @Option(help: "Address to listen on (HOST:PORT; port 0 picks a free one).")
     var listen = "127.0.0.1:8080"
 
-    @Option(help: "Users file (YAML): users: [{username, password, authorizedKeys, authenticatedUsername, metadata, environment, sensitive (names sent marked sensitive), files, config}].")
+    @Option(
+        help:
+            "Users file (YAML): users: [{username, password, authorizedKeys, authenticatedUsername, metadata, environment, sensitive (names sent marked sensitive), files, config}]."
+    )
     var users: String?
 
     @Option(name: .customLong("log-requests"), help: "Append every request as a JSON line {\"path\", \"body\"} to this file.")

@@ -15,12 +15,12 @@ struct AuditDecode: ParsableCommand {
         commandName: "decode",
         abstract: "Print a binary audit log as JSON lines or as asciicast recordings, and recover SFTP uploads.",
         discussion: """
-        Reads Berth's and ContainerSSH's binary format (version 2), also logs cut short by a crash.
-        jsonl: one message per line (byte strings base64, typeName added).
-        asciinema: the session channels as asciicast v2; with several sessions use --channel, or
-        --output DIR to write one FILE-CHANNEL.cast each.
-        --extract-sftp DIR: write the files uploaded over SFTP (needs stdin and stdout interception).
-        """
+            Reads Berth's and ContainerSSH's binary format (version 2), also logs cut short by a crash.
+            jsonl: one message per line (byte strings base64, typeName added).
+            asciinema: the session channels as asciicast v2; with several sessions use --channel, or
+            --output DIR to write one FILE-CHANNEL.cast each.
+            --extract-sftp DIR: write the files uploaded over SFTP (needs stdin and stdout interception).
+            """
     )
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
@@ -73,7 +73,8 @@ struct AuditDecode: ParsableCommand {
                 }
             } else {
                 guard casts.count == 1 else {
-                    throw ValidationError("\(casts.count) sessions (channels \(casts.map { String($0.channel) }.joined(separator: ", "))); choose one with --channel or use --output DIR")
+                    throw ValidationError(
+                        "\(casts.count) sessions (channels \(casts.map { String($0.channel) }.joined(separator: ", "))); choose one with --channel or use --output DIR")
                 }
                 print(casts[0].text, terminator: "")
             }

@@ -13,11 +13,12 @@ final class ScriptedAgent: Sendable {
     let closed = NIOLockedValueBox(false)
 
     func io() -> AgentLinkIO {
-        AgentLinkIO(send: { frame in
-            var reader = AgentFrameReader()
-            let frames = (try? reader.feed(Array(frame.readableBytesView))) ?? []
-            self.sent.withLockedValue { $0 += frames }
-        }, close: { self.closed.withLockedValue { $0 = true } })
+        AgentLinkIO(
+            send: { frame in
+                var reader = AgentFrameReader()
+                let frames = (try? reader.feed(Array(frame.readableBytesView))) ?? []
+                self.sent.withLockedValue { $0 += frames }
+            }, close: { self.closed.withLockedValue { $0 = true } })
     }
 
     func frames(of type: AgentFrameType) -> [AgentFrame] { sent.withLockedValue { $0.filter { $0.type == type } } }
@@ -61,9 +62,10 @@ func waitFor(_ condition: @escaping @Sendable () -> Bool) async {
             frame(.output, 1, "ab"), frame(.output, 1, "cd"), frame(.output, 2, "x"), frame(.output, 1, "ef"),
             frame(.errorOutput, 1, "E"), frame(.errorOutput, 1, "F"), frame(.output, 1, "g"), frame(.window, 1, "1234"), frame(.window, 1, "5678"),
         ])
-        #expect(merged.map { "\($0.0.type):\($0.0.channel):\(String(buffer: $0.1)):\($0.0.payloadLength)" } == [
-            "output:1:abcd:4", "output:2:x:1", "output:1:ef:2", "errorOutput:1:EF:2", "output:1:g:1", "window:1:1234:4", "window:1:5678:4",
-        ])
+        #expect(
+            merged.map { "\($0.0.type):\($0.0.channel):\(String(buffer: $0.1)):\($0.0.payloadLength)" } == [
+                "output:1:abcd:4", "output:2:x:1", "output:1:ef:2", "errorOutput:1:EF:2", "output:1:g:1", "window:1:1234:4", "window:1:5678:4",
+            ])
     }
 
     @Test(arguments: [1, 7, 4096])
@@ -81,12 +83,14 @@ func waitFor(_ condition: @escaping @Sendable () -> Bool) async {
         let request = try AgentProcessStart(decoding: agent.frames(of: .start)[0].payload)
         #expect(request.argv == ["/bin/sh"] && request.environment == ["A=1", "B=2"] && request.terminal == nil)
         let channel = agent.frames(of: .start)[0].channel
-        feed(link, [
-            AgentFrame(.started, channel: channel, payload: AgentProcessStarted(pid: 42, inputWindow: 5).encoded()),
-            AgentFrame(.output, channel: channel, payload: Array("hello".utf8)),
-            AgentFrame(.errorOutput, channel: channel, payload: Array("oops".utf8)),
-            AgentFrame(.exit, channel: channel, payload: AgentExit.signal(name: "TERM", coreDumped: false).encoded()),
-        ], pieces: size)
+        feed(
+            link,
+            [
+                AgentFrame(.started, channel: channel, payload: AgentProcessStarted(pid: 42, inputWindow: 5).encoded()),
+                AgentFrame(.output, channel: channel, payload: Array("hello".utf8)),
+                AgentFrame(.errorOutput, channel: channel, payload: Array("oops".utf8)),
+                AgentFrame(.exit, channel: channel, payload: AgentExit.signal(name: "TERM", coreDumped: false).encoded()),
+            ], pieces: size)
         let process = try await started
         #expect(process.pid == 42)
         var seen: [String] = []
@@ -153,9 +157,11 @@ func waitFor(_ condition: @escaping @Sendable () -> Bool) async {
 
 @Suite struct LoginAccountTests {
     @Test func loginNamesBecomeAccountNames() {
-        for (login, account) in [("alice", "alice"), ("Bob.Smith", "bob.smith"), ("Robot.Ops@Example.com", "robot.ops_example.com"),
-                                 ("1st", "_1st"), ("-rf", "_-rf"), ("zoë", "zo_"), ("", "user"), ("a:b c", "a_b_c"),
-                                 (String(repeating: "x", count: 40), String(repeating: "x", count: 32))] {
+        for (login, account) in [
+            ("alice", "alice"), ("Bob.Smith", "bob.smith"), ("Robot.Ops@Example.com", "robot.ops_example.com"),
+            ("1st", "_1st"), ("-rf", "_-rf"), ("zoë", "zo_"), ("", "user"), ("a:b c", "a_b_c"),
+            (String(repeating: "x", count: 40), String(repeating: "x", count: 32)),
+        ] {
             #expect(LoginUserConfig.accountName(for: login) == account, "\(login)")
             #expect(AgentUser.isAccountName(LoginUserConfig.accountName(for: login)), "\(login)")
         }

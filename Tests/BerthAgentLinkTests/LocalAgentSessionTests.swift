@@ -50,8 +50,9 @@ final class LocalAgent: Sendable {
         process.environment = ["BERTH_AGENT_SECRET": secret, "PATH": "/usr/bin:/bin", "FROM_AGENT": "inherited"]
         try process.run()
         do {
-            let link = try await AgentLink.connectSocket(path: linkDirectory + "/agent.sock", secret: Array(secret.utf8), timeout: .seconds(30),
-                                                         logger: Logger(label: "test"))
+            let link = try await AgentLink.connectSocket(
+                path: linkDirectory + "/agent.sock", secret: Array(secret.utf8), timeout: .seconds(30),
+                logger: Logger(label: "test"))
             return LocalAgent(process: process, link: link, directory: directory)
         } catch {
             process.terminate()
@@ -71,8 +72,9 @@ final class LocalAgent: Sendable {
 /// A session channel that records what the session does to it.
 final class RecordingChannel: SessionChannel {
     let channelID: UInt64
-    let connection = ConnectionMetadata(connectionID: ConnectionID(hex: "0123456789abcdef0123456789abcdef")!,
-                                        remoteAddress: RemoteAddress(ip: "127.0.0.1", port: 2222))
+    let connection = ConnectionMetadata(
+        connectionID: ConnectionID(hex: "0123456789abcdef0123456789abcdef")!,
+        remoteAddress: RemoteAddress(ip: "127.0.0.1", port: 2222))
     let stdin: SessionInput
     private let state = NIOLockedValueBox(Record())
     private let closedStream: AsyncStream<Void>
@@ -98,22 +100,30 @@ final class RecordingChannel: SessionChannel {
         self.channelID = channelID
         let state = self.state
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        output = !fast ? nil : SessionOutput(eventLoop: loop) { data, stream, promise in
-            state.withLockedValue { record in
-                if stream == .stdout { record.stdout += String(buffer: data) } else { record.stderr += String(buffer: data) }
-                record.fastWrites += 1
+        output =
+            !fast
+            ? nil
+            : SessionOutput(eventLoop: loop) { data, stream, promise in
+                state.withLockedValue { record in
+                    if stream == .stdout { record.stdout += String(buffer: data) } else { record.stderr += String(buffer: data) }
+                    record.fastWrites += 1
+                }
+                if slow { loop.execute { promise?.succeed() } } else { promise?.succeed() }
             }
-            if slow { loop.execute { promise?.succeed() } } else { promise?.succeed() }
-        }
         let chunks = NIOLockedValueBox(input ?? [])
         let endless = input == nil
         let (never, _) = AsyncStream.makeStream(of: Void.self)
         // The fast path pushes the chunks on the loop and counts what the session acknowledges.
-        let feed = !fast ? nil : SessionInputFeed(eventLoop: loop, begin: { receive in
-            guard !endless else { return }
-            for chunk in chunks.withLockedValue({ $0 }) { receive(ByteBuffer(string: chunk)) }
-            receive(nil)
-        }, acknowledge: { bytes in state.withLockedValue { $0.inputAcknowledged += bytes } })
+        let feed =
+            !fast
+            ? nil
+            : SessionInputFeed(
+                eventLoop: loop,
+                begin: { receive in
+                    guard !endless else { return }
+                    for chunk in chunks.withLockedValue({ $0 }) { receive(ByteBuffer(string: chunk)) }
+                    receive(nil)
+                }, acknowledge: { bytes in state.withLockedValue { $0.inputAcknowledged += bytes } })
         stdin = SessionInput(feed: feed) {
             if endless {
                 for await _ in never {}

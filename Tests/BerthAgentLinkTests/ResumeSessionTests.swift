@@ -53,13 +53,17 @@ final class ResumeHost: AgentSessionHost {
     }
 
     /// Starts an interactive shell session on `host` and waits for its first output.
-    static func shell(_ host: ResumeHost, input: [String]? = nil, size: (UInt32, UInt32) = (80, 24),
-                      until ready: @escaping @Sendable (String) -> Bool) async throws -> (AgentSession, RecordingChannel) {
+    static func shell(
+        _ host: ResumeHost, input: [String]? = nil, size: (UInt32, UInt32) = (80, 24),
+        until ready: @escaping @Sendable (String) -> Bool
+    ) async throws -> (AgentSession, RecordingChannel) {
         let channel = RecordingChannel(input: input)
         let session = AgentSession(host: host, channel: channel)
         try await session.onPtyRequest(requestID: 0, PtyRequest(term: "xterm", columns: size.0, rows: size.1, widthPixels: 0, heightPixels: 0, modes: [:]))
         try await session.onShell(requestID: 1)
-        try await waitUntil("output: \(channel.record.stdout.prefix(200).debugDescription) … \(channel.record.stdout.suffix(200).debugDescription)") { ready(channel.record.stdout) }
+        try await waitUntil("output: \(channel.record.stdout.prefix(200).debugDescription) … \(channel.record.stdout.suffix(200).debugDescription)") {
+            ready(channel.record.stdout)
+        }
         return (session, channel)
     }
 

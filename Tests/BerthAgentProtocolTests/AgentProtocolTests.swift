@@ -11,8 +11,9 @@ import BerthTestSupport
     }
 
     @Test func messagesRoundTrip() throws {
-        let start = AgentProcessStart(argv: ["/bin/sh", "-c", "echo ü"], environment: ["TERM=xterm", "EMPTY="],
-                                      terminal: AgentWindowSize(columns: 97, rows: 31, widthPixels: 1, heightPixels: 2), outputWindow: 1 << 20)
+        let start = AgentProcessStart(
+            argv: ["/bin/sh", "-c", "echo ü"], environment: ["TERM=xterm", "EMPTY="],
+            terminal: AgentWindowSize(columns: 97, rows: 31, widthPixels: 1, heightPixels: 2), outputWindow: 1 << 20)
         #expect(try AgentProcessStart(decoding: start.encoded()) == start)
         let pipes = AgentProcessStart(argv: ["/bin/true"], outputWindow: 5)
         #expect(try AgentProcessStart(decoding: pipes.encoded()) == pipes)
@@ -44,8 +45,10 @@ import BerthTestSupport
         let attach = AgentAttach(pid: 0x0102, terminal: AgentWindowSize(columns: 91, rows: 37), outputWindow: 1 << 20)
         #expect(attach.encoded() == [0, 0, 1, 2, 0, 0, 0, 91, 0, 0, 0, 37, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0])
         #expect(try AgentAttach(decoding: attach.encoded()) == attach)
-        let list = AgentSessionList([AgentDetachedSession(pid: 7, detachedSeconds: 1, remainingSeconds: 2, command: "sh"),
-                                     AgentDetachedSession(pid: 9, detachedSeconds: 0, remainingSeconds: 300, command: "/bin/bash -l")])
+        let list = AgentSessionList([
+            AgentDetachedSession(pid: 7, detachedSeconds: 1, remainingSeconds: 2, command: "sh"),
+            AgentDetachedSession(pid: 9, detachedSeconds: 0, remainingSeconds: 300, command: "/bin/bash -l"),
+        ])
         #expect(Array(list.encoded().prefix(22)) == [0, 0, 0, 2, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2, 0x73, 0x68])
         #expect(try AgentSessionList(decoding: list.encoded()) == list)
         #expect(try AgentSessionList(decoding: AgentSessionList([]).encoded()).sessions.isEmpty)
@@ -60,11 +63,15 @@ import BerthTestSupport
             return nil
         }
         #expect(code { _ = try AgentResumable(decoding: AgentResumable(owner: "", windowSeconds: 1, bufferBytes: 1).encoded()) } == "AGENT_PROTOCOL_BAD_OWNER")
-        #expect(code { _ = try AgentResumable(decoding: AgentResumable(owner: String(repeating: "a", count: 257), windowSeconds: 1, bufferBytes: 1).encoded()) } == "AGENT_PROTOCOL_BAD_OWNER")
+        #expect(
+            code { _ = try AgentResumable(decoding: AgentResumable(owner: String(repeating: "a", count: 257), windowSeconds: 1, bufferBytes: 1).encoded()) }
+                == "AGENT_PROTOCOL_BAD_OWNER")
         #expect(code { _ = try AgentResumable(decoding: AgentResumable(owner: "a\u{0}b", windowSeconds: 1, bufferBytes: 1).encoded()) } == "AGENT_PROTOCOL_BAD_OWNER")
         #expect(code { _ = try AgentResumable(decoding: AgentResumable(owner: "a", windowSeconds: 1, bufferBytes: (1 << 20) + 1).encoded()) } == "AGENT_PROTOCOL_BAD_BUFFER")
         #expect(code { _ = try AgentAttach(decoding: AgentAttach(pid: 0, terminal: AgentWindowSize(columns: 1, rows: 1), outputWindow: 1).encoded()) } == "AGENT_PROTOCOL_BAD_PID")
-        #expect(code { _ = try AgentAttach(decoding: Array(AgentAttach(pid: 1, terminal: AgentWindowSize(columns: 1, rows: 1), outputWindow: 1).encoded().dropLast())) } == "AGENT_PROTOCOL_TRUNCATED")
+        #expect(
+            code { _ = try AgentAttach(decoding: Array(AgentAttach(pid: 1, terminal: AgentWindowSize(columns: 1, rows: 1), outputWindow: 1).encoded().dropLast())) }
+                == "AGENT_PROTOCOL_TRUNCATED")
         // A count that the payload cannot hold is refused before anything is allocated.
         #expect(code { _ = try AgentSessionList(decoding: [0xFF, 0xFF, 0xFF, 0xFF]) } == "AGENT_PROTOCOL_TRUNCATED")
         #expect(code { _ = try AgentSessionList(decoding: AgentSessionList([]).encoded() + [0]) } == "AGENT_PROTOCOL_TRAILING_BYTES")
@@ -92,11 +99,12 @@ import BerthTestSupport
         }
     }
 
-    @Test(arguments: [
-        ([0, 0, 0, 4, 0x12, 0, 0, 0], "AGENT_PROTOCOL_SHORT_FRAME"),
-        ([0, 0x10, 0, 6, 0x12, 0, 0, 0, 1], "AGENT_PROTOCOL_FRAME_TOO_LARGE"),
-        ([0, 0, 0, 5, 0x7F, 0, 0, 0, 1], "AGENT_PROTOCOL_UNKNOWN_TYPE"),
-    ] as [([UInt8], String)])
+    @Test(
+        arguments: [
+            ([0, 0, 0, 4, 0x12, 0, 0, 0], "AGENT_PROTOCOL_SHORT_FRAME"),
+            ([0, 0x10, 0, 6, 0x12, 0, 0, 0, 1], "AGENT_PROTOCOL_FRAME_TOO_LARGE"),
+            ([0, 0, 0, 5, 0x7F, 0, 0, 0, 1], "AGENT_PROTOCOL_UNKNOWN_TYPE"),
+        ] as [([UInt8], String)])
     func badHeadersHaveStableCodes(bytes: [UInt8], code: String) {
         var reader = AgentFrameReader()
         do {
@@ -115,7 +123,8 @@ import BerthTestSupport
         var emptyArgv = AgentPayloadWriter()
         emptyArgv.u8(0); for _ in 0..<5 { emptyArgv.u32(0) }; emptyArgv.strings([]); emptyArgv.strings([])
         #expect(code { _ = try AgentProcessStart(decoding: emptyArgv.bytes) } == "AGENT_PROTOCOL_NO_PROGRAM")
-        #expect(code { _ = try AgentProcessStart(decoding: AgentProcessStart(argv: ["/x"], environment: ["NOEQUALS"], outputWindow: 1).encoded()) } == "AGENT_PROTOCOL_BAD_ENVIRONMENT")
+        #expect(
+            code { _ = try AgentProcessStart(decoding: AgentProcessStart(argv: ["/x"], environment: ["NOEQUALS"], outputWindow: 1).encoded()) } == "AGENT_PROTOCOL_BAD_ENVIRONMENT")
         #expect(code { _ = try AgentProcessStart(decoding: AgentProcessStart(argv: ["/x\u{0}y"], outputWindow: 1).encoded()) } == "AGENT_PROTOCOL_NUL_BYTE")
         #expect(code { _ = try AgentExit(decoding: [2]) } == "AGENT_PROTOCOL_BAD_EXIT")
         #expect(code { _ = try AgentCredit.decode([0, 0, 0, 1, 0]) } == "AGENT_PROTOCOL_TRAILING_BYTES")
@@ -124,7 +133,9 @@ import BerthTestSupport
         #expect(code { _ = try AgentWriteFile(decoding: AgentWriteFile(path: "/a", mode: 0o10000, contents: []).encoded()) } == "AGENT_PROTOCOL_BAD_MODE")
         // Account names that would corrupt /etc/passwd or confuse tools are refused.
         for name in ["", "Alice", "1abc", "a:b", "a\nb", "-rf", "root\u{0}", String(repeating: "a", count: 33), "bob smith"] {
-            #expect(code { _ = try AgentUser(decoding: AgentUser(name: name, uid: 1, gid: 1, home: "/h", shell: "/bin/sh").encoded()) } == "AGENT_PROTOCOL_BAD_USER", "\(name.debugDescription)")
+            #expect(
+                code { _ = try AgentUser(decoding: AgentUser(name: name, uid: 1, gid: 1, home: "/h", shell: "/bin/sh").encoded()) } == "AGENT_PROTOCOL_BAD_USER",
+                "\(name.debugDescription)")
         }
         for name in ["alice", "_svc", "bob.smith", "a-b_c.d", String(repeating: "a", count: 32)] {
             #expect(AgentUser.isAccountName(name), "\(name)")

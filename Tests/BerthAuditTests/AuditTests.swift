@@ -9,9 +9,13 @@ import Testing
     @Test func signatureMatchesTheAWSDocumentationExample() {
         let signer = S3Signer(accessKey: "AKIAIOSFODNN7EXAMPLE", secretKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", region: "us-east-1")
         let date = Date(timeIntervalSince1970: 1_369_353_600)  // 2013-05-24T00:00:00Z
-        let headers = signer.sign(method: "GET", url: URL(string: "https://examplebucket.s3.amazonaws.com/test.txt")!,
-                                  headers: ["Range": "bytes=0-9"], body: [], date: date)
-        #expect(headers["authorization"] == "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
+        let headers = signer.sign(
+            method: "GET", url: URL(string: "https://examplebucket.s3.amazonaws.com/test.txt")!,
+            headers: ["Range": "bytes=0-9"], body: [], date: date)
+        #expect(
+            headers["authorization"]
+                == "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+        )
     }
 
     @Test func headerIsFortyBytesWithMagicAndVersionTwo() {
@@ -27,9 +31,10 @@ import Testing
         var bytes: [UInt8] = []
         var sent: [AuditMessage] = []
         for index in 0..<50 {
-            let message = AuditMessage(connectionID: "abc", timestamp: 1_700_000_000_000_000_000 + Int64(index), type: .io,
-                                       payload: AuditPayload().int("stream", 1).bytes("data", Array(repeating: UInt8(index), count: 100)).value,
-                                       channelID: 0)
+            let message = AuditMessage(
+                connectionID: "abc", timestamp: 1_700_000_000_000_000_000 + Int64(index), type: .io,
+                payload: AuditPayload().int("stream", 1).bytes("data", Array(repeating: UInt8(index), count: 100)).value,
+                channelID: 0)
             sent.append(message)
             bytes += encoder.encode(message).flatMap(\.bytes)
         }
@@ -104,8 +109,9 @@ import Testing
 
     @Test func decompressedSizeIsBounded() throws {
         let encoder = BinaryAuditEncoder(connectionID: "abc")
-        let message = AuditMessage(connectionID: "abc", timestamp: 1, type: .io,
-                                   payload: AuditPayload().int("stream", 1).bytes("data", Array(repeating: 0, count: 1 << 20)).value, channelID: 0)
+        let message = AuditMessage(
+            connectionID: "abc", timestamp: 1, type: .io,
+            payload: AuditPayload().int("stream", 1).bytes("data", Array(repeating: 0, count: 1 << 20)).value, channelID: 0)
         let bytes = encoder.encode(message).flatMap(\.bytes) + encoder.finish().flatMap(\.bytes)
         #expect(bytes.count < 1 << 16, "zeros compress well: the kind of file that would expand without a bound")
         #expect(try AuditDecoder.decode(bytes) == [message])

@@ -5,8 +5,9 @@ import BerthCore
 
 @Suite struct DockerLabelTests {
     @Test func containersAreLabelledWithTheAuthenticatedName() {
-        let metadata = ConnectionMetadata(connectionID: ConnectionID(hex: "0123456789abcdef0123456789abcdef")!, remoteAddress: RemoteAddress(ip: "10.0.0.7", port: 5022),
-                                          username: "root", authenticatedUsername: "bob")
+        let metadata = ConnectionMetadata(
+            connectionID: ConnectionID(hex: "0123456789abcdef0123456789abcdef")!, remoteAddress: RemoteAddress(ip: "10.0.0.7", port: 5022),
+            username: "root", authenticatedUsername: "bob")
         let labels = Dictionary(uniqueKeysWithValues: DockerContainerSpec.labels(metadata))
         #expect(labels["berth.username"] == "bob")
     }

@@ -26,9 +26,11 @@ private final class ScriptedAgent: ForwardTransport {
                 continuation.yield(ByteBuffer(bytes: ForwardPacket(.success).encoded()))
             case .newConnection:
                 let id = packet.connectionID
-                continuation.yield(ByteBuffer(bytes: ForwardPacket(.success, connectionID: id).encoded()
-                    + ForwardPacket(.data, connectionID: id, payload: greeting).encoded()
-                    + ForwardPacket(.closeConnection, connectionID: id).encoded()))
+                continuation.yield(
+                    ByteBuffer(
+                        bytes: ForwardPacket(.success, connectionID: id).encoded()
+                            + ForwardPacket(.data, connectionID: id, payload: greeting).encoded()
+                            + ForwardPacket(.closeConnection, connectionID: id).encoded()))
             default:
                 break
             }
@@ -65,8 +67,10 @@ private final class RecordingChannel: ForwardChannel {
             let reader = Task { await multiplexer.run(agent.output) }
             _ = try await multiplexer.setup(ForwardSetup(.portDial))
             let channel = RecordingChannel()
-            try await multiplexer.dial(ForwardNewConnection(protocolName: "tcp", connectedAddress: "127.0.0.1", connectedPort: 80,
-                                                            originatorAddress: "127.0.0.1", originatorPort: 1), channel: channel)
+            try await multiplexer.dial(
+                ForwardNewConnection(
+                    protocolName: "tcp", connectedAddress: "127.0.0.1", connectedPort: 80,
+                    originatorAddress: "127.0.0.1", originatorPort: 1), channel: channel)
             for _ in 0..<100 where !channel.sawEOF { try await Task.sleep(for: .milliseconds(10)) }
             #expect(channel.bytes == greeting)
             #expect(channel.sawEOF)

@@ -29,21 +29,21 @@ import Testing
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let yaml = """
-        apiVersion: v1
-        kind: Config
-        current-context: lab
-        clusters:
-        - name: other
-          cluster: {server: "https://wrong:1"}
-        - name: labcluster
-          cluster: {server: "http://127.0.0.1:8001"}
-        users:
-        - name: labuser
-          user: {token: s3cret}
-        contexts:
-        - name: lab
-          context: {cluster: labcluster, user: labuser}
-        """
+            apiVersion: v1
+            kind: Config
+            current-context: lab
+            clusters:
+            - name: other
+              cluster: {server: "https://wrong:1"}
+            - name: labcluster
+              cluster: {server: "http://127.0.0.1:8001"}
+            users:
+            - name: labuser
+              user: {token: s3cret}
+            contexts:
+            - name: lab
+              context: {cluster: labcluster, user: labuser}
+            """
         let path = directory.appendingPathComponent("config").path
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
         var connection = KubernetesConfig.Connection()

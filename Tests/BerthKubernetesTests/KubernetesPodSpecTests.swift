@@ -41,19 +41,21 @@ import Testing
     }
 
     @Test func theOperatorsValuesWinKeyByKey() throws {
-        let spec = body(try pod("""
-            spec:
-              automountServiceAccountToken: true
-              securityContext: {seccompProfile: {type: Unconfined}}
-              containers:
-              - name: shell
-                image: guest
-                securityContext: {capabilities: {add: [NET_RAW]}, runAsUser: 1000}
-                resources: {limits: {memory: 8Gi}}
-              - {name: sidecar, image: helper, securityContext: {allowPrivilegeEscalation: true}}
-              - {name: privileged, image: helper, securityContext: {privileged: true}}
-              - {name: admin, image: helper, securityContext: {capabilities: {add: [SYS_ADMIN]}}}
-        """))
+        let spec = body(
+            try pod(
+                """
+                    spec:
+                      automountServiceAccountToken: true
+                      securityContext: {seccompProfile: {type: Unconfined}}
+                      containers:
+                      - name: shell
+                        image: guest
+                        securityContext: {capabilities: {add: [NET_RAW]}, runAsUser: 1000}
+                        resources: {limits: {memory: 8Gi}}
+                      - {name: sidecar, image: helper, securityContext: {allowPrivilegeEscalation: true}}
+                      - {name: privileged, image: helper, securityContext: {privileged: true}}
+                      - {name: admin, image: helper, securityContext: {capabilities: {add: [SYS_ADMIN]}}}
+                """))
         #expect(spec["spec"]?["automountServiceAccountToken"] == .bool(true))
         let shell = try #require(container(spec))
         // The operator's capabilities replace Berth's whole: exactly what they wrote.
@@ -82,12 +84,13 @@ import Testing
     }
 
     @Test func withoutTheAgentOnlyNonSensitiveEntriesEnterThePodAfterTheOperators() throws {
-        let config = try pod("""
-            spec: {containers: [{name: shell, image: guest, env: [{name: FROM_OPERATOR, value: x}]}]}
-            mode: session
-            disableAgent: true
-            exposeAuthMetadataAsEnv: true
-        """)
+        let config = try pod(
+            """
+                spec: {containers: [{name: shell, image: guest, env: [{name: FROM_OPERATOR, value: x}]}]}
+                mode: session
+                disableAgent: true
+                exposeAuthMetadataAsEnv: true
+            """)
         let environment = metadata.programEnvironment(exposeMetadata: true, includeSensitive: false)
         #expect(environment == ["PLAIN": "plain-value", "team": "lab"])
         let spec = body(config, environment: environment)

@@ -12,7 +12,8 @@ import Testing
     }
 
     @Test func nonZeroExitCodeComesFromTheCause() {
-        let json = #"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: 42","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"42"}]}}"#
+        let json =
+            #"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: 42","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"42"}]}}"#
         #expect(exit(json).0 == 42)
     }
 

@@ -114,117 +114,117 @@ private final class ErrorCollector: @unchecked Sendable {
 }
 
 private let referenceScript = #"""
-# Independent SSH binary packet implementation on python `cryptography` primitives.
-import json, struct, sys
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives import hmac, hashes, poly1305
-from cryptography.hazmat.primitives.constant_time import bytes_eq
+    # Independent SSH binary packet implementation on python `cryptography` primitives.
+    import json, struct, sys
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives import hmac, hashes, poly1305
+    from cryptography.hazmat.primitives.constant_time import bytes_eq
 
-HASHES = {"hmac-sha1": hashes.SHA1, "hmac-sha2-256": hashes.SHA256, "hmac-sha2-512": hashes.SHA512}
+    HASHES = {"hmac-sha1": hashes.SHA1, "hmac-sha2-256": hashes.SHA256, "hmac-sha2-512": hashes.SHA512}
 
-def chacha(key, seq, counter, data):
-    nonce = struct.pack("<Q", counter) + struct.pack(">Q", seq)
-    return Cipher(algorithms.ChaCha20(key, nonce), mode=None).encryptor().update(data)
+    def chacha(key, seq, counter, data):
+        nonce = struct.pack("<Q", counter) + struct.pack(">Q", seq)
+        return Cipher(algorithms.ChaCha20(key, nonce), mode=None).encryptor().update(data)
 
-class Direction:
-    def __init__(self, c):
-        self.name = c["cipher"]
-        self.key = bytes.fromhex(c["key"])
-        self.iv = bytes.fromhex(c["iv"])
-        self.mac = c.get("mac")
-        self.etm = bool(self.mac) and self.mac.endswith("-etm@openssh.com")
-        self.mackey = bytes.fromhex(c.get("macKey", ""))
-        if self.name.endswith("-ctr") or self.name.endswith("-cbc"):
-            mode = modes.CTR(self.iv) if self.name.endswith("-ctr") else modes.CBC(self.iv)
-            self.enc = Cipher(algorithms.AES(self.key), mode).encryptor()
-            self.dec = Cipher(algorithms.AES(self.key), mode).decryptor()
-            self.block = 16
-        elif "gcm" in self.name:
-            self.block = 16
-            self.invocation = int.from_bytes(self.iv[4:], "big")
-        elif self.name.startswith("chacha20"):
-            self.block = 8
-        else:
-            self.block = 8
+    class Direction:
+        def __init__(self, c):
+            self.name = c["cipher"]
+            self.key = bytes.fromhex(c["key"])
+            self.iv = bytes.fromhex(c["iv"])
+            self.mac = c.get("mac")
+            self.etm = bool(self.mac) and self.mac.endswith("-etm@openssh.com")
+            self.mackey = bytes.fromhex(c.get("macKey", ""))
+            if self.name.endswith("-ctr") or self.name.endswith("-cbc"):
+                mode = modes.CTR(self.iv) if self.name.endswith("-ctr") else modes.CBC(self.iv)
+                self.enc = Cipher(algorithms.AES(self.key), mode).encryptor()
+                self.dec = Cipher(algorithms.AES(self.key), mode).decryptor()
+                self.block = 16
+            elif "gcm" in self.name:
+                self.block = 16
+                self.invocation = int.from_bytes(self.iv[4:], "big")
+            elif self.name.startswith("chacha20"):
+                self.block = 8
+            else:
+                self.block = 8
 
-    def hmac(self, data):
-        h = hmac.HMAC(self.mackey, HASHES[self.mac.replace("-etm@openssh.com", "")]())
-        h.update(data)
-        return h.finalize()
+        def hmac(self, data):
+            h = hmac.HMAC(self.mackey, HASHES[self.mac.replace("-etm@openssh.com", "")]())
+            h.update(data)
+            return h.finalize()
 
-    def gcm_nonce(self):
-        n = self.iv[:4] + self.invocation.to_bytes(8, "big")
-        self.invocation = (self.invocation + 1) % (1 << 64)
-        return n
+        def gcm_nonce(self):
+            n = self.iv[:4] + self.invocation.to_bytes(8, "big")
+            self.invocation = (self.invocation + 1) % (1 << 64)
+            return n
 
-    def seal(self, seq, payload, padbyte):
-        aead_or_etm = self.etm or "gcm" in self.name or self.name.startswith("chacha20")
-        unpadded = (1 if aead_or_etm else 5) + len(payload)
-        pad = self.block - unpadded % self.block
-        if pad < 4:
-            pad += self.block
-        body = bytes([pad]) + payload + bytes([padbyte]) * pad
-        length = struct.pack(">I", len(body))
-        if self.name == "none":
-            return length + body
-        if "gcm" in self.name:
-            return length + AESGCM(self.key).encrypt(self.gcm_nonce(), body, length)
-        if self.name.startswith("chacha20"):
-            k2, k1 = self.key[:32], self.key[32:]
-            enc = chacha(k1, seq, 0, length) + chacha(k2, seq, 1, body)
-            return enc + poly1305.Poly1305.generate_tag(chacha(k2, seq, 0, bytes(32)), enc)
-        if self.etm:
-            enc = length + self.enc.update(body)
-            return enc + self.hmac(struct.pack(">I", seq) + enc)
-        mac = self.hmac(struct.pack(">I", seq) + length + body)
-        return self.enc.update(length + body) + mac
+        def seal(self, seq, payload, padbyte):
+            aead_or_etm = self.etm or "gcm" in self.name or self.name.startswith("chacha20")
+            unpadded = (1 if aead_or_etm else 5) + len(payload)
+            pad = self.block - unpadded % self.block
+            if pad < 4:
+                pad += self.block
+            body = bytes([pad]) + payload + bytes([padbyte]) * pad
+            length = struct.pack(">I", len(body))
+            if self.name == "none":
+                return length + body
+            if "gcm" in self.name:
+                return length + AESGCM(self.key).encrypt(self.gcm_nonce(), body, length)
+            if self.name.startswith("chacha20"):
+                k2, k1 = self.key[:32], self.key[32:]
+                enc = chacha(k1, seq, 0, length) + chacha(k2, seq, 1, body)
+                return enc + poly1305.Poly1305.generate_tag(chacha(k2, seq, 0, bytes(32)), enc)
+            if self.etm:
+                enc = length + self.enc.update(body)
+                return enc + self.hmac(struct.pack(">I", seq) + enc)
+            mac = self.hmac(struct.pack(">I", seq) + length + body)
+            return self.enc.update(length + body) + mac
 
-    def open(self, seq, stream):
-        """Returns (payload, rest)."""
-        if self.name == "none":
-            n = struct.unpack(">I", stream[:4])[0]
-            body, rest = stream[4:4 + n], stream[4 + n:]
-        elif "gcm" in self.name:
-            n = struct.unpack(">I", stream[:4])[0]
-            body = AESGCM(self.key).decrypt(self.gcm_nonce(), stream[4:4 + n + 16], stream[:4])
-            rest = stream[4 + n + 16:]
-        elif self.name.startswith("chacha20"):
-            k2, k1 = self.key[:32], self.key[32:]
-            n = struct.unpack(">I", chacha(k1, seq, 0, stream[:4]))[0]
-            tag = poly1305.Poly1305.generate_tag(chacha(k2, seq, 0, bytes(32)), stream[:4 + n])
-            assert bytes_eq(tag, stream[4 + n:4 + n + 16]), "poly1305 tag"
-            body, rest = chacha(k2, seq, 1, stream[4:4 + n]), stream[4 + n + 16:]
-        elif self.etm:
-            n = struct.unpack(">I", stream[:4])[0]
-            maclen = len(self.hmac(b""))
-            assert bytes_eq(self.hmac(struct.pack(">I", seq) + stream[:4 + n]), stream[4 + n:4 + n + maclen]), "etm mac"
-            body, rest = self.dec.update(stream[4:4 + n]), stream[4 + n + maclen:]
-        else:
-            first = self.dec.update(stream[:self.block])
-            n = struct.unpack(">I", first[:4])[0]
-            plain = first + self.dec.update(stream[self.block:4 + n])
-            maclen = len(self.hmac(b""))
-            assert bytes_eq(self.hmac(struct.pack(">I", seq) + plain), stream[4 + n:4 + n + maclen]), "mac"
-            body, rest = plain[4:], stream[4 + n + maclen:]
-        pad = body[0]
-        assert 4 <= pad < len(body), "padding"
-        return body[1:len(body) - pad], rest
+        def open(self, seq, stream):
+            """Returns (payload, rest)."""
+            if self.name == "none":
+                n = struct.unpack(">I", stream[:4])[0]
+                body, rest = stream[4:4 + n], stream[4 + n:]
+            elif "gcm" in self.name:
+                n = struct.unpack(">I", stream[:4])[0]
+                body = AESGCM(self.key).decrypt(self.gcm_nonce(), stream[4:4 + n + 16], stream[:4])
+                rest = stream[4 + n + 16:]
+            elif self.name.startswith("chacha20"):
+                k2, k1 = self.key[:32], self.key[32:]
+                n = struct.unpack(">I", chacha(k1, seq, 0, stream[:4]))[0]
+                tag = poly1305.Poly1305.generate_tag(chacha(k2, seq, 0, bytes(32)), stream[:4 + n])
+                assert bytes_eq(tag, stream[4 + n:4 + n + 16]), "poly1305 tag"
+                body, rest = chacha(k2, seq, 1, stream[4:4 + n]), stream[4 + n + 16:]
+            elif self.etm:
+                n = struct.unpack(">I", stream[:4])[0]
+                maclen = len(self.hmac(b""))
+                assert bytes_eq(self.hmac(struct.pack(">I", seq) + stream[:4 + n]), stream[4 + n:4 + n + maclen]), "etm mac"
+                body, rest = self.dec.update(stream[4:4 + n]), stream[4 + n + maclen:]
+            else:
+                first = self.dec.update(stream[:self.block])
+                n = struct.unpack(">I", first[:4])[0]
+                plain = first + self.dec.update(stream[self.block:4 + n])
+                maclen = len(self.hmac(b""))
+                assert bytes_eq(self.hmac(struct.pack(">I", seq) + plain), stream[4 + n:4 + n + maclen]), "mac"
+                body, rest = plain[4:], stream[4 + n + maclen:]
+            pad = body[0]
+            assert 4 <= pad < len(body), "padding"
+            return body[1:len(body) - pad], rest
 
-def main():
-    request = json.load(sys.stdin)
-    out = []
-    for c in request["cases"]:
-        sealer, opener = Direction(c), Direction(c)
-        sealed = [sealer.seal(p["seq"], bytes.fromhex(p["payload"]), c["padByte"]).hex() for p in c["packets"]]
-        stream = bytes.fromhex(c["stream"])
-        opened = []
-        for p in c["packets"]:
-            payload, stream = opener.open(p["seq"], stream)
-            opened.append(payload.hex())
-        assert not stream, "trailing bytes"
-        out.append({"sealed": sealed, "opened": opened})
-    json.dump({"cases": out}, sys.stdout)
+    def main():
+        request = json.load(sys.stdin)
+        out = []
+        for c in request["cases"]:
+            sealer, opener = Direction(c), Direction(c)
+            sealed = [sealer.seal(p["seq"], bytes.fromhex(p["payload"]), c["padByte"]).hex() for p in c["packets"]]
+            stream = bytes.fromhex(c["stream"])
+            opened = []
+            for p in c["packets"]:
+                payload, stream = opener.open(p["seq"], stream)
+                opened.append(payload.hex())
+            assert not stream, "trailing bytes"
+            out.append({"sealed": sealed, "opened": opened})
+        json.dump({"cases": out}, sys.stdout)
 
-main()
-"""#
+    main()
+    """#

@@ -19,11 +19,12 @@ struct Combination: CustomStringConvertible {
         for cipher in SSHCipherSuite.supportedCiphers {
             let macs: [String?] = SSHCipherSuite.isAEAD(cipher: cipher) ? [nil] : SSHCipherSuite.supportedMACs
             for mac in macs {
-                result.append(Combination(
-                    cipher: cipher, mac: mac,
-                    key: rng.bytes(SSHCipherSuite.keyLength(cipher: cipher)),
-                    iv: rng.bytes(SSHCipherSuite.ivLength(cipher: cipher)),
-                    macKey: rng.bytes(mac.map { SSHCipherSuite.keyLength(mac: $0) } ?? 0)))
+                result.append(
+                    Combination(
+                        cipher: cipher, mac: mac,
+                        key: rng.bytes(SSHCipherSuite.keyLength(cipher: cipher)),
+                        iv: rng.bytes(SSHCipherSuite.ivLength(cipher: cipher)),
+                        macKey: rng.bytes(mac.map { SSHCipherSuite.keyLength(mac: $0) } ?? 0)))
             }
         }
         return result
@@ -81,12 +82,18 @@ final class PacketTests: XCTestCase {
     let payloadSizes = [0, 1, 3, 11, 15, 16, 17, 31, 32, 33, 100, 255, 1000, 4096, 32768, 32768 + 13]
 
     func testNamesAndLengths() {
-        XCTAssertEqual(SSHCipherSuite.defaultCiphers, [
-            "chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
-            "aes128-ctr", "aes192-ctr", "aes256-ctr"])
+        XCTAssertEqual(
+            SSHCipherSuite.defaultCiphers,
+            [
+                "chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+                "aes128-ctr", "aes192-ctr", "aes256-ctr",
+            ])
         XCTAssertEqual(SSHCipherSuite.supportedCiphers.prefix(6), SSHCipherSuite.defaultCiphers[...])
-        XCTAssertEqual(SSHCipherSuite.defaultMACs, [
-            "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com", "hmac-sha2-256", "hmac-sha2-512"])
+        XCTAssertEqual(
+            SSHCipherSuite.defaultMACs,
+            [
+                "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com", "hmac-sha2-256", "hmac-sha2-512",
+            ])
         XCTAssertEqual(SSHCipherSuite.supportedMACs, SSHCipherSuite.defaultMACs + ["hmac-sha1-etm@openssh.com", "hmac-sha1"])
         XCTAssertTrue(SSHCipherSuite.isAEAD(cipher: "chacha20-poly1305@openssh.com"))
         XCTAssertTrue(SSHCipherSuite.isAEAD(cipher: "aes256-gcm@openssh.com"))
@@ -106,12 +113,27 @@ final class PacketTests: XCTestCase {
             do { _ = try body(); return nil } catch let error as SSHProtocolError { return error.code } catch { return "\(error)" }
         }
         XCTAssertEqual(code { try SSHCipherSuite.makeSealer(cipher: "3des-cbc", mac: "hmac-sha1", key: [], iv: [], macKey: []) }, "SSH_UNKNOWN_CIPHER")
-        XCTAssertEqual(code { try SSHCipherSuite.makeOpener(cipher: "aes128-ctr", mac: "hmac-md5", key: .init(repeating: 0, count: 16), iv: .init(repeating: 0, count: 16), macKey: []) }, "SSH_UNKNOWN_MAC")
-        XCTAssertEqual(code { try SSHCipherSuite.makeOpener(cipher: "aes128-ctr", mac: nil, key: .init(repeating: 0, count: 16), iv: .init(repeating: 0, count: 16), macKey: []) }, "SSH_UNKNOWN_MAC")
-        XCTAssertEqual(code { try SSHCipherSuite.makeSealer(cipher: "aes256-ctr", mac: "hmac-sha2-256", key: .init(repeating: 0, count: 16), iv: .init(repeating: 0, count: 16), macKey: .init(repeating: 0, count: 32)) }, "SSH_BAD_KEY_LENGTH")
-        XCTAssertEqual(code { try SSHCipherSuite.makeSealer(cipher: "aes128-ctr", mac: "hmac-sha2-256", key: .init(repeating: 0, count: 16), iv: .init(repeating: 0, count: 16), macKey: .init(repeating: 0, count: 20)) }, "SSH_BAD_KEY_LENGTH")
-        XCTAssertEqual(code { try SSHCipherSuite.makeSealer(cipher: "chacha20-poly1305@openssh.com", mac: nil, key: .init(repeating: 0, count: 32), iv: [], macKey: []) }, "SSH_BAD_KEY_LENGTH")
-        XCTAssertNil(code { try SSHCipherSuite.makeSealer(cipher: "aes128-gcm@openssh.com", mac: nil, key: .init(repeating: 0, count: 16), iv: .init(repeating: 0, count: 12), macKey: []) })
+        XCTAssertEqual(
+            code { try SSHCipherSuite.makeOpener(cipher: "aes128-ctr", mac: "hmac-md5", key: .init(repeating: 0, count: 16), iv: .init(repeating: 0, count: 16), macKey: []) },
+            "SSH_UNKNOWN_MAC")
+        XCTAssertEqual(
+            code { try SSHCipherSuite.makeOpener(cipher: "aes128-ctr", mac: nil, key: .init(repeating: 0, count: 16), iv: .init(repeating: 0, count: 16), macKey: []) },
+            "SSH_UNKNOWN_MAC")
+        XCTAssertEqual(
+            code {
+                try SSHCipherSuite.makeSealer(
+                    cipher: "aes256-ctr", mac: "hmac-sha2-256", key: .init(repeating: 0, count: 16), iv: .init(repeating: 0, count: 16), macKey: .init(repeating: 0, count: 32))
+            }, "SSH_BAD_KEY_LENGTH")
+        XCTAssertEqual(
+            code {
+                try SSHCipherSuite.makeSealer(
+                    cipher: "aes128-ctr", mac: "hmac-sha2-256", key: .init(repeating: 0, count: 16), iv: .init(repeating: 0, count: 16), macKey: .init(repeating: 0, count: 20))
+            }, "SSH_BAD_KEY_LENGTH")
+        XCTAssertEqual(
+            code { try SSHCipherSuite.makeSealer(cipher: "chacha20-poly1305@openssh.com", mac: nil, key: .init(repeating: 0, count: 32), iv: [], macKey: []) }, "SSH_BAD_KEY_LENGTH"
+        )
+        XCTAssertNil(
+            code { try SSHCipherSuite.makeSealer(cipher: "aes128-gcm@openssh.com", mac: nil, key: .init(repeating: 0, count: 16), iv: .init(repeating: 0, count: 12), macKey: []) })
     }
 
     /// Every combination: many packets of many sizes in one stream, opened whole, one byte at a

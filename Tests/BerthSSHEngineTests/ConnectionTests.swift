@@ -5,8 +5,10 @@ import XCTest
 @testable import BerthSSHEngine
 
 final class ConnectionTests: XCTestCase {
-    private func loggedIn(_ configure: (inout SSHServerSettings) -> Void = { _ in },
-                          delegate: RecordingServerDelegate = RecordingServerDelegate()) throws -> TestConnection {
+    private func loggedIn(
+        _ configure: (inout SSHServerSettings) -> Void = { _ in },
+        delegate: RecordingServerDelegate = RecordingServerDelegate()
+    ) throws -> TestConnection {
         var settings = try TestConnection.defaultSettings()
         configure(&settings)
         let connection = try TestConnection(settings: settings, delegate: delegate)
@@ -58,12 +60,14 @@ final class ConnectionTests: XCTestCase {
             b.writeSSHText("127.0.0.1")
             b.writeSSHUInt32(6010)
         }
-        XCTAssertEqual(connection.delegate.openRequests, [
-            .session,
-            .directTCPIP(host: "example.com", port: 443, originatorHost: "10.0.0.1", originatorPort: 50000),
-            .directStreamLocal(path: "/run/app.sock"),
-            .other(type: "x11"),
-        ])
+        XCTAssertEqual(
+            connection.delegate.openRequests,
+            [
+                .session,
+                .directTCPIP(host: "example.com", port: 443, originatorHost: "10.0.0.1", originatorPort: 50000),
+                .directStreamLocal(path: "/run/app.sock"),
+                .other(type: "x11"),
+            ])
         let confirmations = try connection.drain()
         XCTAssertEqual(confirmations.count, 4)
         for (index, payload) in confirmations.enumerated() {
@@ -132,7 +136,9 @@ final class ConnectionTests: XCTestCase {
     // MARK: windows
 
     func testInboundWindowIsEnforced() throws {
-        let connection = try loggedIn { $0.windowSize = 1000; $0.maxPacketSize = 600 }
+        let connection = try loggedIn {
+            $0.windowSize = 1000; $0.maxPacketSize = 600
+        }
         let (serverID, _) = try connection.openSession()
         connection.delegate.channelDelegates[0].autoConsume = false
         try connection.sendData(serverID, Array(repeating: 1, count: 600))

@@ -9,8 +9,10 @@ import BerthTestSupport
 final class FuzzTests: XCTestCase {
     private static func samples() -> [ByteBuffer] {
         var samples: [ByteBuffer] = [
-            SSHKexInit(cookie: Array(repeating: 1, count: 16), kexAlgorithms: ["curve25519-sha256", "ext-info-c"],
-                       serverHostKeyAlgorithms: ["ssh-ed25519"], ciphers: ["aes128-ctr"], macs: ["hmac-sha2-256"]).payload,
+            SSHKexInit(
+                cookie: Array(repeating: 1, count: 16), kexAlgorithms: ["curve25519-sha256", "ext-info-c"],
+                serverHostKeyAlgorithms: ["ssh-ed25519"], ciphers: ["aes128-ctr"], macs: ["hmac-sha2-256"]
+            ).payload,
             SSHMessageWriter.disconnect(reason: 11, description: "bye"),
             SSHMessageWriter.unimplemented(sequenceNumber: 3),
             SSHMessageWriter.serviceAccept("ssh-userauth"),
@@ -29,9 +31,11 @@ final class FuzzTests: XCTestCase {
         var extended = ByteBuffer()
         SSHMessageWriter.channelData(recipient: 1, extendedType: 1, data: ByteBuffer(string: "err"), into: &extended)
         samples.append(extended)
-        for (method, body) in [("none", [UInt8]()), ("password", [0, 0, 0, 0, 3, 97, 98, 99]),
-                               ("publickey", [0, 0, 0, 0, 11] + Array("ssh-ed25519".utf8) + [0, 0, 0, 0]),
-                               ("keyboard-interactive", [0, 0, 0, 0, 0, 0, 0, 0])] {
+        for (method, body) in [
+            ("none", [UInt8]()), ("password", [0, 0, 0, 0, 3, 97, 98, 99]),
+            ("publickey", [0, 0, 0, 0, 11] + Array("ssh-ed25519".utf8) + [0, 0, 0, 0]),
+            ("keyboard-interactive", [0, 0, 0, 0, 0, 0, 0, 0]),
+        ] {
             var b = ByteBuffer()
             b.writeSSHUInt8(SSHMessageNumber.userauthRequest)
             b.writeSSHText("user")
@@ -58,8 +62,9 @@ final class FuzzTests: XCTestCase {
             case 1 where !bytes.isEmpty:
                 bytes.removeSubrange(Int.random(in: 0..<bytes.count, using: &rng)...)
             case 2:
-                bytes.insert(contentsOf: (0..<Int.random(in: 1...8, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) },
-                             at: Int.random(in: 0...bytes.count, using: &rng))
+                bytes.insert(
+                    contentsOf: (0..<Int.random(in: 1...8, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) },
+                    at: Int.random(in: 0...bytes.count, using: &rng))
             default:
                 // Length fields are where parsers break: make one huge.
                 if bytes.count >= 5 {

@@ -66,9 +66,10 @@ final class OpenSSHClientTests: XCTestCase {
             let publicKey = try SSHPublicKey(authorizedKeysText: generated.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
             server?.shutdown()
             try start(authorizedKeys: [publicKey])
-            let result = try runShell("ssh -p \(server.port) -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
-                                      + "-o BatchMode=yes -o IdentitiesOnly=yes -i \(keyPath) -o HostKeyAlgorithms=\(hostKeyAlgorithms) "
-                                      + "-T alice@127.0.0.1 'exit 7'")
+            let result = try runShell(
+                "ssh -p \(server.port) -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
+                    + "-o BatchMode=yes -o IdentitiesOnly=yes -i \(keyPath) -o HostKeyAlgorithms=\(hostKeyAlgorithms) "
+                    + "-T alice@127.0.0.1 'exit 7'")
             XCTAssertEqual(result.status, 7, "\(type): \(result.stderr)")
         }
     }
@@ -80,8 +81,9 @@ final class OpenSSHClientTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: directory) }
         let keyPath = directory.appendingPathComponent("id").path
         _ = try runShell("ssh-keygen -q -t ed25519 -N '' -f \(keyPath)")
-        let result = try runShell("ssh -p \(server.port) -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
-                                  + "-o BatchMode=yes -o IdentitiesOnly=yes -i \(keyPath) -T alice@127.0.0.1 'exit 0'")
+        let result = try runShell(
+            "ssh -p \(server.port) -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
+                + "-o BatchMode=yes -o IdentitiesOnly=yes -i \(keyPath) -T alice@127.0.0.1 'exit 0'")
         XCTAssertEqual(result.status, 255)
         XCTAssertTrue(result.stderr.contains("Permission denied"), result.stderr)
     }
@@ -90,7 +92,8 @@ final class OpenSSHClientTests: XCTestCase {
     /// Returns how many KEXINITs the client sent and received (its debug log says so).
     @discardableResult
     private func bulkEcho(options: String = "", megabytes: Int = 64) throws -> (sent: Int, received: Int) {
-        let result = try runShell("""
+        let result = try runShell(
+            """
             set -e
             head -c \(megabytes << 20) /dev/urandom > in.bin
             \(ssh("echo", options: options + " -o LogLevel=DEBUG1")) < in.bin > out.bin 2>log.txt
@@ -135,7 +138,8 @@ final class OpenSSHClientTests: XCTestCase {
 
     func testUploadSHA256AndDownloadPattern() throws {
         try start(rekeyBytes: 4 << 20)
-        let upload = try runShell("""
+        let upload = try runShell(
+            """
             set -e
             head -c \(64 << 20) /dev/urandom > in.bin
             \(ssh("sha256")) < in.bin
@@ -175,7 +179,8 @@ final class OpenSSHClientTests: XCTestCase {
         }
         XCTAssertGreaterThan(combinations.count, 20)
         for options in combinations {
-            let result = try runShell("""
+            let result = try runShell(
+                """
                 set -e
                 head -c 300000 /dev/urandom > in.bin
                 \(ssh("echo", options: options + " -o RekeyLimit=64K")) < in.bin > out.bin
@@ -185,4 +190,3 @@ final class OpenSSHClientTests: XCTestCase {
         }
     }
 }
-

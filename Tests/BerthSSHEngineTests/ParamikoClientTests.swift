@@ -18,43 +18,43 @@ final class ParamikoClientTests: XCTestCase {
     }
 
     private static let script = #"""
-    import hashlib, os, sys, threading
-    import paramiko
+        import hashlib, os, sys, threading
+        import paramiko
 
-    port, size, rekey_every = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    client.connect("127.0.0.1", port=port, username="alice", password="secret",
-                   look_for_keys=False, allow_agent=False, timeout=30)
-    transport = client.get_transport()
+        port, size, rekey_every = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect("127.0.0.1", port=port, username="alice", password="secret",
+                       look_for_keys=False, allow_agent=False, timeout=30)
+        transport = client.get_transport()
 
-    channel = transport.open_session()
-    channel.exec_command("exit 5")
-    print("exit", channel.recv_exit_status())
+        channel = transport.open_session()
+        channel.exec_command("exit 5")
+        print("exit", channel.recv_exit_status())
 
-    data = os.urandom(size)
-    channel = transport.open_session()
-    channel.exec_command("echo")
-    received = bytearray()
-    def reader():
-        while True:
-            chunk = channel.recv(1 << 20)
-            if not chunk:
-                return
-            received.extend(chunk)
-    thread = threading.Thread(target=reader)
-    thread.start()
-    step = 1 << 20
-    for offset in range(0, len(data), step):
-        channel.sendall(data[offset:offset + step])
-        if rekey_every and (offset // step) % rekey_every == rekey_every - 1:
-            transport.renegotiate_keys()
-    channel.shutdown_write()
-    thread.join(120)
-    print("status", channel.recv_exit_status())
-    print("same", hashlib.sha256(received).hexdigest() == hashlib.sha256(data).hexdigest(), len(received))
-    client.close()
-    """#
+        data = os.urandom(size)
+        channel = transport.open_session()
+        channel.exec_command("echo")
+        received = bytearray()
+        def reader():
+            while True:
+                chunk = channel.recv(1 << 20)
+                if not chunk:
+                    return
+                received.extend(chunk)
+        thread = threading.Thread(target=reader)
+        thread.start()
+        step = 1 << 20
+        for offset in range(0, len(data), step):
+            channel.sendall(data[offset:offset + step])
+            if rekey_every and (offset // step) % rekey_every == rekey_every - 1:
+                transport.renegotiate_keys()
+        channel.shutdown_write()
+        thread.join(120)
+        print("status", channel.recv_exit_status())
+        print("same", hashlib.sha256(received).hexdigest() == hashlib.sha256(data).hexdigest(), len(received))
+        client.close()
+        """#
 
     private func run(size: Int, rekeyEveryMiB: Int = 0, serverRekeyBytes: UInt64 = 1 << 30) throws {
         server = try TestServer(settings: try TestServer.settings(rekeyBytes: serverRekeyBytes))

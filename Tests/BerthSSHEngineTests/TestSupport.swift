@@ -260,10 +260,13 @@ final class TestConnection {
 
     // MARK: handshake
 
-    func kexInit(kex: [String] = ["test-kex"], cipher: [String] = ["test-cipher"], follows: Bool = false,
-                 hostKey: [String] = ["ssh-ed25519"]) -> ByteBuffer {
-        var kexInit = SSHKexInit(cookie: (0..<16).map { _ in UInt8.random(in: 0...255) }, kexAlgorithms: kex,
-                                 serverHostKeyAlgorithms: hostKey, ciphers: cipher, macs: ["test-mac"])
+    func kexInit(
+        kex: [String] = ["test-kex"], cipher: [String] = ["test-cipher"], follows: Bool = false,
+        hostKey: [String] = ["ssh-ed25519"]
+    ) -> ByteBuffer {
+        var kexInit = SSHKexInit(
+            cookie: (0..<16).map { _ in UInt8.random(in: 0...255) }, kexAlgorithms: kex,
+            serverHostKeyAlgorithms: hostKey, ciphers: cipher, macs: ["test-mac"])
         kexInit.firstKexPacketFollows = follows
         return kexInit.payload
     }
@@ -279,8 +282,9 @@ final class TestConnection {
         let hash = FakeKex.exchangeHash(clientKexInit: clientKexInit, serverKexInit: serverKexInit)
         if sessionID == nil { sessionID = hash }
         func key(_ letter: Character) -> [UInt8] {
-            SSHKeyDerivation.derive(hash: .sha256, sharedSecret: FakeKex.sharedSecret, exchangeHash: hash,
-                                    sessionID: sessionID!, letter: letter.asciiValue!, length: 4)
+            SSHKeyDerivation.derive(
+                hash: .sha256, sharedSecret: FakeKex.sharedSecret, exchangeHash: hash,
+                sessionID: sessionID!, letter: letter.asciiValue!, length: 4)
         }
         pendingOpener = TaggedOpener(tag: key("D"))
         try drain()
@@ -305,7 +309,9 @@ final class TestConnection {
     /// Handshake, service request and password login.
     func login() throws {
         try handshake()
-        try send { $0.writeSSHUInt8(SSHMessageNumber.serviceRequest); $0.writeSSHText("ssh-userauth") }
+        try send {
+            $0.writeSSHUInt8(SSHMessageNumber.serviceRequest); $0.writeSSHText("ssh-userauth")
+        }
         try sendPassword("secret")
         try drain()
     }

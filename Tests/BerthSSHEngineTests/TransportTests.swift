@@ -93,7 +93,9 @@ final class TransportTests: XCTestCase {
     func testServiceRequestBeforeKexIsRefused() throws {
         let connection = try TestConnection()
         try connection.sendRaw("SSH-2.0-TestClient\r\n")
-        try connection.send { $0.writeSSHUInt8(SSHMessageNumber.serviceRequest); $0.writeSSHText("ssh-userauth") }
+        try connection.send {
+            $0.writeSSHUInt8(SSHMessageNumber.serviceRequest); $0.writeSSHText("ssh-userauth")
+        }
         XCTAssertFalse(connection.isActive)
         XCTAssertEqual((connection.delegate.closedError.first as? SSHProtocolError)?.code, "SSH_UNEXPECTED_MESSAGE")
     }
@@ -131,8 +133,9 @@ final class TransportTests: XCTestCase {
         try connection.drain()
         let disconnect = try XCTUnwrap(connection.disconnectMessage())
         XCTAssertEqual(disconnect.reason, SSHDisconnectReason.keyExchangeFailed)
-        XCTAssertEqual(disconnect.description,
-                       "no common client-to-server cipher algorithm; client offers [rot13], server offers [test-cipher,test-aead]")
+        XCTAssertEqual(
+            disconnect.description,
+            "no common client-to-server cipher algorithm; client offers [rot13], server offers [test-cipher,test-aead]")
         XCTAssertEqual((connection.delegate.closedError.first as? SSHProtocolError)?.code, "SSH_KEX_NO_COMMON_ALGORITHM")
         XCTAssertFalse(connection.isActive)
     }

@@ -6,8 +6,10 @@ import XCTest
 @testable import BerthSSHEngine
 
 final class UserAuthTests: XCTestCase {
-    private func connected(_ configure: (inout SSHServerSettings) -> Void = { _ in },
-                           delegate: RecordingServerDelegate = RecordingServerDelegate()) throws -> TestConnection {
+    private func connected(
+        _ configure: (inout SSHServerSettings) -> Void = { _ in },
+        delegate: RecordingServerDelegate = RecordingServerDelegate()
+    ) throws -> TestConnection {
         var settings = try TestConnection.defaultSettings()
         configure(&settings)
         let connection = try TestConnection(settings: settings, delegate: delegate)
@@ -18,11 +20,15 @@ final class UserAuthTests: XCTestCase {
     }
 
     private func requestService(_ connection: TestConnection, _ name: String = "ssh-userauth") throws {
-        try connection.send { $0.writeSSHUInt8(SSHMessageNumber.serviceRequest); $0.writeSSHText(name) }
+        try connection.send {
+            $0.writeSSHUInt8(SSHMessageNumber.serviceRequest); $0.writeSSHText(name)
+        }
     }
 
-    private func sendAuth(_ connection: TestConnection, user: String = "alice", service: String = "ssh-connection",
-                          method: String, _ body: (inout ByteBuffer) -> Void = { _ in }) throws {
+    private func sendAuth(
+        _ connection: TestConnection, user: String = "alice", service: String = "ssh-connection",
+        method: String, _ body: (inout ByteBuffer) -> Void = { _ in }
+    ) throws {
         try connection.send { b in
             b.writeSSHUInt8(SSHMessageNumber.userauthRequest)
             b.writeSSHText(user)
@@ -156,7 +162,9 @@ final class UserAuthTests: XCTestCase {
         delegate.authAnswer = nil
         let connection = try connected(delegate: delegate)
         try requestService(connection)
-        try sendAuth(connection, method: "keyboard-interactive") { $0.writeSSHText(""); $0.writeSSHText("") }
+        try sendAuth(connection, method: "keyboard-interactive") {
+            $0.writeSSHText(""); $0.writeSSHText("")
+        }
         XCTAssertEqual(try connection.drainNumbers(), [6])
         guard case .keyboardInteractive(_, let conversation) = delegate.authRequests.first?.method else { return XCTFail() }
 
@@ -206,8 +214,10 @@ final class UserAuthTests: XCTestCase {
 
     // MARK: publickey
 
-    private func sendPublicKey(_ connection: TestConnection, key: SSHPrivateKey, algorithm: String, sign: Bool,
-                               corrupt: Bool = false, user: String = "alice") throws {
+    private func sendPublicKey(
+        _ connection: TestConnection, key: SSHPrivateKey, algorithm: String, sign: Bool,
+        corrupt: Bool = false, user: String = "alice"
+    ) throws {
         var signature: [UInt8]?
         if sign {
             var signed = ByteBuffer()
@@ -250,8 +260,8 @@ final class UserAuthTests: XCTestCase {
         let ed = try SSHPrivateKey.generate(.ed25519)
         let connection = try connected()
         try requestService(connection)
-        try sendPublicKey(connection, key: rsa, algorithm: "ssh-rsa", sign: false)        // SHA-1 not allowed by default
-        try sendPublicKey(connection, key: ed, algorithm: "rsa-sha2-256", sign: false)    // wrong algorithm for the key
+        try sendPublicKey(connection, key: rsa, algorithm: "ssh-rsa", sign: false)  // SHA-1 not allowed by default
+        try sendPublicKey(connection, key: ed, algorithm: "rsa-sha2-256", sign: false)  // wrong algorithm for the key
         try sendPublicKey(connection, key: rsa, algorithm: "rsa-sha2-256", sign: false)
         XCTAssertEqual(try connection.drainNumbers(), [6, 51, 51, 60])
     }

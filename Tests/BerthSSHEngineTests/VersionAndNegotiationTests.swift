@@ -57,8 +57,9 @@ final class VersionExchangeTests: XCTestCase {
     }
 
     func testRejectsTooManyPreambleLines() {
-        assertRejected(String(repeating: "junk\r\n", count: SSHVersionReader.maxOtherLines + 1) + "SSH-2.0-x\r\n",
-                       code: "SSH_VERSION_TOO_MANY_LINES")
+        assertRejected(
+            String(repeating: "junk\r\n", count: SSHVersionReader.maxOtherLines + 1) + "SSH-2.0-x\r\n",
+            code: "SSH_VERSION_TOO_MANY_LINES")
     }
 
     func testRejectsNUL() {
@@ -67,19 +68,25 @@ final class VersionExchangeTests: XCTestCase {
 }
 
 final class NegotiationTests: XCTestCase {
-    private func kexInit(kex: [String] = ["k1"], hostKey: [String] = ["h1"], ciphers: [String] = ["c1"],
-                         macs: [String] = ["m1"], compression: [String] = ["none"]) -> SSHKexInit {
-        SSHKexInit(cookie: Array(repeating: 7, count: 16), kexAlgorithms: kex, serverHostKeyAlgorithms: hostKey,
-                   ciphers: ciphers, macs: macs, compression: compression)
+    private func kexInit(
+        kex: [String] = ["k1"], hostKey: [String] = ["h1"], ciphers: [String] = ["c1"],
+        macs: [String] = ["m1"], compression: [String] = ["none"]
+    ) -> SSHKexInit {
+        SSHKexInit(
+            cookie: Array(repeating: 7, count: 16), kexAlgorithms: kex, serverHostKeyAlgorithms: hostKey,
+            ciphers: ciphers, macs: macs, compression: compression)
     }
 
     func testClientPreferenceWins() throws {
         let client = kexInit(kex: ["b", "a"], hostKey: ["y", "x"], ciphers: ["c2", "c1"], macs: ["m2", "m1"], compression: ["zlib", "none"])
         let server = kexInit(kex: ["a", "b"], hostKey: ["x", "y"], ciphers: ["c1", "c2"], macs: ["m1", "m2"])
         let result = try SSHNegotiation.negotiate(client: client, server: server, isAEAD: { _ in false })
-        XCTAssertEqual(result, SSHNegotiatedAlgorithms(kex: "b", hostKey: "y", cipherClientToServer: "c2", cipherServerToClient: "c2",
-                                                       macClientToServer: "m2", macServerToClient: "m2",
-                                                       compressionClientToServer: "none", compressionServerToClient: "none"))
+        XCTAssertEqual(
+            result,
+            SSHNegotiatedAlgorithms(
+                kex: "b", hostKey: "y", cipherClientToServer: "c2", cipherServerToClient: "c2",
+                macClientToServer: "m2", macServerToClient: "m2",
+                compressionClientToServer: "none", compressionServerToClient: "none"))
     }
 
     func testDirectionsNegotiatedSeparately() throws {
@@ -106,8 +113,9 @@ final class NegotiationTests: XCTestCase {
             let error = error as? SSHProtocolError
             XCTAssertEqual(error?.code, "SSH_KEX_NO_COMMON_ALGORITHM")
             XCTAssertEqual(error?.disconnectReason, SSHDisconnectReason.keyExchangeFailed)
-            XCTAssertEqual(error?.message,
-                           "no common client-to-server cipher algorithm; client offers [3des-cbc,blowfish], server offers [aes128-ctr]")
+            XCTAssertEqual(
+                error?.message,
+                "no common client-to-server cipher algorithm; client offers [3des-cbc,blowfish], server offers [aes128-ctr]")
         }
     }
 
@@ -123,8 +131,9 @@ final class NegotiationTests: XCTestCase {
     func testGuessRules() {
         let server = kexInit(kex: ["a", "b"], hostKey: ["x", "y"])
         XCTAssertFalse(SSHNegotiation.guessIsWrong(peer: kexInit(kex: ["a", "ext-info-c"], hostKey: ["x"]), ours: server))
-        XCTAssertTrue(SSHNegotiation.guessIsWrong(peer: kexInit(kex: ["b", "a"], hostKey: ["x"]), ours: server),
-                      "different preferred kex: wrong even though b is supported")
+        XCTAssertTrue(
+            SSHNegotiation.guessIsWrong(peer: kexInit(kex: ["b", "a"], hostKey: ["x"]), ours: server),
+            "different preferred kex: wrong even though b is supported")
         XCTAssertTrue(SSHNegotiation.guessIsWrong(peer: kexInit(kex: ["a"], hostKey: ["y", "x"]), ours: server))
     }
 

@@ -8,13 +8,17 @@ import XCTest
 /// and H from the transcript on its side and verifies the host key's signature over H.
 final class KexExchangeTests: XCTestCase {
     /// Runs one exchange and checks H, K, the reply's message number and the signature.
-    private func exchange(_ name: String, gexRequest: (min: UInt32, n: UInt32, max: UInt32)? = nil, oldRequest: Bool = false,
-                          file: StaticString = #filePath, line: UInt = #line) throws -> (bits: Int?, output: SSHKexOutput) {
+    private func exchange(
+        _ name: String, gexRequest: (min: UInt32, n: UInt32, max: UInt32)? = nil, oldRequest: Bool = false,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> (bits: Int?, output: SSHKexOutput) {
         let peer = try PythonKexPeer()
         let context = makeContext()
         var kex = try SSHKexAlgorithms.makeServer(name: name, context: context)
-        var request: [String: Any] = ["op": "start", "alg": name, "vc": hex(context.clientVersion), "vs": hex(context.serverVersion),
-                                      "ic": hex(context.clientKexInit), "is": hex(context.serverKexInit)]
+        var request: [String: Any] = [
+            "op": "start", "alg": name, "vc": hex(context.clientVersion), "vs": hex(context.serverVersion),
+            "ic": hex(context.clientKexInit), "is": hex(context.serverKexInit),
+        ]
         if let gexRequest { request["min"] = gexRequest.min; request["n"] = gexRequest.n; request["max"] = gexRequest.max }
         if oldRequest { request["old"] = true }
         var clientMessage = unhex(try peer.call(request)["message"] as! String)

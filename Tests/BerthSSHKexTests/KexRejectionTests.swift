@@ -38,7 +38,7 @@ final class KexRejectionTests: XCTestCase {
         for (name, point) in valid {
             XCTAssertNoThrow(try receive(name, initMessage(point)), name)
             var offCurve = point
-            offCurve[offCurve.count - 1] ^= 1                       // y no longer matches x
+            offCurve[offCurve.count - 1] ^= 1  // y no longer matches x
             assertKexError("SSH_KEX_BAD_PUBLIC_VALUE") { try receive(name, initMessage(offCurve)) }
             assertKexError("SSH_KEX_BAD_PUBLIC_VALUE") { try receive(name, initMessage(Array(point.dropLast()))) }
             // Compressed form and the point at infinity are not what RFC 5656 clients send.
@@ -69,7 +69,7 @@ final class KexRejectionTests: XCTestCase {
     func testDiffieHellmanOutOfRange() throws {
         let p = SSHDHGroup.modp2048.primeBytes
         var pMinusOne = p
-        pMinusOne[pMinusOne.count - 1] -= 1                        // p ends in 0xff, no borrow
+        pMinusOne[pMinusOne.count - 1] -= 1  // p ends in 0xff, no borrow
         for name in ["diffie-hellman-group14-sha256", "diffie-hellman-group14-sha1"] {
             for bad in [[], [1], SSHMPInt.encodeUnsigned(pMinusOne), SSHMPInt.encodeUnsigned(p)] {
                 assertKexError("SSH_KEX_BAD_PUBLIC_VALUE") { try receive(name, initMessage(bad)) }
@@ -138,7 +138,7 @@ final class KexRejectionTests: XCTestCase {
 
     func testSignerFailureIsReported() {
         var context = makeContext()
-        context.hostKeyAlgorithm = "rsa-sha2-512"                  // the Ed25519 test key cannot do this
+        context.hostKeyAlgorithm = "rsa-sha2-512"  // the Ed25519 test key cannot do this
         assertKexError("SSH_KEX_SIGN_FAILED") {
             try receive("curve25519-sha256", initMessage(Array(Curve25519.KeyAgreement.PrivateKey().publicKey.rawRepresentation)), context: context)
         }

@@ -18,7 +18,9 @@ final class SSHKeysErrorTests: XCTestCase {
     func testUnsupportedKeyTypesAreNamed() {
         let point = [UInt8](repeating: 1, count: 32)
         for type in ["sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com", "ssh-dss", "ssh-ed25519-cert-v01@openssh.com", "ssh-ed448"] {
-            let key = blob { $0.writeSSHText(type); $0.writeSSHString(point); $0.writeSSHText("ssh:") }
+            let key = blob {
+                $0.writeSSHText(type); $0.writeSSHString(point); $0.writeSSHText("ssh:")
+            }
             assertKeyError("SSH_KEY_UNSUPPORTED_TYPE", containing: "\"\(type)\"") { _ = try SSHPublicKey(blob: key) }
             let line = "\(type) \(Data(key).base64EncodedString()) comment"
             assertKeyError("SSH_KEY_UNSUPPORTED_TYPE", containing: type) { _ = try SSHPublicKey(authorizedKeysText: line) }
@@ -31,7 +33,10 @@ final class SSHKeysErrorTests: XCTestCase {
         assertKeyError("SSH_KEY_MALFORMED", containing: "trailing") { _ = try SSHPublicKey(blob: valid + [0]) }
         assertKeyError("SSH_KEY_MALFORMED") { _ = try SSHPublicKey(blob: Array(valid.dropLast())) }
         assertKeyError("SSH_KEY_MALFORMED", containing: "31 bytes") {
-            _ = try SSHPublicKey(blob: self.blob { $0.writeSSHText("ssh-ed25519"); $0.writeSSHString([UInt8](repeating: 7, count: 31)) })
+            _ = try SSHPublicKey(
+                blob: self.blob {
+                    $0.writeSSHText("ssh-ed25519"); $0.writeSSHString([UInt8](repeating: 7, count: 31))
+                })
         }
 
         let p256 = try SSHPrivateKey.generate(.ecdsaP256)
@@ -39,16 +44,25 @@ final class SSHKeysErrorTests: XCTestCase {
         _ = reader.readSSHText(); _ = reader.readSSHText()
         let point = try XCTUnwrap(reader.readSSHStringBytes())
         assertKeyError("SSH_KEY_MALFORMED", containing: "nistp384") {
-            _ = try SSHPublicKey(blob: self.blob { $0.writeSSHText("ecdsa-sha2-nistp256"); $0.writeSSHText("nistp384"); $0.writeSSHString(point) })
+            _ = try SSHPublicKey(
+                blob: self.blob {
+                    $0.writeSSHText("ecdsa-sha2-nistp256"); $0.writeSSHText("nistp384"); $0.writeSSHString(point)
+                })
         }
         let compressed = [0x02 | (point[64] & 1)] + Array(point[1...32])
         assertKeyError("SSH_KEY_MALFORMED", containing: "uncompressed") {
-            _ = try SSHPublicKey(blob: self.blob { $0.writeSSHText("ecdsa-sha2-nistp256"); $0.writeSSHText("nistp256"); $0.writeSSHString(compressed) })
+            _ = try SSHPublicKey(
+                blob: self.blob {
+                    $0.writeSSHText("ecdsa-sha2-nistp256"); $0.writeSSHText("nistp256"); $0.writeSSHString(compressed)
+                })
         }
         var offCurve = point
         offCurve[64] ^= 1
         assertKeyError("SSH_KEY_MALFORMED", containing: "not on the curve") {
-            _ = try SSHPublicKey(blob: self.blob { $0.writeSSHText("ecdsa-sha2-nistp256"); $0.writeSSHText("nistp256"); $0.writeSSHString(offCurve) })
+            _ = try SSHPublicKey(
+                blob: self.blob {
+                    $0.writeSSHText("ecdsa-sha2-nistp256"); $0.writeSSHText("nistp256"); $0.writeSSHString(offCurve)
+                })
         }
 
         let rsa = try SSHPrivateKey.generate(.rsa(bits: 2048))
@@ -56,21 +70,36 @@ final class SSHKeysErrorTests: XCTestCase {
         _ = rsaReader.readSSHText()
         let e = try XCTUnwrap(rsaReader.readSSHMPIntBytes()), n = try XCTUnwrap(rsaReader.readSSHMPIntBytes())
         assertKeyError("SSH_KEY_MALFORMED", containing: "leading zero") {
-            _ = try SSHPublicKey(blob: self.blob { $0.writeSSHText("ssh-rsa"); $0.writeSSHString([0] + e); $0.writeSSHString(n) })
+            _ = try SSHPublicKey(
+                blob: self.blob {
+                    $0.writeSSHText("ssh-rsa"); $0.writeSSHString([0] + e); $0.writeSSHString(n)
+                })
         }
         assertKeyError("SSH_KEY_MALFORMED", containing: "negative") {
-            _ = try SSHPublicKey(blob: self.blob { $0.writeSSHText("ssh-rsa"); $0.writeSSHString(e); $0.writeSSHString(Array(n.dropFirst())) })
+            _ = try SSHPublicKey(
+                blob: self.blob {
+                    $0.writeSSHText("ssh-rsa"); $0.writeSSHString(e); $0.writeSSHString(Array(n.dropFirst()))
+                })
         }
-        assertKeyError("SSH_KEY_MALFORMED", containing: "invalid RSA") {   // even exponent
-            _ = try SSHPublicKey(blob: self.blob { $0.writeSSHText("ssh-rsa"); $0.writeSSHString([0x01, 0x00, 0x00]); $0.writeSSHString(n) })
+        assertKeyError("SSH_KEY_MALFORMED", containing: "invalid RSA") {  // even exponent
+            _ = try SSHPublicKey(
+                blob: self.blob {
+                    $0.writeSSHText("ssh-rsa"); $0.writeSSHString([0x01, 0x00, 0x00]); $0.writeSSHString(n)
+                })
         }
-        let small = [0x00, 0xC0] + [UInt8](repeating: 0xAB, count: 94) + [0x01]   // 768 bits
+        let small = [0x00, 0xC0] + [UInt8](repeating: 0xAB, count: 94) + [0x01]  // 768 bits
         assertKeyError("SSH_KEY_RSA_TOO_SMALL", containing: "768 bits") {
-            _ = try SSHPublicKey(blob: self.blob { $0.writeSSHText("ssh-rsa"); $0.writeSSHString(e); $0.writeSSHString(small) })
+            _ = try SSHPublicKey(
+                blob: self.blob {
+                    $0.writeSSHText("ssh-rsa"); $0.writeSSHString(e); $0.writeSSHString(small)
+                })
         }
         let huge = [0x00, 0xC0] + [UInt8](repeating: 0xAB, count: 2048) + [0x01]
         assertKeyError("SSH_KEY_RSA_TOO_LARGE") {
-            _ = try SSHPublicKey(blob: self.blob { $0.writeSSHText("ssh-rsa"); $0.writeSSHString(e); $0.writeSSHString(huge) })
+            _ = try SSHPublicKey(
+                blob: self.blob {
+                    $0.writeSSHText("ssh-rsa"); $0.writeSSHString(e); $0.writeSSHString(huge)
+                })
         }
     }
 

@@ -13,20 +13,20 @@ final class SSHKeysFuzzTests: XCTestCase {
         var bytes = input
         for _ in 0..<Int.random(in: 1...3, using: &random) {
             switch Int.random(in: 0..<6, using: &random) {
-            case 0 where !bytes.isEmpty:   // flip bits
+            case 0 where !bytes.isEmpty:  // flip bits
                 bytes[Int.random(in: 0..<bytes.count, using: &random)] ^= UInt8.random(in: 1...255, using: &random)
-            case 1 where !bytes.isEmpty:   // truncate
+            case 1 where !bytes.isEmpty:  // truncate
                 bytes.removeLast(Int.random(in: 1...bytes.count, using: &random))
-            case 2:                        // insert bytes
+            case 2:  // insert bytes
                 let at = Int.random(in: 0...bytes.count, using: &random)
                 bytes.insert(contentsOf: (0..<Int.random(in: 1...8, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }, at: at)
-            case 3 where bytes.count >= 4: // overwrite a would-be length field with an extreme value
+            case 3 where bytes.count >= 4:  // overwrite a would-be length field with an extreme value
                 let at = Int.random(in: 0...(bytes.count - 4), using: &random)
                 let value: [UInt8] = [[0xFF, 0xFF, 0xFF, 0xFF], [0, 0, 0, 0], [0x7F, 0xFF, 0xFF, 0xFF], [0, 0, 1, 0]][Int.random(in: 0..<4, using: &random)]
                 bytes.replaceSubrange(at..<(at + 4), with: value)
-            case 4 where !bytes.isEmpty:   // delete a byte
+            case 4 where !bytes.isEmpty:  // delete a byte
                 bytes.remove(at: Int.random(in: 0..<bytes.count, using: &random))
-            default:                       // append random bytes
+            default:  // append random bytes
                 bytes += (0..<Int.random(in: 1...16, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
             }
         }
@@ -79,7 +79,8 @@ final class SSHKeysFuzzTests: XCTestCase {
             for signature in signatures { XCTAssertTrue(key.publicKey.verify(signatureBlob: signature, over: data)) }
             for round in 0..<1500 {
                 let original = signatures[round % signatures.count]
-                let input = round % 4 == 0
+                let input =
+                    round % 4 == 0
                     ? Self.randomBytes(Int.random(in: 0..<600, using: &random), using: &random)
                     : Self.mutate(original, using: &random)
                 if input != original {
@@ -124,7 +125,8 @@ final class SSHKeysFuzzTests: XCTestCase {
                 let valid = "-----BEGIN \(label)-----\n\(Data(der).base64EncodedString())\n-----END \(label)-----\n"
                 text = String(decoding: Self.mutate(Array(valid.utf8), using: &random), as: UTF8.self)
             case 1:
-                text = "-----BEGIN \(label)-----\n\(Data(Self.randomBytes(Int.random(in: 0..<400, using: &random), using: &random)).base64EncodedString())\n-----END \(label)-----\n"
+                text =
+                    "-----BEGIN \(label)-----\n\(Data(Self.randomBytes(Int.random(in: 0..<400, using: &random), using: &random)).base64EncodedString())\n-----END \(label)-----\n"
             default:
                 text = "-----BEGIN \(label)-----\n\(Data(Self.mutate(der, using: &random)).base64EncodedString())\n-----END \(label)-----\n"
             }

@@ -245,7 +245,8 @@ final class SSHKeysInteropTests: XCTestCase {
                 let tampered = try tools.run(["python3", helper, "verify", tools.path("\(name).pub"), berth.hex, tools.path("tampered")])
                 XCTAssertEqual(tampered.output.trimmingCharacters(in: .whitespacesAndNewlines), "invalid", "\(name) \(algorithm)")
 
-                let python = [UInt8](hex: try tools.must(["python3", helper, "sign", tools.path(name), algorithm, tools.path("message")]).trimmingCharacters(in: .whitespacesAndNewlines))
+                let python = [UInt8](
+                    hex: try tools.must(["python3", helper, "sign", tools.path(name), algorithm, tools.path("message")]).trimmingCharacters(in: .whitespacesAndNewlines))
                 XCTAssertTrue(key.publicKey.verify(signatureBlob: python, over: Array(message.utf8)), "\(name) \(algorithm)")
                 XCTAssertFalse(key.publicKey.verify(signatureBlob: python, over: Array((message + ".").utf8)), "\(name) \(algorithm)")
             }

@@ -15,20 +15,28 @@ final class SSHKeysKnownAnswerTests: XCTestCase {
     /// the signature must match the published bytes.
     func testEd25519RFC8032Vectors() throws {
         let vectors: [(secret: String, publicKey: String, message: String, signature: String)] = [
-            ("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
-             "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
-             "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"),
-            ("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
-             "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
-             "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"),
+            (
+                "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+                "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
+                "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+            ),
+            (
+                "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+                "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
+                "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"
+            ),
         ]
         for vector in vectors {
             let key = try SSHPrivateKey(backing: .ed25519(try .init(rawRepresentation: [UInt8](hex: vector.secret))))
-            let expectedBlob = Self.blob { $0.writeSSHText("ssh-ed25519"); $0.writeSSHString([UInt8](hex: vector.publicKey)) }
+            let expectedBlob = Self.blob {
+                $0.writeSSHText("ssh-ed25519"); $0.writeSSHString([UInt8](hex: vector.publicKey))
+            }
             XCTAssertEqual(key.publicKeyBlob, expectedBlob)
             XCTAssertEqual(key.signatureAlgorithms, ["ssh-ed25519"])
             let signature = try key.sign([UInt8](hex: vector.message), algorithm: "ssh-ed25519")
-            let expected = Self.blob { $0.writeSSHText("ssh-ed25519"); $0.writeSSHString([UInt8](hex: vector.signature)) }
+            let expected = Self.blob {
+                $0.writeSSHText("ssh-ed25519"); $0.writeSSHString([UInt8](hex: vector.signature))
+            }
             XCTAssertEqual(signature.hex, expected.hex)
             let publicKey = try SSHPublicKey(blob: expectedBlob)
             XCTAssertTrue(publicKey.verify(signatureBlob: expected, over: [UInt8](hex: vector.message)))
@@ -40,9 +48,12 @@ final class SSHKeysKnownAnswerTests: XCTestCase {
     /// the published private key gives the published public point.
     func testECDSAP256RFC6979Vectors() throws {
         let x = [UInt8](hex: "C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721")
-        let point = [0x04] + [UInt8](hex: "60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6")
+        let point =
+            [0x04] + [UInt8](hex: "60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6")
             + [UInt8](hex: "7903FE1008B8BC99A41AE9E95628BC64F2F1B20C2D7E9F5177A3C294D4462299")
-        let expectedBlob = Self.blob { $0.writeSSHText("ecdsa-sha2-nistp256"); $0.writeSSHText("nistp256"); $0.writeSSHString(point) }
+        let expectedBlob = Self.blob {
+            $0.writeSSHText("ecdsa-sha2-nistp256"); $0.writeSSHText("nistp256"); $0.writeSSHString(point)
+        }
         let privateKey = try SSHPrivateKey(backing: .p256(try .init(rawRepresentation: x)))
         XCTAssertEqual(privateKey.publicKeyBlob, expectedBlob)
         let publicKey = try SSHPublicKey(blob: expectedBlob)
@@ -51,12 +62,18 @@ final class SSHKeysKnownAnswerTests: XCTestCase {
             ("test", "F1ABB023518351CD71D881567B1EA663ED3EFCF6C5132B354F28D3B0B7D38367", "019F4113742A2B14BD25926B49C649155F267E60D3814B4C0CC84250E46F0083"),
         ]
         for (message, r, s) in vectors {
-            let body = Self.blob { $0.writeSSHMPInt(unsignedBigEndian: [UInt8](hex: r)); $0.writeSSHMPInt(unsignedBigEndian: [UInt8](hex: s)) }
-            let signature = Self.blob { $0.writeSSHText("ecdsa-sha2-nistp256"); $0.writeSSHString(body) }
+            let body = Self.blob {
+                $0.writeSSHMPInt(unsignedBigEndian: [UInt8](hex: r)); $0.writeSSHMPInt(unsignedBigEndian: [UInt8](hex: s))
+            }
+            let signature = Self.blob {
+                $0.writeSSHText("ecdsa-sha2-nistp256"); $0.writeSSHString(body)
+            }
             XCTAssertTrue(publicKey.verify(signatureBlob: signature, over: Array(message.utf8)), message)
             XCTAssertFalse(publicKey.verify(signatureBlob: signature, over: Array((message + "!").utf8)), message)
             // The same numbers labelled for another curve must not pass (RFC 5656 §3.1.2).
-            let relabelled = Self.blob { $0.writeSSHText("ecdsa-sha2-nistp384"); $0.writeSSHString(body) }
+            let relabelled = Self.blob {
+                $0.writeSSHText("ecdsa-sha2-nistp384"); $0.writeSSHString(body)
+            }
             XCTAssertFalse(publicKey.verify(signatureBlob: relabelled, over: Array(message.utf8)), message)
         }
         // s = 0x019F… has a clear top bit; r needs the 0x00 mpint prefix. Berth's own signatures
@@ -75,7 +92,7 @@ final class SSHKeysKnownAnswerTests: XCTestCase {
         var publicBlob = ByteBuffer(bytes: key.publicKeyBlob)
         XCTAssertEqual(publicBlob.readSSHText(), "ssh-rsa")
         XCTAssertEqual(publicBlob.readSSHMPIntBytes(), [0x01, 0x00, 0x01])
-        XCTAssertEqual(publicBlob.readSSHMPIntBytes()?.count, 257)   // 0x00 + 256 bytes of modulus
+        XCTAssertEqual(publicBlob.readSSHMPIntBytes()?.count, 257)  // 0x00 + 256 bytes of modulus
         XCTAssertEqual(publicBlob.readableBytes, 0)
         let data = Array("exchange hash".utf8)
         var bodies: [String: [UInt8]] = [:]
@@ -92,7 +109,9 @@ final class SSHKeysKnownAnswerTests: XCTestCase {
         }
         for (algorithm, body) in bodies {
             for other in key.signatureAlgorithms + ["rsa-sha2-384", "ssh-ed25519", "rsa-sha2-512@openssh.com"] where other != algorithm {
-                let relabelled = Self.blob { $0.writeSSHText(other); $0.writeSSHString(body) }
+                let relabelled = Self.blob {
+                    $0.writeSSHText(other); $0.writeSSHString(body)
+                }
                 XCTAssertFalse(key.publicKey.verify(signatureBlob: relabelled, over: data), "\(algorithm) as \(other)")
             }
         }
@@ -110,9 +129,13 @@ final class SSHKeysKnownAnswerTests: XCTestCase {
             _ = buffer.readSSHText()
             let body = try XCTUnwrap(buffer.readSSHStringBytes())
             guard body[0] == 0 else { continue }
-            let stripped = Self.blob { $0.writeSSHText("rsa-sha2-256"); $0.writeSSHString(body.dropFirst()) }
+            let stripped = Self.blob {
+                $0.writeSSHText("rsa-sha2-256"); $0.writeSSHString(body.dropFirst())
+            }
             XCTAssertTrue(key.publicKey.verify(signatureBlob: stripped, over: data))
-            let longer = Self.blob { $0.writeSSHText("rsa-sha2-256"); $0.writeSSHString([0] + body) }
+            let longer = Self.blob {
+                $0.writeSSHText("rsa-sha2-256"); $0.writeSSHString([0] + body)
+            }
             XCTAssertFalse(key.publicKey.verify(signatureBlob: longer, over: data))
             return
         }

@@ -96,63 +96,63 @@ struct Tools {
     /// python `cryptography` as a second independent implementation of the SSH signature and
     /// key encodings (RFC 4253, RFC 5656, RFC 8332); it does its own SSH wire encoding here.
     static let pythonHelper = #"""
-import sys, struct, hashlib
-from cryptography.hazmat.primitives import serialization, hashes
-from cryptography.hazmat.primitives.asymmetric import ed25519, ec, rsa, padding, utils
-from cryptography.exceptions import InvalidSignature
+        import sys, struct, hashlib
+        from cryptography.hazmat.primitives import serialization, hashes
+        from cryptography.hazmat.primitives.asymmetric import ed25519, ec, rsa, padding, utils
+        from cryptography.exceptions import InvalidSignature
 
-def string(b): return struct.pack(">I", len(b)) + b
-def mpint(i): return string(b"" if i == 0 else i.to_bytes((i.bit_length() + 8) // 8, "big"))
-def read_string(b, o):
-    (n,) = struct.unpack(">I", b[o:o + 4]); return b[o + 4:o + 4 + n], o + 4 + n
-def curve_hash(curve):
-    return {"secp256r1": hashes.SHA256(), "secp384r1": hashes.SHA384(), "secp521r1": hashes.SHA512()}[curve.name]
-RSA_HASH = {"rsa-sha2-512": hashes.SHA512(), "rsa-sha2-256": hashes.SHA256(), "ssh-rsa": hashes.SHA1()}
+        def string(b): return struct.pack(">I", len(b)) + b
+        def mpint(i): return string(b"" if i == 0 else i.to_bytes((i.bit_length() + 8) // 8, "big"))
+        def read_string(b, o):
+            (n,) = struct.unpack(">I", b[o:o + 4]); return b[o + 4:o + 4 + n], o + 4 + n
+        def curve_hash(curve):
+            return {"secp256r1": hashes.SHA256(), "secp384r1": hashes.SHA384(), "secp521r1": hashes.SHA512()}[curve.name]
+        RSA_HASH = {"rsa-sha2-512": hashes.SHA512(), "rsa-sha2-256": hashes.SHA256(), "ssh-rsa": hashes.SHA1()}
 
-def load_private(path):
-    data = open(path, "rb").read()
-    if b"OPENSSH PRIVATE KEY" in data:
-        return serialization.load_ssh_private_key(data, None)
-    return serialization.load_pem_private_key(data, None)
+        def load_private(path):
+            data = open(path, "rb").read()
+            if b"OPENSSH PRIVATE KEY" in data:
+                return serialization.load_ssh_private_key(data, None)
+            return serialization.load_pem_private_key(data, None)
 
-cmd = sys.argv[1]
-if cmd == "pub":
-    key = load_private(sys.argv[2])
-    print(key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode())
-elif cmd == "sign":
-    key, alg, msg = load_private(sys.argv[2]), sys.argv[3], open(sys.argv[4], "rb").read()
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        body = key.sign(msg)
-    elif isinstance(key, ec.EllipticCurvePrivateKey):
-        r, s = utils.decode_dss_signature(key.sign(msg, ec.ECDSA(curve_hash(key.curve))))
-        body = mpint(r) + mpint(s)
-    else:
-        body = key.sign(msg, padding.PKCS1v15(), RSA_HASH[alg])
-    print((string(alg.encode()) + string(body)).hex())
-elif cmd == "verify":
-    key = serialization.load_ssh_public_key(open(sys.argv[2], "rb").read())
-    blob, msg = bytes.fromhex(sys.argv[3]), open(sys.argv[4], "rb").read()
-    alg, o = read_string(blob, 0)
-    body, o = read_string(blob, o)
-    assert o == len(blob)
-    alg = alg.decode()
-    try:
-        if isinstance(key, ed25519.Ed25519PublicKey):
-            assert alg == "ssh-ed25519"
-            key.verify(body, msg)
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            assert alg == "ecdsa-sha2-nistp" + {"secp256r1": "256", "secp384r1": "384", "secp521r1": "521"}[key.curve.name]
-            r, o2 = read_string(body, 0)
-            s, o2 = read_string(body, o2)
-            assert o2 == len(body)
-            key.verify(utils.encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big")), msg, ec.ECDSA(curve_hash(key.curve)))
-        else:
-            assert len(body) == key.key_size // 8
-            key.verify(body, msg, padding.PKCS1v15(), RSA_HASH[alg])
-    except InvalidSignature:
-        print("invalid"); sys.exit(1)
-    print("ok")
-"""#
+        cmd = sys.argv[1]
+        if cmd == "pub":
+            key = load_private(sys.argv[2])
+            print(key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode())
+        elif cmd == "sign":
+            key, alg, msg = load_private(sys.argv[2]), sys.argv[3], open(sys.argv[4], "rb").read()
+            if isinstance(key, ed25519.Ed25519PrivateKey):
+                body = key.sign(msg)
+            elif isinstance(key, ec.EllipticCurvePrivateKey):
+                r, s = utils.decode_dss_signature(key.sign(msg, ec.ECDSA(curve_hash(key.curve))))
+                body = mpint(r) + mpint(s)
+            else:
+                body = key.sign(msg, padding.PKCS1v15(), RSA_HASH[alg])
+            print((string(alg.encode()) + string(body)).hex())
+        elif cmd == "verify":
+            key = serialization.load_ssh_public_key(open(sys.argv[2], "rb").read())
+            blob, msg = bytes.fromhex(sys.argv[3]), open(sys.argv[4], "rb").read()
+            alg, o = read_string(blob, 0)
+            body, o = read_string(blob, o)
+            assert o == len(blob)
+            alg = alg.decode()
+            try:
+                if isinstance(key, ed25519.Ed25519PublicKey):
+                    assert alg == "ssh-ed25519"
+                    key.verify(body, msg)
+                elif isinstance(key, ec.EllipticCurvePublicKey):
+                    assert alg == "ecdsa-sha2-nistp" + {"secp256r1": "256", "secp384r1": "384", "secp521r1": "521"}[key.curve.name]
+                    r, o2 = read_string(body, 0)
+                    s, o2 = read_string(body, o2)
+                    assert o2 == len(body)
+                    key.verify(utils.encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big")), msg, ec.ECDSA(curve_hash(key.curve)))
+                else:
+                    assert len(body) == key.key_size // 8
+                    key.verify(body, msg, padding.PKCS1v15(), RSA_HASH[alg])
+            except InvalidSignature:
+                print("invalid"); sys.exit(1)
+            print("ok")
+        """#
 }
 
 extension Array where Element == UInt8 {

@@ -20,8 +20,9 @@ import Testing
     /// `rate`% to 100%; at `full` everyone is dropped; authenticated connections don't count.
     @Test func maxStartupsDropsUnauthenticatedNewcomersProgressively() {
         let roll = NIOLockedValueBox(0)
-        let limiter = ConnectionLimiter(maxTotal: 0, maxPerIP: 0, startups: MaxStartups(start: 2, rate: 50, full: 4),
-                                        random: { roll.withLockedValue { $0 } })
+        let limiter = ConnectionLimiter(
+            maxTotal: 0, maxPerIP: 0, startups: MaxStartups(start: 2, rate: 50, full: 4),
+            random: { roll.withLockedValue { $0 } })
         #expect(limiter.acquire(ip: "a") == nil)
         let first = limiter.startupSlot(ip: "a")
         #expect(limiter.acquire(ip: "a") == nil)

@@ -22,7 +22,10 @@ import Testing
     private func at(_ seconds: Int) -> ContinuousClock.Instant { start + .seconds(seconds) }
 
     @Test func delaysGrowExponentiallyUpToTheCap() {
-        var protection = LoginProtection(config: config { $0.userThreshold = 0; $0.addressThreshold = 0 })
+        var protection = LoginProtection(
+            config: config {
+                $0.userThreshold = 0; $0.addressThreshold = 0
+            })
         let delays = (0..<7).map { protection.recordFailure(address: "192.0.2.1", user: "u\($0)", now: at($0)).delay }
         #expect(delays == [.zero, .zero, .seconds(1), .seconds(2), .seconds(4), .seconds(5), .seconds(5)])
     }
@@ -58,7 +61,10 @@ import Testing
 
     /// Addresses of one IPv6 /64 count together; IPv4 addresses each on their own.
     @Test func ipv6AddressesCountByTheirSlash64() {
-        var protection = LoginProtection(config: config { $0.addressThreshold = 3; $0.userThreshold = 0 })
+        var protection = LoginProtection(
+            config: config {
+                $0.addressThreshold = 3; $0.userThreshold = 0
+            })
         for index in 1...3 { _ = protection.recordFailure(address: "2001:db8:1:2::\(index)", user: "u", now: at(index)) }
         #expect(protection.isBlocked(address: "2001:db8:1:2:abcd::9", now: at(4)))
         #expect(!protection.isBlocked(address: "2001:db8:1:3::1", now: at(4)))
@@ -104,7 +110,10 @@ import Testing
     /// A scan from many addresses cannot grow the tables past their capacity, and the entries
     /// that are blocked stay.
     @Test func tablesAreBoundedAndKeepBlocks() {
-        var protection = LoginProtection(config: config { $0.addressThreshold = 2; $0.userThreshold = 0 }, capacity: 100)
+        var protection = LoginProtection(
+            config: config {
+                $0.addressThreshold = 2; $0.userThreshold = 0
+            }, capacity: 100)
         _ = protection.recordFailure(address: "198.51.100.1", user: "x", now: at(0))
         _ = protection.recordFailure(address: "198.51.100.1", user: "x", now: at(0))
         for index in 0..<5000 {

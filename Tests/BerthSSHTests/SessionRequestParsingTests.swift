@@ -16,8 +16,13 @@ import BerthTestSupport
         // VINTR (1) = 3, ECHO (53) = 1, TTY_OP_ISPEED (128) = 38400, then TTY_OP_END.
         payload.writeSSHString([1, 0, 0, 0, 3, 53, 0, 0, 0, 1, 128, 0, 0, 0x96, 0, 0])
         let parsed = SessionRequest.parse(type: "pty-req", payload: payload)
-        #expect(parsed == .request(.pty(PtyRequest(term: "xterm-256color", columns: 120, rows: 40, widthPixels: 640, heightPixels: 480,
-                                                    modes: [1: 3, 53: 1, 128: 38400]))))
+        #expect(
+            parsed
+                == .request(
+                    .pty(
+                        PtyRequest(
+                            term: "xterm-256color", columns: 120, rows: 40, widthPixels: 640, heightPixels: 480,
+                            modes: [1: 3, 53: 1, 128: 38400]))))
     }
 
     @Test func simpleRequests() {
@@ -48,4 +53,3 @@ import BerthTestSupport
         }
     }
 }
-

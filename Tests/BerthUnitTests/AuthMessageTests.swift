@@ -25,7 +25,8 @@ import Testing
     }
 
     @Test func authzRequestCarriesIdentityAndMapsButNoSecret() throws {
-        var enriched = metadata.merging(MetadataUpdate(authenticatedUsername: "alice@corp", environment: ["A": MetadataValue(value: "1")], files: ["/f": FileValue(value: [0, 1, 2])]))
+        var enriched = metadata.merging(
+            MetadataUpdate(authenticatedUsername: "alice@corp", environment: ["A": MetadataValue(value: "1")], files: ["/f": FileValue(value: [0, 1, 2])]))
         enriched.metadata["k"] = MetadataValue(value: "v", sensitive: true)
         let body = try json(WebhookRequest(enriched, authenticated: true))
         #expect(body["authenticatedUsername"] as? String == "alice@corp")
@@ -51,7 +52,8 @@ import Testing
     }
 
     @Test func replyIgnoresUnknownFieldsAndKeepsIdentityWhenOmitted() throws {
-        let reply = try WebhookReply.decode(Array(#"{"success": true, "sessionId": "old", "environment": {"E": {"value": "v"}}, "files": {"/x": {"value": "aGk=", "sensitive": true}}}"#.utf8))
+        let reply = try WebhookReply.decode(
+            Array(#"{"success": true, "sessionId": "old", "environment": {"E": {"value": "v"}}, "files": {"/x": {"value": "aGk=", "sensitive": true}}}"#.utf8))
         #expect(reply.success)
         let merged = metadata.merging(try reply.update())
         #expect(merged.authenticatedUsername == "alice")

@@ -11,7 +11,8 @@ import Testing
 /// of that page is the known-answer set (with "..." replaced by real keys).
 @Suite struct AuthorizedKeyLineTests {
     static let ed25519 = "AAAAC3NzaC1lZDI1NTE5AAAAIGnbutSmupPbX2M1tB6t8AhodZiH8Yuu3lHSp+S7kysk"
-    static let rsa = "AAAAB3NzaC1yc2EAAAADAQABAAAAgQC+YdClvjNb2mQF8mtnXW3Uwg9eBK5lRSEfZXPp31NLodtevY8V2ASn44643ZOGv3PsIrU19bDC8QWkYQOfcG30URxlal3ryklfjuOBcIPczfE1vrpoCaYClLwY+u4Jbg4tzkHLEOCNwI1q1VoPS6B2d/Jd08jLuFT+HaZRaFrkWQ=="
+    static let rsa =
+        "AAAAB3NzaC1yc2EAAAADAQABAAAAgQC+YdClvjNb2mQF8mtnXW3Uwg9eBK5lRSEfZXPp31NLodtevY8V2ASn44643ZOGv3PsIrU19bDC8QWkYQOfcG30URxlal3ryklfjuOBcIPczfE1vrpoCaYClLwY+u4Jbg4tzkHLEOCNwI1q1VoPS6B2d/Jd08jLuFT+HaZRaFrkWQ=="
 
     private func parse(_ line: String) throws -> AuthorizedKeyLine {
         try #require(try AuthorizedKeyLine.parse(line))
@@ -62,7 +63,9 @@ import Testing
 
     @Test func eachOptionOfTheManual() throws {
         let key = "ssh-ed25519 \(Self.ed25519) me@laptop"
-        let options = try parse(#"from="10.0.0.0/8,!10.1.*,192.168.1.?",no-agent-forwarding,no-X11-forwarding,no-port-forwarding,no-pty,no-user-rc,environment="A=b c",environment="A=second",environment="DEPLOY=1",expiry-time="20300101Z" \#(key)"#).options
+        let options = try parse(
+            #"from="10.0.0.0/8,!10.1.*,192.168.1.?",no-agent-forwarding,no-X11-forwarding,no-port-forwarding,no-pty,no-user-rc,environment="A=b c",environment="A=second",environment="DEPLOY=1",expiry-time="20300101Z" \#(key)"#
+        ).options
         #expect(options.allowsSource(ip: "10.2.3.4"))
         #expect(!options.allowsSource(ip: "10.1.0.1"))
         #expect(options.allowsSource(ip: "192.168.1.7") && !options.allowsSource(ip: "192.168.1.70"))
@@ -77,12 +80,14 @@ import Testing
         let quoted = try parse(#"COMMAND="echo \"hi\", there" \#(key)"#).options.restrictions
         #expect(quoted.forceCommand == #"echo "hi", there"#)
         #expect(try parse(#"expiry-time="203001011230",expiry-time="202901011230UTC" \#(key)"#).options.expiry == Date(timeIntervalSince1970: 1_861_965_000))
-        #expect(try parse(#"permitlisten="9000",permitopen="*:22" \#(key)"#).options.restrictions == {
-            var expected = LoginRestrictions()
-            expected.permitListen = [ForwardPermission(host: "*", port: 9000)]
-            expected.permitOpen = [ForwardPermission(host: "*", port: 22)]
-            return expected
-        }())
+        #expect(
+            try parse(#"permitlisten="9000",permitopen="*:22" \#(key)"#).options.restrictions
+                == {
+                    var expected = LoginRestrictions()
+                    expected.permitListen = [ForwardPermission(host: "*", port: 9000)]
+                    expected.permitOpen = [ForwardPermission(host: "*", port: 22)]
+                    return expected
+                }())
         #expect(try parse(#"from="::1,2001:db8::/32" \#(key)"#).options.allowsSource(ip: "2001:db8::5"))
     }
 
@@ -151,8 +156,9 @@ import Testing
     @Test func firstAdmittingLineWinsAndRefusalsAreExplained() throws {
         let offered = try #require(AuthorizedKeys.key(offered: "ssh-ed25519 \(Self.ed25519)"))
         func authorize(_ lines: [String], at now: Date = Date(timeIntervalSince1970: 1_800_000_000)) -> AuthOutcome {
-            AuthorizedKeys.authorize(offered, lines: lines.enumerated().map { AuthorizedKeys.Source(location: "f:\($0.offset + 1)", text: $0.element) },
-                                     metadata: metadata, now: now, logger: nil)
+            AuthorizedKeys.authorize(
+                offered, lines: lines.enumerated().map { AuthorizedKeys.Source(location: "f:\($0.offset + 1)", text: $0.element) },
+                metadata: metadata, now: now, logger: nil)
         }
         let key = "ssh-ed25519 \(Self.ed25519)"
         guard case .failure(let reason) = authorize(["cert-authority \(key)"]) else { Issue.record("CA line admitted a login"); return }
@@ -178,8 +184,10 @@ import Testing
     @Test func fuzzNeverTraps() throws {
         var generator = SeededGenerator(seed: 0x5eed_0016)
         let key = "ssh-ed25519 \(Self.ed25519)"
-        let pieces = ["no-pty", "restrict", "pty", "command=", "\"", "\\", "\\\"", ",", " ", "\t", "from=", "permitopen=", "permitlisten=",
-                      "[", "]", ":", "*", "expiry-time=", "environment=", "=", "cert-authority", "principals=", "!", "/", "ssh-ed25519", key, "é", "\u{0}"]
+        let pieces = [
+            "no-pty", "restrict", "pty", "command=", "\"", "\\", "\\\"", ",", " ", "\t", "from=", "permitopen=", "permitlisten=",
+            "[", "]", ":", "*", "expiry-time=", "environment=", "=", "cert-authority", "principals=", "!", "/", "ssh-ed25519", key, "é", "\u{0}",
+        ]
         let seeds = [#"restrict,command="a \"b\"",from="10.0.0.0/8",permitopen="[::1]:22" \#(key) c"#, #"environment="A=1",expiry-time="20300101Z" \#(key)"#]
         var parsed = 0
         for round in 0..<20_000 {

@@ -49,13 +49,19 @@ import Testing
         #expect(problems(minimalAuth + "backend: podman\n") == ["backend: \"podman\" is not one of docker, kubernetes, sshproxy"])
         #expect(problems(minimalAuth + "backend: echo\n").contains { $0.contains("BERTH_ENABLE_TEST_BACKEND") })
         #expect(problems("auth:\n  publicKey:\n    method: authorizedkeys\n").contains { $0.hasPrefix("auth.publicKey.authorizedKeys.pathTemplate: required") })
-        #expect(problems("auth:\n  password:\n    method: static\n    static:\n      users:\n        - username: a\n          passwordHash: plain\n").contains { $0.hasPrefix("auth.password.static.users[0].passwordHash:") })
-        #expect(problems("auth:\n  password:\n    method: webhook\n    webhook: {url: \"http://h\", cert: /c.pem}\n").contains("auth.password.webhook.key: cert and key must be given together"))
+        #expect(
+            problems("auth:\n  password:\n    method: static\n    static:\n      users:\n        - username: a\n          passwordHash: plain\n").contains {
+                $0.hasPrefix("auth.password.static.users[0].passwordHash:")
+            })
+        #expect(
+            problems("auth:\n  password:\n    method: webhook\n    webhook: {url: \"http://h\", cert: /c.pem}\n").contains(
+                "auth.password.webhook.key: cert and key must be given together"))
         let oauth2 = problems("auth:\n  keyboardInteractive:\n    method: oauth2\n  password: {method: webhook, webhook: {url: \"http://h\"}}\n")
         #expect(oauth2.contains("auth.keyboardInteractive.oauth2.clientId: required"))
         #expect(oauth2.contains("auth.keyboardInteractive.oauth2.oidc.url: required"))
         #expect(oauth2.contains { $0.hasPrefix("auth.keyboardInteractive.oauth2.oidc.deviceFlow: must be true") })
-        #expect(problems("auth:\n  gssapi:\n    method: kerberos\n  password: {method: webhook, webhook: {url: \"http://h\"}}\n").contains { $0.contains("not supported by Berth") })
+        #expect(
+            problems("auth:\n  gssapi:\n    method: kerberos\n  password: {method: webhook, webhook: {url: \"http://h\"}}\n").contains { $0.contains("not supported by Berth") })
         let totp = problems(minimalAuth + "  secondFactor:\n    method: totp\n    totp: {digits: 9, period: 1500ms, algorithm: md5}\n")
         #expect(totp.contains("auth.secondFactor.totp.digits: must be 6, 7 or 8"))
         #expect(totp.contains("auth.secondFactor.totp.period: must be whole seconds"))
@@ -63,7 +69,10 @@ import Testing
     }
 
     @Test func algorithmListsAreCheckedAndKeptInOrder() throws {
-        let (config, _) = try load(minimalAuth + "ssh:\n  ciphers: [aes128-ctr, chacha20-poly1305@openssh.com]\n  kex: [diffie-hellman-group14-sha1]\n  macs: [hmac-sha1]\n  hostKeyAlgorithms: [ssh-rsa, rsa-sha2-256]\n  publicKeyAlgorithms: [ssh-ed25519]\n")
+        let (config, _) = try load(
+            minimalAuth
+                + "ssh:\n  ciphers: [aes128-ctr, chacha20-poly1305@openssh.com]\n  kex: [diffie-hellman-group14-sha1]\n  macs: [hmac-sha1]\n  hostKeyAlgorithms: [ssh-rsa, rsa-sha2-256]\n  publicKeyAlgorithms: [ssh-ed25519]\n"
+        )
         #expect(config.ssh.ciphers == ["aes128-ctr", "chacha20-poly1305@openssh.com"])
         #expect(config.ssh.kex == ["diffie-hellman-group14-sha1"])
         #expect(config.ssh.macs == ["hmac-sha1"])
@@ -102,14 +111,18 @@ import Testing
     @Test func loginProtectionIsOnByDefaultAndChecked() throws {
         let defaults = try load(minimalAuth).0.auth.protection
         #expect(defaults.enabled && defaults.addressThreshold == 100 && defaults.userThreshold == 10 && defaults.allow.isEmpty)
-        let set = try load(minimalAuth + "  protection:\n    enabled: false\n    delayAfter: 0\n    baseDelay: 100ms\n    maxDelay: 2s\n    addressThreshold: 5\n    userThreshold: 0\n    blockDuration: 5s\n    forgetAfter: 1m\n    allow: [10.0.0.0/8, \"::1\"]\n").0.auth.protection
+        let set = try load(
+            minimalAuth
+                + "  protection:\n    enabled: false\n    delayAfter: 0\n    baseDelay: 100ms\n    maxDelay: 2s\n    addressThreshold: 5\n    userThreshold: 0\n    blockDuration: 5s\n    forgetAfter: 1m\n    allow: [10.0.0.0/8, \"::1\"]\n"
+        ).0.auth.protection
         #expect(!set.enabled && set.delayAfter == 0 && set.baseDelay == .milliseconds(100) && set.maxDelay == .seconds(2))
         #expect(set.addressThreshold == 5 && set.userThreshold == 0 && set.blockDuration == .seconds(5) && set.forgetAfter == .seconds(60))
         #expect(set.allow == ["10.0.0.0/8", "::1"])
-        #expect(problems(minimalAuth + "  protection:\n    allow: [10.0.0.0/33, example.com]\n") == [
-            "auth.protection.allow[0]: \"10.0.0.0/33\" is not an IP address or CIDR block such as 10.0.0.0/8 or fd00::/8",
-            "auth.protection.allow[1]: \"example.com\" is not an IP address or CIDR block such as 10.0.0.0/8 or fd00::/8",
-        ])
+        #expect(
+            problems(minimalAuth + "  protection:\n    allow: [10.0.0.0/33, example.com]\n") == [
+                "auth.protection.allow[0]: \"10.0.0.0/33\" is not an IP address or CIDR block such as 10.0.0.0/8 or fd00::/8",
+                "auth.protection.allow[1]: \"example.com\" is not an IP address or CIDR block such as 10.0.0.0/8 or fd00::/8",
+            ])
         #expect(problems(minimalAuth + "  protection:\n    baseDelay: 5s\n    maxDelay: 1s\n").contains { $0.hasPrefix("auth.protection.maxDelay: must be at least baseDelay") })
         #expect(problems(minimalAuth + "  protection:\n    blockDuration: 0s\n").contains { $0.hasPrefix("auth.protection.blockDuration:") })
         #expect(problems(minimalAuth + "  protection:\n    treshold: 5\n") == ["auth.protection.treshold: unknown key"])
@@ -142,7 +155,9 @@ import Testing
 
     @Test func jsonAndYAMLReadTheSame() throws {
         let yaml = try ConfigLoader.parse(minimalAuth + "ssh:\n  clientAliveInterval: 30s\n  maxAuthTries: 3\n", format: .yaml, source: "a.yaml")
-        let json = try ConfigLoader.parse(#"{"ssh": {"clientAliveInterval": 30000000000, "maxAuthTries": 3}, "auth": {"password": {"method": "webhook", "webhook": {"url": "http://127.0.0.1:8080"}}}}"#, format: .json, source: "a.json")
+        let json = try ConfigLoader.parse(
+            #"{"ssh": {"clientAliveInterval": 30000000000, "maxAuthTries": 3}, "auth": {"password": {"method": "webhook", "webhook": {"url": "http://127.0.0.1:8080"}}}}"#,
+            format: .json, source: "a.json")
         #expect(yaml.config == json.config)
     }
 
@@ -159,7 +174,8 @@ import Testing
     }
 
     @Test func mergeReplacesListsAndScalarsAndMergesMaps() throws {
-        let base = try ConfigValue.parse("docker:\n  execution:\n    mode: connection\n    shellCommand: [/bin/bash]\n    container: {image: a, user: root}\n", format: .yaml, source: "base")
+        let base = try ConfigValue.parse(
+            "docker:\n  execution:\n    mode: connection\n    shellCommand: [/bin/bash]\n    container: {image: a, user: root}\n", format: .yaml, source: "base")
         let overlay = try ConfigValue.parse(#"{"docker": {"execution": {"shellCommand": ["/bin/sh"], "container": {"image": "b"}}}}"#, format: .json, source: "overlay")
         let merged = base.merging(overlay)
         let execution = merged["docker"]?["execution"]

@@ -59,8 +59,10 @@ import Testing
             #expect(!output.contains("SECRET"), "\(output)")
             #expect(output.components(separatedBy: "<redacted>").count - 1 == 14)
             // What is not secret stays readable: paths, account names, hosts.
-            for shown in ["/etc/berth/host_ed25519", "/etc/berth/config.key", "/etc/berth/webhook.crt", "AKIDVISIBLE", "registry.example",
-                          "https://hook:<redacted>@auth.example:8443/pk", "http://minio:<redacted>@127.0.0.1:9000", "tcp://docker.example:2376"] {
+            for shown in [
+                "/etc/berth/host_ed25519", "/etc/berth/config.key", "/etc/berth/webhook.crt", "AKIDVISIBLE", "registry.example",
+                "https://hook:<redacted>@auth.example:8443/pk", "http://minio:<redacted>@127.0.0.1:9000", "tcp://docker.example:2376",
+            ] {
                 #expect(output.contains(shown), "\(shown)")
             }
         }

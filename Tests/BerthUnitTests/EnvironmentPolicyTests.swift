@@ -29,7 +29,9 @@ import Testing
         // `enable` with an empty deny list would let every name through on its own.
         let (open, inner) = session()
         #expect(await refusal(open, name) == "SECURITY_ENV_INVALID_NAME")
-        let (allowing, _) = session { $0.env.mode = .filter; $0.env.allow = [name] }
+        let (allowing, _) = session {
+            $0.env.mode = .filter; $0.env.allow = [name]
+        }
         #expect(await refusal(allowing, name) == "SECURITY_ENV_INVALID_NAME")
         #expect(inner.names.isEmpty)
     }
@@ -48,8 +50,10 @@ import Testing
         #expect(inner.names.isEmpty)
     }
 
-    @Test(arguments: ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_FUNC_ls", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS",
-                      "PS4", "PROMPT_COMMAND", "IFS", "PATH", "GCONV_PATH", "PYTHONPATH", "PERL5OPT", "NODE_OPTIONS", "GIT_CONFIG_COUNT"])
+    @Test(arguments: [
+        "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_FUNC_ls", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS",
+        "PS4", "PROMPT_COMMAND", "IFS", "PATH", "GCONV_PATH", "PYTHONPATH", "PERL5OPT", "NODE_OPTIONS", "GIT_CONFIG_COUNT",
+    ])
     func forcedCommandRefusesLoaderAndShellVariables(name: String) async {
         let (forced, inner) = session { $0.forceCommand = "/usr/bin/report" }
         #expect(await refusal(forced, name) == "SECURITY_REQUEST_REFUSED")
@@ -69,7 +73,9 @@ import Testing
     }
 
     @Test func countAndSizeAreCapped() async {
-        let (capped, inner) = session { $0.envLimits.maxVariables = 2; $0.envLimits.maxSize = 10 }
+        let (capped, inner) = session {
+            $0.envLimits.maxVariables = 2; $0.envLimits.maxSize = 10
+        }
         #expect(await refusal(capped, "ABCDE", "123456") == "SECURITY_ENV_LIMIT")
         #expect(await refusal(capped, "ABCDE", "12345") == nil)
         #expect(await refusal(capped, "B") == nil)
@@ -78,7 +84,9 @@ import Testing
         // A refused request does not count; defaults cap too, -1 lifts a cap.
         let (defaults, _) = session()
         #expect(await refusal(defaults, "BIG", String(repeating: "x", count: 40000)) == "SECURITY_ENV_LIMIT")
-        let (unlimited, _) = session { $0.envLimits.maxSize = -1; $0.envLimits.maxVariables = -1 }
+        let (unlimited, _) = session {
+            $0.envLimits.maxSize = -1; $0.envLimits.maxVariables = -1
+        }
         #expect(await refusal(unlimited, "BIG", String(repeating: "x", count: 40000)) == nil)
     }
 

@@ -16,15 +16,16 @@ import Testing
     }
 
     @Test func defaultsAndContainerSSHKeys() throws {
-        let yaml = minimalAuth + """
-        kubernetes:
-          connection: {host: "https://10.0.0.1:6443", cacertFile: /etc/ca.pem, bearerTokenFile: /var/token, qps: 5, burst: 10}
-          pod:
-            metadata: {namespace: labs}
-            spec: {containers: [{name: shell, image: "guest:1"}]}
-            mode: session
-          timeouts: {podStart: 90s}
-        """
+        let yaml =
+            minimalAuth + """
+                kubernetes:
+                  connection: {host: "https://10.0.0.1:6443", cacertFile: /etc/ca.pem, bearerTokenFile: /var/token, qps: 5, burst: 10}
+                  pod:
+                    metadata: {namespace: labs}
+                    spec: {containers: [{name: shell, image: "guest:1"}]}
+                    mode: session
+                  timeouts: {podStart: 90s}
+                """
         let (config, _) = try ConfigReader.read(try ConfigValue.parse(yaml, format: .yaml, source: "t"), environment: [:])
         let kubernetes = config.kubernetes
         #expect(kubernetes.connection.host == "https://10.0.0.1:6443")
@@ -40,7 +41,10 @@ import Testing
     @Test func theNamespaceMustBeNamed() throws {
         let spec = "  pod:\n    spec: {containers: [{name: shell, image: guest}]}\n"
         #expect(problems("kubernetes:\n" + spec) == ["kubernetes.pod.metadata.namespace: required: name the namespace for users' pods (Berth does not fall back to \"default\")"])
-        #expect(problems("kubernetes:\n" + spec + "    metadata: {namespace: Users_1}\n").contains { $0.hasPrefix("kubernetes.pod.metadata.namespace: \"Users_1\" is not a namespace name") })
+        #expect(
+            problems("kubernetes:\n" + spec + "    metadata: {namespace: Users_1}\n").contains {
+                $0.hasPrefix("kubernetes.pod.metadata.namespace: \"Users_1\" is not a namespace name")
+            })
         #expect(problems("kubernetes:\n" + spec + "    metadata: {namespace: users}\n") == [])
         // Another backend does not need it (a config webhook may still pick Kubernetes, and its
         // answer is checked the same way).
@@ -56,7 +60,8 @@ import Testing
 
     @Test func invalidValuesNameTheirKeys() {
         #expect(problems("kubernetes:\n  pod:\n    mode: sesion\n").contains { $0.hasPrefix("kubernetes.pod.mode: \"sesion\" is not one of") })
-        #expect(problems("kubernetes:\n  pod:\n    mode: persistent\n    persistentShared: true\n")
+        #expect(
+            problems("kubernetes:\n  pod:\n    mode: persistent\n    persistentShared: true\n")
                 .contains("kubernetes.pod.metadata.name: required in persistent mode with persistentShared"))
         #expect(problems("kubernetes:\n  pod:\n    persistentShared: true\n").contains { $0.hasPrefix("kubernetes.pod.persistentShared: only applies in persistent mode") })
         #expect(problems("kubernetes:\n  pod:\n    persistentShared: yes please\n").contains { $0.hasPrefix("kubernetes.pod.persistentShared:") })

@@ -5,8 +5,9 @@ import Testing
 @Suite struct LogLineFormatTests {
     @Test func textLinesCannotBeForgedWithControlCharacters() {
         let typed = "alice\n2030-01-01T00:00:00.000Z\tnotice\tAUTH_OK\tbob logged in\r\u{1b}[2K\u{85}\u{2028}"
-        let line = LogLineFormat.text(level: "info", code: "AUTH_FAILED", message: "login of \(typed) failed",
-                                      details: ["username": .string(typed), "bad\nkey": "v"])
+        let line = LogLineFormat.text(
+            level: "info", code: "AUTH_FAILED", message: "login of \(typed) failed",
+            details: ["username": .string(typed), "bad\nkey": "v"])
         #expect(!line.contains { $0.isNewline })
         #expect(line.unicodeScalars.allSatisfy { $0.value >= 0x20 && !(0x7F...0x9F).contains($0.value) || $0 == "\t" })
         // Exactly the three separators of the format stay tabs.

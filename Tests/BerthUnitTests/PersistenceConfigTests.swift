@@ -32,23 +32,28 @@ import Testing
     }
 
     @Test func everyKeyIsRead() throws {
-        let config = try load("""
-        docker: {execution: {mode: persistent}}
-        persistence:
-          serverIdentity: berth-a.1
-          idleTimeout: 90s
-          maxLifetime: 8h
-          volume: {enabled: true, namePrefix: home, mountPath: /data}
-          resumeWindow: 5m
-          resume: menu
-          resumeBuffer: 4096
-        """)
+        let config = try load(
+            """
+            docker: {execution: {mode: persistent}}
+            persistence:
+              serverIdentity: berth-a.1
+              idleTimeout: 90s
+              maxLifetime: 8h
+              volume: {enabled: true, namePrefix: home, mountPath: /data}
+              resumeWindow: 5m
+              resume: menu
+              resumeBuffer: 4096
+            """)
         let persistence = config.persistence
         #expect(config.docker.execution.mode == .persistent)
         #expect(persistence.serverIdentity == "berth-a.1")
         #expect(persistence.idleTimeout == .seconds(90))
         #expect(persistence.maxLifetime == .seconds(8 * 3600))
-        #expect(persistence.volume == { var v = PersistenceVolumeConfig(); v.enabled = true; v.namePrefix = "home"; v.mountPath = "/data"; return v }())
+        #expect(
+            persistence.volume
+                == {
+                    var v = PersistenceVolumeConfig(); v.enabled = true; v.namePrefix = "home"; v.mountPath = "/data"; return v
+                }())
         #expect(persistence.resumeWindow == .seconds(300))
         #expect(persistence.resume == ResumePolicy.menu)
         #expect(persistence.resumeBuffer == 4096)
@@ -74,16 +79,21 @@ import Testing
     }
 
     @Test func persistentModeRefusesWhatCannotWork() {
-        #expect(problems("docker: {execution: {mode: persistent, disableAgent: true}}\n").contains { $0.hasPrefix("docker.execution.disableAgent: persistent mode needs the agent") })
+        #expect(
+            problems("docker: {execution: {mode: persistent, disableAgent: true}}\n").contains { $0.hasPrefix("docker.execution.disableAgent: persistent mode needs the agent") })
         #expect(problems("docker: {execution: {mode: persistent, containername: x}}\n").contains { $0.hasPrefix("docker.execution.containername:") })
-        #expect(problems("docker: {execution: {mode: persistent, pool: {size: 2}}}\n").contains { $0.hasPrefix("docker.execution.pool.size: the pool cannot be used in persistent mode") })
+        #expect(
+            problems("docker: {execution: {mode: persistent, pool: {size: 2}}}\n").contains {
+                $0.hasPrefix("docker.execution.pool.size: the pool cannot be used in persistent mode")
+            })
         let kubernetes = "backend: kubernetes\nkubernetes: {pod: {metadata: {namespace: x}}}\n"
         #expect(problems(kubernetes + "persistence: {volume: {enabled: true}}\n").contains { $0.hasPrefix("persistence.volume: works with the docker backend only") })
         #expect(problems(kubernetes + "persistence: {serverIdentity: k1, resumeWindow: 1m, idleTimeout: 5m, maxLifetime: 1h}\n").isEmpty)
     }
 
     @Test func renderedPersistenceReadsBack() throws {
-        let original = try load("persistence: {serverIdentity: b1, idleTimeout: 2m, maxLifetime: 1h, resume: never, resumeBuffer: 2048, resumeWindow: 30s, volume: {enabled: true}}\n")
+        let original = try load(
+            "persistence: {serverIdentity: b1, idleTimeout: 2m, maxLifetime: 1h, resume: never, resumeBuffer: 2048, resumeWindow: 30s, volume: {enabled: true}}\n")
         let reread = try ConfigLoader.parse(ConfigRenderer.yaml(original), format: .yaml, source: "rendered.yaml")
         #expect(reread.config == original)
     }

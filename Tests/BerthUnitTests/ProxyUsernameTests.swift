@@ -6,9 +6,10 @@ import Testing
 /// Which name the proxy backend logs in upstream with (issue 20: identity after login).
 @Suite struct ProxyUsernameTests {
     private func metadata(typed: String, authenticated: String?) -> ConnectionMetadata {
-        ConnectionMetadata(connectionID: ConnectionID(hex: "0123456789abcdef0123456789abcdef")!,
-                           remoteAddress: RemoteAddress(ip: "::1", port: 5022), username: typed,
-                           authenticatedUsername: authenticated)
+        ConnectionMetadata(
+            connectionID: ConnectionID(hex: "0123456789abcdef0123456789abcdef")!,
+            remoteAddress: RemoteAddress(ip: "::1", port: 5022), username: typed,
+            authenticatedUsername: authenticated)
     }
 
     @Test func passThroughUsesTheAuthenticatedUsernameNotTheTypedOne() {

@@ -41,8 +41,10 @@ import Testing
 
     /// RFC 4648 §10 test vectors.
     @Test func base32KnownAnswers() {
-        let vectors = [("", ""), ("f", "MY======"), ("fo", "MZXQ===="), ("foo", "MZXW6==="), ("foob", "MZXW6YQ="),
-                       ("fooba", "MZXW6YTB"), ("foobar", "MZXW6YTBOI======")]
+        let vectors = [
+            ("", ""), ("f", "MY======"), ("fo", "MZXQ===="), ("foo", "MZXW6==="), ("foob", "MZXW6YQ="),
+            ("fooba", "MZXW6YTB"), ("foobar", "MZXW6YTBOI======"),
+        ]
         for (plain, encoded) in vectors {
             #expect(Base32.encode(Array(plain.utf8)) == encoded)
             #expect(Base32.decode(encoded) == Array(plain.utf8))
@@ -65,8 +67,9 @@ import Testing
     }
 
     private func metadata(_ user: String, webhook: [String: String] = [:]) -> ConnectionMetadata {
-        ConnectionMetadata(connectionID: ConnectionID(hex: "0123456789abcdef0123456789abcdef")!, remoteAddress: RemoteAddress(ip: "192.0.2.1", port: 1),
-                           username: user, metadata: webhook.mapValues { MetadataValue(value: $0) })
+        ConnectionMetadata(
+            connectionID: ConnectionID(hex: "0123456789abcdef0123456789abcdef")!, remoteAddress: RemoteAddress(ip: "192.0.2.1", port: 1),
+            username: user, metadata: webhook.mapValues { MetadataValue(value: $0) })
     }
 
     @Test func whoIsAskedAndTheSecretLeavesTheMetadata() {

@@ -30,10 +30,14 @@ import Testing
     }
 
     @Test func defaultModeAppliesToUnsetFiltersAndFilterMeansNoForShellAndTTY() {
-        let strict = policy { $0.defaultMode = .filter; $0.subsystem.allow = ["sftp"] }
+        let strict = policy {
+            $0.defaultMode = .filter; $0.subsystem.allow = ["sftp"]
+        }
         #expect(strict.allowsSubsystem("sftp") && !strict.allowsSubsystem("x"))
         #expect(!strict.allowsShell() && !strict.allowsTTY() && !strict.allowsEnv("A"))
-        let disabled = policy { $0.defaultMode = .disable; $0.shell.mode = .enable }
+        let disabled = policy {
+            $0.defaultMode = .disable; $0.shell.mode = .enable
+        }
         #expect(disabled.allowsShell() && !disabled.allowsCommand("ls"))
     }
 

@@ -3,9 +3,9 @@ a pty is SIGKILLed, the user logs in again and finds the same program still coun
 it printed meanwhile; after the window a new shell starts; users never see each other's
 sessions; two detached sessions give the menu.
 
-Parametrised over the backends whose containers outlive a connection: Kubernetes `persistent`
-pods (the test API server runs them as Docker containers). Docker's persistent mode joins the
-list when it exists (`BACKENDS`)."""
+Parametrised over the backends whose containers outlive a connection: Docker's persistent
+containers and Kubernetes `persistent` pods (the test API server runs them as Docker
+containers)."""
 import os
 import re
 import signal
@@ -15,13 +15,13 @@ import threading
 import pytest
 
 from conftest import SSH_OPTS, webhook_auth, wait_until
-from docker_helpers import BUSYBOX, docker
+from docker_helpers import BUSYBOX, docker, docker_config
 from kube_helpers import kube_containers, start_kube_apiserver
 
 TOKEN = "berth-test-token"
 USERS = [{"username": "alice", "password": "pw"}, {"username": "bob", "password": "pw"}]
 COUNTER = "sh -c 'echo pid=$$; i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done'"
-BACKENDS = ["kubernetes"]
+BACKENDS = ["docker", "kubernetes"]
 
 
 class Terminal:
@@ -84,10 +84,17 @@ def counting_pid(text):
 def persistent_berth(request, tmp_path, start_berth, example_webhook):
     """Starts Berth with containers that outlive connections; `shared`: one container for all
     users (Kubernetes `persistentShared`). Returns (berth, container names of the backend)."""
-    servers, terminals = [], []
+    servers, terminals, started_docker = [], [], []
 
     def start(shared=False, **persistence):
         url, _ = example_webhook(USERS)
+        if request.param == "docker":
+            if shared:
+                pytest.skip("Docker's persistent containers are each one user's")
+            config = {"auth": webhook_auth(url), **docker_config(BUSYBOX, mode="persistent"), "persistence": persistence}
+            berth = start_berth(config, name="berth-docker")
+            started_docker.append(berth)
+            return berth, lambda: docker("ps", "-q", "--filter", "label=berth.persistent").stdout.split()
         server = start_kube_apiserver(tmp_path, token=TOKEN, name=f"kube-apiserver-{len(servers)}")
         servers.append(server)
         metadata = {"namespace": "default", **({"name": "resume-box"} if shared else {"generateName": "berth-"})}
@@ -107,11 +114,17 @@ def persistent_berth(request, tmp_path, start_berth, example_webhook):
         return term
 
     start.terminal = terminal
+    start.backend = request.param
     yield start
     for term in terminals:
         term.close()
     for server in servers:
         assert server.stop() == 0, server.output()[-3000:]
+    for berth in started_docker:
+        # Persistent containers outlive Berth by design; the test removes what it made.
+        berth.process.stop()
+        for name in docker("ps", "-aq", "--filter", "label=berth.persistent").stdout.split():
+            docker("rm", "-f", name, check=False)
 
 
 def detached_count(berth):
@@ -139,8 +152,11 @@ def detach_counter(start, berth, user="alice", containers=None):
     before = detached_count(berth)
     term.kill()
     assert wait_until(lambda: detached_count(berth) > before), "Berth never detached the program"
-    if containers:
+    if containers and start.backend == "kubernetes":
+        # Each Kubernetes link is its own agent process: the one left holding the program says so.
         assert wait_until(lambda: process_alive(containers, pid) and holders(containers) >= before + 1), "no agent holds the program"
+    elif containers:
+        assert wait_until(lambda: process_alive(containers, pid)), "the program did not outlive the client"
     return pid, last
 
 
