@@ -41,7 +41,8 @@ def test_local_engine_uses_the_socket_link_and_exec_link_is_the_fallback(start_b
     assert link_kinds(berth) == ["socket"]
     # The link directory is the container's alone and goes with it.
     assert wait_until(lambda: not berth_containers())
-    assert wait_until(lambda: os.listdir(tmp_path / "links") == [])
+    # (`servers/` holds the server's own liveness record, docs/architecture.md "Ownership and clean-up".)
+    assert wait_until(lambda: [name for name in os.listdir(tmp_path / "links") if name != "servers"] == [])
 
     exec_only = start(start_berth, example_webhook, agentSocketRoot="")
     result = exec_only.ssh("alice", "cat; exit 6", password="pw", stdin=b"through docker exec")
