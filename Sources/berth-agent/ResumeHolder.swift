@@ -136,16 +136,6 @@ enum SubLink {
         return AgentFrame(parsed.type, channel: parsed.channel, payload: payload)
     }
 
-    private static func readExactly(_ fd: Int32, _ buffer: inout [UInt8]) -> Bool {
-        var offset = 0
-        while offset < buffer.count {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { return false }
-            offset += count
-        }
-        return true
-    }
 }
 
 /// A session attached through another agent process: the peer's frames of the session go to

@@ -161,3 +161,15 @@ enum Sockets {
         }
     }
 }
+
+/// Fills `buffer` from a blocking descriptor; false at end of file or on an error.
+func readExactly(_ fd: Int32, _ buffer: inout [UInt8]) -> Bool {
+    var offset = 0
+    while offset < buffer.count {
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + offset, $0.count - offset) }
+        if count < 0 && errno == EINTR { continue }
+        guard count > 0 else { return false }
+        offset += count
+    }
+    return true
+}
