@@ -11,10 +11,12 @@ import re
 import signal
 import subprocess
 import threading
+import urllib.request
 
 import pytest
 
-from conftest import SSH_OPTS, webhook_auth, wait_until
+from audit_decoder import decode
+from conftest import SSH_OPTS, free_port, wait_until, webhook_auth
 from docker_helpers import BUSYBOX, docker, docker_config
 from kube_helpers import kube_containers, start_kube_apiserver
 
@@ -86,12 +88,12 @@ def persistent_berth(request, tmp_path, start_berth, example_webhook):
     users (Kubernetes `persistentShared`). Returns (berth, container names of the backend)."""
     servers, terminals, started_docker = [], [], []
 
-    def start(shared=False, **persistence):
+    def start(shared=False, extra=None, **persistence):
         url, _ = example_webhook(USERS)
         if request.param == "docker":
             if shared:
                 pytest.skip("Docker's persistent containers are each one user's")
-            config = {"auth": webhook_auth(url), **docker_config(BUSYBOX, mode="persistent"), "persistence": persistence}
+            config = {"auth": webhook_auth(url), **docker_config(BUSYBOX, mode="persistent"), "persistence": persistence, **(extra or {})}
             berth = start_berth(config, name="berth-docker")
             started_docker.append(berth)
             return berth, lambda: docker("ps", "-q", "--filter", "label=berth.persistent").stdout.split()
@@ -104,7 +106,7 @@ def persistent_berth(request, tmp_path, start_berth, example_webhook):
             pod.update(persistentShared=True, createMissingPods=True)
         config = {"auth": webhook_auth(url), "backend": "kubernetes",
                   "kubernetes": {"connection": {"host": server.url, "bearerToken": TOKEN}, "pod": pod, "timeouts": {"podStart": "60s"}},
-                  "persistence": persistence}
+                  "persistence": persistence, **(extra or {})}
         berth = start_berth(config, name=f"berth-{len(servers)}")
         return berth, lambda: kube_containers(server.instance, all_states=False)
 
@@ -125,6 +127,11 @@ def persistent_berth(request, tmp_path, start_berth, example_webhook):
         berth.process.stop()
         for name in docker("ps", "-aq", "--filter", "label=berth.persistent").stdout.split():
             docker("rm", "-f", name, check=False)
+
+
+def metric(port, name):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
 def detached_count(berth):
@@ -168,8 +175,12 @@ def process_alive(containers, pid):
     return False
 
 
-def test_dropped_client_resumes_the_same_counting_program(persistent_berth):
-    berth, containers = persistent_berth(resumeWindow="10m")
+def test_dropped_client_resumes_the_same_counting_program(persistent_berth, tmp_path):
+    audit, metrics_port = tmp_path / "audit", free_port()
+    audit.mkdir()
+    berth, containers = persistent_berth(resumeWindow="10m", extra={
+        "audit": {"enable": True, "format": "binary", "storage": "file", "file": {"directory": str(audit)}},
+        "metrics": {"enable": True, "listen": f"127.0.0.1:{metrics_port}", "path": "/metrics"}})
     pid, last = detach_counter(persistent_berth, berth, containers=containers)
     assert pid and process_alive(containers, pid)
     again = persistent_berth.terminal(berth, "alice")
@@ -180,6 +191,19 @@ def test_dropped_client_resumes_the_same_counting_program(persistent_berth):
     assert seen == list(range(1, seen[-1] + 1)), "numbers printed while away are missing"
     log = berth.process.output()
     assert "SESSION_DETACHED" in log and "SESSION_RESUMED" in log
+    # The audit log of the dropped connection records the detach, the new one the resume, both
+    # with the program's PID (Berth's own message types 600 and 601).
+    def recorded(kind):
+        found = []
+        for path in audit.iterdir():
+            if path.suffix in (".cast", ".open", ".meta"):
+                continue
+            found += [m["payload"] for m in decode(path.read_bytes()) if m["type"] == kind]
+        return found
+    assert wait_until(lambda: any(p.get("pid") == pid for p in recorded(600))), "no detach in the audit log"
+    assert wait_until(lambda: any(p.get("pid") == pid for p in recorded(601))), "no resume in the audit log"
+    assert metric(metrics_port, "berth_sessions_detached_total") >= 1
+    assert metric(metrics_port, "berth_sessions_resumed_total") >= 1
 
 
 def test_after_the_window_the_program_is_gone_and_a_new_shell_starts(persistent_berth):
