@@ -2,22 +2,13 @@ import Testing
 @testable import BerthConfig
 
 @Suite struct ConfigReaderTests {
-    private let minimalAuth = "auth:\n  password:\n    method: webhook\n    webhook:\n      url: http://127.0.0.1:8080\n"
+    private let minimalAuth = minimalAuthYAML
 
     private func load(_ yaml: String, environment: [String: String] = [:]) throws -> (BerthConfig, [String]) {
-        try ConfigReader.read(try ConfigValue.parse(yaml, format: .yaml, source: "test.yaml"), environment: environment)
+        try readConfig(yaml, environment: environment)
     }
 
-    private func problems(_ yaml: String) -> [String] {
-        do {
-            _ = try load(yaml)
-            return []
-        } catch let error as ConfigError {
-            return error.problems.map(\.description)
-        } catch {
-            return ["unexpected \(error)"]
-        }
-    }
+    private func problems(_ yaml: String) -> [String] { configProblems(yaml) }
 
     @Test func defaultsApplyToAMinimalFile() throws {
         let (config, warnings) = try load(minimalAuth)

@@ -4,16 +4,7 @@ import Testing
 @Suite struct KubernetesConfigTests {
     private let minimalAuth = "auth:\n  password:\n    method: webhook\n    webhook:\n      url: http://127.0.0.1:8080\nbackend: kubernetes\n"
 
-    private func problems(_ yaml: String) -> [String] {
-        do {
-            _ = try ConfigReader.read(try ConfigValue.parse(minimalAuth + yaml, format: .yaml, source: "test.yaml"), environment: [:])
-            return []
-        } catch let error as ConfigError {
-            return error.problems.map(\.description)
-        } catch {
-            return ["unexpected \(error)"]
-        }
-    }
+    private func problems(_ yaml: String) -> [String] { configProblems(minimalAuth + yaml) }
 
     @Test func defaultsAndContainerSSHKeys() throws {
         let yaml =

@@ -1,23 +1,10 @@
+import Foundation
 import Testing
 @testable import BerthConfig
 
 @Suite struct LoginUserConfigTests {
-    private let auth = "auth:\n  password:\n    method: webhook\n    webhook:\n      url: http://127.0.0.1:8080\n"
-
-    private func read(_ yaml: String) throws -> BerthConfig {
-        try ConfigReader.read(try ConfigValue.parse(auth + yaml, format: .yaml, source: "test.yaml")).config
-    }
-
-    private func problems(_ yaml: String) -> [String] {
-        do {
-            _ = try read(yaml)
-            return []
-        } catch let error as ConfigError {
-            return error.problems.map(\.description)
-        } catch {
-            return ["unexpected \(error)"]
-        }
-    }
+    private func read(_ yaml: String) throws -> BerthConfig { try readConfig(minimalAuthYAML + yaml, environment: ProcessInfo.processInfo.environment).config }
+    private func problems(_ yaml: String) -> [String] { configProblems(minimalAuthYAML + yaml) }
 
     @Test func defaultsRunAsTheLoginUserOnTheUserNetwork() throws {
         let config = try read("")

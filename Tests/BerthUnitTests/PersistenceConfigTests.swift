@@ -2,22 +2,8 @@ import Testing
 @testable import BerthConfig
 
 @Suite struct PersistenceConfigTests {
-    private let minimalAuth = "auth:\n  password:\n    method: webhook\n    webhook:\n      url: http://127.0.0.1:8080\n"
-
-    private func load(_ yaml: String) throws -> BerthConfig {
-        try ConfigReader.read(try ConfigValue.parse(minimalAuth + yaml, format: .yaml, source: "test.yaml"), environment: [:]).config
-    }
-
-    private func problems(_ yaml: String) -> [String] {
-        do {
-            _ = try load(yaml)
-            return []
-        } catch let error as ConfigError {
-            return error.problems.map(\.description)
-        } catch {
-            return ["unexpected \(error)"]
-        }
-    }
+    private func load(_ yaml: String) throws -> BerthConfig { try readConfig(minimalAuthYAML + yaml).config }
+    private func problems(_ yaml: String) -> [String] { configProblems(minimalAuthYAML + yaml) }
 
     @Test func defaults() throws {
         let persistence = try load("").persistence
