@@ -13,7 +13,7 @@ public final class AuthServerLayer: ServerHandler {
     private let certificates: CertificateAuthenticator
     private let secondFactor: SecondFactorGate?
     private let securityKeys = SecurityKeyCounters()
-    private let oidc: OIDCDeviceFlow?
+    private let oauth2: (any OAuth2SignIn)?
     /// Webhooks see no key options, so a FIDO key must always have been touched.
     private let touchAlwaysRequired: Bool
     private let authz: AuthWebhookClient?
@@ -42,7 +42,7 @@ public final class AuthServerLayer: ServerHandler {
         }
         certificates = try CertificateAuthenticator(config: config.publicKey)
         touchAlwaysRequired = config.publicKey.method == .webhook
-        oidc = config.keyboardInteractive.method == .oauth2 ? try OIDCDeviceFlow(config: config.keyboardInteractive.oauth2, logger: logger) : nil
+        oauth2 = config.keyboardInteractive.method == .oauth2 ? try OAuth2SignInFactory.make(config.keyboardInteractive.oauth2, logger: logger) : nil
         secondFactor =
             config.secondFactor.method == .totp
             ? SecondFactorGate(config: config.secondFactor, users: try config.password.static.allUsers() + config.publicKey.static.allUsers())
@@ -57,7 +57,7 @@ public final class AuthServerLayer: ServerHandler {
         AuthConnectionLayer(
             next: try await next.onNetworkConnection(metadata),
             password: password, publicKey: publicKey, certificates: certificates, secondFactor: secondFactor,
-            securityKeys: securityKeys, touchAlwaysRequired: touchAlwaysRequired, oidc: oidc, authz: authz,
+            securityKeys: securityKeys, touchAlwaysRequired: touchAlwaysRequired, oauth2: oauth2, authz: authz,
             logger: logger.forConnection(metadata)
         )
     }
@@ -67,7 +67,7 @@ public final class AuthServerLayer: ServerHandler {
     /// Releases the webhook clients once no connection needs them any more.
     public func close() async {
         for client in webhooks { await client.shutdown() }
-        await oidc?.shutdown()
+        await oauth2?.shutdown()
     }
 }
 
@@ -79,7 +79,7 @@ struct AuthConnectionLayer: NetworkConnectionHandler {
     let secondFactor: SecondFactorGate?
     let securityKeys: SecurityKeyCounters
     let touchAlwaysRequired: Bool
-    let oidc: OIDCDeviceFlow?
+    let oauth2: (any OAuth2SignIn)?
     let authz: AuthWebhookClient?
     let logger: Logger
     /// After a first factor that needs a code: what it proved, and the secret to check against.
@@ -108,10 +108,10 @@ struct AuthConnectionLayer: NetworkConnectionHandler {
     }
 
     func onAuthKeyboardInteractive(_ metadata: ConnectionMetadata, conversation: any KeyboardInteractiveConversation) async -> AuthOutcome {
-        guard let oidc else {
+        guard let oauth2 else {
             return await finish(.unavailable(reason: "keyboard-interactive sign-in is not configured"), method: "keyboard-interactive", metadata: metadata)
         }
-        return await finish(await oidc.login(metadata, conversation: conversation), method: "keyboard-interactive", metadata: metadata)
+        return await finish(await oauth2.login(metadata, conversation: conversation), method: "keyboard-interactive", metadata: metadata)
     }
 
     func onAuthSecondFactor(_ metadata: ConnectionMetadata, code: String) async -> AuthOutcome {

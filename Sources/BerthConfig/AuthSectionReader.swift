@@ -125,26 +125,63 @@ enum AuthSectionReader {
         if config.clientId.isEmpty { reader.issues.add(reader.keyPath("clientId"), "required") }
         config.clientSecret = reader.string("clientSecret", "")
         config.provider = reader.string("provider", config.provider)
-        if config.provider != "oidc" {
-            reader.issues.add(reader.keyPath("provider"), "\"\(config.provider)\" is not supported by Berth (only oidc)")
-        }
         config.authTimeout = reader.duration("authTimeout", config.authTimeout, minimum: .seconds(1), allowZero: false)
-        for unsupported in ["redirect", "qrCodeClients", "deviceFlowClients", "github", "generic"] where reader.value(unsupported) != nil {
-            reader.issues.add(reader.keyPath(unsupported), "not supported by Berth (only the oidc device flow)")
+        for unsupported in ["redirect", "qrCodeClients", "deviceFlowClients", "generic"] where reader.value(unsupported) != nil {
+            reader.issues.add(reader.keyPath(unsupported), "not supported by Berth (only the device flow of the oidc and github providers)")
         }
-        var oidc = reader.object("oidc")
-        config.oidc.http = HTTPClientReader.read(&oidc, required: true)
-        config.oidc.deviceFlow = oidc.bool("deviceFlow", config.oidc.deviceFlow)
+        switch config.provider {
+        case "oidc":
+            var oidc = reader.object("oidc")
+            config.oidc = readOIDC(&oidc)
+            if reader.value("github") != nil { reader.issues.add(reader.keyPath("github"), "only read with provider: github") }
+        case "github":
+            var github = reader.object("github")
+            config.github = readGitHub(&github)
+            if reader.value("oidc") != nil { reader.issues.add(reader.keyPath("oidc"), "only read with provider: oidc") }
+        default:
+            reader.issues.add(reader.keyPath("provider"), "\"\(config.provider)\" is not supported by Berth (oidc or github)")
+            _ = reader.value("oidc")
+            _ = reader.value("github")
+        }
+        reader.finish()
+        return config
+    }
+
+    private static func readOIDC(_ oidc: inout ObjectReader) -> OIDCConfig {
+        var config = OIDCConfig()
+        config.http = HTTPClientReader.read(&oidc, required: true)
+        config.deviceFlow = oidc.bool("deviceFlow", config.deviceFlow)
         if oidc.bool("authorizationCodeFlow", false) {
             oidc.issues.add(oidc.keyPath("authorizationCodeFlow"), "not supported by Berth; use deviceFlow")
         }
         _ = oidc.value("redirectURI")
-        if !config.oidc.deviceFlow { oidc.issues.add(oidc.keyPath("deviceFlow"), "must be true (the device flow is the one Berth offers)") }
-        config.oidc.usernameField = oidc.string("usernameField", config.oidc.usernameField)
-        config.oidc.extraScopes = oidc.strings("extraScopes", [])
-        config.oidc.enforceScopes = oidc.bool("enforceScopes", false)
+        if !config.deviceFlow { oidc.issues.add(oidc.keyPath("deviceFlow"), "must be true (the device flow is the one Berth offers)") }
+        config.usernameField = oidc.string("usernameField", config.usernameField)
+        config.extraScopes = oidc.strings("extraScopes", [])
+        config.enforceScopes = oidc.bool("enforceScopes", false)
         oidc.finish()
-        reader.finish()
+        return config
+    }
+
+    private static func readGitHub(_ github: inout ObjectReader) -> GitHubConfig {
+        var config = GitHubConfig()
+        var http = HTTPClientReader.read(&github, required: false)
+        if http.url.isEmpty { http.url = config.http.url }
+        if !github.has("timeout") { http.timeout = config.http.timeout }
+        config.http = http
+        config.apiURL = github.string("apiurl", config.apiURL)
+        if !HTTPClientReader.isAbsoluteHTTPURL(config.apiURL) {
+            github.issues.add(github.keyPath("apiurl"), "\"\(config.apiURL)\" is not an absolute http:// or https:// URL")
+        }
+        config.enforceUsername = github.bool("enforceUsername", config.enforceUsername)
+        config.requireOrgMembership = github.string("requireOrgMembership", "")
+        config.require2FA = github.bool("require2FA", false)
+        config.extraScopes = github.strings("extraScopes", [])
+        config.enforceScopes = github.bool("enforceScopes", false)
+        for flow in ["deviceFlow", "authorizationCodeFlow", "redirectURI"] where github.value(flow) != nil {
+            github.issues.add(github.keyPath(flow), "not a github setting (Berth signs in to GitHub with the device flow)")
+        }
+        github.finish()
         return config
     }
 

@@ -217,17 +217,48 @@ public struct KeyboardInteractiveConfig: Sendable, Hashable {
     public init() {}
 }
 
-/// ContainerSSH's `auth.keyboardInteractive.oauth2`; Berth implements the OIDC provider's device
-/// flow (docs/configuration.md, "OAuth2 / OIDC").
+/// ContainerSSH's `auth.keyboardInteractive.oauth2`; Berth implements the device flow of the
+/// `oidc` and `github` providers (docs/configuration.md, "OAuth2 / OIDC").
 public struct OAuth2Config: Sendable, Hashable {
     public var clientId = ""
     public var clientSecret = ""
     public var provider = "oidc"
     public var oidc = OIDCConfig()
+    public var github = GitHubConfig()
     /// The whole sign-in, from showing the code to the verified token.
     public var authTimeout = BerthDuration.seconds(120)
 
     public init() {}
+}
+
+/// `oauth2.github`: GitHub's (or GitHub Enterprise's) device flow, then its REST API for the
+/// user, their two-factor status and organisation membership.
+public struct GitHubConfig: Sendable, Hashable {
+    /// `url`: where the device and token endpoints live (`/login/device/code`, `/login/oauth/access_token`).
+    public var http: HTTPClientConfig = {
+        var http = HTTPClientConfig()
+        http.url = "https://github.com"
+        http.timeout = .seconds(10)
+        return http
+    }()
+    public var apiURL = "https://api.github.com"
+    /// The SSH username must be the GitHub login (compared without case, as GitHub does).
+    public var enforceUsername = true
+    public var requireOrgMembership = ""
+    public var require2FA = false
+    public var extraScopes: [String] = []
+    public var enforceScopes = false
+
+    public init() {}
+
+    /// The scopes Berth asks for: what the checks need, then the operator's.
+    public var scopes: [String] {
+        var scopes: [String] = []
+        if !requireOrgMembership.isEmpty { scopes.append("read:org") }
+        if require2FA { scopes.append("read:user") }
+        for scope in extraScopes where !scopes.contains(scope) { scopes.append(scope) }
+        return scopes
+    }
 }
 
 public struct OIDCConfig: Sendable, Hashable {

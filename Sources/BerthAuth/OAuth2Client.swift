@@ -1,0 +1,163 @@
+import AsyncHTTPClient
+import BerthConfig
+import BerthCore
+import Foundation
+import Logging
+import NIOCore
+
+/// One way to sign in over keyboard-interactive with an OAuth2 provider (docs/security.md,
+/// "OAuth2 / OIDC"). The outcome goes through authz and the config webhook like any login.
+protocol OAuth2SignIn: Sendable {
+    func login(_ metadata: ConnectionMetadata, conversation: any KeyboardInteractiveConversation) async -> AuthOutcome
+    func shutdown() async
+}
+
+enum OAuth2SignInFactory {
+    static func make(_ config: OAuth2Config, logger: Logger) throws -> any OAuth2SignIn {
+        switch config.provider {
+        case "github": return try GitHubDeviceFlow(config: config, logger: logger)
+        default: return try OIDCDeviceFlow(config: config, logger: logger)
+        }
+    }
+}
+
+/// A problem with the provider or its answers (not the user's doing): the login is unavailable.
+struct OAuth2ProviderError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The user's or the provider's "no": access_denied, expired_token, the time limit, a check
+/// the identity does not pass.
+struct OAuth2UserRefusal: Error {
+    let reason: String
+}
+
+/// The HTTP side shared by the providers: one client per provider, JSON in, forms out, and the
+/// device flow's polling (RFC 8628 §3.4–3.5).
+struct OAuth2HTTP: Sendable {
+    let client: HTTPClient
+    let timeout: BerthDuration
+
+    init(_ http: HTTPClientConfig) throws {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = http.allowRedirects ? .follow(max: 5, allowCycles: false) : .disallow
+        if http.url.lowercased().hasPrefix("https://") {
+            configuration.tlsConfiguration = try TLSSettings.make(http)
+        }
+        let timeout = TimeAmount.nanoseconds(http.timeout.nanoseconds)
+        configuration.timeout = .init(connect: timeout, read: timeout)
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.timeout = http.timeout
+    }
+
+    func shutdown() async { try? await client.shutdown() }
+
+    struct DeviceAuthorization: Decodable {
+        let device_code: String
+        let user_code: String
+        let verification_uri: String
+        let verification_uri_complete: String?
+        let expires_in: Int
+        let interval: Int?
+    }
+
+    struct TokenReply: Decodable {
+        let access_token: String?
+        let id_token: String?
+        let scope: String?
+        let error: String?
+        let error_description: String?
+        /// GitHub sends the new interval with `slow_down`.
+        let interval: Int?
+    }
+
+    /// Shows the code with ContainerSSH's wording (a prompt without questions only shows the
+    /// instruction), then polls until the user approves, denies, or time runs out.
+    func deviceSignIn(
+        _ device: DeviceAuthorization, tokenURL: String, form: [String: String], deadline: ContinuousClock.Instant,
+        conversation: any KeyboardInteractiveConversation, metadata: ConnectionMetadata, logger: Logger
+    ) async throws -> TokenReply {
+        let link = device.verification_uri_complete ?? device.verification_uri
+        _ = try await conversation.ask(name: "", instruction: "Please click the following link: \(link)\n\nEnter the following code: \(device.user_code)\n", prompts: [])
+        logger.log(.debug, "AUTH_OAUTH2_AUTHORIZATION_PENDING", "device code shown; waiting for the user", [LogKey.username: "\(metadata.username)"])
+        let form = form.merging(["grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": device.device_code]) { _, new in new }
+        var interval = max(1, device.interval ?? 5)
+        let deadline = min(deadline, .now + .seconds(device.expires_in))
+        while true {
+            guard ContinuousClock.now + .seconds(interval) < deadline else {
+                logger.log(.info, "AUTH_OAUTH2_TIMEOUT", "the user did not finish the device sign-in in time")
+                throw OAuth2UserRefusal(reason: "the device sign-in was not completed in time")
+            }
+            // RFC 8628 §3.5: wait `interval` seconds between polls.
+            try await Task.sleep(for: .seconds(interval))
+            let (status, body) = try await post(tokenURL, form, acceptErrors: true)
+            let reply: TokenReply = try decode(body, "token")
+            // GitHub answers pending polls with HTTP 200 and an `error` field.
+            if status == 200 && reply.error == nil { return reply }
+            switch reply.error {
+            case "authorization_pending": continue
+            case "slow_down": interval = max(interval + 5, reply.interval ?? 0)
+            case "access_denied": throw OAuth2UserRefusal(reason: "the user denied the sign-in at the provider")
+            case "expired_token": throw OAuth2UserRefusal(reason: "the device code expired before the user signed in")
+            default: throw OAuth2ProviderError("the token endpoint answered HTTP \(status) \(reply.error ?? "without an error code")")
+            }
+        }
+    }
+
+    func decode<T: Decodable>(_ body: [UInt8], _ what: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(body))
+        } catch {
+            throw OAuth2ProviderError("the \(what) answer is not what the provider's API describes (\(error))")
+        }
+    }
+
+    func jsonObject(_ body: [UInt8], _ what: String) throws -> [String: Any] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            throw OAuth2ProviderError("the \(what) answer is not a JSON object")
+        }
+        return object
+    }
+
+    func get(_ url: String, bearer: String? = nil, accept: String = "application/json") async throws -> (status: UInt, body: [UInt8]) {
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "Accept", value: accept)
+        if let bearer { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }
+        return try await send(request)
+    }
+
+    func getOK(_ url: String, bearer: String? = nil, accept: String = "application/json") async throws -> [UInt8] {
+        let (status, body) = try await get(url, bearer: bearer, accept: accept)
+        guard status == 200 else { throw OAuth2ProviderError("\(url) answered HTTP \(status)") }
+        return body
+    }
+
+    func post(_ url: String, _ form: [String: String], acceptErrors: Bool = false) async throws -> (status: UInt, body: [UInt8]) {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        request.headers.add(name: "Accept", value: "application/json")
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        let encoded = form.filter { !$0.value.isEmpty }.sorted { $0.key < $1.key }
+            .map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&")
+        request.body = .bytes(ByteBuffer(string: encoded))
+        let (status, body) = try await send(request)
+        // RFC 6749 §5.2: token errors come as HTTP 400 (401 for client authentication).
+        guard status == 200 || (acceptErrors && (status == 400 || status == 401)) else { throw OAuth2ProviderError("\(url) answered HTTP \(status)") }
+        return (status, body)
+    }
+
+    private func send(_ request: HTTPClientRequest) async throws -> (UInt, [UInt8]) {
+        do {
+            let response = try await client.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            return (response.status.code, Array(body.readableBytesView))
+        } catch let error as OAuth2ProviderError {
+            throw error
+        } catch {
+            throw OAuth2ProviderError("\(request.url): \(error)")
+        }
+    }
+}
