@@ -59,6 +59,18 @@ import Testing
         #expect(totp.contains { $0.hasPrefix("auth.secondFactor.totp.algorithm:") })
     }
 
+    @Test func githubProviderDefaultsAndScopes() throws {
+        let github = try load(
+            "auth:\n  keyboardInteractive:\n    method: oauth2\n    oauth2:\n      clientId: c\n      provider: github\n      github: {requireOrgMembership: lab, require2FA: true, extraScopes: [repo, read:org]}\n"
+        ).0.auth.keyboardInteractive.oauth2.github
+        #expect(github.http.url == "https://github.com" && github.apiURL == "https://api.github.com")
+        #expect(github.http.timeout == .seconds(10) && github.enforceUsername)
+        #expect(github.scopes == ["read:org", "read:user", "repo"])
+        let wrong = problems("auth:\n  keyboardInteractive:\n    method: oauth2\n    oauth2: {clientId: c, provider: github, github: {url: \"ftp://x\"}, oidc: {}}\n")
+        #expect(wrong.contains { $0.hasPrefix("auth.keyboardInteractive.oauth2.github.url:") })
+        #expect(wrong.contains("auth.keyboardInteractive.oauth2.oidc: only read with provider: oidc"))
+    }
+
     @Test func algorithmListsAreCheckedAndKeptInOrder() throws {
         let (config, _) = try load(
             minimalAuth
