@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import BerthConfig
 import BerthCore
+import Crypto
 import Foundation
 import Logging
 import NIOCore
@@ -16,7 +17,8 @@ enum OAuth2SignInFactory {
     static func make(_ config: OAuth2Config, logger: Logger) throws -> any OAuth2SignIn {
         switch config.provider {
         case "github": return try GitHubDeviceFlow(config: config, logger: logger)
-        default: return try OIDCDeviceFlow(config: config, logger: logger)
+        case "generic": return try GenericCodeFlow(config: config, logger: logger)
+        default: return try OIDCSignIn(config: config, logger: logger)
         }
     }
 }
@@ -105,6 +107,76 @@ struct OAuth2HTTP: Sendable {
         }
     }
 
+    /// One authorization-code sign-in's secrets: `state` ties the pasted code to this connection,
+    /// the PKCE verifier (RFC 7636, S256) to this server, the nonce the ID token to this request.
+    struct AuthorizationRequest: Sendable {
+        let state: String
+        let verifier: String
+        let nonce: String
+        let url: String
+
+        /// RFC 7636 §4.2, S256.
+        static func challenge(_ verifier: String) -> String {
+            Data(SHA256.hash(data: Data(verifier.utf8))).base64URLEncoded
+        }
+
+        init(endpoint: String, clientId: String, redirectURI: String, scopes: [String]) {
+            func random(_ count: Int) -> String {
+                var generator = SystemRandomNumberGenerator()
+                return Data((0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }).base64URLEncoded
+            }
+            state = random(16)
+            verifier = random(32)
+            nonce = random(16)
+            let challenge = Self.challenge(verifier)
+            var components = URLComponents(string: endpoint) ?? URLComponents()
+            var query = components.queryItems ?? []
+            query += [
+                URLQueryItem(name: "response_type", value: "code"), URLQueryItem(name: "client_id", value: clientId),
+                URLQueryItem(name: "redirect_uri", value: redirectURI), URLQueryItem(name: "state", value: state),
+                URLQueryItem(name: "code_challenge", value: challenge), URLQueryItem(name: "code_challenge_method", value: "S256"),
+            ]
+            if !scopes.isEmpty {
+                query.append(URLQueryItem(name: "scope", value: scopes.joined(separator: " ")))
+                if scopes.contains("openid") { query.append(URLQueryItem(name: "nonce", value: nonce)) }
+            }
+            components.queryItems = query
+            url = components.string ?? endpoint
+        }
+    }
+
+    /// ContainerSSH's wording: a link, then one hidden question for `state|code` as the redirect
+    /// page shows it; the code is exchanged with the verifier.
+    func codeSignIn(
+        _ request: AuthorizationRequest, tokenURL: String, redirectURI: String, form: [String: String], deadline: ContinuousClock.Instant,
+        conversation: any KeyboardInteractiveConversation, metadata: ConnectionMetadata, logger: Logger
+    ) async throws -> TokenReply {
+        let answers = try await conversation.ask(
+            name: "", instruction: "Please click the following link to log in: \(request.url)\n\n", prompts: [("Please paste the received code: ", false)])
+        guard ContinuousClock.now < deadline else {
+            logger.log(.info, "AUTH_OAUTH2_TIMEOUT", "the user did not paste the code in time")
+            throw OAuth2UserRefusal(reason: "the sign-in was not completed in time")
+        }
+        let pasted = (answers.first ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let bar = pasted.firstIndex(of: "|") else {
+            throw OAuth2UserRefusal(reason: "the pasted text is not the state|code the redirect page shows")
+        }
+        guard String(pasted[..<bar]) == request.state else {
+            logger.log(.info, "AUTH_OAUTH2_STATE_MISMATCH", "the pasted code belongs to another sign-in", [LogKey.username: "\(metadata.username)"])
+            throw OAuth2UserRefusal(reason: "the pasted code belongs to another sign-in (state does not match)")
+        }
+        let code = String(pasted[pasted.index(after: bar)...])
+        let exchange = form.merging([
+            "grant_type": "authorization_code", "code": code, "redirect_uri": redirectURI, "code_verifier": request.verifier,
+        ]) { _, new in new }
+        let (status, body) = try await post(tokenURL, exchange, acceptErrors: true)
+        let reply: TokenReply = try decode(body, "token")
+        if status == 200 && reply.error == nil { return reply }
+        // RFC 6749 §5.2: invalid_grant is a wrong, used or expired code: the user's mistake.
+        if reply.error == "invalid_grant" { throw OAuth2UserRefusal(reason: "the provider refused the pasted code (invalid_grant)") }
+        throw OAuth2ProviderError("the token endpoint answered HTTP \(status) \(reply.error ?? "without an error code")")
+    }
+
     func decode<T: Decodable>(_ body: [UInt8], _ what: String) throws -> T {
         do {
             return try JSONDecoder().decode(T.self, from: Data(body))
@@ -159,5 +231,12 @@ struct OAuth2HTTP: Sendable {
         } catch {
             throw OAuth2ProviderError("\(request.url): \(error)")
         }
+    }
+}
+
+extension Data {
+    /// RFC 4648 §5, without padding (RFC 7636 §3).
+    var base64URLEncoded: String {
+        base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 }

@@ -126,40 +126,82 @@ enum AuthSectionReader {
         config.clientSecret = reader.string("clientSecret", "")
         config.provider = reader.string("provider", config.provider)
         config.authTimeout = reader.duration("authTimeout", config.authTimeout, minimum: .seconds(1), allowZero: false)
-        for unsupported in ["redirect", "qrCodeClients", "deviceFlowClients", "generic"] where reader.value(unsupported) != nil {
-            reader.issues.add(reader.keyPath(unsupported), "not supported by Berth (only the device flow of the oidc and github providers)")
+        for unsupported in ["qrCodeClients", "deviceFlowClients"] where reader.value(unsupported) != nil {
+            reader.issues.add(reader.keyPath(unsupported), "not supported by Berth (the flow does not depend on the client's version)")
+        }
+        let providers = ["oidc", "github", "generic"]
+        if !providers.contains(config.provider) {
+            reader.issues.add(reader.keyPath("provider"), "\"\(config.provider)\" is not one of oidc, github, generic")
+        }
+        for other in providers where other != config.provider && reader.value(other) != nil {
+            reader.issues.add(reader.keyPath(other), "only read with provider: \(other)")
         }
         switch config.provider {
         case "oidc":
             var oidc = reader.object("oidc")
             config.oidc = readOIDC(&oidc)
-            if reader.value("github") != nil { reader.issues.add(reader.keyPath("github"), "only read with provider: github") }
         case "github":
             var github = reader.object("github")
             config.github = readGitHub(&github)
-            if reader.value("oidc") != nil { reader.issues.add(reader.keyPath("oidc"), "only read with provider: oidc") }
-        default:
-            reader.issues.add(reader.keyPath("provider"), "\"\(config.provider)\" is not supported by Berth (oidc or github)")
-            _ = reader.value("oidc")
-            _ = reader.value("github")
+        case "generic":
+            var generic = reader.object("generic")
+            config.generic = readGeneric(&generic)
+        default: break
         }
+        if reader.has("redirect") && !config.usesAuthorizationCode {
+            reader.issues.add(reader.keyPath("redirect"), "only used by the authorization code flow (oidc.authorizationCodeFlow or provider: generic)")
+        }
+        var redirect = reader.object("redirect")
+        config.redirect.listen = redirect.string("listen", config.redirect.listen)
+        if let problem = ListenAddress.problem(config.redirect.listen) { redirect.issues.add(redirect.keyPath("listen"), problem) }
+        config.redirect.webroot = redirect.string("webroot", "")
+        if !config.redirect.webroot.isEmpty && !FileManager.default.fileExists(atPath: config.redirect.webroot + "/index.html") {
+            redirect.issues.add(redirect.keyPath("webroot"), "\"\(config.redirect.webroot)\" has no index.html")
+        }
+        redirect.finish()
         reader.finish()
         return config
+    }
+
+    private static func readRedirectURI(_ reader: inout ObjectReader, required: Bool) -> String {
+        let uri = reader.string("redirectURI", "")
+        if uri.isEmpty {
+            if required { reader.issues.add(reader.keyPath("redirectURI"), "required for the authorization code flow (the address of the redirect page)") }
+        } else if !HTTPClientReader.isAbsoluteHTTPURL(uri) {
+            reader.issues.add(reader.keyPath("redirectURI"), "\"\(uri)\" is not an absolute http:// or https:// URL")
+        }
+        return uri
     }
 
     private static func readOIDC(_ oidc: inout ObjectReader) -> OIDCConfig {
         var config = OIDCConfig()
         config.http = HTTPClientReader.read(&oidc, required: true)
         config.deviceFlow = oidc.bool("deviceFlow", config.deviceFlow)
-        if oidc.bool("authorizationCodeFlow", false) {
-            oidc.issues.add(oidc.keyPath("authorizationCodeFlow"), "not supported by Berth; use deviceFlow")
+        config.authorizationCodeFlow = oidc.bool("authorizationCodeFlow", config.authorizationCodeFlow)
+        config.redirectURI = readRedirectURI(&oidc, required: config.authorizationCodeFlow)
+        if !config.deviceFlow && !config.authorizationCodeFlow {
+            oidc.issues.add(oidc.keyPath("deviceFlow"), "one of deviceFlow and authorizationCodeFlow must be true")
         }
-        _ = oidc.value("redirectURI")
-        if !config.deviceFlow { oidc.issues.add(oidc.keyPath("deviceFlow"), "must be true (the device flow is the one Berth offers)") }
         config.usernameField = oidc.string("usernameField", config.usernameField)
         config.extraScopes = oidc.strings("extraScopes", [])
         config.enforceScopes = oidc.bool("enforceScopes", false)
         oidc.finish()
+        return config
+    }
+
+    private static func readGeneric(_ generic: inout ObjectReader) -> GenericOAuth2Config {
+        var config = GenericOAuth2Config()
+        config.authorizeEndpointURL = generic.string("authorizeEndpointURL", "")
+        if config.authorizeEndpointURL.isEmpty {
+            generic.issues.add(generic.keyPath("authorizeEndpointURL"), "required")
+        } else if !HTTPClientReader.isAbsoluteHTTPURL(config.authorizeEndpointURL) {
+            generic.issues.add(generic.keyPath("authorizeEndpointURL"), "\"\(config.authorizeEndpointURL)\" is not an absolute http:// or https:// URL")
+        }
+        var token = generic.object("tokenEndpoint")
+        config.tokenEndpoint = HTTPClientReader.read(&token, required: true)
+        token.finish()
+        config.redirectURI = readRedirectURI(&generic, required: true)
+        generic.finish()
         return config
     }
 

@@ -217,14 +217,27 @@ public struct KeyboardInteractiveConfig: Sendable, Hashable {
     public init() {}
 }
 
-/// ContainerSSH's `auth.keyboardInteractive.oauth2`; Berth implements the device flow of the
-/// `oidc` and `github` providers (docs/configuration.md, "OAuth2 / OIDC").
+/// ContainerSSH's `auth.keyboardInteractive.oauth2`: the `oidc` provider (device and
+/// authorization-code flows), `github` (device flow) and `generic` (authorization-code flow)
+/// (docs/configuration.md, "OAuth2 / OIDC").
 public struct OAuth2Config: Sendable, Hashable {
     public var clientId = ""
     public var clientSecret = ""
     public var provider = "oidc"
     public var oidc = OIDCConfig()
     public var github = GitHubConfig()
+    public var generic = GenericOAuth2Config()
+    /// The page the provider sends the browser back to; it shows the code to paste.
+    public var redirect = OAuth2RedirectConfig()
+
+    /// Whether the sign-in can need the redirect page.
+    public var usesAuthorizationCode: Bool {
+        switch provider {
+        case "oidc": return oidc.authorizationCodeFlow
+        case "generic": return true
+        default: return false
+        }
+    }
     /// The whole sign-in, from showing the code to the verified token.
     public var authTimeout = BerthDuration.seconds(120)
 
@@ -261,10 +274,32 @@ public struct GitHubConfig: Sendable, Hashable {
     }
 }
 
+public struct OAuth2RedirectConfig: Sendable, Hashable {
+    /// ContainerSSH's default: the user's browser must reach it.
+    public var listen = "0.0.0.0:8080"
+    /// A directory whose `index.html` replaces the built-in page (`{{ .Code }}` is the code).
+    public var webroot = ""
+
+    public init() {}
+}
+
+/// `oauth2.generic`: any OAuth2 server's authorization-code flow. Nothing proves who the user
+/// is beyond holding a token, so the typed username stands (docs/security.md).
+public struct GenericOAuth2Config: Sendable, Hashable {
+    public var authorizeEndpointURL = ""
+    /// `tokenEndpoint.url` and the HTTP client options for it.
+    public var tokenEndpoint = HTTPClientConfig()
+    public var redirectURI = ""
+
+    public init() {}
+}
+
 public struct OIDCConfig: Sendable, Hashable {
     /// `url` is the issuer; discovery is `url` + `.well-known/openid-configuration`.
     public var http = HTTPClientConfig()
     public var deviceFlow = false
+    public var authorizationCodeFlow = false
+    public var redirectURI = ""
     public var usernameField = "sub"
     public var extraScopes: [String] = []
     public var enforceScopes = false

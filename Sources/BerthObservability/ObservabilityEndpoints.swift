@@ -29,20 +29,38 @@ public final class ObservabilityEndpoints: Sendable {
         return registry
     }
 
-    public static func start(metrics: MetricsConfig, health: HealthConfig, registry: PrometheusCollectorRegistry?, state: HealthState) async throws -> ObservabilityEndpoints {
+    /// A further page Berth serves on its own listener (the OAuth2 redirect page).
+    public struct Page: Sendable {
+        public let listen: String
+        public let what: String
+        public let route: PlainHTTPServer.Route
+
+        public init(listen: String, what: String, route: @escaping PlainHTTPServer.Route) {
+            self.listen = listen
+            self.what = what
+            self.route = route
+        }
+    }
+
+    public static func start(
+        metrics: MetricsConfig, health: HealthConfig, registry: PrometheusCollectorRegistry?, state: HealthState, pages: [Page] = []
+    ) async throws -> ObservabilityEndpoints {
         var servers: [PlainHTTPServer] = []
         do {
+            for page in pages {
+                servers.append(try await PlainHTTPServer.start(listen: page.listen, what: page.what, route: page.route))
+            }
             if metrics.enable, let registry {
                 let path = metrics.path
                 servers.append(
-                    try await PlainHTTPServer.start(listen: metrics.listen, what: "metrics.listen") { _, requested in
+                    try await PlainHTTPServer.start(listen: metrics.listen, what: "metrics.listen") { _, requested, _ in
                         guard requested == path else { return .init(status: .notFound, body: Array("not found\n".utf8)) }
                         return .init(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer())
                     })
             }
             if health.enable {
                 servers.append(
-                    try await PlainHTTPServer.start(listen: health.listen, what: "health.listen") { _, _ in
+                    try await PlainHTTPServer.start(listen: health.listen, what: "health.listen") { _, _, _ in
                         state.isServing ? .init(status: .ok, body: Array("ok".utf8)) : .init(status: .serviceUnavailable, body: Array("not ok".utf8))
                     })
             }

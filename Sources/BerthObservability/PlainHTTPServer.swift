@@ -21,7 +21,8 @@ public final class PlainHTTPServer: Sendable {
         }
     }
 
-    public typealias Route = @Sendable (_ method: HTTPMethod, _ path: String) -> Response
+    /// `query` is the raw text after `?` (empty without one).
+    public typealias Route = @Sendable (_ method: HTTPMethod, _ path: String, _ query: String) -> Response
 
     private let channel: Channel
 
@@ -91,8 +92,8 @@ private final class PlainHTTPHandler: ChannelInboundHandler {
         case .body: break
         case .end:
             guard let head else { return }
-            let path = String(head.uri.split(separator: "?", maxSplits: 1).first ?? "/")
-            let response = route(head.method, path)
+            let parts = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+            let response = route(head.method, String(parts.first ?? "/"), parts.count > 1 ? String(parts[1]) : "")
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: response.contentType)
             headers.add(name: "Content-Length", value: String(response.body.count))

@@ -50,7 +50,20 @@ public final class BerthServer: Sendable {
 
     /// Starts listening; returns once connections are accepted.
     public func start() async throws {
-        let started = try await ObservabilityEndpoints.start(metrics: config.metrics, health: config.health, registry: registry, state: health)
+        var pages: [ObservabilityEndpoints.Page] = []
+        let oauth2 = config.auth.keyboardInteractive.oauth2
+        if config.auth.keyboardInteractive.method == .oauth2 && oauth2.usesAuthorizationCode {
+            let page = OAuth2RedirectPage(oauth2.redirect)
+            pages.append(
+                .init(listen: oauth2.redirect.listen, what: "auth.keyboardInteractive.oauth2.redirect.listen") { _, path, query in
+                    let response = page.respond(path: path, query: query)
+                    // The code is single-use and short-lived; no cache should keep it.
+                    return .init(
+                        status: .init(statusCode: response.status), contentType: response.contentType, body: response.body,
+                        headers: [("Cache-Control", "no-store"), ("Referrer-Policy", "no-referrer"), ("X-Content-Type-Options", "nosniff")])
+                })
+        }
+        let started = try await ObservabilityEndpoints.start(metrics: config.metrics, health: config.health, registry: registry, state: health, pages: pages)
         endpoints.withLockedValue { $0 = started }
         await audit?.start()
         try await frontEnd.start()

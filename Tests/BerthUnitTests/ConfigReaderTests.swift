@@ -50,7 +50,7 @@ import Testing
         let oauth2 = problems("auth:\n  keyboardInteractive:\n    method: oauth2\n  password: {method: webhook, webhook: {url: \"http://h\"}}\n")
         #expect(oauth2.contains("auth.keyboardInteractive.oauth2.clientId: required"))
         #expect(oauth2.contains("auth.keyboardInteractive.oauth2.oidc.url: required"))
-        #expect(oauth2.contains { $0.hasPrefix("auth.keyboardInteractive.oauth2.oidc.deviceFlow: must be true") })
+        #expect(oauth2.contains { $0.hasPrefix("auth.keyboardInteractive.oauth2.oidc.deviceFlow: one of deviceFlow and authorizationCodeFlow must be true") })
         #expect(
             problems("auth:\n  gssapi:\n    method: kerberos\n  password: {method: webhook, webhook: {url: \"http://h\"}}\n").contains { $0.contains("not supported by Berth") })
         let totp = problems(minimalAuth + "  secondFactor:\n    method: totp\n    totp: {digits: 9, period: 1500ms, algorithm: md5}\n")

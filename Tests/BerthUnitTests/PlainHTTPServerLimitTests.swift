@@ -51,7 +51,7 @@ import Testing
     }
 
     private func server(maxConnections: Int = 32, idleTimeout: TimeAmount = .seconds(60)) async throws -> PlainHTTPServer {
-        try await PlainHTTPServer.start(listen: "127.0.0.1:0", what: "test", maxConnections: maxConnections, idleTimeout: idleTimeout) { _, _ in
+        try await PlainHTTPServer.start(listen: "127.0.0.1:0", what: "test", maxConnections: maxConnections, idleTimeout: idleTimeout) { _, _, _ in
             .init(status: .ok, body: Array("ok".utf8))
         }
     }

@@ -18,7 +18,7 @@ import Testing
         init(_ route: @escaping @Sendable (String) -> PlainHTTPServer.Response) async throws {
             let seen = NIOLockedValueBox<[String]>([])
             self.seen = seen
-            server = try await PlainHTTPServer.start(listen: "127.0.0.1:0", what: "fake webhook") { method, path in
+            server = try await PlainHTTPServer.start(listen: "127.0.0.1:0", what: "fake webhook") { method, path, _ in
                 seen.withLockedValue { $0.append("\(method) \(path)") }
                 return route(path)
             }

@@ -87,7 +87,8 @@ def test_github_keys_are_checked_at_load(start_berth, github):
     output = berth.process.output()
     for key in ["oauth2.oidc", "github.apiurl", "github.deviceFlow", "github.colour"]:
         assert key in output, key
-    oauth2 = {"clientId": "x", "provider": "generic", "generic": {}}
+    oauth2 = {"clientId": "x", "provider": "gitlab", "generic": {}}
     berth = start_berth({"auth": {"keyboardInteractive": {"method": "oauth2", "oauth2": oauth2}}}, expect_start=False)
     assert berth.process.proc.wait(timeout=60) != 0
-    assert "oauth2.provider" in berth.process.output() and "oauth2.generic" in berth.process.output()
+    assert "oauth2.provider: \"gitlab\" is not one of oidc, github, generic" in berth.process.output()
+    assert "oauth2.generic: only read with provider: generic" in berth.process.output()

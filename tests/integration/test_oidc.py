@@ -104,10 +104,10 @@ def test_slow_down_is_honoured(start_berth, provider):
 
 
 def test_unsupported_oauth2_keys_are_refused(start_berth, provider):
-    oauth2 = {"clientId": "berth", "clientSecret": "s3cret", "provider": "oidc", "redirect": {"listen": "0.0.0.0:8080"},
-              "generic": {"authorizeEndpointURL": "http://x/"}, "oidc": {"url": provider.url + "/", "deviceFlow": False, "authorizationCodeFlow": True}}
+    oauth2 = {"clientId": "berth", "clientSecret": "s3cret", "provider": "oidc", "deviceFlowClients": ["PuTTY"],
+              "generic": {"authorizeEndpointURL": "http://x/"}, "oidc": {"url": provider.url + "/", "deviceFlow": False}}
     berth = start_berth({"auth": {"keyboardInteractive": {"method": "oauth2", "oauth2": oauth2}}}, expect_start=False)
     assert berth.process.proc.wait(timeout=60) != 0
     output = berth.process.output()
-    for key in ["oauth2.generic", "oauth2.redirect", "oidc.authorizationCodeFlow", "oidc.deviceFlow"]:
+    for key in ["oauth2.generic", "oauth2.deviceFlowClients", "oidc.deviceFlow"]:
         assert key in output, key

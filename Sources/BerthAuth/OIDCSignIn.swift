@@ -6,10 +6,12 @@ import JWTKit
 import Logging
 import NIOCore
 
-/// OAuth2 device authorization grant (RFC 8628) against an OpenID Connect provider, shown to
-/// the user over keyboard-interactive as ContainerSSH does; the ID token is verified with jwt-kit
-/// against the provider's JWKS (signature, issuer, audience, expiry). docs/security.md, "OAuth2 / OIDC".
-final class OIDCDeviceFlow: OAuth2SignIn {
+/// Sign-in with an OpenID Connect provider over keyboard-interactive as ContainerSSH does: the
+/// device authorization grant (RFC 8628) first when enabled, the authorization-code grant (with
+/// PKCE) when the device flow is off or cannot start. The ID token is verified with jwt-kit
+/// against the provider's JWKS (signature, issuer, audience, expiry, nonce). docs/security.md,
+/// "OAuth2 / OIDC".
+final class OIDCSignIn: OAuth2SignIn {
     private let config: OAuth2Config
     private let http: OAuth2HTTP
     private let logger: Logger
@@ -24,6 +26,7 @@ final class OIDCDeviceFlow: OAuth2SignIn {
 
     struct Discovery: Decodable {
         let issuer: String
+        let authorization_endpoint: String?
         let device_authorization_endpoint: String?
         let token_endpoint: String
         let userinfo_endpoint: String?
@@ -35,6 +38,7 @@ final class OIDCDeviceFlow: OAuth2SignIn {
         let aud: AudienceClaim
         let exp: ExpirationClaim
         let sub: SubjectClaim
+        let nonce: String?
 
         func verify(using algorithm: some JWTAlgorithm) async throws {
             try exp.verifyNotExpired()
@@ -45,15 +49,25 @@ final class OIDCDeviceFlow: OAuth2SignIn {
         let deadline = ContinuousClock.now + config.authTimeout.duration
         do {
             let discovery = try await discover()
-            guard let deviceEndpoint = discovery.device_authorization_endpoint else {
-                throw OAuth2ProviderError("the provider's discovery document has no device_authorization_endpoint")
-            }
-            let scopes = (["openid"] + config.oidc.extraScopes).joined(separator: " ")
+            let scopes = ["openid"] + config.oidc.extraScopes
             let client = ["client_id": config.clientId, "client_secret": config.clientSecret]
-            let device: OAuth2HTTP.DeviceAuthorization = try http.decode(
-                try await http.post(deviceEndpoint, client.merging(["scope": scopes]) { _, new in new }).body, "device authorization")
-            let tokens = try await http.deviceSignIn(
-                device, tokenURL: discovery.token_endpoint, form: client, deadline: deadline, conversation: conversation, metadata: metadata, logger: logger)
+            var tokens: OAuth2HTTP.TokenReply?
+            var nonce: String?
+            if config.oidc.deviceFlow, let device = try await startDevice(discovery, scopes: scopes, client: client, username: metadata.username) {
+                tokens = try await http.deviceSignIn(
+                    device, tokenURL: discovery.token_endpoint, form: client, deadline: deadline, conversation: conversation, metadata: metadata, logger: logger)
+            }
+            if tokens == nil {
+                guard let endpoint = discovery.authorization_endpoint else {
+                    throw OAuth2ProviderError("the provider's discovery document has no authorization_endpoint")
+                }
+                let request = OAuth2HTTP.AuthorizationRequest(endpoint: endpoint, clientId: config.clientId, redirectURI: config.oidc.redirectURI, scopes: scopes)
+                nonce = request.nonce
+                tokens = try await http.codeSignIn(
+                    request, tokenURL: discovery.token_endpoint, redirectURI: config.oidc.redirectURI, form: client, deadline: deadline,
+                    conversation: conversation, metadata: metadata, logger: logger)
+            }
+            guard let tokens else { throw OAuth2ProviderError("no sign-in flow produced tokens") }
             guard let idToken = tokens.id_token, let accessToken = tokens.access_token else {
                 throw OAuth2ProviderError("the token answer has no id_token or access_token")
             }
@@ -62,7 +76,7 @@ final class OIDCDeviceFlow: OAuth2SignIn {
                 let missing = config.oidc.extraScopes.filter { !granted.contains($0) }
                 if !missing.isEmpty { return .failure(reason: "the provider did not grant the scopes \(missing.joined(separator: " ")) (enforceScopes)") }
             }
-            let claims = try await verify(idToken, discovery: discovery)
+            let claims = try await verify(idToken, discovery: discovery, nonce: nonce)
             var identity = claims
             if let userinfo = discovery.userinfo_endpoint {
                 identity = try http.jsonObject(try await http.getOK(userinfo, bearer: accessToken), "userinfo")
@@ -89,7 +103,21 @@ final class OIDCDeviceFlow: OAuth2SignIn {
         }
     }
 
-    private func verify(_ token: String, discovery: Discovery) async throws -> [String: Any] {
+    /// nil when the device flow cannot start and the code flow may take over (ContainerSSH's order).
+    private func startDevice(_ discovery: Discovery, scopes: [String], client: [String: String], username: String) async throws -> OAuth2HTTP.DeviceAuthorization? {
+        do {
+            guard let endpoint = discovery.device_authorization_endpoint else {
+                throw OAuth2ProviderError("the provider's discovery document has no device_authorization_endpoint")
+            }
+            let answer = try await http.post(endpoint, client.merging(["scope": scopes.joined(separator: " ")]) { _, new in new }).body
+            return try http.decode(answer, "device authorization")
+        } catch let error as OAuth2ProviderError where config.oidc.authorizationCodeFlow {
+            logger.log(.warning, "AUTH_OAUTH2_DEVICE_FLOW_UNAVAILABLE", "the device flow cannot start; using the authorization code flow: \(error)", [LogKey.username: "\(username)"])
+            return nil
+        }
+    }
+
+    private func verify(_ token: String, discovery: Discovery, nonce: String?) async throws -> [String: Any] {
         let jwks = try await http.getOK(discovery.jwks_uri)
         let keys = JWTKeyCollection()
         let claims: IDToken
@@ -103,6 +131,8 @@ final class OIDCDeviceFlow: OAuth2SignIn {
         guard claims.aud.value.contains(config.clientId) else {
             throw OAuth2UserRefusal(reason: "the ID token is not for this client (audience \(claims.aud.value.joined(separator: ",")))")
         }
+        // OpenID Connect Core §3.1.3.7: a nonce sent must come back, or the token was made for another request.
+        if let nonce, claims.nonce != nonce { throw OAuth2UserRefusal(reason: "the ID token's nonce is not this sign-in's") }
         // Verified above; the middle part holds every claim, usernameField may name any of them.
         let parts = token.split(separator: ".")
         var payload = String(parts[1]).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
