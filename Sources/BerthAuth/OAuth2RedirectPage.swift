@@ -29,7 +29,9 @@ public struct OAuth2RedirectPage: Sendable {
         }
         if let error = value("error") {
             let description = value("error_description").map { ": \($0)" } ?? ""
-            return html(400, title: "Sign-in refused", body: "<p>The provider refused the sign-in (<code>\(escape(error + description))</code>). Return to your SSH client and try again.</p>")
+            return html(
+                400, title: "Sign-in refused",
+                body: "<p>The provider refused the sign-in (<code>\(escape(error + description))</code>). Return to your SSH client and try again.</p>")
         }
         guard let code = value("code"), let state = value("state"), !code.isEmpty, !state.isEmpty else {
             return html(400, title: "No code", body: "<p>This page shows the code of an SSH sign-in; the provider did not send one.</p>")

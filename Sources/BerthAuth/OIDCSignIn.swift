@@ -112,7 +112,8 @@ final class OIDCSignIn: OAuth2SignIn {
             let answer = try await http.post(endpoint, client.merging(["scope": scopes.joined(separator: " ")]) { _, new in new }).body
             return try http.decode(answer, "device authorization")
         } catch let error as OAuth2ProviderError where config.oidc.authorizationCodeFlow {
-            logger.log(.warning, "AUTH_OAUTH2_DEVICE_FLOW_UNAVAILABLE", "the device flow cannot start; using the authorization code flow: \(error)", [LogKey.username: "\(username)"])
+            logger.log(
+                .warning, "AUTH_OAUTH2_DEVICE_FLOW_UNAVAILABLE", "the device flow cannot start; using the authorization code flow: \(error)", [LogKey.username: "\(username)"])
             return nil
         }
     }
