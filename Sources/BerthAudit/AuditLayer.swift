@@ -72,13 +72,32 @@ struct AuditConnectionLayer: NetworkConnectionHandler {
         return outcome
     }
 
-    // The audit format has no second-factor message; the code itself is never recorded.
+    /// The second factor is a keyboard-interactive question the front end asks; it is recorded
+    /// as one (108–110), the code only when passwords are recorded.
     func onAuthSecondFactor(_ metadata: ConnectionMetadata, code: String) async -> AuthOutcome {
-        await next.onAuthSecondFactor(metadata, code: code)
+        let question = AuditPayload().text("question", "Verification code: ")
+        let username = AuditPayload().text("username", metadata.username)
+        recorder.record(.authKeyboardInteractiveChallenge, username.text("instruction", "").maps("questions", [question.bool("echo", false)]))
+        recorder.record(.authKeyboardInteractiveAnswer, username.maps("answers", [question.text("answer", recorder.intercept.passwords ? code : "")]))
+        let outcome = await next.onAuthSecondFactor(metadata, code: code)
+        recordKeyboardInteractive(outcome, username: metadata.username)
+        return outcome
     }
 
     func onAuthKeyboardInteractive(_ metadata: ConnectionMetadata, conversation: any KeyboardInteractiveConversation) async -> AuthOutcome {
-        await next.onAuthKeyboardInteractive(metadata, conversation: conversation)
+        let audited = AuditedConversation(inner: conversation, recorder: recorder, username: metadata.username)
+        let outcome = await next.onAuthKeyboardInteractive(metadata, conversation: audited)
+        recordKeyboardInteractive(outcome, username: metadata.username)
+        return outcome
+    }
+
+    /// ContainerSSH has no "keyboard-interactive successful": the handshake record follows.
+    private func recordKeyboardInteractive(_ outcome: AuthOutcome, username: String) {
+        switch outcome {
+        case .success: break
+        case .failure: recorder.record(.authKeyboardInteractiveFailed, AuditPayload().text("username", username))
+        case .unavailable(let reason): recorder.record(.authKeyboardInteractiveBackendError, AuditPayload().text("username", username).text("reason", reason))
+        }
     }
 
     func onHandshakeFailed(_ metadata: ConnectionMetadata, reason: String) async {
@@ -98,5 +117,25 @@ struct AuditConnectionLayer: NetworkConnectionHandler {
         await next.onDisconnect()
         recorder.record(.disconnect)
         await recorder.close()
+    }
+}
+
+/// Records each keyboard-interactive round (108 challenge, 109 answers). Answers can be
+/// passwords or pasted codes: they are kept only when `audit.intercept.passwords` is on.
+struct AuditedConversation: KeyboardInteractiveConversation {
+    let inner: any KeyboardInteractiveConversation
+    let recorder: AuditRecorder
+    let username: String
+
+    func ask(name: String, instruction: String, prompts: [(prompt: String, echo: Bool)]) async throws -> [String] {
+        let user = AuditPayload().text("username", username)
+        let questions = prompts.map { AuditPayload().text("question", $0.prompt).bool("echo", $0.echo) }
+        recorder.record(.authKeyboardInteractiveChallenge, user.text("instruction", instruction).maps("questions", questions))
+        let answers = try await inner.ask(name: name, instruction: instruction, prompts: prompts)
+        let recorded = zip(prompts, answers).map { prompt, answer in
+            AuditPayload().text("question", prompt.prompt).text("answer", recorder.intercept.passwords ? answer : "")
+        }
+        recorder.record(.authKeyboardInteractiveAnswer, user.maps("answers", recorded))
+        return answers
     }
 }

@@ -12,6 +12,10 @@ public enum AuditMessageType: Int64, Sendable, CaseIterable {
     case authPubKeySuccessful = 105
     case authPubKeyFailed = 106
     case authPubKeyBackendError = 107
+    case authKeyboardInteractiveChallenge = 108
+    case authKeyboardInteractiveAnswer = 109
+    case authKeyboardInteractiveFailed = 110
+    case authKeyboardInteractiveBackendError = 111
     case handshakeFailed = 198
     case handshakeSuccessful = 199
     case globalRequestUnknown = 200
@@ -53,6 +57,10 @@ public enum AuditMessageType: Int64, Sendable, CaseIterable {
         case .authPubKeySuccessful: "auth_pubkey_successful"
         case .authPubKeyFailed: "auth_pubkey_failed"
         case .authPubKeyBackendError: "auth_pubkey_backend_error"
+        case .authKeyboardInteractiveChallenge: "auth_keyboard_interactive_challenge"
+        case .authKeyboardInteractiveAnswer: "auth_keyboard_interactive_answer"
+        case .authKeyboardInteractiveFailed: "auth_keyboard_interactive_failed"
+        case .authKeyboardInteractiveBackendError: "auth_keyboard_interactive_backend_error"
         case .handshakeFailed: "handshake_failed"
         case .handshakeSuccessful: "handshake_successful"
         case .globalRequestUnknown: "global_request_unknown"
@@ -124,6 +132,10 @@ public struct AuditPayload {
     public func bytes(_ key: String, _ value: [UInt8]) -> AuditPayload { adding(key, .bytes(value), value.count) }
     public func int(_ key: String, _ value: Int64) -> AuditPayload { adding(key, .int(value), 8) }
     public func bool(_ key: String, _ value: Bool) -> AuditPayload { adding(key, .bool(value), 1) }
+    /// A list of maps, such as keyboard-interactive's `questions` and `answers`.
+    public func maps(_ key: String, _ entries: [AuditPayload]) -> AuditPayload {
+        adding(key, .array(entries.map(\.value)), entries.reduce(0) { $0 + $1.byteCount })
+    }
 
     private func adding(_ key: String, _ value: CBORValue, _ size: Int) -> AuditPayload {
         var copy = self
