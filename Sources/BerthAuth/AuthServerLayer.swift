@@ -12,7 +12,7 @@ public final class AuthServerLayer: ServerHandler {
     private let publicKey: any PublicKeyAuthenticator
     private let certificates: CertificateAuthenticator
     private let secondFactor: SecondFactorGate?
-    private let securityKeys = SecurityKeyCounters()
+    private let securityKeys: SecurityKeyCounters
     private let oauth2: (any OAuth2SignIn)?
     /// Webhooks see no key options, so a FIDO key must always have been touched.
     private let touchAlwaysRequired: Bool
@@ -20,9 +20,12 @@ public final class AuthServerLayer: ServerHandler {
     private let webhooks: [AuthWebhookClient]
     private let logger: Logger
 
-    public init(config: AuthConfig, next: any ServerHandler, logger: Logger) throws {
+    /// `stateDirectory` keeps spent TOTP steps and FIDO counters across restarts (nil: memory only).
+    public init(config: AuthConfig, stateDirectory: String?, next: any ServerHandler, logger: Logger) throws {
         self.next = next
         self.logger = logger
+        let store = AuthStateStore(directory: stateDirectory, logger: logger)
+        securityKeys = SecurityKeyCounters(store: store)
         var webhooks: [AuthWebhookClient] = []
         func webhook(_ config: WebhookConfig) throws -> AuthWebhookClient {
             let client = try AuthWebhookClient(config: config, logger: logger)
@@ -45,7 +48,7 @@ public final class AuthServerLayer: ServerHandler {
         oauth2 = config.keyboardInteractive.method == .oauth2 ? try OAuth2SignInFactory.make(config.keyboardInteractive.oauth2, logger: logger) : nil
         secondFactor =
             config.secondFactor.method == .totp
-            ? SecondFactorGate(config: config.secondFactor, users: try config.password.static.allUsers() + config.publicKey.static.allUsers())
+            ? SecondFactorGate(config: config.secondFactor, users: try config.password.static.allUsers() + config.publicKey.static.allUsers(), store: store)
             : nil
         authz = config.authz.method == .webhook ? try webhook(config.authz.webhook) : nil
         self.webhooks = webhooks

@@ -9,11 +9,12 @@ import Synchronization
 final class SecondFactorGate: Sendable {
     let config: SecondFactorConfig
     private let staticSecrets: [String: [UInt8]]
-    /// The last time step accepted per user; a code of that step or an earlier one is a replay.
-    private let lastStep = Mutex<[String: Int64]>([:])
+    /// Keeps the last time step accepted per user; a code of that step or an earlier one is a replay.
+    private let store: AuthStateStore
 
-    init(config: SecondFactorConfig, users: [StaticUser]) {
+    init(config: SecondFactorConfig, users: [StaticUser], store: AuthStateStore) {
         self.config = config
+        self.store = store
         var secrets: [String: [UInt8]] = [:]
         for user in users where !user.totpSecret.isEmpty {
             if let secret = Base32.decode(user.totpSecret) { secrets[user.username] = secret }
@@ -50,9 +51,9 @@ final class SecondFactorGate: Sendable {
     /// True once per valid code: the step must be later than the last one this user used.
     func verify(_ answer: String, secret: [UInt8], user: String, now: Date = Date()) -> Bool {
         guard let step = totp(secret).matchingStep(answer, at: Int64(now.timeIntervalSince1970), skew: config.skew) else { return false }
-        return lastStep.withLock { used in
-            if let last = used[user], step <= last { return false }
-            used[user] = step
+        return store.update { state in
+            if let last = state.totpSteps[user], step <= last { return false }
+            state.totpSteps[user] = step
             return true
         }
     }

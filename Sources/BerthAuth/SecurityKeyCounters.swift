@@ -1,15 +1,13 @@
-import Synchronization
-
-/// The highest signature counter seen per FIDO key, for the server's lifetime. A counter that
-/// does not increase means a cloned authenticator or a replayed signature (WebAuthn §6.1.1);
-/// authenticators without a counter always report 0 and are let through.
-final class SecurityKeyCounters: Sendable {
-    private let last = Mutex<[String: UInt32]>([:])
+/// The highest signature counter seen per FIDO key, kept across restarts in the auth state
+/// file. A counter that does not increase means a cloned authenticator or a replayed signature
+/// (WebAuthn §6.1.1); authenticators without a counter always report 0 and are let through.
+struct SecurityKeyCounters: Sendable {
+    let store: AuthStateStore
 
     func accept(_ key: String, counter: UInt32) -> Bool {
-        last.withLock { seen in
-            if let previous = seen[key], counter != 0 || previous != 0, counter <= previous { return false }
-            seen[key] = counter
+        store.update { state in
+            if let previous = state.securityKeyCounters[key], counter != 0 || previous != 0, counter <= previous { return false }
+            state.securityKeyCounters[key] = counter
             return true
         }
     }

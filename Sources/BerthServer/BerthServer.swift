@@ -35,7 +35,7 @@ public final class BerthServer: Sendable {
         settings.keyboardInteractivePassword = keyboard.method == .disabled && keyboard.passwordPrompt && config.auth.password.method != .disabled
         let hub = try BackendHub(config: config, raw: raw, logger: logger)
         self.hub = hub
-        auth = try AuthServerLayer(config: config.auth, next: hub, logger: logger)
+        auth = try AuthServerLayer(config: config.auth, stateDirectory: config.ssh.stateDirectory, next: hub, logger: logger)
         let (audited, audit) = try AuditServerLayer.make(next: auth, config: config.audit, logger: logger)
         self.audit = audit
         frontEnd = SSHFrontEnd(settings: settings, handler: MetricsServerLayer(next: audited), logger: logger, group: MultiThreadedEventLoopGroup.singleton)

@@ -2,6 +2,7 @@ import BerthConfig
 import BerthCore
 import BerthTestSupport
 import Foundation
+import Logging
 import Testing
 @testable import BerthAuth
 
@@ -76,7 +77,7 @@ import Testing
         var config = SecondFactorConfig()
         config.method = .totp
         let secret = "JBSWY3DPEHPK3PXPJBSWY3DP"
-        let gate = SecondFactorGate(config: config, users: [StaticUser(username: "alice", totpSecret: secret)])
+        let gate = SecondFactorGate(config: config, users: [StaticUser(username: "alice", totpSecret: secret)], store: memory)
         guard case .ask(_, let aliceSecret) = gate.decide(metadata("alice")) else { Issue.record("alice not asked"); return }
         #expect(aliceSecret == Base32.decode(secret))
         guard case .done = gate.decide(metadata("bob")) else { Issue.record("bob asked"); return }
@@ -84,13 +85,13 @@ import Testing
         #expect(cleaned.metadata["totpSecret"] == nil && cleaned.metadata["team"]?.value == "x")
         guard case .refuse = gate.decide(metadata("dave", webhook: ["totpSecret": "not base32!"])) else { Issue.record("bad secret used"); return }
         config.required = true
-        guard case .refuse = SecondFactorGate(config: config, users: []).decide(metadata("bob")) else { Issue.record("required not enforced"); return }
+        guard case .refuse = SecondFactorGate(config: config, users: [], store: memory).decide(metadata("bob")) else { Issue.record("required not enforced"); return }
     }
 
     @Test func aCodeIsAcceptedOnce() {
         var config = SecondFactorConfig()
         config.method = .totp
-        let gate = SecondFactorGate(config: config, users: [])
+        let gate = SecondFactorGate(config: config, users: [], store: memory)
         let secret = Array("12345678901234567890".utf8)
         let now = Date(timeIntervalSince1970: 1_111_111_109)
         let code = TOTP(secret: secret, digits: 6, period: 30, algorithm: .sha1).code(step: 37_037_036)
@@ -101,5 +102,40 @@ import Testing
         #expect(!gate.verify(earlier, secret: secret, user: "alice", now: now))
         #expect(gate.verify(code, secret: secret, user: "bob", now: now))
         #expect(!gate.verify("000000", secret: secret, user: "carol", now: now) || code == "000000")
+    }
+
+    private var memory: AuthStateStore { AuthStateStore(directory: nil, logger: Logger(label: "test")) }
+
+    @Test func spentCodesAndKeyCountersOutliveARestart() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("auth-state-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var config = SecondFactorConfig()
+        config.method = .totp
+        let secret = Array("12345678901234567890".utf8)
+        let now = Date(timeIntervalSince1970: 1_111_111_109)
+        let code = TOTP(secret: secret, digits: 6, period: 30, algorithm: .sha1).code(step: 37_037_036)
+        let first = AuthStateStore(directory: directory, logger: Logger(label: "test"))
+        #expect(SecondFactorGate(config: config, users: [], store: first).verify(code, secret: secret, user: "alice", now: now))
+        #expect(SecurityKeyCounters(store: first).accept("sk-key", counter: 7))
+        let path = directory + "/" + AuthStateStore.fileName
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        // A new server process: the code and the counter are still spent.
+        let second = AuthStateStore(directory: directory, logger: Logger(label: "test"))
+        #expect(!SecondFactorGate(config: config, users: [], store: second).verify(code, secret: secret, user: "alice", now: now))
+        #expect(!SecurityKeyCounters(store: second).accept("sk-key", counter: 7))
+        #expect(SecurityKeyCounters(store: second).accept("sk-key", counter: 8))
+        // A damaged file: the server starts without it and replaces it on the next change.
+        try Data("{not json".utf8).write(to: URL(fileURLWithPath: path))
+        let third = AuthStateStore(directory: directory, logger: Logger(label: "test"))
+        #expect(SecurityKeyCounters(store: third).accept("sk-key", counter: 1))
+        #expect(!SecurityKeyCounters(store: AuthStateStore(directory: directory, logger: Logger(label: "test"))).accept("sk-key", counter: 1))
+    }
+
+    @Test func anUnwritableDirectoryStillRefusesReplaysInMemory() {
+        let store = AuthStateStore(directory: "/proc/berth-cannot-write-here", logger: Logger(label: "test"))
+        let counters = SecurityKeyCounters(store: store)
+        #expect(counters.accept("k", counter: 3))
+        #expect(!counters.accept("k", counter: 3))
     }
 }

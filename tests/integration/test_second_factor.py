@@ -174,3 +174,18 @@ def test_secret_from_the_auth_webhook_goes_no_further(start_berth, secret_webhoo
     authz = [body for path, body in secret_webhook.seen if path.endswith("/authz")]
     assert len(authz) == 1
     assert "totpSecret" not in authz[0].get("metadata", {}) and authz[0]["metadata"]["team"]["value"] == "ops"
+
+
+def test_a_spent_code_stays_spent_after_a_restart(start_berth, tmp_path):
+    users = [{"username": "alice", "passwordHash": sha512_crypt("pw"), "totpSecret": SECRET}]
+    berth = static_berth(start_berth, users)
+    code = totp()
+    _, _, transport = login(berth, "alice", "pw", code)
+    assert isinstance(transport, paramiko.Transport), transport
+    transport.close()
+    berth.process.stop()
+    state = tmp_path / "state" / "auth-state.json"
+    assert oct(state.stat().st_mode & 0o777) == "0o600"
+    restarted = static_berth(start_berth, users, name="restarted")
+    _, _, replay = login(restarted, "alice", "pw", code)
+    assert isinstance(replay, paramiko.AuthenticationException), replay
