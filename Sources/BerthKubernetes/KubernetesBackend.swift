@@ -1,6 +1,7 @@
 import BerthAgentLink
 import BerthConfig
 import BerthCore
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 
@@ -17,6 +18,8 @@ public final class KubernetesBackend: Sendable {
 
     /// The streaming protocol version the API server speaks, learnt from the first stream.
     private let negotiated = NIOLockedValueBox<Int?>(nil)
+    /// Berth's own pod, found at start-up when Berth runs in the users' namespace.
+    private let owner = NIOLockedValueBox<KubernetesOwner?>(nil)
 
     public init(config: KubernetesConfig, persistence: PersistenceConfig = PersistenceConfig(), maxSessions: Int? = nil, logger: Logger) throws {
         self.config = config
@@ -27,6 +30,11 @@ public final class KubernetesBackend: Sendable {
     }
 
     var endpoint: KubernetesEndpoint { client.endpoint }
+
+    /// A connection's or session's pod as created: owned by Berth's pod when there is one.
+    func owned(_ body: ConfigValue) -> ConfigValue {
+        owner.withLockedValue { $0 }?.owning(body) ?? body
+    }
     var namespace: String { config.pod.namespace }
     var container: String { KubernetesPodSpec.consoleContainer(config.pod) }
 
@@ -35,7 +43,9 @@ public final class KubernetesBackend: Sendable {
     /// Crash hygiene: at start-up no connection of this server is live, so the pods it labelled
     /// are left over from an earlier run (persistent pods carry no such label; this server's
     /// per-user ones come under its `persistence` timers).
-    public func removeOrphans() async {
+    public func removeOrphans(environment: [String: String] = ProcessInfo.processInfo.environment) async {
+        let found = await KubernetesOwner.find(client: client, usersNamespace: namespace, environment: environment, logger: logger)
+        owner.withLockedValue { $0 = found }
         guard config.pod.mode != .persistent else {
             await adoptUserPods()
             return

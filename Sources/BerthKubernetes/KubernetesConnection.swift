@@ -72,7 +72,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
     /// Creates a pod and waits until it is ready; it is this connection's to remove from the
     /// moment it exists, so a failed start leaves nothing behind.
     func createPod(_ body: ConfigValue) async throws -> String {
-        let created = try await backend.client.createPod(namespace: backend.namespace, body: body)
+        let created = try await backend.client.createPod(namespace: backend.namespace, body: backend.owned(body))
         let name = created.name
         state.withLockedValue { _ = $0.ownPods.insert(name) }
         BerthMetrics.containerStarted()

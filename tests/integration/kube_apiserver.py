@@ -20,7 +20,8 @@ the memory limit; containers of a pod share the first one's network
 namespace. Status follows the kubelet: Pending (waiting ContainerCreating; ErrImagePull or
 ErrImageNeverPull when the image is not on the engine - the pod then stays Pending, as in a real
 cluster), Running with Ready=True when all containers run, Succeeded/Failed when they end under
-restartPolicy Never/OnFailure (Always and OnFailure restart with back-off). DELETE removes the
+restartPolicy Never/OnFailure (Always and OnFailure restart with back-off). Deleting a pod also
+deletes the pods whose ownerReferences name it, as the garbage collector does. DELETE removes the
 containers at once (no grace period) before it answers. The objects of a Berth deployment
 (namespaces, service accounts, config maps, secrets, services, deployments, roles, role bindings)
 are stored and validated by kube_objects.py, without controllers. Not supported: other
@@ -337,6 +338,10 @@ def validate_pod(body, namespace):
         values = metadata.get(field) or {}
         if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
             causes.append((f"metadata.{field}", "FieldValueInvalid", "Invalid value: values must be strings"))
+    for i, owner in enumerate(metadata.get("ownerReferences") or []):
+        for key in ("apiVersion", "kind", "name", "uid"):
+            if not isinstance(owner, dict) or not isinstance(owner.get(key), str) or not owner.get(key):
+                causes.append((f"metadata.ownerReferences[{i}].{key}", "FieldValueRequired", "Required value"))
     containers = spec.get("containers")
     if not isinstance(containers, list) or not containers:
         causes.append(("spec.containers", "FieldValueRequired", "Required value"))
@@ -683,6 +688,10 @@ class KubeServer:
             self.refresh_phase(pod)
         self.pods.pop(pod.key, None)
         self.publish("DELETED", pod)
+        # The garbage collector (background propagation): pods that name this one as an owner go too.
+        for dependent in list(self.pods.values()):
+            if any(owner.get("uid") == metadata["uid"] for owner in dependent.obj["metadata"].get("ownerReferences") or []):
+                asyncio.create_task(self.delete_pod(dependent))
         return response
 
     async def remove_containers(self, label):

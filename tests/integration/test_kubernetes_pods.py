@@ -118,3 +118,63 @@ def test_a_pod_that_cannot_start_shows_the_code_and_connection_not_the_api_serve
     connection = stderr.split(b"connection ")[1][:32].decode()
     assert any(line.get("code") == "KUBERNETES_POD_START_FAILED" and line.get("connectionId") == connection
                and "ErrImageNeverPull" in line.get("message", "") for line in berth.process.log_lines())
+
+
+def create_pod(server, name, namespace="default"):
+    body = {"metadata": {"name": name}, "spec": {"containers": [{"name": "berth", "image": "berth-absent:1", "imagePullPolicy": "Never"}]}}
+    request = urllib.request.Request(f"{server.url}/api/v1/namespaces/{namespace}/pods", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.load(answer)
+
+
+def start_as_pod(start_berth, example_webhook, server, namespace="default", **pod):
+    url, _ = example_webhook([{"username": "alice", "password": "pw"}])
+    block = {"metadata": {"namespace": "default", "generateName": "berth-"},
+             "spec": {"containers": [{"name": "shell", "image": "berth-absent:1", "imagePullPolicy": "IfNotPresent"}]}, **pod}
+    return start_berth({"auth": webhook_auth(url), "backend": "kubernetes", "kubernetes": {
+        "connection": {"host": server.url, "bearerToken": TOKEN}, "pod": block, "timeouts": {"podStart": "60s"}}},
+        env_extra={"BERTH_POD_NAME": "berth-server-0", "BERTH_POD_NAMESPACE": namespace})
+
+
+def pending_login(berth):
+    return subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
+                             "alice@127.0.0.1", "true"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_user_pods_are_owned_by_berths_pod_and_go_with_it(kube, start_berth, example_webhook):
+    server_pod = create_pod(kube, "berth-server-0")
+    berth = start_as_pod(start_berth, example_webhook, kube)
+    wait_until(lambda: "KUBERNETES_OWNER_SET" in berth.process.output(), what="Berth to find its own pod")
+    client = pending_login(berth)
+    try:
+        user_pod = wait_until(lambda: [p for name, p in pods(kube).items() if name != "berth-server-0"], what="alice's pod")[0]
+    finally:
+        client.kill()
+        client.wait()
+    assert user_pod["metadata"]["ownerReferences"] == [{"apiVersion": "v1", "kind": "Pod", "name": "berth-server-0",
+                                                       "uid": server_pod["metadata"]["uid"], "controller": False, "blockOwnerDeletion": False}]
+    # Berth dies without cleaning up; the platform removes what its pod owned.
+    berth.process.proc.kill()
+    berth.process.proc.wait()
+    request = urllib.request.Request(f"{kube.url}/api/v1/namespaces/default/pods/berth-server-0", method="DELETE",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    urllib.request.urlopen(request, timeout=10).close()
+    wait_until(lambda: pods(kube) == {}, what="the garbage collector to remove alice's pod")
+
+
+@pytest.mark.parametrize("case", ["other-namespace", "persistent"])
+def test_no_owner_where_it_would_be_wrong(kube, start_berth, example_webhook, case):
+    create_pod(kube, "berth-server-0")
+    if case == "persistent":
+        berth = start_as_pod(start_berth, example_webhook, kube, mode="persistent")
+    else:
+        berth = start_as_pod(start_berth, example_webhook, kube, namespace="berth-system")
+        wait_until(lambda: "KUBERNETES_OWNER_NOT_SET" in berth.process.output(), what="Berth to say why user pods have no owner")
+    client = pending_login(berth)
+    try:
+        user_pod = wait_until(lambda: [p for name, p in pods(kube).items() if name != "berth-server-0"], what="alice's pod")[0]
+    finally:
+        client.kill()
+        client.wait()
+    assert "ownerReferences" not in user_pod["metadata"]
