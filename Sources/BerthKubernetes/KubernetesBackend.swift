@@ -20,6 +20,8 @@ public final class KubernetesBackend: Sendable {
     private let negotiated = NIOLockedValueBox<Int?>(nil)
     /// Berth's own pod, found at start-up when Berth runs in the users' namespace.
     private let owner = NIOLockedValueBox<KubernetesOwner?>(nil)
+    /// This server's proof of life for other servers (pods of dead servers are reaped by it).
+    let lease: KubernetesLease
 
     public init(config: KubernetesConfig, persistence: PersistenceConfig = PersistenceConfig(), maxSessions: Int? = nil, logger: Logger) throws {
         self.config = config
@@ -27,18 +29,25 @@ public final class KubernetesBackend: Sendable {
         self.maxSessions = maxSessions
         self.logger = logger
         client = KubernetesClient(endpoint: try KubernetesEndpoint.resolve(config.connection), timeout: config.timeouts.http.duration)
+        lease = KubernetesLease(identity: ServerIdentity.name, namespace: config.pod.namespace, client: client, logger: logger)
     }
 
     var endpoint: KubernetesEndpoint { client.endpoint }
 
-    /// A connection's or session's pod as created: owned by Berth's pod when there is one.
+    /// A connection's or session's pod as created: owned by Berth's pod when there is one, and
+    /// labelled with this server's lease while it holds it.
     func owned(_ body: ConfigValue) -> ConfigValue {
-        owner.withLockedValue { $0 }?.owning(body) ?? body
+        let owned = owner.withLockedValue { $0 }?.owning(body) ?? body
+        guard lease.isHeld else { return owned }
+        return owned.merging(.object([("metadata", .object([("labels", .object([(KubernetesLease.label, .string(lease.name))]))]))]))
     }
     var namespace: String { config.pod.namespace }
     var container: String { KubernetesPodSpec.consoleContainer(config.pod) }
 
-    public func shutdown() async { await client.shutdown() }
+    public func shutdown() async {
+        await lease.release()
+        await client.shutdown()
+    }
 
     /// Crash hygiene: at start-up no connection of this server is live, so the pods it labelled
     /// are left over from an earlier run (persistent pods carry no such label; this server's
@@ -46,6 +55,8 @@ public final class KubernetesBackend: Sendable {
     public func removeOrphans(environment: [String: String] = ProcessInfo.processInfo.environment) async {
         let found = await KubernetesOwner.find(client: client, usersNamespace: namespace, environment: environment, logger: logger)
         owner.withLockedValue { $0 = found }
+        await lease.acquire { [weak self] in await self?.reapDeadServers() }
+        await reapDeadServers()
         guard config.pod.mode != .persistent else {
             await adoptUserPods()
             return
@@ -57,6 +68,38 @@ public final class KubernetesBackend: Sendable {
             }
         } catch {
             logger.log(.warning, "KUBERNETES_ORPHAN_CLEANUP_FAILED", "could not look for left-over pods: \(error)")
+        }
+    }
+
+    /// Removes the connection and session pods of servers whose lease is gone or expired; pods
+    /// of servers with a fresh lease, or whose lease cannot be read, are left alone.
+    func reapDeadServers() async {
+        do {
+            let pods = try await client.listPods(namespace: namespace, labelSelector: "\(KubernetesLease.label),\(KubernetesPodSpec.connectionLabel)")
+            var byLease: [String: [(namespace: String, name: String)]] = [:]
+            for pod in pods {
+                guard let leaseName = pod.labels?[KubernetesLease.label]?.stringValue, leaseName != lease.name else { continue }
+                byLease[leaseName, default: []].append((pod.namespace, pod.name))
+            }
+            for (leaseName, dead) in byLease {
+                let found: ConfigValue?
+                do {
+                    found = try await client.call(.GET, "/apis/coordination.k8s.io/v1/namespaces/\(namespace)/leases/\(leaseName)")
+                } catch let error as KubernetesAPIError where error.status == 404 {
+                    found = nil
+                }
+                guard !KubernetesLease.isAlive(found) else { continue }
+                for pod in dead {
+                    try await client.deletePod(namespace: pod.namespace, name: pod.name)
+                    logger.log(
+                        .notice, "KUBERNETES_ORPHAN_REMOVED", "removed a pod of a server that is no longer running",
+                        ["pod": "\(pod.namespace)/\(pod.name)", "lease": "\(leaseName)"])
+                }
+                if found != nil { _ = try? await client.call(.DELETE, "/apis/coordination.k8s.io/v1/namespaces/\(namespace)/leases/\(leaseName)") }
+            }
+            logger.log(.debug, "KUBERNETES_LEASES_CHECKED", "looked for pods of servers that are no longer running", ["servers": "\(byLease.count)"])
+        } catch {
+            logger.log(.warning, "KUBERNETES_ORPHAN_CLEANUP_FAILED", "could not look for pods of servers that are no longer running: \(error)")
         }
     }
 

@@ -74,13 +74,13 @@ final class KubernetesClient: Sendable {
         } catch let error as KubernetesAPIError where error.status == 404 {}
     }
 
-    func listPods(namespace: String?, labelSelector: String) async throws -> [(namespace: String, name: String)] {
+    func listPods(namespace: String?, labelSelector: String) async throws -> [(namespace: String, name: String, labels: ConfigValue?)] {
         let path = namespace.map { "/api/v1/namespaces/\($0)/pods" } ?? "/api/v1/pods"
         let list = try await call(.GET, path + "?labelSelector=\(Self.encode(labelSelector))")
         guard case .array(let items)? = list["items"] else { return [] }
         return items.compactMap { item in
             guard case .string(let name)? = item["metadata"]?["name"], case .string(let ns)? = item["metadata"]?["namespace"] else { return nil }
-            return (ns, name)
+            return (ns, name, item["metadata"]?["labels"])
         }
     }
 
@@ -133,7 +133,7 @@ final class KubernetesClient: Sendable {
         return request
     }
 
-    private func call(_ method: HTTPMethod, _ path: String, body: String? = nil) async throws -> ConfigValue {
+    func call(_ method: HTTPMethod, _ path: String, body: String? = nil) async throws -> ConfigValue {
         var request = makeRequest(method, path)
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")

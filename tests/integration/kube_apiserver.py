@@ -25,7 +25,7 @@ deletes the pods whose ownerReferences name it, as the garbage collector does. D
 containers at once (no grace period) before it answers. The objects of a Berth deployment
 (namespaces, service accounts, config maps, secrets, services, deployments, roles, role bindings)
 are stored and validated by kube_objects.py, without controllers. Not supported: other
-resources, PATCH and PUT, logs, port-forward, SPDY and the base64 protocols, protobuf, initContainers, volumes,
+resources, PATCH, PUT of pods, logs, port-forward, SPDY and the base64 protocols, protobuf, initContainers, volumes,
 probes, CPU limits, seccomp profiles, image pulls.
 """
 import argparse

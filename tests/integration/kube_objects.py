@@ -1,6 +1,6 @@
 """The test API server's store for the objects a Berth deployment consists of (namespaces, service
-accounts, config maps, secrets, services, deployments, roles, role bindings): create, get, list
-and delete, checked with the API server's own validation rules for the fields a deployment of
+accounts, config maps, secrets, services, deployments, roles, role bindings) and the Leases Berth
+servers hold: create, get, list, replace (PUT, with resourceVersion conflicts) and delete, checked with the API server's own validation rules for the fields a deployment of
 Berth uses, so that a manifest the real API server would refuse is refused here too. Nothing acts
 on them (no controllers: a Deployment makes no pods, a Service no endpoints).
 
@@ -158,6 +158,21 @@ def _validate_role_binding(obj, causes):
             causes.append((f"subjects[{i}].name", "FieldValueRequired", "Required value"))
 
 
+MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+def _validate_lease(obj, causes):
+    spec = obj.get("spec") or {}
+    if not isinstance(spec.get("holderIdentity", ""), str):
+        causes.append(("spec.holderIdentity", "FieldValueInvalid", "must be a string"))
+    duration = spec.get("leaseDurationSeconds")
+    if duration is not None and (not isinstance(duration, int) or duration <= 0):
+        causes.append(("spec.leaseDurationSeconds", "FieldValueInvalid", "must be greater than 0"))
+    for field in ("acquireTime", "renewTime"):
+        if field in spec and not (isinstance(spec[field], str) and MICRO_TIME.match(spec[field])):
+            causes.append((f"spec.{field}", "FieldValueInvalid", f'Invalid value: "{spec[field]}": not a MicroTime (RFC 3339 with 6 fractional digits)'))
+
+
 KINDS = [
     Kind("", "namespaces", "Namespace", False, _no_checks, DNS_LABEL),
     Kind("", "serviceaccounts", "ServiceAccount", True, _no_checks),
@@ -167,6 +182,7 @@ KINDS = [
     Kind("apps", "deployments", "Deployment", True, _validate_deployment),
     Kind(RBAC_GROUP, "roles", "Role", True, _validate_role),
     Kind(RBAC_GROUP, "rolebindings", "RoleBinding", True, _validate_role_binding),
+    Kind("coordination.k8s.io", "leases", "Lease", True, _validate_lease),
 ]
 
 
@@ -234,6 +250,25 @@ class ObjectStore:
         self.objects[key] = obj
         return obj
 
+    def replace(self, kind, namespace, name, body):
+        """PUT: the whole object anew; a resourceVersion that is not the current one is a conflict."""
+        current = self.get(kind, namespace, name)
+        if not isinstance(body, dict) or (body.get("metadata") or {}).get("name") != name:
+            raise self.errors.bad_request("the name of the object does not match the name on the URL")
+        sent = (body.get("metadata") or {}).get("resourceVersion")
+        if sent and sent != current["metadata"]["resourceVersion"]:
+            raise self.errors.ApiError(409, "Conflict", f'Operation cannot be fulfilled on {kind.plural} "{name}": the object has been modified; '
+                                       "please apply your changes to the latest version and try again", {"name": name, "kind": kind.plural})
+        key = (kind.plural, namespace if kind.namespaced else "", name)
+        del self.objects[key]
+        try:
+            obj = self.create(kind, namespace, {**body, "metadata": {k: v for k, v in body["metadata"].items() if k != "resourceVersion"}})
+        except Exception:
+            self.objects[key] = current
+            raise
+        obj["metadata"].update(uid=current["metadata"]["uid"], creationTimestamp=current["metadata"]["creationTimestamp"])
+        return obj
+
     def get(self, kind, namespace, name):
         obj = self.objects.get((kind.plural, namespace if kind.namespaced else "", name))
         if obj is None:
@@ -256,7 +291,7 @@ class ObjectStore:
 def discovery(group):
     """APIResourceList entries of the kinds in `group` ("" is core/v1)."""
     return [{"name": k.plural, "singularName": k.kind.lower(), "namespaced": k.namespaced, "kind": k.kind,
-             "verbs": ["create", "delete", "get", "list"]} for k in KINDS if k.group == group]
+             "verbs": ["create", "delete", "get", "list", "update"]} for k in KINDS if k.group == group]
 
 
 def register(app, errors, next_version):
@@ -287,15 +322,23 @@ def register(app, errors, next_version):
             store.delete(kind, namespace_of(request), request.match_info["name"])
             return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
 
-        return create, get, list_, delete
+        async def replace(request):
+            try:
+                body = await request.json()
+            except ValueError as error:
+                raise errors.bad_request(f"the body of the request was in an unknown format: {error}")
+            return web.json_response(store.replace(kind, namespace_of(request), request.match_info["name"], body))
+
+        return create, get, list_, delete, replace
 
     for kind in KINDS:
-        create, get, list_, delete = handlers(kind)
+        create, get, list_, delete, replace = handlers(kind)
         base = f"{kind.prefix}/namespaces/{{namespace}}/{kind.plural}" if kind.namespaced else f"{kind.prefix}/{kind.plural}"
         app.router.add_post(base, create)
         app.router.add_get(base, list_)
         app.router.add_get(base + "/{name}", get)
         app.router.add_delete(base + "/{name}", delete)
+        app.router.add_put(base + "/{name}", replace)
         if kind.namespaced:
             app.router.add_get(f"{kind.prefix}/{kind.plural}", list_)
     return store

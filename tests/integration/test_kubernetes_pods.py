@@ -3,6 +3,7 @@ without an engine (pods are kept but never get their image), so these tests look
 objects Berth creates and at what the user is told when the pod cannot start."""
 import json
 import subprocess
+import urllib.error
 import urllib.request
 
 import pytest
@@ -20,14 +21,14 @@ def kube(tmp_path):
     assert server.stop() == 0, server.output()[-3000:]
 
 
-def start(start_berth, example_webhook, server, users, pull="Never", **pod):
+def start(start_berth, example_webhook, server, users, pull="Never", name="berth", **pod):
     """pull: the image pull policy; with Never the pod fails at once (ErrImageNeverPull), with
     IfNotPresent it waits for its image (ErrImagePull) and Berth with it, so it can be looked at."""
     url, _ = example_webhook(users)
     block = {"metadata": {"namespace": "default", "generateName": "berth-"},
              "spec": {"containers": [{"name": "shell", "image": "berth-absent:1", "imagePullPolicy": pull}]}, **pod}
     return start_berth({"auth": webhook_auth(url), "backend": "kubernetes", "kubernetes": {
-        "connection": {"host": server.url, "bearerToken": TOKEN}, "pod": block, "timeouts": {"podStart": "60s"}}})
+        "connection": {"host": server.url, "bearerToken": TOKEN}, "pod": block, "timeouts": {"podStart": "60s"}}}, name=name)
 
 
 def pods(server):
@@ -178,3 +179,51 @@ def test_no_owner_where_it_would_be_wrong(kube, start_berth, example_webhook, ca
         client.kill()
         client.wait()
     assert "ownerReferences" not in user_pod["metadata"]
+
+
+def api(server, method, path, body=None):
+    request = urllib.request.Request(f"{server.url}{path}", method=method, data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.load(answer)
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return None
+        raise
+
+
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+
+
+def test_a_dead_servers_pods_go_once_its_lease_expires_and_a_live_ones_stay(kube, start_berth, example_webhook):
+    first = start(start_berth, example_webhook, kube, [{"username": "alice", "password": "pw"}], pull="IfNotPresent", name="first")
+    wait_until(lambda: "KUBERNETES_LEASE_HELD" in first.process.output(), what="the first server to hold its lease")
+    (lease,) = api(kube, "GET", LEASES)["items"]
+    assert lease["spec"]["leaseDurationSeconds"] == 60 and lease["spec"]["holderIdentity"].endswith(f"127.0.0.1:{first.port}")
+    client = pending_login(first)
+    try:
+        (pod,) = wait_until(lambda: pods(kube), what="alice's pod").values()
+    finally:
+        client.kill()
+        client.wait()
+    assert pod["metadata"]["labels"]["berth.lease"] == lease["metadata"]["name"]
+    # A second server while the first lives: the first one's pod is not its business.
+    second = start(start_berth, example_webhook, kube, [{"username": "alice", "password": "pw"}], pull="IfNotPresent", name="second")
+    wait_until(lambda: "KUBERNETES_LEASES_CHECKED" in second.process.output(), what="the second server to check the leases")
+    assert list(pods(kube)) == [pod["metadata"]["name"]]
+    # The first server dies without cleaning up, and its lease runs out (set back, as time would).
+    first.process.proc.kill()
+    first.process.proc.wait()
+    stale = api(kube, "GET", f"{LEASES}/{lease['metadata']['name']}")
+    stale["spec"]["renewTime"] = "2020-01-01T00:00:00.000000Z"
+    api(kube, "PUT", f"{LEASES}/{lease['metadata']['name']}", stale)
+    third = start(start_berth, example_webhook, kube, [{"username": "alice", "password": "pw"}], pull="IfNotPresent", name="third")
+    wait_until(lambda: pods(kube) == {}, what="the third server to remove the dead server's pod")
+    assert "a server that is no longer running" in third.process.output()
+    assert api(kube, "GET", f"{LEASES}/{lease['metadata']['name']}") is None
+    # The live servers' leases are there; a graceful stop gives its lease back.
+    held = {item["metadata"]["name"] for item in api(kube, "GET", LEASES)["items"]}
+    assert len(held) == 2
+    second.process.stop()
+    assert len(api(kube, "GET", LEASES)["items"]) == 1
