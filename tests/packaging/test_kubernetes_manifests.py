@@ -19,7 +19,9 @@ from kube_helpers import start_kube_apiserver
 MANIFESTS = ROOT / "deploy" / "kubernetes"
 # What Berth's Kubernetes backend calls (README, "Running on Kubernetes").
 NEEDED = {("pods", "create"), ("pods", "get"), ("pods", "list"), ("pods", "watch"), ("pods", "delete"),
-          ("pods/exec", "create"), ("pods/exec", "get"), ("pods/attach", "create"), ("pods/attach", "get")}
+          ("pods/exec", "create"), ("pods/exec", "get"), ("pods/attach", "create"), ("pods/attach", "get"),
+          ("leases.coordination.k8s.io", "create"), ("leases.coordination.k8s.io", "get"), ("leases.coordination.k8s.io", "update"),
+          ("leases.coordination.k8s.io", "delete")}
 
 
 @pytest.fixture
@@ -144,8 +146,8 @@ def test_manifests_apply_and_give_berth_what_it_needs(api, release_bin, tmp_path
             assert binding.role_ref.kind == "Role"
             role = rbac.read_namespaced_role(binding.role_ref.name, users_namespace)
             for rule in role.rules:
-                if "" in rule.api_groups:
-                    granted |= {(r, v) for r in rule.resources for v in rule.verbs}
+                for group in rule.api_groups:
+                    granted |= {(r + (f".{group}" if group else ""), v) for r in rule.resources for v in rule.verbs}
     assert NEEDED <= granted, f"missing: {sorted(NEEDED - granted)}"
 
 
