@@ -39,10 +39,28 @@ enum SSHProxySectionReader {
                 reader.issues.add(reader.keyPath("allowedHostKeyFingerprints"), "required: list the upstream's host key fingerprints (SHA256:…, see ssh-keygen -lf)")
             }
         }
+        if !proxy.clientVersion.isEmpty && !isValidClientVersion(proxy.clientVersion) {
+            reader.issues.add(
+                reader.keyPath("clientVersion"),
+                "\"\(proxy.clientVersion)\" is not an SSH identification: SSH-2.0-NAME or SSH-2.0-NAME COMMENT (letters, digits; the comment also - _ . and spaces)")
+        }
         for (index, fingerprint) in proxy.allowedHostKeyFingerprints.enumerated() where !fingerprint.hasPrefix("SHA256:") {
             reader.issues.add("\(reader.keyPath("allowedHostKeyFingerprints"))[\(index)]", "\"\(fingerprint)\" is not a SHA256:… fingerprint")
         }
         reader.finish()
         return proxy
+    }
+
+    /// ContainerSSH's rule, `^SSH-2.0-[a-zA-Z0-9]+( [a-zA-Z0-9- _.]+)?$`: the line goes to the
+    /// upstream verbatim, so CR, LF and other bytes that would break the exchange are refused.
+    static func isValidClientVersion(_ version: String) -> Bool {
+        guard version.hasPrefix("SSH-2.0-") else { return false }
+        let rest = version.dropFirst("SSH-2.0-".count)
+        let name = rest.prefix { $0.isASCII && ($0.isLetter || $0.isNumber) }
+        guard !name.isEmpty else { return false }
+        let tail = rest.dropFirst(name.count)
+        if tail.isEmpty { return true }
+        guard tail.first == " ", tail.count > 1 else { return false }
+        return tail.dropFirst().allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "- _.".contains($0)) }
     }
 }
