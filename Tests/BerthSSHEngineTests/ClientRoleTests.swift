@@ -148,7 +148,7 @@ final class ClientRoleTests: XCTestCase {
     /// RSA host keys (rsa-sha2-512 and -256) and user keys of every kind, RSA signing with what
     /// the server's server-sig-algs allows.
     func testHostKeyAndUserKeyTypes() throws {
-        let rsa = try SSHPrivateKey.generate(.rsa(2048))
+        let rsa = try SSHPrivateKey.generate(.rsa(bits: 2048))
         for (hostKey, algorithm) in [
             (rsa, "rsa-sha2-512"), (rsa, "rsa-sha2-256"), (try SSHPrivateKey.generate(.ecdsaP256), "ecdsa-sha2-nistp256"),
             (try SSHPrivateKey.generate(.ecdsaP384), "ecdsa-sha2-nistp384"), (try SSHPrivateKey.generate(.ed25519), "ssh-ed25519"),
