@@ -5,11 +5,15 @@ import NIOCore
 /// either side closes: bytes and EOF both ways, then both channels closed.
 enum ForwardBridge {
     static func run(downstream: any ForwardChannel, upstream: UpstreamChannel) {
+        // The upstream channel is closed only after the client's last bytes went up: closing it
+        // as soon as the client's channel closes would let CLOSE overtake input still queued here.
         Task {
             for await chunk in downstream.input {
                 do { try await upstream.write(chunk) } catch { break }
             }
             upstream.sendEOF()
+            await downstream.waitClosed()
+            upstream.close()
         }
         Task {
             for await event in upstream.events {
@@ -31,10 +35,6 @@ enum ForwardBridge {
                 }
             }
             await downstream.close()
-        }
-        Task {
-            await downstream.waitClosed()
-            upstream.close()
         }
     }
 }
