@@ -30,13 +30,14 @@ struct SSHClientAuthState {
 
     /// The signature algorithm for our key: the first the key can make that the server's
     /// `server-sig-algs` lists. Without the list, the SHA-2 RSA algorithms are still tried
-    /// (every OpenSSH since 7.2 takes them); "ssh-rsa" (SHA-1) only if the server names it.
+    /// (every OpenSSH since 7.2 takes them). Never "ssh-rsa": SHA-1 signatures are forgeable
+    /// by chosen-prefix collisions, and OpenSSH itself no longer accepts them by default.
     func signatureAlgorithm(for key: SSHPrivateKey) -> String? {
-        let candidates = key.signatureAlgorithms
+        let candidates = key.signatureAlgorithms.filter { $0 != "ssh-rsa" }
         if let accepted = serverSignatureAlgorithms {
             return candidates.first { accepted.contains($0) }
         }
-        return candidates.first { $0 != "ssh-rsa" }
+        return candidates.first
     }
 }
 

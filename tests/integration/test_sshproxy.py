@@ -75,9 +75,9 @@ def proxy_config(upstream, **overrides):
     return {"backend": "sshproxy", "sshproxy": block}
 
 
-def start(start_berth, example_webhook, upstream, **overrides):
+def start(start_berth, example_webhook, upstream, name="berth", **overrides):
     url, _ = example_webhook([{"username": "alice", "password": "pw"}])
-    return start_berth({"auth": webhook_auth(url), **proxy_config(upstream, **overrides)})
+    return start_berth({"auth": webhook_auth(url), **proxy_config(upstream, **overrides)}, name=name)
 
 
 def test_exec_output_stderr_exit_code_and_env(start_berth, example_webhook, upstream):
@@ -157,7 +157,14 @@ def test_wrong_fingerprint_and_unreachable_upstream_are_refused(start_berth, exa
     assert b"cannot start your session upstream" in result.stderr and b"(SSHPROXY_LOGIN_FAILED, connection " in result.stderr
     assert b"SHA256:" not in result.stderr
     assert "not in sshproxy.allowedHostKeyFingerprints" in wrong.process.output()
-    down = start(start_berth, example_webhook, upstream, port=free_port(), timeout="2s")
+    assert any(line.get("code") == "SSHPROXY_HOST_KEY_REJECTED" for line in wrong.process.log_lines())
+    # A key the upstream does not know: the engine's client role gives up once the key was refused.
+    stranger, _ = make_key(Path(upstream["key"]).parent, "ed25519", "stranger")
+    unknown = start(start_berth, example_webhook, upstream, name="unknown", privateKey=str(stranger))
+    result = unknown.ssh("alice", "true", password="pw")
+    assert result.returncode == 1 and b"(SSHPROXY_LOGIN_FAILED, connection " in result.stderr
+    assert any(line.get("code") == "SSHPROXY_AUTH_REJECTED" for line in unknown.process.log_lines())
+    down = start(start_berth, example_webhook, upstream, name="down", port=free_port(), timeout="2s")
     started = time.monotonic()
     result = down.ssh("alice", "true", password="pw")
     assert result.returncode == 1 and b"(SSHPROXY_UPSTREAM_UNREACHABLE, connection " in result.stderr
