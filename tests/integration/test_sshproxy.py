@@ -308,3 +308,13 @@ def _try(body):
         return body()
     except OSError:
         return None
+
+
+def test_upstream_keepalives_are_answered(start_berth, example_webhook, make_upstream):
+    # sshd drops a client that leaves one keepalive unanswered; the command outlives several.
+    upstream = make_upstream(extra="ClientAliveInterval 1\nClientAliveCountMax 1\nLogLevel DEBUG3")
+    berth = start(start_berth, example_webhook, upstream)
+    result = berth.ssh("alice", "sleep 4; echo alive", password="pw")
+    assert result.returncode == 0 and result.stdout == b"alive\n", result.stderr
+    log = upstream["log"].read_text()
+    assert "keepalive@openssh.com" in log and "Timeout, client not responding" not in log, log[-3000:]
