@@ -14,6 +14,7 @@ actor ProxySession: SessionChannelHandler {
     init(downstream: any SessionChannel, upstream: UpstreamChannel) {
         self.downstream = downstream
         self.upstream = upstream
+        if let output = downstream.output { upstream.useFastOutput(output) }
         let channel = downstream
         // Servers often send EOF before the exit status; the client is told in the order
         // docs/ssh-engine.md gives (exit status, then EOF, then close), so the EOF waits for the

@@ -35,7 +35,8 @@ public struct SSHProxyBackend: Sendable {
 
     public func connect(_ metadata: ConnectionMetadata, logger: Logger) async throws -> SSHProxyConnection {
         let settings = try Self.clientSettings(config, username: Self.upstreamUsername(config, metadata))
-        let eventLoop = MultiThreadedEventLoopGroup.singleton.any()
+        // The client's connection's loop, so relayed bytes stay on one thread (UpstreamChannel).
+        let eventLoop = ConnectionContext.eventLoop ?? MultiThreadedEventLoopGroup.singleton.any()
         let target = "\(config.server):\(config.port)"
         let upstream = UpstreamConnection(
             allowedFingerprints: config.allowedHostKeyFingerprints, target: target, logger: logger,

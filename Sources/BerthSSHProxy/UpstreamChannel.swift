@@ -1,3 +1,4 @@
+import BerthCore
 import BerthSSHEngine
 import BerthSSHWire
 import NIOCore
@@ -25,6 +26,7 @@ final class UpstreamChannel: SSHChannelDelegate, @unchecked Sendable {
     private let continuation: AsyncStream<UpstreamEvent>.Continuation
     // Set and used on `eventLoop` only.
     private var channel: SSHChannel?
+    private var fastOutput: SessionOutput?
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -48,11 +50,20 @@ final class UpstreamChannel: SSHChannelDelegate, @unchecked Sendable {
         return (try? await promise.futureResult.get()) ?? false
     }
 
+    /// Returns once `data` is queued while the channel's queue is below its high-water mark, else
+    /// once it went out: the writer runs ahead by at most that much, so sending and reading overlap.
     func write(_ data: ByteBuffer, extendedType: UInt32? = nil) async throws {
         let promise = eventLoop.makePromise(of: Void.self)
         eventLoop.execute {
             guard let channel = self.channel else { return promise.fail(SSHChannelError.closed) }
-            channel.write(data, extendedType: extendedType, promise: promise)
+            let sent = self.eventLoop.makePromise(of: Void.self)
+            channel.write(data, extendedType: extendedType, promise: sent)
+            if channel.isWritable {
+                // A failure of this write shows in the next one, which the closed channel refuses.
+                promise.succeed(())
+            } else {
+                sent.futureResult.cascade(to: promise)
+            }
         }
         try await promise.futureResult.get()
     }
@@ -65,6 +76,15 @@ final class UpstreamChannel: SSHChannelDelegate, @unchecked Sendable {
         eventLoop.execute { self.channel?.close(promise: nil) }
     }
 
+    /// Data (stdout, and stderr as extended type 1) goes straight to the client's channel on the
+    /// event loop both connections share, without a task switch per packet (docs/architecture.md,
+    /// "Data path"); the upstream's window reopens as the client's window takes it. EOF and the
+    /// upstream's requests still come through `events`, behind the data already passed on.
+    func useFastOutput(_ output: SessionOutput) {
+        guard output.eventLoop === eventLoop else { return }
+        eventLoop.execute { self.fastOutput = output }
+    }
+
     /// The client took `bytes` of what this channel delivered: reopen the upstream's window.
     func consumed(_ bytes: Int) {
         guard bytes > 0 else { return }
@@ -74,6 +94,17 @@ final class UpstreamChannel: SSHChannelDelegate, @unchecked Sendable {
     // MARK: SSHChannelDelegate (event loop)
 
     func sshChannel(_ channel: SSHChannel, received data: ByteBuffer, extendedType: UInt32?) {
+        if let fastOutput {
+            let count = data.readableBytes
+            guard extendedType == nil || extendedType == 1 else {
+                channel.consumed(count)
+                return
+            }
+            let written = eventLoop.makePromise(of: Void.self)
+            written.futureResult.whenComplete { _ in self.channel?.consumed(count) }
+            fastOutput.write(data, to: extendedType == nil ? .stdout : .stderr, promise: written)
+            return
+        }
         if let extendedType {
             continuation.yield(.extendedData(data, type: extendedType))
         } else {
