@@ -11,6 +11,11 @@ public struct SSHProxyConfig: Sendable, Hashable {
     public var allowedHostKeyFingerprints: [String] = []
     public var timeout = BerthDuration.seconds(60)
     public var clientVersion = ""
+    /// Algorithms offered upstream, in order.
+    public var ciphers = SSHAlgorithmNames.defaultCiphers
+    public var kex = SSHAlgorithmNames.defaultKex
+    public var macs = SSHAlgorithmNames.defaultMACs
+    public var hostKeyAlgorithms = SSHAlgorithmNames.plainKeyAlgorithms
 
     public init() {}
 }
@@ -27,6 +32,13 @@ enum SSHProxySectionReader {
         proxy.allowedHostKeyFingerprints = reader.strings("allowedHostKeyFingerprints", [])
         proxy.timeout = reader.duration("timeout", proxy.timeout, minimum: .milliseconds(100), allowZero: false)
         proxy.clientVersion = reader.string("clientVersion", "")
+        proxy.ciphers = ConfigReader.checkedList(&reader, "ciphers", proxy.ciphers, supported: SSHAlgorithmNames.ciphers)
+        proxy.kex = ConfigReader.checkedList(&reader, "kex", proxy.kex, supported: SSHAlgorithmNames.kex)
+        proxy.macs = ConfigReader.checkedList(&reader, "macs", proxy.macs, supported: SSHAlgorithmNames.macs)
+        // ContainerSSH's code reads `hostKeyAlgos` while its documentation says `hostKeyAlgorithms`.
+        let hostKeyKey = reader.has("hostKeyAlgos") && !reader.has("hostKeyAlgorithms") ? "hostKeyAlgos" : "hostKeyAlgorithms"
+        proxy.hostKeyAlgorithms = ConfigReader.checkedList(
+            &reader, hostKeyKey, proxy.hostKeyAlgorithms, supported: SSHAlgorithmNames.plainKeyAlgorithms)
         if required {
             if proxy.server.isEmpty { reader.issues.add(reader.keyPath("server"), "required") }
             if !proxy.usernamePassThrough && proxy.username.isEmpty {

@@ -30,6 +30,10 @@ public struct SSHProxyBackend: Sendable {
         settings.clientVersion = config.clientVersion.isEmpty ? defaultClientVersion : config.clientVersion
         settings.password = config.password.isEmpty ? nil : config.password
         settings.privateKey = try config.privateKey.isEmpty ? nil : ProxyClientKey.load(config.privateKey)
+        settings.ciphers = config.ciphers
+        settings.kex = config.kex
+        settings.macs = config.macs
+        settings.hostKeyAlgorithms = config.hostKeyAlgorithms
         return settings
     }
 

@@ -30,4 +30,21 @@ import Testing
         config.privateKey = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----\n"
         #expect(throws: BerthError.self) { try SSHProxyBackend.clientSettings(config, username: "u") }
     }
+
+    private let proxyBlock = "backend: sshproxy\nsshproxy:\n  server: h\n  username: u\n  password: p\n  allowedHostKeyFingerprints: [\"SHA256:x\"]\n"
+
+    @Test func algorithmListsAreReadCheckedAndPassedOn() throws {
+        let (config, _) = try readConfig(
+            minimalAuthYAML + proxyBlock
+                + "  kex: [diffie-hellman-group14-sha256]\n  ciphers: [aes256-ctr]\n  macs: [hmac-sha2-512]\n  hostKeyAlgos: [rsa-sha2-256]\n")
+        let settings = try SSHProxyBackend.clientSettings(config.sshproxy, username: "u")
+        #expect(settings.kex == ["diffie-hellman-group14-sha256"] && settings.ciphers == ["aes256-ctr"])
+        #expect(settings.macs == ["hmac-sha2-512"] && settings.hostKeyAlgorithms == ["rsa-sha2-256"])
+        let defaults = try SSHProxyBackend.clientSettings(try readConfig(minimalAuthYAML + proxyBlock).config.sshproxy, username: "u")
+        #expect(defaults.hostKeyAlgorithms == SSHAlgorithmNames.plainKeyAlgorithms && defaults.kex == SSHAlgorithmNames.defaultKex)
+        let found = configProblems(minimalAuthYAML + proxyBlock + "  ciphers: [arcfour]\n  hostKeyAlgorithms: [ssh-rsa]\n  kex: []\n")
+        #expect(found.contains { $0.hasPrefix("sshproxy.ciphers: \"arcfour\" is not supported") })
+        #expect(found.contains { $0.hasPrefix("sshproxy.hostKeyAlgorithms: \"ssh-rsa\" is not supported") })
+        #expect(found.contains { $0.hasPrefix("sshproxy.kex: must list at least one algorithm") })
+    }
 }

@@ -318,3 +318,14 @@ def test_upstream_keepalives_are_answered(start_berth, example_webhook, make_ups
     assert result.returncode == 0 and result.stdout == b"alive\n", result.stderr
     log = upstream["log"].read_text()
     assert "keepalive@openssh.com" in log and "Timeout, client not responding" not in log, log[-3000:]
+
+
+def test_configured_algorithms_are_used_upstream(start_berth, example_webhook, make_upstream):
+    upstream = make_upstream(extra="LogLevel DEBUG1")
+    berth = start(start_berth, example_webhook, upstream, kex=["diffie-hellman-group-exchange-sha256"],
+                  ciphers=["aes256-ctr"], macs=["hmac-sha2-512-etm@openssh.com"])
+    result = berth.ssh("alice", "echo ok", password="pw")
+    assert result.returncode == 0 and result.stdout == b"ok\n", result.stderr
+    log = upstream["log"].read_text()
+    assert "kex: algorithm: diffie-hellman-group-exchange-sha256" in log, log
+    assert "client->server cipher: aes256-ctr MAC: hmac-sha2-512-etm@openssh.com" in log, log
