@@ -11,7 +11,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-nio-ssh.git", from: "0.15.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -149,9 +148,9 @@ let package = Package(
         .target(
             name: "BerthSSHProxy",
             dependencies: [
-                "BerthCore", "BerthConfig", "BerthSSH", "BerthSSHKeys",
-                .product(name: "NIOSSH", package: "swift-nio-ssh"),
+                "BerthCore", "BerthConfig", "BerthSSH", "BerthSSHEngine", "BerthSSHKeys", "BerthSSHWire",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -110,7 +110,7 @@ public enum ConfigReader {
 
     /// ContainerSSH allows an empty `ciphers` list (meaning the defaults) but not an empty `kex`
     /// or `macs`; Berth keeps both rules so the same files load the same way.
-    private static func checkedList(_ reader: inout ObjectReader, _ key: String, _ defaults: [String], supported: [String]) -> [String] {
+    static func checkedList(_ reader: inout ObjectReader, _ key: String, _ defaults: [String], supported: [String]) -> [String] {
         guard reader.has(key) else { return defaults }
         let names = reader.strings(key, [])
         for name in names where !supported.contains(name) {

@@ -38,6 +38,8 @@ public enum ConfigRenderer {
                     ("password", ConfigRedaction.secret(config.sshproxy.password)), ("privateKey", ConfigRedaction.keyMaterial(config.sshproxy.privateKey)),
                     ("allowedHostKeyFingerprints", strings(config.sshproxy.allowedHostKeyFingerprints)),
                     ("timeout", duration(config.sshproxy.timeout)), ("clientVersion", .string(config.sshproxy.clientVersion)),
+                    ("ciphers", strings(config.sshproxy.ciphers)), ("kex", strings(config.sshproxy.kex)), ("macs", strings(config.sshproxy.macs)),
+                    ("hostKeyAlgorithms", strings(config.sshproxy.hostKeyAlgorithms)),
                 ])
             ),
             ("metrics", .object([("enable", .bool(config.metrics.enable)), ("listen", .string(config.metrics.listen)), ("path", .string(config.metrics.path))])),

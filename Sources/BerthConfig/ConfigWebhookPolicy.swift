@@ -104,6 +104,10 @@ private struct Check {
         compare("sshproxy.allowedHostKeyFingerprints", \.sshproxy.allowedHostKeyFingerprints, .proxyTarget)
         compare("sshproxy.username", \.sshproxy.username, .proxyTarget)
         compare("sshproxy.usernamePassThrough", \.sshproxy.usernamePassThrough, .proxyTarget)
+        compare("sshproxy.ciphers", \.sshproxy.ciphers, .proxyTarget)
+        compare("sshproxy.kex", \.sshproxy.kex, .proxyTarget)
+        compare("sshproxy.macs", \.sshproxy.macs, .proxyTarget)
+        compare("sshproxy.hostKeyAlgorithms", \.sshproxy.hostKeyAlgorithms, .proxyTarget)
         compare("sshproxy.password", \.sshproxy.password, .credentials)
         compare("sshproxy.privateKey", \.sshproxy.privateKey, .credentials)
         // Read once at start (listener, host keys, log and audit files, the webhooks); a

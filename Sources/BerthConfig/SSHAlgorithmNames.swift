@@ -23,8 +23,9 @@ public enum SSHAlgorithmNames {
     ]
     public static let macs = defaultMACs + ["hmac-sha1-etm@openssh.com", "hmac-sha1"]
 
-    /// Key signature algorithms without certificates.
-    static let plainKeyAlgorithms = [
+    /// Key signature algorithms without certificates; also what the SSH proxy accepts from its
+    /// upstream, whose key is trusted by fingerprint, not by a CA.
+    public static let plainKeyAlgorithms = [
         "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
         "rsa-sha2-512", "rsa-sha2-256",
     ]

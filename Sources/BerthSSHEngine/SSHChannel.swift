@@ -19,6 +19,9 @@ public final class SSHChannel {
     /// The channel type from CHANNEL_OPEN ("session", "direct-tcpip", "forwarded-tcpip", …).
     public let type: String
     public let eventLoop: any EventLoop
+    /// The type-specific data of the peer's CHANNEL_OPEN (empty for channels we opened), so a
+    /// relay can pass on a type it does not know.
+    public internal(set) var openPayload = ByteBuffer()
 
     weak var handler: SSHServerHandler?
     var state: State

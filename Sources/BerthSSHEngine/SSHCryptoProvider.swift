@@ -8,6 +8,7 @@ import NIOCore
 /// keys and sequence numbers protect each packet.
 protocol SSHCryptoProvider {
     func makeServerKex(name: String, context: SSHKexContext) throws -> any SSHServerKeyExchange
+    func makeClientKex(name: String, context: SSHClientKexContext) throws -> any SSHClientKeyExchange
     func isAEAD(cipher: String) -> Bool
     func keyLength(cipher: String) -> Int
     func ivLength(cipher: String) -> Int
@@ -21,6 +22,9 @@ protocol SSHCryptoProvider {
 struct SSHDefaultCryptoProvider: SSHCryptoProvider {
     func makeServerKex(name: String, context: SSHKexContext) throws -> any SSHServerKeyExchange {
         try SSHKexAlgorithms.makeServer(name: name, context: context)
+    }
+    func makeClientKex(name: String, context: SSHClientKexContext) throws -> any SSHClientKeyExchange {
+        try SSHKexAlgorithms.makeClient(name: name, context: context)
     }
     func isAEAD(cipher: String) -> Bool { SSHCipherSuite.isAEAD(cipher: cipher) }
     func keyLength(cipher: String) -> Int { SSHCipherSuite.keyLength(cipher: cipher) }

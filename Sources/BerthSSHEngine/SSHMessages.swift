@@ -17,6 +17,9 @@ enum SSHMessage {
     case kexMessage(UInt8)
     case userauthRequest(SSHUserAuthRequestMessage)
     case userauthInfoResponse([String])
+    /// USERAUTH_FAILURE, SUCCESS, BANNER and 60 (PK_OK / INFO_REQUEST): the server's answers,
+    /// read by the client role; the server role treats them as unknown.
+    case userauthReply(number: UInt8, body: ByteBuffer)
     case globalRequest(type: String, wantReply: Bool, data: ByteBuffer)
     case requestSuccess(ByteBuffer)
     case requestFailure
@@ -85,6 +88,9 @@ enum SSHMessage {
             var responses: [String] = []
             for _ in 0..<count { responses.append(try need(b.readSSHText(), "response")) }
             return .userauthInfoResponse(responses)
+        case SSHMessageNumber.userauthFailure, SSHMessageNumber.userauthSuccess, SSHMessageNumber.userauthBanner,
+            SSHMessageNumber.userauthPKOK:
+            return .userauthReply(number: number, body: b)
         case SSHMessageNumber.globalRequest:
             let type = try need(b.readSSHText(), "request name")
             let wantReply = try need(b.readSSHBool(), "want reply")
@@ -147,6 +153,10 @@ enum SSHMessage {
         case 21: "NEWKEYS"
         case 30...49: "KEX(\(number))"
         case 50: "USERAUTH_REQUEST"
+        case 51: "USERAUTH_FAILURE"
+        case 52: "USERAUTH_SUCCESS"
+        case 53: "USERAUTH_BANNER"
+        case 60: "USERAUTH_PK_OK"
         case 61: "USERAUTH_INFO_RESPONSE"
         case 80: "GLOBAL_REQUEST"
         case 81: "REQUEST_SUCCESS"
@@ -225,6 +235,8 @@ struct SSHChannelOpenMessage {
     var initialWindow: UInt32
     var maxPacket: UInt32
     var request: SSHChannelOpenRequest
+    /// The type-specific data after the maximum packet size, whatever the type.
+    var typeSpecific: ByteBuffer
 
     init(parsingAfterNumber b: inout ByteBuffer) throws {
         func need<T>(_ value: T?, _ what: String) throws -> T {
@@ -235,6 +247,7 @@ struct SSHChannelOpenMessage {
         senderChannel = try need(b.readSSHUInt32(), "sender channel")
         initialWindow = try need(b.readSSHUInt32(), "initial window size")
         maxPacket = try need(b.readSSHUInt32(), "maximum packet size")
+        typeSpecific = b
         switch type {
         case "session":
             request = .session

@@ -140,8 +140,8 @@ extension SSHServerHandler {
             refuse(SSHChannelOpenError.administrativelyProhibited, "no more sessions")
             return
         }
-        guard let context, let delegate else {
-            refuse(SSHChannelOpenError.connectFailed, "server shutting down")
+        guard let context, let delegate = connectionDelegate else {
+            refuse(SSHChannelOpenError.connectFailed, "shutting down")
             return
         }
         let channel = SSHChannel(
@@ -149,6 +149,7 @@ extension SSHServerHandler {
             windowSize: settings.windowSize, highWaterMark: settings.channelHighWaterMark,
             eventLoop: context.eventLoop, handler: self)
         channel.remoteID = open.senderChannel
+        channel.openPayload = open.typeSpecific
         channel.peerWindow = UInt64(open.initialWindow)
         channel.peerMaxPacket = Int(open.maxPacket)
         channels[channel.localID] = channel
@@ -191,7 +192,7 @@ extension SSHServerHandler {
             noMoreSessions = true
             answerGlobalRequest(id: id, wantReply: wantReply, with: ByteBuffer())
         default:
-            guard let delegate, let context else {
+            guard let delegate = connectionDelegate, let context else {
                 answerGlobalRequest(id: id, wantReply: wantReply, with: nil)
                 return
             }
@@ -280,8 +281,9 @@ extension SSHServerHandler {
 
     // MARK: server-originated
 
-    /// Opens a channel towards the client (forwarded-tcpip; later x11, auth-agent). `payload` is
-    /// the type-specific part after the maximum packet size.
+    /// Opens a channel towards the peer (the server role's forwarded-tcpip, x11, auth-agent; the
+    /// client role's session, direct-tcpip). `payload` is the type-specific part after the
+    /// maximum packet size.
     public func openChannel(type: String, payload: ByteBuffer, delegate channelDelegate: any SSHChannelDelegate) -> EventLoopFuture<SSHChannel> {
         guard let context else {
             preconditionFailure("openChannel before the handler was added to a pipeline")
@@ -308,7 +310,7 @@ extension SSHServerHandler {
         return promise.futureResult
     }
 
-    /// A global request to the client. With `wantReply` the future carries the reply data on
+    /// A global request to the peer. With `wantReply` the future carries the reply data on
     /// REQUEST_SUCCESS and nil on REQUEST_FAILURE; without, it succeeds with nil once queued.
     public func sendGlobalRequest(type: String, wantReply: Bool, payload: ByteBuffer) -> EventLoopFuture<ByteBuffer?> {
         guard let context else {

@@ -9,20 +9,29 @@ public struct SSHPeerDisconnected: Error, Sendable, Hashable, CustomStringConver
     public var description: String
 }
 
-/// The server side of one SSH connection (RFC 4253/4252/4254), one per TCP connection, on that
-/// connection's event loop. Bytes in from the socket, bytes out to it; everything else is told to
-/// the `SSHServerDelegate` and the channels' delegates.
+/// The server role's name for the engine; the front end and its tests use it.
+public typealias SSHServerHandler = SSHConnectionEngine
+
+/// One SSH connection (RFC 4253/4252/4254), one per TCP connection, on that connection's event
+/// loop, in either role: the server (the front end) or the client (the SSH proxy's upstream
+/// connection, SSHConnectionEngine+Client.swift). Transport, channels, windows and output
+/// pumping are one implementation for both; only user authentication differs. Bytes in from the
+/// socket, bytes out to it; everything else is told to the delegate and the channels' delegates.
 ///
 /// Output is coalesced: packets accumulate in the transport's buffer and go to the socket once
 /// per read burst (channelReadComplete) or once per event-loop tick when produced outside a read.
-public final class SSHServerHandler: ChannelDuplexHandler {
+public final class SSHConnectionEngine: ChannelDuplexHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = Never
     public typealias OutboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
 
+    let role: SSHRole
+    /// The server role's settings; for the client role only the channel and rekey limits count.
     let settings: SSHServerSettings
     var delegate: (any SSHServerDelegate)?
+    var clientDelegate: (any SSHClientDelegate)?
+    var clientState: SSHClientAuthState?
     let transport: SSHTransport
     var context: ChannelHandlerContext?
 
@@ -65,6 +74,7 @@ public final class SSHServerHandler: ChannelDuplexHandler {
     }
 
     init(settings: SSHServerSettings, delegate: any SSHServerDelegate, crypto: any SSHCryptoProvider) {
+        role = .server
         self.settings = settings
         self.delegate = delegate
         let keys: [any SSHHostKeySigner] = settings.hostKeys + settings.hostCertificates.map { $0 as any SSHHostKeySigner }
@@ -76,6 +86,27 @@ public final class SSHServerHandler: ChannelDuplexHandler {
         transport = SSHTransport(role: .server, configuration: configuration, crypto: crypto)
         transport.delegate = self
     }
+
+    /// The client role: logs in as `settings.username` once the first key exchange is done.
+    public convenience init(clientSettings: SSHClientSettings, delegate: any SSHClientDelegate) {
+        self.init(clientSettings: clientSettings, delegate: delegate, crypto: SSHDefaultCryptoProvider())
+    }
+
+    init(clientSettings: SSHClientSettings, delegate: any SSHClientDelegate, crypto: any SSHCryptoProvider) {
+        role = .client
+        settings = clientSettings.connectionSettings
+        clientDelegate = delegate
+        clientState = SSHClientAuthState(settings: clientSettings)
+        let configuration = SSHTransportConfiguration(
+            ourVersion: clientSettings.clientVersion, kex: clientSettings.kex, ciphers: clientSettings.ciphers,
+            macs: clientSettings.macs, hostKeys: [], hostKeyAlgorithms: clientSettings.hostKeyAlgorithms,
+            serverSignatureAlgorithms: [], rekeyBytes: clientSettings.rekeyBytes)
+        transport = SSHTransport(role: .client, configuration: configuration, crypto: crypto)
+        transport.delegate = self
+    }
+
+    /// Whoever hears about channels and global requests, in either role.
+    var connectionDelegate: (any SSHConnectionDelegate)? { delegate ?? clientDelegate }
 
     /// The session identifier (H of the first key exchange), once there is one.
     public var sessionID: [UInt8]? { transport.sessionID }
@@ -326,9 +357,21 @@ public final class SSHServerHandler: ChannelDuplexHandler {
         while let promise = outstandingGlobalRequests.popFirst() { promise?.fail(SSHChannelError.connectionClosed) }
         authQueue.removeAll()
         abortInfoRequest("the connection closed")
-        let delegate = self.delegate
+        let delegate = connectionDelegate
         self.delegate = nil
+        clientDelegate = nil
         delegate?.sshConnectionClosed(error: closeError)
+    }
+
+    /// Starts a key exchange now (ignored while one runs or before the first is done).
+    public func requestKeyExchange() {
+        guard !closing else { return }
+        do {
+            try transport.requestKeyExchange()
+        } catch {
+            fail(error)
+        }
+        outputReady()
     }
 
     // MARK: rekey timer
@@ -352,9 +395,18 @@ public final class SSHServerHandler: ChannelDuplexHandler {
 extension SSHServerHandler: SSHTransportDelegate {
     func transportReceivedPeerVersion(_ version: String) {
         delegate?.sshClientVersion(version)
+        clientDelegate?.sshServerVersion(version)
+    }
+
+    func transportVerifyHostKey(_ key: SSHPublicKey, algorithm: String) throws {
+        try clientDelegate?.sshVerifyHostKey(key, algorithm: algorithm)
     }
 
     func transportReceived(_ message: SSHMessage, sequenceNumber: UInt32) throws {
+        if role == .client {
+            try clientReceived(message, sequenceNumber: sequenceNumber)
+            return
+        }
         switch message {
         case .serviceRequest(let service):
             guard service == "ssh-userauth" else {
@@ -372,7 +424,7 @@ extension SSHServerHandler: SSHTransportDelegate {
             try receivedUserAuthRequest(request)
         case .userauthInfoResponse(let responses):
             try receivedInfoResponse(responses)
-        case .unknown(let number):
+        case .unknown(let number), .userauthReply(let number, _):
             if (50...79).contains(number) && isAuthenticated { break }
             try transport.sendUnimplemented(sequenceNumber: sequenceNumber)
         default:
@@ -395,6 +447,7 @@ extension SSHServerHandler: SSHTransportDelegate {
     }
 
     func transportKeyExchangeCompleted(initial: Bool) {
+        if initial && role == .client { clientStartAuthentication() }
         scheduleRekeyTimer()
         outputReady()
     }

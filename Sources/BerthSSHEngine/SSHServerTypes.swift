@@ -130,18 +130,23 @@ public struct SSHChannelError: Error, Sendable, Hashable, CustomStringConvertibl
     public var description: String { "\(code): \(message)" }
 }
 
-public protocol SSHServerDelegate: AnyObject {
-    func sshClientVersion(_ version: String)
-    /// Methods listed in USERAUTH_FAILURE ("publickey", "password", "keyboard-interactive").
-    var sshAuthMethods: [String] { get }
-    /// One request at a time, in arrival order (pipelined requests wait and are each counted).
-    func sshAuthenticate(_ request: SSHAuthRequest, promise: EventLoopPromise<SSHAuthResult>)
-    /// Succeed after setting `channel.delegate`; fail with SSHChannelOpenError to refuse.
+/// What both roles tell their owner about the connection protocol.
+public protocol SSHConnectionDelegate: AnyObject {
+    /// The peer opened a channel. Succeed after setting `channel.delegate`; fail with
+    /// SSHChannelOpenError to refuse.
     func sshChannelOpen(_ request: SSHChannelOpenRequest, channel: SSHChannel, promise: EventLoopPromise<Void>)
     /// Succeed with reply data (may be empty) or fail for REQUEST_FAILURE; replies go out in request order.
     func sshGlobalRequest(_ request: SSHGlobalRequest, promise: EventLoopPromise<ByteBuffer>)
     /// Called once, when the connection is gone; `error` is nil for an orderly close.
     func sshConnectionClosed(error: Error?)
+}
+
+public protocol SSHServerDelegate: SSHConnectionDelegate {
+    func sshClientVersion(_ version: String)
+    /// Methods listed in USERAUTH_FAILURE ("publickey", "password", "keyboard-interactive").
+    var sshAuthMethods: [String] { get }
+    /// One request at a time, in arrival order (pipelined requests wait and are each counted).
+    func sshAuthenticate(_ request: SSHAuthRequest, promise: EventLoopPromise<SSHAuthResult>)
 }
 
 public protocol SSHChannelDelegate: AnyObject {

@@ -1,12 +1,14 @@
 import BerthSSHCipher
 import BerthSSHKex
+import BerthSSHKeys
 import BerthSSHWire
 import NIOCore
 
-/// Which side of the connection this transport is. Only the server is implemented; the client
-/// role (SSH proxy) needs its own kex driver and the mirrored key letters, both marked below.
+/// Which side of the connection this transport is. The roles differ only in the kex markers they
+/// announce and look for, which kex machine runs, who verifies the host key, and the key letters.
 enum SSHRole {
     case server
+    case client
 }
 
 /// What the transport needs to know about its configuration.
@@ -23,6 +25,12 @@ struct SSHTransportConfiguration {
     var rekeyBytes: UInt64
 }
 
+/// The key exchange machine of the running exchange, by role.
+enum SSHKexDriver {
+    case server(any SSHServerKeyExchange)
+    case client(any SSHClientKeyExchange)
+}
+
 /// Events the transport reports to the layers above it. All calls are synchronous, from inside
 /// `feed`, so the layers see messages in exactly the order the packets arrived.
 protocol SSHTransportDelegate: AnyObject {
@@ -34,6 +42,13 @@ protocol SSHTransportDelegate: AnyObject {
     func transportOutboundResumed()
     /// Both NEWKEYS are through; `initial` for the first key exchange.
     func transportKeyExchangeCompleted(initial: Bool)
+    /// Client role: the server's host key, whose signature over H already verified with
+    /// `algorithm`. Throw to refuse it (the key exchange then fails).
+    func transportVerifyHostKey(_ key: SSHPublicKey, algorithm: String) throws
+}
+
+extension SSHTransportDelegate {
+    func transportVerifyHostKey(_ key: SSHPublicKey, algorithm: String) throws {}
 }
 
 /// RFC 4253 transport layer: identification exchange, binary packets with sequence numbers, key
@@ -49,7 +64,7 @@ final class SSHTransport {
         /// Our KEXINIT is out, the peer's has not arrived.
         case sentKexInit
         /// Both KEXINITs seen; kex messages flow.
-        case exchanging(any SSHServerKeyExchange, SSHNegotiatedAlgorithms)
+        case exchanging(SSHKexDriver, SSHNegotiatedAlgorithms)
         /// We sent NEWKEYS (and switched outbound keys); the peer's NEWKEYS switches inbound.
         case awaitingPeerNewKeys(any SSHPacketOpener)
     }
@@ -184,9 +199,12 @@ final class SSHTransport {
         var generator = SystemRandomNumberGenerator()
         for index in cookie.indices { cookie[index] = generator.next() }
         // The strict-kex marker goes on every KEXINIT: only the first one's matters to the peer.
+        let markers =
+            role == .server
+            ? [SSHKexMarker.strictServer] : [SSHKexMarker.extInfoClient, SSHKexMarker.strictClient]
         let kexInit = SSHKexInit(
             cookie: cookie,
-            kexAlgorithms: configuration.kex + [SSHKexMarker.strictServer],
+            kexAlgorithms: configuration.kex + markers,
             serverHostKeyAlgorithms: configuration.hostKeyAlgorithms,
             ciphers: configuration.ciphers, macs: configuration.macs)
         let payload = kexInit.payload
@@ -275,9 +293,13 @@ final class SSHTransport {
         }
         if !sawFirstPeerKexInit {
             sawFirstPeerKexInit = true
-            // Role-specific: a client would look for kex-strict-s and ext-info-s instead.
-            strictKex = peerInit.kexAlgorithms.contains(SSHKexMarker.strictClient)
-            peerWantsExtInfo = peerInit.kexAlgorithms.contains(SSHKexMarker.extInfoClient)
+            switch role {
+            case .server:
+                strictKex = peerInit.kexAlgorithms.contains(SSHKexMarker.strictClient)
+                peerWantsExtInfo = peerInit.kexAlgorithms.contains(SSHKexMarker.extInfoClient)
+            case .client:
+                strictKex = peerInit.kexAlgorithms.contains(SSHKexMarker.strictServer)
+            }
             if strictKex && sequenceNumber != 0 {
                 throw SSHProtocolError(
                     "SSH_STRICT_KEX_VIOLATION",
@@ -287,6 +309,10 @@ final class SSHTransport {
         if case .idle = phase { try sendKexInit() }
         guard let ourInit = ourKexInit else { throw SSHProtocolError("SSH_INTERNAL", "no KEXINIT of ours") }
         peerKexInitPayload = Array(payload.readableBytesView)
+        if role == .client {
+            try startClientKex(peerInit: peerInit, ourInit: ourInit)
+            return
+        }
         let negotiated = try SSHNegotiation.negotiate(client: peerInit, server: ourInit, isAEAD: crypto.isAEAD(cipher:))
         if peerInit.firstKexPacketFollows && SSHNegotiation.guessIsWrong(peer: peerInit, ours: ourInit) {
             ignoreNextPacket = true
@@ -302,19 +328,73 @@ final class SSHTransport {
             clientKexInit: peerKexInitPayload, serverKexInit: ourKexInitPayload,
             hostKey: hostKey, hostKeyAlgorithm: negotiated.hostKey)
         let kex = try crypto.makeServerKex(name: negotiated.kex, context: context)
-        phase = .exchanging(kex, negotiated)
+        phase = .exchanging(.server(kex), negotiated)
+    }
+
+    /// Client role: we never guess, so the server's first kex message is always for the
+    /// negotiated algorithm; a server that guessed wrong has its packet ignored.
+    private func startClientKex(peerInit: SSHKexInit, ourInit: SSHKexInit) throws {
+        let negotiated = try SSHNegotiation.negotiate(client: ourInit, server: peerInit, isAEAD: crypto.isAEAD(cipher:))
+        if peerInit.firstKexPacketFollows && SSHNegotiation.guessIsWrong(peer: peerInit, ours: ourInit) {
+            ignoreNextPacket = true
+        }
+        let context = SSHClientKexContext(
+            clientVersion: Array(configuration.ourVersion.utf8), serverVersion: Array((peerVersion ?? "").utf8),
+            clientKexInit: ourKexInitPayload, serverKexInit: peerKexInitPayload)
+        var kex = try crypto.makeClientKex(name: negotiated.kex, context: context)
+        for message in try kex.start() { try seal(message) }
+        phase = .exchanging(.client(kex), negotiated)
+    }
+
+    /// Client role: the server must prove K_S signed H with the negotiated algorithm before
+    /// anything is derived from H; then the owner decides whether it trusts that key.
+    private func verifyServer(_ result: SSHClientKexOutput, algorithm: String) throws {
+        let key: SSHPublicKey
+        do { key = try SSHPublicKey(blob: result.hostKeyBlob) } catch {
+            throw SSHProtocolError(
+                "SSH_KEX_BAD_HOST_KEY", "the server's host key does not parse: \(error)",
+                disconnectReason: SSHDisconnectReason.keyExchangeFailed)
+        }
+        var signature = ByteBuffer(bytes: result.signature)
+        guard key.signatureAlgorithms.contains(algorithm), signature.readSSHText() == algorithm,
+            key.verify(signatureBlob: result.signature, over: result.output.exchangeHash)
+        else {
+            throw SSHProtocolError(
+                "SSH_KEX_BAD_SIGNATURE", "the server's \(algorithm) signature over the exchange hash does not verify with its host key \(key.fingerprintSHA256)",
+                disconnectReason: SSHDisconnectReason.hostKeyNotVerifiable)
+        }
+        do {
+            try delegate?.transportVerifyHostKey(key, algorithm: algorithm)
+        } catch let error as SSHProtocolError {
+            throw error
+        } catch {
+            throw SSHProtocolError(
+                "SSH_HOST_KEY_REJECTED", "\(error)", disconnectReason: SSHDisconnectReason.hostKeyNotVerifiable)
+        }
     }
 
     private func receivedKexMessage(_ payload: ByteBuffer) throws {
-        guard case .exchanging(var kex, let negotiated) = phase else {
+        guard case .exchanging(let driver, let negotiated) = phase else {
             throw SSHProtocolError(
                 "SSH_UNEXPECTED_KEX_MESSAGE",
                 "key exchange message \(payload.getInteger(at: payload.readerIndex, as: UInt8.self) ?? 0) outside a key exchange")
         }
-        let (replies, done) = try kex.receive(payload)
-        phase = .exchanging(kex, negotiated)
-        for reply in replies { try seal(reply) }
-        guard let done else { return }
+        let done: SSHKexOutput
+        switch driver {
+        case .server(var kex):
+            let (replies, output) = try kex.receive(payload)
+            phase = .exchanging(.server(kex), negotiated)
+            for reply in replies { try seal(reply) }
+            guard let output else { return }
+            done = output
+        case .client(var kex):
+            let (replies, output) = try kex.receive(payload)
+            phase = .exchanging(.client(kex), negotiated)
+            for reply in replies { try seal(reply) }
+            guard let output else { return }
+            try verifyServer(output, algorithm: negotiated.hostKey)
+            done = output.output
+        }
 
         let initial = sessionID == nil
         if initial { sessionID = done.exchangeHash }
@@ -323,7 +403,7 @@ final class SSHTransport {
         sealer = keys.sealer
         if strictKex { outboundSequence = 0 }
         phase = .awaitingPeerNewKeys(keys.opener)
-        if initial && peerWantsExtInfo {
+        if initial && peerWantsExtInfo && role == .server {
             try seal(SSHMessageWriter.extInfo([("server-sig-algs", configuration.serverSignatureAlgorithms.joined(separator: ","))]))
         }
         while let message = held.popFirst() { try seal(message) }
@@ -345,7 +425,7 @@ final class SSHTransport {
         delegate?.transportKeyExchangeCompleted(initial: initial)
     }
 
-    /// RFC 4253 §7.2. Role-specific: the server seals with B/D/F and opens with A/C/E; a client mirrors that.
+    /// RFC 4253 §7.2: the client-to-server direction uses A/C/E, the other B/D/F.
     private func makeKeys(_ done: SSHKexOutput, _ negotiated: SSHNegotiatedAlgorithms) throws
         -> (sealer: any SSHPacketSealer, opener: any SSHPacketOpener)
     {
@@ -355,18 +435,23 @@ final class SSHTransport {
                 hash: done.hash, sharedSecret: done.sharedSecret, exchangeHash: done.exchangeHash,
                 sessionID: sessionID, letter: letter.asciiValue!, length: length)
         }
-        let inCipher = negotiated.cipherClientToServer, outCipher = negotiated.cipherServerToClient
-        let inMAC = negotiated.macClientToServer, outMAC = negotiated.macServerToClient
+        let isServer = role == .server
+        let inCipher = isServer ? negotiated.cipherClientToServer : negotiated.cipherServerToClient
+        let outCipher = isServer ? negotiated.cipherServerToClient : negotiated.cipherClientToServer
+        let inMAC = isServer ? negotiated.macClientToServer : negotiated.macServerToClient
+        let outMAC = isServer ? negotiated.macServerToClient : negotiated.macClientToServer
+        let (inIV, inKey, inMACKey): (Character, Character, Character) = isServer ? ("A", "C", "E") : ("B", "D", "F")
+        let (outIV, outKey, outMACKey): (Character, Character, Character) = isServer ? ("B", "D", "F") : ("A", "C", "E")
         let opener = try crypto.makeOpener(
             cipher: inCipher, mac: inMAC,
-            key: derive("C", crypto.keyLength(cipher: inCipher)),
-            iv: derive("A", crypto.ivLength(cipher: inCipher)),
-            macKey: inMAC.map { derive("E", crypto.keyLength(mac: $0)) } ?? [])
+            key: derive(inKey, crypto.keyLength(cipher: inCipher)),
+            iv: derive(inIV, crypto.ivLength(cipher: inCipher)),
+            macKey: inMAC.map { derive(inMACKey, crypto.keyLength(mac: $0)) } ?? [])
         let sealer = try crypto.makeSealer(
             cipher: outCipher, mac: outMAC,
-            key: derive("D", crypto.keyLength(cipher: outCipher)),
-            iv: derive("B", crypto.ivLength(cipher: outCipher)),
-            macKey: outMAC.map { derive("F", crypto.keyLength(mac: $0)) } ?? [])
+            key: derive(outKey, crypto.keyLength(cipher: outCipher)),
+            iv: derive(outIV, crypto.ivLength(cipher: outCipher)),
+            macKey: outMAC.map { derive(outMACKey, crypto.keyLength(mac: $0)) } ?? [])
         return (sealer, opener)
     }
 }

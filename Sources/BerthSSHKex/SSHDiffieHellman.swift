@@ -256,3 +256,94 @@ struct SSHGroupExchange: SSHServerKeyExchange {
         }
     }
 }
+
+/// The client half of one DH exchange in the group (p, g): a private x, e = g^x mod p sent to the
+/// server, and K = f^x mod p from the server's f. x is kept as bytes between the two steps (the
+/// BIGNUMs still live only inside one call) and cleared by `clear()`.
+struct SSHDHClientExchange {
+    let prime: [UInt8]
+    let generator: [UInt8]
+    private var x: [UInt8]
+    /// e as a big-endian magnitude.
+    let e: [UInt8]
+
+    init(prime: [UInt8], generator: [UInt8], exponentBits: Int32) throws {
+        self.prime = prime
+        self.generator = generator
+        guard let context = BN_CTX_secure_new() else { throw SSHDiffieHellman.internalError("BN_CTX_secure_new") }
+        defer { BN_CTX_free(context) }
+        guard let p = BN_new(), let g = BN_new(), let pMinusOne = BN_new() else { throw SSHDiffieHellman.internalError("BN_new") }
+        defer { BN_free(p); BN_free(g); BN_free(pMinusOne) }
+        guard BN_bin2bn(prime, Int32(prime.count), p) != nil, BN_bin2bn(generator, Int32(generator.count), g) != nil,
+            BN_copy(pMinusOne, p) != nil, BN_sub_word(pMinusOne, 1) == 1
+        else { throw SSHDiffieHellman.internalError("BN setup") }
+        // A generator of 0, 1 or p-1 (or beyond p) would make K predictable.
+        guard BN_cmp(g, BN_value_one()) > 0, BN_cmp(g, pMinusOne) < 0 else {
+            throw SSHKexError.badPublicValue("the group's generator is outside 1 < g < p-1")
+        }
+        guard let xNumber = BN_secure_new(), let eNumber = BN_new() else { throw SSHDiffieHellman.internalError("BN_secure_new") }
+        defer { BN_clear_free(xNumber); BN_free(eNumber) }
+        guard BN_priv_rand(xNumber, exponentBits, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY) == 1 else {
+            throw SSHDiffieHellman.internalError("BN_priv_rand")
+        }
+        BN_set_flags(xNumber, BN_FLG_CONSTTIME)
+        guard BN_mod_exp_mont_consttime(eNumber, g, xNumber, p, context, nil) == 1 else {
+            throw SSHDiffieHellman.internalError("BN_mod_exp_mont_consttime")
+        }
+        x = SSHDiffieHellman.bytes(of: xNumber)
+        e = SSHDiffieHellman.bytes(of: eNumber)
+    }
+
+    static func bitLength(_ magnitude: [UInt8]) -> Int {
+        guard let first = magnitude.firstIndex(where: { $0 != 0 }) else { return 0 }
+        return (magnitude.count - first) * 8 - magnitude[first].leadingZeroBitCount
+    }
+
+    func initMessage(number: UInt8) -> ByteBuffer {
+        var message = ByteBufferAllocator().buffer(capacity: 8 + e.count)
+        message.writeSSHUInt8(number)
+        message.writeSSHMPInt(unsignedBigEndian: e)
+        return message
+    }
+
+    mutating func clear() {
+        for index in x.indices { x[index] = 0 }
+    }
+
+    /// Checks f, computes K and H (the algorithm's own fields already in `transcript`).
+    func finish(
+        transcript: SSHExchangeHashBuilder, reply: (hostKey: [UInt8], value: [UInt8], signature: [UInt8]), hash: SSHKexHash
+    ) throws -> SSHClientKexOutput {
+        let f = reply.value
+        guard let magnitude = SSHMPInt.decodeUnsigned(f) else { throw SSHKexError.badPublicValue("server's DH value f is negative") }
+        guard let context = BN_CTX_secure_new() else { throw SSHDiffieHellman.internalError("BN_CTX_secure_new") }
+        defer { BN_CTX_free(context) }
+        guard let p = BN_new(), let pMinusOne = BN_new(), let serverF = BN_new() else { throw SSHDiffieHellman.internalError("BN_new") }
+        defer { BN_free(p); BN_free(pMinusOne); BN_free(serverF) }
+        guard BN_bin2bn(prime, Int32(prime.count), p) != nil, BN_copy(pMinusOne, p) != nil, BN_sub_word(pMinusOne, 1) == 1,
+            BN_bin2bn(magnitude, Int32(magnitude.count), serverF) != nil
+        else { throw SSHDiffieHellman.internalError("BN setup") }
+        // RFC 4253 §8: the client checks f as the server checks e.
+        guard BN_cmp(serverF, BN_value_one()) > 0, BN_cmp(serverF, pMinusOne) < 0 else {
+            throw SSHKexError.badPublicValue("server's DH value f is outside 1 < f < p-1")
+        }
+        guard let xNumber = BN_secure_new(), let k = BN_secure_new() else { throw SSHDiffieHellman.internalError("BN_secure_new") }
+        defer { BN_clear_free(xNumber); BN_clear_free(k) }
+        guard BN_bin2bn(x, Int32(x.count), xNumber) != nil else { throw SSHDiffieHellman.internalError("BN_bin2bn") }
+        BN_set_flags(xNumber, BN_FLG_CONSTTIME)
+        guard BN_mod_exp_mont_consttime(k, serverF, xNumber, p, context, nil) == 1 else {
+            throw SSHDiffieHellman.internalError("BN_mod_exp_mont_consttime")
+        }
+        guard BN_is_one(k) == 0, BN_cmp(k, pMinusOne) != 0 else {
+            throw SSHKexError.badPublicValue("server's DH value f lies in a small subgroup")
+        }
+        var transcript = transcript
+        transcript.buffer.writeSSHMPInt(unsignedBigEndian: e)
+        transcript.buffer.writeSSHMPInt(unsignedBigEndian: magnitude)
+        let sharedSecret = SSHEphemeralKeyExchange.mpint(SSHDiffieHellman.bytes(of: k))
+        transcript.buffer.writeBytes(sharedSecret)
+        return SSHClientKexOutput(
+            output: SSHKexOutput(exchangeHash: hash.digest(transcript.buffer), sharedSecret: sharedSecret, hash: hash),
+            hostKeyBlob: reply.hostKey, signature: reply.signature)
+    }
+}

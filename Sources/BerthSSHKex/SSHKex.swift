@@ -2,8 +2,8 @@ import BerthSSHWire
 import Crypto
 import NIOCore
 
-// Server-role key exchange (docs/ssh-engine.md, "BerthSSHKex"). Each algorithm is a small state
-// machine fed the client's kex messages by the engine; it answers with the reply payloads and,
+// Key exchange (docs/ssh-engine.md, "BerthSSHKex"), both roles. Each algorithm is a small state
+// machine fed the peer's kex messages by the engine; it answers with the reply payloads and,
 // at the end, the exchange hash H and the shared secret K exactly as they go into the hash, which
 // is what key derivation needs. The host key is only reached through `SSHHostKeySigner`, so this
 // module never sees a private host key.
@@ -191,15 +191,29 @@ struct SSHExchangeHashBuilder {
     let hostKeyBlob: [UInt8]
 
     init(context: SSHKexContext) {
-        hostKeyBlob = context.hostKey.publicKeyBlob
+        self.init(
+            clientVersion: context.clientVersion, serverVersion: context.serverVersion,
+            clientKexInit: context.clientKexInit, serverKexInit: context.serverKexInit,
+            hostKeyBlob: context.hostKey.publicKeyBlob)
+    }
+
+    /// The client's transcript: the host key blob is the one the server's reply carried.
+    init(context: SSHClientKexContext, hostKeyBlob: [UInt8]) {
+        self.init(
+            clientVersion: context.clientVersion, serverVersion: context.serverVersion,
+            clientKexInit: context.clientKexInit, serverKexInit: context.serverKexInit, hostKeyBlob: hostKeyBlob)
+    }
+
+    private init(clientVersion: [UInt8], serverVersion: [UInt8], clientKexInit: [UInt8], serverKexInit: [UInt8], hostKeyBlob: [UInt8]) {
+        self.hostKeyBlob = hostKeyBlob
         let size =
-            20 + context.clientVersion.count + context.serverVersion.count + context.clientKexInit.count
-            + context.serverKexInit.count + hostKeyBlob.count + 2 * 1300
+            20 + clientVersion.count + serverVersion.count + clientKexInit.count
+            + serverKexInit.count + hostKeyBlob.count + 2 * 1300
         buffer = ByteBufferAllocator().buffer(capacity: size)
-        buffer.writeSSHString(context.clientVersion)
-        buffer.writeSSHString(context.serverVersion)
-        buffer.writeSSHString(context.clientKexInit)
-        buffer.writeSSHString(context.serverKexInit)
+        buffer.writeSSHString(clientVersion)
+        buffer.writeSSHString(serverVersion)
+        buffer.writeSSHString(clientKexInit)
+        buffer.writeSSHString(serverKexInit)
         buffer.writeSSHString(hostKeyBlob)
     }
 

@@ -1,36 +1,40 @@
 import BerthCore
-import Logging
+import BerthSSHWire
 import NIOCore
-import NIOSSH
 
-/// One client session relayed to an upstream session channel: every request goes up and the
-/// upstream's answer comes back; output, EOF, exit status and exit signal flow down in order.
+/// One client session relayed to an upstream session channel. Each request goes up as the
+/// client sent it (type and type-specific bytes) and the upstream's answer comes back; output,
+/// EOF and the upstream's requests (exit-status, exit-signal) flow down in order.
 actor ProxySession: SessionChannelHandler {
     private let downstream: any SessionChannel
-    private let upstream: Channel
-    private let relay: NIOLoopBound<UpstreamRelay>
+    private let upstream: UpstreamChannel
     private var input: Task<Void, Never>?
     private var output: Task<Void, Never>?
 
-    init(downstream: any SessionChannel, upstream: Channel, relay: NIOLoopBound<UpstreamRelay>, events: UpstreamRelay.Events) {
+    init(downstream: any SessionChannel, upstream: UpstreamChannel) {
         self.downstream = downstream
         self.upstream = upstream
-        self.relay = relay
+        if let output = downstream.output { upstream.useFastOutput(output) }
         let channel = downstream
-        // Servers often send EOF before the exit status; the client is told in the order docs/ssh-engine.md gives
-        // (exit status, then EOF, then close), so the EOF waits for the exit report.
+        // Servers often send EOF before the exit status; the client is told in the order
+        // docs/ssh-engine.md gives (exit status, then EOF, then close), so the EOF waits for the
+        // exit report.
         output = Task {
             var eofPending = false
-            for await event in events {
+            for await event in upstream.events {
                 switch event {
-                case .stdout(let bytes): try? await channel.writeStdout(bytes)
-                case .stderr(let bytes): try? await channel.writeStderr(bytes)
-                case .exitStatus(let status):
-                    await channel.sendExitStatus(status)
-                    if eofPending { await channel.closeWrite(); eofPending = false }
-                case .exitSignal(let name, let core, let message):
-                    await channel.sendExitSignal(name: name, coreDumped: core, message: message)
-                    if eofPending { await channel.closeWrite(); eofPending = false }
+                case .data(let bytes):
+                    try? await channel.writeStdout(bytes)
+                    upstream.consumed(bytes.readableBytes)
+                case .extendedData(let bytes, _):
+                    try? await channel.writeStderr(bytes)
+                    upstream.consumed(bytes.readableBytes)
+                case .request(let type, let payload):
+                    guard await Self.relayDown(type: type, payload: payload, to: channel) else { continue }
+                    if eofPending {
+                        await channel.closeWrite()
+                        eofPending = false
+                    }
                 case .eof:
                     eofPending = true
                 case .closed:
@@ -43,75 +47,111 @@ actor ProxySession: SessionChannelHandler {
         }
     }
 
+    /// The upstream's session requests the client is told about; true for an exit report.
+    private static func relayDown(type: String, payload: ByteBuffer, to channel: any SessionChannel) async -> Bool {
+        var data = payload
+        switch type {
+        case "exit-status":
+            guard let status = data.readSSHUInt32() else { return false }
+            await channel.sendExitStatus(status)
+            return true
+        case "exit-signal":
+            guard let name = data.readSSHText(), let core = data.readSSHBool(), let message = data.readSSHText() else { return false }
+            await channel.sendExitSignal(name: name, coreDumped: core, message: message)
+            return true
+        default:
+            // eow@openssh.com (EOF follows anyway), keepalive@openssh.com (already answered).
+            return false
+        }
+    }
+
     /// Sends a request upstream and waits for its verdict.
-    private func ask(_ request: any Sendable, what: String) async throws {
-        let reply = upstream.eventLoop.makePromise(of: Bool.self)
-        let relay = self.relay
-        upstream.eventLoop.execute { relay.value.send(request, reply: reply) }
-        guard try await reply.futureResult.get() else {
+    private func ask(_ type: String, _ payload: ByteBuffer = ByteBuffer(), what: String) async throws {
+        guard await upstream.request(type, wantReply: true, payload: payload) else {
             throw RequestRefused("SSHPROXY_REQUEST_REFUSED", "the upstream server refused \(what)")
         }
     }
 
-    private func tell(_ request: any Sendable) {
-        upstream.triggerUserOutboundEvent(request, promise: nil)
+    private func tell(_ type: String, _ payload: ByteBuffer) async {
+        _ = await upstream.request(type, wantReply: false, payload: payload)
     }
 
     func onEnv(requestID: UInt64, name: String, value: String) async throws {
-        try await ask(SSHChannelRequestEvent.EnvironmentRequest(wantReply: true, name: name, value: value), what: "env \(name)")
+        var payload = ByteBuffer()
+        payload.writeSSHText(name)
+        payload.writeSSHText(value)
+        try await ask("env", payload, what: "env \(name)")
     }
 
     func onPtyRequest(requestID: UInt64, _ pty: PtyRequest) async throws {
-        var modes: [SSHTerminalModes.Opcode: SSHTerminalModes.OpcodeValue] = [:]
-        for (opcode, value) in pty.modes { modes[.init(rawValue: opcode)] = .init(rawValue: value) }
-        let request = SSHChannelRequestEvent.PseudoTerminalRequest(
-            wantReply: true, term: pty.term, terminalCharacterWidth: Int(pty.columns), terminalRowHeight: Int(pty.rows),
-            terminalPixelWidth: Int(pty.widthPixels), terminalPixelHeight: Int(pty.heightPixels), terminalModes: SSHTerminalModes(modes))
-        try await ask(request, what: "a terminal")
+        var payload = ByteBuffer()
+        payload.writeSSHText(pty.term)
+        payload.writeSSHUInt32(pty.columns)
+        payload.writeSSHUInt32(pty.rows)
+        payload.writeSSHUInt32(pty.widthPixels)
+        payload.writeSSHUInt32(pty.heightPixels)
+        // RFC 4254 §8: opcode/uint32 pairs ending with TTY_OP_END.
+        var modes = ByteBuffer()
+        for (opcode, value) in pty.modes.sorted(by: { $0.key < $1.key }) where opcode != 0 && opcode < 160 {
+            modes.writeSSHUInt8(opcode)
+            modes.writeSSHUInt32(value)
+        }
+        modes.writeSSHUInt8(0)
+        payload.writeSSHString(modes)
+        try await ask("pty-req", payload, what: "a terminal")
     }
 
     func onShell(requestID: UInt64) async throws {
-        try await ask(SSHChannelRequestEvent.ShellRequest(wantReply: true), what: "a shell")
+        try await ask("shell", what: "a shell")
         startInput()
     }
 
     func onExec(requestID: UInt64, command: String) async throws {
-        try await ask(SSHChannelRequestEvent.ExecRequest(command: command, wantReply: true), what: "the command")
+        var payload = ByteBuffer()
+        payload.writeSSHText(command)
+        try await ask("exec", payload, what: "the command")
         startInput()
     }
 
     func onSubsystem(requestID: UInt64, name: String) async throws {
-        try await ask(SSHChannelRequestEvent.SubsystemRequest(subsystem: name, wantReply: true), what: "subsystem \(name)")
+        var payload = ByteBuffer()
+        payload.writeSSHText(name)
+        try await ask("subsystem", payload, what: "subsystem \(name)")
         startInput()
     }
 
     func onWindowChange(requestID: UInt64, _ size: WindowSize) async throws {
-        tell(
-            SSHChannelRequestEvent.WindowChangeRequest(
-                terminalCharacterWidth: Int(size.columns), terminalRowHeight: Int(size.rows),
-                terminalPixelWidth: Int(size.widthPixels), terminalPixelHeight: Int(size.heightPixels)))
+        var payload = ByteBuffer()
+        payload.writeSSHUInt32(size.columns)
+        payload.writeSSHUInt32(size.rows)
+        payload.writeSSHUInt32(size.widthPixels)
+        payload.writeSSHUInt32(size.heightPixels)
+        await tell("window-change", payload)
     }
 
     func onSignal(requestID: UInt64, signal: String) async throws {
-        tell(SSHChannelRequestEvent.SignalRequest(signal: signal))
+        var payload = ByteBuffer()
+        payload.writeSSHText(signal)
+        await tell("signal", payload)
     }
 
     func onUnsupportedRequest(requestID: UInt64, type: String) async {}
 
     func onClose() async {
         input?.cancel()
-        try? await upstream.close()
+        upstream.close()
     }
 
     /// Client input goes up once the program runs; its EOF becomes the upstream's EOF.
     private func startInput() {
+        guard input == nil else { return }
         let stdin = downstream.stdin
         let upstream = self.upstream
         input = Task {
             for await chunk in stdin {
-                do { try await upstream.writeAndFlush(SSHChannelData(type: .channel, data: .byteBuffer(chunk))) } catch { return }
+                do { try await upstream.write(chunk) } catch { return }
             }
-            try? await upstream.close(mode: .output)
+            upstream.sendEOF()
         }
     }
 }

@@ -67,6 +67,9 @@ struct FakeCrypto: SSHCryptoProvider {
         guard name == "test-kex" || name == "test-kex2" else { throw SSHProtocolError("TEST_NO_KEX", name) }
         return FakeKex(context: context)
     }
+    func makeClientKex(name: String, context: SSHClientKexContext) throws -> any SSHClientKeyExchange {
+        try SSHKexAlgorithms.makeClient(name: name, context: context)
+    }
     func isAEAD(cipher: String) -> Bool { cipher == "test-aead" }
     func keyLength(cipher: String) -> Int { 4 }
     func ivLength(cipher: String) -> Int { 4 }

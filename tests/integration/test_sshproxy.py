@@ -1,6 +1,8 @@
 """The SSH proxy backend against a real OpenSSH sshd on loopback (docs/configuration.md, "sshproxy")."""
 import asyncio
+import hashlib
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -8,19 +10,20 @@ from pathlib import Path
 import asyncssh
 import paramiko
 import pytest
+import socket
+import threading
 
 from conftest import SSH_OPTS, Process, free_port, make_key, wait_for_port, wait_until, webhook_auth
 
 
-@pytest.fixture
-def upstream(tmp_path):
+def start_upstream(directory, host_key_type="ed25519", client_key_type="ed25519", extra=""):
     """An sshd of our own: root logs in with a key made here; returns its details."""
-    directory = tmp_path / "upstream"
     directory.mkdir()
-    host_key = directory / "ssh_host_ed25519_key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+    host_key = directory / f"ssh_host_{host_key_type}_key"
+    key_args = {"ed25519": ["-t", "ed25519"], "rsa": ["-t", "rsa", "-b", "3072"], "ecdsa": ["-t", "ecdsa", "-b", "384"]}
+    subprocess.run(["ssh-keygen", "-q", *key_args[host_key_type], "-N", "", "-f", str(host_key)], check=True)
     fingerprint = subprocess.run(["ssh-keygen", "-lf", f"{host_key}.pub"], capture_output=True, text=True, check=True).stdout.split()[1]
-    client_key, client_pub = make_key(directory, "ed25519", "berth_upstream_key")
+    client_key, client_pub = make_key(directory, client_key_type, "berth_upstream_key")
     (directory / "authorized_keys").write_text(client_pub + "\n")
     port = free_port()
     config = directory / "sshd_config"
@@ -36,23 +39,45 @@ KbdInteractiveAuthentication no
 UsePAM no
 AcceptEnv PROXYTEST
 Subsystem sftp /usr/lib/openssh/sftp-server
+{extra}
 """)
     Path("/run/sshd").mkdir(exist_ok=True)
-    process = Process(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], directory / "sshd.log")
+    log = directory / "sshd.log"
+    process = Process(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], log)
     wait_for_port(port, process.proc)
-    yield {"port": port, "fingerprint": fingerprint, "key": str(client_key)}
-    process.stop()
+    return {"port": port, "fingerprint": fingerprint, "key": str(client_key), "log": log, "process": process}
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    details = start_upstream(tmp_path / "upstream")
+    yield details
+    details["process"].stop()
+
+
+@pytest.fixture
+def make_upstream(tmp_path):
+    started = []
+
+    def make(**options):
+        details = start_upstream(tmp_path / f"upstream{len(started)}", **options)
+        started.append(details)
+        return details
+    yield make
+    for details in started:
+        details["process"].stop()
 
 
 def proxy_config(upstream, **overrides):
+    upstream = {key: value for key, value in upstream.items() if key in ("port", "fingerprint", "key")}
     block = {"server": "127.0.0.1", "port": upstream["port"], "username": "root", "privateKey": upstream["key"],
              "allowedHostKeyFingerprints": [upstream["fingerprint"]], "timeout": "5s", **overrides}
     return {"backend": "sshproxy", "sshproxy": block}
 
 
-def start(start_berth, example_webhook, upstream, **overrides):
+def start(start_berth, example_webhook, upstream, name="berth", **overrides):
     url, _ = example_webhook([{"username": "alice", "password": "pw"}])
-    return start_berth({"auth": webhook_auth(url), **proxy_config(upstream, **overrides)})
+    return start_berth({"auth": webhook_auth(url), **proxy_config(upstream, **overrides)}, name=name)
 
 
 def test_exec_output_stderr_exit_code_and_env(start_berth, example_webhook, upstream):
@@ -132,7 +157,14 @@ def test_wrong_fingerprint_and_unreachable_upstream_are_refused(start_berth, exa
     assert b"cannot start your session upstream" in result.stderr and b"(SSHPROXY_LOGIN_FAILED, connection " in result.stderr
     assert b"SHA256:" not in result.stderr
     assert "not in sshproxy.allowedHostKeyFingerprints" in wrong.process.output()
-    down = start(start_berth, example_webhook, upstream, port=free_port(), timeout="2s")
+    assert any(line.get("code") == "SSHPROXY_HOST_KEY_REJECTED" for line in wrong.process.log_lines())
+    # A key the upstream does not know: the engine's client role gives up once the key was refused.
+    stranger, _ = make_key(Path(upstream["key"]).parent, "ed25519", "stranger")
+    unknown = start(start_berth, example_webhook, upstream, name="unknown", privateKey=str(stranger))
+    result = unknown.ssh("alice", "true", password="pw")
+    assert result.returncode == 1 and b"(SSHPROXY_LOGIN_FAILED, connection " in result.stderr
+    assert any(line.get("code") == "SSHPROXY_AUTH_REJECTED" for line in unknown.process.log_lines())
+    down = start(start_berth, example_webhook, upstream, name="down", port=free_port(), timeout="2s")
     started = time.monotonic()
     result = down.ssh("alice", "true", password="pw")
     assert result.returncode == 1 and b"(SSHPROXY_UPSTREAM_UNREACHABLE, connection " in result.stderr
@@ -163,3 +195,137 @@ def test_username_pass_through_uses_the_authenticated_name(start_berth, example_
     berth = start_berth({"auth": webhook_auth(url), **proxy_config(upstream, usernamePassThrough=True, username="")})
     result = berth.ssh("alice", "whoami", password="pw")
     assert result.returncode == 0 and result.stdout == b"root\n", result.stderr
+
+
+def test_rsa_only_upstream_with_an_rsa_user_key(start_berth, example_webhook, make_upstream):
+    upstream = make_upstream(host_key_type="rsa", client_key_type="rsa", extra="LogLevel DEBUG3")
+    berth = start(start_berth, example_webhook, upstream)
+    result = berth.ssh("alice", "whoami", password="pw")
+    assert result.returncode == 0 and result.stdout == b"root\n", result.stderr
+    log = upstream["log"].read_text()
+    # sshd names the user key's signature algorithm: SHA-2 RSA (ssh-rsa would be SHA-1).
+    assert "Accepted publickey for root" in log and "RSA SHA256:" in log, log
+    assert re.search(r"attempting public key rsa-sha2-(512|256) ", log), log
+
+
+def test_strict_kex_and_client_version_seen_upstream(start_berth, example_webhook, make_upstream):
+    upstream = make_upstream(extra="LogLevel DEBUG3")
+    berth = start(start_berth, example_webhook, upstream, clientVersion="SSH-2.0-ProxyProbe7 lab_1.0")
+    result = berth.ssh("alice", "echo ok", password="pw")
+    assert result.returncode == 0 and result.stdout == b"ok\n", result.stderr
+    log = upstream["log"].read_text()
+    assert "remote software version ProxyProbe7 lab_1.0" in log, log
+    assert "will use strict KEX ordering" in log, log
+
+
+def test_bad_client_version_is_refused_at_load(start_berth, example_webhook, upstream):
+    url, _ = example_webhook([{"username": "alice", "password": "pw"}])
+    berth = start_berth({"auth": webhook_auth(url), **proxy_config(upstream, clientVersion="SSH-2.0-bad\r\nx")}, expect_start=False)
+    assert berth.process.proc.wait(timeout=60) != 0
+    assert "sshproxy.clientVersion" in berth.process.output()
+
+
+def test_50_mib_each_way_with_rekeys_upstream(start_berth, example_webhook, make_upstream):
+    # RekeyLimit 1M makes sshd rekey about every megabyte, so the transfers cross many rekeys.
+    upstream = make_upstream(extra="RekeyLimit 1M\nLogLevel DEBUG1")
+    berth = start(start_berth, example_webhook, upstream)
+    size = 50 * 1024 * 1024
+    payload = os.urandom(size)
+    up = berth.ssh("alice", "sha256sum | cut -d' ' -f1", password="pw", stdin=payload, timeout=300)
+    assert up.returncode == 0, up.stderr
+    assert up.stdout.decode().strip() == hashlib.sha256(payload).hexdigest()
+    down = berth.ssh("alice", f"head -c {size} /dev/urandom > /tmp/berth-proxy-down; sha256sum /tmp/berth-proxy-down >&2; "
+                     "cat /tmp/berth-proxy-down; rm /tmp/berth-proxy-down", password="pw", timeout=300)
+    assert down.returncode == 0
+    assert len(down.stdout) == size
+    # sshd's own debug lines may share the session's stderr; the hash line is sha256sum's.
+    expected = re.search(r"([0-9a-f]{64})  /tmp/berth-proxy-down", down.stderr.decode())
+    assert expected and hashlib.sha256(down.stdout).hexdigest() == expected.group(1), down.stderr[-2000:]
+    log = upstream["log"].read_text()
+    assert log.count("SSH2_MSG_NEWKEYS received") >= 20, log[-2000:]
+
+
+def _echo_server():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+
+            def echo(connection=connection):
+                with connection:
+                    while data := connection.recv(65536):
+                        connection.sendall(data)
+            threading.Thread(target=echo, daemon=True).start()
+    threading.Thread(target=serve, daemon=True).start()
+    return listener
+
+
+def _through(port, data):
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(data)
+        connection.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+        return received
+
+
+def test_local_and_remote_forwards_are_relayed_upstream(start_berth, example_webhook, upstream):
+    echo = _echo_server()
+    try:
+        berth_forwarding = {"forwarding": {"forwardingMode": "enable", "reverseForwardingMode": "enable"}}
+        url, _ = example_webhook([{"username": "alice", "password": "pw"}])
+        berth = start_berth({"auth": webhook_auth(url), "security": berth_forwarding, **proxy_config(upstream)}, name="forwarding")
+        echo_port = echo.getsockname()[1]
+        local, remote = free_port(), free_port()
+        tunnel = subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
+                                   "-o", "ExitOnForwardFailure=yes", "-N", "-L", f"127.0.0.1:{local}:127.0.0.1:{echo_port}",
+                                   "-R", f"127.0.0.1:{remote}:127.0.0.1:{echo_port}", "alice@127.0.0.1"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            data = os.urandom(3 * 1024 * 1024)
+            # -L: Berth opens direct-tcpip upstream, sshd connects to the echo server.
+            assert wait_until(lambda: _try(lambda: _through(local, b"ping")) == b"ping", timeout=60)
+            assert _through(local, data) == data
+            # -R: sshd listens on `remote` and opens forwarded-tcpip back through Berth to the client.
+            assert wait_until(lambda: _try(lambda: _through(remote, b"pong")) == b"pong", timeout=60)
+            assert _through(remote, data) == data
+        finally:
+            tunnel.terminate()
+            tunnel.wait(timeout=30)
+    finally:
+        echo.close()
+
+
+def _try(body):
+    try:
+        return body()
+    except OSError:
+        return None
+
+
+def test_upstream_keepalives_are_answered(start_berth, example_webhook, make_upstream):
+    # sshd drops a client that leaves one keepalive unanswered; the command outlives several.
+    upstream = make_upstream(extra="ClientAliveInterval 1\nClientAliveCountMax 1\nLogLevel DEBUG3")
+    berth = start(start_berth, example_webhook, upstream)
+    result = berth.ssh("alice", "sleep 4; echo alive", password="pw")
+    assert result.returncode == 0 and result.stdout == b"alive\n", result.stderr
+    log = upstream["log"].read_text()
+    assert "keepalive@openssh.com" in log and "Timeout, client not responding" not in log, log[-3000:]
+
+
+def test_configured_algorithms_are_used_upstream(start_berth, example_webhook, make_upstream):
+    upstream = make_upstream(extra="LogLevel DEBUG1")
+    berth = start(start_berth, example_webhook, upstream, kex=["diffie-hellman-group-exchange-sha256"],
+                  ciphers=["aes256-ctr"], macs=["hmac-sha2-512-etm@openssh.com"])
+    result = berth.ssh("alice", "echo ok", password="pw")
+    assert result.returncode == 0 and result.stdout == b"ok\n", result.stderr
+    log = upstream["log"].read_text()
+    assert "kex: algorithm: diffie-hellman-group-exchange-sha256" in log, log
+    assert "client->server cipher: aes256-ctr MAC: hmac-sha2-512-etm@openssh.com" in log, log
