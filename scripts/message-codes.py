@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "message-codes.md"
 # All-caps names in the sources that are environment variables, not message codes.
-NOT_CODES = {"BERTH_CONFIG", "BERTH_ENABLE_TEST_BACKEND", "BERTH_AGENT_SECRET", "SSH_ORIGINAL_COMMAND", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "GIT_PROTOCOL", "OIDC_TOKEN"}
+NOT_CODES = {"BERTH_CONFIG", "BERTH_ENABLE_TEST_BACKEND", "BERTH_AGENT_SECRET", "SSH_ORIGINAL_COMMAND", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "GIT_PROTOCOL", "OIDC_TOKEN", "SSH_AUTH_SOCK"}
 # SSH message names (RFC 4250 §4.1.2 and extensions), which the engine quotes in its errors.
 SSH_MESSAGE_NAMES = {
     "SERVICE_REQUEST", "SERVICE_ACCEPT", "EXT_INFO", "KEXDH_INIT", "KEX_ECDH_INIT", "KEX_HYBRID_INIT",
