@@ -37,7 +37,8 @@ extension AgentSession {
         sessionForwards.append(multiplexer)
         let displayName = "\(display).\(request.screen)"
         do {
-            if let file = try await registerCookie(link, display: displayName, request.authProtocol, request.cookie, entry: XAuthorityEntry(display: "\(display)", protocolName: request.authProtocol, cookie: cookie)) {
+            let entry = XAuthorityEntry(display: "\(display)", protocolName: request.authProtocol, cookie: cookie)
+            if let file = try await registerCookie(link, display: displayName, request.authProtocol, request.cookie, entry: entry) {
                 setup.setVariable("XAUTHORITY", file)
             }
         } catch {

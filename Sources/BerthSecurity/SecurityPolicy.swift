@@ -69,13 +69,17 @@ public struct SecurityPolicy: Sendable {
 
     public func refusesX11() -> String? {
         if !allowsForwarding(config.forwarding.x11ForwardingMode) { return "x11ForwardingMode is not enable" }
-        if !restrictions.x11Forwarding { return "the login key does not allow X11 forwarding (no-X11-forwarding, restrict, or a certificate without permit-X11-forwarding)" }
+        if !restrictions.x11Forwarding {
+            return "the login key does not allow X11 forwarding (no-X11-forwarding, restrict, or a certificate without permit-X11-forwarding)"
+        }
         return nil
     }
 
     public func refusesAgentForwarding() -> String? {
         if !allowsForwarding(config.forwarding.agentForwardingMode) { return "agentForwardingMode is not enable" }
-        if !restrictions.agentForwarding { return "the login key does not allow agent forwarding (no-agent-forwarding, restrict, or a certificate without permit-agent-forwarding)" }
+        if !restrictions.agentForwarding {
+            return "the login key does not allow agent forwarding (no-agent-forwarding, restrict, or a certificate without permit-agent-forwarding)"
+        }
         return nil
     }
 

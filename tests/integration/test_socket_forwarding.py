@@ -195,3 +195,37 @@ def test_socket_forwarding_is_refused_unless_enabled_and_the_connection_goes_on(
     asyncio.run(scenario())
     log = berth.process.output()
     assert "socketForwardingMode is not enable" in log and "socketListenMode is not enable" in log
+
+
+def test_session_mode_refuses_socket_x11_and_agent_forwarding_clearly(start_berth, example_webhook):
+    import paramiko
+    url, _ = example_webhook(USERS)
+    everything = {"forwarding": {"socketForwardingMode": "enable", "socketListenMode": "enable", "x11ForwardingMode": "enable",
+                                 "agentForwardingMode": "enable"}}
+    berth = start_berth({"auth": webhook_auth(url), **docker_config(mode="session"), "security": everything})
+
+    async def sockets():
+        async with await connect(berth) as conn:
+            with pytest.raises(asyncssh.ChannelOpenError) as refused:
+                await conn.open_unix_connection("/tmp/app.sock")
+            assert refused.value.code == 1 and "session mode" in refused.value.reason
+            with pytest.raises(asyncssh.ChannelListenError):
+                await conn.forward_remote_path_to_port("/tmp/r.sock", "127.0.0.1", 1)
+
+    asyncio.run(sockets())
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect("127.0.0.1", port=berth.port, username="alice", password="pw", look_for_keys=False, allow_agent=False, timeout=30)
+    try:
+        channel = client.get_transport().open_session()
+        channel.request_forward_agent(lambda _: None)
+        with pytest.raises(paramiko.SSHException):
+            channel.request_x11(auth_cookie="00112233445566778899aabbccddeeff", handler=lambda *_: None)
+        channel.exec_command('echo "agent:${SSH_AUTH_SOCK:-none} display:${DISPLAY:-none}"')
+        assert channel.makefile("rb").read() == b"agent:none display:none\n"
+    finally:
+        client.close()
+    messages = [line.get("message", "") for line in berth.process.log_lines() if line.get("code") == "FORWARDING_UNAVAILABLE"]
+    assert any("X11 forwarding is not available" in m and "session mode" in m for m in messages), messages
+    assert any("agent forwarding is not available" in m and "session mode" in m for m in messages), messages
+    assert wait_until(lambda: not berth_containers(), timeout=60)
