@@ -221,8 +221,12 @@ def test_session_mode_refuses_socket_x11_and_agent_forwarding_clearly(start_bert
         channel.request_forward_agent(lambda _: None)
         with pytest.raises(paramiko.SSHException):
             channel.request_x11(auth_cookie="00112233445566778899aabbccddeeff", handler=lambda *_: None)
-        channel.exec_command('echo "agent:${SSH_AUTH_SOCK:-none} display:${DISPLAY:-none}"')
-        assert channel.makefile("rb").read() == b"agent:none display:none\n"
+        # paramiko closes a channel whose request failed; an agent request alone (no reply
+        # wanted) leaves the session without SSH_AUTH_SOCK.
+        again = client.get_transport().open_session()
+        again.request_forward_agent(lambda _: None)
+        again.exec_command('echo "agent:${SSH_AUTH_SOCK:-none} display:${DISPLAY:-none}"')
+        assert again.makefile("rb").read() == b"agent:none display:none\n"
     finally:
         client.close()
     messages = [line.get("message", "") for line in berth.process.log_lines() if line.get("code") == "FORWARDING_UNAVAILABLE"]
