@@ -161,8 +161,9 @@ final class ForwardTable: @unchecked Sendable {
                 self.listener = -1
                 self.noMoreConnections = true
             }
+            // The name goes before the socket, so a client that finds it closed finds it removed.
+            if protocolName == "unix" { self.socketOwner.unlinkSocket(setup.bindHost) }
             close(fd)
-            if protocolName == "unix" { unlink(setup.bindHost) }
             self.exitIfIdle()
         }
     }

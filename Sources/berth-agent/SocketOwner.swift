@@ -29,6 +29,16 @@ struct SocketOwner: Sendable {
 }
 
 extension Optional where Wrapped == SocketOwner {
+    /// Removes a listening socket's file as the account that made it: a user who swapped a
+    /// directory on the path for a symlink must not get root to delete a file elsewhere.
+    func unlinkSocket(_ path: String) {
+        guard let owner = self else {
+            unlink(path)
+            return
+        }
+        _ = try? owner.run { () throws(Sockets.Failure) in unlink(path) }
+    }
+
     /// Runs `body` as the owner for unix sockets; tcp needs no ids.
     func run<T>(protocolName: String, _ body: () throws(Sockets.Failure) -> T) throws(Sockets.Failure) -> T {
         guard protocolName == "unix", let owner = self else { return try body() }

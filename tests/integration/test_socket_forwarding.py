@@ -233,3 +233,29 @@ def test_session_mode_refuses_socket_x11_and_agent_forwarding_clearly(start_bert
     assert any("X11 forwarding is not available" in m and "session mode" in m for m in messages), messages
     assert any("agent forwarding is not available" in m and "session mode" in m for m in messages), messages
     assert wait_until(lambda: not berth_containers(), timeout=60)
+
+
+def test_removing_a_listening_socket_cannot_be_turned_against_root_files(start_berth, example_webhook, tcp_echo):
+    """The user swaps a directory on the socket's path for a symlink to a root-owned one; when the
+    forward stops, the agent (root) removes the socket as the account, so the root file stays."""
+    berth = start(start_berth, example_webhook)
+
+    async def scenario():
+        async with await connect(berth) as conn:
+            await conn.run("mkdir /tmp/d", check=True)
+            listener = await conn.forward_remote_path_to_port("/tmp/d/victim", "127.0.0.1", tcp_echo)
+            container = wait_until(berth_containers, what="the connection's container")[0]
+            docker("exec", container, "sh", "-c", "mkdir -p /rootdir && echo precious > /rootdir/victim")
+            await conn.run("mv /tmp/d /tmp/d.old && ln -s /rootdir /tmp/d", check=True)
+            listener.close()
+            await listener.wait_closed()
+            # The agent removes the name before it closes the socket: once nothing accepts there,
+            # the removal has been tried.
+            probe = command(UNIX_ECHO_CLIENT, "/tmp/d.old/victim", "1")
+            deadline = asyncio.get_running_loop().time() + 60
+            while (await conn.run(probe, check=False)).exit_status == 0:
+                assert asyncio.get_running_loop().time() < deadline, "the socket still accepts"
+                await asyncio.sleep(0.2)
+            assert docker("exec", container, "cat", "/rootdir/victim").stdout == "precious\n"
+
+    asyncio.run(scenario())
