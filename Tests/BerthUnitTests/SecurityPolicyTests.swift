@@ -75,3 +75,23 @@ import Testing
         #expect(throws: WebhookError.self) { try ConfigWebhookClient.decode(Array("nope".utf8)) }
     }
 }
+
+@Suite struct ForwardingModeConfigTests {
+    @Test func agentForwardingModeIsReadAndBadValuesAreRefusedByName() throws {
+        let yaml =
+            minimalAuthYAML + """
+            security:
+              forwarding:
+                socketForwardingMode: enable
+                socketListenMode: enable
+                x11ForwardingMode: enable
+                agentForwardingMode: enable
+            """
+        let forwarding = try readConfig(yaml).config.security.forwarding
+        #expect(forwarding.agentForwardingMode == .enable && forwarding.x11ForwardingMode == .enable)
+        #expect(forwarding.socketForwardingMode == .enable && forwarding.socketListenMode == .enable)
+        #expect(try readConfig(minimalAuthYAML + "security: {}\n").config.security.forwarding.agentForwardingMode == .unset)
+        let problems = configProblems(minimalAuthYAML + "security:\n  forwarding:\n    agentForwardingMode: sometimes\n")
+        #expect(problems.count == 1 && problems[0].contains("agentForwardingMode"))
+    }
+}
