@@ -80,13 +80,13 @@ import Testing
     @Test func agentForwardingModeIsReadAndBadValuesAreRefusedByName() throws {
         let yaml =
             minimalAuthYAML + """
-            security:
-              forwarding:
-                socketForwardingMode: enable
-                socketListenMode: enable
-                x11ForwardingMode: enable
-                agentForwardingMode: enable
-            """
+                security:
+                  forwarding:
+                    socketForwardingMode: enable
+                    socketListenMode: enable
+                    x11ForwardingMode: enable
+                    agentForwardingMode: enable
+                """
         let forwarding = try readConfig(yaml).config.security.forwarding
         #expect(forwarding.agentForwardingMode == .enable && forwarding.x11ForwardingMode == .enable)
         #expect(forwarding.socketForwardingMode == .enable && forwarding.socketListenMode == .enable)
