@@ -64,6 +64,7 @@ public actor AgentSession: ProgramSessionHandler {
     /// X11 and agent listeners of this session (AgentSessionForwarding.swift).
     var sessionForwards: [ForwardMultiplexer] = []
     var agentSocketDirectory: String?
+    var x11Display: String?
 
     public init(host: any AgentSessionHost, channel: any SessionChannel) {
         self.host = host

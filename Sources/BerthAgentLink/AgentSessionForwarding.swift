@@ -12,7 +12,7 @@ import NIOCore
 extension AgentSession {
     public func onX11Request(requestID: UInt64, _ request: X11Request, opener: any ClientChannelOpener) async throws {
         let (forwarding, link) = try forwardingLink("X11 forwarding")
-        guard setup.environment["DISPLAY"] == nil else {
+        guard x11Display == nil else {
             throw RequestRefused("FORWARD_X11_EXISTS", "X11 forwarding is already set up on this session")
         }
         guard let cookie = XAuthorityEntry.cookieBytes(request.cookie), XAuthorityEntry.isProtocolName(request.authProtocol) else {
@@ -47,13 +47,14 @@ extension AgentSession {
             logger.log(.warning, "FORWARD_X11_FAILED", "cannot register the X11 cookie in the container: \(error)")
             throw RequestRefused("FORWARD_X11_FAILED", "cannot set up X11 forwarding in the container")
         }
+        x11Display = displayName
         setup.setVariable("DISPLAY", "localhost:\(displayName)")
         logger.log(.info, "FORWARD_X11_READY", "X11 forwarding on display localhost:\(displayName)", [LogKey.channelID: "\(sessionChannel.channelID)"])
     }
 
     public func onAgentForwardRequest(requestID: UInt64, opener: any ClientChannelOpener) async throws {
         let (forwarding, link) = try forwardingLink("agent forwarding")
-        guard setup.environment["SSH_AUTH_SOCK"] == nil else {
+        guard agentSocketDirectory == nil else {
             throw RequestRefused("FORWARD_AGENT_EXISTS", "agent forwarding is already set up on this session")
         }
         try await useLoginAccount(link)
