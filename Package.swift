@@ -275,7 +275,7 @@ let package = Package(
         .testTarget(
             name: "BerthAgentLinkTests",
             dependencies: [
-                "BerthAgentLink", "BerthAgentProtocol", "BerthConfig", "BerthCore",
+                "BerthAgentLink", "BerthAgentProtocol", "BerthConfig", "BerthCore", "BerthTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

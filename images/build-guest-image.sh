@@ -3,7 +3,7 @@
 # registry:
 #   1. berth-guest-base:<release>-<packages hash>: `debootstrap --variant=minbase` of bookworm
 #      with what a person expects on a Linux box they log in to (bash, coreutils, procps, a full
-#      python3, git, curl, rsync, less, nano and vim, the ssh client, sudo for operators who
+#      python3, git, curl, rsync, less, nano and vim, the ssh client, xauth (ssh -X), sudo for operators who
 #      enable it) and openssh-sftp-server, from the mirror this machine's apt uses, imported with
 #      `docker import` (slow: minutes; cached).
 #   2. berth-guest:latest (also tagged berth-guest:agent-<agent sha256 prefix>): the base plus the
@@ -15,7 +15,7 @@ source images/common.sh
 SECONDS=0
 
 RELEASE=bookworm
-PACKAGES=bash,coreutils,procps,ncurses-bin,openssh-sftp-server,python3,git,curl,ca-certificates,rsync,less,nano,vim-tiny,openssh-client,sudo,bash-completion,man-db,file,xz-utils,unzip
+PACKAGES=bash,coreutils,procps,ncurses-bin,openssh-sftp-server,python3,git,curl,ca-certificates,rsync,less,nano,vim-tiny,openssh-client,xauth,sudo,bash-completion,man-db,file,xz-utils,unzip
 BASE="berth-guest-base:$RELEASE-$(printf '%s' "$RELEASE $PACKAGES" | sha256sum | cut -c1-8)"
 IMAGE_CHANGES=(--change 'CMD ["/bin/bash"]'
                --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'

@@ -9,6 +9,8 @@ command -v sshpass >/dev/null 2>&1 || need_apt+=(sshpass)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v sftp >/dev/null 2>&1 || need_apt+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+# test_x11_forwarding.py: the client side's X authority file (what OpenSSH's ssh -X reads); ssh-agent/ssh-add come with openssh-client.
+command -v xauth >/dev/null 2>&1 || need_apt+=(xauth)
 command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || need_apt+=(busybox-static)
 command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 # test_network_isolation.py builds a network namespace with a veth pair (ip netns, ip link).

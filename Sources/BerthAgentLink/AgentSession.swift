@@ -61,6 +61,10 @@ public actor AgentSession: ProgramSessionHandler {
     private var isShell = false
     /// The program may outlive the channel (`detach` instead of `close` when it ends).
     private var resumable = false
+    /// X11 and agent listeners of this session (AgentSessionForwarding.swift).
+    var sessionForwards: [ForwardMultiplexer] = []
+    var agentSocketDirectory: String?
+    var x11Display: String?
 
     public init(host: any AgentSessionHost, channel: any SessionChannel) {
         self.host = host
@@ -101,6 +105,7 @@ public actor AgentSession: ProgramSessionHandler {
             process?.close()
         }
         pump?.cancel()
+        await endSessionForwards()
         await release()
     }
 
@@ -285,8 +290,23 @@ extension AgentForwardingHost {
         try await forwards.cancel(forward)
     }
 
-    private func startForwardServer(role: String) async throws -> ForwardMultiplexer {
+    public func onDirectStreamLocal(path: String, channel: any ForwardChannel) async throws {
+        try await forwards.directSocket(path: path, channel: channel, problem: forwardingProblem, logger: logger) { try await self.startForwardServer(role: $0) }
+    }
+
+    public func onStreamLocalForward(path: String, opener: any ClientChannelOpener) async throws {
+        try await forwards.reverseSocket(path: path, opener: opener, problem: forwardingProblem, logger: logger) { try await self.startForwardServer(role: $0) }
+    }
+
+    public func onCancelStreamLocalForward(path: String) async throws {
+        try await forwards.cancelSocket(path: path)
+    }
+
+    func startForwardServer(role: String) async throws -> ForwardMultiplexer {
         guard let link else { throw ForwardError.agentEnded }
+        // The agent dials and binds unix sockets as the link's account: name it before the
+        // first forward, which may come before any program (ssh -N).
+        if let account = (self as? any AgentSessionHost)?.loginAccount { _ = try await link.useAccount(account) }
         return try await link.startForwardServer(role: role, logger: logger)
     }
 }

@@ -21,10 +21,15 @@ public enum AuditMessageType: Int64, Sendable, CaseIterable {
     case globalRequestUnknown = 200
     case forwardTCPIP = 202
     case cancelForwardTCPIP = 203
+    case forwardStreamLocal = 204
+    case cancelForwardStreamLocal = 205
     case newChannelSuccessful = 301
     case newChannelFailed = 302
     case newChannelDirectTCPIP = 303
     case newChannelForwardedTCPIP = 304
+    case newChannelX11 = 305
+    case newChannelDirectStreamLocal = 306
+    case newChannelForwardedStreamLocal = 307
     case channelRequestUnknown = 400
     case setEnv = 402
     case exec = 403
@@ -33,6 +38,7 @@ public enum AuditMessageType: Int64, Sendable, CaseIterable {
     case signal = 406
     case subsystem = 407
     case window = 408
+    case x11 = 409
     case closeWrite = 496
     case close = 497
     case exitSignal = 498
@@ -43,6 +49,8 @@ public enum AuditMessageType: Int64, Sendable, CaseIterable {
     /// detached program was attached to a channel (docs/agent-protocol.md, "Resumable sessions").
     case sessionDetached = 600
     case sessionResumed = 601
+    /// Berth's own: `auth-agent-req@openssh.com` (ContainerSSH has no agent forwarding).
+    case agentForwarding = 602
 
     /// ContainerSSH's identifier, used in decoded output.
     public var name: String {
@@ -66,10 +74,15 @@ public enum AuditMessageType: Int64, Sendable, CaseIterable {
         case .globalRequestUnknown: "global_request_unknown"
         case .forwardTCPIP: "forward_tcpip"
         case .cancelForwardTCPIP: "cancel_forward_tcpip"
+        case .forwardStreamLocal: "forward_streamlocal"
+        case .cancelForwardStreamLocal: "cancel_forward_streamlocal"
         case .newChannelSuccessful: "new_channel_successful"
         case .newChannelFailed: "new_channel_failed"
         case .newChannelDirectTCPIP: "new_channel_direct_tcpip"
         case .newChannelForwardedTCPIP: "new_channel_forwarded_tcpip"
+        case .newChannelX11: "new_channel_x11"
+        case .newChannelDirectStreamLocal: "new_channel_direct_streamlocal"
+        case .newChannelForwardedStreamLocal: "new_channel_forwarded_streamlocal"
         case .channelRequestUnknown: "channel_request_unknown"
         case .setEnv: "setenv"
         case .exec: "exec"
@@ -78,6 +91,7 @@ public enum AuditMessageType: Int64, Sendable, CaseIterable {
         case .signal: "signal"
         case .subsystem: "subsystem"
         case .window: "window"
+        case .x11: "x11"
         case .closeWrite: "close_write"
         case .close: "close"
         case .exitSignal: "exit_signal"
@@ -86,6 +100,7 @@ public enum AuditMessageType: Int64, Sendable, CaseIterable {
         case .requestFailed: "request_failed"
         case .sessionDetached: "berth_session_detached"
         case .sessionResumed: "berth_session_resumed"
+        case .agentForwarding: "berth_auth_agent_req"
         }
     }
 }

@@ -52,6 +52,28 @@ struct AuditSSHConnectionLayer: SSHConnectionHandler {
         recorder.record(.cancelForwardTCPIP, AuditPayload().text("BindHost", forward.host).int("BindPort", Int64(forward.port)))
         try await next.onCancelReverseForward(forward)
     }
+
+    func onDirectStreamLocal(path: String, channel: any ForwardChannel) async throws {
+        let id = channel.channelID
+        recorder.record(.newChannelDirectStreamLocal, AuditPayload().text("Path", path), channel: id)
+        do {
+            try await next.onDirectStreamLocal(path: path, channel: AuditedForwardChannel(base: channel, recorder: recorder))
+            recorder.record(.newChannelSuccessful, AuditPayload().text("channelType", "direct-streamlocal@openssh.com"), channel: id)
+        } catch {
+            recorder.record(.newChannelFailed, AuditPayload().text("channelType", "direct-streamlocal@openssh.com").text("reason", "\(error)"), channel: id)
+            throw error
+        }
+    }
+
+    func onStreamLocalForward(path: String, opener: any ClientChannelOpener) async throws {
+        recorder.record(.forwardStreamLocal, AuditPayload().text("Path", path))
+        try await next.onStreamLocalForward(path: path, opener: AuditedClientOpener(base: opener, recorder: recorder))
+    }
+
+    func onCancelStreamLocalForward(path: String) async throws {
+        recorder.record(.cancelForwardStreamLocal, AuditPayload().text("Path", path))
+        try await next.onCancelStreamLocalForward(path: path)
+    }
 }
 
 /// Session requests, numbered per channel by the front end.
@@ -113,6 +135,20 @@ struct AuditSession: SessionChannelHandler {
     func onUnsupportedRequest(requestID: UInt64, type: String) async {
         recorder.record(.channelRequestUnknown, AuditPayload().int("requestId", Int64(requestID)).text("requestType", type).bytes("payload", []), channel: channelID)
         await next.onUnsupportedRequest(requestID: requestID, type: type)
+    }
+
+    func onX11Request(requestID: UInt64, _ request: X11Request, opener: any ClientChannelOpener) async throws {
+        let payload = AuditPayload().bool("singleConnection", request.singleConnection).text("authProtocol", request.authProtocol)
+            .text("cookie", request.cookie).text("screen", "\(request.screen)")
+        try await audited(requestID, .x11, payload) {
+            try await next.onX11Request(requestID: requestID, request, opener: AuditedClientOpener(base: opener, recorder: recorder))
+        }
+    }
+
+    func onAgentForwardRequest(requestID: UInt64, opener: any ClientChannelOpener) async throws {
+        try await audited(requestID, .agentForwarding, AuditPayload()) {
+            try await next.onAgentForwardRequest(requestID: requestID, opener: AuditedClientOpener(base: opener, recorder: recorder))
+        }
     }
 
     func onClose() async {

@@ -116,3 +116,32 @@ struct AuditedOpener: ForwardedChannelOpener {
         return AuditedForwardChannel(base: channel, recorder: recorder)
     }
 }
+
+/// Records the channels unix-socket, X11 and agent forwards open towards the client.
+struct AuditedClientOpener: ClientChannelOpener {
+    let base: any ClientChannelOpener
+    let recorder: AuditRecorder
+
+    func openForwardedStreamLocal(path: String) async throws -> any ForwardChannel {
+        let channel = try await base.openForwardedStreamLocal(path: path)
+        recorder.record(.newChannelForwardedStreamLocal, AuditPayload().text("Path", path), channel: channel.channelID)
+        return opened(channel, "forwarded-streamlocal@openssh.com")
+    }
+
+    func openX11(originatorHost: String, originatorPort: UInt32) async throws -> any ForwardChannel {
+        let channel = try await base.openX11(originatorHost: originatorHost, originatorPort: originatorPort)
+        recorder.record(
+            .newChannelX11, AuditPayload().text("OriginatorHost", originatorHost).int("OriginatorPort", Int64(originatorPort)),
+            channel: channel.channelID)
+        return opened(channel, "x11")
+    }
+
+    func openAgent() async throws -> any ForwardChannel {
+        opened(try await base.openAgent(), "auth-agent@openssh.com")
+    }
+
+    private func opened(_ channel: any ForwardChannel, _ type: String) -> any ForwardChannel {
+        recorder.record(.newChannelSuccessful, AuditPayload().text("channelType", type), channel: channel.channelID)
+        return AuditedForwardChannel(base: channel, recorder: recorder)
+    }
+}

@@ -310,6 +310,7 @@ public enum ConfigRenderer {
                     ("socketForwardingMode", .string(forwarding.socketForwardingMode.rawValue)),
                     ("socketListenMode", .string(forwarding.socketListenMode.rawValue)),
                     ("x11ForwardingMode", .string(forwarding.x11ForwardingMode.rawValue)),
+                    ("agentForwardingMode", .string(forwarding.agentForwardingMode.rawValue)),
                 ])
             ),
             ("maxSessions", .int(Int64(security.maxSessions))),

@@ -29,6 +29,8 @@ public struct SecurityConfig: Sendable, Hashable {
         public var socketForwardingMode = Mode.unset
         public var socketListenMode = Mode.unset
         public var x11ForwardingMode = Mode.unset
+        /// Berth's own (ContainerSSH has no agent forwarding): `auth-agent-req@openssh.com`.
+        public var agentForwardingMode = Mode.unset
 
         public init() {}
     }
@@ -83,7 +85,7 @@ enum SecuritySectionReader {
         for (key, path) in [
             ("forwardingMode", \SecurityConfig.Forwarding.forwardingMode), ("reverseForwardingMode", \.reverseForwardingMode),
             ("socketForwardingMode", \.socketForwardingMode), ("socketListenMode", \.socketListenMode),
-            ("x11ForwardingMode", \.x11ForwardingMode),
+            ("x11ForwardingMode", \.x11ForwardingMode), ("agentForwardingMode", \.agentForwardingMode),
         ] {
             security.forwarding[keyPath: path] = forwarding.choice(key, SecurityConfig.Mode.unset)
         }

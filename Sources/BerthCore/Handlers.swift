@@ -64,6 +64,11 @@ public protocol SSHConnectionHandler: Sendable {
     /// `tcpip-forward` (ssh -R): start listening and return the bound port. Throw `RequestRefused`.
     func onReverseForward(_ forward: ReverseForward, opener: any ForwardedChannelOpener) async throws -> UInt32
     func onCancelReverseForward(_ forward: ReverseForward) async throws
+    /// `direct-streamlocal@openssh.com` (ssh -L to a socket path); as `onDirectForward`.
+    func onDirectStreamLocal(path: String, channel: any ForwardChannel) async throws
+    /// `streamlocal-forward@openssh.com` (ssh -R from a socket path). Throw `RequestRefused`.
+    func onStreamLocalForward(path: String, opener: any ClientChannelOpener) async throws
+    func onCancelStreamLocalForward(path: String) async throws
 }
 
 /// Terminal parameters of a `pty-req`.
@@ -126,6 +131,10 @@ public protocol SessionChannelHandler: Sendable {
     func onWindowChange(requestID: UInt64, _ size: WindowSize) async throws
     func onSignal(requestID: UInt64, signal: String) async throws
     func onUnsupportedRequest(requestID: UInt64, type: String) async
+    /// `x11-req`: X clients of this session's program reach the client through `opener`.
+    func onX11Request(requestID: UInt64, _ request: X11Request, opener: any ClientChannelOpener) async throws
+    /// `auth-agent-req@openssh.com`: the session's programs reach the client's agent through `opener`.
+    func onAgentForwardRequest(requestID: UInt64, opener: any ClientChannelOpener) async throws
     /// The channel is closed in both directions; stop the program if it still runs.
     func onClose() async
 }

@@ -166,7 +166,7 @@ public actor ForwardMultiplexer {
     /// Starts moving the client's bytes to the agent and watching for the channel's end.
     private func attach(_ link: ForwardLink) {
         links[link.id] = ForwardLinkState(link: link)
-        Task {
+        let pump = Task {
             for await chunk in link.channel.input {
                 guard await self.isOpen(link.id) else { break }
                 await self.send(ForwardPacket(.data, connectionID: link.id, payload: Array(chunk.readableBytesView)))
@@ -175,6 +175,9 @@ public actor ForwardMultiplexer {
         }
         Task {
             await link.channel.waitClosed()
+            // OpenSSH sends its last data, EOF and CLOSE back to back: what is still queued
+            // goes to the agent before the connection is dropped.
+            await pump.value
             await self.abort(link.id)
         }
     }

@@ -17,6 +17,10 @@ public final class ForwardRegistry: Sendable {
         var dialer: Task<ForwardMultiplexer, Error>?
         /// Keyed by the host and the port the client asked for (and, for port 0, the bound one).
         var listeners: [ReverseForward: ForwardMultiplexer] = [:]
+        /// `streamlocal-forward` listeners, keyed by the socket path.
+        var socketListeners: [String: ForwardMultiplexer] = [:]
+        /// A session's X11 and agent listeners; they end with their session or the connection.
+        var sessionListeners: [ObjectIdentifier: ForwardMultiplexer] = [:]
         var closed = false
     }
 
@@ -24,6 +28,22 @@ public final class ForwardRegistry: Sendable {
 
     /// A `direct-tcpip` channel; `problem` says why forwarding cannot work here, if it cannot.
     public func direct(_ request: DirectForward, channel: any ForwardChannel, problem: String?, logger: Logger, start: @escaping Starter) async throws {
+        let target = ForwardNewConnection(
+            protocolName: "tcp", connectedAddress: request.host, connectedPort: UInt64(request.port),
+            originatorAddress: request.originatorHost, originatorPort: UInt64(request.originatorPort))
+        try await dial(target, shown: "\(request.host):\(request.port)", channel: channel, problem: problem, logger: logger, start: start)
+    }
+
+    /// A `direct-streamlocal@openssh.com` channel: the same dialling forward-server connects to the
+    /// socket (as ContainerSSH does: a dial with protocol `unix`).
+    public func directSocket(path: String, channel: any ForwardChannel, problem: String?, logger: Logger, start: @escaping Starter) async throws {
+        let target = ForwardNewConnection(protocolName: "unix", connectedAddress: path, connectedPort: 0)
+        try await dial(target, shown: path, channel: channel, problem: problem, logger: logger, start: start)
+    }
+
+    private func dial(
+        _ target: ForwardNewConnection, shown: String, channel: any ForwardChannel, problem: String?, logger: Logger, start: @escaping Starter
+    ) async throws {
         if let problem { throw ChannelRejection(.administrativelyProhibited, problem) }
         let dialer: ForwardMultiplexer
         do {
@@ -37,13 +57,10 @@ public final class ForwardRegistry: Sendable {
             // The client sees the description; the engine's text stays in the log.
             throw ChannelRejection(.connectFailed, "port forwarding is not available (FORWARD_SERVER_FAILED)")
         }
-        let target = ForwardNewConnection(
-            protocolName: "tcp", connectedAddress: request.host, connectedPort: UInt64(request.port),
-            originatorAddress: request.originatorHost, originatorPort: UInt64(request.originatorPort))
         do {
             try await dialer.dial(target, channel: channel)
         } catch {
-            logger.log(.info, "FORWARD_CONNECT_FAILED", "cannot connect to \(request.host):\(request.port) in the container: \(error)")
+            logger.log(.info, "FORWARD_CONNECT_FAILED", "cannot connect to \(shown) in the container: \(error)")
             throw ChannelRejection(.connectFailed, "\(error)")
         }
     }
@@ -83,12 +100,81 @@ public final class ForwardRegistry: Sendable {
         await multiplexer.stopAccepting()
     }
 
+    /// A `streamlocal-forward@openssh.com` request: a forward-server of its own listens on `path`.
+    public func reverseSocket(path: String, opener: any ClientChannelOpener, problem: String?, logger: Logger, start: Starter) async throws {
+        if let problem { throw RequestRefused("FORWARDING_UNAVAILABLE", problem) }
+        guard state.withLockedValue({ $0.socketListeners[path] == nil }) else { throw RequestRefused("FORWARD_EXISTS", "\(path) is already forwarded") }
+        let multiplexer = try await start("listen \(path)")
+        do {
+            _ = try await multiplexer.setup(ForwardSetup(.socketForward, bindHost: path, protocolName: "unix")) { _ in
+                try await opener.openForwardedStreamLocal(path: path)
+            }
+        } catch {
+            await multiplexer.shutdown()
+            logger.log(.info, "FORWARD_LISTEN_FAILED", "cannot listen on \(path) in the container: \(error)")
+            throw RequestRefused("FORWARD_LISTEN_FAILED", "cannot listen on \(path): \(error)")
+        }
+        let added = state.withLockedValue { state -> Bool in
+            guard !state.closed, state.socketListeners[path] == nil else { return false }
+            state.socketListeners[path] = multiplexer
+            return true
+        }
+        guard added else {
+            await multiplexer.shutdown()
+            throw RequestRefused("FORWARD_EXISTS", "\(path) is already forwarded")
+        }
+    }
+
+    /// `cancel-streamlocal-forward@openssh.com`: as `cancel`.
+    public func cancelSocket(path: String) async throws {
+        guard let multiplexer = state.withLockedValue({ $0.socketListeners.removeValue(forKey: path) }) else {
+            throw RequestRefused("FORWARD_UNKNOWN", "\(path) is not forwarded")
+        }
+        await multiplexer.stopAccepting()
+    }
+
+    /// A session's listener (X11 display, agent socket): set up with `setup`; every accepted
+    /// connection goes to `accept`. Returns the forward-server and the bound port (the display
+    /// number for X11); `endSession` ends it.
+    public func sessionListener(
+        _ setup: ForwardSetup, role: String, start: Starter, accept: @escaping ForwardMultiplexer.Acceptor
+    ) async throws -> (ForwardMultiplexer, UInt64) {
+        let multiplexer = try await start(role)
+        let bound: UInt64
+        do {
+            bound = try await multiplexer.setup(setup, acceptor: accept)
+        } catch {
+            await multiplexer.shutdown()
+            throw error
+        }
+        let added = state.withLockedValue { state -> Bool in
+            guard !state.closed else { return false }
+            state.sessionListeners[ObjectIdentifier(multiplexer)] = multiplexer
+            return true
+        }
+        guard added else {
+            await multiplexer.shutdown()
+            throw ForwardError.agentEnded
+        }
+        return (multiplexer, bound)
+    }
+
+    public func endSession(_ multiplexer: ForwardMultiplexer) async {
+        state.withLockedValue { _ = $0.sessionListeners.removeValue(forKey: ObjectIdentifier(multiplexer)) }
+        await multiplexer.shutdown()
+    }
+
     /// Ends every forward-server of the connection.
     public func closeAll() async {
         let (dialer, listeners) = state.withLockedValue { state in
             state.closed = true
-            defer { state.dialer = nil; state.listeners = [:] }
-            return (state.dialer, Array(state.listeners.values))
+            defer {
+                state.dialer = nil
+                state.listeners = [:]
+                state.socketListeners = [:]
+                state.sessionListeners = [:]
+            }
+            return (state.dialer, Array(state.listeners.values) + Array(state.socketListeners.values) + Array(state.sessionListeners.values))
         }
         if let multiplexer = try? await dialer?.value { await multiplexer.shutdown() }
         var seen = Set<ObjectIdentifier>()

@@ -87,6 +87,16 @@ struct MetricsSSHConnectionLayer: SSHConnectionHandler {
     }
 
     func onCancelReverseForward(_ forward: ReverseForward) async throws { try await next.onCancelReverseForward(forward) }
+
+    func onDirectStreamLocal(path: String, channel: any ForwardChannel) async throws {
+        try await next.onDirectStreamLocal(path: path, channel: channel)
+    }
+
+    func onStreamLocalForward(path: String, opener: any ClientChannelOpener) async throws {
+        try await next.onStreamLocalForward(path: path, opener: opener)
+    }
+
+    func onCancelStreamLocalForward(path: String) async throws { try await next.onCancelStreamLocalForward(path: path) }
 }
 
 /// Counts the bytes a session moves; everything else is the base channel's.
@@ -127,6 +137,12 @@ struct MeasuredSession: SessionChannelHandler {
     func onWindowChange(requestID: UInt64, _ size: WindowSize) async throws { try await next.onWindowChange(requestID: requestID, size) }
     func onSignal(requestID: UInt64, signal: String) async throws { try await next.onSignal(requestID: requestID, signal: signal) }
     func onUnsupportedRequest(requestID: UInt64, type: String) async { await next.onUnsupportedRequest(requestID: requestID, type: type) }
+    func onX11Request(requestID: UInt64, _ request: X11Request, opener: any ClientChannelOpener) async throws {
+        try await next.onX11Request(requestID: requestID, request, opener: opener)
+    }
+    func onAgentForwardRequest(requestID: UInt64, opener: any ClientChannelOpener) async throws {
+        try await next.onAgentForwardRequest(requestID: requestID, opener: opener)
+    }
 
     func onClose() async {
         BerthMetrics.sessionEnded(after: .now - opened)

@@ -6,7 +6,9 @@ import NIOCore
 /// Sets up the channels a client opens: session and `direct-tcpip` channels are handed to the
 /// layer stack once the connection's environment is ready.
 enum ChannelOpening {
-    static func session(_ channel: NIOLoopBound<SSHChannel>, handler: any SSHConnectionHandler, connection: SSHConnection) -> EventLoopFuture<Void> {
+    static func session(
+        _ channel: NIOLoopBound<SSHChannel>, handler: any SSHConnectionHandler, connection: SSHConnection, opener: EngineForwardedChannelOpener
+    ) -> EventLoopFuture<Void> {
         let eventLoop = channel.eventLoop
         let channelID = connection.allocateChannelID()
         let (events, continuation) = AsyncStream.makeStream(of: SessionEvent.self)
@@ -27,7 +29,7 @@ enum ChannelOpening {
             channel.value.delegate = bridge
             connection.sessionOpened()
             closed.futureResult.whenComplete { _ in connection.sessionClosed() }
-            let processor = SessionRequestProcessor(handler: sessionHandler, session: session, logger: channelLogger)
+            let processor = SessionRequestProcessor(handler: sessionHandler, session: session, logger: channelLogger, opener: opener)
             Task { await ConnectionContext.$eventLoop.withValue(eventLoop) { await processor.run(events) } }
             // The connection may have ended while the backend prepared the session.
             if channel.value.isClosed { bridge.finish() }
@@ -53,6 +55,22 @@ enum ChannelOpening {
             try await handler.onDirectForward(forward, channel: forwardChannel)
         }.flatMapErrorThrowing { error in
             connection.logger.log(.info, "SSH_CHANNEL_REJECTED", "direct-tcpip to \(forward.host):\(forward.port) refused: \(error)")
+            boundBridge.value.finish()
+            throw error
+        }
+    }
+
+    static func directStreamLocal(
+        _ channel: NIOLoopBound<SSHChannel>, path: String, handler: any SSHConnectionHandler, connection: SSHConnection
+    ) -> EventLoopFuture<Void> {
+        let eventLoop = channel.eventLoop
+        let (bridge, forwardChannel) = attach(channel, channelID: connection.allocateChannelID())
+        channel.value.delegate = bridge
+        let boundBridge = NIOLoopBound(bridge, eventLoop: eventLoop)
+        return eventLoop.makeFutureWithTask {
+            try await handler.onDirectStreamLocal(path: path, channel: forwardChannel)
+        }.flatMapErrorThrowing { error in
+            connection.logger.log(.info, "SSH_CHANNEL_REJECTED", "direct-streamlocal to \(path) refused: \(error)")
             boundBridge.value.finish()
             throw error
         }

@@ -150,8 +150,9 @@ final class ConnectionDelegate: SSHServerDelegate {
         switch request {
         case .session:
             let ready = connection.sshHandler.futureResult.and(connection.globalRequestsSettled())
+            let opener = EngineForwardedChannelOpener(engine: NIOLoopBound(WeakEngine(engine), eventLoop: eventLoop), connection: connection)
             opened = ready.flatMap { [connection] handler, _ in
-                ChannelOpening.session(bound, handler: handler, connection: connection)
+                ChannelOpening.session(bound, handler: handler, connection: connection, opener: opener)
             }
         case .directTCPIP(let host, let port, let originatorHost, let originatorPort):
             let forward = DirectForward(host: host, port: port, originatorHost: originatorHost, originatorPort: originatorPort)
@@ -159,8 +160,9 @@ final class ConnectionDelegate: SSHServerDelegate {
                 ChannelOpening.direct(bound, forward: forward, handler: handler, connection: connection)
             }
         case .directStreamLocal(let path):
-            connection.logger.log(.info, "SSH_STREAMLOCAL_UNSUPPORTED", "unix socket forwarding is not available yet; refused the channel", ["path": "\(path)"])
-            opened = refuseUnsupported("direct-streamlocal@openssh.com", .administrativelyProhibited, "unix socket forwarding is not available")
+            opened = connection.sshHandler.futureResult.flatMap { [connection] handler in
+                ChannelOpening.directStreamLocal(bound, path: path, handler: handler, connection: connection)
+            }
         case .other(let type):
             connection.logger.log(.info, "SSH_UNSUPPORTED_CHANNEL_TYPE", "unsupported channel type \(type)")
             opened = refuseUnsupported(type, .unknownChannelType, "unsupported channel type \(type)")

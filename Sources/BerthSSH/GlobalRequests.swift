@@ -47,9 +47,29 @@ enum GlobalRequests {
                 }
             }
         case "streamlocal-forward@openssh.com", "cancel-streamlocal-forward@openssh.com":
-            connection.logger.log(.info, "SSH_STREAMLOCAL_UNSUPPORTED", "unix socket forwarding is not available yet; refused \(request.type)")
-            reportUnsupported(request.type, connection: connection)
-            promise.fail(RequestRefused("SSH_STREAMLOCAL_UNSUPPORTED", "unix socket forwarding is not available"))
+            guard let path = data.readSSHText() else {
+                connection.logger.log(.info, "SSH_REQUEST_MALFORMED", "refused a \(request.type) request whose data does not parse")
+                promise.fail(RequestRefused("SSH_REQUEST_MALFORMED", "malformed \(request.type)"))
+                return
+            }
+            connection.trackGlobalRequest(promise.futureResult.map { _ in })
+            let opener = EngineForwardedChannelOpener(engine: engine, connection: connection)
+            let listen = request.type == "streamlocal-forward@openssh.com"
+            promise.completeWithTask {
+                let layers = try await connection.sshHandler.futureResult.get()
+                do {
+                    if listen {
+                        try await layers.onStreamLocalForward(path: path, opener: opener)
+                        connection.logger.log(.debug, "SSH_REVERSE_FORWARD", "listening for the client", ["forward": "\(path)"])
+                    } else {
+                        try await layers.onCancelStreamLocalForward(path: path)
+                    }
+                    return ByteBuffer()
+                } catch {
+                    connection.logger.log(.info, "SSH_FORWARD_REFUSED", "forwarding request refused: \(error)")
+                    throw error
+                }
+            }
         default:
             connection.logger.log(.debug, "SSH_UNSUPPORTED_GLOBAL_REQUEST", "refused global request \(request.type)")
             reportUnsupported(request.type, connection: connection)
@@ -64,26 +84,52 @@ enum GlobalRequests {
     }
 }
 
-/// Opens `forwarded-tcpip` channels towards the client for connections a reverse forward accepted.
-struct EngineForwardedChannelOpener: ForwardedChannelOpener {
+/// Opens channels towards the client for connections accepted in the container: `forwarded-tcpip`
+/// and `forwarded-streamlocal@openssh.com` for reverse forwards, `x11` and `auth-agent@openssh.com`
+/// for a session's forwards.
+struct EngineForwardedChannelOpener: ForwardedChannelOpener, ClientChannelOpener {
     let engine: NIOLoopBound<WeakEngine>
     let connection: SSHConnection
 
     func openForwardedChannel(_ forward: ReverseForward, originatorHost: String, originatorPort: UInt32) async throws -> any ForwardChannel {
-        let eventLoop = engine.eventLoop
         var request = ByteBuffer()
         request.writeSSHText(forward.host)
         request.writeSSHUInt32(forward.port)
         request.writeSSHText(originatorHost)
         request.writeSSHUInt32(originatorPort)
-        let payload = request
+        return try await open("forwarded-tcpip", request)
+    }
+
+    /// PROTOCOL (OpenSSH) 2.4: the socket path and a reserved string.
+    func openForwardedStreamLocal(path: String) async throws -> any ForwardChannel {
+        var request = ByteBuffer()
+        request.writeSSHText(path)
+        request.writeSSHText("")
+        return try await open("forwarded-streamlocal@openssh.com", request)
+    }
+
+    /// RFC 4254 §6.3.2.
+    func openX11(originatorHost: String, originatorPort: UInt32) async throws -> any ForwardChannel {
+        var request = ByteBuffer()
+        request.writeSSHText(originatorHost)
+        request.writeSSHUInt32(originatorPort)
+        return try await open("x11", request)
+    }
+
+    /// PROTOCOL.agent (OpenSSH): no channel-specific data.
+    func openAgent() async throws -> any ForwardChannel {
+        try await open("auth-agent@openssh.com", ByteBuffer())
+    }
+
+    private func open(_ type: String, _ payload: ByteBuffer) async throws -> any ForwardChannel {
+        let eventLoop = engine.eventLoop
         let channelID = connection.allocateChannelID()
         let opened = eventLoop.flatSubmit { [engine] () -> EventLoopFuture<EngineForwardChannel> in
             guard let handler = engine.value.handler else {
                 return eventLoop.makeFailedFuture(SSHChannelError.connectionClosed)
             }
             let end = NIOLoopBound(ForwardEnd(eventLoop: eventLoop), eventLoop: eventLoop)
-            return handler.openChannel(type: "forwarded-tcpip", payload: payload, delegate: end.value.bridge).map { channel in
+            return handler.openChannel(type: type, payload: payload, delegate: end.value.bridge).map { channel in
                 end.value.forwardChannel(on: NIOLoopBound(channel, eventLoop: eventLoop), channelID: channelID)
             }.flatMapErrorThrowing { error in
                 end.value.bridge.finish()

@@ -11,6 +11,8 @@ enum SessionRequest: Sendable, Equatable {
     case subsystem(String)
     case windowChange(WindowSize)
     case signal(String)
+    case x11(X11Request)
+    case agentForwarding
 
     var kind: SessionRequestRules.Kind {
         switch self {
@@ -19,15 +21,14 @@ enum SessionRequest: Sendable, Equatable {
         case .shell, .exec, .subsystem: return .program
         case .windowChange: return .windowChange
         case .signal: return .signal
+        case .x11, .agentForwarding: return .forwarding
         }
     }
 
     /// Requests Berth recognises but cannot serve yet: refused with a reason instead of being
-    /// reported as unknown (ssh -X, ssh -A, PuTTY's Send Break).
+    /// reported as unknown (PuTTY's Send Break).
     static let notYetServed: [String: String] = [
-        "x11-req": "X11 forwarding is not available",
-        "auth-agent-req@openssh.com": "agent forwarding is not available",
-        "break": "break is not supported",
+        "break": "break is not supported"
     ]
 
     enum ParseResult: Equatable {
@@ -69,6 +70,13 @@ enum SessionRequest: Sendable, Equatable {
         case "signal":
             guard let name = data.readSSHText() else { return .malformed(type) }
             return .request(.signal(name))
+        case "x11-req":
+            guard let single = data.readSSHBool(), let authProtocol = data.readSSHText(), let cookie = data.readSSHText(),
+                let screen = data.readSSHUInt32()
+            else { return .malformed(type) }
+            return .request(.x11(X11Request(singleConnection: single, authProtocol: authProtocol, cookie: cookie, screen: screen)))
+        case "auth-agent-req@openssh.com":
+            return .request(.agentForwarding)
         default:
             return .unsupported(type)
         }

@@ -9,6 +9,8 @@ struct SessionRequestProcessor {
     let handler: any SessionChannelHandler
     let session: EngineSessionChannel
     let logger: Logger
+    /// Opens `x11` and `auth-agent@openssh.com` channels for this session's forwards.
+    let opener: any ClientChannelOpener
 
     func run(_ events: AsyncStream<SessionEvent>) async {
         var nextRequestID: UInt64 = 0
@@ -54,6 +56,8 @@ struct SessionRequestProcessor {
             case .subsystem(let name): try await handler.onSubsystem(requestID: requestID, name: name)
             case .windowChange(let size): try await handler.onWindowChange(requestID: requestID, size)
             case .signal(let name): try await handler.onSignal(requestID: requestID, signal: name)
+            case .x11(let x11): try await handler.onX11Request(requestID: requestID, x11, opener: opener)
+            case .agentForwarding: try await handler.onAgentForwardRequest(requestID: requestID, opener: opener)
             }
             if request.kind == .program { session.markProgramStarted() }
             return true

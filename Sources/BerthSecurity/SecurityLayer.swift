@@ -71,6 +71,26 @@ public final class SecureSSHConnection: SSHConnectionHandler {
     public func onCancelReverseForward(_ forward: ReverseForward) async throws {
         try await next.onCancelReverseForward(forward)
     }
+
+    public func onDirectStreamLocal(path: String, channel: any ForwardChannel) async throws {
+        if let reason = policy.refusesSocketForwarding(listen: false) {
+            logger.log(.info, "SECURITY_FORWARDING_REFUSED", "direct-streamlocal to \(path) refused: \(reason)")
+            throw ChannelRejection(.administrativelyProhibited, "unix socket forwarding is disabled")
+        }
+        try await next.onDirectStreamLocal(path: path, channel: channel)
+    }
+
+    public func onStreamLocalForward(path: String, opener: any ClientChannelOpener) async throws {
+        if let reason = policy.refusesSocketForwarding(listen: true) {
+            logger.log(.info, "SECURITY_FORWARDING_REFUSED", "streamlocal-forward on \(path) refused: \(reason)")
+            throw RequestRefused("SECURITY_FORWARDING_REFUSED", "unix socket listening is disabled")
+        }
+        try await next.onStreamLocalForward(path: path, opener: opener)
+    }
+
+    public func onCancelStreamLocalForward(path: String) async throws {
+        try await next.onCancelStreamLocalForward(path: path)
+    }
 }
 
 struct SecureSession: SessionChannelHandler {
@@ -149,6 +169,22 @@ struct SecureSession: SessionChannelHandler {
 
     func onUnsupportedRequest(requestID: UInt64, type: String) async {
         await next.onUnsupportedRequest(requestID: requestID, type: type)
+    }
+
+    func onX11Request(requestID: UInt64, _ request: X11Request, opener: any ClientChannelOpener) async throws {
+        if let reason = policy.refusesX11() {
+            logger.log(.info, "SECURITY_FORWARDING_REFUSED", "x11-req refused: \(reason)")
+            throw RequestRefused("SECURITY_FORWARDING_REFUSED", "X11 forwarding is disabled")
+        }
+        try await next.onX11Request(requestID: requestID, request, opener: opener)
+    }
+
+    func onAgentForwardRequest(requestID: UInt64, opener: any ClientChannelOpener) async throws {
+        if let reason = policy.refusesAgentForwarding() {
+            logger.log(.info, "SECURITY_FORWARDING_REFUSED", "auth-agent-req refused: \(reason)")
+            throw RequestRefused("SECURITY_FORWARDING_REFUSED", "agent forwarding is disabled")
+        }
+        try await next.onAgentForwardRequest(requestID: requestID, opener: opener)
     }
 
     func onClose() async {

@@ -58,6 +58,31 @@ public struct SecurityPolicy: Sendable {
     /// Forwarding is off unless explicitly enabled (docs/security.md: safe defaults).
     public func allowsForwarding(_ mode: SecurityConfig.Mode) -> Bool { mode == .enable }
 
+    /// Why unix-socket forwarding is refused (`socketForwardingMode`, `socketListenMode`; OpenSSH's
+    /// `no-port-forwarding` covers sockets too), or nil.
+    public func refusesSocketForwarding(listen: Bool) -> String? {
+        let (mode, key) = listen ? (config.forwarding.socketListenMode, "socketListenMode") : (config.forwarding.socketForwardingMode, "socketForwardingMode")
+        if !allowsForwarding(mode) { return "\(key) is not enable" }
+        if !restrictions.portForwarding { return "the login key does not allow port forwarding (no-port-forwarding or restrict)" }
+        return nil
+    }
+
+    public func refusesX11() -> String? {
+        if !allowsForwarding(config.forwarding.x11ForwardingMode) { return "x11ForwardingMode is not enable" }
+        if !restrictions.x11Forwarding {
+            return "the login key does not allow X11 forwarding (no-X11-forwarding, restrict, or a certificate without permit-X11-forwarding)"
+        }
+        return nil
+    }
+
+    public func refusesAgentForwarding() -> String? {
+        if !allowsForwarding(config.forwarding.agentForwardingMode) { return "agentForwardingMode is not enable" }
+        if !restrictions.agentForwarding {
+            return "the login key does not allow agent forwarding (no-agent-forwarding, restrict, or a certificate without permit-agent-forwarding)"
+        }
+        return nil
+    }
+
     /// Why the login key's options refuse a `direct-tcpip` to `host:port`, or nil.
     public func keyRefusesOpen(host: String, port: UInt32) -> String? {
         if !restrictions.portForwarding { return "the login key does not allow port forwarding (no-port-forwarding or restrict)" }

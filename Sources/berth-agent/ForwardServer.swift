@@ -50,7 +50,9 @@ enum ForwardServer {
             case .portForward, .socketForward:
                 let protocolName = setup.connectionType == .socketForward ? "unix" : setup.protocolName
                 do {
-                    let listener = try Sockets.listen(protocolName: protocolName, host: setup.bindHost, port: setup.bindPort)
+                    let listener = try server.socketOwner.run(protocolName: protocolName) { () throws(Sockets.Failure) in
+                        try Sockets.listen(protocolName: protocolName, host: setup.bindHost, port: setup.bindPort)
+                    }
                     server.output.send(ForwardPacket(.success, payload: ForwardSetupReply(boundPort: listener.port).encoded()))
                     server.startAccepting(listener.fd, setup: setup, protocolName: protocolName, boundPort: listener.port)
                 } catch {
@@ -58,8 +60,15 @@ enum ForwardServer {
                     return Failure(code: 1, message: error.message)
                 }
             case .x11:
-                server.output.send(ForwardPacket(.error, payload: Array("X11 forwarding is not supported".utf8)))
-                return Failure(code: 1, message: "X11 forwarding is not supported")
+                do {
+                    let (fd, display) = try X11Display.listen()
+                    // Berth's extension: the reply's BindPort is the display number (DISPLAY=localhost:N).
+                    server.output.send(ForwardPacket(.success, payload: ForwardSetupReply(boundPort: display).encoded()))
+                    server.startAccepting(fd, setup: setup, protocolName: "tcp", boundPort: 6000 + display)
+                } catch {
+                    server.output.send(ForwardPacket(.error, payload: Array(error.message.utf8)))
+                    return Failure(code: 1, message: error.message)
+                }
             }
             let dials = setup.connectionType == .portDial || setup.connectionType == .socketDial
             while let packet = try next() {

@@ -30,8 +30,12 @@ final class ForwardTable: @unchecked Sendable {
     private let onIdle: () -> Void
     private var idleReported = false
 
-    init(output: PacketOutput, onIdle: @escaping () -> Void = { exit(0) }) {
+    /// Whose ids unix-socket dials and listens use; nil: the agent's own (the CLI mode).
+    let socketOwner: SocketOwner?
+
+    init(output: PacketOutput, socketOwner: SocketOwner? = nil, onIdle: @escaping () -> Void = { exit(0) }) {
         self.output = output
+        self.socketOwner = socketOwner
         self.onIdle = onIdle
     }
 
@@ -99,7 +103,9 @@ final class ForwardTable: @unchecked Sendable {
     private func dial(_ id: UInt64, _ target: ForwardNewConnection) {
         let fd: Int32
         do {
-            fd = try Sockets.dial(protocolName: target.protocolName, host: target.connectedAddress, port: target.connectedPort)
+            fd = try socketOwner.run(protocolName: target.protocolName) { () throws(Sockets.Failure) -> Int32 in
+                try Sockets.dial(protocolName: target.protocolName, host: target.connectedAddress, port: target.connectedPort)
+            }
         } catch {
             lock.locked { _ = connections.removeValue(forKey: id) }
             reply(.error, id, error.message)
@@ -155,8 +161,9 @@ final class ForwardTable: @unchecked Sendable {
                 self.listener = -1
                 self.noMoreConnections = true
             }
+            // The name goes before the socket, so a client that finds it closed finds it removed.
+            if protocolName == "unix" { self.socketOwner.unlinkSocket(setup.bindHost) }
             close(fd)
-            if protocolName == "unix" { unlink(setup.bindHost) }
             self.exitIfIdle()
         }
     }

@@ -25,12 +25,14 @@ final class LinkForward: @unchecked Sendable {
     private var outputCredit: Int
     private var finished = false
 
-    init(channel: UInt32, link: LinkOutput, credit: UInt32, onFinished: @escaping (LinkForward) -> Void) {
+    init(channel: UInt32, link: LinkOutput, credit: UInt32, socketOwner: SocketOwner?, onFinished: @escaping (LinkForward) -> Void) {
         self.channel = channel
         self.link = link
         self.outputCredit = Int(credit)
         self.onFinished = onFinished
-        table = ForwardTable(output: PacketOutput { [unowned self] bytes in self.sendOutput(bytes) }, onIdle: { [unowned self] in self.finish(code: 0) })
+        table = ForwardTable(
+            output: PacketOutput { [unowned self] bytes in self.sendOutput(bytes) }, socketOwner: socketOwner,
+            onIdle: { [unowned self] in self.finish(code: 0) })
     }
 
     func start() {

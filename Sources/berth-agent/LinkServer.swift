@@ -81,7 +81,9 @@ final class LinkServer: @unchecked Sendable {
         case .openForward:
             let credit = try AgentCredit.decode(frame.payload)
             try requireNew(channel)
-            let forward = LinkForward(channel: channel, link: link, credit: credit) { [unowned self] finished in
+            // Unix sockets are dialled and bound as the login account, once Berth has named one.
+            let owner = monitor.locked { account }.map { SocketOwner(uid: $0.uid, gid: $0.gid) }
+            let forward = LinkForward(channel: channel, link: link, credit: credit, socketOwner: owner) { [unowned self] finished in
                 self.monitor.locked { _ = self.forwards.removeValue(forKey: finished.channel) }
             }
             monitor.locked { forwards[channel] = forward }

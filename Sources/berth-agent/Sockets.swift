@@ -173,3 +173,19 @@ func readExactly(_ fd: Int32, _ buffer: inout [UInt8]) -> Bool {
     }
     return true
 }
+
+/// The X11 side of forwarding: the first free display from 10 up, as sshd's X11DisplayOffset, on
+/// the loopback address only (sshd's X11UseLocalhost), so each X11 session gets its own.
+enum X11Display {
+    static let first: UInt64 = 10
+    static let last: UInt64 = 999
+
+    static func listen() throws(Sockets.Failure) -> (fd: Int32, display: UInt64) {
+        for display in first...last {
+            if let listener = try? Sockets.listen(protocolName: "tcp", host: "127.0.0.1", port: 6000 + display) {
+                return (listener.fd, display)
+            }
+        }
+        throw Sockets.Failure("no free X11 display between \(first) and \(last)")
+    }
+}

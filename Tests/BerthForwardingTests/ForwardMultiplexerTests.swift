@@ -58,7 +58,69 @@ private final class RecordingChannel: ForwardChannel {
     func waitClosed() async { for await _ in closed.stream {} }
 }
 
+/// The agent's side, recording every packet Berth sends; accepts setup and dials.
+private final class RecordingAgent: ForwardTransport {
+    let output: AsyncStream<ByteBuffer>
+    private let continuation: AsyncStream<ByteBuffer>.Continuation
+    let packets = NIOLockedValueBox<[ForwardPacket]>([])
+
+    init() { (output, continuation) = AsyncStream.makeStream(of: ByteBuffer.self) }
+
+    func send(_ bytes: [UInt8]) async throws {
+        var reader = ForwardPacketReader()
+        for packet in try reader.feed(bytes) {
+            packets.withLockedValue { $0.append(packet) }
+            if packet.type == .setup || packet.type == .newConnection {
+                continuation.yield(ByteBuffer(bytes: ForwardPacket(.success, connectionID: packet.connectionID).encoded()))
+            }
+        }
+    }
+
+    func close() async { continuation.finish() }
+}
+
+/// A client that sent its data, EOF and CLOSE at once: the input still holds the data while
+/// the channel already counts as closed.
+private final class ClosingClientChannel: ForwardChannel {
+    let channelID: UInt64 = 2
+    let input: SessionInput
+
+    init(chunks: [[UInt8]]) {
+        let queue = NIOLockedValueBox(chunks)
+        input = SessionInput {
+            queue.withLockedValue { $0.isEmpty ? nil : ByteBuffer(bytes: $0.removeFirst()) }
+        }
+    }
+
+    func write(_ data: ByteBuffer) async throws {}
+    func closeWrite() async {}
+    func close() async {}
+    func waitClosed() async {}
+}
+
 @Suite struct ForwardMultiplexerTests {
+    @Test func dataQueuedBeforeTheClientsCloseStillReachesTheAgent() async throws {
+        let chunks = (0..<64).map { index in [UInt8](repeating: UInt8(index), count: 4096) }
+        let agent = RecordingAgent()
+        let multiplexer = ForwardMultiplexer(transport: agent, logger: Logger(label: "test"))
+        let reader = Task { await multiplexer.run(agent.output) }
+        _ = try await multiplexer.setup(ForwardSetup(.portDial))
+        try await multiplexer.dial(ForwardNewConnection(protocolName: "unix", connectedAddress: "/tmp/s.sock", connectedPort: 0), channel: ClosingClientChannel(chunks: chunks))
+        // The connection is dropped (ERROR) once the client's bytes and its CLOSE are out.
+        for _ in 0..<500 where !agent.packets.withLockedValue({ $0.contains { $0.type == .error } }) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let sent = agent.packets.withLockedValue { $0 }.filter { $0.connectionID == 1 }
+        #expect(sent.map(\.type).last == .error)
+        let delivered = sent.filter { $0.type == .data }.flatMap { $0.payload ?? [] }
+        let whole = delivered == chunks.flatMap { $0 }
+        #expect(delivered.count == chunks.count * 4096)
+        #expect(whole, "the client's bytes, in order")
+        #expect(sent.firstIndex { $0.type == .closeConnection }! > sent.lastIndex { $0.type == .data }!)
+        await multiplexer.shutdown()
+        await reader.value
+    }
+
     @Test func dataRightAfterTheDialAnswerIsNotLost() async throws {
         let greeting = Array("the target spoke first".utf8)
         for _ in 0..<20 {

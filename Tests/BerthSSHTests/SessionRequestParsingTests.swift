@@ -37,14 +37,25 @@ import BerthTestSupport
         for value: UInt32 in [80, 24, 0, 0] { resize.writeSSHUInt32(value) }
         #expect(SessionRequest.parse(type: "window-change", payload: resize) == .request(.windowChange(WindowSize(columns: 80, rows: 24))))
         #expect(SessionRequest.parse(type: "shell", payload: ByteBuffer()) == .request(.shell))
-        #expect(SessionRequest.parse(type: "x11-req", payload: ByteBuffer()) == .unsupported("x11-req"))
+        #expect(SessionRequest.parse(type: "x11-req", payload: ByteBuffer()) == .malformed("x11-req"))
+        // RFC 4254 §6.3.1: single connection, protocol, cookie (hex), screen.
+        var x11 = ByteBuffer()
+        x11.writeInteger(UInt8(1))
+        x11.writeSSHText("MIT-MAGIC-COOKIE-1")
+        x11.writeSSHText("00112233445566778899aabbccddeeff")
+        x11.writeSSHUInt32(2)
+        #expect(
+            SessionRequest.parse(type: "x11-req", payload: x11)
+                == .request(.x11(X11Request(singleConnection: true, authProtocol: "MIT-MAGIC-COOKIE-1", cookie: "00112233445566778899aabbccddeeff", screen: 2))))
+        #expect(SessionRequest.parse(type: "auth-agent-req@openssh.com", payload: ByteBuffer()) == .request(.agentForwarding))
+        #expect(SessionRequest.parse(type: "break", payload: ByteBuffer()) == .unsupported("break"))
         #expect(SessionRequest.parse(type: "exec", payload: ByteBuffer(bytes: [0, 0, 0, 9, 65])) == .malformed("exec"))
     }
 
     /// Whatever a client sends as request data, parsing ends in a result, never a crash.
     @Test func randomAndTruncatedPayloadsNeverCrash() {
         var generator = SeededGenerator(seed: 0x5eed)
-        let types = ["env", "pty-req", "exec", "subsystem", "window-change", "signal", "shell", "break"]
+        let types = ["env", "pty-req", "exec", "subsystem", "window-change", "signal", "shell", "break", "x11-req", "auth-agent-req@openssh.com"]
         for round in 0..<20_000 {
             let length = Int(generator.next() % 64)
             var bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) }

@@ -6,6 +6,7 @@ import Testing
         var rules = SessionRequestRules()
         #expect(rules.check(.env) == nil)
         #expect(rules.check(.pty) == nil)
+        #expect(rules.check(.forwarding) == nil)
         #expect(rules.check(.signal) != nil)
         #expect(rules.check(.windowChange) != nil)
         #expect(rules.check(.program) == nil)
@@ -13,6 +14,8 @@ import Testing
         #expect(rules.check(.program) != nil)
         #expect(rules.check(.env) != nil)
         #expect(rules.check(.pty) != nil)
+        // DISPLAY and SSH_AUTH_SOCK reach only a program that has yet to start.
+        #expect(rules.check(.forwarding) != nil)
         #expect(rules.check(.signal) == nil)
         #expect(rules.check(.windowChange) == nil)
     }
@@ -21,7 +24,7 @@ import Testing
         var rules = SessionRequestRules()
         rules.programStarted()
         rules.programFinished()
-        for kind in [SessionRequestRules.Kind.env, .pty, .program, .signal, .windowChange] {
+        for kind in [SessionRequestRules.Kind.env, .pty, .forwarding, .program, .signal, .windowChange] {
             #expect(rules.check(kind) != nil)
         }
     }

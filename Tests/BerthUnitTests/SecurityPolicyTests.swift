@@ -1,4 +1,5 @@
 import BerthConfig
+import BerthCore
 import Testing
 @testable import BerthAuth
 @testable import BerthSecurity
@@ -16,6 +17,30 @@ import Testing
         #expect(open.allowsSubsystem("sftp") && open.allowsSignal("TERM"))
         #expect(!open.allowsForwarding(open.config.forwarding.forwardingMode))
         #expect(open.maxSessions == nil && open.forceCommand == nil)
+    }
+
+    @Test func socketX11AndAgentForwardingNeedTheirModeAndTheKeysPermission() {
+        let off = policy { _ in }
+        #expect(off.refusesSocketForwarding(listen: false) != nil && off.refusesSocketForwarding(listen: true) != nil)
+        #expect(off.refusesX11() != nil && off.refusesAgentForwarding() != nil)
+        // defaultMode does not turn forwarding on (ContainerSSH's rule).
+        #expect(policy { $0.defaultMode = .enable }.refusesAgentForwarding() != nil)
+        var config = SecurityConfig()
+        config.forwarding.socketForwardingMode = .enable
+        config.forwarding.socketListenMode = .filter
+        config.forwarding.x11ForwardingMode = .enable
+        config.forwarding.agentForwardingMode = .enable
+        let on = SecurityPolicy(config)
+        #expect(on.refusesSocketForwarding(listen: false) == nil && on.refusesX11() == nil && on.refusesAgentForwarding() == nil)
+        #expect(on.refusesSocketForwarding(listen: true)?.contains("socketListenMode") == true)
+        var restricted = LoginRestrictions()
+        restricted.portForwarding = false
+        restricted.x11Forwarding = false
+        restricted.agentForwarding = false
+        let keyed = SecurityPolicy(config, restrictions: restricted)
+        #expect(keyed.refusesSocketForwarding(listen: false)?.contains("no-port-forwarding") == true)
+        #expect(keyed.refusesX11()?.contains("no-X11-forwarding") == true)
+        #expect(keyed.refusesAgentForwarding()?.contains("no-agent-forwarding") == true)
     }
 
     @Test func enableDeniesListedFilterAllowsListedDisableRefusesAll() {
@@ -48,5 +73,25 @@ import Testing
         #expect(throws: WebhookError.self) { try ConfigWebhookClient.decode(Array(#"{"backend": "docker"}"#.utf8)) }
         #expect(throws: WebhookError.self) { try ConfigWebhookClient.decode(Array(#"{"config": []}"#.utf8)) }
         #expect(throws: WebhookError.self) { try ConfigWebhookClient.decode(Array("nope".utf8)) }
+    }
+}
+
+@Suite struct ForwardingModeConfigTests {
+    @Test func agentForwardingModeIsReadAndBadValuesAreRefusedByName() throws {
+        let yaml =
+            minimalAuthYAML + """
+                security:
+                  forwarding:
+                    socketForwardingMode: enable
+                    socketListenMode: enable
+                    x11ForwardingMode: enable
+                    agentForwardingMode: enable
+                """
+        let forwarding = try readConfig(yaml).config.security.forwarding
+        #expect(forwarding.agentForwardingMode == .enable && forwarding.x11ForwardingMode == .enable)
+        #expect(forwarding.socketForwardingMode == .enable && forwarding.socketListenMode == .enable)
+        #expect(try readConfig(minimalAuthYAML + "security: {}\n").config.security.forwarding.agentForwardingMode == .unset)
+        let problems = configProblems(minimalAuthYAML + "security:\n  forwarding:\n    agentForwardingMode: sometimes\n")
+        #expect(problems.count == 1 && problems[0].contains("agentForwardingMode"))
     }
 }

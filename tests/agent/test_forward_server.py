@@ -14,7 +14,7 @@ import cbor2
 import pytest
 
 SETUP, SUCCESS, ERROR, DATA, NEW, CLOSE, NO_MORE = range(7)
-PORT_FORWARD, PORT_DIAL = 1, 2
+X11, PORT_FORWARD, PORT_DIAL = 0, 1, 2
 
 
 class Peer:
@@ -29,9 +29,10 @@ class Peer:
         self.process.stdin.write(cbor2.dumps({"Type": type_, "ConnectionId": conn, "Payload": payload}))
         self.process.stdin.flush()
 
-    def setup(self, connection_type, host="", port=0, protocol="tcp"):
+    def setup(self, connection_type, host="", port=0, protocol="tcp", single=False):
         payload = cbor2.dumps({"ConnectionType": connection_type, "BindHost": host, "BindPort": port, "Protocol": protocol,
-                               "Screen": "", "SingleConnection": False, "AuthProtocol": "", "AuthCookie": ""})
+                               "Screen": "0", "SingleConnection": single, "AuthProtocol": "MIT-MAGIC-COOKIE-1",
+                               "AuthCookie": "00112233445566778899aabbccddeeff"})
         self.send(SETUP, 0, payload)
         return self.receive()
 
@@ -261,6 +262,34 @@ def test_unix_socket_dial_and_listen(peer, tmp_path):
     q.send(SUCCESS, 1)
     assert q.process.wait(timeout=10) == 0
     assert not os.path.exists(listen_path), "the listening socket file is removed"
+
+
+def test_x11_listens_on_a_display_of_its_own_and_honours_single_connection(peer):
+    """Berth's addition (docs/agent-protocol.md): the reply names the display, from 10 up, on
+    the loopback address; each X client is a NEW_CONNECTION with its originator."""
+    first, second = peer(), peer()
+    answer = first.setup(X11, "localhost", 10, single=True)
+    assert answer["Type"] == SUCCESS
+    display = cbor2.loads(answer["Payload"])["BindPort"]
+    other = cbor2.loads(second.setup(X11, "localhost", 10)["Payload"])["BindPort"]
+    assert display >= 10 and other >= 10 and display != other
+    client = socket.create_connection(("127.0.0.1", 6000 + display))
+    offer = first.receive()
+    assert offer["Type"] == NEW and offer["ConnectionId"] == 1
+    details = cbor2.loads(offer["Payload"])
+    assert details["OriginatorAddress"] == "127.0.0.1" and details["OriginatorPort"] == client.getsockname()[1]
+    first.send(SUCCESS, 1)
+    client.sendall(b"x11 setup")
+    assert first.receive_data(1, 9) == b"x11 setup"
+    # Single connection: the display no longer listens.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", 6000 + display), timeout=5)
+    client.close()
+    assert first.receive()["Type"] == CLOSE
+    first.send(SUCCESS, 1)
+    # With its only connection done, a single-connection X11 forward-server ends by itself.
+    assert first.process.wait(timeout=10) == 0
+    assert second.finish()[0] == 0
 
 
 def test_stdin_eof_ends_everything_at_once(peer):

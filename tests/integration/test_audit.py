@@ -305,3 +305,75 @@ def test_s3_metadata_with_an_odd_username(tmp_path, start_berth, faulty_webhook,
     stored = moto.client().head_object(Bucket="audit", Key=keys[0])["Metadata"]["username"]
     assert str(make_header(decode_header(stored))) == odd, stored
     assert "AUDIT_UPLOAD_FAILED" not in berth.process.output()
+
+
+def test_socket_x11_and_agent_forwarding_are_recorded(tmp_path, start_berth, example_webhook):
+    """ContainerSSH's types for streamlocal (204, 306, 307) and X11 (409, 305); Berth's 602 for
+    auth-agent-req@openssh.com, which ContainerSSH lacks."""
+    import asyncio
+    import threading
+
+    import asyncssh
+
+    from forward_programs import UNIX_ECHO_CLIENT, UNIX_ECHO_SERVER, X_CLIENT, command
+
+    directory = tmp_path / "audit"
+    url, _ = example_webhook(USERS)
+    forwarding = {"socketForwardingMode": "enable", "socketListenMode": "enable", "x11ForwardingMode": "enable",
+                  "agentForwardingMode": "enable"}
+    berth = start_berth({"auth": webhook_auth(url), **docker_config(), "security": {"forwarding": forwarding},
+                         "audit": {"enable": True, "format": "binary", "storage": "file", "file": {"directory": str(directory)},
+                                   "intercept": ALL}})
+    echo = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = echo.accept()
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    async def sockets():
+        async with asyncssh.connect("127.0.0.1", port=berth.port, username="alice", password="pw", known_hosts=None,
+                                    client_keys=None, agent_path=None) as conn:
+            listener = await conn.forward_remote_path_to_port("/tmp/audit-r.sock", "127.0.0.1", echo.getsockname()[1])
+            assert (await conn.run(command(UNIX_ECHO_CLIENT, "/tmp/audit-r.sock", "100"), check=True)).stdout.split()[2] == "100"
+            listener.close()
+            server = await conn.create_process(command(UNIX_ECHO_SERVER, "/tmp/audit-l.sock"))
+            assert (await server.stdout.readline()) == "listening\n"
+            reader, writer = await conn.open_unix_connection("/tmp/audit-l.sock")
+            writer.write(b"through-the-socket")
+            writer.write_eof()
+            assert await reader.read() == b"through-the-socket"
+            server.close()
+
+    asyncio.run(sockets())
+
+    client = login(berth)
+    try:
+        x11_channels = []
+        channel = client.get_transport().open_session()
+        channel.request_forward_agent(lambda agent_channel: None)
+        channel.request_x11(auth_cookie="00112233445566778899aabbccddeeff", single_connection=True,
+                            handler=lambda x11, origin: x11_channels.append(x11) or x11.sendall(b"pong!"))
+        channel.exec_command(command(X_CLIENT))
+        assert channel.makefile("rb").read() == b"answer:pong!\n"
+        assert channel.recv_exit_status() == 0
+    finally:
+        client.close()
+    logs = wait_for(lambda: user_logs(directory) if len(user_logs(directory)) == 2 else None)
+    messages = [m for log in logs for m in wait_for(lambda log=log: _complete(log))]
+    by_type = {}
+    for m in messages:
+        by_type.setdefault(m["type"], []).append(m)
+    assert by_type[204][0]["payload"] == {"Path": "/tmp/audit-r.sock"}
+    assert by_type[307][0]["payload"] == {"Path": "/tmp/audit-r.sock"}
+    assert by_type[306][0]["payload"] == {"Path": "/tmp/audit-l.sock"}
+    assert b"through-the-socket" in io_bytes(messages, by_type[306][0]["channelId"], 0)
+    x11 = by_type[409][0]["payload"]
+    assert x11["singleConnection"] is True and x11["authProtocol"] == "MIT-MAGIC-COOKIE-1" and x11["screen"] == "0"
+    assert by_type[602][0]["payload"]["requestId"] == x11["requestId"] - 1
+    assert by_type[305][0]["payload"]["OriginatorHost"] == "127.0.0.1"
+    opened = {m["payload"]["channelType"] for m in by_type[301]}
+    assert {"x11", "forwarded-streamlocal@openssh.com", "direct-streamlocal@openssh.com"} <= opened

@@ -259,32 +259,3 @@ def _both_forwards_active(container):
     if not (listening and dialled):
         raise AssertionError(f"listening on 9001: {listening}, connected to 7003: {dialled}\n{tables}")
     return True
-
-
-def test_unix_socket_forward_is_refused_and_the_connection_keeps_working(start_berth, example_webhook):
-    """Unix socket forwarding is not available yet: OpenSSH's `-L port:/path` and asyncssh's
-    direct-streamlocal@openssh.com get a refused channel (reason 1, with why), the log says so,
-    and the same connection goes on serving sessions."""
-    berth = start(start_berth, example_webhook, security={"forwarding": {"forwardingMode": "enable", "socketForwardingMode": "enable"}})
-    local = free_port()
-    tunnel = subprocess.Popen(ssh_args(berth, "-N", "-L", f"127.0.0.1:{local}:/tmp/app.sock"), stderr=subprocess.PIPE)
-    try:
-        with eventually(lambda: socket.create_connection(("127.0.0.1", local), timeout=5)) as client:
-            client.settimeout(30)
-            assert client.recv(1) == b""
-        # The tunnel's connection survives the refused channel.
-        assert tunnel.poll() is None
-    finally:
-        tunnel.kill()
-        tunnel.wait()
-
-    async def scenario():
-        async with await connect(berth) as conn:
-            with pytest.raises(asyncssh.ChannelOpenError) as refused:
-                await conn.open_unix_connection("/tmp/app.sock")
-            assert refused.value.code == 1
-            assert "unix socket forwarding" in refused.value.reason
-            assert (await conn.run("echo still here", check=True)).stdout == "still here\n"
-
-    asyncio.run(scenario())
-    assert eventually(lambda: "SSH_STREAMLOCAL_UNSUPPORTED" in berth.process.output() or None)

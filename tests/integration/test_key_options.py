@@ -175,3 +175,51 @@ def test_permitopen_allows_a_real_forward_and_refuses_another_port(tmp_path, sta
         client.terminate()
         client.wait(timeout=30)
     assert wait_until(lambda: not berth_containers())
+
+
+@pytest.mark.parametrize("options,refused", [
+    # Allowed by the key: the echo backend, which cannot forward, refuses.
+    ("", False),
+    ("restrict", True),
+    ("no-port-forwarding,no-X11-forwarding,no-agent-forwarding", True),
+])
+def test_socket_x11_and_agent_options(tmp_path, start_berth, options, refused):
+    import paramiko
+    everything = {"forwarding": {"socketForwardingMode": "enable", "socketListenMode": "enable", "x11ForwardingMode": "enable",
+                                 "agentForwardingMode": "enable"}}
+    berth, key = keys_berth(tmp_path, start_berth, [(options + " {key}").strip()], security=everything)
+
+    async def sockets():
+        async with asyncssh.connect("127.0.0.1", port=berth.port, username="deploy", client_keys=[str(key)], known_hosts=None,
+                                    preferred_auth="publickey") as conn:
+            with pytest.raises(asyncssh.ChannelOpenError) as direct:
+                await conn.open_unix_connection("/tmp/app.sock")
+            with pytest.raises(asyncssh.ChannelListenError):
+                await conn.forward_remote_path_to_port("/tmp/r.sock", "127.0.0.1", 1)
+            return direct.value.reason
+
+    reason = asyncio.run(sockets())
+    expected = "unix socket forwarding is disabled" if refused else "unix socket forwarding is not available"
+    assert reason == expected
+
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect("127.0.0.1", port=berth.port, username="deploy", key_filename=str(key), look_for_keys=False, allow_agent=False, timeout=30)
+    try:
+        channel = client.get_transport().open_session()
+        channel.request_forward_agent(lambda _: None)
+        with pytest.raises(paramiko.SSHException):
+            channel.request_x11(auth_cookie="00112233445566778899aabbccddeeff", handler=lambda *_: None)
+        # paramiko closes a channel whose request failed; the connection goes on.
+        again = client.get_transport().open_session()
+        again.exec_command("echo still here")
+        # The echo backend answers with the command it was given.
+        assert b"still here" in again.makefile("rb").read()
+    finally:
+        client.close()
+    messages = [line["message"] for line in coded(berth, "SECURITY_FORWARDING_REFUSED")]
+    for option in ("no-port-forwarding", "no-X11-forwarding", "no-agent-forwarding"):
+        assert any(option in message for message in messages) == refused, messages
+    unavailable = [line["message"] for line in coded(berth, "FORWARD_NOT_AVAILABLE")]
+    assert any("X11 forwarding is not available" in message for message in unavailable) == (not refused)
+    assert any("agent forwarding is not available" in message for message in unavailable) == (not refused)
