@@ -34,6 +34,8 @@ command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 # The operator console (tests/integration/test_console.py): xterm.js served from disk, and real
 # headless Chromium driven by selenium.
 [ -e /usr/share/javascript/xterm/xterm.js ] || need_apt+=(libjs-xterm)
+# Debian 12's libjs-xterm has no browser build of xterm.js; the console joins node-xterm's modules.
+[ -e /usr/share/nodejs/xterm/lib/public/Terminal.js ] || need_apt+=(node-xterm)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -50,12 +50,13 @@ def browser():
 
 
 class Shell:
-    """An interactive OpenSSH session (`ssh -tt`) the test types into."""
+    """An interactive OpenSSH session (`ssh -tt`) the test types into; its stdout and stderr as one
+    stream, as a terminal shows them."""
 
     def __init__(self, port, user, password):
         args = ["sshpass", "-p", password, "ssh", "-tt", "-p", str(port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
                 "-o", "NumberOfPasswordPrompts=1", f"{user}@127.0.0.1"]
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.seen = b""
 
@@ -70,6 +71,13 @@ class Shell:
             chunk = None
         if chunk:
             self.seen += chunk
+        return self.seen
+
+    def finished(self):
+        """Waits for the client to exit; everything it printed."""
+        self.proc.wait(timeout=60)
+        os.set_blocking(self.proc.stdout.fileno(), True)
+        self.seen += self.proc.stdout.read()
         return self.seen
 
     def close(self):
@@ -100,15 +108,14 @@ def test_sign_in_watch_end_and_replay(console, browser, tmp_path):
         wait_until(lambda: "typed-by-alice-42" in terminal_text(browser), what="typed output in the watcher's terminal")
         wait_until(lambda: b"An operator is watching this session" in shell.output(), what="the watching notice on the user's terminal")
         watched = [line for line in berth.process.log_lines() if line.get("code") == "CONSOLE_WATCH_STARTED"]
-        assert watched and watched[0]["operator"] == "ada" and watched[0]["connectionId"] == connection_id
+        assert watched and watched[0]["details"]["operator"] == "ada" and watched[0]["connectionId"] == connection_id
 
         browser.get(base + "/sessions")
         row = rows_for(browser, "alice")[0]
         row.find_element(By.XPATH, ".//button[text()='End connection']").click()
         browser.find_element(By.ID, "end-reason").send_keys("lab is over")
         browser.find_element(By.ID, "end-confirm").click()
-        shell.proc.wait(timeout=60)
-        assert b"ended by an operator: lab is over" in shell.proc.stderr.read()
+        assert b"ended by an operator: lab is over" in shell.finished()
         wait_until(lambda: not browser.find_elements(By.CSS_SELECTOR, f'tr[data-connection="{connection_id}"]'),
                    what="the ended connection to leave the list")
         assert any(line.get("code") == "CONSOLE_CONNECTION_ENDED" for line in berth.process.log_lines())
@@ -151,8 +158,7 @@ def test_end_one_session_shows_the_reason(console, browser):
         row.find_element(By.XPATH, ".//button[text()='End session']").click()
         browser.find_element(By.ID, "end-reason").send_keys("please take a break")
         browser.find_element(By.ID, "end-confirm").click()
-        shell.proc.wait(timeout=60)
-        assert b"An operator ended this session: please take a break" in shell.output()
+        assert b"An operator ended this session: please take a break" in shell.finished()
         assert any(line.get("code") == "CONSOLE_SESSION_ENDED" for line in berth.process.log_lines())
     finally:
         shell.close()
@@ -302,8 +308,7 @@ def test_ending_a_docker_connection_removes_its_container(console, browser):
         rows_for(browser, "alice")[0].find_element(By.XPATH, ".//button[text()='End connection']").click()
         browser.find_element(By.ID, "end-reason").send_keys("maintenance")
         browser.find_element(By.ID, "end-confirm").click()
-        shell.proc.wait(timeout=60)
-        assert b"ended by an operator: maintenance" in shell.proc.stderr.read()
+        assert b"ended by an operator: maintenance" in shell.finished()
         wait_until(lambda: not berth_containers(**{"connection-id": connection_id}), what="the container to be removed")
     finally:
         shell.close()
