@@ -50,7 +50,8 @@ public final class ConsoleServer: Sendable {
         if !assets.hasTerminal {
             logger.log(
                 .warning, "CONSOLE_XTERM_MISSING",
-                "xterm.js was not found in \(config.xtermDirectory) or \(ConsoleAssets.nodeXtermDirectory); the console cannot show terminals (install Debian's libjs-xterm and node-xterm)")
+                "xterm.js was not found in \(config.xtermDirectory) or \(ConsoleAssets.nodeXtermDirectory); the console cannot show terminals (install Debian's libjs-xterm and node-xterm)"
+            )
         }
     }
 
