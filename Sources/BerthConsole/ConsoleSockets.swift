@@ -55,8 +55,13 @@ struct LiveSnapshot: Codable, Equatable {
 enum ConsoleSockets {
     /// At most this many list updates a second; a busy session changes its counters constantly.
     static let listInterval: Duration = .milliseconds(250)
-    /// A watcher further behind than this loses its queue and starts again from the kept output.
-    static let watcherQueueLimit = 1 << 20
+    /// A watcher further behind than this loses its queue and starts again from this much of the
+    /// kept output: a few screens, which is all a terminal shows.
+    static let watcherQueueLimit = 256 * 1024
+    /// A watcher is sent what arrived at most this often: output is batched into few frames, and
+    /// a watcher of a very busy session costs at most `watcherQueueLimit` per tick, whatever the
+    /// session writes.
+    static let watcherTick: Duration = .milliseconds(50)
 
     /// Pushes the sessions list whenever it changed. The browser sends nothing that matters;
     /// its frames are read (and dropped) so a close is noticed.
@@ -110,11 +115,13 @@ enum ConsoleSockets {
                     switch watcher.take() {
                     case .bytes(let bytes):
                         if !bytes.isEmpty { try await outbound.write(.binary(ByteBuffer(bytes: bytes))) }
+                        try await Task.sleep(for: watcherTick)
                     case .skipped:
                         server.logger.log(.info, "CONSOLE_WATCH_SKIPPED", "a watcher fell behind the session's output; it starts again from the kept output", details)
-                        let again = live.resync(watcher)
+                        let again = live.resync(watcher, tail: watcherQueueLimit)
                         try await outbound.write(.text(#"{"type":"skipped"}"#))
                         try await outbound.write(.binary(ByteBuffer(bytes: again)))
+                        try await Task.sleep(for: watcherTick)
                     }
                 }
                 // Output that arrived just before the end.

@@ -238,11 +238,11 @@ public final class LiveSession: Sendable {
         return result
     }
 
-    /// The kept output again, for a watcher that fell behind.
-    func resync(_ watcher: Watcher) -> [UInt8] {
+    /// The end of the kept output again, for a watcher that fell behind.
+    func resync(_ watcher: Watcher, tail: Int) -> [UInt8] {
         state.withLockedValue { state in
             watcher.clear()
-            return Self.snapshot(state, limit: limit).bytes
+            return Self.snapshot(state, limit: min(limit, tail)).bytes
         }
     }
 
