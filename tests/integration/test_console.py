@@ -2,6 +2,7 @@
 session appear, watch it live, end it, replay its recording; the refusals (read-only role, CSRF,
 wrong password and rate limit); and the console's listener under malformed input while SSH
 keeps serving."""
+import http.client
 import json
 import os
 import random
@@ -312,3 +313,60 @@ def test_ending_a_docker_connection_removes_its_container(console, browser):
         wait_until(lambda: not berth_containers(**{"connection-id": connection_id}), what="the container to be removed")
     finally:
         shell.close()
+
+
+
+@pytest.fixture
+def console_with(tmp_path, start_berth):
+    """A console with extra `console` keys; returns (berth, port)."""
+    def start(**console_keys):
+        port = free_port()
+        config = console_config(tmp_path, port, audit=False)
+        config["console"].update(console_keys)
+        berth = start_berth(config)
+        wait_for_port(port, berth.process.proc)
+        return berth, port
+    return start
+
+
+def test_without_xterm_the_watch_page_says_so_and_shows_plain_text(console_with, browser, tmp_path):
+    empty = tmp_path / "no-xterm"
+    empty.mkdir()
+    berth, port = console_with(xtermDirectory=str(empty), showWatching=False)
+    assert any(line.get("code") == "CONSOLE_XTERM_MISSING" for line in berth.process.log_lines())
+    sign_in(browser, f"http://127.0.0.1:{port}", "ada", "ada-pw")
+    shell = Shell(berth.port, "alice", "alice-pw")
+    try:
+        rows_for(browser, "alice")[0].find_element(By.CSS_SELECTOR, "a.watch").click()
+        assert browser.find_element(By.ID, "xterm-missing").is_displayed()
+        shell.type("plain-view-7\r")
+        wait_until(lambda: "plain-view-7" in browser.find_element(By.ID, "plain").text, what="typed output in the plain view")
+        wait_until(lambda: b"plain-view-7" in shell.output(), what="the echo on the user's side")
+        # showWatching: false: the notice would have come before the echo of what was typed after the watch began.
+        assert b"An operator is watching" not in shell.output()
+    finally:
+        shell.close()
+
+
+def test_tls_listener_with_minimum_version(console_with, tmp_path):
+    import ssl
+    cert, key = tmp_path / "console.crt", tmp_path / "console.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    berth, port = console_with(cert=str(cert), key=str(key), tlsVersion="1.3")
+    context = ssl.create_default_context(cafile=str(cert))
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
+    connection.request("GET", "/signin")
+    response = connection.getresponse()
+    assert response.status == 200 and "Secure" in response.getheader("Set-Cookie")
+    connection.close()
+    old = ssl.create_default_context(cafile=str(cert))
+    old.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises(ssl.SSLError):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            old.wrap_socket(sock, server_hostname="127.0.0.1")
+    # Plain HTTP on the TLS port gets no page.
+    plain = ConsoleHTTP(port)
+    with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
+        plain.request("GET", "/signin")
