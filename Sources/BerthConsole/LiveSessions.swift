@@ -163,32 +163,28 @@ public final class LiveSession: Sendable {
     public let channelID: UInt64
     public let started: Date
     let channel: any SessionChannel
-    private let limit: Int
     private struct State {
         var program = ""
         var bytesIn: UInt64 = 0
-        var bytesOut: UInt64 = 0
-        /// The most recent output, at most `limit` bytes once trimmed.
-        var output: [UInt8] = []
-        var truncated = false
+        var output: OutputRing
         var watchers: [UInt64: Watcher] = [:]
         var nextWatcher: UInt64 = 0
         var ended = false
     }
 
-    private let state = NIOLockedValueBox(State())
+    private let state: NIOLockedValueBox<State>
     private let onChange: @Sendable () -> Void
 
     init(channel: any SessionChannel, limit: Int, onChange: @escaping @Sendable () -> Void) {
         self.channelID = channel.channelID
         self.channel = channel
         self.started = Date()
-        self.limit = limit
         self.onChange = onChange
+        state = NIOLockedValueBox(State(output: OutputRing(capacity: limit)))
     }
 
     public var summary: (program: String, bytesIn: UInt64, bytesOut: UInt64, watchers: Int) {
-        state.withLockedValue { ($0.program, $0.bytesIn, $0.bytesOut, $0.watchers.count) }
+        state.withLockedValue { ($0.program, $0.bytesIn, $0.output.total, $0.watchers.count) }
     }
 
     func setProgram(_ program: String) {
@@ -205,23 +201,11 @@ public final class LiveSession: Sendable {
     func output(_ data: ByteBuffer) {
         data.withUnsafeReadableBytes { bytes in
             state.withLockedValue { state in
-                state.bytesOut += UInt64(bytes.count)
-                state.output.append(contentsOf: bytes)
-                // Trim in large steps so the copy is amortised over many writes.
-                if state.output.count > 2 * limit {
-                    state.output.removeFirst(state.output.count - limit)
-                    state.truncated = true
-                }
+                state.output.append(bytes)
                 for watcher in state.watchers.values { watcher.offer(bytes) }
             }
         }
         onChange()
-    }
-
-    /// What a new watcher shows first: the kept output, and whether older output was dropped.
-    private static func snapshot(_ state: State, limit: Int) -> (bytes: [UInt8], truncated: Bool) {
-        if state.output.count > limit { return (Array(state.output.suffix(limit)), true) }
-        return (state.output, state.truncated)
     }
 
     /// Registers a watcher and returns it with the output so far; nil once the session ended.
@@ -231,8 +215,7 @@ public final class LiveSession: Sendable {
             let watcher = Watcher(id: state.nextWatcher, limit: pendingLimit)
             state.nextWatcher += 1
             state.watchers[watcher.id] = watcher
-            let snapshot = Self.snapshot(state, limit: limit)
-            return (watcher, snapshot.bytes, snapshot.truncated)
+            return (watcher, state.output.suffix(), state.output.truncated)
         }
         onChange()
         return result
@@ -242,7 +225,7 @@ public final class LiveSession: Sendable {
     func resync(_ watcher: Watcher, tail: Int) -> [UInt8] {
         state.withLockedValue { state in
             watcher.clear()
-            return Self.snapshot(state, limit: min(limit, tail)).bytes
+            return state.output.suffix(tail)
         }
     }
 

@@ -155,6 +155,26 @@ import Testing
     }
 }
 
+@Suite struct OutputRingTests {
+    /// Random appends against the obvious model: keep everything, show the last `capacity` bytes.
+    @Test func matchesTheModel() {
+        var rng = SeededGenerator(seed: 1022)
+        for capacity in [1, 2, 7, 64, 1000] {
+            var ring = OutputRing(capacity: capacity)
+            var model: [UInt8] = []
+            for _ in 0..<400 {
+                let chunk = rng.bytes(Int.random(in: 0...(capacity * 3), using: &rng))
+                chunk.withUnsafeBytes { ring.append($0) }
+                model += chunk
+                #expect(ring.suffix() == Array(model.suffix(capacity)))
+                let tail = Int.random(in: 0...(capacity + 2), using: &rng)
+                #expect(ring.suffix(tail) == Array(model.suffix(min(tail, capacity))))
+                #expect(ring.total == UInt64(model.count) && ring.truncated == (model.count > capacity))
+            }
+        }
+    }
+}
+
 @Suite struct ConsoleReasonTests {
     @Test func oneShortPrintableLine() {
         #expect(ConsoleRoutes.cleanReason("  lab\r\n is \u{1b}[31mover ") == "lab is [31mover")
