@@ -46,10 +46,9 @@ struct ConsoleRoutes: Sendable {
         router.ws(
             "/ws/watch",
             shouldUpgrade: { request, context in
-                let session = try self.upgrade(request)
-                guard let target = self.watchTarget(request) else { throw HTTPError(.notFound, message: "no such session") }
-                _ = (session, target)
-                return .upgrade([:])
+                let decision = try self.upgrade(request)
+                guard self.watchTarget(request) != nil else { throw HTTPError(.notFound, message: "no such session") }
+                return decision
             }
         ) { inbound, outbound, context in
             guard let operatorSession = self.operatorSession(context.request), let target = self.watchTarget(context.request) else { return }

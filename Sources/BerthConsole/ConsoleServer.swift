@@ -55,6 +55,10 @@ public final class ConsoleServer: Sendable {
         }
     }
 
+    /// Beyond this many open connections the console stops accepting (they wait in the backlog),
+    /// so whoever reaches the port cannot take the descriptors SSH needs.
+    static let maxConnections = 64
+
     /// The port the console listens on (useful with port 0).
     public var boundPort: Int? { port.withLockedValue { $0 } }
 
@@ -77,7 +81,9 @@ public final class ConsoleServer: Sendable {
         var appLogger = logger
         appLogger.logLevel = max(logger.logLevel, .warning)
         let app = Application(
-            router: router, server: server, configuration: .init(address: .hostname(host, port: portNumber), serverName: nil),
+            router: router, server: server,
+            configuration: .init(
+                address: .hostname(host, port: portNumber), serverName: nil, availableConnectionsDelegate: .maximum(Self.maxConnections, logger: appLogger)),
             onServerRunning: { [port] channel in
                 port.withLockedValue { $0 = channel.localAddress?.port }
                 ready.done(nil)

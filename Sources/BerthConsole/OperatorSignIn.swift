@@ -23,6 +23,7 @@ final class OperatorSignIn: Sendable {
     /// Failed sign-ins allowed per remote address within `failureWindow`; more get 429.
     static let maxFailures = 5
     static let failureWindow: Duration = .seconds(300)
+    static let maxTrackedAddresses = 10_000
     static let idleTimeout: Duration = .seconds(3600)
     static let maxLifetime: Duration = .seconds(12 * 3600)
 
@@ -51,7 +52,13 @@ final class OperatorSignIn: Sendable {
         // An unknown name costs a hash too, so timing does not tell which names exist.
         let valid = await PasswordHashing.verify(Array(password.utf8), hash: account?.passwordHash ?? CryptPassword.decoyHash)
         guard valid, let account else {
-            state.withLockedValue { $0.failures[address, default: []].append(now) }
+            state.withLockedValue { state in
+                state.failures[address, default: []].append(now)
+                // Many addresses (an IPv6 range) must not grow the table without end.
+                if state.failures.count > Self.maxTrackedAddresses {
+                    state.failures = state.failures.filter { now - ($0.value.last ?? now) < Self.failureWindow }
+                }
+            }
             return .refused
         }
         let session = Session(token: Self.randomToken(), csrf: Self.randomToken(), username: account.username, role: account.role, lastSeen: now, signedIn: now)
