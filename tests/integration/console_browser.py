@@ -32,6 +32,11 @@ def sign_in(driver, base, username, password):
     driver.find_element(By.ID, "signin").click()
 
 
+def signed_in(driver, base, username, password):
+    sign_in(driver, base, username, password)
+    wait_until(lambda: driver.current_url.endswith("/sessions"), what=f"{username} to be signed in")
+
+
 def terminal_text(driver):
     rows = driver.find_elements(By.CSS_SELECTOR, ".xterm-rows")
     return rows[0].text if rows else ""

@@ -14,7 +14,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from conftest import SSH_OPTS, free_port, wait_for_port, wait_until
-from console_browser import ConsoleHTTP, chromium, rows_for, sha512_crypt, sign_in, terminal_text
+from console_browser import ConsoleHTTP, chromium, rows_for, sha512_crypt, sign_in, signed_in, terminal_text
 from docker_helpers import berth_containers, docker_config
 
 OPERATORS = [{"username": "ada", "passwordHash": sha512_crypt("ada-pw"), "role": "admin"},
@@ -151,7 +151,7 @@ def test_sign_in_watch_end_and_replay(console, browser, tmp_path):
 
 def test_end_one_session_shows_the_reason(console, browser):
     berth, port, base = console(audit=False)
-    sign_in(browser, base, "ada", "ada-pw")
+    signed_in(browser, base, "ada", "ada-pw")
     shell = Shell(berth.port, "bob", "bob-pw")
     try:
         wait_until(lambda: b"berth echo shell" in shell.output(), what="the echo shell's greeting")
@@ -167,7 +167,7 @@ def test_end_one_session_shows_the_reason(console, browser):
 
 def test_read_only_operator_cannot_end_and_csrf_is_required(console, browser):
     berth, port, base = console(audit=False)
-    sign_in(browser, base, "rory", "rory-pw")
+    signed_in(browser, base, "rory", "rory-pw")
     shell = Shell(berth.port, "alice", "alice-pw")
     try:
         row = rows_for(browser, "alice")[0]
@@ -295,7 +295,7 @@ def test_console_survives_malformed_http_and_websocket_frames_while_ssh_serves(c
 
 def test_ending_a_docker_connection_removes_its_container(console, browser):
     berth, port, base = console(backend=docker_config(), audit=False)
-    sign_in(browser, base, "ada", "ada-pw")
+    signed_in(browser, base, "ada", "ada-pw")
     shell = Shell(berth.port, "alice", "alice-pw")
     try:
         row = rows_for(browser, "alice")[0]
@@ -334,7 +334,7 @@ def test_without_xterm_the_watch_page_says_so_and_shows_plain_text(console_with,
     empty.mkdir()
     berth, port = console_with(xtermDirectory=str(empty), showWatching=False)
     assert any(line.get("code") == "CONSOLE_XTERM_MISSING" for line in berth.process.log_lines())
-    sign_in(browser, f"http://127.0.0.1:{port}", "ada", "ada-pw")
+    signed_in(browser, f"http://127.0.0.1:{port}", "ada", "ada-pw")
     shell = Shell(berth.port, "alice", "alice-pw")
     try:
         rows_for(browser, "alice")[0].find_element(By.CSS_SELECTOR, "a.watch").click()
@@ -370,3 +370,42 @@ def test_tls_listener_with_minimum_version(console_with, tmp_path):
     plain = ConsoleHTTP(port)
     with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
         plain.request("GET", "/signin")
+
+
+def test_asciinema_recordings_are_listed_per_session_and_replayed(tmp_path, start_berth, browser):
+    port = free_port()
+    config = console_config(tmp_path, port, audit=False)
+    config["audit"] = {"enable": True, "format": "asciinema", "storage": "file", "file": {"directory": str(tmp_path / "casts")},
+                       "intercept": {"stdout": True}}
+    berth = start_berth(config)
+    wait_for_port(port, berth.process.proc)
+    assert berth.ssh("bob", "cast-me-please", password="bob-pw").stdout == b"cast-me-please\n"
+    client = ConsoleHTTP(port)
+    client.sign_in("rory", "rory-pw")
+    listing = wait_until(lambda: [r for r in json.loads(client.request("GET", "/api/recordings?user=bob")[1])["recordings"]
+                                  if r["kind"] == "asciicast"], what="bob's cast in the list")
+    assert listing[0]["channel"] == 0 and listing[0]["name"].endswith("-0.cast")
+    status, cast, _ = client.request("GET", f"/api/recordings/{listing[0]['name']}/cast")
+    assert status == 200 and "cast-me-please" in cast
+    assert client.request("GET", "/api/recordings/..%2Fetc%2Fpasswd/cast")[0] == 404
+    signed_in(browser, f"http://127.0.0.1:{port}", "rory", "rory-pw")
+    browser.get(f"http://127.0.0.1:{port}/replay?name={listing[0]['name']}")
+    wait_until(lambda: browser.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "yes", what="the cast to load")
+    browser.find_element(By.ID, "play").click()
+    wait_until(lambda: "cast-me-please" in terminal_text(browser), what="the cast to play")
+
+
+def test_berth_stops_cleanly_with_console_websockets_open(console):
+    berth, port, base = console(audit=False)
+    client = ConsoleHTTP(port)
+    client.sign_in("ada", "ada-pw")
+    sockets = [websocket_upgrade(port, client.cookies["berth_console"]) for _ in range(3)]
+    shell = Shell(berth.port, "alice", "alice-pw")
+    try:
+        wait_until(lambda: b"berth echo shell" in shell.output(), what="the echo shell's greeting")
+        assert berth.process.stop() == 0
+        assert any(line.get("code") == "BERTH_STOPPED" for line in berth.process.log_lines())
+    finally:
+        shell.close()
+        for sock in sockets:
+            sock.close()
