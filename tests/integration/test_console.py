@@ -8,7 +8,6 @@ import os
 import random
 import socket
 import subprocess
-import time
 
 import pytest
 from selenium.webdriver.common.by import By
