@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from conftest import SSH_OPTS, free_port, wait_for_port, wait_until
 from console_browser import ConsoleHTTP, chromium, rows_for, sha512_crypt, sign_in, signed_in, terminal_text
@@ -155,9 +156,9 @@ def test_end_one_session_shows_the_reason(console, browser):
     try:
         wait_until(lambda: b"berth echo shell" in shell.output(), what="the echo shell's greeting")
         row = rows_for(browser, "bob")[0]
-        row.find_element(By.XPATH, ".//button[text()='End session']").click()
-        browser.find_element(By.ID, "end-reason").send_keys("please take a break")
-        browser.find_element(By.ID, "end-confirm").click()
+        row.find_element(By.XPATH, ".//button[text()='End session']").send_keys(Keys.RETURN)
+        # The dialog puts the focus in the reason field; Enter there confirms.
+        browser.switch_to.active_element.send_keys("please take a break" + Keys.RETURN)
         assert b"An operator ended this session: please take a break" in shell.finished()
         assert any(line.get("code") == "CONSOLE_SESSION_ENDED" for line in berth.process.log_lines())
     finally:

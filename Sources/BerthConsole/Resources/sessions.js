@@ -9,11 +9,12 @@
   const dialog = document.getElementById("end-dialog");
   let pending = null;
 
-  function cell(row, text) {
-    const td = document.createElement("td");
-    td.textContent = text;
-    row.appendChild(td);
-    return td;
+  // Rows are updated in place (keyed by connection and channel), so a focused button or link
+  // keeps its focus while the counters change.
+  const rows = new Map();
+
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
   }
 
   function bytes(n) {
@@ -38,44 +39,73 @@
     return button;
   }
 
+  function actions(cell, connection, session) {
+    cell.replaceChildren();
+    if (session) {
+      const watch = document.createElement("a");
+      watch.href = "/watch?connection=" + encodeURIComponent(connection.id) + "&channel=" + session.channel;
+      watch.textContent = "Watch";
+      watch.className = "watch";
+      watch.setAttribute("aria-label", "Watch the session of " + connection.authenticatedUsername + " (channel " + session.channel + ")");
+      cell.appendChild(watch);
+      const watching = document.createElement("span");
+      watching.className = "watching";
+      cell.appendChild(watching);
+    }
+    if (admin && connection.authenticated) {
+      if (session) {
+        cell.appendChild(endButton("End session", { connection: connection.id, channel: session.channel,
+          description: "Session " + session.channel + " of " + connection.authenticatedUsername }));
+      }
+      cell.appendChild(endButton("End connection", { connection: connection.id, channel: "",
+        description: "Connection of " + connection.authenticatedUsername + " from " + connection.remoteAddress }));
+    }
+  }
+
   function render(list) {
-    tbody.replaceChildren();
+    const wanted = [];
     for (const connection of list.connections) {
       const sessions = connection.sessions.length ? connection.sessions : [null];
       for (const session of sessions) {
-        const row = document.createElement("tr");
-        row.dataset.connection = connection.id;
-        if (session) row.dataset.channel = String(session.channel);
-        cell(row, connection.username || "—");
-        cell(row, connection.authenticated ? connection.authenticatedUsername : "(signing in)");
-        cell(row, connection.remoteAddress);
-        cell(row, connection.backend ? connection.backend + (connection.container ? " / " + connection.container : "") : "—");
-        cell(row, new Date((session || connection).started).toLocaleString());
-        cell(row, session ? session.program || "(starting)" : "(no session)");
-        cell(row, session ? bytes(session.bytesIn) : "—");
-        cell(row, session ? bytes(session.bytesOut) : "—");
-        const actions = cell(row, "");
-        if (session) {
-          const watch = document.createElement("a");
-          watch.href = "/watch?connection=" + encodeURIComponent(connection.id) + "&channel=" + session.channel;
-          watch.textContent = "Watch";
-          watch.className = "watch";
-          watch.setAttribute("aria-label", "Watch the session of " + connection.authenticatedUsername + " (channel " + session.channel + ")");
-          actions.appendChild(watch);
-          if (session.watchers) actions.appendChild(document.createTextNode(" (" + session.watchers + " watching) "));
+        const key = connection.id + ":" + (session ? session.channel : "-");
+        let row = rows.get(key);
+        if (!row) {
+          row = document.createElement("tr");
+          row.dataset.connection = connection.id;
+          if (session) row.dataset.channel = String(session.channel);
+          for (let i = 0; i < 9; i++) row.appendChild(document.createElement("td"));
+          rows.set(key, row);
         }
-        if (admin && connection.authenticated) {
-          if (session) {
-            actions.appendChild(endButton("End session", { connection: connection.id, channel: session.channel,
-              description: "Session " + session.channel + " of " + connection.authenticatedUsername }));
-          }
-          actions.appendChild(endButton("End connection", { connection: connection.id, channel: "",
-            description: "Connection of " + connection.authenticatedUsername + " from " + connection.remoteAddress }));
+        const cells = row.children;
+        setText(cells[0], connection.username || "—");
+        setText(cells[1], connection.authenticated ? connection.authenticatedUsername : "(signing in)");
+        setText(cells[2], connection.remoteAddress);
+        setText(cells[3], connection.backend ? connection.backend + (connection.container ? " / " + connection.container : "") : "—");
+        setText(cells[4], new Date((session || connection).started).toLocaleString());
+        setText(cells[5], session ? session.program || "(starting)" : "(no session)");
+        setText(cells[6], session ? bytes(session.bytesIn) : "—");
+        setText(cells[7], session ? bytes(session.bytesOut) : "—");
+        const shape = [admin, connection.authenticated, connection.authenticatedUsername, Boolean(session)].join("|");
+        if (row.dataset.shape !== shape) {
+          actions(cells[8], connection, session);
+          row.dataset.shape = shape;
         }
-        tbody.appendChild(row);
+        const watching = cells[8].querySelector(".watching");
+        if (watching) setText(watching, session && session.watchers ? " (" + session.watchers + " watching) " : " ");
+        wanted.push(row);
       }
     }
-    liveState.textContent = list.connections.length + " connection(s), updated " + new Date().toLocaleTimeString();
+    const keep = new Set(wanted);
+    for (const [key, row] of rows) {
+      if (!keep.has(row)) { row.remove(); rows.delete(key); }
+    }
+    // Moving a row would take the focus out of it: only rows out of place move.
+    wanted.forEach((row, index) => {
+      if (tbody.children[index] !== row) tbody.insertBefore(row, tbody.children[index] || null);
+    });
+    // A live region: it changes only when the number of connections does, so screen readers
+    // are not told about every counter update.
+    setText(liveState, "Live: " + list.connections.length + " connection(s)");
   }
 
   document.getElementById("end-cancel").addEventListener("click", () => dialog.close());
