@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOPosix
 
 /// The console's pages and API (docs/console.md). Every page but sign-in needs an operator
 /// session; every state change needs the session's CSRF token; ending needs the admin role.
@@ -37,9 +38,9 @@ struct ConsoleRoutes: Sendable {
             return Self.json(LiveSnapshot.make(server.registry))
         }
         router.post("/api/end") { request, context in try await self.postEnd(request, context) }
-        router.get("/api/recordings") { request, context in try self.listRecordings(request) }
-        router.get("/api/recordings/:name/cast") { request, context in try self.cast(request, context) }
-        router.get("/api/recordings/:name/download") { request, context in try self.download(request, context) }
+        router.get("/api/recordings") { request, context in try await self.listRecordings(request) }
+        router.get("/api/recordings/:name/cast") { request, context in try await self.cast(request, context) }
+        router.get("/api/recordings/:name/download") { request, context in try await self.download(request, context) }
         router.ws("/ws/sessions", shouldUpgrade: { request, context in try self.upgrade(request) }) { inbound, outbound, context in
             try await ConsoleSockets.list(registry: server.registry, inbound: inbound, outbound: outbound)
         }
@@ -222,7 +223,12 @@ struct ConsoleRoutes: Sendable {
 
     // MARK: Recordings
 
-    func listRecordings(_ request: Request) throws -> Response {
+    /// File reads and log decoding run on NIO's thread pool, off the tasks that serve sessions.
+    static func offloaded<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(work)
+    }
+
+    func listRecordings(_ request: Request) async throws -> Response {
         _ = try requireSession(request)
         guard let store = server.recordings else { return Self.json(RecordingList(available: false, recordings: [])) }
         let query = request.uri.queryParameters
@@ -232,18 +238,19 @@ struct ConsoleRoutes: Sendable {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withFullDate]
         formatter.timeZone = TimeZone(identifier: "UTC")
-        let entries = store.list(knownUsers: server.registry.recentUsers).filter { entry in
+        let known = server.registry.recentUsers
+        let entries = try await Self.offloaded { store.list(knownUsers: known) }.filter { entry in
             (user.isEmpty || entry.username.localizedCaseInsensitiveContains(user)) && (connection.isEmpty || entry.connection.hasPrefix(connection.lowercased()))
                 && (date.isEmpty || formatter.string(from: entry.modified) == date)
         }
         return Self.json(RecordingList(available: true, recordings: entries))
     }
 
-    func cast(_ request: Request, _ context: ConsoleContext) throws -> Response {
+    func cast(_ request: Request, _ context: ConsoleContext) async throws -> Response {
         let session = try requireSession(request)
         guard let store = server.recordings, let name = context.parameters.get("name") else { throw HTTPError(.notFound) }
         let channel = request.uri.queryParameters.get("channel").flatMap { UInt64($0) }
-        switch store.asciicast(name, channel: channel) {
+        switch try await Self.offloaded({ store.asciicast(name, channel: channel) }) {
         case .success(let text):
             logger.log(.info, "CONSOLE_REPLAY", "an operator replays a recording", ["operator": "\(session.username)", "recording": "\(name)"])
             return Response(status: .ok, headers: [.contentType: "application/x-asciicast", .cacheControl: "no-store"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
@@ -255,9 +262,11 @@ struct ConsoleRoutes: Sendable {
         }
     }
 
-    func download(_ request: Request, _ context: ConsoleContext) throws -> Response {
+    func download(_ request: Request, _ context: ConsoleContext) async throws -> Response {
         let session = try requireSession(request)
-        guard let store = server.recordings, let name = context.parameters.get("name"), let data = store.original(name) else { throw HTTPError(.notFound) }
+        guard let store = server.recordings, let name = context.parameters.get("name"), let data = try await Self.offloaded({ store.original(name) }) else {
+            throw HTTPError(.notFound)
+        }
         logger.log(.info, "CONSOLE_DOWNLOAD", "an operator downloads a recording", ["operator": "\(session.username)", "recording": "\(name)"])
         return Response(
             status: .ok,

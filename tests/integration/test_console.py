@@ -124,9 +124,8 @@ def test_sign_in_watch_end_and_replay(console, browser, tmp_path):
         shell.close()
 
     # The recording: listed by user, replayed, seekable, downloadable.
-    browser.get(base + "/recordings")
-    browser.find_element(By.ID, "user").send_keys("alice")
-    browser.find_element(By.CSS_SELECTOR, "#filter button").click()
+    browser.get(base + "/recordings?user=alice")
+    assert browser.find_element(By.ID, "user").get_attribute("value") == "alice"
     recording = wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, f'#recordings tr[data-connection="{connection_id}"]'),
                            what="alice's recording in the list")[0]
     assert "alice" in recording.text
@@ -393,6 +392,15 @@ def test_asciinema_recordings_are_listed_per_session_and_replayed(tmp_path, star
     wait_until(lambda: browser.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "yes", what="the cast to load")
     browser.find_element(By.ID, "play").click()
     wait_until(lambda: "cast-me-please" in terminal_text(browser), what="the cast to play")
+    # The search form: no match, then bob's.
+    browser.get(f"http://127.0.0.1:{port}/recordings")
+    browser.find_element(By.ID, "user").send_keys("nobody" + Keys.RETURN)
+    wait_until(lambda: browser.find_element(By.ID, "list-state").text == "0 recording(s)", what="an empty search result")
+    user = browser.find_element(By.ID, "user")
+    user.clear()
+    user.send_keys("bob" + Keys.RETURN)
+    wait_until(lambda: browser.find_element(By.ID, "list-state").text == "1 recording(s)", what="bob's recording in the search result")
+    assert "user=bob" in browser.current_url
 
 
 def test_berth_stops_cleanly_with_console_websockets_open(console):

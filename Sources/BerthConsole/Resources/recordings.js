@@ -22,12 +22,23 @@
     return a;
   }
 
+  // The filter lives in the address too, so a search can be bookmarked or shared.
+  const initial = new URLSearchParams(location.search);
+  for (const name of ["user", "date", "connection"]) {
+    if (initial.get(name)) document.getElementById(name).value = initial.get(name);
+  }
+  let generation = 0;
+
   async function load() {
+    const mine = ++generation;
     const form = new FormData(document.getElementById("filter"));
     const query = new URLSearchParams(form);
+    history.replaceState(null, "", "/recordings?" + query.toString());
     const response = await fetch("/api/recordings?" + query.toString(), { credentials: "same-origin" });
+    if (mine !== generation) return;
     if (!response.ok) { listState.textContent = "Cannot list recordings (" + response.status + ")"; return; }
     const list = await response.json();
+    if (mine !== generation) return;
     tbody.replaceChildren();
     for (const entry of list.recordings) {
       const row = document.createElement("tr");
