@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -21,6 +21,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // Without its default traits: no swift-configuration (Berth reads its own config) and no
+        // full Foundation beyond what Berth already links.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
     ],
     targets: [
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
@@ -186,11 +190,27 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // The operator console (docs/console.md): its own HTTP listener, off by default.
+        .target(
+            name: "BerthConsole",
+            dependencies: [
+                "BerthCore", "BerthConfig", "BerthAudit", "BerthAuth",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Resources")]),
         .target(
             name: "BerthServer",
             dependencies: [
                 "BerthAudit", "BerthCore", "BerthConfig", "BerthAuth", "BerthSSH", "BerthSSHKeys", "BerthObservability", "BerthDocker", "BerthKubernetes", "BerthSecurity",
-                "BerthSSHProxy",
+                "BerthSSHProxy", "BerthConsole",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -280,6 +300,12 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .testTarget(
+            name: "BerthConsoleTests",
+            dependencies: [
+                "BerthConsole", "BerthConfig", "BerthCore", "BerthTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
             ]),
         .testTarget(
             name: "BerthUnitTests",

@@ -21,6 +21,9 @@ install -D -m 0755 "$OUT/bin/berth" "$root/usr/bin/berth"
 install -D -m 0755 "$OUT/bin/berth-example-webhook" "$root/usr/bin/berth-example-webhook"
 install -D -m 0755 "$OUT/bin/berth-agent" "$root/usr/lib/berth/berth-agent"
 install -D -m 0644 packaging/config/config.yaml "$root/etc/berth/config.yaml"
+# The operator console's pages (docs/console.md, "Files"): the static binary has no resource bundle beside it.
+install -d -m 0755 "$root/usr/share/berth/console"
+install -m 0644 Sources/BerthConsole/Resources/* "$root/usr/share/berth/console/"
 install -D -m 0644 packaging/systemd/berth.service "$root/lib/systemd/system/berth.service"
 install -d -m 0755 "$root/usr/share/man/man1" "$root/usr/share/doc/berth"
 # Each command's own --help as a sub-section, after the fixed FILES/SIGNALS/SEE ALSO text.

@@ -20,6 +20,7 @@ context=$(mktemp -d /tmp/berth-image.XXXXXX)
 trap 'rm -rf "$context"' EXIT
 cp "$OUT/bin/berth" "$OUT/bin/berth-example-webhook" "$OUT/bin/berth-agent" "$context/"
 cp packaging/image/Dockerfile packaging/image/config.yaml "$context/"
+cp -r Sources/BerthConsole/Resources "$context/console"
 
 old=$(image_id berth:latest)
 log "docker build → berth:latest, berth:$version (on $SERVER_BASE)"

@@ -33,6 +33,13 @@ command -v javac >/dev/null 2>&1 || need_apt+=(default-jdk-headless)
 # and run deploy/compose (Debian has no compose v2 plugin).
 command -v help2man >/dev/null 2>&1 || need_apt+=(help2man)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
+# The operator console (tests/integration/test_console.py): xterm.js served from disk, and real
+# headless Chromium driven by selenium.
+[ -e /usr/share/javascript/xterm/xterm.js ] || need_apt+=(libjs-xterm)
+# Debian 12's libjs-xterm has no browser build of xterm.js; the console joins node-xterm's modules.
+[ -e /usr/share/nodejs/xterm/lib/public/Terminal.js ] || need_apt+=(node-xterm)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
     mapfile -t need_apt < <(printf '%s\n' "${need_apt[@]}" | sort -u)
     echo "installing with apt-get: ${need_apt[*]}"
@@ -48,6 +55,7 @@ python3 -c 'import prometheus_client' 2>/dev/null || need_pip+=(prometheus_clien
 python3 -c 'import cbor2' 2>/dev/null || need_pip+=(cbor2)
 python3 -c 'import moto.server, boto3' 2>/dev/null || need_pip+=("moto[server]" boto3)
 python3 -c 'import asciinema' 2>/dev/null || need_pip+=(asciinema)
+python3 -c 'import selenium' 2>/dev/null || need_pip+=(selenium)
 # Client matrix: ssh-audit (algorithm/strict-kex audit) and ssh-python (libssh bindings).
 command -v ssh-audit >/dev/null 2>&1 || need_pip+=(ssh-audit)
 python3 -c 'import ssh' 2>/dev/null || need_pip+=(ssh-python)

@@ -10,9 +10,10 @@ CONFIG="${BERTH_CONFIG:-examples/config.yaml}"
 USERS="${BERTH_USERS:-examples/users.yaml}"
 
 # Build dependencies: libcrypt (password hashes), zlib (audit log), OpenSSL's libcrypto (the SSH
-# engine's Poly1305 and Diffie-Hellman arithmetic).
-if [ ! -e /usr/include/crypt.h ] || [ ! -e /usr/include/zlib.h ] || [ ! -e /usr/include/openssl/evp.h ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libcrypt-dev zlib1g-dev libssl-dev
+# engine's Poly1305 and Diffie-Hellman arithmetic); xterm.js for the operator console's terminal
+# (docs/console.md, "xterm.js").
+if [ ! -e /usr/include/crypt.h ] || [ ! -e /usr/include/zlib.h ] || [ ! -e /usr/include/openssl/evp.h ] || [ ! -e /usr/share/javascript/xterm/xterm.js ] || [ ! -e /usr/share/nodejs/xterm/lib/public/Terminal.js ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libcrypt-dev zlib1g-dev libssl-dev libjs-xterm node-xterm
 fi
 
 DOCKERD_PID=$(scripts/ensure-docker.sh)

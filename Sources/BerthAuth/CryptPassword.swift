@@ -5,23 +5,23 @@ import NIOPosix
 /// Password hashes are deliberately slow (yescrypt takes tens of milliseconds). They run on a
 /// thread of their own, so a burst of password guesses delays only other password checks, never
 /// the event loops and tasks that move running sessions' bytes.
-enum PasswordHashing {
+public enum PasswordHashing {
     private static let pool: NIOThreadPool = {
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
         return pool
     }()
 
-    static func verify(_ password: [UInt8], hash: String) async -> Bool {
+    public static func verify(_ password: [UInt8], hash: String) async -> Bool {
         (try? await pool.runIfActive { CryptPassword.verify(password, hash: hash) }) ?? false
     }
 }
 
 /// Checks a password against a crypt(3) hash with the system's libcrypt (yescrypt, SHA-crypt,
 /// bcrypt…), so hashes from `mkpasswd` or /etc/shadow work unchanged.
-enum CryptPassword {
+public enum CryptPassword {
     /// A valid yescrypt hash of a random password nobody knows, checked for unknown users.
-    static let decoyHash = "$y$j9T$Z0QdJUe6M3VpfoSkKkuia/$ENL4gjCey.UvLgwBDDJcHP7IuM/mwUEoxSY42R66FU9"
+    public static let decoyHash = "$y$j9T$Z0QdJUe6M3VpfoSkKkuia/$ENL4gjCey.UvLgwBDDJcHP7IuM/mwUEoxSY42R66FU9"
     static func verify(_ password: [UInt8], hash: String) -> Bool {
         guard !hash.isEmpty, !password.contains(0) else { return false }
         // crypt_data is large (32 KiB) and crypt_r is only reentrant with one per call.

@@ -15,6 +15,7 @@ public struct BerthConfig: Sendable, Hashable {
     public var audit = AuditConfig()
     public var kubernetes = KubernetesConfig()
     public var persistence = PersistenceConfig()
+    public var console = ConsoleConfig()
     /// Not yet modelled sections, checked only for being maps: `geoip`.
     public var rawSections: [String: ConfigValue] = [:]
 

@@ -35,6 +35,8 @@ public enum ConfigReader {
         config.audit = AuditSectionReader.read(&audit)
         var persistence = root.object("persistence")
         config.persistence = PersistenceSectionReader.read(&persistence)
+        var console = root.object("console")
+        config.console = ConsoleSectionReader.read(&console)
         if config.backend == "kubernetes" {
             // Not built for Kubernetes yet: refused rather than quietly ignored.
             for key in ["volume"] where value["persistence"]?[key] != nil {

@@ -47,11 +47,27 @@ public enum ConfigRenderer {
             ("kubernetes", kubernetes(config.kubernetes)),
             ("audit", audit(config.audit)),
             ("persistence", persistence(config.persistence)),
+            ("console", console(config.console)),
         ]
         for name in ConfigReader.rawSectionNames {
             if let section = config.rawSections[name] { sections.append((name, section)) }
         }
         return .object(sections)
+    }
+
+    private static func console(_ console: ConsoleConfig) -> ConfigValue {
+        .object([
+            ("enable", .bool(console.enable)), ("listen", .string(console.listen)), ("cert", .string(console.cert)),
+            ("key", ConfigRedaction.keyMaterial(console.key)), ("tlsVersion", .string(console.tlsVersion)),
+            ("showWatching", .bool(console.showWatching)), ("xtermDirectory", .string(console.xtermDirectory)),
+            (
+                "operators",
+                .array(
+                    console.operators.map {
+                        .object([("username", .string($0.username)), ("passwordHash", ConfigRedaction.secret($0.passwordHash)), ("role", .string($0.role.rawValue))])
+                    })
+            ),
+        ])
     }
 
     private static func kubernetes(_ kubernetes: KubernetesConfig) -> ConfigValue {

@@ -119,6 +119,7 @@ private struct Check {
         compare("metrics", \.metrics, nil)
         compare("health", \.health, nil)
         compare("audit", \.audit, nil)
+        compare("console", \.console, nil)
         compare("geoip", { $0.rawSections["geoip"] }, nil)
         // The reaper, the server identity and the volumes serve every user of the server at once.
         compare("persistence", \.persistence, nil)

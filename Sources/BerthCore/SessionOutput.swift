@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// The fast output path of a session channel (docs/architecture.md, "Data path"): a backend that
@@ -42,4 +43,21 @@ public enum SessionOutputStream: Sendable, Hashable {
 /// (the agent link) on the same loop and keep each byte on one thread.
 public enum ConnectionContext {
     @TaskLocal public static var eventLoop: (any EventLoop)?
+    /// Ends the connection with a line the client shows (SSH DISCONNECT's description). Set by
+    /// the SSH front end around `onHandshakeSuccess`, for the operator console (docs/console.md).
+    @TaskLocal public static var disconnect: (@Sendable (_ description: String) -> Void)?
+    /// Set by the operator console's layer around `onHandshakeSuccess`; the config layer reports
+    /// there which backend and container serve the connection.
+    @TaskLocal public static var placement: ConnectionPlacement?
+}
+
+/// Which backend and container serve a connection, as the config layer chose them.
+public final class ConnectionPlacement: Sendable {
+    private let value = NIOLockedValueBox<(backend: String, container: String)>(("", ""))
+
+    public init() {}
+
+    public func set(backend: String, container: String?) { value.withLockedValue { $0 = (backend, container ?? "") } }
+    public var backend: String { value.withLockedValue { $0.backend } }
+    public var container: String { value.withLockedValue { $0.container } }
 }

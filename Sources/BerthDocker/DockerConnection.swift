@@ -42,6 +42,7 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
     var execution: DockerExecutionConfig { backend.config.execution }
     var client: DockerClient { backend.client }
     var idleContainer: String? { state.withLockedValue { $0.idleContainer } }
+    public var servingContainer: String? { idleContainer.map { String($0.prefix(12)) } }
     public var link: AgentLink? { state.withLockedValue { $0.link } }
 
     /// The programs' environment: webhook `environment`, and metadata if exposed. It reaches

@@ -39,6 +39,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
     }
 
     var pod: String? { state.withLockedValue { $0.pod } }
+    public var servingContainer: String? { pod }
     public var link: AgentLink? { state.withLockedValue { $0.link } }
     /// The programs' environment; it travels in the agent link's START frames only.
     var environment: [String: String] { metadata.programEnvironment(exposeMetadata: backend.config.pod.exposeAuthMetadataAsEnv) }

@@ -127,7 +127,9 @@ final class SSHConnection: Sendable {
         promise.completeWithTask {
             let handler = try await self.networkHandler.futureResult.get()
             do {
-                return try await ConnectionContext.$eventLoop.withValue(channel.eventLoop) { try await handler.onHandshakeSuccess(metadata) }
+                return try await ConnectionContext.$eventLoop.withValue(channel.eventLoop) {
+                    try await ConnectionContext.$disconnect.withValue(refuse) { try await handler.onHandshakeSuccess(metadata) }
+                }
             } catch {
                 let reason = (error as? CodedError)?.description ?? "\(error)"
                 logger.log(

@@ -111,6 +111,7 @@ final class BackendConnection: NetworkConnectionHandler {
     func onHandshakeSuccess(_ metadata: ConnectionMetadata) async throws -> any SSHConnectionHandler {
         let (config, metadata) = try await userConfiguration(metadata)
         let backend = try await backendHandler(config, metadata)
+        ConnectionContext.placement?.set(backend: config.backend, container: ownerConnection.withLockedValue { $0 }?.servingContainer)
         return SecureSSHConnection(next: backend, config: config.security, restrictions: metadata.restrictions, logger: logger)
     }
 

@@ -1,6 +1,7 @@
 import BerthAudit
 import BerthAuth
 import BerthConfig
+import BerthConsole
 import BerthCore
 import BerthObservability
 import BerthSSH
@@ -21,6 +22,7 @@ public final class BerthServer: Sendable {
     private let registry: PrometheusCollectorRegistry?
     private let health = HealthState()
     private let endpoints = NIOLockedValueBox<ObservabilityEndpoints?>(nil)
+    private let console: ConsoleServer?
 
     public init(config: BerthConfig, raw: ConfigValue, registry: PrometheusCollectorRegistry?, logger: Logger) throws {
         self.registry = registry
@@ -38,7 +40,15 @@ public final class BerthServer: Sendable {
         auth = try AuthServerLayer(config: config.auth, stateDirectory: config.ssh.stateDirectory, next: hub, logger: logger)
         let (audited, audit) = try AuditServerLayer.make(next: auth, config: config.audit, logger: logger)
         self.audit = audit
-        frontEnd = SSHFrontEnd(settings: settings, handler: MetricsServerLayer(next: audited), logger: logger, group: MultiThreadedEventLoopGroup.singleton)
+        var top: any ServerHandler = audited
+        if config.console.enable {
+            let registry = LiveSessions()
+            top = ConsoleServerLayer(next: audited, registry: registry)
+            console = try ConsoleServer(config: config.console, audit: config.audit, registry: registry, logger: logger)
+        } else {
+            console = nil
+        }
+        frontEnd = SSHFrontEnd(settings: settings, handler: MetricsServerLayer(next: top), logger: logger, group: MultiThreadedEventLoopGroup.singleton)
     }
 
     private static func hostKeys(_ ssh: SSHConfig, logger: Logger) throws -> [SSHPrivateKey] {
@@ -66,6 +76,7 @@ public final class BerthServer: Sendable {
         let started = try await ObservabilityEndpoints.start(metrics: config.metrics, health: config.health, registry: registry, state: health, pages: pages)
         endpoints.withLockedValue { $0 = started }
         await audit?.start()
+        try await console?.start()
         try await frontEnd.start()
         health.set(serving: true)
     }
@@ -75,6 +86,7 @@ public final class BerthServer: Sendable {
     public func stop(gracePeriod: Duration) async {
         health.set(serving: false)
         await frontEnd.shutdown(deadline: .now + gracePeriod)
+        await console?.stop()
         await endpoints.withLockedValue { $0 }?.stop()
         await auth.close()
         await hub.close()

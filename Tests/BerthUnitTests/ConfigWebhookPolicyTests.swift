@@ -152,6 +152,7 @@ import Testing
         #expect(try refused(#"{"audit": {"enable": true, "format": "binary", "storage": "file", "file": {"directory": "/etc"}}}"#, allow: all) == ["audit"])
         #expect(try refused(#"{"ssh": {"hostkeys": ["/etc/shadow"]}, "log": {"destination": "file", "file": "/etc/passwd"}}"#, allow: all) == ["ssh", "log"])
         #expect(try refused(#"{"ssh": {"listen": "0.0.0.0:2222"}}"#) == [], "the default is no change")
+        #expect(try refused(#"{"console": {"showWatching": false}}"#, allow: all) == ["console"])
     }
 
     @Test func theOperatorsOwnCapabilitiesAndValuesStayOrdinary() throws {
