@@ -8,12 +8,15 @@ import NIOCore
 actor ProxySession: SessionChannelHandler {
     private let downstream: any SessionChannel
     private let upstream: UpstreamChannel
+    /// Where the openers for the upstream's x11 and auth-agent channels are kept.
+    private let connection: UpstreamConnection
     private var input: Task<Void, Never>?
     private var output: Task<Void, Never>?
 
-    init(downstream: any SessionChannel, upstream: UpstreamChannel) {
+    init(downstream: any SessionChannel, upstream: UpstreamChannel, connection: UpstreamConnection) {
         self.downstream = downstream
         self.upstream = upstream
+        self.connection = connection
         if let output = downstream.output { upstream.useFastOutput(output) }
         let channel = downstream
         // Servers often send EOF before the exit status; the client is told in the order
@@ -136,6 +139,23 @@ actor ProxySession: SessionChannelHandler {
     }
 
     func onUnsupportedRequest(requestID: UInt64, type: String) async {}
+
+    /// The cookie goes up as the client sent it (OpenSSH's stand-in): the client puts the real
+    /// one in when the X client's connection comes back through the proxy.
+    func onX11Request(requestID: UInt64, _ request: X11Request, opener: any ClientChannelOpener) async throws {
+        var payload = ByteBuffer()
+        payload.writeSSHBool(request.singleConnection)
+        payload.writeSSHText(request.authProtocol)
+        payload.writeSSHText(request.cookie)
+        payload.writeSSHUInt32(request.screen)
+        try await ask("x11-req", payload, what: "X11 forwarding")
+        connection.clientOpeners.withLockedValue { $0.x11 = opener }
+    }
+
+    func onAgentForwardRequest(requestID: UInt64, opener: any ClientChannelOpener) async throws {
+        try await ask("auth-agent-req@openssh.com", what: "agent forwarding")
+        connection.clientOpeners.withLockedValue { $0.agent = opener }
+    }
 
     func onClose() async {
         input?.cancel()

@@ -119,7 +119,7 @@ public final class SSHProxyConnection: SSHConnectionHandler {
 
     public func onSessionChannel(_ downstream: any SessionChannel) async throws -> any SessionChannelHandler {
         let upstream = try await openUpstream(type: "session", payload: ByteBuffer())
-        return ProxySession(downstream: downstream, upstream: upstream)
+        return ProxySession(downstream: downstream, upstream: upstream, connection: self.upstream)
     }
 
     public func onDirectForward(_ request: DirectForward, channel downstream: any ForwardChannel) async throws {
@@ -153,6 +153,34 @@ public final class SSHProxyConnection: SSHConnectionHandler {
         upstream.reverseForwards.withLockedValue { _ = $0.removeValue(forKey: forward.port) }
         guard try await globalRequest("cancel-tcpip-forward", payload: payload) != nil else {
             throw RequestRefused("SSHPROXY_REQUEST_REFUSED", "the upstream server refused to stop listening on \(forward)")
+        }
+    }
+
+    public func onDirectStreamLocal(path: String, channel downstream: any ForwardChannel) async throws {
+        var payload = ByteBuffer()
+        payload.writeSSHText(path)
+        // Reserved fields of OpenSSH's PROTOCOL, section 2.4.
+        payload.writeSSHText("")
+        payload.writeSSHUInt32(0)
+        let upstream = try await openUpstream(type: "direct-streamlocal@openssh.com", payload: payload)
+        ForwardBridge.run(downstream: downstream, upstream: upstream)
+    }
+
+    public func onStreamLocalForward(path: String, opener: any ClientChannelOpener) async throws {
+        var payload = ByteBuffer()
+        payload.writeSSHText(path)
+        guard try await globalRequest("streamlocal-forward@openssh.com", payload: payload) != nil else {
+            throw RequestRefused("SSHPROXY_REQUEST_REFUSED", "the upstream server refused to listen on the socket \(path)")
+        }
+        upstream.clientOpeners.withLockedValue { $0.sockets[path] = opener }
+    }
+
+    public func onCancelStreamLocalForward(path: String) async throws {
+        var payload = ByteBuffer()
+        payload.writeSSHText(path)
+        upstream.clientOpeners.withLockedValue { _ = $0.sockets.removeValue(forKey: path) }
+        guard try await globalRequest("cancel-streamlocal-forward@openssh.com", payload: payload) != nil else {
+            throw RequestRefused("SSHPROXY_REQUEST_REFUSED", "the upstream server refused to stop listening on the socket \(path)")
         }
     }
 

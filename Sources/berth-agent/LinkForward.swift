@@ -31,8 +31,9 @@ final class LinkForward: @unchecked Sendable {
         self.outputCredit = Int(credit)
         self.onFinished = onFinished
         table = ForwardTable(
-            output: PacketOutput { [unowned self] bytes in self.sendOutput(bytes) }, socketOwner: socketOwner,
-            onIdle: { [unowned self] in self.finish(code: 0) })
+            // Weak: the table's threads may still report after this forward finished and went.
+            output: PacketOutput { [weak self] bytes in self?.sendOutput(bytes) }, socketOwner: socketOwner,
+            onIdle: { [weak self] in self?.finish(code: 0) })
     }
 
     func start() {

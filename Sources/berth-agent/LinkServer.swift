@@ -27,10 +27,12 @@ final class LinkServer: @unchecked Sendable {
 
     /// Reads frames until the peer goes; then detaches what may be resumed and ends the rest.
     func serve(read readFD: Int32, write writeFD: Int32) {
-        link = LinkOutput(fd: writeFD) { [unowned self] in
+        // Weak, not unowned, in this and the callbacks below: a resumable program and its link
+        // output outlive the LinkServer that started them, and may call back after it is gone.
+        link = LinkOutput(fd: writeFD) { [weak self] in
             // The peer is gone: wake the reader too (a socket; an exec stream ends both ways).
             _ = shutdown(readFD, Int32(SHUT_RDWR))
-            self.linkEnded()
+            self?.linkEnded()
         }
         var reader = AgentFrameReader()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 8)
@@ -83,7 +85,8 @@ final class LinkServer: @unchecked Sendable {
             try requireNew(channel)
             // Unix sockets are dialled and bound as the login account, once Berth has named one.
             let owner = monitor.locked { account }.map { SocketOwner(uid: $0.uid, gid: $0.gid) }
-            let forward = LinkForward(channel: channel, link: link, credit: credit, socketOwner: owner) { [unowned self] finished in
+            let forward = LinkForward(channel: channel, link: link, credit: credit, socketOwner: owner) { [weak self] finished in
+                guard let self else { return }
                 self.monitor.locked { _ = self.forwards.removeValue(forKey: finished.channel) }
             }
             monitor.locked { forwards[channel] = forward }
@@ -190,7 +193,8 @@ final class LinkServer: @unchecked Sendable {
         if let process = ProgramTable.shared.program(pid), process.resume?.owner == owner,
             process.claim(
                 link: link, channel: channel, attach: request,
-                onFinished: { [unowned self] finished in
+                onFinished: { [weak self] finished in
+                    guard let self else { return }
                     self.monitor.locked { self.forget(finished, channel) }
                 })
         {
@@ -202,7 +206,8 @@ final class LinkServer: @unchecked Sendable {
         if !subLink, let peer = ResumeHolder.shared.peerSessions(of: owner).first(where: { $0.sessions.contains { $0.pid == request.pid } }),
             let relay = SessionRelay(
                 peer: peer.path, owner: owner, channel: channel, attach: request, link: link,
-                onEnd: { [unowned self] in
+                onEnd: { [weak self] in
+                    guard let self else { return }
                     self.monitor.locked { _ = self.relays.removeValue(forKey: channel) }
                 })
         {
@@ -224,7 +229,8 @@ final class LinkServer: @unchecked Sendable {
         let outcome: Result<LinkProcess, LinkProcess.SpawnFailure>
         do {
             let process = try ProgramTable.shared.spawn { () throws -> LinkProcess in
-                try LinkProcess.spawn(channel: channel, start, as: account, link: link, resume: resume) { [unowned self] finished in
+                try LinkProcess.spawn(channel: channel, start, as: account, link: link, resume: resume) { [weak self] finished in
+                    guard let self else { return }
                     self.monitor.locked { self.forget(finished, channel) }
                 }
             }

@@ -329,3 +329,116 @@ def test_configured_algorithms_are_used_upstream(start_berth, example_webhook, m
     log = upstream["log"].read_text()
     assert "kex: algorithm: diffie-hellman-group-exchange-sha256" in log, log
     assert "client->server cipher: aes256-ctr MAC: hmac-sha2-512-etm@openssh.com" in log, log
+
+
+def _unix_echo_server(path):
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen()
+
+    def serve():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+
+            def echo(connection=connection):
+                with connection:
+                    while data := connection.recv(65536):
+                        connection.sendall(data)
+            threading.Thread(target=echo, daemon=True).start()
+    threading.Thread(target=serve, daemon=True).start()
+    return listener
+
+
+def _through_unix(path, data):
+    with socket.socket(socket.AF_UNIX) as connection:
+        connection.settimeout(30)
+        connection.connect(str(path))
+        connection.sendall(data)
+        connection.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+        return received
+
+
+RELAY_ALL = {"forwarding": {"socketForwardingMode": "enable", "socketListenMode": "enable", "x11ForwardingMode": "enable",
+                            "agentForwardingMode": "enable"}}
+
+
+def relay_berth(start_berth, example_webhook, upstream, name="relay"):
+    url, _ = example_webhook([{"username": "alice", "password": "pw"}])
+    return start_berth({"auth": webhook_auth(url), "security": RELAY_ALL, **proxy_config(upstream)}, name=name)
+
+
+def test_unix_socket_forwards_are_relayed_upstream(tmp_path, start_berth, example_webhook, make_upstream):
+    upstream = make_upstream(extra="AllowStreamLocalForwarding yes\nStreamLocalBindUnlink yes")
+    berth = relay_berth(start_berth, example_webhook, upstream)
+    served = tmp_path / "served.sock"
+    listened = tmp_path / "listened.sock"
+    unix_echo = _unix_echo_server(served)
+    tcp_echo = _echo_server()
+    local = free_port()
+    tunnel = subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
+                               "-o", "ExitOnForwardFailure=yes", "-N", "-L", f"127.0.0.1:{local}:{served}",
+                               "-R", f"{listened}:127.0.0.1:{tcp_echo.getsockname()[1]}", "alice@127.0.0.1"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        data = os.urandom(8 * 1024 * 1024)
+        # -L to a socket: direct-streamlocal upstream, sshd connects to the unix echo server.
+        assert wait_until(lambda: _try(lambda: _through(local, b"ping")) == b"ping", timeout=60)
+        assert hashlib.sha256(_through(local, data)).digest() == hashlib.sha256(data).digest()
+        # -R from a socket: sshd listens on it and opens forwarded-streamlocal back through Berth.
+        assert wait_until(lambda: _try(lambda: _through_unix(listened, b"pong")) == b"pong", timeout=60)
+        assert hashlib.sha256(_through_unix(listened, data)).digest() == hashlib.sha256(data).digest()
+    finally:
+        tunnel.terminate()
+        tunnel.wait(timeout=30)
+        unix_echo.close()
+        tcp_echo.close()
+
+
+def test_agent_forwarding_is_relayed_upstream(tmp_path, start_berth, example_webhook, make_upstream):
+    upstream = make_upstream(extra="AllowAgentForwarding yes")
+    berth = relay_berth(start_berth, example_webhook, upstream)
+    key = tmp_path / "id_forwarded"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "relayed-key", "-f", str(key)], check=True)
+    agent_socket = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(agent_socket)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(agent_socket.exists, what="ssh-agent's socket")
+        subprocess.run(["ssh-add", "-q", str(key)], env={"SSH_AUTH_SOCK": str(agent_socket)}, check=True, capture_output=True)
+        args = ["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no", "-o", f"IdentityAgent={agent_socket}"]
+        # The upstream's program signs through the agent on the client's side of two hops.
+        result = subprocess.run([*args, "-A", "alice@127.0.0.1", "ssh-add -L"], capture_output=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.decode().strip() == (tmp_path / "id_forwarded.pub").read_text().strip()
+        refused = subprocess.run([*args, "alice@127.0.0.1", "ssh-add -L; echo rc=$?"], capture_output=True, timeout=120)
+        assert b"rc=2" in refused.stdout, refused.stdout
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+
+
+def test_x11_forwarding_is_relayed_upstream_with_the_real_cookie(tmp_path, start_berth, example_webhook, make_upstream):
+    from forward_programs import X_CLIENT, command
+    from test_x11_forwarding import REAL_COOKIE, FakeXServer
+    upstream = make_upstream(extra=f"X11Forwarding yes\nX11UseLocalhost yes\nXAuthLocation /usr/bin/xauth\nSetEnv XAUTHORITY={tmp_path}/upstream-Xauthority")
+    berth = relay_berth(start_berth, example_webhook, upstream)
+    server = FakeXServer()
+    try:
+        authority = tmp_path / "Xauthority"
+        subprocess.run(["xauth", "-f", str(authority), "add", f"127.0.0.1:{server.display}", "MIT-MAGIC-COOKIE-1", REAL_COOKIE],
+                       check=True, capture_output=True)
+        env = dict(os.environ, DISPLAY=f"127.0.0.1:{server.display}", XAUTHORITY=str(authority))
+        result = subprocess.run(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
+                                 "-o", "ForwardX11=yes", "-o", "ForwardX11Trusted=yes", "-o", "XAuthLocation=/usr/bin/xauth",
+                                 "alice@127.0.0.1", command(X_CLIENT)], capture_output=True, timeout=120, env=env)
+        assert result.returncode == 0, result.stderr
+        assert b"answer:pong-from-the-x-server!" in result.stdout, result.stdout
+        # The X server saw the real cookie: OpenSSH on the client put it in place of its stand-in.
+        assert server.seen == [(b"MIT-MAGIC-COOKIE-1", REAL_COOKIE, b"ping-from-the-x-client")]
+    finally:
+        server.close()
