@@ -21,21 +21,14 @@ final class GenericCodeFlow: OAuth2SignIn {
 
     func login(_ metadata: ConnectionMetadata, conversation: any KeyboardInteractiveConversation) async -> AuthOutcome {
         let generic = config.generic
-        do {
+        return await attempt(metadata, provider: "OAuth2", logger: logger) {
             let request = OAuth2HTTP.AuthorizationRequest(endpoint: generic.authorizeEndpointURL, clientId: config.clientId, redirectURI: generic.redirectURI, scopes: [])
             let tokens = try await http.codeSignIn(
                 request, tokenURL: generic.tokenEndpoint.url, redirectURI: generic.redirectURI,
                 form: ["client_id": config.clientId, "client_secret": config.clientSecret], deadline: .now + config.authTimeout.duration,
                 conversation: conversation, metadata: metadata, logger: logger)
             guard let token = tokens.access_token, !token.isEmpty else { throw OAuth2ProviderError("the token answer has no access_token") }
-            return .success(metadata.merging(MetadataUpdate(metadata: ["OAUTH2_TOKEN": MetadataValue(value: token, sensitive: true)])))
-        } catch let refusal as OAuth2UserRefusal {
-            return .failure(reason: refusal.reason)
-        } catch let error as OAuth2ProviderError {
-            logger.log(.warning, "AUTH_OAUTH2_PROVIDER_ERROR", "OAuth2 sign-in failed: \(error)", [LogKey.username: "\(metadata.username)"])
-            return .unavailable(reason: error.description)
-        } catch {
-            return .failure(reason: "the sign-in was abandoned (\(error))")
+            return metadata.merging(MetadataUpdate(metadata: ["OAUTH2_TOKEN": MetadataValue(value: token, sensitive: true)]))
         }
     }
 }

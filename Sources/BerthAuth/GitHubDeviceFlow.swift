@@ -28,7 +28,7 @@ final class GitHubDeviceFlow: OAuth2SignIn {
 
     func login(_ metadata: ConnectionMetadata, conversation: any KeyboardInteractiveConversation) async -> AuthOutcome {
         let deadline = ContinuousClock.now + config.authTimeout.duration
-        do {
+        return await attempt(metadata, provider: "GitHub", logger: logger) {
             let device: OAuth2HTTP.DeviceAuthorization = try http.decode(
                 try await http.post(endpoint(github.http.url, "/login/device/code"), ["client_id": config.clientId, "scope": github.scopes.joined(separator: " ")]).body,
                 "device authorization")
@@ -44,23 +44,16 @@ final class GitHubDeviceFlow: OAuth2SignIn {
             }
             if github.enforceUsername && login.lowercased() != metadata.username.lowercased() {
                 logger.log(.info, "GITHUB_USERNAME_DOES_NOT_MATCH", "the SSH username is not the GitHub login (enforceUsername)", [LogKey.username: "\(metadata.username)"])
-                return .failure(reason: "the SSH username \(metadata.username) is not the GitHub login \(login) (enforceUsername)")
+                throw OAuth2UserRefusal(reason: "the SSH username \(metadata.username) is not the GitHub login \(login) (enforceUsername)")
             }
             if github.require2FA && user["two_factor_authentication"] as? Bool != true {
                 logger.log(.info, "GITHUB_2FA_NOT_ENABLED", "the GitHub account has no two-factor authentication (require2FA)", [LogKey.username: "\(metadata.username)"])
-                return .failure(reason: "the GitHub account \(login) does not use two-factor authentication (require2FA)")
+                throw OAuth2UserRefusal(reason: "the GitHub account \(login) does not use two-factor authentication (require2FA)")
             }
             if !github.requireOrgMembership.isEmpty {
                 try await checkMembership(login: login, token: token, username: metadata.username)
             }
-            return .success(metadata.merging(MetadataUpdate(authenticatedUsername: login, metadata: Self.metadata(user, token: token))))
-        } catch let refusal as OAuth2UserRefusal {
-            return .failure(reason: refusal.reason)
-        } catch let error as OAuth2ProviderError {
-            logger.log(.warning, "AUTH_OAUTH2_PROVIDER_ERROR", "GitHub sign-in failed: \(error)", [LogKey.username: "\(metadata.username)"])
-            return .unavailable(reason: error.description)
-        } catch {
-            return .failure(reason: "the sign-in was abandoned (\(error))")
+            return metadata.merging(MetadataUpdate(authenticatedUsername: login, metadata: Self.metadata(user, token: token)))
         }
     }
 

@@ -13,6 +13,25 @@ protocol OAuth2SignIn: Sendable {
     func shutdown() async
 }
 
+extension OAuth2SignIn {
+    /// One attempt's outcome: the user's or the provider's "no" (`OAuth2UserRefusal`) fails the
+    /// login; trouble with the provider (`OAuth2ProviderError`) makes it unavailable.
+    func attempt(
+        _ metadata: ConnectionMetadata, provider: String, logger: Logger, _ body: () async throws -> ConnectionMetadata
+    ) async -> AuthOutcome {
+        do {
+            return .success(try await body())
+        } catch let refusal as OAuth2UserRefusal {
+            return .failure(reason: refusal.reason)
+        } catch let error as OAuth2ProviderError {
+            logger.log(.warning, "AUTH_OAUTH2_PROVIDER_ERROR", "\(provider) sign-in failed: \(error)", [LogKey.username: "\(metadata.username)"])
+            return .unavailable(reason: error.description)
+        } catch {
+            return .failure(reason: "the sign-in was abandoned (\(error))")
+        }
+    }
+}
+
 enum OAuth2SignInFactory {
     static func make(_ config: OAuth2Config, logger: Logger) throws -> any OAuth2SignIn {
         switch config.provider {

@@ -47,7 +47,7 @@ final class OIDCSignIn: OAuth2SignIn {
 
     func login(_ metadata: ConnectionMetadata, conversation: any KeyboardInteractiveConversation) async -> AuthOutcome {
         let deadline = ContinuousClock.now + config.authTimeout.duration
-        do {
+        return await attempt(metadata, provider: "OIDC", logger: logger) {
             let discovery = try await discover()
             let scopes = ["openid"] + config.oidc.extraScopes
             let client = ["client_id": config.clientId, "client_secret": config.clientSecret]
@@ -74,7 +74,7 @@ final class OIDCSignIn: OAuth2SignIn {
             if config.oidc.enforceScopes {
                 let granted = Set((tokens.scope ?? "").split(separator: " ").map(String.init))
                 let missing = config.oidc.extraScopes.filter { !granted.contains($0) }
-                if !missing.isEmpty { return .failure(reason: "the provider did not grant the scopes \(missing.joined(separator: " ")) (enforceScopes)") }
+                if !missing.isEmpty { throw OAuth2UserRefusal(reason: "the provider did not grant the scopes \(missing.joined(separator: " ")) (enforceScopes)") }
             }
             let claims = try await verify(idToken, discovery: discovery, nonce: nonce)
             var identity = claims
@@ -92,14 +92,7 @@ final class OIDCSignIn: OAuth2SignIn {
             for (field, value) in identity {
                 if let text = value as? String { entries["OIDC_USERINFO_\(field.uppercased())"] = MetadataValue(value: text) }
             }
-            return .success(metadata.merging(MetadataUpdate(authenticatedUsername: username, metadata: entries)))
-        } catch let refusal as OAuth2UserRefusal {
-            return .failure(reason: refusal.reason)
-        } catch let error as OAuth2ProviderError {
-            logger.log(.warning, "AUTH_OAUTH2_PROVIDER_ERROR", "OIDC sign-in failed: \(error)", [LogKey.username: "\(metadata.username)"])
-            return .unavailable(reason: error.description)
-        } catch {
-            return .failure(reason: "the sign-in was abandoned (\(error))")
+            return metadata.merging(MetadataUpdate(authenticatedUsername: username, metadata: entries))
         }
     }
 

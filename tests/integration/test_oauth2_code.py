@@ -17,6 +17,7 @@ import pytest
 from conftest import SSH_OPTS, free_port
 from oidc_provider import Provider
 from test_oidc import failures
+from test_oidc import paramiko_login as oidc_paramiko_login
 
 
 @pytest.fixture
@@ -70,28 +71,16 @@ def code_berth(start_berth, provider, provider_name="oidc", extra_auth=None, web
 
 
 def paramiko_login(berth, answer=None, user="typed-name"):
-    """Signs in; `answer(instruction)` returns what to paste (default: what the page shows)."""
-    transport = paramiko.Transport(("127.0.0.1", berth.port))
-    transport.start_client(timeout=30)
-    shown = []
-
-    def handler(title, instruction, prompts):
-        shown.append((instruction, list(prompts)))
+    """Signs in; `answer(instruction)` returns what to paste (default: what the page shows).
+    Returns ([(instruction, prompts)], output or error)."""
+    def paste(instruction, prompts):
         if answer:
             return [answer(instruction)]
         link = re.search(r"Please click the following link to log in: (\S+)", instruction).group(1)
-        status, page = browse(link)
-        return [pasted_code(page)]
+        return [pasted_code(browse(link)[1])]
 
-    try:
-        transport.auth_interactive(user, handler)
-        channel = transport.open_session()
-        channel.exec_command("whoami")
-        return shown, channel.makefile().read()
-    except paramiko.SSHException as error:
-        return shown, error
-    finally:
-        transport.close()
+    shown, output = oidc_paramiko_login(berth, user=user, answer=paste)
+    return [(instruction, prompts) for _, instruction, prompts in shown], output
 
 
 ASKPASS = textwrap.dedent("""\

@@ -32,14 +32,16 @@ def openssh(berth, user="typed-name", command="whoami"):
                           start_new_session=True)
 
 
-def paramiko_login(berth, user="typed-name"):
+def paramiko_login(berth, user="typed-name", answer=None):
+    """Signs in over keyboard-interactive; `answer(instruction, prompts)` returns the answers
+    (default: none, as the device flow asks no question). Returns (rounds shown, output or error)."""
     transport = paramiko.Transport(("127.0.0.1", berth.port))
     transport.start_client(timeout=30)
     shown = []
 
     def handler(title, instructions, prompts):
         shown.append((title, instructions, list(prompts)))
-        return []
+        return answer(instructions, prompts) if answer else []
 
     try:
         transport.auth_interactive(user, handler)

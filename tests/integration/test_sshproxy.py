@@ -245,9 +245,9 @@ def test_50_mib_each_way_with_rekeys_upstream(start_berth, example_webhook, make
     assert log.count("SSH2_MSG_NEWKEYS received") >= 20, log[-2000:]
 
 
-def _echo_server():
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
+def _echo_server(family=socket.AF_INET, address=("127.0.0.1", 0)):
+    listener = socket.socket(family)
+    listener.bind(address)
     listener.listen()
 
     def serve():
@@ -331,27 +331,6 @@ def test_configured_algorithms_are_used_upstream(start_berth, example_webhook, m
     assert "client->server cipher: aes256-ctr MAC: hmac-sha2-512-etm@openssh.com" in log, log
 
 
-def _unix_echo_server(path):
-    listener = socket.socket(socket.AF_UNIX)
-    listener.bind(str(path))
-    listener.listen()
-
-    def serve():
-        while True:
-            try:
-                connection, _ = listener.accept()
-            except OSError:
-                return
-
-            def echo(connection=connection):
-                with connection:
-                    while data := connection.recv(65536):
-                        connection.sendall(data)
-            threading.Thread(target=echo, daemon=True).start()
-    threading.Thread(target=serve, daemon=True).start()
-    return listener
-
-
 def _through_unix(path, data):
     with socket.socket(socket.AF_UNIX) as connection:
         connection.settimeout(30)
@@ -378,7 +357,7 @@ def test_unix_socket_forwards_are_relayed_upstream(tmp_path, start_berth, exampl
     berth = relay_berth(start_berth, example_webhook, upstream)
     served = tmp_path / "served.sock"
     listened = tmp_path / "listened.sock"
-    unix_echo = _unix_echo_server(served)
+    unix_echo = _echo_server(socket.AF_UNIX, str(served))
     tcp_echo = _echo_server()
     local = free_port()
     tunnel = subprocess.Popen(["sshpass", "-p", "pw", "ssh", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
