@@ -96,6 +96,10 @@ public actor AgentSession: ProgramSessionHandler {
             // A program that has ended has nothing to detach.
             if process.detach() {
                 BerthMetrics.sessionDetached()
+                if let settings = host.resume {
+                    await DetachedSessionLedger.shared.detached(
+                        owner: settings.owner, pid: process.pid, window: .seconds(Int64(settings.windowSeconds)), logger: host.logger)
+                }
                 await channel.record(.detached(pid: process.pid))
                 host.logger.log(
                     .info, "SESSION_DETACHED", "the interactive program keeps running, detached, for the user to resume",

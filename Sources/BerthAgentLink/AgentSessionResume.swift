@@ -106,6 +106,7 @@ extension AgentSession {
         do {
             let process = try await link.attach(pid: session.pid, terminal: terminal, output: sessionChannel.output)
             BerthMetrics.sessionResumed()
+            if let settings = host.resume { await DetachedSessionLedger.shared.resumed(owner: settings.owner, pid: session.pid) }
             await sessionChannel.record(.resumed(pid: session.pid))
             host.logger.log(
                 .info, "SESSION_RESUMED", "a detached interactive program is attached to this channel",

@@ -37,6 +37,8 @@ public enum BerthMetrics {
     /// Resumable sessions (docs/agent-protocol.md, "Resumable sessions").
     public static func sessionDetached() { Counter(label: "berth_sessions_detached_total").increment() }
     public static func sessionResumed() { Counter(label: "berth_sessions_resumed_total").increment() }
+    /// A detached session not resumed within `persistence.resumeWindow` (as this server saw it).
+    public static func sessionExpired() { Counter(label: "berth_sessions_expired_total").increment() }
     public static func poolTaken() { Counter(label: "berth_pool_containers_taken_total").increment() }
 
     public static func sessionEnded(after duration: Duration) {

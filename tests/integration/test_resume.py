@@ -207,9 +207,13 @@ def test_dropped_client_resumes_the_same_counting_program(persistent_berth, tmp_
 
 
 def test_after_the_window_the_program_is_gone_and_a_new_shell_starts(persistent_berth):
-    berth, containers = persistent_berth(resumeWindow="2s")
+    metrics_port = free_port()
+    berth, containers = persistent_berth(resumeWindow="2s", extra={"metrics": {"enable": True, "listen": f"127.0.0.1:{metrics_port}", "path": "/metrics"}})
     pid, _ = detach_counter(persistent_berth, berth)
     assert wait_until(lambda: not process_alive(containers, pid), timeout=60), "the detached program outlived its window"
+    # Berth counts it as expired once the window and the agent's grace have passed unresumed.
+    wait_until(lambda: metric(metrics_port, "berth_sessions_expired_total") == 1, timeout=90, what="the expired session to be counted")
+    assert '"code":"SESSION_EXPIRED"' in berth.process.output()
     fresh = persistent_berth.terminal(berth, "alice")
     fresh.type("echo fresh-$((20+22))\r")
     text = fresh.wait(lambda t: "fresh-42" in t, "a new shell")
