@@ -16,6 +16,8 @@ public final class DockerBackend: Sendable {
 
     let client: DockerClient
     let config: DockerConfig
+    /// This server, as its containers' labels name it.
+    let identity: ServerIdentity
     let persistence: PersistenceConfig
     let logger: Logger
     private let poolBox = NIOLockedValueBox<DockerPool?>(nil)
@@ -29,7 +31,11 @@ public final class DockerBackend: Sendable {
     /// `security.maxSessions` (nil: no limit), which detached sessions count against.
     let maxSessions: Int?
 
-    public init(config: DockerConfig, persistence: PersistenceConfig = PersistenceConfig(), maxSessions: Int? = nil, logger: Logger, pooled: Bool = false) throws {
+    public init(
+        config: DockerConfig, identity: ServerIdentity, persistence: PersistenceConfig = PersistenceConfig(), maxSessions: Int? = nil, logger: Logger,
+        pooled: Bool = false
+    ) throws {
+        self.identity = identity
         self.maxSessions = maxSessions
         let endpoint = try DockerEndpoint(host: config.connection.host, cacert: config.connection.cacert, cert: config.connection.cert, key: config.connection.key)
         self.client = DockerClient(endpoint: endpoint, requestTimeout: config.timeouts.http.duration, logger: logger)
@@ -50,7 +56,7 @@ public final class DockerBackend: Sendable {
 
     /// A started idle container, linked, that belongs to no connection yet.
     func startPoolContainer() async throws -> DockerLinkedContainer {
-        let labels = [(DockerContainerSpec.connectionLabel, DockerContainerSpec.poolLabelValue), ("berth.pool", "1")] + DockerContainerSpec.ownerLabels
+        let labels = [(DockerContainerSpec.connectionLabel, DockerContainerSpec.poolLabelValue), ("berth.pool", "1")] + DockerContainerSpec.ownerLabels(identity)
         let createdID = NIOLockedValueBox<String?>(nil)
         do {
             return try await startLinkedContainer(name: nil, labels: labels, environment: [:], logger: logger) { id in createdID.withLockedValue { $0 = id } }
@@ -68,12 +74,12 @@ public final class DockerBackend: Sendable {
     /// sweep that keeps reaping the containers of servers that die later.
     public func start() async throws {
         if config.connection.host.hasPrefix("unix://") && !config.execution.agentSocketRoot.isEmpty {
-            try DockerLiveness.acquire(root: config.execution.agentSocketRoot, identity: ServerIdentity.name)
+            try DockerLiveness.acquire(root: config.execution.agentSocketRoot, identity: identity.name)
         } else {
             logger.log(
                 .info, "SERVER_LIVENESS_UNAVAILABLE",
                 "the engine is remote (or agentSocketRoot is empty): other servers' left-over containers are not reaped, only this identity's",
-                ["identity": "\(ServerIdentity.name)"])
+                ["identity": "\(identity.name)"])
         }
         await DockerPersistentRegistry.shared.configure(persistence)
         await sweep(startup: true)
@@ -107,22 +113,22 @@ public final class DockerBackend: Sendable {
             defer { logger.log(.debug, "DOCKER_SWEEP_DONE", "looked for containers nobody owns", ["containers": "\(containers.count)", "startup": "\(startup)"]) }
             for container in containers {
                 let owner = container.labels[ServerIdentity.label]
-                let ownerDead = owner != ServerIdentity.name && DockerLiveness.owner(recordedAt: container.labels[DockerLiveness.label]) == .dead
+                let ownerDead = owner != identity.name && DockerLiveness.owner(recordedAt: container.labels[DockerLiveness.label]) == .dead
                 if let username = container.labels[DockerContainerSpec.persistentLabel] {
-                    guard (startup && owner == ServerIdentity.name) || ownerDead,
+                    guard (startup && owner == identity.name) || ownerDead,
                         let found = try await client.inspectContainer(container.id)
                     else { continue }
                     adopted.append((persistentName(for: username), found.id, found.created))
                     continue
                 }
-                guard container.labels[DockerContainerSpec.connectionLabel] != nil, (startup && owner == ServerIdentity.name) || ownerDead else { continue }
+                guard container.labels[DockerContainerSpec.connectionLabel] != nil, (startup && owner == identity.name) || ownerDead else { continue }
                 try await client.removeContainer(container.id)
                 if let directory = container.labels[DockerContainerSpec.linkDirectoryLabel], directory.hasPrefix(config.execution.agentSocketRoot + "/") {
                     Self.removeDirectory(directory)
                 }
                 logger.log(
                     .notice, "DOCKER_ORPHAN_REMOVED",
-                    owner == ServerIdentity.name ? "removed a container left over from an earlier run" : "removed a container of a server that is no longer running",
+                    owner == identity.name ? "removed a container left over from an earlier run" : "removed a container of a server that is no longer running",
                     ["containerId": "\(container.id)", "connectionId": "\(container.labels[DockerContainerSpec.connectionLabel] ?? "")", "server": "\(owner ?? "")"])
             }
             if !adopted.isEmpty {

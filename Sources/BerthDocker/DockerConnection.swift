@@ -86,7 +86,7 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
             return
         }
         let container = try await backend.startLinkedContainer(
-            name: containerName, labels: DockerContainerSpec.labels(metadata), environment: [:],
+            name: containerName, labels: DockerContainerSpec.labels(metadata, owner: backend.identity), environment: [:],
             logger: logger
         ) { id in
             self.state.withLockedValue {
@@ -193,7 +193,7 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
         case .session:
             // A container of the session's own, with the agent as its PID 1.
             let container = try await backend.startLinkedContainer(
-                name: containerName, labels: DockerContainerSpec.labels(metadata), environment: [:],
+                name: containerName, labels: DockerContainerSpec.labels(metadata, owner: backend.identity), environment: [:],
                 logger: logger
             ) { id in
                 self.state.withLockedValue {

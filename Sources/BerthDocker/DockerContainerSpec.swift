@@ -14,26 +14,26 @@ enum DockerContainerSpec {
     static let persistentLabel = "berth.persistent"
 
     /// Berth's labels for a connection's container.
-    static func labels(_ metadata: ConnectionMetadata) -> [(String, String)] {
+    static func labels(_ metadata: ConnectionMetadata, owner: ServerIdentity) -> [(String, String)] {
         [(connectionLabel, metadata.connectionID.hex), ("berth.username", metadata.effectiveUsername), ("berth.remote-ip", metadata.remoteAddress.ip)]
-            + ownerLabels
+            + ownerLabels(owner)
     }
 
     /// Which server made the container, and where its liveness record is (`DockerLiveness`).
-    static var ownerLabels: [(String, String)] {
-        [(ServerIdentity.label, ServerIdentity.name)] + (DockerLiveness.currentPath.map { [(DockerLiveness.label, $0)] } ?? [])
+    static func ownerLabels(_ owner: ServerIdentity) -> [(String, String)] {
+        [(ServerIdentity.label, owner.name)] + (DockerLiveness.currentPath.map { [(DockerLiveness.label, $0)] } ?? [])
     }
 
-    static func persistentLabels(_ metadata: ConnectionMetadata) -> [(String, String)] {
-        [(persistentLabel, metadata.effectiveUsername), ("berth.username", metadata.effectiveUsername)] + ownerLabels
+    static func persistentLabels(_ metadata: ConnectionMetadata, owner: ServerIdentity) -> [(String, String)] {
+        [(persistentLabel, metadata.effectiveUsername), ("berth.username", metadata.effectiveUsername)] + ownerLabels(owner)
     }
 
     static func body(
-        execution: DockerExecutionConfig, metadata: ConnectionMetadata, command: [String], environment: [String: String],
+        execution: DockerExecutionConfig, owner: ServerIdentity, metadata: ConnectionMetadata, command: [String], environment: [String: String],
         tty: Bool, interactive: Bool, consoleSize: (rows: UInt32, columns: UInt32)? = nil, network: String? = nil
     ) -> ConfigValue {
         body(
-            execution: execution, labels: labels(metadata), command: command, environment: environment, tty: tty, interactive: interactive,
+            execution: execution, labels: labels(metadata, owner: owner), command: command, environment: environment, tty: tty, interactive: interactive,
             consoleSize: consoleSize, network: network)
     }
 

@@ -189,7 +189,7 @@ extension DockerBackend {
             let createdID = NIOLockedValueBox<String?>(nil)
             do {
                 let container = try await startLinkedContainer(
-                    name: name, labels: DockerContainerSpec.persistentLabels(metadata), environment: [:],
+                    name: name, labels: DockerContainerSpec.persistentLabels(metadata, owner: identity), environment: [:],
                     logger: logger, volume: volume
                 ) { id in createdID.withLockedValue { $0 = id } }
                 guard let link = container.link else { throw DockerError("DOCKER_NO_AGENT", "the agent is disabled") }

@@ -86,7 +86,7 @@ actor DockerSession: ProgramSessionHandler {
             try await connection.backend.ensureImage()
             let network = try await connection.backend.userNetwork()
             let body = DockerContainerSpec.body(
-                execution: execution, metadata: connection.metadata, command: argv,
+                execution: execution, owner: connection.backend.identity, metadata: connection.metadata, command: argv,
                 environment: setup.environment(over: connection.containerSpecEnvironment),
                 tty: tty, interactive: true, consoleSize: setup.pty.map { ($0.rows, $0.columns) }, network: network)
             let id = try await connection.createContainer(body)

@@ -10,6 +10,8 @@ import NIOConcurrencyHelpers
 /// `persistentShared`, one named pod for everyone).
 public final class KubernetesBackend: Sendable {
     let config: KubernetesConfig
+    /// This server, as its pods' labels and its lease name it.
+    let identity: ServerIdentity
     let persistence: PersistenceConfig
     /// `security.maxSessions` (nil: no limit), which detached sessions count against.
     let maxSessions: Int?
@@ -23,13 +25,16 @@ public final class KubernetesBackend: Sendable {
     /// This server's proof of life for other servers (pods of dead servers are reaped by it).
     let lease: KubernetesLease
 
-    public init(config: KubernetesConfig, persistence: PersistenceConfig = PersistenceConfig(), maxSessions: Int? = nil, logger: Logger) throws {
+    public init(
+        config: KubernetesConfig, identity: ServerIdentity, persistence: PersistenceConfig = PersistenceConfig(), maxSessions: Int? = nil, logger: Logger
+    ) throws {
         self.config = config
+        self.identity = identity
         self.persistence = persistence
         self.maxSessions = maxSessions
         self.logger = logger
         client = KubernetesClient(endpoint: try KubernetesEndpoint.resolve(config.connection), timeout: config.timeouts.http.duration)
-        lease = KubernetesLease(identity: ServerIdentity.name, namespace: config.pod.namespace, client: client, logger: logger)
+        lease = KubernetesLease(identity: identity.name, namespace: config.pod.namespace, client: client, logger: logger)
     }
 
     var endpoint: KubernetesEndpoint { client.endpoint }
@@ -62,7 +67,7 @@ public final class KubernetesBackend: Sendable {
             return
         }
         do {
-            for pod in try await client.listPods(namespace: namespace, labelSelector: KubernetesPodSpec.orphanSelector) {
+            for pod in try await client.listPods(namespace: namespace, labelSelector: KubernetesPodSpec.orphanSelector(identity)) {
                 try await client.deletePod(namespace: pod.namespace, name: pod.name)
                 logger.log(.notice, "KUBERNETES_ORPHAN_REMOVED", "removed a pod left over from an earlier run", ["pod": "\(pod.namespace)/\(pod.name)"])
             }
@@ -106,7 +111,7 @@ public final class KubernetesBackend: Sendable {
     private func adoptUserPods() async {
         guard !config.pod.persistentShared else { return }
         do {
-            let selector = "berth.persistent=true,berth.username,\(ServerIdentity.label)=\(KubernetesPodSpec.serverName)"
+            let selector = "berth.persistent=true,berth.username,\(ServerIdentity.label)=\(KubernetesPodSpec.serverName(identity))"
             for pod in try await client.listPods(namespace: namespace, labelSelector: selector) {
                 let created = try await client.getPod(namespace: pod.namespace, name: pod.name).flatMap { KubernetesPersistentPods.creationTime($0.value) }
                 await KubernetesPersistentPods.shared.adopt(pod.name, backend: self, created: created)

@@ -60,7 +60,8 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
     /// Connection mode: a pod running the idle command; sessions are execs in it.
     func startPod() async throws {
         let config = backend.config
-        let body = KubernetesPodSpec.body(pod: config.pod, metadata: metadata, command: config.pod.idleCommand, environment: [:], tty: false, interactive: false)
+        let body = KubernetesPodSpec.body(
+            pod: config.pod, owner: backend.identity, metadata: metadata, command: config.pod.idleCommand, environment: [:], tty: false, interactive: false)
         let name = try await createPod(body)
         let link = try await backend.openLink(pod: name, logger: logger)
         state.withLockedValue {
@@ -126,7 +127,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
     private func createThenUse(_ name: String, persistent: KubernetesPodSpec.Persistent) async throws {
         let pod = backend.config.pod
         let body = KubernetesPodSpec.body(
-            pod: pod, metadata: metadata, command: pod.idleCommand, environment: [:],
+            pod: pod, owner: backend.identity, metadata: metadata, command: pod.idleCommand, environment: [:],
             tty: false, interactive: false, name: name, persistent: persistent)
         do {
             _ = try await backend.client.createPod(namespace: backend.namespace, body: body)
@@ -207,7 +208,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
         case .session:
             // A pod of the session's own, idle, with the program started over its link.
             let body = KubernetesPodSpec.body(
-                pod: backend.config.pod, metadata: metadata, command: backend.config.pod.idleCommand,
+                pod: backend.config.pod, owner: backend.identity, metadata: metadata, command: backend.config.pod.idleCommand,
                 environment: [:], tty: false, interactive: false)
             let name = try await createPod(body)
             let link = try await backend.openLink(pod: name, logger: logger)

@@ -6,8 +6,9 @@ import BerthCore
 /// container.
 enum KubernetesPodSpec {
     static let connectionLabel = "berth.connection-id"
-    static var serverName: String { labelValue(ServerIdentity.name) }
-    static var orphanSelector: String { "\(connectionLabel),\(ServerIdentity.label)=\(serverName)" }
+    /// This server's identity as a label value.
+    static func serverName(_ identity: ServerIdentity) -> String { labelValue(identity.name) }
+    static func orphanSelector(_ identity: ServerIdentity) -> String { "\(connectionLabel),\(ServerIdentity.label)=\(serverName(identity))" }
 
     /// What a persistent pod holds: every user's sessions, or one user's.
     enum Persistent {
@@ -17,9 +18,10 @@ enum KubernetesPodSpec {
     /// `environment` ends up in the pod object, which anyone allowed to read pods (and the API
     /// server's audit log) sees: only for the path without the agent, never sensitive entries.
     static func body(
-        pod: KubernetesConfig.Pod, metadata: ConnectionMetadata, command: [String], environment: [String: String],
+        pod: KubernetesConfig.Pod, owner: ServerIdentity, metadata: ConnectionMetadata, command: [String], environment: [String: String],
         tty: Bool, interactive: Bool, name: String? = nil, persistent: Persistent? = nil
     ) -> ConfigValue {
+        let serverName = serverName(owner)
         // A persistent pod belongs to no connection, so no clean-up may remove it.
         var labels: [(key: String, value: ConfigValue)] =
             persistent != nil

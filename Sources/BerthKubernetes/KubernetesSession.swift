@@ -58,7 +58,8 @@ actor KubernetesSession: ProgramSessionHandler {
     func startProgram(_ argv: [String]) async throws {
         let tty = setup.pty != nil
         let environment = setup.environment(over: connection.podSpecEnvironment)
-        let body = KubernetesPodSpec.body(pod: pod, metadata: connection.metadata, command: argv, environment: environment, tty: tty, interactive: true)
+        let body = KubernetesPodSpec.body(
+            pod: pod, owner: connection.backend.identity, metadata: connection.metadata, command: argv, environment: environment, tty: tty, interactive: true)
         let name = try await connection.createPod(body)
         sessionPod = name
         // Without the agent nothing can write the webhook's files; this says so in the log.

@@ -17,16 +17,17 @@ public final class BackendHub: ServerHandler {
 
     public init(config: BerthConfig, raw: ConfigValue, logger: Logger) throws {
         self.logger = logger
-        ServerIdentity.configure(listen: config.ssh.listen, configured: config.persistence.serverIdentity)
+        let identity = ServerIdentity(listen: config.ssh.listen, configured: config.persistence.serverIdentity)
         shared = SharedBackends(
-            config: config, raw: raw,
+            config: config, raw: raw, identity: identity,
             docker: config.backend == "docker"
                 ? try DockerBackend(
-                    config: config.docker, persistence: config.persistence, maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger,
-                    pooled: true) : nil,
+                    config: config.docker, identity: identity, persistence: config.persistence,
+                    maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger, pooled: true) : nil,
             kubernetes: config.backend == "kubernetes"
                 ? try KubernetesBackend(
-                    config: config.kubernetes, persistence: config.persistence, maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger)
+                    config: config.kubernetes, identity: identity, persistence: config.persistence,
+                    maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger)
                 : nil,
             configWebhook: config.configserver.http.url.isEmpty ? nil : try ConfigWebhookClient(config: config.configserver, logger: logger)
         )
@@ -66,6 +67,7 @@ public final class BackendHub: ServerHandler {
 struct SharedBackends: Sendable {
     let config: BerthConfig
     let raw: ConfigValue
+    let identity: ServerIdentity
     let docker: DockerBackend?
     let kubernetes: KubernetesBackend?
     let configWebhook: ConfigWebhookClient?
@@ -154,7 +156,8 @@ final class BackendConnection: NetworkConnectionHandler {
                 let docker =
                     try shared.docker.flatMap { config.docker == shared.config.docker ? $0 : nil }
                     ?? DockerBackend(
-                        config: config.docker, persistence: config.persistence, maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger)
+                        config: config.docker, identity: shared.identity, persistence: config.persistence,
+                        maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger)
                 return own(try await docker.connect(metadata, logger: logger))
             } catch {
                 return unavailable(error, metadata, fallbackCode: "DOCKER_ERROR", what: "container")
@@ -169,7 +172,8 @@ final class BackendConnection: NetworkConnectionHandler {
                 // The config webhook gave this user a Kubernetes setup of their own.
                 return own(
                     try await KubernetesBackend(
-                        config: config.kubernetes, persistence: config.persistence, maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger
+                        config: config.kubernetes, identity: shared.identity, persistence: config.persistence,
+                        maxSessions: config.security.maxSessions < 0 ? nil : config.security.maxSessions, logger: logger
                     ).connect(metadata, logger: logger, ownsBackend: true))
             } catch {
                 return unavailable(error, metadata, fallbackCode: "KUBERNETES_ERROR", what: "pod")

@@ -1,4 +1,5 @@
 import BerthConfig
+import BerthCore
 import Foundation
 import Testing
 @testable import BerthDocker
@@ -90,12 +91,14 @@ import Testing
     @Test func userObjectsAreNamedLikeKubernetesPods() throws {
         var persistence = PersistenceConfig()
         persistence.volume.namePrefix = "homes"
-        let backend = try DockerBackend(config: DockerConfig(), persistence: persistence, logger: .init(label: "test"))
+        let backend = try DockerBackend(config: DockerConfig(), identity: ServerIdentity(name: "test"), persistence: persistence, logger: .init(label: "test"))
         #expect(backend.persistentName(for: "Alice") != backend.persistentName(for: "alice"))
         #expect(backend.persistentName(for: "alice").hasPrefix("berth-alice-"))
         #expect(backend.volumeName(for: "alice").hasPrefix("homes-alice-"))
         #expect(backend.volumeTarget(for: "Alice") == "/home/alice")
         persistence.volume.mountPath = "/data"
-        #expect(try DockerBackend(config: DockerConfig(), persistence: persistence, logger: .init(label: "test")).volumeTarget(for: "alice") == "/data")
+        #expect(
+            try DockerBackend(config: DockerConfig(), identity: ServerIdentity(name: "test"), persistence: persistence, logger: .init(label: "test")).volumeTarget(for: "alice")
+                == "/data")
     }
 }

@@ -16,7 +16,8 @@ import Testing
     }
 
     private func body(_ pod: KubernetesConfig.Pod, environment: [String: String] = [:], persistent: KubernetesPodSpec.Persistent? = nil) -> ConfigValue {
-        KubernetesPodSpec.body(pod: pod, metadata: metadata, command: ["idle"], environment: environment, tty: false, interactive: false, persistent: persistent)
+        KubernetesPodSpec.body(
+            pod: pod, owner: ServerIdentity(name: "test"), metadata: metadata, command: ["idle"], environment: environment, tty: false, interactive: false, persistent: persistent)
     }
 
     private func container(_ body: ConfigValue, _ number: Int = 0) -> ConfigValue? {
