@@ -2,7 +2,7 @@ import BerthCore
 import NIOCore
 
 /// Connection-level events: channels, forwarding requests.
-struct AuditSSHConnectionLayer: SSHConnectionHandler {
+struct AuditSSHConnectionLayer: SSHConnectionLayer {
     let next: any SSHConnectionHandler
     let recorder: AuditRecorder
 
@@ -77,7 +77,7 @@ struct AuditSSHConnectionLayer: SSHConnectionHandler {
 }
 
 /// Session requests, numbered per channel by the front end.
-struct AuditSession: SessionChannelHandler {
+struct AuditSession: SessionChannelLayer {
     let next: any SessionChannelHandler
     let recorder: AuditRecorder
     let channelID: UInt64

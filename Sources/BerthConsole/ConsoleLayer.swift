@@ -67,7 +67,7 @@ struct ConsoleConnectionLayer: NetworkConnectionHandler {
     }
 }
 
-struct ConsoleSSHConnectionLayer: SSHConnectionHandler {
+struct ConsoleSSHConnectionLayer: SSHConnectionLayer {
     let next: any SSHConnectionHandler
     let connection: LiveConnection
 
@@ -120,7 +120,7 @@ struct WatchedSessionChannel: SessionChannel {
     var output: SessionOutput? { base.output?.tapped { [session] data, _ in session.output(data) } }
 }
 
-struct WatchedSession: SessionChannelHandler {
+struct WatchedSession: SessionChannelLayer {
     let next: any SessionChannelHandler
     let session: LiveSession
     let connection: LiveConnection

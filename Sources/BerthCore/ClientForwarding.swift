@@ -46,6 +46,11 @@ extension SSHConnectionHandler {
 }
 
 extension SessionChannelHandler {
+    /// Containers have no serial line; the SSH proxy passes it on.
+    public func onBreak(requestID: UInt64, milliseconds: UInt32) async throws {
+        throw RequestRefused("SSH_REQUEST_NOT_SUPPORTED", "break is not supported")
+    }
+
     public func onX11Request(requestID: UInt64, _ request: X11Request, opener: any ClientChannelOpener) async throws {
         throw RequestRefused("FORWARD_NOT_AVAILABLE", "X11 forwarding is not available")
     }

@@ -130,6 +130,8 @@ public protocol SessionChannelHandler: Sendable {
     func onSubsystem(requestID: UInt64, name: String) async throws
     func onWindowChange(requestID: UInt64, _ size: WindowSize) async throws
     func onSignal(requestID: UInt64, signal: String) async throws
+    /// `break` (RFC 4335): a serial line break of about `milliseconds`. Throw to refuse.
+    func onBreak(requestID: UInt64, milliseconds: UInt32) async throws
     func onUnsupportedRequest(requestID: UInt64, type: String) async
     /// `x11-req`: X clients of this session's program reach the client through `opener`.
     func onX11Request(requestID: UInt64, _ request: X11Request, opener: any ClientChannelOpener) async throws

@@ -67,7 +67,7 @@ struct MetricsConnectionLayer: NetworkConnectionHandler {
     }
 }
 
-struct MetricsSSHConnectionLayer: SSHConnectionHandler {
+struct MetricsSSHConnectionLayer: SSHConnectionLayer {
     let next: any SSHConnectionHandler
 
     func onSessionChannel(_ channel: any SessionChannel) async throws -> any SessionChannelHandler {
@@ -125,7 +125,7 @@ struct MeasuredSessionChannel: SessionChannel {
     var output: SessionOutput? { base.output?.tapped { data, _ in BerthMetrics.bytesOut(data.readableBytes) } }
 }
 
-struct MeasuredSession: SessionChannelHandler {
+struct MeasuredSession: SessionChannelLayer {
     let next: any SessionChannelHandler
     let opened: ContinuousClock.Instant
 

@@ -11,6 +11,8 @@ enum SessionRequest: Sendable, Equatable {
     case subsystem(String)
     case windowChange(WindowSize)
     case signal(String)
+    /// RFC 4335.
+    case breakSignal(milliseconds: UInt32)
     case x11(X11Request)
     case agentForwarding
 
@@ -20,16 +22,10 @@ enum SessionRequest: Sendable, Equatable {
         case .pty: return .pty
         case .shell, .exec, .subsystem: return .program
         case .windowChange: return .windowChange
-        case .signal: return .signal
+        case .signal, .breakSignal: return .signal
         case .x11, .agentForwarding: return .forwarding
         }
     }
-
-    /// Requests Berth recognises but cannot serve yet: refused with a reason instead of being
-    /// reported as unknown (PuTTY's Send Break).
-    static let notYetServed: [String: String] = [
-        "break": "break is not supported"
-    ]
 
     enum ParseResult: Equatable {
         case request(SessionRequest)
@@ -70,6 +66,9 @@ enum SessionRequest: Sendable, Equatable {
         case "signal":
             guard let name = data.readSSHText() else { return .malformed(type) }
             return .request(.signal(name))
+        case "break":
+            guard let milliseconds = data.readSSHUInt32() else { return .malformed(type) }
+            return .request(.breakSignal(milliseconds: milliseconds))
         case "x11-req":
             guard let single = data.readSSHBool(), let authProtocol = data.readSSHText(), let cookie = data.readSSHText(),
                 let screen = data.readSSHUInt32()

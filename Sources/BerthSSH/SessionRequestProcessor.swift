@@ -37,9 +37,6 @@ struct SessionRequestProcessor {
             logger.log(.info, "SSH_REQUEST_MALFORMED", "refused a \(type) request whose data does not parse", [LogKey.channelID: "\(session.channelID)"])
             return false
         case .unsupported(let type):
-            if let reason = SessionRequest.notYetServed[type] {
-                logger.log(.info, "SSH_REQUEST_NOT_SUPPORTED", "request refused: \(reason)", [LogKey.channelID: "\(session.channelID)", "request": "\(type)"])
-            }
             await handler.onUnsupportedRequest(requestID: requestID, type: type)
             return false
         }
@@ -56,6 +53,7 @@ struct SessionRequestProcessor {
             case .subsystem(let name): try await handler.onSubsystem(requestID: requestID, name: name)
             case .windowChange(let size): try await handler.onWindowChange(requestID: requestID, size)
             case .signal(let name): try await handler.onSignal(requestID: requestID, signal: name)
+            case .breakSignal(let milliseconds): try await handler.onBreak(requestID: requestID, milliseconds: milliseconds)
             case .x11(let x11): try await handler.onX11Request(requestID: requestID, x11, opener: opener)
             case .agentForwarding: try await handler.onAgentForwardRequest(requestID: requestID, opener: opener)
             }

@@ -140,6 +140,12 @@ actor ProxySession: SessionChannelHandler {
 
     func onUnsupportedRequest(requestID: UInt64, type: String) async {}
 
+    func onBreak(requestID: UInt64, milliseconds: UInt32) async throws {
+        var payload = ByteBuffer()
+        payload.writeSSHUInt32(milliseconds)
+        try await ask("break", payload, what: "the break")
+    }
+
     /// The cookie goes up as the client sent it (OpenSSH's stand-in): the client puts the real
     /// one in when the X client's connection comes back through the proxy.
     func onX11Request(requestID: UInt64, _ request: X11Request, opener: any ClientChannelOpener) async throws {

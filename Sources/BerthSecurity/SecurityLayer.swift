@@ -167,6 +167,11 @@ struct SecureSession: SessionChannelHandler {
         try await next.onSignal(requestID: requestID, signal: signal)
     }
 
+    /// A break reaches only the backend's terminal (or the proxy's upstream): no policy of its own.
+    func onBreak(requestID: UInt64, milliseconds: UInt32) async throws {
+        try await next.onBreak(requestID: requestID, milliseconds: milliseconds)
+    }
+
     func onUnsupportedRequest(requestID: UInt64, type: String) async {
         await next.onUnsupportedRequest(requestID: requestID, type: type)
     }

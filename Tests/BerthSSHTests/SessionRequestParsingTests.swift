@@ -48,7 +48,9 @@ import BerthTestSupport
             SessionRequest.parse(type: "x11-req", payload: x11)
                 == .request(.x11(X11Request(singleConnection: true, authProtocol: "MIT-MAGIC-COOKIE-1", cookie: "00112233445566778899aabbccddeeff", screen: 2))))
         #expect(SessionRequest.parse(type: "auth-agent-req@openssh.com", payload: ByteBuffer()) == .request(.agentForwarding))
-        #expect(SessionRequest.parse(type: "break", payload: ByteBuffer()) == .unsupported("break"))
+        // RFC 4335: the break length in milliseconds.
+        #expect(SessionRequest.parse(type: "break", payload: ByteBuffer(bytes: [0, 0, 1, 244])) == .request(.breakSignal(milliseconds: 500)))
+        #expect(SessionRequest.parse(type: "break", payload: ByteBuffer()) == .malformed("break"))
         #expect(SessionRequest.parse(type: "exec", payload: ByteBuffer(bytes: [0, 0, 0, 9, 65])) == .malformed("exec"))
     }
 

@@ -347,9 +347,15 @@ RELAY_ALL = {"forwarding": {"socketForwardingMode": "enable", "socketListenMode"
                             "agentForwardingMode": "enable"}}
 
 
-def relay_berth(start_berth, example_webhook, upstream, name="relay"):
+def relay_berth(start_berth, example_webhook, upstream, name="relay", console=False):
     url, _ = example_webhook([{"username": "alice", "password": "pw"}])
-    return start_berth({"auth": webhook_auth(url), "security": RELAY_ALL, **proxy_config(upstream)}, name=name)
+    extra = {}
+    if console:
+        # Every middle layer of the stack is there: none of them may stop what it does not know.
+        extra["console"] = {"enable": True, "listen": f"127.0.0.1:{free_port()}",
+                            "operators": [{"username": "op", "passwordHash": "$6$salt$" + "x" * 86, "role": "admin"}]}
+        extra["metrics"] = {"enable": True, "listen": f"127.0.0.1:{free_port()}", "path": "/metrics"}
+    return start_berth({"auth": webhook_auth(url), "security": RELAY_ALL, **proxy_config(upstream), **extra}, name=name)
 
 
 def test_unix_socket_forwards_are_relayed_upstream(tmp_path, start_berth, example_webhook, make_upstream):
@@ -379,9 +385,10 @@ def test_unix_socket_forwards_are_relayed_upstream(tmp_path, start_berth, exampl
         tcp_echo.close()
 
 
-def test_agent_forwarding_is_relayed_upstream(tmp_path, start_berth, example_webhook, make_upstream):
+@pytest.mark.parametrize("console", [False, True])
+def test_agent_forwarding_is_relayed_upstream(tmp_path, start_berth, example_webhook, make_upstream, console):
     upstream = make_upstream(extra="AllowAgentForwarding yes")
-    berth = relay_berth(start_berth, example_webhook, upstream)
+    berth = relay_berth(start_berth, example_webhook, upstream, console=console)
     key = tmp_path / "id_forwarded"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "relayed-key", "-f", str(key)], check=True)
     agent_socket = tmp_path / "agent.sock"
@@ -421,3 +428,13 @@ def test_x11_forwarding_is_relayed_upstream_with_the_real_cookie(tmp_path, start
         assert server.seen == [(b"MIT-MAGIC-COOKIE-1", REAL_COOKIE, b"ping-from-the-x-client")]
     finally:
         server.close()
+
+
+def test_break_is_relayed_upstream(start_berth, example_webhook, make_upstream):
+    upstream = make_upstream(extra="LogLevel DEBUG1")
+    berth = start(start_berth, example_webhook, upstream, name="break")
+    # OpenSSH sends a break with its ~B escape (escapes work with -tt); sshd logs what it served.
+    result = subprocess.run(["sshpass", "-p", "pw", "ssh", "-tt", "-e", "~", "-p", str(berth.port), *SSH_OPTS, "-o", "PubkeyAuthentication=no",
+                             "alice@127.0.0.1", "read first; read line; echo got-$line"], input=b"\n~Bdone\n", capture_output=True, timeout=120)
+    assert b"got-done" in result.stdout, (result.stdout, result.stderr)
+    assert wait_until(lambda: "req break" in upstream["log"].read_text(), timeout=30), upstream["log"].read_text()[-2000:]
