@@ -45,10 +45,20 @@ public enum ConnectionContext {
     @TaskLocal public static var eventLoop: (any EventLoop)?
     /// Ends the connection with a line the client shows (SSH DISCONNECT's description). Set by
     /// the SSH front end around `onHandshakeSuccess`, for the operator console (docs/console.md).
-    @TaskLocal public static var disconnect: (@Sendable (_ description: String) -> Void)?
+    /// A class holds the closure: a task-local of function type crashed optimised builds in
+    /// `swift_task_localValuePush` (Swift 6.3, release only).
+    @TaskLocal public static var disconnector: ConnectionDisconnector?
+    public static var disconnect: (@Sendable (_ description: String) -> Void)? { disconnector?.disconnect }
     /// Set by the operator console's layer around `onHandshakeSuccess`; the config layer reports
     /// there which backend and container serve the connection.
     @TaskLocal public static var placement: ConnectionPlacement?
+}
+
+/// How a layer ends the connection it works for (`ConnectionContext.disconnector`).
+public final class ConnectionDisconnector: Sendable {
+    public let disconnect: @Sendable (_ description: String) -> Void
+
+    public init(_ disconnect: @escaping @Sendable (_ description: String) -> Void) { self.disconnect = disconnect }
 }
 
 /// Which backend and container serve a connection, as the config layer chose them.

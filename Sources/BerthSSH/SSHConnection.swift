@@ -128,7 +128,7 @@ final class SSHConnection: Sendable {
             let handler = try await self.networkHandler.futureResult.get()
             do {
                 return try await ConnectionContext.$eventLoop.withValue(channel.eventLoop) {
-                    try await ConnectionContext.$disconnect.withValue(refuse) { try await handler.onHandshakeSuccess(metadata) }
+                    try await ConnectionContext.$disconnector.withValue(ConnectionDisconnector(refuse)) { try await handler.onHandshakeSuccess(metadata) }
                 }
             } catch {
                 let reason = (error as? CodedError)?.description ?? "\(error)"
