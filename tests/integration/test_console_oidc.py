@@ -12,6 +12,7 @@ from selenium.webdriver.common.by import By
 from conftest import free_port, wait_for_port, wait_until
 from console_browser import ConsoleHTTP, chromium, sha512_crypt
 from oidc_provider import Provider
+from test_console import console_config
 
 OPERATORS = [{"username": "ada", "passwordHash": sha512_crypt("ada-pw"), "role": "admin"},
              {"username": "alice.sso", "role": "admin"},
@@ -33,13 +34,13 @@ def browser():
 
 
 @pytest.fixture
-def oidc_console(start_berth, provider):
+def oidc_console(tmp_path, start_berth, provider):
     port = free_port()
     base = f"http://localhost:{port}"
-    config = {"console": {"enable": True, "listen": f"127.0.0.1:{port}", "operators": OPERATORS,
-                          "oidc": {"url": provider.url, "clientId": provider.client_id, "clientSecret": provider.client_secret,
-                                   "redirectURI": base + "/oidc/callback", "usernameField": "preferred_username",
-                                   "providerName": "Test IdP"}}}
+    config = console_config(tmp_path, port, audit=False)
+    config["console"]["operators"] = OPERATORS
+    config["console"]["oidc"] = {"url": provider.url, "clientId": provider.client_id, "clientSecret": provider.client_secret,
+                                 "redirectURI": base + "/oidc/callback", "usernameField": "preferred_username", "providerName": "Test IdP"}
     berth = start_berth(config)
     wait_for_port(port, berth.process.proc)
     return berth, port, base
@@ -69,7 +70,7 @@ def test_oidc_operator_signs_in_with_the_mapped_role(oidc_console, provider, bro
     grants = [form for method, path, form in provider.requests if method == "POST" and path == "/token"]
     assert len(grants) == 1 and grants[0]["grant_type"] == "authorization_code" and grants[0]["code_verifier"]
     assert grants[0]["redirect_uri"] == base + "/oidc/callback"
-    assert any(line.get("operator") == "alice.sso" and line.get("role") == "admin" for line in logged(berth, "CONSOLE_SIGNIN"))
+    assert any(line["details"].get("operator") == "alice.sso" and line["details"].get("role") == "admin" for line in logged(berth, "CONSOLE_SIGNIN"))
 
     # A read-only identity lands read-only: no end buttons, and the server refuses an end.
     browser.delete_all_cookies()
@@ -87,7 +88,7 @@ def test_unmapped_identity_and_provider_refusal_are_refused(oidc_console, provid
     error = wait_until(lambda: browser.find_elements(By.ID, "signin-error"), what="the refusal")[0]
     assert "mallory.sso is not a console operator" in error.text
     assert browser.get_cookie("berth_console") is None
-    assert any(line.get("operator") == "mallory.sso" for line in logged(berth, "CONSOLE_OIDC_NOT_OPERATOR"))
+    assert any(line["details"].get("operator") == "mallory.sso" for line in logged(berth, "CONSOLE_OIDC_NOT_OPERATOR"))
 
     # A password operator's name from the provider does not sign in as that operator.
     provider.username = "ada"
