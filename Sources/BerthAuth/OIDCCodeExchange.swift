@@ -5,7 +5,7 @@ import Foundation
 /// receives the redirect itself, as the operator console does: `start` builds the link to the
 /// provider and the secrets the caller keeps server-side; `finish` exchanges the returned code
 /// with the verifier and returns the verified identity. The caller checks `state`.
-/// docs/security.md, "Console sign-in".
+/// docs/security.md, "Operator console".
 public final class OIDCCodeExchange: Sendable {
     private let http: OAuth2HTTP
     private let provider: OIDCProvider
