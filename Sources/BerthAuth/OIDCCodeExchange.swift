@@ -1,5 +1,6 @@
 import BerthConfig
 import Foundation
+import Synchronization
 
 /// The authorization-code flow (with PKCE S256, state and nonce) for a web application that
 /// receives the redirect itself, as the operator console does: `start` builds the link to the
@@ -13,6 +14,10 @@ public final class OIDCCodeExchange: Sendable {
     private let redirectURI: String
     private let scopes: [String]
     private let usernameField: String
+    /// Anyone who reaches the console can start a sign-in; the discovery document is fetched
+    /// once per `discoveryLifetime`, not once per start.
+    private let discovered = Mutex<(document: OIDCProvider.Discovery, at: ContinuousClock.Instant)?>(nil)
+    static let discoveryLifetime: Duration = .seconds(300)
 
     /// One sign-in in progress: `url` is where the browser goes; the rest stays on the server.
     public struct Pending: Sendable {
@@ -50,7 +55,7 @@ public final class OIDCCodeExchange: Sendable {
 
     public func start() async throws(Failure) -> Pending {
         try await mapped {
-            let discovery = try await provider.discover()
+            let discovery = try await discover()
             guard let endpoint = discovery.authorization_endpoint else {
                 throw OAuth2ProviderError("the provider's discovery document has no authorization_endpoint")
             }
@@ -73,6 +78,14 @@ public final class OIDCCodeExchange: Sendable {
             }
             return Identity(username: username, subject: identity["sub"] as? String ?? "")
         }
+    }
+
+    private func discover() async throws -> OIDCProvider.Discovery {
+        let now = ContinuousClock.now
+        if let cached = discovered.withLock({ $0 }), now - cached.at < Self.discoveryLifetime { return cached.document }
+        let document = try await provider.discover()
+        discovered.withLock { $0 = (document, now) }
+        return document
     }
 
     private func mapped<T>(_ body: () async throws -> T) async throws(Failure) -> T {

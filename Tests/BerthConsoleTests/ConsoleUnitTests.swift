@@ -205,4 +205,3 @@ import Testing
         #expect(signIn.session(token: session.token)?.role == .readonly)
     }
 }
-
