@@ -181,7 +181,7 @@ struct ConsoleRoutes: Sendable {
         }
         if let error = query.get("error") {
             logger.log(.notice, "CONSOLE_OIDC_REFUSED", "the OIDC provider refused the sign-in from \(address): \(error)")
-            return signInPage(request, failed: true, status: .forbidden, message: "The sign-in provider refused the sign-in (\(error)).")
+            return signInPage(request, failed: true, status: .forbidden, message: "The sign-in provider refused the sign-in (\(Self.cleanReason(error))).")
         }
         let identity: OIDCCodeExchange.Identity
         do {
