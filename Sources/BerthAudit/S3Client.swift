@@ -50,9 +50,20 @@ struct S3Client: AuditUploadTarget {
         return headers
     }
 
-    /// Sends one signed request; a status other than 2xx is an error carrying S3's answer.
+    /// Sends one signed request; a status other than 2xx (or one of `accept`) is an error
+    /// carrying S3's answer. Answers longer than `limit` bytes are an error.
     @discardableResult
-    func send(_ method: HTTPMethod, _ url: URL, headers: [String: String] = [:], body: [UInt8] = []) async throws -> (HTTPHeaders, [UInt8]) {
+    func send(
+        _ method: HTTPMethod, _ url: URL, headers: [String: String] = [:], body: [UInt8] = [], limit: Int = 1 << 20, accept: Set<UInt> = []
+    ) async throws -> (HTTPHeaders, [UInt8]) {
+        let (_, answerHeaders, answer) = try await execute(method, url, headers: headers, body: body, limit: limit, accept: accept)
+        return (answerHeaders, answer)
+    }
+
+    /// As `send`, with the status (2xx or one of `accept`).
+    func execute(
+        _ method: HTTPMethod, _ url: URL, headers: [String: String] = [:], body: [UInt8] = [], limit: Int = 1 << 20, accept: Set<UInt> = []
+    ) async throws -> (UInt, HTTPHeaders, [UInt8]) {
         var request = HTTPClientRequest(url: url.absoluteString)
         request.method = method
         for (name, value) in signer.sign(method: method.rawValue, url: url, headers: headers, body: body) where name != "host" {
@@ -63,17 +74,46 @@ struct S3Client: AuditUploadTarget {
         let answer: ByteBuffer
         do {
             response = try await http.execute(request, timeout: .seconds(120))
-            answer = try await response.body.collect(upTo: 1 << 20)
+            answer = try await response.body.collect(upTo: limit)
         } catch {
             throw AuditStorageError(description: "S3 \(method.rawValue) \(url.path): \(error)", outage: Self.isOutage(error))
         }
         let status = response.status.code
+        if accept.contains(status) { return (status, response.headers, Array(answer.readableBytesView)) }
         guard (200..<300).contains(status) else {
             throw AuditStorageError(
                 description: "S3 \(method.rawValue) \(url.path) answered \(status): \(String(buffer: answer).prefix(300))",
                 outage: status >= 500 || status == 408 || status == 429)
         }
-        return (response.headers, Array(answer.readableBytesView))
+        return (status, response.headers, Array(answer.readableBytesView))
+    }
+
+    /// Every object under `prefix` (ListObjectsV2, following continuation tokens), at most
+    /// `maxObjects` of them.
+    func list(prefix: String, maxObjects: Int) async throws -> (objects: [S3ListPage.Object], complete: Bool) {
+        var objects: [S3ListPage.Object] = []
+        var token: String?
+        repeat {
+            var query = "list-type=2"
+            if !prefix.isEmpty { query += "&prefix=\(S3Signer.encode(prefix))" }
+            if let token { query += "&continuation-token=\(S3Signer.encode(token))" }
+            let (_, body) = try await send(.GET, objectURL("", query: query), limit: 8 << 20)
+            let page = try S3ListPage.parse(body)
+            objects += page.objects
+            guard page.isTruncated else { return (objects, true) }
+            guard let next = page.nextContinuationToken, !next.isEmpty, next != token else {
+                throw AuditStorageError(description: "S3 listed a truncated page without a new NextContinuationToken")
+            }
+            token = next
+        } while objects.count < maxObjects
+        return (Array(objects.prefix(maxObjects)), false)
+    }
+
+    /// The object's bytes (the first `firstBytes` when given), nil when there is no such object.
+    func get(_ key: String, firstBytes: Int? = nil, limit: Int) async throws -> [UInt8]? {
+        let headers = firstBytes.map { ["range": "bytes=0-\($0 - 1)"] } ?? [:]
+        let (status, _, body) = try await execute(.GET, objectURL(key), headers: headers, limit: limit, accept: [404])
+        return status == 404 ? nil : body
     }
 
     /// Failures that say S3 is unreachable or busy, not that this request is wrong: connection

@@ -185,14 +185,19 @@ struct OAuth2HTTP: Sendable {
             throw OAuth2UserRefusal(reason: "the pasted code belongs to another sign-in (state does not match)")
         }
         let code = String(pasted[pasted.index(after: bar)...])
+        return try await exchangeCode(code, verifier: request.verifier, tokenURL: tokenURL, redirectURI: redirectURI, form: form)
+    }
+
+    /// The code grant's second half (RFC 6749 §4.1.3), with the PKCE verifier (RFC 7636 §4.5).
+    func exchangeCode(_ code: String, verifier: String, tokenURL: String, redirectURI: String, form: [String: String]) async throws -> TokenReply {
         let exchange = form.merging([
-            "grant_type": "authorization_code", "code": code, "redirect_uri": redirectURI, "code_verifier": request.verifier,
+            "grant_type": "authorization_code", "code": code, "redirect_uri": redirectURI, "code_verifier": verifier,
         ]) { _, new in new }
         let (status, body) = try await post(tokenURL, exchange, acceptErrors: true)
         let reply: TokenReply = try decode(body, "token")
         if status == 200 && reply.error == nil { return reply }
         // RFC 6749 §5.2: invalid_grant is a wrong, used or expired code: the user's mistake.
-        if reply.error == "invalid_grant" { throw OAuth2UserRefusal(reason: "the provider refused the pasted code (invalid_grant)") }
+        if reply.error == "invalid_grant" { throw OAuth2UserRefusal(reason: "the provider refused the code (invalid_grant)") }
         throw OAuth2ProviderError("the token endpoint answered HTTP \(status) \(reply.error ?? "without an error code")")
     }
 

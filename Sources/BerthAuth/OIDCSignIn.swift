@@ -14,41 +14,24 @@ import NIOCore
 final class OIDCSignIn: OAuth2SignIn {
     private let config: OAuth2Config
     private let http: OAuth2HTTP
+    private let provider: OIDCProvider
     private let logger: Logger
 
     init(config: OAuth2Config, logger: Logger) throws {
         self.config = config
         self.logger = logger
         http = try OAuth2HTTP(config.oidc.http)
+        provider = OIDCProvider(http: http, issuerURL: config.oidc.http.url, clientId: config.clientId)
     }
 
     func shutdown() async { await http.shutdown() }
 
-    struct Discovery: Decodable {
-        let issuer: String
-        let authorization_endpoint: String?
-        let device_authorization_endpoint: String?
-        let token_endpoint: String
-        let userinfo_endpoint: String?
-        let jwks_uri: String
-    }
-
-    struct IDToken: JWTPayload {
-        let iss: IssuerClaim
-        let aud: AudienceClaim
-        let exp: ExpirationClaim
-        let sub: SubjectClaim
-        let nonce: String?
-
-        func verify(using algorithm: some JWTAlgorithm) async throws {
-            try exp.verifyNotExpired()
-        }
-    }
+    typealias Discovery = OIDCProvider.Discovery
 
     func login(_ metadata: ConnectionMetadata, conversation: any KeyboardInteractiveConversation) async -> AuthOutcome {
         let deadline = ContinuousClock.now + config.authTimeout.duration
         return await attempt(metadata, provider: "OIDC", logger: logger) {
-            let discovery = try await discover()
+            let discovery = try await provider.discover()
             let scopes = ["openid"] + config.oidc.extraScopes
             let client = ["client_id": config.clientId, "client_secret": config.clientSecret]
             var tokens: OAuth2HTTP.TokenReply?
@@ -76,15 +59,7 @@ final class OIDCSignIn: OAuth2SignIn {
                 let missing = config.oidc.extraScopes.filter { !granted.contains($0) }
                 if !missing.isEmpty { throw OAuth2UserRefusal(reason: "the provider did not grant the scopes \(missing.joined(separator: " ")) (enforceScopes)") }
             }
-            let claims = try await verify(idToken, discovery: discovery, nonce: nonce)
-            var identity = claims
-            if let userinfo = discovery.userinfo_endpoint {
-                identity = try http.jsonObject(try await http.getOK(userinfo, bearer: accessToken), "userinfo")
-                // OpenID Connect Core §5.3.2: userinfo must be about the ID token's subject.
-                guard identity["sub"] as? String == claims["sub"] as? String else {
-                    throw OAuth2ProviderError("the userinfo subject differs from the ID token's")
-                }
-            }
+            let identity = try await provider.identity(idToken: idToken, accessToken: accessToken, discovery: discovery, nonce: nonce)
             guard let username = identity[config.oidc.usernameField] as? String, !username.isEmpty else {
                 throw OAuth2ProviderError("the identity has no string field \"\(config.oidc.usernameField)\" (usernameField)")
             }
@@ -109,34 +84,5 @@ final class OIDCSignIn: OAuth2SignIn {
                 .warning, "AUTH_OAUTH2_DEVICE_FLOW_UNAVAILABLE", "the device flow cannot start; using the authorization code flow: \(error)", [LogKey.username: "\(username)"])
             return nil
         }
-    }
-
-    private func verify(_ token: String, discovery: Discovery, nonce: String?) async throws -> [String: Any] {
-        let jwks = try await http.getOK(discovery.jwks_uri)
-        let keys = JWTKeyCollection()
-        let claims: IDToken
-        do {
-            try await keys.add(jwksJSON: String(decoding: jwks, as: UTF8.self))
-            claims = try await keys.verify(token, as: IDToken.self)
-        } catch {
-            throw OAuth2UserRefusal(reason: "the ID token does not verify against the provider's keys (\(error))")
-        }
-        guard claims.iss.value == discovery.issuer else { throw OAuth2UserRefusal(reason: "the ID token's issuer \(claims.iss.value) is not \(discovery.issuer)") }
-        guard claims.aud.value.contains(config.clientId) else {
-            throw OAuth2UserRefusal(reason: "the ID token is not for this client (audience \(claims.aud.value.joined(separator: ",")))")
-        }
-        // OpenID Connect Core §3.1.3.7: a nonce sent must come back, or the token was made for another request.
-        if let nonce, claims.nonce != nonce { throw OAuth2UserRefusal(reason: "the ID token's nonce is not this sign-in's") }
-        // Verified above; the middle part holds every claim, usernameField may name any of them.
-        let parts = token.split(separator: ".")
-        var payload = String(parts[1]).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while payload.count % 4 != 0 { payload += "=" }
-        guard let data = Data(base64Encoded: payload) else { throw OAuth2ProviderError("the ID token's claims are not base64url") }
-        return try http.jsonObject(Array(data), "ID token claims")
-    }
-
-    private func discover() async throws -> Discovery {
-        let base = config.oidc.http.url.hasSuffix("/") ? config.oidc.http.url : config.oidc.http.url + "/"
-        return try http.decode(try await http.getOK(base + ".well-known/openid-configuration"), "discovery")
     }
 }

@@ -56,7 +56,7 @@ public enum ConfigRenderer {
     }
 
     private static func console(_ console: ConsoleConfig) -> ConfigValue {
-        .object([
+        var fields: [(String, ConfigValue)] = [
             ("enable", .bool(console.enable)), ("listen", .string(console.listen)), ("cert", .string(console.cert)),
             ("key", ConfigRedaction.keyMaterial(console.key)), ("tlsVersion", .string(console.tlsVersion)),
             ("showWatching", .bool(console.showWatching)), ("xtermDirectory", .string(console.xtermDirectory)),
@@ -67,7 +67,20 @@ public enum ConfigRenderer {
                         .object([("username", .string($0.username)), ("passwordHash", ConfigRedaction.secret($0.passwordHash)), ("role", .string($0.role.rawValue))])
                     })
             ),
-        ])
+        ]
+        if let oidc = console.oidc {
+            fields.append(
+                (
+                    "oidc",
+                    .object(
+                        http(oidc.http) + [
+                            ("clientId", .string(oidc.clientId)), ("clientSecret", ConfigRedaction.secret(oidc.clientSecret)),
+                            ("redirectURI", .string(oidc.redirectURI)), ("usernameField", .string(oidc.usernameField)),
+                            ("extraScopes", strings(oidc.extraScopes)), ("providerName", .string(oidc.providerName)),
+                        ])
+                ))
+        }
+        return .object(fields)
     }
 
     private static func kubernetes(_ kubernetes: KubernetesConfig) -> ConfigValue {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// `console` (docs/configuration.md, "console"): the operator console, a web application on a
 /// listener of its own. Off by default.
 public struct ConsoleConfig: Sendable, Hashable {
@@ -14,10 +16,29 @@ public struct ConsoleConfig: Sendable, Hashable {
     public var showWatching = true
     /// Where the console reads xterm.js (Debian's libjs-xterm).
     public var xtermDirectory = "/usr/share/javascript/xterm"
+    /// Sign-in through an OpenID Connect provider; operators without a passwordHash sign in this way.
+    public var oidc: ConsoleOIDCConfig?
 
     public init() {}
 
     public var tls: Bool { !cert.isEmpty }
+}
+
+/// `console.oidc`: the authorization-code flow with the console's own callback
+/// (docs/console.md, "Sign-in through OIDC").
+public struct ConsoleOIDCConfig: Sendable, Hashable {
+    /// `url` is the issuer; discovery is at url + .well-known/openid-configuration.
+    public var http = HTTPClientConfig()
+    public var clientId = ""
+    public var clientSecret = ""
+    /// The console's callback as the browser reaches it, ending in /oidc/callback.
+    public var redirectURI = ""
+    public var usernameField = "sub"
+    public var extraScopes: [String] = []
+    /// What the sign-in page's button says: "Sign in with <providerName>".
+    public var providerName = "OIDC"
+
+    public init() {}
 }
 
 public struct ConsoleOperator: Sendable, Hashable {
@@ -28,6 +49,7 @@ public struct ConsoleOperator: Sendable, Hashable {
 
     public var username: String
     /// crypt(3): yescrypt (`$y$`), SHA-crypt (`$6$`, `$5$`) or bcrypt (`$2b$`), as `mkpasswd` makes.
+    /// Empty: the operator signs in through `console.oidc` only, matched by the OIDC user name.
     public var passwordHash: String
     public var role: Role
 
@@ -55,7 +77,11 @@ enum ConsoleSectionReader {
         }
         console.showWatching = reader.bool("showWatching", console.showWatching)
         console.xtermDirectory = reader.string("xtermDirectory", console.xtermDirectory)
-        console.operators = readOperators(&reader)
+        if reader.has("oidc") {
+            var oidc = reader.object("oidc")
+            console.oidc = readOIDC(&oidc)
+        }
+        console.operators = readOperators(&reader, oidc: console.oidc != nil)
         reader.finish()
         guard console.enable else { return console }
         if console.operators.isEmpty {
@@ -68,7 +94,27 @@ enum ConsoleSectionReader {
         return console
     }
 
-    private static func readOperators(_ reader: inout ObjectReader) -> [ConsoleOperator] {
+    private static func readOIDC(_ oidc: inout ObjectReader) -> ConsoleOIDCConfig {
+        var config = ConsoleOIDCConfig()
+        config.http = HTTPClientReader.read(&oidc, required: true)
+        config.clientId = oidc.string("clientId", "")
+        if config.clientId.isEmpty { oidc.issues.add(oidc.keyPath("clientId"), "required") }
+        config.clientSecret = oidc.string("clientSecret", "")
+        config.redirectURI = oidc.string("redirectURI", "")
+        if config.redirectURI.isEmpty {
+            oidc.issues.add(oidc.keyPath("redirectURI"), "required: the console's callback as the browser reaches it, e.g. https://console.example/oidc/callback")
+        } else if !HTTPClientReader.isAbsoluteHTTPURL(config.redirectURI) || URL(string: config.redirectURI)?.path != "/oidc/callback" {
+            oidc.issues.add(oidc.keyPath("redirectURI"), "\"\(config.redirectURI)\" is not an absolute http:// or https:// URL ending in /oidc/callback")
+        }
+        config.usernameField = oidc.string("usernameField", config.usernameField)
+        if config.usernameField.isEmpty { oidc.issues.add(oidc.keyPath("usernameField"), "must name a claim") }
+        config.extraScopes = oidc.strings("extraScopes", [])
+        config.providerName = oidc.string("providerName", config.providerName)
+        oidc.finish()
+        return config
+    }
+
+    private static func readOperators(_ reader: inout ObjectReader, oidc: Bool) -> [ConsoleOperator] {
         guard let list = reader.value("operators") else { return [] }
         guard case .array(let items) = list else {
             reader.issues.add(reader.keyPath("operators"), "expected a list of operators, got \(list.brief)")
@@ -83,7 +129,9 @@ enum ConsoleSectionReader {
             entry.finish()
             if name.isEmpty { reader.issues.add(entry.keyPath("username"), "required") }
             if !seen.insert(name).inserted { reader.issues.add(entry.keyPath("username"), "\"\(name)\" is listed twice") }
-            if !(hash.hasPrefix("$") && hash.dropFirst().contains("$")) {
+            if hash.isEmpty {
+                if !oidc { reader.issues.add(entry.keyPath("passwordHash"), "required unless console.oidc is set (an operator without one signs in through OIDC)") }
+            } else if !(hash.hasPrefix("$") && hash.dropFirst().contains("$")) {
                 reader.issues.add(entry.keyPath("passwordHash"), "must be a crypt(3) hash such as $y$… or $6$… (make one with mkpasswd)")
             }
             return name.isEmpty ? nil : ConsoleOperator(username: name, passwordHash: hash, role: role)

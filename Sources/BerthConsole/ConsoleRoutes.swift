@@ -1,3 +1,4 @@
+import BerthAuth
 import BerthConfig
 import BerthCore
 import Foundation
@@ -14,6 +15,7 @@ struct ConsoleRoutes: Sendable {
     let server: ConsoleServer
     static let cookieName = "berth_console"
     static let signInCookie = "berth_console_signin"
+    static let oidcCookie = "berth_console_oidc"
 
     var logger: Logger { server.logger }
 
@@ -25,6 +27,8 @@ struct ConsoleRoutes: Sendable {
         }
         router.get("/signin") { request, context in self.signInPage(request, failed: false) }
         router.post("/signin") { request, context in try await self.postSignIn(request, context) }
+        router.get("/oidc/start") { request, context in await self.startOIDC(request) }
+        router.get("/oidc/callback") { request, context in await self.oidcCallback(request, context) }
         router.post("/signout") { request, context in try await self.postSignOut(request, context) }
         router.get("/sessions") { request, context in try self.page("sessions.html", request) }
         router.get("/watch") { request, context in try self.page("watch.html", request) }
@@ -109,7 +113,11 @@ struct ConsoleRoutes: Sendable {
     func signInPage(_ request: Request, failed: Bool, status: HTTPResponse.Status = .ok, message: String = "") -> Response {
         let token = OperatorSignIn.randomToken()
         let error = failed ? "<p class=\"error\" role=\"alert\" id=\"signin-error\">\(Self.escape(message))</p>" : ""
-        var response = render("signin.html", ["csrf": token, "error": error], status: status, raw: ["error"])
+        let oidc =
+            server.oidc.map {
+                "<p><a class=\"button\" id=\"signin-oidc\" href=\"/oidc/start\">Sign in with \(Self.escape($0.providerName))</a></p>"
+            } ?? ""
+        var response = render("signin.html", ["csrf": token, "error": error, "oidc": oidc], status: status, raw: ["error", "oidc"])
         response.setCookie(cookie(Self.signInCookie, token, path: "/signin", maxAge: 600))
         return response
     }
@@ -138,6 +146,69 @@ struct ConsoleRoutes: Sendable {
             response.setCookie(cookie(Self.signInCookie, "", path: "/signin", maxAge: 0))
             return response
         }
+    }
+
+    /// A link, not a form: the console's CSP (`form-action 'self'`) would stop a form's
+    /// redirect to the provider.
+    func startOIDC(_ request: Request) async -> Response {
+        guard let oidc = server.oidc else { return Response(status: .notFound) }
+        do {
+            let (token, url) = try await oidc.start()
+            var response = Self.redirect(url)
+            // Lax, not Strict: it must come back with the provider's cross-site redirect.
+            response.setCookie(Cookie(name: Self.oidcCookie, value: token, maxAge: 600, path: "/oidc", secure: true, httpOnly: true, sameSite: .lax))
+            return response
+        } catch {
+            logger.log(.error, "CONSOLE_OIDC_PROVIDER_ERROR", "cannot start an OIDC sign-in: \(error)")
+            return signInPage(request, failed: true, status: .badGateway, message: "The sign-in provider cannot be reached; try again later.")
+        }
+    }
+
+    func oidcCallback(_ request: Request, _ context: ConsoleContext) async -> Response {
+        guard let oidc = server.oidc else { return Response(status: .notFound) }
+        let address = context.remoteAddress?.ipAddress ?? "unknown"
+        var response = await oidcOutcome(oidc, request, address: address)
+        response.setCookie(Cookie(name: Self.oidcCookie, value: "", maxAge: 0, path: "/oidc", secure: true, httpOnly: true, sameSite: .lax))
+        return response
+    }
+
+    private func oidcOutcome(_ oidc: OperatorOIDC, _ request: Request, address: String) async -> Response {
+        let query = request.uri.queryParameters
+        // The cookie ties the callback to the browser that started; the state to that sign-in.
+        guard let pending = oidc.take(token: request.cookies[Self.oidcCookie]?.value, state: query.get("state")) else {
+            logger.log(.warning, "CONSOLE_OIDC_STATE_MISMATCH", "refused an OIDC callback whose state is not a sign-in this browser started, from \(address)")
+            return signInPage(request, failed: true, status: .forbidden, message: "This sign-in was not started here or has expired; please try again.")
+        }
+        if let error = query.get("error") {
+            logger.log(.notice, "CONSOLE_OIDC_REFUSED", "the OIDC provider refused the sign-in from \(address): \(error)")
+            return signInPage(request, failed: true, status: .forbidden, message: "The sign-in provider refused the sign-in (\(Self.cleanReason(error))).")
+        }
+        let identity: OIDCCodeExchange.Identity
+        do {
+            identity = try await oidc.exchange.finish(code: query.get("code") ?? "", pending: pending)
+        } catch {
+            if error.kind == .refused {
+                logger.log(.warning, "CONSOLE_OIDC_REFUSED", "OIDC sign-in from \(address) refused: \(error)")
+                return signInPage(request, failed: true, status: .forbidden, message: "The sign-in could not be verified.")
+            }
+            logger.log(.error, "CONSOLE_OIDC_PROVIDER_ERROR", "OIDC sign-in from \(address) failed: \(error)")
+            return signInPage(request, failed: true, status: .badGateway, message: "The sign-in provider cannot be reached; try again later.")
+        }
+        guard let account = server.signIn.oidcOperator(identity.username) else {
+            logger.log(
+                .warning, "CONSOLE_OIDC_NOT_OPERATOR", "an OIDC identity that is not a console operator was refused, from \(address)",
+                ["operator": "\(identity.username)", "subject": "\(identity.subject)"])
+            return signInPage(request, failed: true, status: .forbidden, message: "\(identity.username) is not a console operator.")
+        }
+        let session = server.signIn.newSession(account)
+        logger.log(
+            .notice, "CONSOLE_SIGNIN", "operator signed in to the console through OIDC from \(address)",
+            ["operator": "\(session.username)", "role": "\(session.role.rawValue)", "subject": "\(identity.subject)"])
+        // A page that moves on by itself, not a redirect: after the provider's cross-site
+        // redirect, a redirect chain would not carry the SameSite=Strict session cookie.
+        var response = render("signedin.html", [:])
+        response.setCookie(cookie(Self.cookieName, session.token, path: "/", maxAge: nil))
+        return response
     }
 
     func postSignOut(_ request: Request, _ context: ConsoleContext) async throws -> Response {
@@ -223,11 +294,6 @@ struct ConsoleRoutes: Sendable {
 
     // MARK: Recordings
 
-    /// File reads and log decoding run on NIO's thread pool, off the tasks that serve sessions.
-    static func offloaded<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws -> T {
-        try await NIOThreadPool.singleton.runIfActive(work)
-    }
-
     func listRecordings(_ request: Request) async throws -> Response {
         _ = try requireSession(request)
         guard let store = server.recordings else { return Self.json(RecordingList(available: false, recordings: [])) }
@@ -239,7 +305,14 @@ struct ConsoleRoutes: Sendable {
         formatter.formatOptions = [.withFullDate]
         formatter.timeZone = TimeZone(identifier: "UTC")
         let known = server.registry.recentUsers
-        let entries = try await Self.offloaded { store.list(knownUsers: known) }.filter { entry in
+        let all: [RecordingStore.Entry]
+        do {
+            all = try await store.list(knownUsers: known)
+        } catch {
+            logger.log(.error, "CONSOLE_RECORDINGS_UNAVAILABLE", "cannot list the recordings: \(error)")
+            throw HTTPError(.badGateway, message: "the audit storage cannot be listed")
+        }
+        let entries = all.filter { entry in
             (user.isEmpty || entry.username.localizedCaseInsensitiveContains(user)) && (connection.isEmpty || entry.connection.hasPrefix(connection.lowercased()))
                 && (date.isEmpty || formatter.string(from: entry.modified) == date)
         }
@@ -250,7 +323,14 @@ struct ConsoleRoutes: Sendable {
         let session = try requireSession(request)
         guard let store = server.recordings, let name = context.parameters.get("name") else { throw HTTPError(.notFound) }
         let channel = request.uri.queryParameters.get("channel").flatMap { UInt64($0) }
-        switch try await Self.offloaded({ store.asciicast(name, channel: channel) }) {
+        let result: Result<String, RecordingError>
+        do {
+            result = try await store.asciicast(name, channel: channel)
+        } catch {
+            logger.log(.error, "CONSOLE_RECORDINGS_UNAVAILABLE", "cannot read \(name): \(error)")
+            throw HTTPError(.badGateway, message: "the audit storage cannot be read")
+        }
+        switch result {
         case .success(let text):
             logger.log(.info, "CONSOLE_REPLAY", "an operator replays a recording", ["operator": "\(session.username)", "recording": "\(name)"])
             return Response(status: .ok, headers: [.contentType: "application/x-asciicast", .cacheControl: "no-store"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
@@ -264,9 +344,15 @@ struct ConsoleRoutes: Sendable {
 
     func download(_ request: Request, _ context: ConsoleContext) async throws -> Response {
         let session = try requireSession(request)
-        guard let store = server.recordings, let name = context.parameters.get("name"), let data = try await Self.offloaded({ store.original(name) }) else {
-            throw HTTPError(.notFound)
+        guard let store = server.recordings, let name = context.parameters.get("name") else { throw HTTPError(.notFound) }
+        let original: [UInt8]?
+        do {
+            original = try await store.original(name)
+        } catch {
+            logger.log(.error, "CONSOLE_RECORDINGS_UNAVAILABLE", "cannot read \(name): \(error)")
+            throw HTTPError(.badGateway, message: "the audit storage cannot be read")
         }
+        guard let data = original else { throw HTTPError(.notFound) }
         logger.log(.info, "CONSOLE_DOWNLOAD", "an operator downloads a recording", ["operator": "\(session.username)", "recording": "\(name)"])
         return Response(
             status: .ok,

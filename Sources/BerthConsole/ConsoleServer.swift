@@ -34,6 +34,7 @@ public final class ConsoleServer: Sendable {
     let config: ConsoleConfig
     let registry: LiveSessions
     let signIn: OperatorSignIn
+    let oidc: OperatorOIDC?
     let assets: ConsoleAssets
     let recordings: RecordingStore?
     let logger: Logger
@@ -45,8 +46,9 @@ public final class ConsoleServer: Sendable {
         self.registry = registry
         self.logger = logger
         signIn = OperatorSignIn(operators: config.operators)
+        oidc = try config.oidc.map { try OperatorOIDC(config: $0) }
         assets = try ConsoleAssets.load(xtermDirectory: config.xtermDirectory)
-        recordings = RecordingStore(audit: audit)
+        recordings = try RecordingStore(audit: audit)
         if !assets.hasTerminal {
             logger.log(
                 .warning, "CONSOLE_XTERM_MISSING",
@@ -117,6 +119,8 @@ public final class ConsoleServer: Sendable {
         }
         _ = try? await task.value
         deadline.cancel()
+        await oidc?.shutdown()
+        await recordings?.shutdown()
     }
 
     static func split(_ listen: String) throws -> (String, Int) {

@@ -48,7 +48,8 @@ final class OperatorSignIn: Sendable {
             return recent.count >= Self.maxFailures
         }
         if limited { return .rateLimited }
-        let account = operators[username]
+        // OIDC-only operators (no passwordHash) have no password to guess.
+        let account = operators[username].flatMap { $0.passwordHash.isEmpty ? nil : $0 }
         // An unknown name costs a hash too, so timing does not tell which names exist.
         let valid = await PasswordHashing.verify(Array(password.utf8), hash: account?.passwordHash ?? CryptPassword.decoyHash)
         guard valid, let account else {
@@ -61,13 +62,24 @@ final class OperatorSignIn: Sendable {
             }
             return .refused
         }
+        state.withLockedValue { $0.failures[address] = nil }
+        return .signedIn(newSession(account))
+    }
+
+    /// The operator an OIDC identity signs in as: only entries without a passwordHash, so a
+    /// provider's user name can never take over a password operator's account.
+    func oidcOperator(_ username: String) -> ConsoleOperator? {
+        operators[username].flatMap { $0.passwordHash.isEmpty ? $0 : nil }
+    }
+
+    func newSession(_ account: ConsoleOperator) -> Session {
+        let now = ContinuousClock.now
         let session = Session(token: Self.randomToken(), csrf: Self.randomToken(), username: account.username, role: account.role, lastSeen: now, signedIn: now)
         state.withLockedValue { state in
-            state.failures[address] = nil
             state.sessions = state.sessions.filter { Self.alive($0.value, now) }
             state.sessions[session.token] = session
         }
-        return .signedIn(session)
+        return session
     }
 
     func session(token: String?) -> Session? {

@@ -182,3 +182,26 @@ import Testing
         #expect(ConsoleRoutes.cleanReason(String(repeating: "x", count: 500)).count == 200)
     }
 }
+
+@Suite struct OperatorOIDCMappingTests {
+    let hash = "$6$consoleSALT$5h/ZbvTk53leKPYZUZlP/L9B/89RAX945hm3Zq5lL2xqNOu9ImzEn01QDloBnSM2zCyS86LdsqP1NhpqPG0yA0"
+
+    @Test func onlyOperatorsWithoutAPasswordMatchAnOIDCName() async {
+        let signIn = OperatorSignIn(operators: [
+            ConsoleOperator(username: "ada", passwordHash: hash, role: .admin), ConsoleOperator(username: "tutor", passwordHash: "", role: .readonly),
+        ])
+        #expect(signIn.oidcOperator("tutor")?.role == .readonly)
+        #expect(signIn.oidcOperator("ada") == nil, "a provider's user name took over a password operator")
+        #expect(signIn.oidcOperator("nobody") == nil)
+        // And an OIDC operator has no password that could sign in, the empty one included.
+        for password in ["", "s3cret"] {
+            guard case .refused = await signIn.signIn(username: "tutor", password: password, from: "10.0.0.9") else {
+                Issue.record("an OIDC-only operator signed in with the password \"\(password)\"")
+                return
+            }
+        }
+        let session = signIn.newSession(signIn.oidcOperator("tutor")!)
+        #expect(signIn.session(token: session.token)?.username == "tutor")
+        #expect(signIn.session(token: session.token)?.role == .readonly)
+    }
+}

@@ -70,4 +70,59 @@ import Testing
         // Disabled, nothing else is demanded.
         #expect(problems("console: {listen: \"0.0.0.0:7080\"}").isEmpty)
     }
+
+    @Test func oidcIsReadAndLetsOperatorsGoWithoutAPassword() throws {
+        let console = try load(
+            """
+            console:
+              enable: true
+              oidc:
+                url: https://idp.example/realms/lab
+                clientId: berth-console
+                clientSecret: s3cret
+                redirectURI: https://console.example/oidc/callback
+                usernameField: email
+                extraScopes: [email]
+                providerName: Lab SSO
+                timeout: 5s
+              operators:
+                - {username: ada, passwordHash: "\(hash)", role: admin}
+                - {username: tutor@lab.example, role: admin}
+            """
+        ).console
+        let oidc = try #require(console.oidc)
+        #expect(oidc.http.url == "https://idp.example/realms/lab" && oidc.http.timeout == .seconds(5))
+        #expect(oidc.clientId == "berth-console" && oidc.clientSecret == "s3cret" && oidc.redirectURI == "https://console.example/oidc/callback")
+        #expect(oidc.usernameField == "email" && oidc.extraScopes == ["email"] && oidc.providerName == "Lab SSO")
+        #expect(console.operators[1] == ConsoleOperator(username: "tutor@lab.example", passwordHash: "", role: .admin))
+        let defaults = try #require(
+            try load("console: {oidc: {url: \"https://idp.example\", clientId: c, redirectURI: \"http://127.0.0.1:7080/oidc/callback\"}}").console.oidc)
+        #expect(defaults.usernameField == "sub" && defaults.providerName == "OIDC" && defaults.clientSecret.isEmpty)
+        #expect(try load("").console.oidc == nil)
+    }
+
+    @Test func oidcMistakesAreRefusedByName() {
+        let found = problems(
+            """
+            console:
+              oidc:
+                url: not-a-url
+                redirectURI: https://console.example/callback
+                usernameField: ""
+                scopes: [email]
+            """
+        ).joined(separator: "\n")
+        for expected in [
+            "console.oidc.url: \"not-a-url\" is not an absolute", "console.oidc.clientId: required",
+            "console.oidc.redirectURI: \"https://console.example/callback\" is not an absolute http:// or https:// URL ending in /oidc/callback",
+            "console.oidc.usernameField: must name a claim", "console.oidc.scopes: unknown key",
+        ] {
+            #expect(found.contains(expected), "missing: \(expected)\nin: \(found)")
+        }
+        #expect(problems("console: {oidc: {url: \"https://idp.example\", clientId: c}}").joined().contains("console.oidc.redirectURI: required"))
+        // Without oidc, an operator without a password could never sign in.
+        #expect(
+            problems("console: {enable: true, operators: [{username: a}]}").joined().contains(
+                "console.operators[0].passwordHash: required unless console.oidc is set"))
+    }
 }
