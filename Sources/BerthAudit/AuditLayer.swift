@@ -31,6 +31,7 @@ public struct AuditServerLayer: ServerHandler {
             connectionID: metadata.connectionID.hex, format: config.format, intercept: config.intercept, storage: storage,
             info: AuditObjectInfo(ip: metadata.remoteAddress.ip, username: ""), logger: logger.forConnection(metadata))
         recorder.record(.connect, AuditPayload().text("remoteAddr", metadata.remoteAddress.ip).text("country", "XX"))
+        AuditRecorder.open.withLockedValue { $0[recorder.connectionID] = recorder }
         do {
             return AuditConnectionLayer(next: try await next.onNetworkConnection(metadata), recorder: recorder)
         } catch {

@@ -51,6 +51,10 @@ public enum AuditMessageType: Int64, Sendable, CaseIterable {
     case sessionResumed = 601
     /// Berth's own: `auth-agent-req@openssh.com` (ContainerSSH has no agent forwarding).
     case agentForwarding = 602
+    /// Berth's own: an operator started or stopped watching the channel in the console
+    /// (docs/console.md, "Watching"); payload `operator`.
+    case consoleWatchStarted = 603
+    case consoleWatchEnded = 604
 
     /// ContainerSSH's identifier, used in decoded output.
     public var name: String {
@@ -101,6 +105,8 @@ public enum AuditMessageType: Int64, Sendable, CaseIterable {
         case .sessionDetached: "berth_session_detached"
         case .sessionResumed: "berth_session_resumed"
         case .agentForwarding: "berth_auth_agent_req"
+        case .consoleWatchStarted: "berth_console_watch_started"
+        case .consoleWatchEnded: "berth_console_watch_ended"
         }
     }
 }

@@ -25,6 +25,9 @@ final class AuditRecorder: Sendable {
 
     static let maxPendingBytes = 8 << 20
     private static let writer = DispatchQueue(label: "berth.audit-writer")
+    /// The recorders of open connections, by connection ID, for records other layers add
+    /// (`AuditNotes`).
+    static let open = NIOLockedValueBox<[String: AuditRecorder]>([:])
 
     /// Returns once everything recorded so far, by any connection, is written.
     static func drain() async {
@@ -77,6 +80,7 @@ final class AuditRecorder: Sendable {
     /// Ends every object of the connection (gzip trailer, upload for S3) after everything it
     /// recorded is written; returns when that is done.
     func close() async {
+        _ = Self.open.withLockedValue { $0.removeValue(forKey: connectionID) }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             Self.writer.async { [self] in
                 state.withLockedValue { state in

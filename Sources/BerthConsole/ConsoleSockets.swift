@@ -1,3 +1,4 @@
+import BerthAudit
 import BerthCore
 import Foundation
 import HummingbirdWebSocket
@@ -99,10 +100,12 @@ enum ConsoleSockets {
             return
         }
         server.logger.log(.notice, "CONSOLE_WATCH_STARTED", "an operator is watching a session", details)
+        AuditNotes.consoleWatch(connectionID: connection.id.hex, channel: live.channelID, operator: session.username, started: true)
         if server.config.showWatching { await live.notify("An operator is watching this session.") }
         defer {
             live.unwatch(watcher)
             server.logger.log(.info, "CONSOLE_WATCH_ENDED", "an operator stopped watching a session", details)
+            AuditNotes.consoleWatch(connectionID: connection.id.hex, channel: live.channelID, operator: session.username, started: false)
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {

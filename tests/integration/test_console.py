@@ -112,6 +112,8 @@ def test_sign_in_watch_end_and_replay(console, browser, tmp_path):
         assert watched and watched[0]["details"]["operator"] == "ada" and watched[0]["connectionId"] == connection_id
 
         browser.get(base + "/sessions")
+        # Leaving the watch page ends the watch (before the connection ends, so its audit log has it).
+        wait_until(lambda: any(line.get("code") == "CONSOLE_WATCH_ENDED" for line in berth.process.log_lines()), what="the watch to end")
         row = rows_for(browser, "alice")[0]
         row.find_element(By.XPATH, ".//button[text()='End connection']").click()
         browser.find_element(By.ID, "end-reason").send_keys("lab is over")
@@ -146,6 +148,12 @@ def test_sign_in_watch_end_and_replay(console, browser, tmp_path):
     status, body, headers = client.request("GET", f"/api/recordings/{connection_id}/download")
     assert status == 200 and headers["Content-Disposition"].startswith("attachment")
     assert (tmp_path / "audit" / connection_id).read_bytes().startswith(b"ContainerSSH-Auditlog")
+    # The watch is in the watched connection's own audit log (Berth's types 603 and 604).
+    from audit_decoder import decode
+    messages = decode((tmp_path / "audit" / connection_id).read_bytes())
+    watches = [(m["type"], m["payload"]["operator"]) for m in messages if m["type"] in (603, 604)]
+    assert watches == [(603, "ada"), (604, "ada")], watches
+    assert all(m["channelId"] is not None for m in messages if m["type"] in (603, 604))
 
 
 def test_end_one_session_shows_the_reason(console, browser):
