@@ -24,7 +24,7 @@ final class KubernetesLease: Sendable {
     private let namespace: String
     private let client: KubernetesClient
     private let logger: Logger
-    private let state = NIOLockedValueBox<(held: Bool, renewer: Task<Void, Never>?, failing: Bool)>((false, nil, false))
+    private let state = NIOLockedValueBox<(held: Bool, renewer: Task<Void, Never>?, failing: Bool, last: ConfigValue?)>((false, nil, false, nil))
 
     init(identity: String, namespace: String, client: KubernetesClient, logger: Logger) {
         self.identity = identity
@@ -99,14 +99,28 @@ final class KubernetesLease: Sendable {
     /// True when the Lease is ours and fresh. A failure is logged once per run of failures.
     private func renew() async -> Bool {
         do {
-            do {
-                let current = try await client.call(.GET, "\(path)/\(name)")
-                _ = try await client.call(
+            // The answer to the last write is the current object: renewing needs no GET unless
+            // someone else wrote in between (409) or it is gone (404).
+            func replace(_ current: ConfigValue) async throws -> ConfigValue {
+                try await client.call(
                     .PUT, "\(path)/\(name)",
                     body: body(resourceVersion: current["metadata"]?["resourceVersion"]?.stringValue, acquired: current["spec"]?["acquireTime"]?.stringValue))
-            } catch let error as KubernetesAPIError where error.status == 404 {
-                _ = try await client.call(.POST, path, body: body(resourceVersion: nil, acquired: nil))
             }
+            let written: ConfigValue
+            do {
+                if let known = state.withLockedValue({ $0.last }) {
+                    do {
+                        written = try await replace(known)
+                    } catch let error as KubernetesAPIError where error.status == 409 {
+                        written = try await replace(try await client.call(.GET, "\(path)/\(name)"))
+                    }
+                } else {
+                    written = try await replace(try await client.call(.GET, "\(path)/\(name)"))
+                }
+            } catch let error as KubernetesAPIError where error.status == 404 {
+                written = try await client.call(.POST, path, body: body(resourceVersion: nil, acquired: nil))
+            }
+            state.withLockedValue { $0.last = written }
             if state.withLockedValue({ $0.failing }) {
                 logger.log(.notice, "KUBERNETES_LEASE_HELD", "the lease is renewed again", ["lease": "\(namespace)/\(name)"])
             }
@@ -114,7 +128,10 @@ final class KubernetesLease: Sendable {
             return true
         } catch {
             let first = state.withLockedValue { state -> Bool in
-                defer { state.failing = true }
+                defer {
+                    state.failing = true
+                    state.last = nil
+                }
                 return !state.failing
             }
             if first {

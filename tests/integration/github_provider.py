@@ -1,12 +1,11 @@
 """A stand-in for GitHub's device flow (`/login/device/code`, `/login/oauth/access_token`, which
 answers pending polls with HTTP 200 and an `error` field) and the REST API under `/api`
 (`/user`, `/user/memberships/orgs/ORG`). `scenario`: approve, deny, slow_down, no_scope."""
-import json
 import secrets
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from json_http import JSONHandler, serve
 
 
 class GitHub:
@@ -23,7 +22,7 @@ class GitHub:
         self.slow_downs = 0
         github = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             def do_GET(self):
                 github.requests.append(("GET", self.path, dict(self.headers)))
                 token = self.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -53,21 +52,7 @@ class GitHub:
                     return self.reply(200, github.token(form))
                 self.reply(404, {})
 
-            def reply(self, status, body):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve(Handler)
 
     def close(self):
         self.server.shutdown()
