@@ -29,6 +29,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CPidfd", path: "Sources/CPidfd"),
         .target(
             name: "BerthCore",
             dependencies: [
@@ -136,7 +137,7 @@ let package = Package(
         .target(
             name: "BerthAgentLink",
             dependencies: [
-                "BerthCore", "BerthConfig", "BerthAgentProtocol", "BerthForwarding", "BerthForwardProtocol",
+                "BerthCore", "BerthConfig", "BerthAgentProtocol", "BerthForwarding", "BerthForwardProtocol", "CPidfd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

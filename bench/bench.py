@@ -348,14 +348,17 @@ class Bench:
 
     @staticmethod
     def link_kinds(proc):
-        """The agent link kinds Berth logged (AGENT_LINK_UP link=socket|exec), e.g. "socket";
+        """The agent link kinds Berth logged (AGENT_LINK_UP link=socket|exec, pipes=direct|link), e.g.
+        "socket/direct pipes";
         "-" before the agent data plane (sessions were docker execs)."""
         import re
         kinds = set()
         for line in Path(proc.log_path).read_text(errors="replace").splitlines():
             if "AGENT_LINK_UP" in line:
                 match = re.search(r'"link"\s*:\s*"(\w+)"', line) or re.search(r"\blink=(\w+)", line)
-                kinds.add(match.group(1) if match else "?")
+                pipes = re.search(r'"pipes"\s*:\s*"(\w+)"', line) or re.search(r"\bpipes=(\w+)", line)
+                kind = match.group(1) if match else "?"
+                kinds.add(f"{kind}/{pipes.group(1)} pipes" if pipes else kind)
         return "+".join(sorted(kinds)) if kinds else "-"
 
     def berth_containers(self, running_only=False):

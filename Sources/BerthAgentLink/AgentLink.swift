@@ -45,6 +45,12 @@ public final class AgentLink: Sendable {
         /// The `resumable` request, sent once per link.
         var resumable: (settings: AgentResumable, request: Task<Void, Error>)?
         var closeWaiters: [CheckedContinuation<Void, Never>] = []
+        /// What the agent announced before its hello reply.
+        var features: AgentFeatures = []
+        /// The agent's process, on a socket link where it is visible (direct pipes).
+        var peer: AgentPeerProcess?
+        var directPipesAllowed = true
+        var directPipesTaken = 0
     }
 
     public init(kind: String, io: AgentLinkIO, logger: Logger) {
@@ -67,6 +73,24 @@ public final class AgentLink: Sendable {
         }
     }
 
+    /// Whether programs without a terminal get direct pipes (docs/agent-protocol.md, "Direct
+    /// pipes"): the agent offers them and its process is at hand.
+    public var directPipes: Bool {
+        state.withLockedValue { $0.directPipesAllowed && $0.peer != nil && $0.features.contains(.directPipes) }
+    }
+
+    /// Tests turn direct pipes off to exercise the link's own path for the same programs.
+    public func allowDirectPipes(_ allowed: Bool) { state.withLockedValue { $0.directPipesAllowed = allowed } }
+
+    /// Programs whose pipes Berth took (tests check which path the bytes went).
+    var directPipesTaken: Int { state.withLockedValue { $0.directPipesTaken } }
+
+    func countDirectPipes() { state.withLockedValue { $0.directPipesTaken += 1 } }
+
+    func setPeer(_ peer: AgentPeerProcess?) { state.withLockedValue { $0.peer = peer } }
+
+    var peer: AgentPeerProcess? { state.withLockedValue { $0.peer } }
+
     // MARK: Requests
 
     /// Starts a program. Returns once the agent reports it running. With `output`, the program's
@@ -77,7 +101,7 @@ public final class AgentLink: Sendable {
         let request = AgentProcessStart(
             argv: argv, environment: environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
             terminal: terminal.map { AgentWindowSize(columns: $0.columns, rows: $0.rows, widthPixels: $0.widthPixels, heightPixels: $0.heightPixels) },
-            outputWindow: Self.outputWindow)
+            outputWindow: Self.outputWindow, directPipes: output != nil && directPipes)
         send(.start, process.channel, request.encoded())
         try await process.waitStarted()
         return process
@@ -307,6 +331,11 @@ public final class AgentLink: Sendable {
             switch header.type {
             case .hello:
                 helloAnswer.complete(.success(Array(payload.readableBytesView)))
+            case .ok:
+                // The agent's features, sent just before its hello reply.
+                if let features = try? AgentFeatures(decoding: Array(payload.readableBytesView)) {
+                    state.withLockedValue { $0.features = features }
+                }
             case .error:
                 let reason = String(buffer: payload)
                 logger.log(.error, "AGENT_LINK_REFUSED", "the agent ended the link: \(reason)")

@@ -71,6 +71,7 @@ extension AgentLink {
             try? await channel.close()
             throw AgentLinkError("AGENT_SOCKET_UNREACHABLE", "the socket connection was not set up")
         }
+        link.setPeer(await AgentPeerProcess.of(channel))
         do {
             try await link.hello(secret: secret, timeout: timeout)
         } catch {

@@ -95,6 +95,11 @@ public final class AgentProcess: AgentChannel {
         /// The exit (or loss) that waits for `heldOutput` to be queued.
         var pendingEnd: AgentProcessEvent?
         var input = PushedInput()
+        /// The program's pipes when Berth holds them (`DirectPipes`); its exit waits for both
+        /// output pipes to reach EOF, which the agent no longer sees.
+        var direct: DirectPipes?
+        var directOutputsOpen = false
+        var directExit: AgentExit?
     }
 
     /// Stdin on the fast path: what the client sent beyond the agent's credit waits here (bounded
@@ -128,11 +133,26 @@ public final class AgentProcess: AgentChannel {
         var data = data
         while data.readableBytes > 0 {
             let count = try await credit.take(min(data.readableBytes, 256 * 1024))
-            link.send(.input, channel, data.readSlice(length: count)!)
+            sendInput(data.readSlice(length: count)!)
         }
     }
 
-    public func closeInput() { link.send(.eof, channel) }
+    public func closeInput() { sendEOF() }
+
+    /// stdin within credit taken: into the pipe when Berth holds it (the credit comes back once
+    /// it is written), else as a frame (the agent gives the credit back).
+    private func sendInput(_ slice: ByteBuffer) {
+        guard let direct = state.withLockedValue({ $0.direct }) else { return link.send(.input, channel, slice) }
+        let count = slice.readableBytes
+        direct.write(slice) { [self] in
+            credit.add(count)
+            pushInput()
+        }
+    }
+
+    private func sendEOF() {
+        if let direct = state.withLockedValue({ $0.direct }) { direct.closeInput() } else { link.send(.eof, channel) }
+    }
 
     /// Takes stdin from the channel's fast path, if it has one (else returns false and the caller
     /// iterates `input`). `eof`: pass the client's EOF on (not for a terminal, which has none).
@@ -174,8 +194,8 @@ public final class AgentProcess: AgentChannel {
                 return (slices, eof, state.input.feed)
             }
             guard let work else { return }
-            for slice in work.slices { link.send(.input, channel, slice) }
-            if work.eof { link.send(.eof, channel) }
+            for slice in work.slices { sendInput(slice) }
+            if work.eof { sendEOF() }
             let sent = work.slices.reduce(0) { $0 + $1.readableBytes }
             if sent > 0 { work.feed?.consumed(sent) }
             let again = state.withLockedValue { state -> Bool in
@@ -190,6 +210,7 @@ public final class AgentProcess: AgentChannel {
     /// window: what is held back stays below the window, so the agent never stalls on it.
     public func consumed(_ bytes: Int) {
         guard bytes > 0 else { return }
+        if let direct = state.withLockedValue({ $0.direct }) { return direct.consumed(bytes) }
         let batch = state.withLockedValue { state -> Int in
             state.uncredited += bytes
             guard state.uncredited >= Int(AgentLink.outputWindow / 4) else { return 0 }
@@ -226,6 +247,7 @@ public final class AgentProcess: AgentChannel {
         }
         link.forget(channel)
         if first { link.send(frame, channel) }
+        state.withLockedValue { $0.direct }?.close()
         credit.fail(AgentLinkError("AGENT_CHANNEL_CLOSED", "the session is closed"))
         continuation.finish()
         return first
@@ -236,6 +258,7 @@ public final class AgentProcess: AgentChannel {
         case .started:
             guard let reply = try? AgentProcessStarted(decoding: Array(payload.readableBytesView)) else { return }
             state.withLockedValue { $0.pid = reply.pid }
+            if let offered = reply.direct { takeDirect(offered) }
             credit.add(Int(reply.inputWindow))
             started(.success(()))
             pushInput()
@@ -248,10 +271,15 @@ public final class AgentProcess: AgentChannel {
             pushInput()
         case .exit:
             let exit = (try? AgentExit(decoding: Array(payload.readableBytesView))) ?? .status(255)
-            state.withLockedValue { $0.ended = true }
             link.forget(channel)
             credit.fail(AgentLinkError("AGENT_PROGRAM_ENDED", "the program has ended"))
-            end(with: .exit(exit))
+            let afterPipes = state.withLockedValue { state -> Bool in
+                state.ended = true
+                guard state.directOutputsOpen else { return false }
+                state.directExit = exit
+                return true
+            }
+            if !afterPipes { end(with: .exit(exit)) }
         case .error:
             started(.failure(AgentLinkError("AGENT_START_FAILED", String(buffer: payload))))
         default:
@@ -263,7 +291,36 @@ public final class AgentProcess: AgentChannel {
         let error = AgentLinkError("AGENT_LINK_LOST", "the agent in the container is gone: \(reason)")
         started(.failure(error))
         credit.fail(error)
+        state.withLockedValue { $0.direct }?.close()
         end(with: .lost(reason))
+    }
+
+    /// Takes the pipe ends the agent offered and tells it whether that worked; on the fast path
+    /// only (the pipes are read on the SSH channel's event loop).
+    private func takeDirect(_ offered: AgentDirectPipes) {
+        guard let output, let ends = link.peer?.take(offered) else {
+            return link.send(.direct, channel, AgentDirectAnswer.declined.encoded())
+        }
+        let pipes = DirectPipes(
+            stdin: ends.stdin, stdout: ends.stdout, stderr: ends.stderr, eventLoop: output.eventLoop, window: Int(AgentLink.outputWindow),
+            received: { [weak self] data, stream in self?.deliver(data, stream, to: output) },
+            outputsClosed: { [weak self] in self?.directOutputsClosed() })
+        state.withLockedValue {
+            $0.direct = pipes
+            $0.directOutputsOpen = true
+        }
+        pipes.start()
+        link.countDirectPipes()
+        link.send(.direct, channel, AgentDirectAnswer.taken.encoded())
+    }
+
+    private func directOutputsClosed() {
+        let exit = state.withLockedValue { state -> AgentExit? in
+            state.directOutputsOpen = false
+            defer { state.directExit = nil }
+            return state.directExit
+        }
+        if let exit { end(with: .exit(exit)) }
     }
 
     /// Output on the fast path: queued on the SSH channel from its event loop; credited back

@@ -32,6 +32,9 @@ public enum AgentFrameType: UInt8, Sendable, CaseIterable {
     case exit = 0x19
     /// Berth → agent: the channel is finished; a program still running is killed (its process group).
     case close = 0x1A
+    /// Berth → agent: whether Berth took the pipe ends of a direct-pipes `started`
+    /// (`AgentDirectAnswer`); only to an agent with `AgentFeatures.directPipes`.
+    case direct = 0x1B
     /// Berth → agent: write a file (`AgentWriteFile`); answered by `ok` or `error`.
     case writeFile = 0x20
     /// Berth → agent: the account later programs of this link run as (`AgentUser`); answered by

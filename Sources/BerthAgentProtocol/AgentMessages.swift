@@ -186,17 +186,21 @@ public struct AgentProcessStart: Sendable, Equatable {
     public var environment: [String]
     public var terminal: AgentWindowSize?
     public var outputWindow: UInt32
+    /// Berth would take the pipe ends itself (flag 2; only to an agent with
+    /// `AgentFeatures.directPipes`, and never with a terminal).
+    public var directPipes: Bool
 
-    public init(argv: [String], environment: [String] = [], terminal: AgentWindowSize? = nil, outputWindow: UInt32) {
+    public init(argv: [String], environment: [String] = [], terminal: AgentWindowSize? = nil, outputWindow: UInt32, directPipes: Bool = false) {
         self.argv = argv
         self.environment = environment
         self.terminal = terminal
         self.outputWindow = outputWindow
+        self.directPipes = directPipes && terminal == nil
     }
 
     public func encoded() -> [UInt8] {
         var writer = AgentPayloadWriter()
-        writer.u8(terminal == nil ? 0 : 1)
+        writer.u8((terminal == nil ? 0 : 1) | (directPipes ? 2 : 0))
         (terminal ?? AgentWindowSize(columns: 0, rows: 0)).write(&writer)
         writer.u32(outputWindow)
         writer.strings(argv)
@@ -207,9 +211,10 @@ public struct AgentProcessStart: Sendable, Equatable {
     public init(decoding payload: [UInt8]) throws(AgentProtocolError) {
         var reader = AgentPayloadReader(payload, "start")
         let flags = try reader.u8()
-        guard flags <= 1 else { throw AgentProtocolError("AGENT_PROTOCOL_BAD_FLAGS", "start has unknown flags \(flags)") }
+        guard flags <= 2 else { throw AgentProtocolError("AGENT_PROTOCOL_BAD_FLAGS", "start has unknown flags \(flags)") }
         let size = try AgentWindowSize(reading: &reader)
-        terminal = flags == 1 ? size : nil
+        terminal = flags & 1 == 1 ? size : nil
+        directPipes = flags & 2 == 2
         outputWindow = try reader.u32()
         argv = try reader.strings()
         environment = try reader.strings()
@@ -224,20 +229,24 @@ public struct AgentProcessStart: Sendable, Equatable {
     }
 }
 
-/// `started`: the program's PID and the first stdin credit.
+/// `started`: the program's PID and the first stdin credit, then the pipe ends for Berth to take
+/// when direct pipes were asked for and made.
 public struct AgentProcessStarted: Sendable, Equatable {
     public var pid: UInt32
     public var inputWindow: UInt32
+    public var direct: AgentDirectPipes?
 
-    public init(pid: UInt32, inputWindow: UInt32) {
+    public init(pid: UInt32, inputWindow: UInt32, direct: AgentDirectPipes? = nil) {
         self.pid = pid
         self.inputWindow = inputWindow
+        self.direct = direct
     }
 
     public func encoded() -> [UInt8] {
         var writer = AgentPayloadWriter()
         writer.u32(pid)
         writer.u32(inputWindow)
+        direct?.write(&writer)
         return writer.bytes
     }
 
@@ -245,6 +254,7 @@ public struct AgentProcessStarted: Sendable, Equatable {
         var reader = AgentPayloadReader(payload, "started")
         pid = try reader.u32()
         inputWindow = try reader.u32()
+        direct = payload.count > 8 ? try AgentDirectPipes(reading: &reader) : nil
         try reader.finish()
     }
 }

@@ -88,7 +88,8 @@ extension DockerBackend {
                 let link = try await AgentLink.connectSocket(
                     path: socketDirectory + "/agent.sock", secret: Array(secret.utf8),
                     timeout: min(config.timeouts.containerStart.duration, .seconds(10)), logger: log)
-                log.log(.debug, "AGENT_LINK_UP", "linked to the agent", ["link": "socket", "took": "\(ContinuousClock.now - started)"])
+                let pipes = link.directPipes ? "direct" : "link"
+                log.log(.debug, "AGENT_LINK_UP", "linked to the agent", ["link": "socket", "pipes": "\(pipes)", "took": "\(ContinuousClock.now - started)"])
                 return link
             } catch {
                 log.log(.warning, "AGENT_SOCKET_FAILED", "the agent's socket did not work, linking through docker exec: \(error)")

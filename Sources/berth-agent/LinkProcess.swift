@@ -32,7 +32,7 @@ final class LinkProcess: @unchecked Sendable {
     var inputOutstanding = 0
     private var inputEOF = false
     var outputCredit: Int
-    private var openOutputs: Int
+    var openOutputs: Int
     var status: Int32?
     var finished = false
     var resumeState = ResumeState()
@@ -175,7 +175,9 @@ final class LinkProcess: @unchecked Sendable {
         return process
     }
 
-    private var outputFDs: [(Int32, AgentFrameType)] = []
+    var outputFDs: [(Int32, AgentFrameType)] = []
+    /// Direct pipes offered to Berth and not yet answered (LinkProcess+Direct.swift).
+    var directOffered = false
 
     /// Starts moving bytes; called after `started` has gone out, so no output precedes it.
     func run() {
@@ -285,6 +287,7 @@ final class LinkProcess: @unchecked Sendable {
             }
             return finished
         }
+        dropUnansweredPipes()
         if !wasFinished { finishedCallbacks() }
     }
 

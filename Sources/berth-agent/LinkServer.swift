@@ -117,6 +117,9 @@ final class LinkServer: @unchecked Sendable {
                 throw AgentProtocolError("AGENT_PROTOCOL_BAD_SIGNAL", "unknown signal \(name)")
             }
             monitor.locked { processes[channel] }?.signal(number)
+        case .direct:
+            let answer = try AgentDirectAnswer(decoding: frame.payload)
+            monitor.locked { processes[channel] }?.answerDirectPipes(answer)
         case .close:
             monitor.locked { processes[channel] }?.close()
             monitor.locked { forwards[channel] }?.close()
@@ -243,8 +246,10 @@ final class LinkServer: @unchecked Sendable {
         }
         switch outcome {
         case .success(let process):
-            link.send(.started, channel, AgentProcessStarted(pid: UInt32(bitPattern: process.pid), inputWindow: UInt32(LinkProcess.inputWindow)).encoded())
-            process.run()
+            let direct = start.directPipes ? process.offerDirectPipes() : nil
+            link.send(.started, channel, AgentProcessStarted(pid: UInt32(bitPattern: process.pid), inputWindow: UInt32(LinkProcess.inputWindow), direct: direct).encoded())
+            // With direct pipes offered, nothing moves until Berth says whether it took them.
+            if direct == nil { process.run() }
         case .failure(let failure):
             // Like `console`: the reason on stderr and exit status 127, so the client sees what a
             // shell would show.

@@ -144,7 +144,10 @@ enum Serve {
             _ = writeAll(out, AgentFrame(.error, channel: 0, payload: Array("AGENT_SECRET_MISMATCH: wrong secret".utf8)).encoded())
             return false
         }
-        return writeAll(out, AgentFrame(.hello, channel: 0, payload: AgentHelloReply(pid: UInt32(bitPattern: getpid())).encoded()).encoded())
+        // The features go first: by the time Berth reads the hello reply it knows them, and a
+        // Berth that does not know the frame ignores it (docs/agent-protocol.md, "Direct pipes").
+        return writeAll(out, AgentFrame(.ok, channel: 0, payload: AgentFeatures.directPipes.encoded()).encoded())
+            && writeAll(out, AgentFrame(.hello, channel: 0, payload: AgentHelloReply(pid: UInt32(bitPattern: getpid())).encoded()).encoded())
     }
 
     private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {

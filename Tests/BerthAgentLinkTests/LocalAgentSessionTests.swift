@@ -32,7 +32,7 @@ final class LocalAgent: Sendable {
 
     /// `deep`: Berth's path to the socket is longer than a unix address holds (the agent, as in a
     /// container, binds it through a short path: here a symbolic link to the directory).
-    static func start(deep: Bool = false) async throws -> LocalAgent {
+    static func start(deep: Bool = false, direct: Bool = true) async throws -> LocalAgent {
         let directory = "/tmp/berth-agent-test-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         var linkDirectory = directory
@@ -53,12 +53,18 @@ final class LocalAgent: Sendable {
             let link = try await AgentLink.connectSocket(
                 path: linkDirectory + "/agent.sock", secret: Array(secret.utf8), timeout: .seconds(30),
                 logger: Logger(label: "test"))
+            link.allowDirectPipes(direct)
             return LocalAgent(process: process, link: link, directory: directory)
         } catch {
             process.terminate()
             try? FileManager.default.removeItem(atPath: directory)
             throw error
         }
+    }
+
+    /// Whether the programs so far went through pipes Berth took, as `path` wants.
+    func expectPath(_ path: BytePath) {
+        #expect((link.directPipesTaken > 0) == path.direct)
     }
 
     func stop() async {
@@ -195,9 +201,18 @@ final class GatedHost: AgentSessionHost {
     func sessionEnded(_ session: AgentSession) {}
 }
 
+/// The three ways a program's bytes move: through the session task, through the link straight
+/// into the SSH channel (the fast path), and through pipes Berth took from the agent (direct).
+enum BytePath: String, CaseIterable, Sendable {
+    case task, fastLink, direct
+    var fast: Bool { self != .task }
+    var direct: Bool { self == .direct }
+}
+
 @Suite(.serialized) struct LocalAgentSessionTests {
-    @Test(arguments: [false, true]) func outputExitStatusStderrStdinAndEnvironment(fast: Bool) async throws {
-        let agent = try await LocalAgent.start()
+    @Test(arguments: BytePath.allCases) func outputExitStatusStderrStdinAndEnvironment(path: BytePath) async throws {
+        let fast = path.fast
+        let agent = try await LocalAgent.start(direct: path.direct)
         let host = LinkHost(link: agent.link)
         let channel = RecordingChannel(input: ["from ", "stdin"], fast: fast)
         let session = AgentSession(host: host, channel: channel)
@@ -211,13 +226,15 @@ final class GatedHost: AgentSessionHost {
         #expect(record.exitStatus == 42 && record.exitSignal == nil && record.eof)
         #expect((record.fastWrites > 0) == fast)
         #expect(record.inputAcknowledged == (fast ? 10 : 0))
+        agent.expectPath(path)
         await agent.stop()
     }
 
     /// 24 MiB through a client that takes each write a turn late: everything arrives, in order,
     /// before the exit status (the agent's credit, not memory, absorbs the difference).
-    @Test(arguments: [false, true]) func bulkOutputArrivesWholeBeforeTheExit(fast: Bool) async throws {
-        let agent = try await LocalAgent.start()
+    @Test(arguments: BytePath.allCases) func bulkOutputArrivesWholeBeforeTheExit(path: BytePath) async throws {
+        let fast = path.fast
+        let agent = try await LocalAgent.start(direct: path.direct)
         let channel = RecordingChannel(input: nil, fast: fast, slow: true)
         let session = AgentSession(host: LinkHost(link: agent.link), channel: channel)
         try await session.onExec(requestID: 0, command: "i=0; while [ $i -lt 24 ]; do head -c 1048575 /dev/zero | tr '\\0' x; echo $i; i=$((i+1)); done; exit 7")
@@ -228,26 +245,30 @@ final class GatedHost: AgentSessionHost {
         #expect(lines.enumerated().allSatisfy { index, line in line.count == 1048575 + "\(index)".count && line.hasSuffix("\(index)") })
         #expect(record.exitStatus == 7 && record.eof)
         #expect((record.fastWrites > 0) == fast)
+        agent.expectPath(path)
         await agent.stop()
     }
 
     /// Thousands of one-byte writes to a client that takes each write late: the bytes arrive
     /// whole and in order before the exit, gathered rather than queued a write each.
-    @Test(arguments: [false, true]) func manyTinyWritesToASlowClient(fast: Bool) async throws {
-        let agent = try await LocalAgent.start()
+    @Test(arguments: BytePath.allCases) func manyTinyWritesToASlowClient(path: BytePath) async throws {
+        let fast = path.fast
+        let agent = try await LocalAgent.start(direct: path.direct)
         let channel = RecordingChannel(input: nil, fast: fast, slow: true)
         let session = AgentSession(host: LinkHost(link: agent.link), channel: channel)
         try await session.onExec(requestID: 0, command: "i=0; while [ $i -lt 3000 ]; do printf '%d,' $i; i=$((i+1)); done; exit 3")
         await channel.waitClosed()
         #expect(channel.record.stdout == (0..<3000).map { "\($0)," }.joined())
         #expect(channel.record.exitStatus == 3)
+        agent.expectPath(path)
         await agent.stop()
     }
 
     /// 8 MiB of stdin, far beyond the agent's credit: all of it reaches the program, then EOF,
     /// and (fast path) every byte is acknowledged so the client's window reopens.
-    @Test(arguments: [false, true]) func bulkInputReachesTheProgramWhole(fast: Bool) async throws {
-        let agent = try await LocalAgent.start()
+    @Test(arguments: BytePath.allCases) func bulkInputReachesTheProgramWhole(path: BytePath) async throws {
+        let fast = path.fast
+        let agent = try await LocalAgent.start(direct: path.direct)
         let chunks = (0..<256).map { String(repeating: Character(UnicodeScalar(UInt8(97 + $0 % 26))), count: 32768) }
         let channel = RecordingChannel(input: chunks, fast: fast)
         let session = AgentSession(host: LinkHost(link: agent.link), channel: channel)
@@ -257,6 +278,7 @@ final class GatedHost: AgentSessionHost {
         #expect(channel.record.stdout == "\(expected)  -\n")
         #expect(channel.record.exitStatus == 0)
         #expect(channel.record.inputAcknowledged == (fast ? 8 << 20 : 0))
+        agent.expectPath(path)
         await agent.stop()
     }
 
@@ -271,8 +293,9 @@ final class GatedHost: AgentSessionHost {
     }
 
     /// A hundred sessions one after the other on one link, none of which ever sends EOF.
-    @Test(arguments: [false, true]) func hundredSessionsOnOneLink(fast: Bool) async throws {
-        let agent = try await LocalAgent.start()
+    @Test(arguments: BytePath.allCases) func hundredSessionsOnOneLink(path: BytePath) async throws {
+        let fast = path.fast
+        let agent = try await LocalAgent.start(direct: path.direct)
         let host = LinkHost(link: agent.link)
         for number in 0..<100 {
             let channel = RecordingChannel(channelID: UInt64(number), input: nil, fast: fast)
@@ -285,6 +308,7 @@ final class GatedHost: AgentSessionHost {
         }
         #expect(host.ended.withLockedValue { $0 } == 100)
         #expect(agent.link.closedReason == nil)
+        agent.expectPath(path)
         await agent.stop()
     }
 
@@ -327,8 +351,9 @@ final class GatedHost: AgentSessionHost {
 
     /// The agent dies while a program runs: the session says so on stderr, sends no exit status,
     /// closes the channel, and the link refuses new programs at once.
-    @Test(arguments: [false, true]) func killedAgentEndsTheSessionClearly(fast: Bool) async throws {
-        let agent = try await LocalAgent.start()
+    @Test(arguments: BytePath.allCases) func killedAgentEndsTheSessionClearly(path: BytePath) async throws {
+        let fast = path.fast
+        let agent = try await LocalAgent.start(direct: path.direct)
         let host = LinkHost(link: agent.link)
         let channel = RecordingChannel(input: nil, fast: fast)
         let session = AgentSession(host: host, channel: channel)
@@ -343,6 +368,7 @@ final class GatedHost: AgentSessionHost {
         #expect(channel.record.exitStatus == nil && channel.record.exitSignal == nil && channel.record.eof)
         await agent.link.waitClosed()
         await #expect(throws: AgentLinkError.self) { _ = try await agent.link.start(argv: ["/bin/true"], environment: [:], terminal: nil) }
+        agent.expectPath(path)
         await agent.stop()
     }
 }

@@ -7,7 +7,8 @@ import struct
 import time
 
 HELLO, ERROR, OK = 0x01, 0x02, 0x03
-START, STARTED, INPUT, OUTPUT, ERROR_OUTPUT, WINDOW, EOF, RESIZE, SIGNAL, EXIT, CLOSE = range(0x10, 0x1B)
+START, STARTED, INPUT, OUTPUT, ERROR_OUTPUT, WINDOW, EOF, RESIZE, SIGNAL, EXIT, CLOSE, DIRECT = range(0x10, 0x1C)
+FEATURE_DIRECT_PIPES = 1
 WRITE_FILE, USER, OPEN_FORWARD = 0x20, 0x21, 0x30
 RESUMABLE, DETACH, SESSIONS, ATTACH = 0x40, 0x41, 0x42, 0x43
 
@@ -34,8 +35,8 @@ def user_payload(name, uid=1000, gid=1000, home=None, shell="/bin/bash", flags=0
     return data(name) + u32(uid) + u32(gid) + data(home or f"/home/{name}") + data(shell) + bytes([flags])
 
 
-def start_payload(argv, env=(), terminal=None, window=1 << 20):
-    flags = 1 if terminal else 0
+def start_payload(argv, env=(), terminal=None, window=1 << 20, direct=False):
+    flags = (1 if terminal else 0) | (2 if direct else 0)
     cols, rows = terminal or (0, 0)
     return bytes([flags]) + u32(cols) + u32(rows) + u32(0) + u32(0) + u32(window) + strings(argv) + strings(list(env))
 
@@ -73,6 +74,7 @@ class Link:
     def __init__(self, read_fd, write_fd):
         self.read_fd, self.write_fd = read_fd, write_fd
         self.buffer = b""
+        self.features = None
 
     @classmethod
     def over_socket(cls, sock):
@@ -87,8 +89,13 @@ class Link:
             view = view[written:]
 
     def hello(self, secret=b""):
+        """The agent's answer; an `ok` on channel 0 before it (the agent's features) is kept in
+        `features`."""
         self.send(HELLO, 0, bytes([1]) + data(secret))
         kind, channel, payload = self.receive()
+        if (kind, channel) == (OK, 0):
+            self.features = struct.unpack(">I", payload[:4])[0]
+            kind, channel, payload = self.receive()
         return kind, payload
 
     def receive(self, timeout=20):
@@ -123,6 +130,16 @@ class Link:
         assert (kind, got) == (STARTED, channel), (kind, got, payload[:100])
         pid, input_window = struct.unpack(">II", payload)
         return pid, input_window
+
+    def start_direct(self, channel, argv, env=()):
+        """`start` asking for direct pipes: (pid, input window, [(descriptor, inode)] of stdin,
+        stdout, stderr), or an empty list when the agent made none."""
+        self.send(START, channel, start_payload(argv, env, None, 1 << 20, direct=True))
+        kind, got, payload = self.receive()
+        assert (kind, got) == (STARTED, channel), (kind, got, payload[:100])
+        pid, input_window = struct.unpack(">II", payload[:8])
+        ends = [struct.unpack(">IQ", payload[8 + 12 * i:20 + 12 * i]) for i in range(3)] if len(payload) > 8 else []
+        return pid, input_window, ends
 
     def request(self, kind, channel, payload=b""):
         """Sends a request and returns (answer type, payload) of its channel."""

@@ -26,6 +26,10 @@ def link_kinds(berth):
     return [line.get("details", {}).get("link") for line in berth.process.log_lines() if line.get("code") == "AGENT_LINK_UP"]
 
 
+def pipe_kinds(berth):
+    return [line.get("details", {}).get("pipes") for line in berth.process.log_lines() if line.get("code") == "AGENT_LINK_UP"]
+
+
 def run_async(port, scenario):
     async def main():
         async with asyncssh.connect("127.0.0.1", port=port, username="alice", password="pw",
@@ -39,6 +43,9 @@ def test_local_engine_uses_the_socket_link_and_exec_link_is_the_fallback(start_b
     result = berth.ssh("alice", "echo out; echo err >&2; exit 5", password="pw")
     assert (result.returncode, result.stdout, result.stderr) == (5, b"out\n", b"err\n")
     assert link_kinds(berth) == ["socket"]
+    # Berth runs as root on the engine's host: it takes the programs' pipes from the agent
+    # (docs/agent-protocol.md, "Direct pipes").
+    assert pipe_kinds(berth) == ["direct"]
     # The link directory is the container's alone and goes with it.
     assert wait_until(lambda: not berth_containers())
     # (`servers/` holds the server's own liveness record, docs/architecture.md "Ownership and clean-up".)
