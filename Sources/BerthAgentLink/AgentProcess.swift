@@ -95,11 +95,8 @@ public final class AgentProcess: AgentChannel {
         /// The exit (or loss) that waits for `heldOutput` to be queued.
         var pendingEnd: AgentProcessEvent?
         var input = PushedInput()
-        /// The program's pipes when Berth holds them (`DirectPipes`); its exit waits for both
-        /// output pipes to reach EOF, which the agent no longer sees.
-        var direct: DirectPipes?
-        var directOutputsOpen = false
-        var directExit: AgentExit?
+        /// The program's stdin pipe when Berth holds it (`DirectInput`).
+        var direct: DirectInput?
     }
 
     /// Stdin on the fast path: what the client sent beyond the agent's credit waits here (bounded
@@ -151,7 +148,7 @@ public final class AgentProcess: AgentChannel {
     }
 
     private func sendEOF() {
-        if let direct = state.withLockedValue({ $0.direct }) { direct.closeInput() } else { link.send(.eof, channel) }
+        if let direct = state.withLockedValue({ $0.direct }) { direct.close() } else { link.send(.eof, channel) }
     }
 
     /// Takes stdin from the channel's fast path, if it has one (else returns false and the caller
@@ -210,7 +207,6 @@ public final class AgentProcess: AgentChannel {
     /// window: what is held back stays below the window, so the agent never stalls on it.
     public func consumed(_ bytes: Int) {
         guard bytes > 0 else { return }
-        if let direct = state.withLockedValue({ $0.direct }) { return direct.consumed(bytes) }
         let batch = state.withLockedValue { state -> Int in
             state.uncredited += bytes
             guard state.uncredited >= Int(AgentLink.outputWindow / 4) else { return 0 }
@@ -271,15 +267,10 @@ public final class AgentProcess: AgentChannel {
             pushInput()
         case .exit:
             let exit = (try? AgentExit(decoding: Array(payload.readableBytesView))) ?? .status(255)
+            state.withLockedValue { $0.ended = true }
             link.forget(channel)
             credit.fail(AgentLinkError("AGENT_PROGRAM_ENDED", "the program has ended"))
-            let afterPipes = state.withLockedValue { state -> Bool in
-                state.ended = true
-                guard state.directOutputsOpen else { return false }
-                state.directExit = exit
-                return true
-            }
-            if !afterPipes { end(with: .exit(exit)) }
+            end(with: .exit(exit))
         case .error:
             started(.failure(AgentLinkError("AGENT_START_FAILED", String(buffer: payload))))
         default:
@@ -295,32 +286,17 @@ public final class AgentProcess: AgentChannel {
         end(with: .lost(reason))
     }
 
-    /// Takes the pipe ends the agent offered and tells it whether that worked; on the fast path
-    /// only (the pipes are read on the SSH channel's event loop).
+    /// Takes the stdin end the agent offered and tells it whether that worked; on the fast path
+    /// only (the pipe is written on the SSH channel's event loop).
     private func takeDirect(_ offered: AgentDirectPipes) {
-        guard let output, let ends = link.peer?.take(offered) else {
+        guard let output, let descriptor = link.peer?.take(offered.stdin) else {
             return link.send(.direct, channel, AgentDirectAnswer.declined.encoded())
         }
-        let pipes = DirectPipes(
-            stdin: ends.stdin, stdout: ends.stdout, stderr: ends.stderr, eventLoop: output.eventLoop, window: Int(AgentLink.outputWindow),
-            received: { [weak self] data, stream in self?.deliver(data, stream, to: output) },
-            outputsClosed: { [weak self] in self?.directOutputsClosed() })
-        state.withLockedValue {
-            $0.direct = pipes
-            $0.directOutputsOpen = true
-        }
-        pipes.start()
+        let input = DirectInput(descriptor: descriptor, eventLoop: output.eventLoop)
+        state.withLockedValue { $0.direct = input }
+        input.start()
         link.countDirectPipes()
-        link.send(.direct, channel, AgentDirectAnswer.taken.encoded())
-    }
-
-    private func directOutputsClosed() {
-        let exit = state.withLockedValue { state -> AgentExit? in
-            state.directOutputsOpen = false
-            defer { state.directExit = nil }
-            return state.directExit
-        }
-        if let exit { end(with: .exit(exit)) }
+        link.send(.direct, channel, AgentDirectAnswer.stdinTaken.encoded())
     }
 
     /// Output on the fast path: queued on the SSH channel from its event loop; credited back

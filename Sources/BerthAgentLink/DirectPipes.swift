@@ -11,7 +11,7 @@ import NIOCore
 import NIOPosix
 
 /// The agent's process, held as a pidfd from the socket link's peer credentials, from which
-/// Berth takes a program's pipe ends (docs/agent-protocol.md, "Direct pipes"). The pidfd names the
+/// Berth takes a program's stdin pipe end (docs/agent-protocol.md, "Direct pipes"). The pidfd names the
 /// process itself, so a PID reused after the agent died cannot be mistaken for it; every end taken
 /// is still checked against the pipe inode the agent reported.
 final class AgentPeerProcess: Sendable {
@@ -46,39 +46,19 @@ final class AgentPeerProcess: Sendable {
         }
         return descriptor
     }
-
-    /// All three ends, or none (what was taken is closed again).
-    func take(_ pipes: AgentDirectPipes) -> (stdin: Int32, stdout: Int32, stderr: Int32)? {
-        var taken: [Int32] = []
-        for end in [pipes.stdin, pipes.stdout, pipes.stderr] {
-            guard let descriptor = take(end) else {
-                for descriptor in taken { _ = Glibc.close(descriptor) }
-                return nil
-            }
-            taken.append(descriptor)
-        }
-        return (taken[0], taken[1], taken[2])
-    }
 }
 
-/// A program's pipes held by Berth: its output is read on the SSH channel's event loop and handed
-/// on as output frames would be; reading stops while more than the output window waits for the
-/// client, as the agent's credit would stop it. Its stdin is written straight into the pipe.
-/// All state is confined to `eventLoop`.
-final class DirectPipes: @unchecked Sendable {
+/// A program's stdin pipe held by Berth: the client's bytes are written straight into it on the
+/// SSH channel's event loop. (Output stays with the agent, which reads a program's small writes on
+/// its own thread and hands Berth large batches: read directly, a stream of 4 KiB writes cost Berth
+/// a wake-up, a packet and a socket write each, and 20 parallel streams ran at half the speed;
+/// bench/README.md, "Results on 2026-12-05".) All state is confined to `eventLoop`.
+final class DirectInput: @unchecked Sendable {
     let eventLoop: any EventLoop
-    private let window: Int
-    private let received: (ByteBuffer, SessionOutputStream) -> Void
-    private let outputsClosed: () -> Void
-    private var readers: [DirectPipeReader] = []
-    private var openOutputs = 2
-    /// Output handed on and not yet consumed by the client.
-    private var outstanding = 0
-    private let descriptors: (stdin: Int32, stdout: Int32, stderr: Int32)
+    private let descriptor: Int32
     private var input: EventLoopFuture<any Channel>?
     private var pendingWrites = 0
-    private var inputEnding = false
-    private var closed = false
+    private var ending = false
 
     private static let ignoreSIGPIPE: Void = {
         // Linux raises SIGPIPE on a write to a pipe whose reader is gone (a program that closed its
@@ -86,76 +66,28 @@ final class DirectPipes: @unchecked Sendable {
         _ = signal(SIGPIPE, SIG_IGN)
     }()
 
-    /// Takes ownership of the three descriptors; nothing is read before `start`.
-    init(
-        stdin: Int32, stdout: Int32, stderr: Int32, eventLoop: any EventLoop, window: Int,
-        received: @escaping (ByteBuffer, SessionOutputStream) -> Void, outputsClosed: @escaping () -> Void
-    ) {
+    /// Takes ownership of `descriptor` (closed with the pipe, or at once if it cannot be
+    /// registered); nothing is written before `start`.
+    init(descriptor: Int32, eventLoop: any EventLoop) {
         _ = Self.ignoreSIGPIPE
+        self.descriptor = descriptor
         self.eventLoop = eventLoop
-        self.window = window
-        self.received = received
-        self.outputsClosed = outputsClosed
-        descriptors = (stdin, stdout, stderr)
     }
 
-    /// Registers the pipes on `eventLoop` (a descriptor that cannot be registered is closed, and
-    /// its stream counts as ended).
     func start() {
         eventLoop.execute { [self] in
-            let stdin = descriptors.stdin
-            let input = NIOPipeBootstrap(group: eventLoop).takingOwnershipOfDescriptor(output: stdin)
-            input.whenFailure { _ in _ = Glibc.close(stdin) }
+            let descriptor = self.descriptor
+            let input = NIOPipeBootstrap(group: eventLoop).takingOwnershipOfDescriptor(output: descriptor)
+            input.whenFailure { _ in _ = Glibc.close(descriptor) }
             self.input = input
-            for (descriptor, stream) in [(descriptors.stdout, SessionOutputStream.stdout), (descriptors.stderr, .stderr)] {
-                let reader = DirectPipeReader(stream: stream, pipes: self)
-                readers.append(reader)
-                NIOPipeBootstrap(group: eventLoop)
-                    .channelOption(.autoRead, value: false)
-                    .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 18))
-                    .channelOption(.maxMessagesPerRead, value: 8)
-                    .channelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(reader) }
-                    }
-                    .takingOwnershipOfDescriptor(input: descriptor)
-                    .whenFailure { [self] _ in
-                        _ = Glibc.close(descriptor)
-                        outputEnded()
-                    }
-            }
         }
     }
-
-    // MARK: Output (on eventLoop)
-
-    fileprivate var hasRoom: Bool { !closed && outstanding < window }
-
-    fileprivate func read(_ data: ByteBuffer, _ stream: SessionOutputStream) {
-        outstanding += data.readableBytes
-        received(data, stream)
-    }
-
-    fileprivate func outputEnded() {
-        openOutputs -= 1
-        if openOutputs == 0 { outputsClosed() }
-    }
-
-    /// Output the client has taken: reading goes on if it had stopped.
-    func consumed(_ bytes: Int) {
-        eventLoop.execute { [self] in
-            outstanding -= bytes
-            guard hasRoom else { return }
-            for reader in readers { reader.resume() }
-        }
-    }
-
-    // MARK: Input
 
     /// Writes stdin; `done` runs on `eventLoop` once the bytes are in the pipe or were dropped
     /// (a program that closed its stdin drops the rest, as through the agent).
     func write(_ data: ByteBuffer, done: @escaping @Sendable () -> Void) {
         eventLoop.execute { [self] in
-            guard let input, !inputEnding else { return done() }
+            guard let input, !ending else { return done() }
             pendingWrites += 1
             input.whenComplete { [self] result in
                 guard case .success(let channel) = result else {
@@ -172,112 +104,15 @@ final class DirectPipes: @unchecked Sendable {
 
     private func wrote() {
         pendingWrites -= 1
-        if pendingWrites == 0 && inputEnding { input?.whenSuccess { $0.close(promise: nil) } }
+        if pendingWrites == 0 && ending { input?.whenSuccess { $0.close(promise: nil) } }
     }
 
     /// stdin's EOF, once what was written before is in the pipe (closing at once would drop it).
-    func closeInput() {
+    func close() {
         eventLoop.execute { [self] in
-            guard !inputEnding else { return }
-            inputEnding = true
+            guard !ending else { return }
+            ending = true
             if pendingWrites == 0 { input?.whenSuccess { $0.close(promise: nil) } }
         }
     }
-
-    /// The channel is finished: nothing more is read or written.
-    func close() {
-        eventLoop.execute { [self] in
-            closed = true
-            inputEnding = true
-            for reader in readers { reader.close() }
-            input?.whenSuccess { $0.close(promise: nil) }
-        }
-    }
-}
-
-/// Reads one output pipe while `DirectPipes` has room; EOF (or an error) ends that stream.
-///
-/// What one wake-up reads goes on as one piece. A program that writes a stream in small pieces
-/// (busybox writes 4 KiB at a time) would otherwise cost a wake-up, an SSH packet and a socket
-/// write per piece, so after a small read the next one waits `gatherDelay` and the pipe fills
-/// meanwhile; a full read goes on at once. A reply of a request/response protocol is still read
-/// the moment it arrives (the wait only follows a read), so only bytes that come within the
-/// delay of the previous ones wait, and at most that long.
-private final class DirectPipeReader: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-    let stream: SessionOutputStream
-    /// Weak: the pipes hold their readers, and outlive them only while a channel closes.
-    private weak var pipes: DirectPipes?
-    private var context: ChannelHandlerContext?
-    private var paused = false
-    private var ended = false
-    private var gathered: ByteBuffer?
-    private var rearmScheduled = false
-
-    static let smallRead = 32 * 1024
-    static let gatherDelay = TimeAmount.microseconds(200)
-
-    init(stream: SessionOutputStream, pipes: DirectPipes) {
-        self.stream = stream
-        self.pipes = pipes
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-
-    func channelActive(context: ChannelHandlerContext) {
-        context.read()
-        context.fireChannelActive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var data = unwrapInboundIn(data)
-        if gathered == nil { gathered = data } else { gathered!.writeBuffer(&data) }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        let size = gathered?.readableBytes ?? 0
-        deliver()
-        guard pipes?.hasRoom ?? false else {
-            paused = true
-            return
-        }
-        if size < Self.smallRead {
-            rearmScheduled = true
-            context.eventLoop.scheduleTask(in: Self.gatherDelay) { [self] in
-                rearmScheduled = false
-                guard let context = self.context else { return }
-                if pipes?.hasRoom ?? false { context.read() } else { paused = true }
-            }
-        } else {
-            context.read()
-        }
-    }
-
-    private func deliver() {
-        guard let data = gathered else { return }
-        gathered = nil
-        pipes?.read(data, stream)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        deliver()
-        self.context = nil
-        if !ended {
-            ended = true
-            pipes?.outputEnded()
-        }
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
-    }
-
-    func resume() {
-        guard paused, !rearmScheduled, let context else { return }
-        paused = false
-        context.read()
-    }
-
-    func close() { context?.close(promise: nil) }
 }

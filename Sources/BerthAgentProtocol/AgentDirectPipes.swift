@@ -73,11 +73,13 @@ public struct AgentDirectPipes: Sendable, Equatable {
 }
 
 /// `direct` (Berth → agent), Berth's answer to a `started` with direct pipes: `taken` (the agent
-/// closes its copies and never moves the program's bytes) or not (the agent moves them over the
-/// link as for any program).
+/// closes its copies and never moves the program's bytes), `stdinTaken` (it closes its stdin end
+/// and moves the output over the link), or `declined` (it moves everything over the link as for
+/// any program).
 public enum AgentDirectAnswer: UInt8, Sendable {
     case declined = 0
     case taken = 1
+    case stdinTaken = 2
 
     public func encoded() -> [UInt8] { [rawValue] }
 

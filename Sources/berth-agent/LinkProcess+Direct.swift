@@ -23,12 +23,16 @@ extension LinkProcess {
     }
 
     /// Berth's answer: it holds the pipes now (the agent lets go of its ends and waits only for
-    /// the exit), or it could not take them (the bytes move over the link as usual).
+    /// the exit), only stdin (the agent moves the output as usual), or none (the bytes move over
+    /// the link as usual).
     func answerDirectPipes(_ answer: AgentDirectAnswer) {
         guard takeOffer() else { return }
         switch answer {
         case .declined:
             run()
+        case .stdinTaken:
+            closeDescriptor(inputFD)
+            run(input: false)
         case .taken:
             closeParentEnds()
             monitor.locked { openOutputs = 0 }

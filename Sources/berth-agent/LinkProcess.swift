@@ -180,7 +180,8 @@ final class LinkProcess: @unchecked Sendable {
     var directOffered = false
 
     /// Starts moving bytes; called after `started` has gone out, so no output precedes it.
-    func run() {
+    /// `input` false: Berth holds the stdin pipe itself (LinkProcess+Direct.swift).
+    func run(input: Bool = true) {
         for (fd, type) in outputFDs {
             if resume != nil {
                 startThread { self.pumpResumable(fd) }
@@ -188,7 +189,7 @@ final class LinkProcess: @unchecked Sendable {
                 startThread { self.pumpOutput(fd, type) }
             }
         }
-        startThread { self.pumpInput() }
+        if input { startThread { self.pumpInput() } }
     }
 
     /// The agent's environment with `extra` (NAME=VALUE) replacing same-named variables; the last

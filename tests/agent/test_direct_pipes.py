@@ -129,3 +129,17 @@ def test_closing_before_answering_kills_the_program_and_frees_the_ends(linked):
     wait_until(lambda: not os.path.exists(f"/proc/{pid}"), what="the program to be killed and reaped")
     wait_until(lambda: not any(os.path.exists(f"{agent_fds}/{descriptor}") for descriptor, _ in ends),
                what="the agent to close the offered ends")
+
+
+def test_stdin_taken_alone_and_the_output_goes_over_the_link(linked):
+    """What Berth does today: it writes stdin into the pipe itself; the agent reads the output."""
+    _, _, ends = linked.start_direct(1, [SH, "-c", "wc -c; echo err >&2; exit 4"])
+    stdin = take(linked, ends[:1])[0]
+    linked.send(DIRECT, 1, bytes([2]))
+    payload = os.urandom(300000)
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(stdin, view):]
+    os.close(stdin)
+    out, err, status = linked.collect(1)
+    assert (out.strip(), err, status) == (b"300000", b"err\n", ("status", 4))
