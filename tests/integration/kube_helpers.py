@@ -4,7 +4,7 @@
     server = start_kube_apiserver(tmp_path, token="secret", tls=True)  # https, CA + client cert
     ...  server.url, server.token, server.instance, server.tls (paths) ...
     server.stop()                      # SIGTERM by PID: the server removes its containers
-    assert kube_containers(server.instance) == []
+    assert kube_containers(server.instance) == [] and kube_volumes(server.instance) == []
 
 Pods become Docker containers labelled berth-test.kube-apiserver=<instance>."""
 import json
@@ -25,6 +25,12 @@ def kube_containers(instance, all_states=True):
     args = ["docker", "ps", "-q", "--no-trunc", "--filter", f"label={INSTANCE_LABEL}={instance}"]
     if all_states:
         args.insert(2, "-a")
+    return subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()
+
+
+def kube_volumes(instance):
+    """Names of the Docker volumes behind the claims of the server with this instance id."""
+    args = ["docker", "volume", "ls", "-q", "--filter", f"label={INSTANCE_LABEL}={instance}"]
     return subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()
 
 
