@@ -36,7 +36,8 @@ other volume type is refused (422).
 
 A PATCH of a pod takes application/merge-patch+json with metadata.labels only (null removes a
 label); a metadata.resourceVersion in the patch is a precondition (409 Conflict when the pod has
-changed since). Not supported: other resources, other patches, PUT of pods, logs, port-forward,
+changed since). --hold-patches N holds the first N patches until all have arrived (at most 60 s),
+so that clients racing for one pod meet for certain. Not supported: other resources, other patches, PUT of pods, logs, port-forward,
 SPDY and the base64 protocols, protobuf, initContainers, probes, CPU limits, seccomp profiles,
 image pulls.
 """
@@ -443,6 +444,10 @@ class KubeServer:
         self.watchers = set()
         self.closing = False
         self.objects = None  # kube_objects.ObjectStore, set by build_app
+        # --hold-patches N: the first N pod patches wait for each other, so that N clients that
+        # read a pod before any of them wrote it really meet at its resourceVersion.
+        self.patch_hold = 0
+        self.held_patches = []
 
     # -- claims: a Docker volume each ----------------------------------------------------------
 
@@ -787,7 +792,7 @@ class KubeServer:
                 self.set_container_state(pod, i, {"terminated": {
                     "exitCode": 137, "reason": "Error", "startedAt": cs["state"]["running"]["startedAt"],
                     "finishedAt": now(), "containerID": cs.get("containerID", "")}})
-        if pod.obj["status"].get("conditions"):
+        if pod.obj["status"].get("containerStatuses"):
             self.refresh_phase(pod)
         self.pods.pop(pod.key, None)
         self.publish("DELETED", pod)
@@ -966,6 +971,15 @@ class KubeServer:
 
     async def patch_pod(self, request):
         """A JSON merge patch of metadata.labels, with metadata.resourceVersion as a precondition."""
+        if self.patch_hold > 0:
+            waiter = asyncio.get_running_loop().create_future()
+            self.held_patches.append(waiter)
+            if len(self.held_patches) >= self.patch_hold:
+                self.patch_hold = 0
+                for held in self.held_patches:
+                    held.set_result(None)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(waiter), 60)
         pod = self.find(request.match_info["namespace"], request.match_info["name"])
         if request.content_type != "application/merge-patch+json":
             raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types "
@@ -1251,6 +1265,7 @@ async def serve(args):
     await docker.call("GET", "/version")
     server = KubeServer(docker, args.instance, args.token, args.client_ca, args.listen,
                         [p.strip() for p in args.protocols.split(",") if p.strip()])
+    server.patch_hold = args.hold_patches
     runner = web.AppRunner(build_app(server), handle_signals=False, handler_cancellation=True,
                            shutdown_timeout=5, access_log=log)
     await runner.setup()
@@ -1284,6 +1299,8 @@ def main():
     default_socket = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     parser.add_argument("--docker-socket", default=default_socket.removeprefix("unix://"),
                         help="the engine's socket; none: no engine, so pods never get their image")
+    parser.add_argument("--hold-patches", type=int, default=0, metavar="N",
+                        help="hold the first N pod patches until all N have arrived (to make adopters race)")
     args = parser.parse_args()
     if bool(args.tls_cert) != bool(args.tls_key) or (args.client_ca and not args.tls_cert):
         parser.error("--tls-cert and --tls-key go together; --client-ca needs them")

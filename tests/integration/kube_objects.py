@@ -358,6 +358,8 @@ def register(app, errors, next_version, hooks=None):
             obj = store.delete(kind, namespace_of(request), request.match_info["name"])
             if kind.plural in hooks:
                 await hooks[kind.plural][1](obj)
+                # As the real API server answers for claims: the object as it was deleted.
+                return web.json_response(obj)
             return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
 
         async def replace(request):

@@ -4,6 +4,7 @@ the user's pods, and the persistent pods of a dead server, adopted by a live one
 against the test API server (kube_apiserver.py), whose pods are Docker containers and whose
 claims are Docker volumes."""
 import json
+import re
 import signal
 import urllib.error
 import urllib.request
@@ -20,8 +21,8 @@ LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
 
 
 @pytest.fixture
-def kube(tmp_path):
-    server = start_kube_apiserver(tmp_path, token=TOKEN)
+def kube(tmp_path, request):
+    server = start_kube_apiserver(tmp_path, token=TOKEN, **getattr(request, "param", {}))
     yield server
     assert server.stop() == 0, server.output()[-3000:]
     assert kube_containers(server.instance) == [], "the API server left containers behind"
@@ -53,8 +54,11 @@ def start(start_berth, example_webhook, server, users, persistence, name="berth"
     url, _ = example_webhook([{"username": user, "password": "pw"} for user in users])
     block = {"metadata": {"namespace": "default", "generateName": "berth-"}, "spec": {"containers": [{"name": "shell", "image": image}]},
              "mode": "persistent", "shellCommand": ["/bin/sh"] if image == BUSYBOX else ["/bin/bash"], **pod}
-    return start_berth({"auth": webhook_auth(url), "backend": "kubernetes", "persistence": persistence, "kubernetes": {
+    berth = start_berth({"auth": webhook_auth(url), "backend": "kubernetes", "persistence": persistence, "kubernetes": {
         "connection": {"host": server.url, "bearerToken": TOKEN}, "pod": block, "timeouts": {"podStart": "60s"}}}, name=name)
+    # The port opens before the lease is taken; pods made before then carry no lease.
+    wait_until(lambda: logged(berth, "KUBERNETES_LEASE_HELD"), what="the server to hold its lease")
+    return berth
 
 
 def logged(berth, code, **fields):
@@ -137,6 +141,9 @@ def test_a_dead_servers_pod_is_used_and_adopted_at_login_then_reaped_by_its_new_
     assert logged(live, "KUBERNETES_PERSISTENT_REMOVED", reason="idleTimeout")
 
 
+# The first two pod patches (both servers' takeover of alice's pod, read before either wrote it)
+# wait for each other: the race is certain, not a matter of timing.
+@pytest.mark.parametrize("kube", [{"hold_patches": 2}], indirect=True)
 def test_servers_starting_together_adopt_each_dead_pod_exactly_once(kube, start_berth, example_webhook):
     users = ["alice", "bob", "carol", "dave"]
     doomed = start(start_berth, example_webhook, kube, users, {"serverIdentity": "berth-test-a", "idleTimeout": "10m"}, name="a")
@@ -168,6 +175,8 @@ def test_servers_starting_together_adopt_each_dead_pod_exactly_once(kube, start_
         takers = [identity for identity, berth in servers.items()
                   if logged(berth, "KUBERNETES_PERSISTENT_ADOPTED", pod=f"default/{pod['metadata']['name']}")]
         assert takers == [owner], (user, takers)
+    # The loser of alice's pod met the winner's write (409), read the pod again and left it.
+    assert re.search(rf'"PATCH {NS}/pods/{after["alice"]["metadata"]["name"]} HTTP/1.1" 409', kube.output()), kube.output()[-3000:]
     # The adopted pods are the same containers: what a wrote is there, through either server.
     for user in users:
         result = servers["berth-test-d"].ssh(user, "cat /tmp/mark", password="pw", timeout=120)
