@@ -64,7 +64,8 @@ public enum ConfigReader {
             if config.persistence.volume.enabled && config.kubernetes.pod.persistentShared {
                 issues.add(
                     "persistence.volume.enabled",
-                    "cannot be used with kubernetes.pod.persistentShared: every user shares that one pod, so no user's claim belongs in it (docs/configuration.md, \"persistence\")")
+                    "cannot be used with kubernetes.pod.persistentShared: every user shares that one pod, so no user's claim belongs in it (docs/configuration.md, \"persistence\")"
+                )
             }
         } else {
             for key in ["size", "storageClass"] where given?[key] != nil {

@@ -76,7 +76,8 @@ enum PersistenceSectionReader {
         if !config.volume.storageClass.isEmpty && !isSubdomain(config.volume.storageClass) {
             reader.issues.add(
                 volume.keyPath("storageClass"),
-                "must be a storage class name (at most 253 lowercase letters, digits, - and ., starting and ending with a letter or digit), got \(config.volume.storageClass.debugDescription)")
+                "must be a storage class name (at most 253 lowercase letters, digits, - and ., starting and ending with a letter or digit), got \(config.volume.storageClass.debugDescription)"
+            )
         }
         volume.finish()
         config.resumeWindow = reader.duration("resumeWindow", config.resumeWindow, minimum: .seconds(1))

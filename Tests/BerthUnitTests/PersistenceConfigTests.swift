@@ -62,7 +62,8 @@ import Testing
         #expect(problems("persistence: {volume: {mountPath: \"/a:/b\"}}\n").contains { $0.hasPrefix("persistence.volume.mountPath:") })
         #expect(problems("persistence: {volume: {namePrefix: \"x/y\"}}\n").contains { $0.hasPrefix("persistence.volume.namePrefix:") })
         for size in ["0", "0.0Gi", "-1Gi", "1GB", "1e3", "Gi", "1.Gi", "1 Gi", "1Gi ", "1234567890123456789"] {
-            #expect(problems("persistence: {volume: {size: \"\(size)\"}}\n").contains { $0.hasPrefix("persistence.volume.size: must be a positive Kubernetes quantity") }, "\(size)")
+            #expect(
+                problems("persistence: {volume: {size: \"\(size)\"}}\n").contains { $0.hasPrefix("persistence.volume.size: must be a positive Kubernetes quantity") }, "\(size)")
         }
         for size in ["1Gi", "500Mi", "10G", "0.5Ti", "1073741824", "2k"] {
             #expect(!problems("persistence: {volume: {size: \"\(size)\"}}\n").contains { $0.hasPrefix("persistence.volume.size") }, "\(size)")
@@ -89,7 +90,10 @@ import Testing
         #expect(volume?.warnings == [])
         // Every user shares that pod: no user's claim belongs in it.
         let shared = "backend: kubernetes\nkubernetes: {pod: {metadata: {namespace: x, name: box}, mode: persistent, persistentShared: true}}\n"
-        #expect(problems(shared + "persistence: {volume: {enabled: true}}\n").contains { $0.hasPrefix("persistence.volume.enabled: cannot be used with kubernetes.pod.persistentShared") })
+        #expect(
+            problems(shared + "persistence: {volume: {enabled: true}}\n").contains {
+                $0.hasPrefix("persistence.volume.enabled: cannot be used with kubernetes.pod.persistentShared")
+            })
         #expect(problems(shared + "persistence: {volume: {enabled: false}}\n").isEmpty)
         // The claim settings say out loud that Docker ignores them.
         let docker = try? readConfig(minimalAuthYAML + "persistence: {volume: {enabled: true, size: 5Gi, storageClass: fast}}\n")
@@ -99,7 +103,8 @@ import Testing
 
     @Test func renderedPersistenceReadsBack() throws {
         let original = try load(
-            "persistence: {serverIdentity: b1, idleTimeout: 2m, maxLifetime: 1h, resume: never, resumeBuffer: 2048, resumeWindow: 30s, volume: {enabled: true, size: 3Gi, storageClass: slow}}\n")
+            "persistence: {serverIdentity: b1, idleTimeout: 2m, maxLifetime: 1h, resume: never, resumeBuffer: 2048, resumeWindow: 30s, volume: {enabled: true, size: 3Gi, storageClass: slow}}\n"
+        )
         let reread = try ConfigLoader.parse(ConfigRenderer.yaml(original), format: .yaml, source: "rendered.yaml")
         #expect(reread.config == original)
     }
