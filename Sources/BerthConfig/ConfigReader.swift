@@ -37,12 +37,7 @@ public enum ConfigReader {
         config.persistence = PersistenceSectionReader.read(&persistence)
         var console = root.object("console")
         config.console = ConsoleSectionReader.read(&console)
-        if config.backend == "kubernetes" {
-            // Not built for Kubernetes yet: refused rather than quietly ignored.
-            for key in ["volume"] where value["persistence"]?[key] != nil {
-                issues.add("persistence.\(key)", "works with the docker backend only so far (docs/configuration.md, \"persistence\")")
-            }
-        }
+        checkVolume(config, given: value["persistence"]?["volume"], issues: issues)
         let testBackendEnabled = environment["BERTH_ENABLE_TEST_BACKEND"] == "1"
         if config.backend == "echo" && !testBackendEnabled {
             issues.add("backend", "\"echo\" is a test-only backend; it is accepted only with BERTH_ENABLE_TEST_BACKEND=1")
@@ -60,6 +55,23 @@ public enum ConfigReader {
         root.finish()
         try issues.throwIfAny()
         return (config, issues.warnings)
+    }
+
+    /// The claim settings mean something on Kubernetes only; a per-user claim has no place in the
+    /// one pod every user shares.
+    private static func checkVolume(_ config: BerthConfig, given: ConfigValue?, issues: ConfigIssues) {
+        if config.backend == "kubernetes" {
+            if config.persistence.volume.enabled && config.kubernetes.pod.persistentShared {
+                issues.add(
+                    "persistence.volume.enabled",
+                    "cannot be used with kubernetes.pod.persistentShared: every user shares that one pod, so no user's claim belongs in it (docs/configuration.md, \"persistence\")"
+                )
+            }
+        } else {
+            for key in ["size", "storageClass"] where given?[key] != nil {
+                issues.warn("CONFIG_SETTING_UNUSED: persistence.volume.\(key) has no effect with the \(config.backend) backend: it sizes and places Kubernetes claims")
+            }
+        }
     }
 
     private static func readSSH(_ reader: inout ObjectReader) -> SSHConfig {

@@ -273,7 +273,8 @@ public enum ConfigRenderer {
                 "volume",
                 .object([
                     ("enabled", .bool(persistence.volume.enabled)), ("namePrefix", .string(persistence.volume.namePrefix)),
-                    ("mountPath", .string(persistence.volume.mountPath)),
+                    ("mountPath", .string(persistence.volume.mountPath)), ("size", .string(persistence.volume.size)),
+                    ("storageClass", .string(persistence.volume.storageClass)),
                 ])
             ),
             ("resumeWindow", duration(persistence.resumeWindow)), ("resume", .string(persistence.resume.rawValue)),

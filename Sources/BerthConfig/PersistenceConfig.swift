@@ -28,8 +28,8 @@ public enum ResumePolicy: String, Sendable, Hashable, CaseIterable {
     case auto, menu, never
 }
 
-/// `persistence.volume`: a named volume per user, mounted at the user's home, that survives
-/// the container (Docker only).
+/// `persistence.volume`: a named volume (Docker) or PersistentVolumeClaim (Kubernetes) per
+/// user, mounted at the user's home, that survives the container or pod.
 public struct PersistenceVolumeConfig: Sendable, Hashable {
     public var enabled = false
     /// Volumes are named `<namePrefix>-<readable user>-<hash of the exact username>`.
@@ -37,6 +37,10 @@ public struct PersistenceVolumeConfig: Sendable, Hashable {
     /// Empty: the login account's home (`loginUser.homeRoot/<account>`), or /root when programs
     /// run as the container's own user.
     public var mountPath = ""
+    /// Kubernetes: the claim's `resources.requests.storage` (a quantity).
+    public var size = "1Gi"
+    /// Kubernetes: the claim's `storageClassName`. Empty: the cluster's default class.
+    public var storageClass = ""
 
     public init() {}
 }
@@ -64,6 +68,17 @@ enum PersistenceSectionReader {
         if !config.volume.mountPath.isEmpty && (!config.volume.mountPath.hasPrefix("/") || config.volume.mountPath.contains(":") || config.volume.mountPath == "/") {
             reader.issues.add(volume.keyPath("mountPath"), "must be an absolute path other than / and without \":\", got \(config.volume.mountPath.debugDescription)")
         }
+        config.volume.size = volume.string("size", config.volume.size)
+        if !isQuantity(config.volume.size) {
+            reader.issues.add(volume.keyPath("size"), "must be a positive Kubernetes quantity such as 1Gi, 500Mi or 10G, got \(config.volume.size.debugDescription)")
+        }
+        config.volume.storageClass = volume.string("storageClass", config.volume.storageClass)
+        if !config.volume.storageClass.isEmpty && !isSubdomain(config.volume.storageClass) {
+            reader.issues.add(
+                volume.keyPath("storageClass"),
+                "must be a storage class name (at most 253 lowercase letters, digits, - and ., starting and ending with a letter or digit), got \(config.volume.storageClass.debugDescription)"
+            )
+        }
         volume.finish()
         config.resumeWindow = reader.duration("resumeWindow", config.resumeWindow, minimum: .seconds(1))
         config.resume = reader.choice("resume", config.resume)
@@ -76,6 +91,32 @@ enum PersistenceSectionReader {
         }
         reader.finish()
         return config
+    }
+
+    /// A storage request the API server accepts: a positive number (at most 18 digits before and
+    /// 9 after the point, no exponent form) with an optional binary or decimal suffix.
+    static func isQuantity(_ text: String) -> Bool {
+        let suffixes = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E", ""]
+        guard let suffix = suffixes.first(where: { text.hasSuffix($0) }) else { return false }
+        let number = text.dropLast(suffix.count).split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let whole = number.first, (1...18).contains(whole.count), whole.allSatisfy({ $0.isASCII && $0.isNumber }) else { return false }
+        var positive = whole.contains { $0 != "0" }
+        if number.count == 2 {
+            let fraction = number[1]
+            guard (1...9).contains(fraction.count), fraction.allSatisfy({ $0.isASCII && $0.isNumber }) else { return false }
+            positive = positive || fraction.contains { $0 != "0" }
+        }
+        return positive
+    }
+
+    /// An RFC 1123 subdomain, as Kubernetes object names are.
+    static func isSubdomain(_ text: String) -> Bool {
+        guard (1...253).contains(text.utf8.count) else { return false }
+        return text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            guard let first = label.utf8.first, let last = label.utf8.last, label.utf8.count <= 63 else { return false }
+            let lowerOrDigit = { (c: UInt8) in (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c) }
+            return lowerOrDigit(first) && lowerOrDigit(last) && label.utf8.allSatisfy { lowerOrDigit($0) || $0 == UInt8(ascii: "-") }
+        }
     }
 
     /// Usable as a Docker object name part and a Kubernetes label value.

@@ -46,6 +46,12 @@ public final class KubernetesBackend: Sendable {
         guard lease.isHeld else { return owned }
         return owned.merging(.object([("metadata", .object([("labels", .object([(KubernetesLease.label, .string(lease.name))]))]))]))
     }
+    /// A user's persistent pod as created: no owner (it outlives Berth's pod), but this server's
+    /// lease while it holds it, so that others can tell when to adopt it.
+    func leased(_ body: ConfigValue) -> ConfigValue {
+        guard lease.isHeld else { return body }
+        return body.merging(.object([("metadata", .object([("labels", .object([(KubernetesLease.label, .string(lease.name))]))]))]))
+    }
     var namespace: String { config.pod.namespace }
     var container: String { KubernetesPodSpec.consoleContainer(config.pod) }
 
@@ -55,12 +61,15 @@ public final class KubernetesBackend: Sendable {
     }
 
     /// Crash hygiene: at start-up no connection of this server is live, so the pods it labelled
-    /// are left over from an earlier run (persistent pods carry no such label; this server's
-    /// per-user ones come under its `persistence` timers).
+    /// are left over from an earlier run (persistent pods belong to no connection; this server's
+    /// per-user ones, and those of dead servers, come under its `persistence` timers).
     public func removeOrphans(environment: [String: String] = ProcessInfo.processInfo.environment) async {
         let found = await KubernetesOwner.find(client: client, usersNamespace: namespace, environment: environment, logger: logger)
         owner.withLockedValue { $0 = found }
-        await lease.acquire { [weak self] in await self?.reapDeadServers() }
+        await lease.acquire { [weak self] in
+            await self?.reapDeadServers()
+            await self?.adoptUserPods()
+        }
         await reapDeadServers()
         guard config.pod.mode != .persistent else {
             await adoptUserPods()
@@ -105,20 +114,6 @@ public final class KubernetesBackend: Sendable {
             logger.log(.debug, "KUBERNETES_LEASES_CHECKED", "looked for pods of servers that are no longer running", ["servers": "\(byLease.count)"])
         } catch {
             logger.log(.warning, "KUBERNETES_ORPHAN_CLEANUP_FAILED", "could not look for pods of servers that are no longer running: \(error)")
-        }
-    }
-
-    private func adoptUserPods() async {
-        guard !config.pod.persistentShared else { return }
-        do {
-            let selector = "berth.persistent=true,berth.username,\(ServerIdentity.label)=\(KubernetesPodSpec.serverName(identity))"
-            for pod in try await client.listPods(namespace: namespace, labelSelector: selector) {
-                let created = try await client.getPod(namespace: pod.namespace, name: pod.name).flatMap { KubernetesPersistentPods.creationTime($0.value) }
-                await KubernetesPersistentPods.shared.adopt(pod.name, backend: self, created: created)
-                logger.log(.info, "KUBERNETES_PERSISTENT_ADOPTED", "looking after a persistent pod found at start-up", ["pod": "\(pod.namespace)/\(pod.name)"])
-            }
-        } catch {
-            logger.log(.warning, "KUBERNETES_ORPHAN_CLEANUP_FAILED", "could not look for persistent pods: \(error)")
         }
     }
 

@@ -67,6 +67,23 @@ final class KubernetesClient: Sendable {
         }
     }
 
+    /// Sets labels of a pod, only if it is still at `resourceVersion`: a
+    /// JSON merge patch whose resourceVersion the API server checks (409 Conflict when the pod
+    /// changed in between).
+    func relabelPod(namespace: String, name: String, resourceVersion: String, labels: [(String, String)]) async throws -> Pod {
+        let patch = ConfigValue.object([
+            (
+                "metadata",
+                .object([
+                    ("resourceVersion", .string(resourceVersion)), ("labels", .object(labels.map { ($0.0, .string($0.1)) })),
+                ])
+            )
+        ])
+        return Pod(
+            value: try await call(
+                .PATCH, "/api/v1/namespaces/\(namespace)/pods/\(name)", body: ConfigRenderer.compactJSON(patch), contentType: "application/merge-patch+json"))
+    }
+
     /// Deleting a pod that is already gone succeeds.
     func deletePod(namespace: String, name: String) async throws {
         do {
@@ -133,10 +150,10 @@ final class KubernetesClient: Sendable {
         return request
     }
 
-    func call(_ method: HTTPMethod, _ path: String, body: String? = nil) async throws -> ConfigValue {
+    func call(_ method: HTTPMethod, _ path: String, body: String? = nil, contentType: String = "application/json") async throws -> ConfigValue {
         var request = makeRequest(method, path)
         if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "Content-Type", value: contentType)
             request.body = .bytes(ByteBuffer(string: body))
         }
         let text: String

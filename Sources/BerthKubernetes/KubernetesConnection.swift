@@ -105,30 +105,50 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
     }
 
     /// The user's pod, named after the user, so every connection of the same user (also two
-    /// logging in at once: the API server creates a name only once) ends up in the same pod.
+    /// logging in at once: the API server creates a name only once) ends up in the same pod. A
+    /// pod left by a dead server is used as it is (same container) and adopted.
     private func findUserPod() async throws {
         let pod = backend.config.pod
-        let name = UserPodName.make(prefix: pod.userPodPrefix, username: metadata.effectiveUsername)
-        if try await backend.client.getPod(namespace: backend.namespace, name: name) == nil {
-            try await createThenUse(name, persistent: .user)
-        } else {
+        let username = metadata.effectiveUsername
+        let name = UserPodName.make(prefix: pod.userPodPrefix, username: username)
+        var charge: KubernetesBackend.Charge?
+        if try await backend.client.getPod(namespace: backend.namespace, name: name) != nil {
+            charge = ownsBackend ? nil : await backend.takeCharge(of: name)
             try await useWhenReady(name)
+        } else {
+            var claim: (name: String, mountPath: String)?
+            if backend.persistence.volume.enabled {
+                let mountPath = backend.persistence.volume.mountPath.isEmpty ? (loginAccount?.home ?? "/root") : backend.persistence.volume.mountPath
+                claim = (try await backend.ensureUserClaim(username: username, logger: logger), mountPath)
+            }
+            try await createThenUse(name, persistent: .user, claim: claim)
         }
         // A backend made for one connection (a webhook's own Kubernetes setup) closes with it and
         // cannot delete later: such pods stay, as before.
         guard !ownsBackend else { return }
-        let created = try await backend.client.getPod(namespace: backend.namespace, name: name).flatMap { KubernetesPersistentPods.creationTime($0.value) }
+        let found = try await backend.client.getPod(namespace: backend.namespace, name: name)
+        let created = found.flatMap { KubernetesPersistentPods.creationTime($0.value) }
+        if charge == nil {
+            // Created by this connection, or (409) by another server at the same moment.
+            let server = found?.value["metadata"]?["labels"]?[ServerIdentity.label]?.stringValue
+            charge = server == KubernetesPodSpec.serverName(backend.identity) ? .own : .foreign
+        }
+        if charge == .foreign {
+            logger.log(.info, "KUBERNETES_PERSISTENT_FOREIGN", "the user's pod is looked after by another running server", ["pod": "\(backend.namespace)/\(name)"])
+        }
         state.withLockedValue { $0.userPod = true }
-        await KubernetesPersistentPods.shared.attach(name, connection: ObjectIdentifier(self), backend: backend, created: created)
+        await KubernetesPersistentPods.shared.attach(name, connection: ObjectIdentifier(self), backend: backend, created: created, lookedAfter: charge != .foreign)
     }
 
     /// Creates persistent pod `name` (a 409 means another connection created it at the same
     /// moment, which is as good), waits for it and uses it.
-    private func createThenUse(_ name: String, persistent: KubernetesPodSpec.Persistent) async throws {
+    private func createThenUse(_ name: String, persistent: KubernetesPodSpec.Persistent, claim: (name: String, mountPath: String)? = nil) async throws {
         let pod = backend.config.pod
-        let body = KubernetesPodSpec.body(
+        var body = KubernetesPodSpec.body(
             pod: pod, owner: backend.identity, metadata: metadata, command: pod.idleCommand, environment: [:],
             tty: false, interactive: false, name: name, persistent: persistent)
+        if persistent == .user { body = backend.leased(body) }
+        if let claim { body = KubernetesUserVolume.mounting(body, claim: claim.name, mountPath: claim.mountPath, console: pod.consoleContainerNumber) }
         do {
             _ = try await backend.client.createPod(namespace: backend.namespace, body: body)
         } catch let error as KubernetesAPIError where error.status == 409 {

@@ -12,6 +12,7 @@ import Testing
         #expect(persistence.maxLifetime == .zero)
         #expect(!persistence.volume.enabled)
         #expect(persistence.volume.namePrefix == "berth-home")
+        #expect(persistence.volume.size == "1Gi" && persistence.volume.storageClass == "")
         #expect(persistence.resumeWindow == .seconds(300))
         #expect(persistence.resume == .auto)
         #expect(persistence.resumeBuffer == 65536)
@@ -60,7 +61,18 @@ import Testing
         #expect(problems("persistence: {volume: {mountPath: home}}\n").contains { $0.hasPrefix("persistence.volume.mountPath:") })
         #expect(problems("persistence: {volume: {mountPath: \"/a:/b\"}}\n").contains { $0.hasPrefix("persistence.volume.mountPath:") })
         #expect(problems("persistence: {volume: {namePrefix: \"x/y\"}}\n").contains { $0.hasPrefix("persistence.volume.namePrefix:") })
-        #expect(problems("persistence: {volume: {size: 1Gi}}\n") == ["persistence.volume.size: unknown key"])
+        for size in ["0", "0.0Gi", "-1Gi", "1GB", "1e3", "Gi", "1.Gi", "1 Gi", "1Gi ", "1234567890123456789"] {
+            #expect(
+                problems("persistence: {volume: {size: \"\(size)\"}}\n").contains { $0.hasPrefix("persistence.volume.size: must be a positive Kubernetes quantity") }, "\(size)")
+        }
+        for size in ["1Gi", "500Mi", "10G", "0.5Ti", "1073741824", "2k"] {
+            #expect(!problems("persistence: {volume: {size: \"\(size)\"}}\n").contains { $0.hasPrefix("persistence.volume.size") }, "\(size)")
+        }
+        for name in ["Fast", "fast_ssd", "-fast", "fast.", String(repeating: "a", count: 64)] {
+            #expect(problems("persistence: {volume: {storageClass: \"\(name)\"}}\n").contains { $0.hasPrefix("persistence.volume.storageClass: must be") }, "\(name)")
+        }
+        #expect(!problems("persistence: {volume: {storageClass: fast-ssd.example.com}}\n").contains { $0.hasPrefix("persistence.volume.storageClass") })
+        #expect(problems("persistence: {volume: {sise: 1Gi}}\n") == ["persistence.volume.sise: unknown key"])
         #expect(problems("persistence: {resumeWindw: 1m}\n") == ["persistence.resumeWindw: unknown key"])
     }
 
@@ -73,13 +85,26 @@ import Testing
                 $0.hasPrefix("docker.execution.pool.size: the pool cannot be used in persistent mode")
             })
         let kubernetes = "backend: kubernetes\nkubernetes: {pod: {metadata: {namespace: x}}}\n"
-        #expect(problems(kubernetes + "persistence: {volume: {enabled: true}}\n").contains { $0.hasPrefix("persistence.volume: works with the docker backend only") })
+        let volume = try? readConfig(minimalAuthYAML + kubernetes + "persistence: {volume: {enabled: true, size: 5Gi, storageClass: fast}}\n")
+        #expect(volume?.config.persistence.volume.size == "5Gi" && volume?.config.persistence.volume.storageClass == "fast")
+        #expect(volume?.warnings == [])
+        // Every user shares that pod: no user's claim belongs in it.
+        let shared = "backend: kubernetes\nkubernetes: {pod: {metadata: {namespace: x, name: box}, mode: persistent, persistentShared: true}}\n"
+        #expect(
+            problems(shared + "persistence: {volume: {enabled: true}}\n").contains {
+                $0.hasPrefix("persistence.volume.enabled: cannot be used with kubernetes.pod.persistentShared")
+            })
+        #expect(problems(shared + "persistence: {volume: {enabled: false}}\n").isEmpty)
+        // The claim settings say out loud that Docker ignores them.
+        let docker = try? readConfig(minimalAuthYAML + "persistence: {volume: {enabled: true, size: 5Gi, storageClass: fast}}\n")
+        #expect(docker?.warnings.filter { $0.hasPrefix("CONFIG_SETTING_UNUSED: persistence.volume.") }.count == 2)
         #expect(problems(kubernetes + "persistence: {serverIdentity: k1, resumeWindow: 1m, idleTimeout: 5m, maxLifetime: 1h}\n").isEmpty)
     }
 
     @Test func renderedPersistenceReadsBack() throws {
         let original = try load(
-            "persistence: {serverIdentity: b1, idleTimeout: 2m, maxLifetime: 1h, resume: never, resumeBuffer: 2048, resumeWindow: 30s, volume: {enabled: true}}\n")
+            "persistence: {serverIdentity: b1, idleTimeout: 2m, maxLifetime: 1h, resume: never, resumeBuffer: 2048, resumeWindow: 30s, volume: {enabled: true, size: 3Gi, storageClass: slow}}\n"
+        )
         let reread = try ConfigLoader.parse(ConfigRenderer.yaml(original), format: .yaml, source: "rendered.yaml")
         #expect(reread.config == original)
     }

@@ -2,7 +2,7 @@
 """A minimal Kubernetes API server for tests, backed by real Docker containers.
 
 It serves the part of core/v1 that Berth's Kubernetes backend uses: pods (create, get, list,
-watch, delete), pods/exec and pods/attach over the WebSocket streaming protocols
+watch, delete, and a JSON merge patch of metadata.labels), pods/exec and pods/attach over the WebSocket streaming protocols
 (v5.channel.k8s.io, v4.channel.k8s.io, and the older channel.k8s.io, v2, v3), /version and
 discovery. Every pod container is a Docker container labelled
 berth-test.kube-apiserver=<instance>; on SIGTERM/SIGINT the server removes all of them.
@@ -24,9 +24,22 @@ restartPolicy Never/OnFailure (Always and OnFailure restart with back-off). Dele
 deletes the pods whose ownerReferences name it, as the garbage collector does. DELETE removes the
 containers at once (no grace period) before it answers. The objects of a Berth deployment
 (namespaces, service accounts, config maps, secrets, services, deployments, roles, role bindings)
-are stored and validated by kube_objects.py, without controllers. Not supported: other
-resources, PATCH, PUT of pods, logs, port-forward, SPDY and the base64 protocols, protobuf, initContainers, volumes,
-probes, CPU limits, seccomp profiles, image pulls.
+and Leases are stored and validated by kube_objects.py, without controllers.
+
+PersistentVolumeClaims (create, get, list, replace, delete; 409 on a name taken) are stored there
+too, each backed by a Docker named volume labelled berth-test.kube-apiserver=<instance> that this
+server creates with the claim (which it shows Bound at once) and removes when the claim is
+deleted (if a container still uses it: at shutdown). A pod volume of type persistentVolumeClaim
+is mounted where the containers' volumeMounts say (empty, root-owned, as a new claim is); a pod
+whose claim does not exist stays Pending (Unschedulable), as with a real scheduler. Mounting any
+other volume type is refused (422).
+
+A PATCH of a pod takes application/merge-patch+json with metadata.labels only (null removes a
+label); a metadata.resourceVersion in the patch is a precondition (409 Conflict when the pod has
+changed since). --hold-patches N holds the first N patches until all have arrived (at most 60 s),
+so that clients racing for one pod meet for certain. Not supported: other resources, other patches, PUT of pods, logs, port-forward,
+SPDY and the base64 protocols, protobuf, initContainers, probes, CPU limits, seccomp profiles,
+image pulls.
 """
 import argparse
 import asyncio
@@ -67,6 +80,8 @@ STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+CLAIM_LABEL = "berth-test.claim"
 
 
 def now():
@@ -190,6 +205,8 @@ class NoEngine:
             return {}
         if path == "/containers/json":
             return []
+        if path.startswith("/volumes"):
+            return {"Volumes": []}
         if path.startswith("/images/"):
             raise DockerError(404, "no such image (this API server runs without an engine)")
         raise DockerError(500, "this API server runs without an engine")
@@ -295,6 +312,7 @@ class Pod:
         self.supervisors = []
         self.deleting = False
         self.delete_task = None
+        self.volumes = {}  # pod volume name -> Docker volume of its claim
 
     @property
     def key(self):
@@ -368,6 +386,29 @@ def validate_pod(body, namespace):
         for j, env in enumerate(container.get("env") or []):
             if not isinstance(env, dict) or not env.get("name"):
                 causes.append((f"{path}.env[{j}].name", "FieldValueRequired", "Required value"))
+    claims = {}
+    for i, volume in enumerate(spec.get("volumes") or []):
+        vname = volume.get("name") if isinstance(volume, dict) else None
+        if not vname or not DNS_LABEL.match(vname):
+            causes.append((f"spec.volumes[{i}].name", "FieldValueInvalid", "Invalid value: must be a DNS label"))
+            continue
+        if "persistentVolumeClaim" in volume:
+            claim = (volume["persistentVolumeClaim"] or {}).get("claimName")
+            if not claim:
+                causes.append((f"spec.volumes[{i}].persistentVolumeClaim.claimName", "FieldValueRequired", "Required value"))
+            claims[vname] = claim
+        else:
+            claims[vname] = None
+    for i, container in enumerate(containers):
+        for j, mount in enumerate((container.get("volumeMounts") or []) if isinstance(container, dict) else []):
+            path = f"spec.containers[{i}].volumeMounts[{j}]"
+            if mount.get("name") not in claims:
+                causes.append((f"{path}.name", "FieldValueNotFound", f'Not found: "{mount.get("name")}"'))
+            elif claims[mount["name"]] is None:
+                causes.append((f"{path}.name", "FieldValueNotSupported",
+                               "Unsupported value: this test API server mounts persistentVolumeClaim volumes only"))
+            if not str(mount.get("mountPath", "")).startswith("/"):
+                causes.append((f"{path}.mountPath", "FieldValueInvalid", "Invalid value: must be an absolute path"))
     if spec.get("restartPolicy", "Always") not in ("Always", "OnFailure", "Never"):
         causes.append(("spec.restartPolicy", "FieldValueNotSupported",
                        f'Unsupported value: "{spec.get("restartPolicy")}": supported values: "Always", "OnFailure", "Never"'))
@@ -402,6 +443,56 @@ class KubeServer:
         self.history = collections.deque(maxlen=10000)
         self.watchers = set()
         self.closing = False
+        self.objects = None  # kube_objects.ObjectStore, set by build_app
+        # --hold-patches N: the first N pod patches wait for each other, so that N clients that
+        # read a pod before any of them wrote it really meet at its resourceVersion.
+        self.patch_hold = 0
+        self.held_patches = []
+
+    # -- claims: a Docker volume each ----------------------------------------------------------
+
+    @staticmethod
+    def volume_name(claim):
+        return f"berth-test-pvc-{claim['metadata']['uid']}"
+
+    async def claim_created(self, claim):
+        meta = claim["metadata"]
+        await self.docker.call("POST", "/volumes/create", {"Name": self.volume_name(claim), "Labels": {
+            INSTANCE_LABEL: self.instance, CLAIM_LABEL: f"{meta['namespace']}/{meta['name']}"}})
+        spec = claim["spec"]
+        spec["volumeName"] = f"pvc-{meta['uid']}"
+        spec.setdefault("storageClassName", "standard")
+        spec.setdefault("volumeMode", "Filesystem")
+        claim["status"] = {"phase": "Bound", "accessModes": spec["accessModes"],
+                           "capacity": {"storage": spec["resources"]["requests"]["storage"]}}
+        log.info("created claim %s/%s (volume %s)", meta["namespace"], meta["name"], self.volume_name(claim))
+
+    async def claim_deleted(self, claim):
+        try:
+            await self.docker.call("DELETE", f"/volumes/{self.volume_name(claim)}")
+        except DockerError as error:
+            # In use by a pod's container: removed at shutdown.
+            log.info("claim %s/%s deleted, its volume stays until shutdown: %s",
+                     claim["metadata"]["namespace"], claim["metadata"]["name"], error)
+
+    def claim_volume(self, namespace, name):
+        """The Docker volume behind claim `name`, or None when there is no such claim."""
+        kind = next(k for k in kube_objects.KINDS if k.plural == "persistentvolumeclaims")
+        claim = self.objects.objects.get((kind.plural, namespace, name)) if self.objects else None
+        return self.volume_name(claim) if claim else None
+
+    async def remove_volumes(self):
+        filters = json.dumps({"label": [f"{INSTANCE_LABEL}={self.instance}"]})
+        try:
+            volumes = (await self.docker.call("GET", "/volumes", params={"filters": filters}) or {}).get("Volumes") or []
+        except DockerError as error:
+            log.error("listing volumes: %s", error)
+            return
+        for volume in volumes:
+            try:
+                await self.docker.call("DELETE", f"/volumes/{volume['Name']}", params={"force": "1"})
+            except DockerError as error:
+                log.error("removing volume %s: %s", volume["Name"], error)
 
     # -- bookkeeping --------------------------------------------------------------------------
 
@@ -500,6 +591,18 @@ class KubeServer:
         pod.deleting between Docker calls so that a delete can wait for it without races."""
         spec, status = pod.obj["spec"], pod.obj["status"]
         await asyncio.sleep(0)
+        for volume in spec.get("volumes") or []:
+            if "persistentVolumeClaim" not in volume:
+                continue
+            claim = volume["persistentVolumeClaim"]["claimName"]
+            pod.volumes[volume["name"]] = self.claim_volume(pod.key[0], claim)
+            if pod.volumes[volume["name"]] is None:
+                # As the scheduler: the pod waits (a claim made later is not looked at again here).
+                status["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                         "message": f'0/1 nodes are available: persistentvolumeclaim "{claim}" not found.',
+                                         "lastProbeTime": None, "lastTransitionTime": now()}]
+                self.publish("MODIFIED", pod)
+                return
         spec["nodeName"] = NODE_NAME
         status.update(hostIP="127.0.0.1", startTime=now(), conditions=[
             {"type": t, "status": "True" if t in ("PodScheduled", "Initialized") else "False",
@@ -589,6 +692,11 @@ class KubeServer:
             config["HostConfig"]["CapAdd"] = capabilities["add"]
         if security.get("allowPrivilegeEscalation") is False:
             config["HostConfig"]["SecurityOpt"] = ["no-new-privileges:true"]
+        mounts = [{"Type": "volume", "Source": pod.volumes[m["name"]], "Target": m["mountPath"],
+                   "ReadOnly": bool(m.get("readOnly")), "VolumeOptions": {"NoCopy": True}}
+                  for m in container.get("volumeMounts") or []]
+        if mounts:
+            config["HostConfig"]["Mounts"] = mounts
         memory = ((container.get("resources") or {}).get("limits") or {}).get("memory")
         if memory:
             config["HostConfig"]["Memory"] = memory_bytes(memory)
@@ -684,7 +792,7 @@ class KubeServer:
                 self.set_container_state(pod, i, {"terminated": {
                     "exitCode": 137, "reason": "Error", "startedAt": cs["state"]["running"]["startedAt"],
                     "finishedAt": now(), "containerID": cs.get("containerID", "")}})
-        if pod.obj["status"].get("conditions"):
+        if pod.obj["status"].get("containerStatuses"):
             self.refresh_phase(pod)
         self.pods.pop(pod.key, None)
         self.publish("DELETED", pod)
@@ -716,6 +824,7 @@ class KubeServer:
             queue.put_nowait(None)
         await asyncio.gather(*(self.delete_pod(pod) for pod in list(self.pods.values())), return_exceptions=True)
         await self.remove_containers(f"{INSTANCE_LABEL}={self.instance}")
+        await self.remove_volumes()
 
     # -- HTTP handlers -------------------------------------------------------------------------
 
@@ -775,7 +884,7 @@ class KubeServer:
             return {"name": name, "singularName": "" if "/" in name else name.rstrip("s"), "namespaced": namespaced,
                     "kind": kind, "verbs": verbs}
         return web.json_response({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
-            {**resource("pods", "Pod", ["create", "delete", "deletecollection", "get", "list", "watch"]), "shortNames": ["po"]},
+            {**resource("pods", "Pod", ["create", "delete", "deletecollection", "get", "list", "patch", "watch"]), "shortNames": ["po"]},
             resource("pods/attach", "PodAttachOptions", ["create", "get"]),
             resource("pods/exec", "PodExecOptions", ["create", "get"])] + kube_objects.discovery("")})
 
@@ -859,6 +968,48 @@ class KubeServer:
         finally:
             self.watchers.discard(queue)
         return response
+
+    async def patch_pod(self, request):
+        """A JSON merge patch of metadata.labels, with metadata.resourceVersion as a precondition."""
+        if self.patch_hold > 0:
+            waiter = asyncio.get_running_loop().create_future()
+            self.held_patches.append(waiter)
+            if len(self.held_patches) >= self.patch_hold:
+                self.patch_hold = 0
+                for held in self.held_patches:
+                    held.set_result(None)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(waiter), 60)
+        pod = self.find(request.match_info["namespace"], request.match_info["name"])
+        if request.content_type != "application/merge-patch+json":
+            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types "
+                           f"include: application/merge-patch+json (this test API server), got {request.content_type}")
+        try:
+            patch = await request.json()
+        except ValueError as error:
+            raise bad_request(f"the body of the request was in an unknown format: {error}")
+        metadata = patch.get("metadata") if isinstance(patch, dict) else None
+        if not isinstance(metadata, dict) or set(patch) != {"metadata"} or not set(metadata) <= {"labels", "resourceVersion"}:
+            raise ApiError(422, "Invalid", f'Pod "{pod.name}" is invalid: this test API server patches metadata.labels only')
+        sent = metadata.get("resourceVersion")
+        if sent is not None and sent != pod.obj["metadata"]["resourceVersion"]:
+            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on pods "{pod.name}": the object has been modified; '
+                           "please apply your changes to the latest version and try again", {"name": pod.name, "kind": "pods"})
+        labels = metadata.get("labels") or {}
+        if not isinstance(labels, dict):
+            raise ApiError(422, "Invalid", f'Pod "{pod.name}" is invalid: metadata.labels: must be a map')
+        for key, value in labels.items():
+            if value is not None and (not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.match(value)):
+                raise invalid(pod.name, [(f"metadata.labels[{key}]", "FieldValueInvalid", f"Invalid value: {json.dumps(value)}: not a label value")])
+        current = pod.obj["metadata"].setdefault("labels", {})
+        for key, value in labels.items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = value
+        self.publish("MODIFIED", pod)
+        log.info("relabelled pod %s/%s", *pod.key)
+        return web.json_response(pod.obj)
 
     async def delete_pod_handler(self, request):
         pod = self.find(request.match_info["namespace"], request.match_info["name"])
@@ -1090,11 +1241,13 @@ def build_app(server):
     app.router.add_delete(ns_pods, server.delete_collection)
     app.router.add_get(ns_pods + "/{name}", server.get_pod)
     app.router.add_delete(ns_pods + "/{name}", server.delete_pod_handler)
+    app.router.add_patch(ns_pods + "/{name}", server.patch_pod)
     for verb, handler in (("exec", server.exec_pod), ("attach", server.attach_pod)):
         app.router.add_get(f"{ns_pods}/{{name}}/{verb}", handler)
         app.router.add_post(f"{ns_pods}/{{name}}/{verb}", handler)
     app.router.add_get("/apis/{group}/v1", server.api_group)
-    kube_objects.register(app, sys.modules[__name__], server.next_version)
+    server.objects = kube_objects.register(app, sys.modules[__name__], server.next_version, hooks={
+        "persistentvolumeclaims": (server.claim_created, server.claim_deleted)})
     return app
 
 
@@ -1112,6 +1265,7 @@ async def serve(args):
     await docker.call("GET", "/version")
     server = KubeServer(docker, args.instance, args.token, args.client_ca, args.listen,
                         [p.strip() for p in args.protocols.split(",") if p.strip()])
+    server.patch_hold = args.hold_patches
     runner = web.AppRunner(build_app(server), handle_signals=False, handler_cancellation=True,
                            shutdown_timeout=5, access_log=log)
     await runner.setup()
@@ -1127,6 +1281,7 @@ async def serve(args):
     await server.shutdown()
     await runner.cleanup()
     await server.remove_containers(f"{INSTANCE_LABEL}={args.instance}")
+    await server.remove_volumes()
     await docker.close()
     log.info("stopped")
 
@@ -1144,6 +1299,8 @@ def main():
     default_socket = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     parser.add_argument("--docker-socket", default=default_socket.removeprefix("unix://"),
                         help="the engine's socket; none: no engine, so pods never get their image")
+    parser.add_argument("--hold-patches", type=int, default=0, metavar="N",
+                        help="hold the first N pod patches until all N have arrived (to make adopters race)")
     args = parser.parse_args()
     if bool(args.tls_cert) != bool(args.tls_key) or (args.client_ca and not args.tls_cert):
         parser.error("--tls-cert and --tls-key go together; --client-ca needs them")

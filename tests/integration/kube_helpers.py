@@ -4,7 +4,7 @@
     server = start_kube_apiserver(tmp_path, token="secret", tls=True)  # https, CA + client cert
     ...  server.url, server.token, server.instance, server.tls (paths) ...
     server.stop()                      # SIGTERM by PID: the server removes its containers
-    assert kube_containers(server.instance) == []
+    assert kube_containers(server.instance) == [] and kube_volumes(server.instance) == []
 
 Pods become Docker containers labelled berth-test.kube-apiserver=<instance>."""
 import json
@@ -25,6 +25,12 @@ def kube_containers(instance, all_states=True):
     args = ["docker", "ps", "-q", "--no-trunc", "--filter", f"label={INSTANCE_LABEL}={instance}"]
     if all_states:
         args.insert(2, "-a")
+    return subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()
+
+
+def kube_volumes(instance):
+    """Names of the Docker volumes behind the claims of the server with this instance id."""
+    args = ["docker", "volume", "ls", "-q", "--filter", f"label={INSTANCE_LABEL}={instance}"]
     return subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()
 
 
@@ -105,12 +111,13 @@ class KubeAPIServer:
         return configuration
 
 
-def start_kube_apiserver(tmp_path, token=None, tls=None, name="kube-apiserver", protocols=None, engine=True):
+def start_kube_apiserver(tmp_path, token=None, tls=None, name="kube-apiserver", protocols=None, engine=True, hold_patches=0):
     """Starts kube_apiserver.py on a free port, logging to tmp_path/<name>.log. token: require
     this bearer token. tls: True to serve HTTPS with generated certificates and accept the
     generated client certificate as authentication too; a subjectAltName string instead of True
     gives the server certificate those names. engine=False: no Docker; pods are
-    created and kept but never get their image."""
+    created and kept but never get their image. hold_patches: the first N pod patches wait for
+    each other (kube_apiserver.py --hold-patches)."""
     tmp_path = Path(tmp_path)
     port = free_port()
     instance = f"test-{secrets.token_hex(6)}"
@@ -121,6 +128,8 @@ def start_kube_apiserver(tmp_path, token=None, tls=None, name="kube-apiserver", 
         args += ["--protocols", ",".join(protocols)]
     if not engine:
         args += ["--docker-socket", "none"]
+    if hold_patches:
+        args += ["--hold-patches", str(hold_patches)]
     paths = None
     if tls:
         paths = make_tls(tmp_path / f"{name}-tls", **({"server_names": tls} if isinstance(tls, str) else {}))

@@ -1,8 +1,10 @@
 """The test API server's store for the objects a Berth deployment consists of (namespaces, service
-accounts, config maps, secrets, services, deployments, roles, role bindings) and the Leases Berth
-servers hold: create, get, list, replace (PUT, with resourceVersion conflicts) and delete, checked with the API server's own validation rules for the fields a deployment of
+accounts, config maps, secrets, services, deployments, roles, role bindings), the Leases Berth
+servers hold and the PersistentVolumeClaims of users' volumes: create, get, list, replace (PUT,
+with resourceVersion conflicts) and delete, checked with the API server's own validation rules for the fields a deployment of
 Berth uses, so that a manifest the real API server would refuse is refused here too. Nothing acts
-on them (no controllers: a Deployment makes no pods, a Service no endpoints).
+on them (no controllers: a Deployment makes no pods, a Service no endpoints) except the hooks
+kube_apiserver.py passes in (a claim is backed by a Docker volume there, and shown Bound).
 
 kube_apiserver.py calls register(); errors are its ApiError (passed in, as that module may run
 as __main__)."""
@@ -173,6 +175,29 @@ def _validate_lease(obj, causes):
             causes.append((f"spec.{field}", "FieldValueInvalid", f'Invalid value: "{spec[field]}": not a MicroTime (RFC 3339 with 6 fractional digits)'))
 
 
+QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+
+
+def _validate_claim(obj, causes):
+    spec = obj.get("spec") or {}
+    modes = spec.get("accessModes")
+    if not isinstance(modes, list) or not modes:
+        causes.append(("spec.accessModes", "FieldValueRequired", "Required value: at least 1 access mode is required"))
+    else:
+        for mode in modes:
+            if mode not in ACCESS_MODES:
+                causes.append(("spec.accessModes", "FieldValueNotSupported", f'Unsupported value: "{mode}"'))
+    storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+    if storage is None:
+        causes.append(("spec.resources[storage]", "FieldValueRequired", "Required value"))
+    elif not isinstance(storage, str) or not QUANTITY.match(storage) or float(QUANTITY.match(storage).group(1)) <= 0:
+        causes.append(("spec.resources[storage]", "FieldValueInvalid", f'Invalid value: "{storage}": must be greater than zero'))
+    if "storageClassName" in spec and not (isinstance(spec["storageClassName"], str)
+                                           and (spec["storageClassName"] == "" or DNS_SUBDOMAIN.match(spec["storageClassName"]))):
+        causes.append(("spec.storageClassName", "FieldValueInvalid", f'Invalid value: "{spec["storageClassName"]}"'))
+
+
 KINDS = [
     Kind("", "namespaces", "Namespace", False, _no_checks, DNS_LABEL),
     Kind("", "serviceaccounts", "ServiceAccount", True, _no_checks),
@@ -183,6 +208,7 @@ KINDS = [
     Kind(RBAC_GROUP, "roles", "Role", True, _validate_role),
     Kind(RBAC_GROUP, "rolebindings", "RoleBinding", True, _validate_role_binding),
     Kind("coordination.k8s.io", "leases", "Lease", True, _validate_lease),
+    Kind("", "persistentvolumeclaims", "PersistentVolumeClaim", True, _validate_claim),
 ]
 
 
@@ -294,9 +320,12 @@ def discovery(group):
              "verbs": ["create", "delete", "get", "list", "update"]} for k in KINDS if k.group == group]
 
 
-def register(app, errors, next_version):
-    """Adds the routes of every kind in KINDS to `app` (after the pod routes, which win)."""
+def register(app, errors, next_version, hooks=None):
+    """Adds the routes of every kind in KINDS to `app` (after the pod routes, which win).
+    hooks: {plural: (created, deleted)}, coroutines called with the stored object after a create
+    (a failure undoes it: 500) and after a delete."""
     store = ObjectStore(errors, next_version)
+    hooks = hooks or {}
 
     def handlers(kind):
         def namespace_of(request):
@@ -307,7 +336,14 @@ def register(app, errors, next_version):
                 body = await request.json()
             except ValueError as error:
                 raise errors.bad_request(f"the body of the request was in an unknown format: {error}")
-            return web.json_response(store.create(kind, namespace_of(request), body), status=201)
+            obj = store.create(kind, namespace_of(request), body)
+            if kind.plural in hooks:
+                try:
+                    await hooks[kind.plural][0](obj)
+                except Exception as error:
+                    store.delete(kind, namespace_of(request), obj["metadata"]["name"])
+                    raise errors.internal_error(str(error))
+            return web.json_response(obj, status=201)
 
         async def get(request):
             return web.json_response(store.get(kind, namespace_of(request), request.match_info["name"]))
@@ -319,7 +355,11 @@ def register(app, errors, next_version):
                                       "items": store.list(kind, namespace)})
 
         async def delete(request):
-            store.delete(kind, namespace_of(request), request.match_info["name"])
+            obj = store.delete(kind, namespace_of(request), request.match_info["name"])
+            if kind.plural in hooks:
+                await hooks[kind.plural][1](obj)
+                # As the real API server answers for claims: the object as it was deleted.
+                return web.json_response(obj)
             return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
 
         async def replace(request):

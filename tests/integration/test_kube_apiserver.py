@@ -16,7 +16,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 
 from docker_helpers import BUSYBOX, docker
-from kube_helpers import kube_containers, start_kube_apiserver
+from kube_helpers import kube_containers, kube_volumes, start_kube_apiserver
 
 TOKEN = "test-token-" + secrets.token_hex(4)
 NS = "default"
@@ -28,7 +28,7 @@ def kube(tmp_path_factory):
     server = start_kube_apiserver(tmp_path_factory.mktemp("kube"), token=TOKEN)
     yield server
     code = server.stop()
-    leftovers = kube_containers(server.instance)
+    leftovers = kube_containers(server.instance) + kube_volumes(server.instance)
     if code != 0 or leftovers:
         print(server.output()[-6000:])
     assert code == 0
@@ -411,6 +411,84 @@ def test_security_context_and_memory_limit_reach_the_container(kube, v1):
     host = json.loads(docker("inspect", container).stdout)[0]["HostConfig"]
     assert host["CapDrop"] == ["ALL"] and host["CapAdd"] == ["CHOWN"]
     assert host["SecurityOpt"] == ["no-new-privileges:true"] and host["Memory"] == 64 << 20
+    v1.delete_namespaced_pod(name, NS)
+
+
+def test_claims_are_docker_volumes_that_pods_mount(kube, v1):
+    name = unique("claim")
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "labels": {"who": "alice"}},
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+    made = v1.create_namespaced_persistent_volume_claim(NS, claim)
+    assert made.status.phase == "Bound" and made.status.capacity == {"storage": "1Gi"}
+    volume = f"berth-test-pvc-{made.metadata.uid}"
+    assert volume in kube_volumes(kube.instance)
+    with pytest.raises(ApiException) as error:
+        v1.create_namespaced_persistent_volume_claim(NS, claim)
+    assert error.value.status == 409 and status_json(error.value)["reason"] == "AlreadyExists"
+    for bad in ({"accessModes": []}, {"resources": {"requests": {"storage": "0"}}}, {"resources": {"requests": {"storage": "lots"}}}):
+        with pytest.raises(ApiException) as error:
+            v1.create_namespaced_persistent_volume_claim(NS, {**claim, "metadata": {"name": unique("bad")}, "spec": {**claim["spec"], **bad}})
+        assert error.value.status == 422
+    assert name in [c.metadata.name for c in v1.list_namespaced_persistent_volume_claim(NS).items]
+
+    # Two pods in turn: the second sees what the first wrote; the mount starts empty and root-owned.
+    def pod_with_claim(pod_name, claim_name, script):
+        body = pod_body(name=pod_name, containers=[
+            {"name": "main", "image": BUSYBOX, "command": ["sh", "-c", script], "volumeMounts": [{"name": "data", "mountPath": "/data"}]}])
+        body["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name}}]
+        return body
+
+    first = unique("writer")
+    v1.create_namespaced_pod(NS, pod_with_claim(first, name, 'echo "$(ls -A /data | wc -l) $(stat -c %u /data) kept" > /data/f'))
+    wait_pod(v1, first, lambda p: p.status.phase == "Succeeded")
+    second = unique("reader")
+    pod = create_running(v1, pod_with_claim(second, name, "sleep 3600"))
+    out = stream(v1.connect_get_namespaced_pod_exec, second, NS, command=["cat", "/data/f"], stdin=False, stdout=True, stderr=True, tty=False)
+    assert out == "0 0 kept\n"
+    (container,) = pod_containers(pod.metadata.uid)
+    [mount] = json.loads(docker("inspect", container).stdout)[0]["Mounts"]
+    assert mount["Name"] == volume and mount["Destination"] == "/data"
+    v1.delete_namespaced_pod(first, NS)
+    v1.delete_namespaced_pod(second, NS)
+
+    # A pod whose claim does not exist waits, as a real scheduler makes it.
+    waiting = unique("noclaim")
+    v1.create_namespaced_pod(NS, pod_with_claim(waiting, "no-such-claim", "true"))
+    pod, _ = wait_pod(v1, waiting, lambda p: any(c.reason == "Unschedulable" for c in p.status.conditions or []))
+    assert pod.status.phase == "Pending" and 'persistentvolumeclaim "no-such-claim" not found' in pod.status.conditions[0].message
+    v1.delete_namespaced_pod(waiting, NS)
+
+    # Only claims can be mounted here; deleting the claim removes its volume.
+    with pytest.raises(ApiException) as error:
+        v1.create_namespaced_pod(NS, {**pod_body(name=unique("tmp")), "spec": {"volumes": [{"name": "t", "emptyDir": {}}], "containers": [
+            {"name": "main", "image": BUSYBOX, "volumeMounts": [{"name": "t", "mountPath": "/t"}]}]}})
+    assert error.value.status == 422 and "persistentVolumeClaim" in status_json(error.value)["message"]
+    v1.delete_namespaced_persistent_volume_claim(name, NS)
+    assert volume not in kube_volumes(kube.instance)
+
+
+def test_label_patch_with_a_resource_version_precondition(kube, v1):
+    name = unique("patch")
+    v1.create_namespaced_pod(NS, pod_body(name=name, labels={"keep": "1", "drop": "1"}))
+    current = v1.read_namespaced_pod(name, NS)
+    merge = "application/merge-patch+json"
+    patched = v1.patch_namespaced_pod(name, NS, {"metadata": {"resourceVersion": current.metadata.resource_version,
+                                                              "labels": {"owner": "b", "drop": None}}}, _content_type=merge)
+    assert patched.metadata.labels == {"keep": "1", "owner": "b"}
+    assert int(patched.metadata.resource_version) > int(current.metadata.resource_version)
+    # The version read before the change is stale now: the loser of a race re-reads.
+    with pytest.raises(ApiException) as error:
+        v1.patch_namespaced_pod(name, NS, {"metadata": {"resourceVersion": current.metadata.resource_version, "labels": {"owner": "c"}}},
+                                _content_type=merge)
+    assert error.value.status == 409 and status_json(error.value)["reason"] == "Conflict"
+    assert v1.read_namespaced_pod(name, NS).metadata.labels["owner"] == "b"
+    for body in ({"spec": {"restartPolicy": "Always"}}, {"metadata": {"labels": {"bad": "not a value!"}}}):
+        with pytest.raises(ApiException) as error:
+            v1.patch_namespaced_pod(name, NS, body, _content_type=merge)
+        assert error.value.status == 422
+    with pytest.raises(ApiException) as error:
+        v1.patch_namespaced_pod(name, NS, [{"op": "add", "path": "/metadata/labels/x", "value": "y"}])
+    assert error.value.status == 415
     v1.delete_namespaced_pod(name, NS)
 
 

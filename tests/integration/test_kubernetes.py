@@ -15,7 +15,7 @@ import pytest
 from session_scenarios import pty_size_then_window_change, sftp_put_and_get, signal_through_agent
 from conftest import SSH_OPTS, free_port, make_key, webhook_auth, wait_until
 from docker_helpers import BUSYBOX, GUEST
-from kube_helpers import kube_containers, start_kube_apiserver
+from kube_helpers import kube_containers, kube_volumes, start_kube_apiserver
 
 USERS = [{"username": "alice", "password": "pw", "environment": {"FROM_WEBHOOK": "yes"},
           "files": {"/tmp/hello.txt": "file from the webhook"}}]
@@ -35,6 +35,7 @@ def kube(tmp_path):
     for server in servers:
         assert server.stop() == 0, server.output()[-3000:]
         assert kube_containers(server.instance) == [], "the API server left containers behind"
+        assert kube_volumes(server.instance) == [], "the API server left volumes behind"
 
 
 def kube_config(server, image=GUEST, connection=None, **pod):

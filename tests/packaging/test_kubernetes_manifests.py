@@ -18,7 +18,8 @@ from kube_helpers import start_kube_apiserver
 
 MANIFESTS = ROOT / "deploy" / "kubernetes"
 # What Berth's Kubernetes backend calls (README, "Running on Kubernetes").
-NEEDED = {("pods", "create"), ("pods", "get"), ("pods", "list"), ("pods", "watch"), ("pods", "delete"),
+NEEDED = {("pods", "create"), ("pods", "get"), ("pods", "list"), ("pods", "watch"), ("pods", "delete"), ("pods", "patch"),
+          ("persistentvolumeclaims", "create"), ("persistentvolumeclaims", "get"),
           ("pods/exec", "create"), ("pods/exec", "get"), ("pods/attach", "create"), ("pods/attach", "get"),
           ("leases.coordination.k8s.io", "create"), ("leases.coordination.k8s.io", "get"), ("leases.coordination.k8s.io", "update"),
           ("leases.coordination.k8s.io", "delete")}
