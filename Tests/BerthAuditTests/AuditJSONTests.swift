@@ -31,7 +31,8 @@ import Testing
         let message = AuditMessage(connectionID: "0123456789abcdef0123456789abcdef", timestamp: 1_700_000_000_123_456_789, type: .exec, payload: payload, channelID: 4)
         #expect(
             AuditDecoder.jsonLine(message)
-                == #"{"channelId":4,"connectionId":"0123456789abcdef0123456789abcdef","payload":{"A_B":"x","a2":"x","a10":"x","AB":"x","big":9223372036854775807,"data":"AAH/Lw==","exitStatus":-3,"gone":null,"half":2.5,"huge":1e+16,"keyboard":"x","keyType":"x","list":[1,"two",{"a":false,"b":null}],"low":0,"none":null,"ok":true,"stream":1,"tagged":7,"text":"q\"b\\s/n\nr\rt\tb\bf\fc\u0001\u001fd\#u{7f}e\#u{85}\#u{2028}é😀\u0000","tiny":1e-05,"whole":1},"timestamp":1700000000123456789,"type":403,"typeName":"exec"}"#)
+                == #"{"channelId":4,"connectionId":"0123456789abcdef0123456789abcdef","payload":{"A_B":"x","a2":"x","a10":"x","AB":"x","big":9223372036854775807,"data":"AAH/Lw==","exitStatus":-3,"gone":null,"half":2.5,"huge":1e+16,"keyboard":"x","keyType":"x","list":[1,"two",{"a":false,"b":null}],"low":0,"none":null,"ok":true,"stream":1,"tagged":7,"text":"q\"b\\s/n\nr\rt\tb\bf\fc\u0001\u001fd\#u{7f}e\#u{85}\#u{2028}é😀\u0000","tiny":1e-05,"whole":1},"timestamp":1700000000123456789,"type":403,"typeName":"exec"}"#
+        )
         let bare = AuditMessage(connectionID: "c", timestamp: 0, type: .connect)
         #expect(AuditDecoder.jsonLine(bare) == #"{"channelId":null,"connectionId":"c","payload":null,"timestamp":0,"type":0,"typeName":"connect"}"#)
     }

@@ -38,7 +38,8 @@ import Testing
         ]
         #expect(
             LogLineFormat.json(level: nil, code: "X_Y", message: "m/\(awkward)", details: details)
-                == #"{"code":"X_Y","connectionId":"0123456789abcdef0123456789abcdef","details":{"_x":"8","A_B":"1","a2":"4","a10":"3","AB":"2","count":"42","é":"9","keyboard":"6","keyType":"5","list":["b",{"Y":"2","z":"1"}],"map":{"a":[],"b":"1"},"userName":"7","Zeta":"10"},"message":"m/q\"b\\s/n\nr\rt\tb\bf\fc\u0001\u001fd\#u{7f}e\#u{85}\#u{2028}é😀\u0000","remoteAddress":"192.0.2.1:50022","username":"q\"b\\s/n\nr\rt\tb\bf\fc\u0001\u001fd\#u{7f}e\#u{85}\#u{2028}é😀\u0000"}"#)
+                == #"{"code":"X_Y","connectionId":"0123456789abcdef0123456789abcdef","details":{"_x":"8","A_B":"1","a2":"4","a10":"3","AB":"2","count":"42","é":"9","keyboard":"6","keyType":"5","list":["b",{"Y":"2","z":"1"}],"map":{"a":[],"b":"1"},"userName":"7","Zeta":"10"},"message":"m/q\"b\\s/n\nr\rt\tb\bf\fc\u0001\u001fd\#u{7f}e\#u{85}\#u{2028}é😀\u0000","remoteAddress":"192.0.2.1:50022","username":"q\"b\\s/n\nr\rt\tb\bf\fc\u0001\u001fd\#u{7f}e\#u{85}\#u{2028}é😀\u0000"}"#
+        )
         #expect(LogLineFormat.json(level: nil, code: "C", message: "", details: [:]) == #"{"code":"C","message":""}"#)
         let line = LogLineFormat.json(level: "notice", code: "C", message: "m", details: ["username": "u"])
         #expect(line.hasPrefix(#"{"code":"C","level":"notice","message":"m","timestamp":""#))
