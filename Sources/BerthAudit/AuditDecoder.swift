@@ -71,7 +71,7 @@ public enum AuditDecoder {
 
     private static func json(_ value: CBORValue) -> ConfigValue {
         switch value {
-        case .unsigned(let value): return number(value)
+        case .unsigned(let unsigned): return number(unsigned)
         case .negative: return .int(value.intValue ?? 0)
         case .bytes(let bytes): return .string(Data(bytes).base64EncodedString())
         case .text(let text): return .string(text)
