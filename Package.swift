@@ -227,6 +227,7 @@ let package = Package(
         .executableTarget(
             name: "berth-example-webhook",
             dependencies: [
+                "BerthConfig", "BerthCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

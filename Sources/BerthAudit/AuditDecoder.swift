@@ -1,4 +1,5 @@
 import BerthCBOR
+import BerthConfig
 import Foundation
 
 /// Reads binary audit logs (docs/configuration.md, "audit"): ours and ContainerSSH's. Tolerates a missing gzip
@@ -56,33 +57,36 @@ public enum AuditDecoder {
 
     /// One JSON object per message; byte strings as base64, plus `typeName` for people.
     public static func jsonLine(_ message: AuditMessage) -> String {
-        var object: [String: Any] = [
-            "connectionId": message.connectionID, "timestamp": message.timestamp, "type": message.type.rawValue,
-            "typeName": message.type.name, "payload": message.payload.map(json) ?? NSNull(),
-            "channelId": message.channelID.map { $0 as Any } ?? NSNull(),
-        ]
-        if message.payload == nil { object["payload"] = NSNull() }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+        let line = ConfigValue.object([
+            ("connectionId", .string(message.connectionID)), ("timestamp", .int(message.timestamp)), ("type", .int(message.type.rawValue)),
+            ("typeName", .string(message.type.name)), ("payload", message.payload.map(json) ?? .null), ("channelId", message.channelID.map(number) ?? .null),
+        ])
+        return ConfigRenderer.compactJSON(line, sortedKeys: true)
     }
 
-    private static func json(_ value: CBORValue) -> Any {
+    /// Above 2^63 − 1 (never written by Berth or ContainerSSH) only as a double: the tree holds Int64.
+    private static func number(_ value: UInt64) -> ConfigValue {
+        value <= UInt64(Int64.max) ? .int(Int64(value)) : .double(Double(value))
+    }
+
+    private static func json(_ value: CBORValue) -> ConfigValue {
         switch value {
-        case .unsigned(let number): return number
-        case .negative: return value.intValue ?? 0
-        case .bytes(let bytes): return Data(bytes).base64EncodedString()
-        case .text(let text): return text
-        case .array(let items): return items.map(json)
+        case .unsigned(let unsigned): return number(unsigned)
+        case .negative: return .int(value.intValue ?? 0)
+        case .bytes(let bytes): return .string(Data(bytes).base64EncodedString())
+        case .text(let text): return .string(text)
+        case .array(let items): return .array(items.map(json))
         case .map(let pairs):
-            var object: [String: Any] = [:]
+            // Text keys only; a repeated key keeps its last value.
+            var fields: [String: ConfigValue] = [:]
             for pair in pairs {
-                if case .text(let key) = pair.key { object[key] = json(pair.value) }
+                if case .text(let key) = pair.key { fields[key] = json(pair.value) }
             }
-            return object
+            return .object(fields.map { ($0.key, $0.value) })
         case .tagged(_, let inner): return json(inner)
-        case .bool(let flag): return flag
-        case .null, .undefined: return NSNull()
-        case .double(let number): return number
+        case .bool(let flag): return .bool(flag)
+        case .null, .undefined: return .null
+        case .double(let number): return .number(number)
         }
     }
 

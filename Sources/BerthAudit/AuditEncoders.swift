@@ -1,4 +1,5 @@
 import BerthCBOR
+import BerthConfig
 import Foundation
 
 /// The start of every binary audit log: the magic NUL-padded to 32 bytes, then the format
@@ -89,18 +90,18 @@ final class AsciinemaAuditEncoder: AuditEncoder {
             var env = cast.environment
             env["TERM"] = cast.term.isEmpty ? nil : cast.term
             env["SHELL"] = env["SHELL"] ?? (message.type == .shell ? "/bin/sh" : nil)
-            var header: [String: Any] = [
-                "version": 2, "width": cast.width, "height": cast.height,
-                "timestamp": message.timestamp / 1_000_000_000, "env": env,
+            var header: [(key: String, value: ConfigValue)] = [
+                ("version", .int(2)), ("width", .int(cast.width)), ("height", .int(cast.height)),
+                ("timestamp", .int(message.timestamp / 1_000_000_000)), ("env", .object(env.map { ($0.key, .string($0.value)) })),
             ]
-            if !command.isEmpty { header["command"] = command }
-            return [(name(channel), Self.line(header))]
+            if !command.isEmpty { header.append(("command", .string(command))) }
+            return [(name(channel), Self.line(.object(header)))]
         case .io:
             guard let start = channels[channel]?.start, case .bytes(let data)? = payload?["data"],
                 let stream = payload?["stream"]?.intValue
             else { return [] }
             let seconds = Double(message.timestamp - start) / 1e9
-            let event: [Any] = [seconds, stream == 0 ? "i" : "o", String(decoding: data, as: UTF8.self)]
+            let event = ConfigValue.array([.number(seconds), .string(stream == 0 ? "i" : "o"), .string(String(decoding: data, as: UTF8.self))])
             return [(name(channel), Self.line(event))]
         case .close:
             channels[channel] = nil
@@ -112,8 +113,8 @@ final class AsciinemaAuditEncoder: AuditEncoder {
 
     func finish() -> [(name: String, bytes: [UInt8])] { [] }
 
-    private static func line(_ object: Any) -> [UInt8] {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("null".utf8)
-        return Array(data) + [0x0A]
+    /// Sorted keys, as asciicast files have always been written.
+    private static func line(_ value: ConfigValue) -> [UInt8] {
+        Array(ConfigRenderer.compactJSON(value, sortedKeys: true).utf8) + [0x0A]
     }
 }

@@ -1,4 +1,5 @@
 import BerthConfig
+import BerthCore
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -32,7 +33,7 @@ final class S3AuditStorage: AuditStorage {
     func update(_ name: String, info: AuditObjectInfo) { writeInfo(name, info) }
 
     private func writeInfo(_ name: String, _ info: AuditObjectInfo) {
-        if let data = try? JSONEncoder().encode(info) {
+        if let data = try? JSONCoding.encode(info) {
             FileManager.default.createFile(atPath: "\(directory)/\(name).meta", contents: data, attributes: [.posixPermissions: 0o600])
         }
     }
@@ -125,7 +126,7 @@ actor S3Uploader {
             let path = "\(directory)/\(name)"
             guard FileManager.default.fileExists(atPath: path) else { continue }
             let info =
-                (try? JSONDecoder().decode(AuditObjectInfo.self, from: Data(contentsOf: URL(fileURLWithPath: "\(path).meta"))))
+                (try? JSONCoding.decoder().decode(AuditObjectInfo.self, from: Data(contentsOf: URL(fileURLWithPath: "\(path).meta"))))
                 ?? AuditObjectInfo(ip: "", username: "")
             do {
                 try await client.upload(key: name, file: path, info: info)

@@ -27,7 +27,7 @@ final class AuthStateStore: Sendable {
         var loaded = State()
         if let path, FileManager.default.fileExists(atPath: path) {
             do {
-                loaded = try JSONDecoder().decode(State.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+                loaded = try JSONCoding.decoder().decode(State.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
             } catch {
                 // Starting empty weakens replay protection for one code's lifetime; refusing to
                 // start would lock everyone out over a file the operator can delete.
@@ -53,9 +53,7 @@ final class AuthStateStore: Sendable {
         let temporary = path + ".tmp"
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = .sortedKeys
-            guard FileManager.default.createFile(atPath: temporary, contents: try encoder.encode(value), attributes: [.posixPermissions: 0o600]) else {
+            guard FileManager.default.createFile(atPath: temporary, contents: try JSONCoding.encode(value), attributes: [.posixPermissions: 0o600]) else {
                 throw BerthError("AUTH_STATE_WRITE_FAILED", "cannot create \(temporary)")
             }
             guard rename(temporary, path) == 0 else { throw BerthError("AUTH_STATE_WRITE_FAILED", "cannot rename \(temporary): errno \(errno)") }

@@ -43,7 +43,7 @@ public final class ConfigWebhookClient: Sendable {
             var environment: [String: WebhookRequest.Entry]?
             var files: [String: WebhookRequest.Entry]?
         }
-        let maps = (try? JSONDecoder().decode(Maps.self, from: Data(bytes))) ?? Maps()
+        let maps = (try? JSONCoding.decode(Maps.self, from: bytes)) ?? Maps()
         let reply = WebhookReply(success: true, authenticatedUsername: nil, metadata: maps.metadata, environment: maps.environment, files: maps.files)
         return Reply(config: config, update: try reply.update())
     }

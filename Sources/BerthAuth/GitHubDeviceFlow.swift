@@ -38,7 +38,7 @@ final class GitHubDeviceFlow: OAuth2SignIn {
             guard let token = tokens.access_token else { throw OAuth2ProviderError("the token answer has no access_token") }
             try checkScopes(tokens.scope ?? "", username: metadata.username)
             let user = try http.jsonObject(try await http.getOK(endpoint(github.apiURL, "/user"), bearer: token, accept: "application/vnd.github+json"), "GitHub user")
-            guard let login = user["login"] as? String, !login.isEmpty else {
+            guard let login = user["login"]?.stringValue, !login.isEmpty else {
                 logger.log(.warning, "GITHUB_USER_REQUEST_FAILED", "the GitHub user answer has no login", [LogKey.username: "\(metadata.username)"])
                 throw OAuth2ProviderError("the GitHub user answer has no login")
             }
@@ -46,7 +46,7 @@ final class GitHubDeviceFlow: OAuth2SignIn {
                 logger.log(.info, "GITHUB_USERNAME_DOES_NOT_MATCH", "the SSH username is not the GitHub login (enforceUsername)", [LogKey.username: "\(metadata.username)"])
                 throw OAuth2UserRefusal(reason: "the SSH username \(metadata.username) is not the GitHub login \(login) (enforceUsername)")
             }
-            if github.require2FA && user["two_factor_authentication"] as? Bool != true {
+            if github.require2FA && user["two_factor_authentication"] != .bool(true) {
                 logger.log(.info, "GITHUB_2FA_NOT_ENABLED", "the GitHub account has no two-factor authentication (require2FA)", [LogKey.username: "\(metadata.username)"])
                 throw OAuth2UserRefusal(reason: "the GitHub account \(login) does not use two-factor authentication (require2FA)")
             }
@@ -78,7 +78,8 @@ final class GitHubDeviceFlow: OAuth2SignIn {
         let path = "/user/memberships/orgs/" + (org.addingPercentEncoding(withAllowedCharacters: allowed) ?? org)
         let (status, body) = try await http.get(endpoint(github.apiURL, path), bearer: token, accept: "application/vnd.github+json")
         // 404 and 403: GitHub's way of saying "not a member" (or not visible to this token).
-        if status == 200, (try? http.jsonObject(body, "organisation membership"))?["state"] as? String == "active" { return }
+        struct Membership: Decodable { let state: String? }
+        if status == 200, (try? http.decode(body, "organisation membership") as Membership)?.state == "active" { return }
         guard status == 200 || status == 403 || status == 404 else {
             logger.log(.warning, "GITHUB_USER_REQUEST_FAILED", "the membership request answered HTTP \(status)", [LogKey.username: "\(username)"])
             throw OAuth2ProviderError("the GitHub membership request answered HTTP \(status)")
@@ -88,7 +89,7 @@ final class GitHubDeviceFlow: OAuth2SignIn {
     }
 
     /// ContainerSSH's names (`GITHUB_` + the name); all sensitive (never sent on to later webhooks).
-    static func metadata(_ user: [String: Any], token: String) -> [String: MetadataValue] {
+    static func metadata(_ user: ConfigValue, token: String) -> [String: MetadataValue] {
         var entries = ["token": MetadataValue(value: token, sensitive: true), "method": MetadataValue(value: "device")]
         let fields = [
             ("login", "login"), ("id", "id"), ("node_id", "node_id"), ("name", "name"), ("avatar_url", "avatar_url"), ("bio", "bio"), ("company", "company"),
@@ -96,8 +97,9 @@ final class GitHubDeviceFlow: OAuth2SignIn {
         ]
         for (field, key) in fields {
             switch user[field] {
-            case let text as String where !text.isEmpty: entries[key] = MetadataValue(value: text, sensitive: true)
-            case let number as NSNumber: entries[key] = MetadataValue(value: number.stringValue, sensitive: true)
+            case .string(let text)? where !text.isEmpty: entries[key] = MetadataValue(value: text, sensitive: true)
+            case .int(let number)?: entries[key] = MetadataValue(value: String(number), sensitive: true)
+            case .double(let number)?: entries[key] = MetadataValue(value: String(number), sensitive: true)
             default: break
             }
         }

@@ -203,14 +203,17 @@ struct OAuth2HTTP: Sendable {
 
     func decode<T: Decodable>(_ body: [UInt8], _ what: String) throws -> T {
         do {
-            return try JSONDecoder().decode(T.self, from: Data(body))
+            return try JSONCoding.decode(T.self, from: body)
         } catch {
             throw OAuth2ProviderError("the \(what) answer is not what the provider's API describes (\(error))")
         }
     }
 
-    func jsonObject(_ body: [UInt8], _ what: String) throws -> [String: Any] {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+    /// A free-form answer (claims, userinfo, a GitHub user): read by the shared decoder, which
+    /// takes any JSON escape, surrogate pairs included (the YAML parser behind
+    /// `ConfigValue.parse` refuses those, and providers send them for non-BMP characters).
+    func jsonObject(_ body: [UInt8], _ what: String) throws -> ConfigValue {
+        guard let object = try? JSONCoding.decode(ConfigValue.self, from: body), case .object = object else {
             throw OAuth2ProviderError("the \(what) answer is not a JSON object")
         }
         return object

@@ -73,10 +73,10 @@ public final class OIDCCodeExchange: Sendable {
                 throw OAuth2ProviderError("the token answer has no id_token or access_token")
             }
             let identity = try await provider.identity(idToken: idToken, accessToken: accessToken, discovery: discovery, nonce: pending.nonce)
-            guard let username = identity[usernameField] as? String, !username.isEmpty else {
+            guard let username = identity[usernameField]?.stringValue, !username.isEmpty else {
                 throw OAuth2ProviderError("the identity has no string field \"\(usernameField)\" (usernameField)")
             }
-            return Identity(username: username, subject: identity["sub"] as? String ?? "")
+            return Identity(username: username, subject: identity["sub"]?.stringValue ?? "")
         }
     }
 

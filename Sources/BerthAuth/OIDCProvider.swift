@@ -1,3 +1,4 @@
+import BerthConfig
 import BerthCore
 import Foundation
 import JWTKit
@@ -39,18 +40,18 @@ struct OIDCProvider: Sendable {
 
     /// The verified ID token's claims, replaced by the userinfo answer when the provider has
     /// that endpoint (after checking it is about the same subject).
-    func identity(idToken: String, accessToken: String, discovery: Discovery, nonce: String?) async throws -> [String: Any] {
+    func identity(idToken: String, accessToken: String, discovery: Discovery, nonce: String?) async throws -> ConfigValue {
         let claims = try await verify(idToken, discovery: discovery, nonce: nonce)
         guard let userinfo = discovery.userinfo_endpoint else { return claims }
         let identity = try http.jsonObject(try await http.getOK(userinfo, bearer: accessToken), "userinfo")
         // OpenID Connect Core §5.3.2: userinfo must be about the ID token's subject.
-        guard identity["sub"] as? String == claims["sub"] as? String else {
+        guard identity["sub"]?.stringValue == claims["sub"]?.stringValue else {
             throw OAuth2ProviderError("the userinfo subject differs from the ID token's")
         }
         return identity
     }
 
-    func verify(_ token: String, discovery: Discovery, nonce: String?) async throws -> [String: Any] {
+    func verify(_ token: String, discovery: Discovery, nonce: String?) async throws -> ConfigValue {
         let jwks = try await http.getOK(discovery.jwks_uri)
         let keys = JWTKeyCollection()
         let claims: IDToken

@@ -60,12 +60,14 @@ final class OIDCSignIn: OAuth2SignIn {
                 if !missing.isEmpty { throw OAuth2UserRefusal(reason: "the provider did not grant the scopes \(missing.joined(separator: " ")) (enforceScopes)") }
             }
             let identity = try await provider.identity(idToken: idToken, accessToken: accessToken, discovery: discovery, nonce: nonce)
-            guard let username = identity[config.oidc.usernameField] as? String, !username.isEmpty else {
+            guard let username = identity[config.oidc.usernameField]?.stringValue, !username.isEmpty else {
                 throw OAuth2ProviderError("the identity has no string field \"\(config.oidc.usernameField)\" (usernameField)")
             }
             var entries: [String: MetadataValue] = ["OIDC_TOKEN": MetadataValue(value: accessToken, sensitive: true)]
-            for (field, value) in identity {
-                if let text = value as? String { entries["OIDC_USERINFO_\(field.uppercased())"] = MetadataValue(value: text) }
+            if case .object(let fields) = identity {
+                for (field, value) in fields {
+                    if let text = value.stringValue { entries["OIDC_USERINFO_\(field.uppercased())"] = MetadataValue(value: text) }
+                }
             }
             return metadata.merging(MetadataUpdate(authenticatedUsername: username, metadata: entries))
         }

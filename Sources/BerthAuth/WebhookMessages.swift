@@ -38,9 +38,7 @@ struct WebhookRequest: Encodable {
     }
 
     func encoded() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array((try? encoder.encode(self)) ?? Data("{}".utf8))
+        Array((try? JSONCoding.encode(self)) ?? Data("{}".utf8))
     }
 }
 
@@ -54,7 +52,7 @@ struct WebhookReply: Decodable {
 
     static func decode(_ bytes: [UInt8]) throws -> WebhookReply {
         do {
-            return try JSONDecoder().decode(WebhookReply.self, from: Data(bytes))
+            return try JSONCoding.decode(WebhookReply.self, from: bytes)
         } catch {
             throw WebhookError(code: "WEBHOOK_DECODE_FAILED", message: "reply is not a valid webhook answer (\(Self.explain(error)))", retryable: true)
         }

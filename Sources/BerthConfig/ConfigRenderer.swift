@@ -381,15 +381,6 @@ public enum ConfigRenderer {
         }
     }
 
-    /// Compact JSON for request bodies (Engine API objects, webhook payloads).
-    public static func compactJSON(_ value: ConfigValue) -> String {
-        switch value {
-        case .array(let items): return "[" + items.map(compactJSON).joined(separator: ",") + "]"
-        case .object(let fields): return "{" + fields.map { jsonString($0.key) + ":" + compactJSON($0.value) }.joined(separator: ",") + "}"
-        default: return jsonText(value, indent: "")
-        }
-    }
-
     static func jsonText(_ value: ConfigValue, indent: String) -> String {
         let inner = indent + "  "
         switch value {
@@ -405,21 +396,5 @@ public enum ConfigRenderer {
             if fields.isEmpty { return "{}" }
             return "{\n" + fields.map { "\(inner)\(jsonString($0.key)): \(jsonText($0.value, indent: inner))" }.joined(separator: ",\n") + "\n\(indent)}"
         }
-    }
-
-    static func jsonString(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20: result += String(format: "\\u%04x", scalar.value)
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
     }
 }

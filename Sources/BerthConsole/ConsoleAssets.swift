@@ -1,3 +1,4 @@
+import BerthConfig
 import Foundation
 import NIOCore
 
@@ -88,8 +89,8 @@ struct ConsoleAssets: Sendable {
         for case let path as String in walker where path.hasSuffix(".js") && !path.hasSuffix(".test.js") {
             guard let source = try? String(contentsOfFile: "\(root)/\(path)", encoding: .utf8) else { continue }
             let name = String(path.dropLast(3))
-            let quoted = name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            script += "definitions[\"\(quoted)\"] = function (exports, require, module) {\n\(source)\n};\n"
+            // A JSON string is a JavaScript string literal.
+            script += "definitions[\(ConfigRenderer.compactJSON(.string(name)))] = function (exports, require, module) {\n\(source)\n};\n"
         }
         script += "window.Terminal = load(\"\(entry)\").Terminal;\n})();\n"
         return script

@@ -47,10 +47,16 @@ struct LiveSnapshot: Codable, Equatable {
     }
 
     func encoded() -> String {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        (try? JSONCoding.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
+}
+
+/// A watch socket's text message (watch.js reads `type`); the output itself goes as binary.
+struct WatchEvent: Encodable {
+    let type: String
+    var truncated: Bool?
+
+    var json: String { (try? JSONCoding.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}" }
 }
 
 enum ConsoleSockets {
@@ -96,7 +102,7 @@ enum ConsoleSockets {
         let (connection, live) = target
         let details: Logger.Metadata = ["operator": "\(session.username)", LogKey.connectionID: "\(connection.id.hex)", LogKey.channelID: "\(live.channelID)"]
         guard let (watcher, kept, truncated) = live.watch(pendingLimit: watcherQueueLimit) else {
-            try await outbound.write(.text(#"{"type":"ended"}"#))
+            try await outbound.write(.text(WatchEvent(type: "ended").json))
             return
         }
         server.logger.log(.notice, "CONSOLE_WATCH_STARTED", "an operator is watching a session", details)
@@ -112,7 +118,7 @@ enum ConsoleSockets {
                 for try await _ in inbound.messages(maxSize: 4096) {}
             }
             group.addTask {
-                try await outbound.write(.text(#"{"type":"start","truncated":\#(truncated)}"#))
+                try await outbound.write(.text(WatchEvent(type: "start", truncated: truncated).json))
                 if !kept.isEmpty { try await outbound.write(.binary(ByteBuffer(bytes: kept))) }
                 for await _ in watcher.wakes {
                     switch watcher.take() {
@@ -122,14 +128,14 @@ enum ConsoleSockets {
                     case .skipped:
                         server.logger.log(.info, "CONSOLE_WATCH_SKIPPED", "a watcher fell behind the session's output; it starts again from the kept output", details)
                         let again = live.resync(watcher, tail: watcherQueueLimit)
-                        try await outbound.write(.text(#"{"type":"skipped"}"#))
+                        try await outbound.write(.text(WatchEvent(type: "skipped").json))
                         try await outbound.write(.binary(ByteBuffer(bytes: again)))
                         try await Task.sleep(for: watcherTick)
                     }
                 }
                 // Output that arrived just before the end.
                 if case .bytes(let bytes) = watcher.take(), !bytes.isEmpty { try await outbound.write(.binary(ByteBuffer(bytes: bytes))) }
-                try await outbound.write(.text(#"{"type":"ended"}"#))
+                try await outbound.write(.text(WatchEvent(type: "ended").json))
             }
             try await group.next()
             group.cancelAll()

@@ -1,3 +1,4 @@
+import BerthConfig
 import BerthCore
 import Foundation
 import Logging
@@ -8,20 +9,17 @@ enum LogLineFormat {
     private static let topLevelKeys = ["connectionId", "remoteAddress", "username"]
 
     static func json(level: String?, code: String, message: String, details: Logger.Metadata) -> String {
-        var object: [String: Any] = ["code": code, "message": message]
+        var fields: [(key: String, value: ConfigValue)] = [("code", .string(code)), ("message", .string(message))]
         if let level {
-            object["timestamp"] = timestamp()
-            object["level"] = level
+            fields.append(("timestamp", .string(timestamp())))
+            fields.append(("level", .string(level)))
         }
         var rest = details
         for key in topLevelKeys {
-            if let value = rest.removeValue(forKey: key) { object[key] = plain(value) }
+            if let value = rest.removeValue(forKey: key) { fields.append((key, plain(value))) }
         }
-        if !rest.isEmpty { object["details"] = rest.mapValues(plain) }
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
-            return "{\"code\":\"\(code)\",\"message\":\"unencodable log message\"}"
-        }
-        return String(decoding: data, as: UTF8.self)
+        if !rest.isEmpty { fields.append(("details", .object(rest.map { ($0.key, plain($0.value)) }))) }
+        return ConfigRenderer.compactJSON(.object(fields), sortedKeys: true)
     }
 
     /// One line per event whatever the values hold: a username typed before login could
@@ -56,12 +54,12 @@ enum LogLineFormat {
         }
     }
 
-    private static func plain(_ value: Logger.MetadataValue) -> Any {
+    private static func plain(_ value: Logger.MetadataValue) -> ConfigValue {
         switch value {
-        case .string(let text): return text
-        case .stringConvertible(let convertible): return convertible.description
-        case .array(let values): return values.map(plain)
-        case .dictionary(let values): return values.mapValues(plain)
+        case .string(let text): return .string(text)
+        case .stringConvertible(let convertible): return .string(convertible.description)
+        case .array(let values): return .array(values.map(plain))
+        case .dictionary(let values): return .object(values.map { ($0.key, plain($0.value)) })
         }
     }
 

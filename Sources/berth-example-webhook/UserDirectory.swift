@@ -1,3 +1,4 @@
+import BerthConfig
 import Foundation
 import Yams
 
@@ -14,7 +15,7 @@ struct ExampleUser: Decodable, Sendable {
     /// Path → text content; sent base64-encoded as the protocol requires.
     var files: [String: String]?
     /// Any configuration subset, returned by /config.
-    var config: YAMLValue?
+    var config: ConfigValue?
 }
 
 struct UserDirectory: Sendable {
@@ -25,41 +26,5 @@ struct UserDirectory: Sendable {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let file = try YAMLDecoder().decode(File.self, from: text)
         return UserDirectory(users: Dictionary(file.users.map { ($0.username, $0) }, uniquingKeysWith: { _, last in last }))
-    }
-}
-
-/// A YAML subtree carried through to JSON unchanged (for per-user config).
-enum YAMLValue: Decodable, Sendable {
-    case null, bool(Bool), int(Int), double(Double), string(String), array([YAMLValue]), object([String: YAMLValue])
-
-    init(from decoder: Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Int.self) {
-            self = .int(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .double(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([YAMLValue].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: YAMLValue].self))
-        }
-    }
-
-    var json: Any {
-        switch self {
-        case .null: return NSNull()
-        case .bool(let value): return value
-        case .int(let value): return value
-        case .double(let value): return value
-        case .string(let value): return value
-        case .array(let values): return values.map(\.json)
-        case .object(let values): return values.mapValues(\.json)
-        }
     }
 }

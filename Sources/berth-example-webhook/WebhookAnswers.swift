@@ -1,3 +1,4 @@
+import BerthConfig
 import Foundation
 
 /// The decisions of the example server, one function per endpoint.
@@ -6,41 +7,41 @@ struct WebhookAnswers: Sendable {
     let allowAll: Bool
 
     /// Returns the JSON reply for an endpoint, or nil for an unknown one (404).
-    func answer(endpoint: String, request: [String: Any]) -> [String: Any]? {
-        let username = request["username"] as? String ?? ""
+    func answer(endpoint: String, request: ConfigValue) -> ConfigValue? {
+        let username = request["username"]?.stringValue ?? ""
         let user = directory.users[username]
         switch endpoint {
         case "password":
-            let sent = (request["passwordBase64"] as? String).flatMap { Data(base64Encoded: $0) }
+            let sent = request["passwordBase64"]?.stringValue.flatMap { Data(base64Encoded: $0) }
             let matches = user?.password.map { Data($0.utf8) == sent } ?? false
             return reply(success: allowAll || matches, user: user)
         case "pubkey":
-            let offered = Self.typeAndBlob(request["publicKey"] as? String ?? "")
+            let offered = Self.typeAndBlob(request["publicKey"]?.stringValue ?? "")
             let matches = user?.authorizedKeys?.contains { Self.typeAndBlob($0) == offered } ?? false
             return reply(success: !offered.isEmpty && matches, user: user)
         case "authz":
-            return ["success": allowAll || user != nil]
+            return .object([("success", .bool(allowAll || user != nil))])
         case "config":
-            return ["config": user?.config?.json ?? [String: Any]()]
+            return .object([("config", user?.config ?? .object([]))])
         default:
             return nil
         }
     }
 
-    private func reply(success: Bool, user: ExampleUser?) -> [String: Any] {
-        var body: [String: Any] = ["success": success]
-        guard success, let user else { return body }
-        if let name = user.authenticatedUsername { body["authenticatedUsername"] = name }
+    private func reply(success: Bool, user: ExampleUser?) -> ConfigValue {
+        var body: [(key: String, value: ConfigValue)] = [("success", .bool(success))]
+        guard success, let user else { return .object(body) }
+        if let name = user.authenticatedUsername { body.append(("authenticatedUsername", .string(name))) }
         let sensitive = Set(user.sensitive ?? [])
-        func entries(_ values: [String: String]) -> [String: Any] {
-            Dictionary(uniqueKeysWithValues: values.map { ($0.key, ["value": $0.value, "sensitive": sensitive.contains($0.key)] as [String: Any]) })
+        func entries(_ values: [String: String], sensitive: (String) -> Bool) -> ConfigValue {
+            .object(values.map { ($0.key, .object([("value", .string($0.value)), ("sensitive", .bool(sensitive($0.key)))])) })
         }
-        if let metadata = user.metadata { body["metadata"] = entries(metadata) }
-        if let environment = user.environment { body["environment"] = entries(environment) }
+        if let metadata = user.metadata { body.append(("metadata", entries(metadata) { sensitive.contains($0) })) }
+        if let environment = user.environment { body.append(("environment", entries(environment) { sensitive.contains($0) })) }
         if let files = user.files {
-            body["files"] = files.mapValues { ["value": Data($0.utf8).base64EncodedString(), "sensitive": false] }
+            body.append(("files", entries(files.mapValues { Data($0.utf8).base64EncodedString() }) { _ in false }))
         }
-        return body
+        return .object(body)
     }
 
     private static func typeAndBlob(_ line: String) -> String {
@@ -61,9 +62,8 @@ final class RequestRecorder: @unchecked Sendable {
         handle.seekToEndOfFile()
     }
 
-    func record(path: String, body: Any) {
-        let entry: [String: Any] = ["path": path, "body": body]
-        guard let data = try? JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys]) else { return }
+    func record(path: String, body: ConfigValue) {
+        let data = Data(ConfigRenderer.compactJSON(.object([("path", .string(path)), ("body", body)]), sortedKeys: true).utf8)
         lock.lock()
         defer { lock.unlock() }
         handle.write(data + Data("\n".utf8))

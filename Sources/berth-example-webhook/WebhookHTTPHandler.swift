@@ -1,3 +1,5 @@
+import BerthConfig
+import BerthCore
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -33,24 +35,25 @@ final class WebhookHTTPHandler: ChannelInboundHandler {
 
     private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
         let path = String(head.uri.split(separator: "?").first ?? "")
-        let request = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any]
-        recorder?.record(path: path, body: request ?? [:])
+        var request = try? JSONCoding.decode(ConfigValue.self, from: body.readableBytesView)
+        if case .object? = request {} else { request = nil }
+        recorder?.record(path: path, body: request ?? .object([]))
         let endpoint = String(path.split(separator: "/").last ?? "")
         var status = HTTPResponseStatus.ok
-        var reply: [String: Any]
+        var reply: ConfigValue
         if head.method != .POST {
             status = .methodNotAllowed
-            reply = ["error": "use POST"]
+            reply = .object([("error", .string("use POST"))])
         } else if let request, let answer = answers.answer(endpoint: endpoint, request: request) {
             reply = answer
         } else if request == nil {
             status = .badRequest
-            reply = ["success": false, "error": "body is not a JSON object"]
+            reply = .object([("success", .bool(false)), ("error", .string("body is not a JSON object"))])
         } else {
             status = .notFound
-            reply = ["error": "unknown endpoint \(path)"]
+            reply = .object([("error", .string("unknown endpoint \(path)"))])
         }
-        let data = (try? JSONSerialization.data(withJSONObject: reply, options: [.sortedKeys])) ?? Data("{}".utf8)
+        let data = Array(ConfigRenderer.compactJSON(reply, sortedKeys: true).utf8)
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Content-Length", value: String(data.count))
