@@ -276,7 +276,11 @@ public final class AgentLink: Sendable {
     }
 
     /// Output frames of one channel that arrived together go on as one piece: a program's
-    /// pipe-sized chunks then cost one write into the SSH channel per read, not one each.
+    /// pipe-sized chunks then cost one write into the SSH channel per read, not one each. A piece
+    /// stops growing at `joinLimit`: joining copies, and beyond two full SSH packets it saves
+    /// nothing.
+    static let joinLimit = 64 * 1024
+
     static func merged(_ frames: [(AgentFrameHeader, ByteBuffer)]) -> [(AgentFrameHeader, ByteBuffer)] {
         guard frames.count > 1 else { return frames }
         func joins(_ a: AgentFrameHeader, _ b: AgentFrameHeader) -> Bool {
@@ -286,7 +290,11 @@ public final class AgentLink: Sendable {
         var index = 0
         while index < frames.count {
             var end = index + 1
-            while end < frames.count && joins(frames[index].0, frames[end].0) { end += 1 }
+            var size = frames[index].1.readableBytes
+            while end < frames.count && size < joinLimit && joins(frames[index].0, frames[end].0) {
+                size += frames[end].1.readableBytes
+                end += 1
+            }
             if end - index == 1 {
                 result.append(frames[index])
             } else {

@@ -30,7 +30,11 @@ enum ChannelOpening {
             connection.sessionOpened()
             closed.futureResult.whenComplete { _ in connection.sessionClosed() }
             let processor = SessionRequestProcessor(handler: sessionHandler, session: session, logger: channelLogger, opener: opener)
-            Task { await ConnectionContext.$eventLoop.withValue(eventLoop) { await processor.run(events) } }
+            connection.sessionHandlerStarted()
+            Task {
+                await ConnectionContext.$eventLoop.withValue(eventLoop) { await processor.run(events) }
+                connection.sessionHandlerFinished()
+            }
             // The connection may have ended while the backend prepared the session.
             if channel.value.isClosed { bridge.finish() }
         }.flatMapErrorThrowing { error in

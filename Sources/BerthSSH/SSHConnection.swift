@@ -32,6 +32,10 @@ final class SSHConnection: Sendable {
         var authenticatedMetadata: ConnectionMetadata?
         var openSessions = 0
         var pendingGlobalRequests: EventLoopFuture<Void>?
+        /// Session handlers whose `onClose` has not returned yet, and who waits for none.
+        var runningSessionHandlers = 0
+        var sessionHandlersDone: [CheckedContinuation<Void, Never>] = []
+        var gaveUpOnSessionHandlers = false
     }
 
     init(
@@ -71,6 +75,48 @@ final class SSHConnection: Sendable {
 
     func sessionOpened() { state.withLockedValue { $0.openSessions += 1 } }
     func sessionClosed() { state.withLockedValue { $0.openSessions -= 1 } }
+    /// Brackets a session handler's life, up to its `onClose` returning (SessionRequestProcessor).
+    func sessionHandlerStarted() { state.withLockedValue { $0.runningSessionHandlers += 1 } }
+
+    func sessionHandlerFinished() {
+        let waiters = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
+            state.runningSessionHandlers -= 1
+            guard state.runningSessionHandlers == 0 else { return [] }
+            defer { state.sessionHandlersDone = [] }
+            return state.sessionHandlersDone
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Layers are told of the disconnect only after every session's `onClose` has returned, so
+    /// what a session does as it ends (a resumable program detaching, its audit record) is still
+    /// part of the connection (docs/architecture.md, "Layers"). A handler that never returns
+    /// holds the disconnect back at most `limit`.
+    private func sessionHandlersFinished(limit: Duration = .seconds(60)) async {
+        let waiter = Task {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let done = state.withLockedValue { state -> Bool in
+                    guard state.runningSessionHandlers > 0, !state.gaveUpOnSessionHandlers else { return true }
+                    state.sessionHandlersDone.append(continuation)
+                    return false
+                }
+                if done { continuation.resume() }
+            }
+        }
+        let timer = Task {
+            try await Task.sleep(for: limit)
+            logger.log(.warning, "SSH_SESSION_CLOSE_SLOW", "a session did not finish closing within \(limit); telling the layers of the disconnect anyway")
+            let waiters = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
+                state.gaveUpOnSessionHandlers = true
+                defer { state.sessionHandlersDone = [] }
+                return state.sessionHandlersDone
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+        await waiter.value
+        timer.cancel()
+    }
+
     /// During a graceful stop a connection without sessions has nothing to finish.
     var hasOpenSessions: Bool { state.withLockedValue { $0.openSessions > 0 } }
 
@@ -157,6 +203,7 @@ final class SSHConnection: Sendable {
         if unfinished {
             await handler.onHandshakeFailed(metadata(), reason: "connection closed before authentication completed")
         }
+        await sessionHandlersFinished()
         await handler.onDisconnect()
     }
 }

@@ -68,6 +68,17 @@ func waitFor(_ condition: @escaping @Sendable () -> Bool) async {
             ])
     }
 
+    /// Joining stops once a piece reaches the limit: big frames go on as they came, uncopied.
+    @Test func joinedPiecesStopGrowingAtTheLimit() {
+        let big = String(repeating: "b", count: AgentLink.joinLimit)
+        let frames = ["a", "a", big, "c", big, "d"].map { text in
+            (AgentFrameHeader(type: .output, channel: 1, payloadLength: text.utf8.count), ByteBuffer(string: text))
+        }
+        let sizes = AgentLink.merged(frames).map(\.1.readableBytes)
+        #expect(sizes == [2 + AgentLink.joinLimit, 1 + AgentLink.joinLimit, 1])
+        #expect(sizes.reduce(0, +) == frames.reduce(0) { $0 + $1.1.readableBytes })
+    }
+
     @Test(arguments: [1, 7, 4096])
     func programOutputExitAndCreditInAnyChunking(size: Int) async throws {
         let agent = ScriptedAgent()

@@ -11,6 +11,8 @@ import json
 import secrets
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,6 +34,20 @@ def kube_volumes(instance):
     """Names of the Docker volumes behind the claims of the server with this instance id."""
     args = ["docker", "volume", "ls", "-q", "--filter", f"label={INSTANCE_LABEL}={instance}"]
     return subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()
+
+
+def kube_api(server, method, path, body=None, token=None):
+    """One JSON call to the test API server; None for 404."""
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(f"{server.url}{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.load(answer)
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return None
+        raise
 
 
 def make_tls(directory, server_names="IP:127.0.0.1,DNS:localhost"):

@@ -3,19 +3,22 @@ docs/architecture.md, "Ownership and clean-up"): a PersistentVolumeClaim per use
 the user's pods, and the persistent pods of a dead server, adopted by a live one. Berth runs
 against the test API server (kube_apiserver.py), whose pods are Docker containers and whose
 claims are Docker volumes."""
-import json
 import re
 import signal
-import urllib.error
-import urllib.request
 
 import pytest
 
 from conftest import wait_for_port, wait_until, webhook_auth
 from docker_helpers import BUSYBOX, GUEST
-from kube_helpers import kube_containers, kube_volumes, start_kube_apiserver
+from kube_helpers import kube_containers, kube_volumes, start_kube_apiserver, kube_api
 
 TOKEN = "berth-test-token"
+
+
+def api(server, method, path, body=None):
+    return kube_api(server, method, path, body, token=TOKEN)
+
+
 NS = "/api/v1/namespaces/default"
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
 
@@ -27,18 +30,6 @@ def kube(tmp_path, request):
     assert server.stop() == 0, server.output()[-3000:]
     assert kube_containers(server.instance) == [], "the API server left containers behind"
     assert kube_volumes(server.instance) == [], "the API server left volumes behind"
-
-
-def api(server, method, path, body=None):
-    request = urllib.request.Request(f"{server.url}{path}", method=method, data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return json.load(answer)
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            return None
-        raise
 
 
 def user_pods(server):

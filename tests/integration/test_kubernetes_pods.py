@@ -3,15 +3,18 @@ without an engine (pods are kept but never get their image), so these tests look
 objects Berth creates and at what the user is told when the pod cannot start."""
 import json
 import subprocess
-import urllib.error
 import urllib.request
 
 import pytest
 
 from conftest import SSH_OPTS, wait_until, webhook_auth
-from kube_helpers import start_kube_apiserver
+from kube_helpers import start_kube_apiserver, kube_api
 
 TOKEN = "berth-test-token"
+
+
+def api(server, method, path, body=None):
+    return kube_api(server, method, path, body, token=TOKEN)
 
 
 @pytest.fixture
@@ -179,18 +182,6 @@ def test_no_owner_where_it_would_be_wrong(kube, start_berth, example_webhook, ca
         client.kill()
         client.wait()
     assert "ownerReferences" not in user_pod["metadata"]
-
-
-def api(server, method, path, body=None):
-    request = urllib.request.Request(f"{server.url}{path}", method=method, data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return json.load(answer)
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            return None
-        raise
 
 
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
