@@ -1,4 +1,9 @@
 import BerthAgentProtocol
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import BerthCore
 import NIOConcurrencyHelpers
 import BerthForwarding
@@ -97,6 +102,8 @@ public final class AgentProcess: AgentChannel {
         var input = PushedInput()
         /// The program's stdin pipe when Berth holds it (`DirectInput`).
         var direct: DirectInput?
+        /// `started` counts once: an agent repeating it gets no more credit and no more pipes.
+        var startedSeen = false
     }
 
     /// Stdin on the fast path: what the client sent beyond the agent's credit waits here (bounded
@@ -243,7 +250,7 @@ public final class AgentProcess: AgentChannel {
         }
         link.forget(channel)
         if first { link.send(frame, channel) }
-        state.withLockedValue { $0.direct }?.close()
+        state.withLockedValue { $0.direct }?.abort()
         credit.fail(AgentLinkError("AGENT_CHANNEL_CLOSED", "the session is closed"))
         continuation.finish()
         return first
@@ -253,7 +260,13 @@ public final class AgentProcess: AgentChannel {
         switch type {
         case .started:
             guard let reply = try? AgentProcessStarted(decoding: Array(payload.readableBytesView)) else { return }
-            state.withLockedValue { $0.pid = reply.pid }
+            let first = state.withLockedValue { state -> Bool in
+                defer { state.startedSeen = true }
+                guard !state.startedSeen, !state.ended else { return false }
+                state.pid = reply.pid
+                return true
+            }
+            guard first else { return }
             if let offered = reply.direct { takeDirect(offered) }
             credit.add(Int(reply.inputWindow))
             started(.success(()))
@@ -282,7 +295,7 @@ public final class AgentProcess: AgentChannel {
         let error = AgentLinkError("AGENT_LINK_LOST", "the agent in the container is gone: \(reason)")
         started(.failure(error))
         credit.fail(error)
-        state.withLockedValue { $0.direct }?.close()
+        state.withLockedValue { $0.direct }?.abort()
         end(with: .lost(reason))
     }
 
@@ -293,7 +306,15 @@ public final class AgentProcess: AgentChannel {
             return link.send(.direct, channel, AgentDirectAnswer.declined.encoded())
         }
         let input = DirectInput(descriptor: descriptor, eventLoop: output.eventLoop)
-        state.withLockedValue { $0.direct = input }
+        let kept = state.withLockedValue { state -> Bool in
+            guard !state.ended else { return false }
+            state.direct = input
+            return true
+        }
+        guard kept else {
+            _ = Glibc.close(descriptor)
+            return link.send(.direct, channel, AgentDirectAnswer.declined.encoded())
+        }
         input.start()
         link.countDirectPipes()
         link.send(.direct, channel, AgentDirectAnswer.stdinTaken.encoded())

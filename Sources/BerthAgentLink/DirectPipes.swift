@@ -10,10 +10,11 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
-/// The agent's process, held as a pidfd from the socket link's peer credentials, from which
-/// Berth takes a program's stdin pipe end (docs/agent-protocol.md, "Direct pipes"). The pidfd names the
-/// process itself, so a PID reused after the agent died cannot be mistaken for it; every end taken
-/// is still checked against the pipe inode the agent reported.
+/// The agent's process, held as a pidfd that the kernel gives for the socket link's peer
+/// (`SO_PEERPIDFD`), from which Berth takes a program's stdin pipe end (docs/agent-protocol.md,
+/// "Direct pipes"). The pidfd names the process that listened, not a PID number: a listener that
+/// has exited gives none (a number could by then belong to another process). Every end taken is
+/// still checked against the pipe inode the agent reported.
 final class AgentPeerProcess: Sendable {
     private let pidfd: Int32
 
@@ -21,15 +22,26 @@ final class AgentPeerProcess: Sendable {
 
     deinit { _ = Glibc.close(pidfd) }
 
-    /// The agent at the other end of a connected unix socket; nil when its PID is not visible
-    /// here (Berth in another PID namespace) or the kernel has no pidfd.
+    /// SO_PEERPIDFD (Linux 6.5), not in the Glibc module.
+    private static let peerPIDFD: Int32 = 77
+
+    /// The agent at the other end of a connected unix socket, if Berth may take descriptors from
+    /// it: nil before Linux 6.5, when the listener is gone, or without ptrace rights over it
+    /// (root with CAP_SYS_PTRACE has them; the packaged service's `berth` user has not). Then
+    /// programs are never offered direct pipes and `AGENT_LINK_UP` says `pipes=link`.
     static func of(_ channel: any Channel) async -> AgentPeerProcess? {
-        guard let provider = channel as? any SocketOptionProvider else { return nil }
-        guard let credentials: berth_peer_credentials = try? await provider.unsafeGetSocketOption(level: .init(SOL_SOCKET), name: .init(SO_PEERCRED)).get(),
-            credentials.pid > 0
+        guard let provider = channel as? any SocketOptionProvider,
+            let pidfd: Int32 = try? await provider.unsafeGetSocketOption(level: .init(SOL_SOCKET), name: .init(peerPIDFD)).get(),
+            pidfd >= 0
         else { return nil }
-        let pidfd = berth_pidfd_open(credentials.pid)
-        return pidfd >= 0 ? AgentPeerProcess(pidfd: pidfd) : nil
+        let peer = AgentPeerProcess(pidfd: pidfd)
+        // The permission check comes before the descriptor lookup: EBADF means allowed.
+        let probe = berth_pidfd_getfd(pidfd, 0)
+        if probe >= 0 {
+            _ = Glibc.close(probe)
+            return peer
+        }
+        return errno == EBADF ? peer : nil
     }
 
     /// A copy of the agent's descriptor `end`, if it is the pipe the agent described (close-on-exec,
@@ -105,6 +117,16 @@ final class DirectInput: @unchecked Sendable {
     private func wrote() {
         pendingWrites -= 1
         if pendingWrites == 0 && ending { input?.whenSuccess { $0.close(promise: nil) } }
+    }
+
+    /// The session is over: the pipe closes at once, and writes still waiting fail. (The graceful
+    /// `close` could wait for ever on a pipe that a process outside the program keeps open and
+    /// never reads.)
+    func abort() {
+        eventLoop.execute { [self] in
+            ending = true
+            input?.whenSuccess { $0.close(promise: nil) }
+        }
     }
 
     /// stdin's EOF, once what was written before is in the pipe (closing at once would drop it).

@@ -47,7 +47,8 @@ struct JSONTextWriter {
         case .null: bytes += "null".utf8
         case .bool(let flag): bytes += (flag ? "true" : "false").utf8
         case .int(let number): bytes += String(number).utf8
-        case .double(let number): bytes += String(number).utf8
+        // JSON has no NaN or infinity (a plain `1e999` in YAML reads as infinity).
+        case .double(let number): bytes += (number.isFinite ? String(number) : "null").utf8
         case .string(let text): write(string: text)
         case .array(let items):
             bytes.append(UInt8(ascii: "["))

@@ -91,6 +91,20 @@ final class KubernetesClient: Sendable {
         } catch let error as KubernetesAPIError where error.status == 404 {}
     }
 
+    /// Deletes the pod only as it was at `resourceVersion`; false when it has changed since (409).
+    func deletePod(namespace: String, name: String, resourceVersion: String) async throws -> Bool {
+        let options = ConfigValue.object([
+            ("gracePeriodSeconds", .int(0)), ("preconditions", .object([("resourceVersion", .string(resourceVersion))])),
+        ])
+        do {
+            _ = try await call(.DELETE, "/api/v1/namespaces/\(namespace)/pods/\(name)", body: ConfigRenderer.compactJSON(options))
+        } catch let error as KubernetesAPIError where error.status == 404 {
+        } catch let error as KubernetesAPIError where error.status == 409 {
+            return false
+        }
+        return true
+    }
+
     func listPods(namespace: String?, labelSelector: String) async throws -> [(namespace: String, name: String, labels: ConfigValue?)] {
         let path = namespace.map { "/api/v1/namespaces/\($0)/pods" } ?? "/api/v1/pods"
         let list = try await call(.GET, path + "?labelSelector=\(Self.encode(labelSelector))")

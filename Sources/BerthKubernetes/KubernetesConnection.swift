@@ -148,7 +148,14 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
             pod: pod, owner: backend.identity, metadata: metadata, command: pod.idleCommand, environment: [:],
             tty: false, interactive: false, name: name, persistent: persistent)
         if persistent == .user { body = backend.leased(body) }
-        if let claim { body = KubernetesUserVolume.mounting(body, claim: claim.name, mountPath: claim.mountPath, console: pod.consoleContainerNumber) }
+        if let claim {
+            guard let mounted = KubernetesUserVolume.mounting(body, claim: claim.name, mountPath: claim.mountPath, console: pod.consoleContainerNumber) else {
+                throw KubernetesError(
+                    "KUBERNETES_VOLUME_FAILED",
+                    "cannot mount the user's volume claim: the pod spec has no console container \(pod.consoleContainerNumber) or its volumes are not lists")
+            }
+            body = mounted
+        }
         do {
             _ = try await backend.client.createPod(namespace: backend.namespace, body: body)
         } catch let error as KubernetesAPIError where error.status == 409 {

@@ -97,7 +97,15 @@ actor KubernetesPersistentPods {
                     }
                     continue
                 }
-                try await entry.backend.client.deletePod(namespace: entry.backend.namespace, name: name)
+                // A connection of this server took the pod again while it was read.
+                guard entries[key] == nil else { continue }
+                // Deleted only as read: an adoption in between changes its resourceVersion.
+                guard let version = current.value["metadata"]?["resourceVersion"]?.stringValue,
+                    try await entry.backend.client.deletePod(namespace: entry.backend.namespace, name: name, resourceVersion: version)
+                else {
+                    entry.backend.logger.log(.notice, "KUBERNETES_PERSISTENT_RELEASED", "another server looks after this persistent pod now", ["pod": "\(key)"])
+                    continue
+                }
                 BerthMetrics.containerRemoved()
                 entry.backend.logger.log(.notice, "KUBERNETES_PERSISTENT_REMOVED", "deleted a persistent pod (\(reason))", ["pod": "\(key)", "reason": "\(reason)"])
             } catch {

@@ -32,28 +32,36 @@ enum KubernetesUserVolume {
         ])
     }
 
-    /// The pod body with the claim mounted at `mountPath` in the console container.
-    static func mounting(_ body: ConfigValue, claim: String, mountPath: String, console: Int) -> ConfigValue {
+    /// The pod body with the claim mounted at `mountPath` in the console container; nil when the
+    /// body has no such container or its `volumes`/`volumeMounts` are not lists (a pod without
+    /// the user's volume must not start as if it had it).
+    static func mounting(_ body: ConfigValue, claim: String, mountPath: String, console: Int) -> ConfigValue? {
         guard case .object(var fields) = body, let specIndex = fields.firstIndex(where: { $0.key == "spec" }),
             case .object(var spec) = fields[specIndex].value,
             let containersIndex = spec.firstIndex(where: { $0.key == "containers" }), case .array(var containers) = spec[containersIndex].value,
-            console < containers.count, case .object(var container) = containers[console]
-        else { return body }
+            console >= 0, console < containers.count, case .object(var container) = containers[console]
+        else { return nil }
         let volume = ConfigValue.object([("name", .string(podVolumeName)), ("persistentVolumeClaim", .object([("claimName", .string(claim))]))])
-        append(volume, to: "volumes", in: &spec)
-        append(.object([("name", .string(podVolumeName)), ("mountPath", .string(mountPath))]), to: "volumeMounts", in: &container)
+        guard append(volume, to: "volumes", in: &spec),
+            append(.object([("name", .string(podVolumeName)), ("mountPath", .string(mountPath))]), to: "volumeMounts", in: &container)
+        else { return nil }
         containers[console] = .object(container)
         spec[containersIndex].value = .array(containers)
         fields[specIndex].value = .object(spec)
         return .object(fields)
     }
 
-    private static func append(_ item: ConfigValue, to key: String, in fields: inout [(key: String, value: ConfigValue)]) {
-        if let index = fields.firstIndex(where: { $0.key == key }) {
-            if case .array(let items) = fields[index].value { fields[index].value = .array(items + [item]) }
-        } else {
+    private static func append(_ item: ConfigValue, to key: String, in fields: inout [(key: String, value: ConfigValue)]) -> Bool {
+        guard let index = fields.firstIndex(where: { $0.key == key }) else {
             fields.append((key, .array([item])))
+            return true
         }
+        switch fields[index].value {
+        case .array(let items): fields[index].value = .array(items + [item])
+        case .null: fields[index].value = .array([item])
+        default: return false
+        }
+        return true
     }
 }
 

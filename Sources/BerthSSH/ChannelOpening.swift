@@ -21,6 +21,9 @@ enum ChannelOpening {
         logger[metadataKey: LogKey.channelID] = "\(channelID)"
         let channelLogger = logger
 
+        // Counted from before the layers see the channel: a session still being set up when the
+        // connection ends is waited for too (SSHConnection.closed).
+        connection.sessionHandlerStarted()
         return eventLoop.makeFutureWithTask {
             try await ConnectionContext.$eventLoop.withValue(eventLoop) { try await handler.onSessionChannel(session) }
         }.flatMapThrowing { sessionHandler in
@@ -30,7 +33,6 @@ enum ChannelOpening {
             connection.sessionOpened()
             closed.futureResult.whenComplete { _ in connection.sessionClosed() }
             let processor = SessionRequestProcessor(handler: sessionHandler, session: session, logger: channelLogger, opener: opener)
-            connection.sessionHandlerStarted()
             Task {
                 await ConnectionContext.$eventLoop.withValue(eventLoop) { await processor.run(events) }
                 connection.sessionHandlerFinished()
@@ -39,6 +41,7 @@ enum ChannelOpening {
             if channel.value.isClosed { bridge.finish() }
         }.flatMapErrorThrowing { error in
             channelLogger.log(.info, "SSH_CHANNEL_REJECTED", "session channel refused: \(error)")
+            connection.sessionHandlerFinished()
             continuation.finish()
             input.finish()
             throw error

@@ -91,8 +91,9 @@ final class SSHConnection: Sendable {
     /// Layers are told of the disconnect only after every session's `onClose` has returned, so
     /// what a session does as it ends (a resumable program detaching, its audit record) is still
     /// part of the connection (docs/architecture.md, "Layers"). A handler that never returns
-    /// holds the disconnect back at most `limit`.
-    private func sessionHandlersFinished(limit: Duration = .seconds(60)) async {
+    /// holds the disconnect back at most `limit` (a request stuck on a wedged agent is freed only
+    /// by the container's removal, which comes after).
+    private func sessionHandlersFinished(limit: Duration = .seconds(10)) async {
         let waiter = Task {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let done = state.withLockedValue { state -> Bool in

@@ -121,6 +121,30 @@ func waitFor(_ condition: @escaping @Sendable () -> Bool) async {
         #expect(try agent.frames(of: .window).map { try AgentCredit.decode($0.payload) } == [AgentLink.outputWindow / 4])
     }
 
+    /// A repeated `started` counts once: no more credit (and, with direct pipes offered, no more
+    /// descriptors taken), whatever an agent sends.
+    @Test func aRepeatedStartedCountsOnce() async throws {
+        let agent = ScriptedAgent()
+        let link = AgentLink(kind: "test", io: agent.io(), logger: logger)
+        async let started = link.start(argv: ["/bin/cat"], environment: [:], terminal: nil)
+        await waitFor { !agent.frames(of: .start).isEmpty }
+        let channel = agent.frames(of: .start)[0].channel
+        let pipes = AgentDirectPipes(
+            stdin: AgentPipeEnd(descriptor: 0, inode: 1), stdout: AgentPipeEnd(descriptor: 1, inode: 2), stderr: AgentPipeEnd(descriptor: 2, inode: 3))
+        for pid: UInt32 in [7, 8, 9] {
+            link.receive(ByteBuffer(bytes: AgentFrame(.started, channel: channel, payload: AgentProcessStarted(pid: pid, inputWindow: 3, direct: pipes).encoded()).encoded()))
+        }
+        let process = try await started
+        #expect(process.pid == 7)
+        // Without the agent's process at hand Berth declines, and answers the one offer only.
+        #expect(agent.frames(of: .direct).map(\.payload) == [AgentDirectAnswer.declined.encoded()])
+        let writer = Task { try await process.write(ByteBuffer(string: "abcdefgh")) }
+        await waitFor { agent.frames(of: .input).count == 1 }
+        #expect(agent.frames(of: .input).map(\.payload) == [Array("abc".utf8)])
+        process.close()
+        _ = try? await writer.value
+    }
+
     /// Stdin is sent only within the agent's credit, split where the credit ends.
     @Test func stdinWaitsForCredit() async throws {
         let agent = ScriptedAgent()

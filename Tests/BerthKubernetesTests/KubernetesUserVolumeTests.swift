@@ -32,7 +32,7 @@ import Testing
               {"name": "sidecar", "image": "x"},
               {"name": "shell", "image": "y", "volumeMounts": [{"name": "cache", "mountPath": "/cache"}]}]}}
             """, format: .json, source: "t")
-        let mounted = KubernetesUserVolume.mounting(pod, claim: "home-alice-0123", mountPath: "/home/alice", console: 1)
+        let mounted = try #require(KubernetesUserVolume.mounting(pod, claim: "home-alice-0123", mountPath: "/home/alice", console: 1))
         #expect(
             mounted["spec"]?["volumes"]
                 == .array([
@@ -47,7 +47,10 @@ import Testing
                     .object([("name", .string("cache")), ("mountPath", .string("/cache"))]),
                     .object([("name", .string("berth-user-volume")), ("mountPath", .string("/home/alice"))]),
                 ]))
-        // A console container number past the list leaves the body as it is (the API server says why).
-        #expect(KubernetesUserVolume.mounting(pod, claim: "c", mountPath: "/h", console: 5) == pod)
+        // A console container number past the list, or volumes that are not a list: no body, so the
+        // login fails (KUBERNETES_VOLUME_FAILED) instead of starting a pod without the volume.
+        #expect(KubernetesUserVolume.mounting(pod, claim: "c", mountPath: "/h", console: 5) == nil)
+        let odd = try ConfigValue.parse(#"{"spec": {"volumes": {"x": 1}, "containers": [{"name": "shell"}]}}"#, format: .json, source: "t")
+        #expect(KubernetesUserVolume.mounting(odd, claim: "c", mountPath: "/h", console: 0) == nil)
     }
 }

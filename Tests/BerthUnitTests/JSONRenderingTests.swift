@@ -26,6 +26,13 @@ import Testing
         #expect(ConfigValue.number(-.infinity) == .null)
     }
 
+    /// A plain `1e999` reads as infinity; JSON has none, so it is written as null, never `inf`.
+    @Test func nonFiniteDoublesAreWrittenAsNull() throws {
+        let parsed = try ConfigValue.parse("big: 1e999\nsmall: -1e999", format: .yaml, source: "test")
+        #expect(ConfigRenderer.compactJSON(parsed) == #"{"big":null,"small":null}"#)
+        #expect(ConfigRenderer.compactJSON(.array([.double(.nan), .double(.infinity)])) == "[null,null]")
+    }
+
     @Test func sortedKeysFollowTheAuditAndLogOrder() {
         let keys = ["keyType", "a10", "Zeta", "é", "AB", "_x", "keyboard", "a2", "A_B", "userName", "username", "1", "10", "9"]
         let rendered = ConfigRenderer.compactJSON(.object(keys.map { ($0, .null) }), sortedKeys: true)

@@ -35,7 +35,7 @@ whose claim does not exist stays Pending (Unschedulable), as with a real schedul
 other volume type is refused (422).
 
 A PATCH of a pod takes application/merge-patch+json with metadata.labels only (null removes a
-label); a metadata.resourceVersion in the patch is a precondition (409 Conflict when the pod has
+label); a metadata.resourceVersion in the patch, or in a DELETE's preconditions, is a precondition (409 Conflict when the pod has
 changed since). --hold-patches N holds the first N patches until all have arrived (at most 60 s),
 so that clients racing for one pod meet for certain. Not supported: other resources, other patches, PUT of pods, logs, port-forward,
 SPDY and the base64 protocols, protobuf, initContainers, probes, CPU limits, seccomp profiles,
@@ -1019,6 +1019,11 @@ class KubeServer:
                 body = await request.json()
                 if isinstance(body, dict) and body.get("gracePeriodSeconds") is not None:
                     grace = body["gracePeriodSeconds"]
+                # DeleteOptions.preconditions, as the API server checks them.
+                wanted = (body.get("preconditions") or {}).get("resourceVersion") if isinstance(body, dict) else None
+                if wanted is not None and wanted != pod.obj["metadata"]["resourceVersion"]:
+                    raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on pods "{pod.name}": the object has been modified; '
+                                   "please apply your changes to the latest version and try again", {"name": pod.name, "kind": "pods"})
         log.info("deleting pod %s/%s", *pod.key)
         return web.json_response(await self.delete_pod(pod, None if grace is None else int(grace)))
 

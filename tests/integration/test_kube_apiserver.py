@@ -489,7 +489,13 @@ def test_label_patch_with_a_resource_version_precondition(kube, v1):
     with pytest.raises(ApiException) as error:
         v1.patch_namespaced_pod(name, NS, [{"op": "add", "path": "/metadata/labels/x", "value": "y"}])
     assert error.value.status == 415
-    v1.delete_namespaced_pod(name, NS)
+    # DeleteOptions.preconditions: a stale version is refused, the current one deletes.
+    stale = client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version=current.metadata.resource_version))
+    with pytest.raises(ApiException) as error:
+        v1.delete_namespaced_pod(name, NS, body=stale)
+    assert error.value.status == 409 and status_json(error.value)["reason"] == "Conflict"
+    latest = v1.read_namespaced_pod(name, NS).metadata.resource_version
+    v1.delete_namespaced_pod(name, NS, body=client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version=latest)))
 
 
 def test_exec_missing_command_fails_like_kubernetes(kube, v1):
