@@ -3,6 +3,7 @@ import BerthCore
 import BerthSSHKeys
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -63,6 +64,30 @@ import Testing
         }
     }
 
+    /// A connection that drops while a session runs: the layers hear of the disconnect only after
+    /// the session's `onClose` has returned, even when that takes a while (docs/architecture.md,
+    /// "Connection lifecycle").
+    @Test func sessionsCloseBeforeTheDisconnect() async throws {
+        try await withFrontEnd { port in
+            lifecycle.withLockedValue { $0 = [] }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/sshpass")
+            process.arguments = [
+                "-p", "secret", "ssh", "-p", "\(port)", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no", "-o", "LogLevel=ERROR", "alice@127.0.0.1", "hold",
+            ]
+            process.standardInput = Pipe()
+            process.standardOutput = Pipe()
+            process.standardError = Pipe()
+            try process.run()
+            while !lifecycle.withLockedValue({ $0.contains("hold") }) { try await Task.sleep(for: .milliseconds(10)) }
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            while !lifecycle.withLockedValue({ $0.contains("disconnect") }) { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(lifecycle.withLockedValue { $0 } == ["hold", "close", "disconnect"])
+        }
+    }
+
     private func withFrontEnd(graceSeconds: Int64 = 120, _ body: (Int) async throws -> Void) async throws {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
@@ -105,6 +130,9 @@ import Testing
     }
 }
 
+/// What the test layers saw, in order (sessionsCloseBeforeTheDisconnect).
+private let lifecycle = NIOLockedValueBox<[String]>([])
+
 private struct TestServer: ServerHandler {
     func onReady() async throws {}
     func onNetworkConnection(_ metadata: ConnectionMetadata) async throws -> any NetworkConnectionHandler { TestConnection() }
@@ -120,7 +148,7 @@ private struct TestConnection: NetworkConnectionHandler, SSHConnectionHandler {
     func onAuthKeyboardInteractive(_ metadata: ConnectionMetadata, conversation: any KeyboardInteractiveConversation) async -> AuthOutcome { .failure(reason: "none") }
     func onHandshakeFailed(_ metadata: ConnectionMetadata, reason: String) async {}
     func onHandshakeSuccess(_ metadata: ConnectionMetadata) async throws -> any SSHConnectionHandler { self }
-    func onDisconnect() async {}
+    func onDisconnect() async { lifecycle.withLockedValue { $0.append("disconnect") } }
     func onSessionChannel(_ channel: any SessionChannel) async throws -> any SessionChannelHandler { TestSession(channel: channel) }
     func onUnsupportedChannel(type: String) async {}
     func onUnsupportedGlobalRequest(type: String) async {}
@@ -139,6 +167,10 @@ private struct TestSession: SessionChannelHandler {
                 let connection = channel.connection
                 try? await channel.writeStdout(ByteBuffer(string: "\(connection.username) \(connection.clientVersion) \(connection.remoteAddress)\n"))
                 await channel.sendExitStatus(0)
+            } else if command == "hold" {
+                // Runs until the connection drops.
+                lifecycle.withLockedValue { $0.append("hold") }
+                return
             } else if command == "cat" {
                 for await chunk in channel.stdin { try? await channel.writeStdout(chunk) }
                 try? await channel.writeStdout(ByteBuffer(string: "END\n"))
@@ -156,5 +188,11 @@ private struct TestSession: SessionChannelHandler {
     func onWindowChange(requestID: UInt64, _ size: WindowSize) async throws {}
     func onSignal(requestID: UInt64, signal: String) async throws {}
     func onUnsupportedRequest(requestID: UInt64, type: String) async {}
-    func onClose() async {}
+
+    /// Takes a while, as a backend's clean-up can, so a disconnect that did not wait for it
+    /// would be seen first.
+    func onClose() async {
+        try? await Task.sleep(for: .milliseconds(300))
+        lifecycle.withLockedValue { $0.append("close") }
+    }
 }
