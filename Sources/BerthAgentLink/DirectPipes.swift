@@ -6,7 +6,6 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 

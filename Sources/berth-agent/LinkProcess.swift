@@ -325,11 +325,10 @@ final class LinkProcess: @unchecked Sendable {
                 return finished ? 0 : min(outputCredit, Self.readSize)
             }
             guard allowed > 0 else { break }
-            var count = read(fd, buffer.baseAddress! + AgentFrameHeader.size, allowed)
+            let count = read(fd, buffer.baseAddress! + AgentFrameHeader.size, allowed)
             if count < 0 && errno == EINTR { continue }
             // A terminal's master reports EIO once every holder of the terminal has closed it.
             guard count > 0 else { break }
-            count += Self.readMore(fd, into: buffer.baseAddress! + AgentFrameHeader.size + count, upTo: allowed - count)
             let stillOpen = monitor.locked { () -> Bool in
                 outputCredit -= count
                 return !finished
@@ -340,21 +339,6 @@ final class LinkProcess: @unchecked Sendable {
         closeDescriptor(fd)
         monitor.locked { openOutputs -= 1 }
         finishIfDone()
-    }
-
-    /// What the program wrote while the first read ran, without waiting: a program that writes
-    /// 4 KiB at a time (busybox) then costs one frame per batch rather than one per write. Stops
-    /// at EOF or an error, which the next read reports.
-    private static func readMore(_ fd: Int32, into base: UnsafeMutableRawPointer, upTo limit: Int) -> Int {
-        var total = 0
-        while total < limit {
-            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&ready, 1, 0) == 1, ready.revents & Int16(POLLIN) != 0 else { break }
-            let count = read(fd, base + total, limit - total)
-            guard count > 0 else { break }
-            total += count
-        }
-        return total
     }
 
     private func pumpInput() {

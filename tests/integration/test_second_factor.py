@@ -7,14 +7,13 @@ import json
 import os
 import struct
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import paramiko
 import pytest
 
 from conftest import SSH_OPTS, make_key
+from json_http import JSONHandler, serve
 from test_builtin_auth import sha512_crypt
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -129,7 +128,7 @@ print("%06d" % ((struct.unpack(">I", digest[start:start + 4])[0] & 0x7FFFFFFF) %
     assert no_code.returncode != 0 and no_code.stdout == b""
 
 
-class SecretWebhook(BaseHTTPRequestHandler):
+class SecretWebhook(JSONHandler):
     """Password `pw` for anyone; the reply carries the TOTP secret in metadata. Records bodies."""
 
     def do_POST(self):
@@ -140,23 +139,13 @@ class SecretWebhook(BaseHTTPRequestHandler):
         else:
             ok = base64.b64decode(body.get("passwordBase64", "")) == b"pw"
             reply = {"success": ok, "metadata": {"totpSecret": {"value": SECRET, "sensitive": True}, "team": {"value": "ops"}}}
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        self.reply(200, reply)
 
 
 @pytest.fixture
 def secret_webhook():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SecretWebhook)
-    server.daemon_threads = True
+    server, _ = serve(SecretWebhook)
     server.seen = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server
     server.shutdown()
     server.server_close()
