@@ -9,26 +9,23 @@ import BerthForwardProtocol
 /// A forwarding channel on the link: the forward-server protocol (docs/agent-protocol.md, "Forwarding") carried in `input`
 /// and `output` frames, served by the same code as the `forward-server` mode, on a thread of its
 /// own so that a slow socket only holds back this channel.
-final class LinkForward: @unchecked Sendable {
+final class LinkForward: FlowControlledChannel, @unchecked Sendable {
     static let inputWindow = 1 << 20
 
     let channel: UInt32
     private let link: LinkOutput
-    private let monitor = Monitor()
+    let monitor = Monitor()
+    let flow: ChannelFlow
     private let onFinished: (LinkForward) -> Void
     private var table: ForwardTable!
 
     // Guarded by `monitor`.
-    private var input: [[UInt8]] = []
-    private var inputOutstanding = 0
-    private var inputEOF = false
-    private var outputCredit: Int
-    private var finished = false
+    private(set) var finished = false
 
     init(channel: UInt32, link: LinkOutput, credit: UInt32, socketOwner: SocketOwner?, onFinished: @escaping (LinkForward) -> Void) {
         self.channel = channel
         self.link = link
-        self.outputCredit = Int(credit)
+        flow = ChannelFlow(monitor: monitor, inputWindow: Self.inputWindow, outputCredit: credit)
         self.onFinished = onFinished
         table = ForwardTable(
             // Weak: the table's threads may still report after this forward finished and went.
@@ -59,14 +56,10 @@ final class LinkForward: @unchecked Sendable {
     }
 
     private func nextInput() -> [UInt8]? {
-        let chunk = monitor.locked { () -> [UInt8]? in
-            while input.isEmpty && !inputEOF && !finished { monitor.wait() }
-            if finished || input.isEmpty { return nil }
-            return input.removeFirst()
-        }
+        let chunk = monitor.locked { flow.nextInput(unless: { finished }) }
         guard let chunk else { return nil }
         let open = monitor.locked { () -> Bool in
-            inputOutstanding -= chunk.count
+            flow.inputPassedOn(chunk.count)
             return !finished
         }
         if open { link.send(.window, channel, AgentCredit.encoded(UInt32(chunk.count))) }
@@ -76,37 +69,15 @@ final class LinkForward: @unchecked Sendable {
     /// Packets may overshoot the credit by one packet; the next waits until Berth catches up.
     private func sendOutput(_ bytes: [UInt8]) {
         let open = monitor.locked { () -> Bool in
-            while outputCredit <= 0 && !finished { monitor.wait() }
-            outputCredit -= bytes.count
-            return !finished
+            guard flow.awaitCredit(limit: .max, unless: { finished }) > 0 else { return false }
+            flow.outputCredit -= bytes.count
+            return true
         }
         if open { link.send(.output, channel, bytes) }
     }
 
-    func enqueue(_ bytes: [UInt8]) throws(LinkProcess.InputProblem) {
-        let accepted = monitor.locked { () -> Bool in
-            guard !finished, !inputEOF else { return true }
-            guard inputOutstanding + bytes.count <= Self.inputWindow + AgentFrameHeader.maximumPayload else { return false }
-            inputOutstanding += bytes.count
-            input.append(bytes)
-            monitor.broadcast()
-            return true
-        }
-        if !accepted { throw .windowExceeded }
-    }
-
-    func endOfInput() {
-        monitor.locked {
-            inputEOF = true
-            monitor.broadcast()
-        }
-    }
-
     func addCredit(_ bytes: UInt32) {
-        monitor.locked {
-            outputCredit += Int(bytes)
-            monitor.broadcast()
-        }
+        monitor.locked { flow.addCredit(bytes) }
     }
 
     /// Berth closed the channel: every connection and the listener end at once.

@@ -52,8 +52,7 @@ extension LinkProcess {
             onFinished = nil
             resumeState.attached = false
             // Input the old link sent and the program has not read yet is dropped with its credit.
-            input = []
-            inputOutstanding = 0
+            flow.dropInput()
             resumeState.generation += 1
             clock_gettime(CLOCK_MONOTONIC, &resumeState.detachedAt)
             monitor.broadcast()
@@ -72,7 +71,7 @@ extension LinkProcess {
             self.link = link
             self.channel = channel
             self.onFinished = onFinished
-            outputCredit = Int(attach.outputWindow)
+            flow.outputCredit = Int(attach.outputWindow)
             resumeState.unsent = min(resumeState.history.count, replayLimit)
             Self.resize(inputFD, attach.terminal)
             return true
@@ -121,12 +120,12 @@ extension LinkProcess {
             let allowed = monitor.locked { () -> Int in
                 // Attached, the next read waits for the pending bytes to go out (so the history
                 // never drops bytes the client has not had) and for credit.
-                while !finished && resumeState.attached && (outputCredit <= 0 || resumeState.unsent > 0) {
-                    if resumeState.unsent > 0 && outputCredit > 0 && !resumeState.sending { return -1 }
+                while !finished && resumeState.attached && (flow.outputCredit <= 0 || resumeState.unsent > 0) {
+                    if resumeState.unsent > 0 && flow.outputCredit > 0 && !resumeState.sending { return -1 }
                     monitor.wait()
                 }
                 if finished { return 0 }
-                return resumeState.attached ? min(outputCredit, Self.readSize) : Self.readSize
+                return resumeState.attached ? min(flow.outputCredit, Self.readSize) : Self.readSize
             }
             if allowed < 0 { continue }
             guard allowed > 0 else { break }
@@ -146,7 +145,7 @@ extension LinkProcess {
         while true {
             drainPending()
             let more = monitor.locked { () -> Bool in
-                while !finished && resumeState.attached && (resumeState.sending || (resumeState.unsent > 0 && outputCredit <= 0)) { monitor.wait() }
+                while !finished && resumeState.attached && (resumeState.sending || (resumeState.unsent > 0 && flow.outputCredit <= 0)) { monitor.wait() }
                 return !finished && resumeState.attached && resumeState.unsent > 0
             }
             if !more { break }
@@ -159,11 +158,11 @@ extension LinkProcess {
     func drainPending() {
         while true {
             let chunk = monitor.locked { () -> ([UInt8], LinkOutput, UInt32)? in
-                guard !resumeState.sending, !finished, resumeState.attached, let link, resumeState.unsent > 0, outputCredit > 0 else { return nil }
-                let count = min(resumeState.unsent, outputCredit, Self.readSize)
+                guard !resumeState.sending, !finished, resumeState.attached, let link, resumeState.unsent > 0, flow.outputCredit > 0 else { return nil }
+                let count = min(resumeState.unsent, flow.outputCredit, Self.readSize)
                 let start = resumeState.history.count - resumeState.unsent
                 resumeState.unsent -= count
-                outputCredit -= count
+                flow.outputCredit -= count
                 resumeState.sending = true
                 return (Array(resumeState.history[start..<(start + count)]), link, channel)
             }

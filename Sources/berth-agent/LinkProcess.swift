@@ -9,7 +9,7 @@ import BerthAgentProtocol
 /// and the credit that bounds them. Output is read only while Berth has granted credit, so a slow
 /// client stops the program's writes instead of growing memory; stdin is queued only up to the
 /// credit the agent granted Berth.
-final class LinkProcess: @unchecked Sendable {
+final class LinkProcess: FlowControlledChannel, @unchecked Sendable {
     static let inputWindow = 256 * 1024
     static let readSize = 64 * 1024
 
@@ -17,6 +17,7 @@ final class LinkProcess: @unchecked Sendable {
     let tty: Bool
     let inputFD: Int32
     let monitor = Monitor()
+    let flow: ChannelFlow
     /// Set for a terminal program of a `resumable` link: it outlives its link
     /// (LinkProcess+Resume.swift).
     let resume: AgentResumable?
@@ -27,11 +28,6 @@ final class LinkProcess: @unchecked Sendable {
     var channel: UInt32
     var link: LinkOutput?
     var onFinished: ((LinkProcess) -> Void)?
-    var input: [[UInt8]] = []
-    /// Input bytes received and not yet credited back.
-    var inputOutstanding = 0
-    private var inputEOF = false
-    var outputCredit: Int
     var openOutputs: Int
     var status: Int32?
     var finished = false
@@ -47,7 +43,7 @@ final class LinkProcess: @unchecked Sendable {
         self.link = link
         self.inputFD = inputFD
         self.openOutputs = outputs
-        self.outputCredit = Int(credit)
+        flow = ChannelFlow(monitor: monitor, inputWindow: Self.inputWindow, outputCredit: credit)
         self.resume = resume
         self.command = command
         self.onFinished = onFinished
@@ -236,32 +232,8 @@ final class LinkProcess: @unchecked Sendable {
 
     // MARK: Frames from Berth (the link reader thread)
 
-    enum InputProblem: Error { case windowExceeded }
-
-    func enqueue(_ bytes: [UInt8]) throws(InputProblem) {
-        let accepted = monitor.locked { () -> Bool in
-            guard !finished, !inputEOF else { return true }
-            guard inputOutstanding + bytes.count <= Self.inputWindow + AgentFrameHeader.maximumPayload else { return false }
-            inputOutstanding += bytes.count
-            input.append(bytes)
-            monitor.broadcast()
-            return true
-        }
-        if !accepted { throw .windowExceeded }
-    }
-
-    func endOfInput() {
-        monitor.locked {
-            inputEOF = true
-            monitor.broadcast()
-        }
-    }
-
     func addCredit(_ bytes: UInt32) {
-        monitor.locked {
-            outputCredit += Int(bytes)
-            monitor.broadcast()
-        }
+        monitor.locked { flow.addCredit(bytes) }
         // The output thread may be blocked reading the terminal while bytes wait for this credit.
         if resume != nil { drainPending() }
     }
@@ -320,17 +292,14 @@ final class LinkProcess: @unchecked Sendable {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
         defer { buffer.deallocate() }
         while true {
-            let allowed = monitor.locked { () -> Int in
-                while outputCredit <= 0 && !finished { monitor.wait() }
-                return finished ? 0 : min(outputCredit, Self.readSize)
-            }
+            let allowed = monitor.locked { flow.awaitCredit(limit: Self.readSize, unless: { finished }) }
             guard allowed > 0 else { break }
             let count = read(fd, buffer.baseAddress! + AgentFrameHeader.size, allowed)
             if count < 0 && errno == EINTR { continue }
             // A terminal's master reports EIO once every holder of the terminal has closed it.
             guard count > 0 else { break }
             let stillOpen = monitor.locked { () -> Bool in
-                outputCredit -= count
+                flow.outputCredit -= count
                 return !finished
             }
             guard stillOpen, let (link, channel) = target else { break }
@@ -344,17 +313,13 @@ final class LinkProcess: @unchecked Sendable {
     private func pumpInput() {
         var broken = false
         while true {
-            let chunk = monitor.locked { () -> [UInt8]? in
-                while input.isEmpty && !inputEOF && !finished { monitor.wait() }
-                if finished || input.isEmpty { return nil }
-                return input.removeFirst()
-            }
+            let chunk = monitor.locked { flow.nextInput(unless: { finished }) }
             guard let chunk else { break }
             // A program that stopped reading (closed stdin) drops the rest; the credit still
             // goes back so Berth's side never stalls.
             if !broken && !writeAll(inputFD, chunk) { broken = true }
             let stillOpen = monitor.locked { () -> Bool in
-                inputOutstanding -= chunk.count
+                flow.inputPassedOn(chunk.count)
                 return !finished
             }
             if stillOpen, let (link, channel) = target { link.send(.window, channel, AgentCredit.encoded(UInt32(chunk.count))) }
