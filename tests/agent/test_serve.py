@@ -81,6 +81,21 @@ def test_output_stops_at_the_credit_until_more_is_granted(served):
     assert received + len(out) == 300000 and status == ("status", 0)
 
 
+def test_fast_output_on_both_pipes_arrives_whole_and_in_order(served):
+    """A program that fills both pipes faster than the link takes them: two pump threads share
+    the link, with full reads and credit running out. Every byte arrives, in order, on its own
+    stream."""
+    link = served()
+    size = 8 << 20
+    script = (f"yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c {size} & "
+              f"yes ZYXWVUTSRQPONMLKJIHGFEDCBA | head -c {size} >&2; wait")
+    link.start(1, [SH, "-c", script])
+    out, err, status = link.collect(1, timeout=120)
+    assert status == ("status", 0)
+    assert len(out) == size and out == (b"0123456789abcdefghijklmnopqrstuvwxyz\n" * (size // 37 + 1))[:size]
+    assert len(err) == size and err == (b"ZYXWVUTSRQPONMLKJIHGFEDCBA\n" * (size // 27 + 1))[:size]
+
+
 def test_program_that_closes_stdout_early_still_reports_stderr_and_exit(served):
     link = served()
     link.start(1, [SH, "-c", "echo first; exec >&-; echo after-close >&2; exit 4"])
