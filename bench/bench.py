@@ -766,12 +766,6 @@ class Bench:
                 started.append(subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "499", "-g", "-p", str(pid),
                                                  "-o", str(out / f"{name}-{direction}.data")],
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        if engine:
-            # The whole machine too: the guest agent, the program and the client are not children
-            # of Berth, and on 2 cores their share decides the rate.
-            started.append(subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "499", "-g", "-a",
-                                             "-o", str(out / f"all-{direction}.data")],
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         time.sleep(0.5)
         return started
 
@@ -795,6 +789,7 @@ class Bench:
             masters = self.open_masters([make_args(i) for i in range(n)])
             commands = [" ".join(map(sh_quote, self.mux_args(sock))) + f" {sh_quote(out_program(size))} | wc -c"
                         for _, sock in masters]
+            perf = self.start_perf(berth_pid, "streams", engine=False) if berth_pid else []
             meter = CPUMeter(berth_pid)
             started = time.perf_counter()
             children = [subprocess.Popen(["bash", "-o", "pipefail", "-c", c], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -807,6 +802,7 @@ class Bench:
                     log(f"stream failed: {err[-300:]}")
             rate = n * size / MiB / (time.perf_counter() - started)
             cpu = meter.used()
+            self.stop_perf(perf)
             self.close_masters(masters)
             return rate, errors, cpu
 
