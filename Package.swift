@@ -282,6 +282,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]),
         .testTarget(name: "BerthKubernetesTests", dependencies: ["BerthKubernetes", "BerthConfig", "BerthCore"]),
+        .testTarget(
+            name: "BerthCoreTests",
+            dependencies: [
+                "BerthCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]),
         .testTarget(name: "BerthCBORTests", dependencies: ["BerthCBOR"]),
         .testTarget(
             name: "BerthForwardingTests",

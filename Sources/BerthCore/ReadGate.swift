@@ -45,22 +45,3 @@ public func withDeadline<T: Sendable>(
         return try await group.next()!
     }
 }
-
-/// A handler whose reads are held back by a `ReadGate`, told when its consumer wants more.
-public protocol ConsumerDemandTarget: AnyObject {
-    func resume()
-    func consumerGone()
-}
-
-/// The delegate of an async sequence producer fed by a channel handler: forwards the
-/// consumer's demand to the handler on its event loop.
-public final class ConsumerDemand<Target: ConsumerDemandTarget>: NIOAsyncSequenceProducerDelegate, @unchecked Sendable {
-    private let eventLoop: EventLoop
-    /// Set once, on the event loop, right after the handler is made.
-    public var target: Target?
-
-    public init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
-
-    public func produceMore() { eventLoop.execute { self.target?.resume() } }
-    public func didTerminate() { eventLoop.execute { self.target?.consumerGone() } }
-}

@@ -259,7 +259,8 @@ public final class DockerClient: Sendable {
         let channel = try await endpoint.connect(group: group, timeout: timeout)
         let promise = channel.eventLoop.makePromise(of: DockerUpgradeResponseParser.Outcome.self)
         let output = try await channel.eventLoop.submit {
-            let (handler, output) = DockerRawStreamHandler.make(eventLoop: channel.eventLoop, tty: tty)
+            let (feed, output) = EngineOutputFeed<DockerOutput>.make(eventLoop: channel.eventLoop)
+            let handler = DockerRawStreamHandler(feed: feed, tty: tty)
             try channel.pipeline.syncOperations.addHandler(DockerUpgradeResponseParser(promise: promise, streamHandler: handler))
             return output
         }.get()

@@ -66,52 +66,25 @@ public final class DockerRawStream: Sendable {
     }
 }
 
-/// Async sequence over the output of one stream; ends when the engine closes it.
-public struct DockerOutputSequence: AsyncSequence, Sendable {
-    public typealias Element = DockerOutput
-    typealias Producer = NIOThrowingAsyncSequenceProducer<
-        DockerOutput, Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, ConsumerDemand<DockerRawStreamHandler>
-    >
+/// The output of one stream; ends when the engine closes it.
+public typealias DockerOutputSequence = EngineOutputSequence<DockerOutput>
 
-    let base: Producer
-
-    public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: Producer.AsyncIterator
-        public mutating func next() async throws -> DockerOutput? { try await base.next() }
-    }
-
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator()) }
-}
-
-/// Pipeline end of a raw stream: demultiplexes, applies backpressure by holding reads while the
-/// consumer is behind, and finishes the sequence at EOF.
-final class DockerRawStreamHandler: ChannelDuplexHandler, ConsumerDemandTarget {
+/// Pipeline end of a raw stream: demultiplexes and hands the output to its feed, which holds
+/// reads back while the consumer is behind and finishes the sequence at EOF.
+final class DockerRawStreamHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let source: DockerOutputSequence.Producer.Source
+    private let feed: EngineOutputFeed<DockerOutput>
     private var demux: DockerStreamDemultiplexer?
-    private var context: ChannelHandlerContext?
-    private var gate = ReadGate()
-    private var finished = false
 
-    static func make(eventLoop: EventLoop, tty: Bool) -> (DockerRawStreamHandler, DockerOutputSequence) {
-        let delegate = ConsumerDemand<DockerRawStreamHandler>(eventLoop: eventLoop)
-        let result = DockerOutputSequence.Producer.makeSequence(
-            elementType: DockerOutput.self, failureType: Error.self,
-            backPressureStrategy: .init(lowWatermark: 4, highWatermark: 16), finishOnDeinit: false, delegate: delegate)
-        let handler = DockerRawStreamHandler(source: result.source, tty: tty)
-        delegate.target = handler
-        return (handler, DockerOutputSequence(base: result.sequence))
-    }
-
-    private init(source: DockerOutputSequence.Producer.Source, tty: Bool) {
-        self.source = source
+    init(feed: EngineOutputFeed<DockerOutput>, tty: Bool) {
+        self.feed = feed
         self.demux = tty ? nil : DockerStreamDemultiplexer()
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) { feed.handlerAdded(context: context) }
 
     /// Output of the reads of one read burst, handed to the consumer together at read-complete
     /// (one wake-up of the consumer per burst instead of one per read).
@@ -133,7 +106,7 @@ final class DockerRawStreamHandler: ChannelDuplexHandler, ConsumerDemandTarget {
     }
 
     private func collect(_ buffer: ByteBuffer) {
-        guard !finished else { return }
+        guard !feed.isFinished else { return }
         if var demux {
             do {
                 for (stream, payload) in try demux.feed(buffer) {
@@ -145,8 +118,8 @@ final class DockerRawStreamHandler: ChannelDuplexHandler, ConsumerDemandTarget {
                 }
                 self.demux = demux
             } catch {
-                finish(DockerError("DOCKER_PROTOCOL_ERROR", "\(error)"))
-                context?.close(promise: nil)
+                flush()
+                feed.fail(DockerError("DOCKER_PROTOCOL_ERROR", "\(error)"))
                 return
             }
         } else {
@@ -158,8 +131,7 @@ final class DockerRawStreamHandler: ChannelDuplexHandler, ConsumerDemandTarget {
         guard !batch.isEmpty else { return }
         let pieces = Self.coalesced(batch)
         batch.removeAll(keepingCapacity: true)
-        guard !finished else { return }
-        if case .stopProducing = source.yield(contentsOf: pieces) { gate.pause() }
+        feed.yield(contentsOf: pieces)
     }
 
     /// Joins neighbouring pieces of the same stream. The engine frames output in the program's
@@ -192,40 +164,28 @@ final class DockerRawStreamHandler: ChannelDuplexHandler, ConsumerDemandTarget {
         return result
     }
 
-    func read(context: ChannelHandlerContext) {
-        if gate.shouldRead() { context.read() }
-    }
-
-    func resume() {
-        if gate.resume() { context?.read() }
-    }
-
-    func consumerGone() {
-        finished = true
-        context?.close(promise: nil)
-    }
+    func read(context: ChannelHandlerContext) { feed.read(context: context) }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
-            finish(nil)
+            finish()
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        finish(nil)
+        finish()
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        finish(DockerError("DOCKER_PROTOCOL_ERROR", "stream error: \(error)"))
-        context.close(promise: nil)
+        flush()
+        feed.fail(DockerError("DOCKER_PROTOCOL_ERROR", "stream error: \(error)"))
     }
 
-    private func finish(_ error: Error?) {
-        guard !finished else { return }
+    /// What was read before the end goes out first.
+    private func finish() {
         flush()
-        finished = true
-        if let error { source.finish(error) } else { source.finish() }
+        feed.finish()
     }
 }

@@ -50,7 +50,8 @@ final class KubernetesStream: Sendable {
                         let version = negotiated.hasPrefix("v5.") ? 5 : 4
                         // The refusal catcher sits where the WebSocket bytes will flow now.
                         return channel.pipeline.syncOperations.removeHandler(name: UpgradeRefusalCatcher.name).flatMapThrowing {
-                            let (handler, output) = KubernetesFrameHandler.make(eventLoop: channel.eventLoop)
+                            let (feed, output) = EngineOutputFeed<KubernetesOutput>.make(eventLoop: channel.eventLoop)
+                            let handler = KubernetesFrameHandler(feed: feed)
                             try channel.pipeline.syncOperations.addHandler(
                                 NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024, maxAccumulatedFrameSize: 8 << 20))
                             try channel.pipeline.syncOperations.addHandler(handler)
@@ -138,53 +139,26 @@ private final class UpgradeRefusalCatcher: ChannelInboundHandler, RemovableChann
     }
 }
 
-struct KubernetesOutputSequence: AsyncSequence, Sendable {
-    typealias Element = KubernetesOutput
-    typealias Producer = NIOThrowingAsyncSequenceProducer<
-        KubernetesOutput, Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, ConsumerDemand<KubernetesFrameHandler>
-    >
+typealias KubernetesOutputSequence = EngineOutputSequence<KubernetesOutput>
 
-    let base: Producer
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var base: Producer.AsyncIterator
-        mutating func next() async throws -> KubernetesOutput? { try await base.next() }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator()) }
-}
-
-/// Splits incoming messages by channel, answers pings, ends the sequence on close.
-final class KubernetesFrameHandler: ChannelDuplexHandler, ConsumerDemandTarget {
+/// Splits incoming messages by channel into its feed, answers pings, ends the feed on close.
+final class KubernetesFrameHandler: ChannelDuplexHandler {
     typealias InboundIn = WebSocketFrame
     typealias OutboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
-    private let source: KubernetesOutputSequence.Producer.Source
-    private var context: ChannelHandlerContext?
-    private var gate = ReadGate()
-    private var finished = false
+    private let feed: EngineOutputFeed<KubernetesOutput>
 
-    static func make(eventLoop: EventLoop) -> (KubernetesFrameHandler, KubernetesOutputSequence) {
-        let delegate = ConsumerDemand<KubernetesFrameHandler>(eventLoop: eventLoop)
-        let result = KubernetesOutputSequence.Producer.makeSequence(
-            elementType: KubernetesOutput.self, failureType: Error.self,
-            backPressureStrategy: .init(lowWatermark: 4, highWatermark: 16), finishOnDeinit: false, delegate: delegate)
-        let handler = KubernetesFrameHandler(source: result.source)
-        delegate.target = handler
-        return (handler, KubernetesOutputSequence(base: result.sequence))
-    }
+    init(feed: EngineOutputFeed<KubernetesOutput>) { self.feed = feed }
 
-    private init(source: KubernetesOutputSequence.Producer.Source) { self.source = source }
-
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) { feed.handlerAdded(context: context) }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .binary, .text:
             var payload = frame.unmaskedData
-            guard let number = payload.readInteger(as: UInt8.self), !finished else { return }
+            guard let number = payload.readInteger(as: UInt8.self), !feed.isFinished else { return }
             let item: KubernetesOutput
             switch number {
             case 1: item = .stdout(payload)
@@ -193,12 +167,12 @@ final class KubernetesFrameHandler: ChannelDuplexHandler, ConsumerDemandTarget {
             default: return
             }
             if payload.readableBytes == 0, number != 3 { return }
-            if case .stopProducing = source.yield(item) { gate.pause() }
+            feed.yield(item)
         case .ping:
             let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)
             context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
         case .connectionClose:
-            finish(nil)
+            feed.finish()
             var reply = context.channel.allocator.buffer(capacity: 2)
             reply.write(webSocketErrorCode: .normalClosure)
             let channel = context.channel
@@ -210,33 +184,15 @@ final class KubernetesFrameHandler: ChannelDuplexHandler, ConsumerDemandTarget {
         }
     }
 
-    func read(context: ChannelHandlerContext) {
-        if gate.shouldRead() { context.read() }
-    }
-
-    func resume() {
-        if gate.resume() { context?.read() }
-    }
-
-    func consumerGone() {
-        finished = true
-        context?.close(promise: nil)
-    }
+    func read(context: ChannelHandlerContext) { feed.read(context: context) }
 
     func channelInactive(context: ChannelHandlerContext) {
-        finish(nil)
+        feed.finish()
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        finish(KubernetesError("KUBERNETES_STREAM_FAILED", "stream error: \(error)"))
-        context.close(promise: nil)
-    }
-
-    private func finish(_ error: Error?) {
-        guard !finished else { return }
-        finished = true
-        if let error { source.finish(error) } else { source.finish() }
+        feed.fail(KubernetesError("KUBERNETES_STREAM_FAILED", "stream error: \(error)"))
     }
 }
 
