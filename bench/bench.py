@@ -613,7 +613,7 @@ class Bench:
 
     def bench_raw(self):
         """Berth's SSH engine alone (test backend `echo`: `source N` writes N zero bytes, `sink`
-        counts stdin) against OpenSSH sshd running `head -c N /dev/zero` / `cat > /dev/null`, per
+        counts stdin) against OpenSSH sshd running `dd if=/dev/zero bs=4096` / `cat > /dev/null`, per
         cipher, both over a connection opened before the clock. CPU: the Berth process vs sshd's
         processes (not the commands sshd runs, nor either client)."""
         size = 256 * MiB if self.quick else GiB
@@ -783,13 +783,13 @@ class Bench:
         proc, port = self.berth_throughput_proc, self.berth_throughput_port
         log(f"{n} concurrent streams of {size // MiB} MiB")
 
-        def run_parallel(make_args, berth_pid=None):
+        def run_parallel(make_args, berth_pid=None, profile=False):
             """Opens n connections first (ControlMaster, one TCP connection each, so Berth's
             containers are up before the clock starts), then streams through all at once."""
             masters = self.open_masters([make_args(i) for i in range(n)])
             commands = [" ".join(map(sh_quote, self.mux_args(sock))) + f" {sh_quote(out_program(size))} | wc -c"
                         for _, sock in masters]
-            perf = self.start_perf(berth_pid, "streams", engine=False) if berth_pid else []
+            perf = self.start_perf(berth_pid, "streams", engine=False) if berth_pid and profile else []
             meter = CPUMeter(berth_pid)
             started = time.perf_counter()
             children = [subprocess.Popen(["bash", "-o", "pipefail", "-c", c], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -810,11 +810,11 @@ class Bench:
         plain, docker_exec, berth = [], [], []
         plain_cpu, berth_cpus = [], []
         errs = {"plain": 0, "exec": 0, "berth": 0}
-        for _ in range(reps):
+        for rep in range(reps):
             rate, e, cpu = run_parallel(lambda i: self.sshd_ssh("plain")); plain.append(rate); errs["plain"] += e
             plain_cpu.append(cpu["sshd"])
             rate, e, _ = run_parallel(lambda i: self.sshd_ssh("exec")); docker_exec.append(rate); errs["exec"] += e
-            rate, e, berth_cpu = run_parallel(lambda i: self.berth_ssh(port), proc.pid); berth.append(rate); errs["berth"] += e
+            rate, e, berth_cpu = run_parallel(lambda i: self.berth_ssh(port), proc.pid, profile=rep == 0); berth.append(rate); errs["berth"] += e
             berth_cpus.append(berth_cpu)
             self.wait_no_berth_containers()
         link = self.link_kinds(proc)

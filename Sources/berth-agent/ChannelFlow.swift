@@ -11,6 +11,9 @@ final class ChannelFlow: @unchecked Sendable {
     /// Input bytes received and not yet credited back.
     private var inputOutstanding = 0
     private var inputEOF = false
+    /// How often queued input was dropped (`dropInput`): a chunk taken before a drop belongs to a
+    /// link that is gone, and its credit must not go to the next one.
+    private var drops = 0
     var outputCredit: Int
 
     init(monitor: Monitor, inputWindow: Int, outputCredit: UInt32) {
@@ -40,20 +43,27 @@ final class ChannelFlow: @unchecked Sendable {
         monitor.broadcast()
     }
 
-    /// The next stdin chunk, once there is one; nil at EOF or once `finished` holds.
-    func nextInput(unless finished: () -> Bool) -> [UInt8]? {
+    /// The next stdin chunk, once there is one, with the drop count to hand back to
+    /// `inputPassedOn`; nil at EOF or once `finished` holds.
+    func nextInput(unless finished: () -> Bool) -> (bytes: [UInt8], drops: Int)? {
         while input.isEmpty && !inputEOF && !finished() { monitor.wait() }
         if finished() || input.isEmpty { return nil }
-        return input.removeFirst()
+        return (input.removeFirst(), drops)
     }
 
-    /// A chunk from `nextInput` was passed on; its bytes are credited back to Berth.
-    func inputPassedOn(_ count: Int) { inputOutstanding -= count }
+    /// A chunk from `nextInput` was passed on: true when its bytes are to be credited back to
+    /// Berth, false when the input it came with was dropped meanwhile.
+    func inputPassedOn(_ count: Int, drops: Int) -> Bool {
+        guard drops == self.drops else { return false }
+        inputOutstanding -= count
+        return true
+    }
 
     /// Input the program has not read yet goes, and its credit with it (a detached program).
     func dropInput() {
         input = []
         inputOutstanding = 0
+        drops += 1
     }
 
     /// How many output bytes may go out now (at most `limit`), after waiting for credit; 0 once

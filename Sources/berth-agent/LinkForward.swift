@@ -56,12 +56,9 @@ final class LinkForward: FlowControlledChannel, @unchecked Sendable {
     }
 
     private func nextInput() -> [UInt8]? {
-        let chunk = monitor.locked { flow.nextInput(unless: { finished }) }
-        guard let chunk else { return nil }
-        let open = monitor.locked { () -> Bool in
-            flow.inputPassedOn(chunk.count)
-            return !finished
-        }
+        let taken = monitor.locked { flow.nextInput(unless: { finished }) }
+        guard let (chunk, drops) = taken else { return nil }
+        let open = monitor.locked { flow.inputPassedOn(chunk.count, drops: drops) && !finished }
         if open { link.send(.window, channel, AgentCredit.encoded(UInt32(chunk.count))) }
         return chunk
     }

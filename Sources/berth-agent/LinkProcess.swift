@@ -313,16 +313,17 @@ final class LinkProcess: FlowControlledChannel, @unchecked Sendable {
     private func pumpInput() {
         var broken = false
         while true {
-            let chunk = monitor.locked { flow.nextInput(unless: { finished }) }
-            guard let chunk else { break }
+            let taken = monitor.locked { flow.nextInput(unless: { finished }) }
+            guard let (chunk, drops) = taken else { break }
             // A program that stopped reading (closed stdin) drops the rest; the credit still
-            // goes back so Berth's side never stalls.
+            // goes back so Berth's side never stalls. Not to a link that came after a detach:
+            // the chunk was the old link's.
             if !broken && !writeAll(inputFD, chunk) { broken = true }
-            let stillOpen = monitor.locked { () -> Bool in
-                flow.inputPassedOn(chunk.count)
-                return !finished
+            let creditTo = monitor.locked { () -> (LinkOutput, UInt32)? in
+                guard flow.inputPassedOn(chunk.count, drops: drops), !finished else { return nil }
+                return link.map { ($0, channel) }
             }
-            if stillOpen, let (link, channel) = target { link.send(.window, channel, AgentCredit.encoded(UInt32(chunk.count))) }
+            if let (link, channel) = creditTo { link.send(.window, channel, AgentCredit.encoded(UInt32(chunk.count))) }
         }
         // A terminal has no EOF to pass on; its master closes when the channel ends.
         let ended = monitor.locked { finished }
