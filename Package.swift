@@ -280,6 +280,7 @@ let package = Package(
                 "BerthDocker", "BerthCore", "BerthConfig",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
         .testTarget(name: "BerthKubernetesTests", dependencies: ["BerthKubernetes", "BerthConfig", "BerthCore"]),
         .testTarget(

@@ -35,6 +35,10 @@ public final class EngineOutputFeed<Element: Sendable> {
     /// consumer goes away are issued through it.
     public func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
+    /// From the handler's `handlerRemoved(context:)`: the context holds the handler, which holds
+    /// this feed, so keeping it would keep all three alive after the channel is gone.
+    public func handlerRemoved() { context = nil }
+
     /// From the handler's `read(context:)`.
     public func read(context: ChannelHandlerContext) {
         if gate.shouldRead() { context.read() }

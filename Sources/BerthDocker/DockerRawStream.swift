@@ -86,6 +86,8 @@ final class DockerRawStreamHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) { feed.handlerAdded(context: context) }
 
+    func handlerRemoved(context: ChannelHandlerContext) { feed.handlerRemoved() }
+
     /// Output of the reads of one read burst, handed to the consumer together at read-complete
     /// (one wake-up of the consumer per burst instead of one per read).
     private var batch: [DockerOutput] = []

@@ -153,6 +153,8 @@ final class KubernetesFrameHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) { feed.handlerAdded(context: context) }
 
+    func handlerRemoved(context: ChannelHandlerContext) { feed.handlerRemoved() }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         switch frame.opcode {

@@ -13,6 +13,7 @@ private final class FeedingHandler: ChannelDuplexHandler {
     init(feed: EngineOutputFeed<ByteBuffer>) { self.feed = feed }
 
     func handlerAdded(context: ChannelHandlerContext) { feed.handlerAdded(context: context) }
+    func handlerRemoved(context: ChannelHandlerContext) { feed.handlerRemoved() }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) { feed.yield(unwrapInboundIn(data)) }
     func read(context: ChannelHandlerContext) { feed.read(context: context) }
     func errorCaught(context: ChannelHandlerContext, error: Error) { feed.fail(error) }
@@ -35,6 +36,10 @@ private final class ReadCounter: ChannelOutboundHandler, Sendable {
 }
 
 private struct Boom: Error {}
+
+private final class WeakFeed: @unchecked Sendable {
+    weak var feed: EngineOutputFeed<ByteBuffer>?
+}
 
 /// The async variant of EmbeddedChannel: the consumer runs on the test's task, and the feed's
 /// demand comes back to the channel's loop from there.
@@ -118,6 +123,29 @@ private struct FeedFixture {
         await #expect(throws: Boom.self) { _ = try await iterator.next() }
         await fixture.settle()
         #expect(!fixture.channel.isActive)
+    }
+
+    /// The feed holds its handler's context, which holds the handler, which holds the feed: the
+    /// handler's removal must break that, or every engine stream would stay in memory for good.
+    @Test func theFeedGoesWithItsChannel() async throws {
+        let channel = NIOAsyncTestingChannel()
+        let weak = WeakFeed()
+        do {
+            let output = try await channel.testingEventLoop.executeInContext {
+                let (feed, output) = EngineOutputFeed<ByteBuffer>.make(eventLoop: channel.eventLoop)
+                weak.feed = feed
+                try channel.pipeline.syncOperations.addHandler(FeedingHandler(feed: feed))
+                return output
+            }
+            try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 22))
+            try await channel.writeInbound(ByteBuffer(integer: UInt8(1)))
+            var iterator = output.makeAsyncIterator()
+            #expect(try await iterator.next() != nil)
+            try await channel.close()
+            #expect(try await iterator.next() == nil)
+        }
+        await channel.testingEventLoop.run()
+        #expect(weak.feed == nil)
     }
 
     @Test func consumerGoingAwayClosesTheConnection() async throws {

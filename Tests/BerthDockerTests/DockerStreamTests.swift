@@ -1,4 +1,5 @@
 import NIOCore
+import NIOEmbedded
 import Testing
 @testable import BerthDocker
 import BerthCore
@@ -106,5 +107,58 @@ import BerthCore
         #expect(ShellWords.argv(for: "./run.sh --x") == ["./run.sh", "--x"])
         #expect(ShellWords.argv(for: "echo $HOME | wc") == ["/bin/sh", "-c", "echo $HOME | wc"])
         #expect(ShellWords.argv(for: "/bin/echo 'open") == ["/bin/sh", "-c", "/bin/echo 'open"])
+    }
+}
+
+/// The raw-stream handler on NIO's async test channel: what one read burst brings is handed on
+/// joined per stream run at read-complete, and what was read before the engine closed the stream
+/// goes out before the end.
+@Suite struct DockerRawStreamHandlerTests {
+    private func frame(_ stream: UInt8, _ payload: String) -> ByteBuffer {
+        let bytes = Array(payload.utf8)
+        let length = UInt32(bytes.count)
+        return ByteBuffer(bytes: [stream, 0, 0, 0, UInt8(length >> 24), UInt8((length >> 16) & 0xFF), UInt8((length >> 8) & 0xFF), UInt8(length & 0xFF)] + bytes)
+    }
+
+    private func start(_ channel: NIOAsyncTestingChannel) async throws -> DockerOutputSequence {
+        let output = try await channel.testingEventLoop.executeInContext {
+            let (feed, output) = EngineOutputFeed<DockerOutput>.make(eventLoop: channel.eventLoop)
+            try channel.pipeline.syncOperations.addHandler(DockerRawStreamHandler(feed: feed, tty: false))
+            return output
+        }
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 2375))
+        return output
+    }
+
+    private func pieces(_ output: DockerOutputSequence) async throws -> [String] {
+        var got: [String] = []
+        for try await piece in output { got.append((piece.isStdout ? "out:" : "err:") + String(buffer: piece.bytes)) }
+        return got
+    }
+
+    @Test func aBurstIsJoinedPerStreamAndFlushedBeforeTheEnd() async throws {
+        let channel = NIOAsyncTestingChannel()
+        let output = try await start(channel)
+        let frames = [frame(1, "ab"), frame(1, "cd"), frame(2, "e"), frame(1, "f")]
+        try await channel.testingEventLoop.executeInContext {
+            for bytes in frames { channel.pipeline.fireChannelRead(NIOAny(bytes)) }
+        }
+        try await channel.close()
+        #expect(try await pieces(output) == ["out:abcd", "err:e", "out:f"])
+    }
+
+    @Test func aBrokenFrameEndsTheOutputWithAProtocolErrorAfterWhatCameBefore() async throws {
+        let channel = NIOAsyncTestingChannel()
+        let output = try await start(channel)
+        let broken = ByteBuffer(bytes: [7, 0, 0, 0, 0, 0, 0, 1, 0x41])
+        let good = frame(1, "ok")
+        try await channel.testingEventLoop.executeInContext {
+            channel.pipeline.fireChannelRead(NIOAny(good))
+            channel.pipeline.fireChannelRead(NIOAny(broken))
+        }
+        var iterator = output.makeAsyncIterator()
+        let first = try await iterator.next()
+        #expect(first.map { String(buffer: $0.bytes) } == "ok")
+        await #expect { _ = try await iterator.next() } throws: { ($0 as? DockerError)?.code == "DOCKER_PROTOCOL_ERROR" }
     }
 }
