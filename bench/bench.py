@@ -64,6 +64,15 @@ def rss_kib(pid):
     return 0
 
 
+def machine_seconds():
+    """Busy and idle CPU seconds of the whole machine so far, from /proc/stat: whether a
+    parallel run saturated the cores, and what all the processes together spent."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    busy = sum(fields[:8]) - idle
+    return {0: busy / CLK_TCK}, {0: idle / CLK_TCK}
+
+
 def cpu_seconds(pid):
     """utime + stime of one process, in seconds (0 when it is gone)."""
     try:
@@ -140,8 +149,10 @@ class CPUMeter:
     processes over a measured span. Processes that start and end inside the span are missed, so
     every transfer measured with it runs over a connection opened before (ControlMaster)."""
 
-    def __init__(self, berth_pid=None, engine=True):
+    def __init__(self, berth_pid=None, engine=True, clients=()):
         self.groups = {"berth": [berth_pid] if berth_pid else []}
+        if clients:
+            self.groups["clients"] = list(clients)
         self.engine = engine
         if engine:
             self.groups["dockerd"] = [DOCKERD_PID] if DOCKERD_PID else pids_named("dockerd")
@@ -151,7 +162,9 @@ class CPUMeter:
         groups = dict(self.groups, sshd=sshd_pids())
         if self.engine:
             groups.update({"containerd+shims": engine_pids(), "agent": agent_pids()})
-        return {k: {p: cpu_seconds(p) for p in v} for k, v in groups.items()}
+        result = {k: {p: cpu_seconds(p) for p in v} for k, v in groups.items()}
+        result["machine busy"], result["machine idle"] = machine_seconds()
+        return result
 
     def used(self):
         end = self.read()
@@ -761,6 +774,8 @@ class Bench:
         targets = [("berth", berth_pid)] if berth_pid else [("sshd", ",".join(map(str, sshd_pids())))]
         if engine:
             targets.append(("dockerd", DOCKERD_PID))
+        elif berth_pid and agent_pids():
+            targets.append(("agents", ",".join(map(str, agent_pids()))))
         for name, pid in targets:
             if pid:
                 started.append(subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "499", "-g", "-p", str(pid),
@@ -787,10 +802,19 @@ class Bench:
             """Opens n connections first (ControlMaster, one TCP connection each, so Berth's
             containers are up before the clock starts), then streams through all at once."""
             masters = self.open_masters([make_args(i) for i in range(n)])
+            # A first command through every connection before the clock starts, as the single
+            # stream does: a login answered does not mean Berth's container is up, and until
+            # 2026-12-05 up to 20 container starts fell inside this measurement.
+            warmups = [subprocess.Popen([*self.mux_args(sock), "true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE) for _, sock in masters]
+            for warmup in warmups:
+                _, err = warmup.communicate(timeout=600)
+                if warmup.returncode != 0:
+                    raise RuntimeError(f"first command on a connection failed: {err[-300:]!r}")
             commands = [" ".join(map(sh_quote, self.mux_args(sock))) + f" {sh_quote(out_program(size))} | wc -c"
                         for _, sock in masters]
             perf = self.start_perf(berth_pid, "streams", engine=False) if berth_pid and profile else []
-            meter = CPUMeter(berth_pid)
+            meter = CPUMeter(berth_pid, clients=[popen.pid for popen, _ in masters])
             started = time.perf_counter()
             children = [subprocess.Popen(["bash", "-o", "pipefail", "-c", c], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                         for c in commands]
@@ -808,11 +832,11 @@ class Bench:
 
         reps = 1 if self.quick else 2
         plain, docker_exec, berth = [], [], []
-        plain_cpu, berth_cpus = [], []
+        plain_cpu, berth_cpus, plain_cpus = [], [], []
         errs = {"plain": 0, "exec": 0, "berth": 0}
         for rep in range(reps):
             rate, e, cpu = run_parallel(lambda i: self.sshd_ssh("plain")); plain.append(rate); errs["plain"] += e
-            plain_cpu.append(cpu["sshd"])
+            plain_cpu.append(cpu["sshd"]); plain_cpus.append(cpu)
             rate, e, _ = run_parallel(lambda i: self.sshd_ssh("exec")); docker_exec.append(rate); errs["exec"] += e
             rate, e, berth_cpu = run_parallel(lambda i: self.berth_ssh(port), proc.pid, profile=rep == 0); berth.append(rate); errs["berth"] += e
             berth_cpus.append(berth_cpu)
@@ -821,7 +845,8 @@ class Bench:
         gib = n * size / GiB
         section = f"{n} streams"
         self.row(section, f"plain OpenSSH, {n} streams out", "MiB/s", plain, lower_is_better=False,
-                 note=f"aggregate, {n}×{size // MiB} MiB, errors {errs['plain']}")
+                 note=f"aggregate, {n}×{size // MiB} MiB, errors {errs['plain']}; cpu: " +
+                 ", ".join(f"{k} {v}s" for k, v in plain_cpus[-1].items() if k != "containerd+shims" and k != "agent"))
         self.row(section, f"OpenSSH + docker exec, {n} streams out", "MiB/s", docker_exec, baseline=f"plain OpenSSH, {n} streams out",
                  lower_is_better=False, note=f"errors {errs['exec']}")
         self.row(section, f"Berth, {n} streams out", "MiB/s", berth, baseline=f"plain OpenSSH, {n} streams out", lower_is_better=False,

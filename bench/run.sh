@@ -64,6 +64,14 @@ BENCH_BRIDGE=berthbench0
 export DOCKER_HOST="unix://$BENCH_RUN/docker.sock"
 BENCH_DOCKERD_PID=
 cleanup() {
+    if [ -n "$BENCH_DOCKERD_PID" ] && docker info >/dev/null 2>&1; then
+        # Networks Berth made in this engine (berth-users): their bridges live on the host, and
+        # the engine forgets them when its network store is dropped below, so each run used to
+        # leave one behind until the default address pools were gone ("could not find an
+        # available, non-overlapping IPv4 address pool").
+        docker ps -aq | xargs -r docker rm -f >/dev/null 2>&1 || true
+        docker network ls -q --filter type=custom | xargs -r docker network rm >/dev/null 2>&1 || true
+    fi
     if [ -n "$BENCH_DOCKERD_PID" ]; then
         kill "$BENCH_DOCKERD_PID" 2>/dev/null || true
         for _ in $(seq 1 60); do kill -0 "$BENCH_DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done

@@ -177,29 +177,25 @@ extension AgentLink {
 }
 
 /// A piece of an exec stream carrying `agent serve --stdio`.
-public enum AgentExecOutput: Sendable {
-    case stdout(ByteBuffer)
-    case stderr(ByteBuffer)
-    /// The exec reported its end (Kubernetes status), with the reason if any.
-    case ended(String)
-}
-
 extension AgentLink {
     /// The exec link: `agent serve --stdio` already started by the backend (`docker exec`, the
     /// Kubernetes WebSocket exec); its output is fed to the link, its stderr logged, and the
     /// handshake done before returning.
-    public static func overExec<Output: AsyncSequence & Sendable>(
-        output: Output, write: @escaping @Sendable (ByteBuffer) async throws -> Void, close: @escaping @Sendable () async -> Void,
-        helloTimeout: Duration, logger: Logger
-    ) async throws -> AgentLink where Output.Element == AgentExecOutput {
-        let link = overStream(write: write, close: close, logger: logger)
+    public static func overExec<Stream: EngineProgramStream>(_ stream: Stream, helloTimeout: Duration, logger: Logger) async throws -> AgentLink {
+        let link = overStream(
+            write: { try await stream.write($0) },
+            close: {
+                await stream.closeInput()
+                await stream.close()
+            }, logger: logger)
         Task {
             do {
-                for try await piece in output {
-                    switch piece {
+                for try await piece in stream.output {
+                    switch piece.pumpPiece {
                     case .stdout(let bytes): link.receive(bytes)
                     case .stderr(let bytes): logger.log(.debug, "AGENT_LOG", String(buffer: bytes))
-                    case .ended(let reason): link.lost("the agent's exec ended\(reason.isEmpty ? "" : ": \(reason)")")
+                    // A Kubernetes status: the exec ended, with the API server's reason if any.
+                    case .note(let reason): link.lost("the agent's exec ended\(reason.isEmpty ? "" : ": \(reason)")")
                     }
                 }
                 link.lost("the agent's exec stream ended")

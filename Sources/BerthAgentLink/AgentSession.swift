@@ -49,10 +49,7 @@ public actor AgentSession: ProgramSessionHandler {
     var sessionChannel: any SessionChannel { channel }
     /// The resume menu was shown: the client's input is read through the sequence from then on.
     var menuShown = false
-    public var setup = ProgramSetup()
-    public var shellCommand: [String] { host.shellCommand }
-    public var subsystems: [String: String] { host.subsystems }
-    public let subsystemRefusal: MessageCode = "SESSION_SUBSYSTEM_NOT_SUPPORTED"
+    public var setup: ProgramSetup
     private var process: AgentProcess?
     private var target: AgentSessionTarget?
     private var pump: Task<Void, Never>?
@@ -69,6 +66,7 @@ public actor AgentSession: ProgramSessionHandler {
     public init(host: any AgentSessionHost, channel: any SessionChannel) {
         self.host = host
         self.channel = channel
+        setup = ProgramSetup(shellCommand: host.shellCommand, subsystems: host.subsystems, subsystemRefusal: "SESSION_SUBSYSTEM_NOT_SUPPORTED")
     }
 
     public func onWindowChange(requestID: UInt64, _ size: WindowSize) async throws {
@@ -87,7 +85,7 @@ public actor AgentSession: ProgramSessionHandler {
     /// Only an interactive shell resumes a detached session; exec never does.
     public func onShell(requestID: UInt64) async throws {
         isShell = true
-        try await startProgram(shellCommand)
+        try await startProgram(setup.shellCommand)
     }
 
     public func onClose() async {

@@ -1,3 +1,5 @@
+import Logging
+
 /// A string value carried between webhooks, with the flag that keeps it out of logs.
 public struct MetadataValue: Sendable, Hashable {
     public var value: String
@@ -109,5 +111,19 @@ extension ConnectionMetadata {
             result.merge(metadata.filter { includeSensitive || !$0.value.sensitive }.mapValues(\.value)) { current, _ in current }
         }
         return result
+    }
+
+    /// The environment for a container's or pod's spec (sensitive entries left out); what was
+    /// left out is named in a warning with the backend's `code`, so the operator knows why a
+    /// program misses it.
+    public func specEnvironment(exposeMetadata: Bool, logger: Logger, code: MessageCode, spec: String) -> [String: String] {
+        let kept = programEnvironment(exposeMetadata: exposeMetadata, includeSensitive: false)
+        let left = Set(programEnvironment(exposeMetadata: exposeMetadata).keys).subtracting(kept.keys)
+        if !left.isEmpty {
+            logger.log(
+                .warning, code, "sensitive environment entries are not put into the \(spec)",
+                ["names": "\(left.sorted().joined(separator: ","))"])
+        }
+        return kept
     }
 }

@@ -13,32 +13,12 @@ public enum ProgramStreamPump {
         case note(String)
     }
 
-    /// How a backend's stream is driven; `exitCode` gets the last note and answers the exit
-    /// code, or nil and why it is unknown.
-    public struct Stream<Output: AsyncSequence & Sendable>: Sendable where Output.Element: Sendable {
-        public var output: Output
-        public var piece: @Sendable (Output.Element) -> Piece
-        public var write: @Sendable (ByteBuffer) async throws -> Void
-        /// Half-closes the program's stdin (never called for a terminal, which has no EOF).
-        public var closeInput: @Sendable () async -> Void
-        public var exitCode: @Sendable (_ note: String) async -> (code: Int?, problem: String)
-
-        public init(
-            output: Output, piece: @escaping @Sendable (Output.Element) -> Piece, write: @escaping @Sendable (ByteBuffer) async throws -> Void,
-            closeInput: @escaping @Sendable () async -> Void, exitCode: @escaping @Sendable (_ note: String) async -> (code: Int?, problem: String)
-        ) {
-            self.output = output
-            self.piece = piece
-            self.write = write
-            self.closeInput = closeInput
-            self.exitCode = exitCode
-        }
-    }
-
-    /// `ended`: the code logged when the stream fails; `unknownExit`: when the exit code is unknown.
-    public static func start<Output>(
-        _ stream: Stream<Output>, channel: any SessionChannel, tty: Bool, logger: Logger,
-        ended: MessageCode, unknownExit: MessageCode
+    /// `exitCode` gets the stream's last note and answers the exit code, or nil and why it is
+    /// unknown. `ended`: the code logged when the stream fails; `unknownExit`: when the exit code
+    /// is unknown.
+    public static func start<Stream: EngineProgramStream>(
+        _ stream: Stream, exitCode: @escaping @Sendable (_ note: String) async -> (code: Int?, problem: String),
+        channel: any SessionChannel, tty: Bool, logger: Logger, ended: MessageCode, unknownExit: MessageCode
     ) -> Task<Void, Never> {
         Task {
             let input = Task {
@@ -52,7 +32,7 @@ public enum ProgramStreamPump {
             var note = ""
             do {
                 for try await element in stream.output {
-                    switch stream.piece(element) {
+                    switch element.pumpPiece {
                     case .stdout(let bytes): try await channel.writeStdout(bytes)
                     case .stderr(let bytes): try await channel.writeStderr(bytes)
                     case .note(let text): note = text
@@ -64,7 +44,7 @@ public enum ProgramStreamPump {
             input.cancel()
             // The channel is already closed (onClose); there is nobody to report to.
             if Task.isCancelled { return }
-            let exit = await stream.exitCode(note)
+            let exit = await exitCode(note)
             if exit.code == nil {
                 logger.log(.warning, unknownExit, "no exit code: \(exit.problem)", [LogKey.channelID: "\(channel.channelID)"])
                 try? await channel.writeStderr(ByteBuffer(string: UserNotice.line("the program's exit code is unknown", code: unknownExit, logger: logger)))
@@ -74,4 +54,21 @@ public enum ProgramStreamPump {
             await channel.close()
         }
     }
+}
+
+/// An element of a backend's program stream, as the pump sees it.
+public protocol ProgramStreamOutput: Sendable {
+    var pumpPiece: ProgramStreamPump.Piece { get }
+}
+
+/// An engine's exec or attach stream (Docker's hijacked connection, a Kubernetes WebSocket), as
+/// the pump and the agent's exec link drive it: what is backend-specific is only how the bytes
+/// are framed (docs/architecture.md, "Data path").
+public protocol EngineProgramStream: Sendable {
+    associatedtype Output: AsyncSequence & Sendable where Output.Element: ProgramStreamOutput
+    var output: Output { get }
+    func write(_ data: ByteBuffer) async throws
+    /// Stdin EOF for the program, after everything written before; output keeps flowing.
+    func closeInput() async
+    func close() async
 }

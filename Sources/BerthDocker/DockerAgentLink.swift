@@ -97,38 +97,16 @@ extension DockerBackend {
         }
         let exec = try await client.createExec(containerID: container, command: [config.execution.agentPath, "serve", "--stdio"], tty: false)
         let stream = try await client.startExec(exec, tty: false)
-        let output = stream.output.map { piece -> AgentExecOutput in
-            switch piece {
-            case .stdout(let bytes): return .stdout(bytes)
-            case .stderr(let bytes): return .stderr(bytes)
-            }
-        }
         // The exec's own agent needs no secret: only someone who can exec reaches it.
-        return try await AgentLink.overExec(
-            output: output, write: { try await stream.write($0) },
-            close: {
-                await stream.closeWrite()
-                await stream.close()
-            }, helloTimeout: config.timeouts.commandStart.duration, logger: log)
+        return try await AgentLink.overExec(stream, helloTimeout: config.timeouts.commandStart.duration, logger: log)
     }
 
     /// Removes a container (retrying until `containerStop` runs out) and its link directory.
     func removeLinked(_ id: String, linkDirectory: String?, logger: Logger) async {
-        let deadline = ContinuousClock.now + config.timeouts.containerStop.duration
-        while true {
-            do {
-                try await client.removeContainer(id)
-                BerthMetrics.containerRemoved()
-                logger.log(.debug, "DOCKER_CONTAINER_REMOVED", "container removed", ["containerId": "\(id)"])
-                break
-            } catch {
-                if ContinuousClock.now >= deadline {
-                    logger.log(.error, "DOCKER_CONTAINER_REMOVE_FAILED", "could not remove container: \(error)", ["containerId": "\(id)"])
-                    break
-                }
-                try? await Task.sleep(for: .milliseconds(500))
-            }
-        }
+        await removeRetrying(
+            "container", ["containerId": "\(id)"], limit: config.timeouts.containerStop.duration, pause: .milliseconds(500),
+            removed: "DOCKER_CONTAINER_REMOVED", failed: "DOCKER_CONTAINER_REMOVE_FAILED", logger: logger
+        ) { try await client.removeContainer(id) }
         if let linkDirectory { Self.removeDirectory(linkDirectory) }
     }
 

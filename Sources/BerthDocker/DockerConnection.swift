@@ -55,14 +55,9 @@ public final class DockerConnection: SSHConnectionHandler, ContainerOwner, Agent
     /// Without the agent, in session mode, the container spec is the only way in: sensitive
     /// entries stay out.
     var containerSpecEnvironment: [String: String] {
-        let kept = metadata.programEnvironment(exposeMetadata: execution.exposeAuthMetadataAsEnv, includeSensitive: false)
-        let left = Set(environment.keys).subtracting(kept.keys)
-        if !left.isEmpty {
-            logger.log(
-                .warning, "DOCKER_SENSITIVE_ENV_OMITTED", "sensitive environment entries are not put into the container spec (disableAgent, session mode)",
-                ["names": "\(left.sorted().joined(separator: ","))"])
-        }
-        return kept
+        metadata.specEnvironment(
+            exposeMetadata: execution.exposeAuthMetadataAsEnv, logger: logger, code: "DOCKER_SENSITIVE_ENV_OMITTED",
+            spec: "container spec (disableAgent, session mode)")
     }
 
     /// Connection mode: the container's PID 1 is the agent (or the idle command); every session

@@ -21,9 +21,13 @@ extension DockerOutput {
     }
 }
 
+extension DockerOutput: ProgramStreamOutput {
+    public var pumpPiece: ProgramStreamPump.Piece { isStdout ? .stdout(bytes) : .stderr(bytes) }
+}
+
 /// A hijacked exec/attach connection: the program's output as an async sequence (demultiplexed
 /// without a TTY), and its stdin as writes with half-close for EOF.
-public final class DockerRawStream: Sendable {
+public final class DockerRawStream: EngineProgramStream {
     public let output: DockerOutputSequence
     private let channel: Channel
 
@@ -51,8 +55,7 @@ public final class DockerRawStream: Sendable {
         try await oldest?.get()
     }
 
-    /// Stdin EOF for the program (after everything written before); output keeps flowing.
-    public func closeWrite() async {
+    public func closeInput() async {
         let pending = inFlight.withLockedValue { pending in
             defer { pending.removeAll() }
             return pending

@@ -9,10 +9,7 @@ import NIOCore
 actor DockerSession: ProgramSessionHandler {
     private let connection: DockerConnection
     private let channel: any SessionChannel
-    var setup = ProgramSetup()
-    var shellCommand: [String] { execution.shellCommand }
-    var subsystems: [String: String] { execution.subsystems }
-    let subsystemRefusal: MessageCode = "DOCKER_SUBSYSTEM_NOT_SUPPORTED"
+    var setup: ProgramSetup
     private var program: Program?
     private var pump: Task<Void, Never>?
 
@@ -24,6 +21,9 @@ actor DockerSession: ProgramSessionHandler {
     init(connection: DockerConnection, channel: any SessionChannel) {
         self.connection = connection
         self.channel = channel
+        setup = ProgramSetup(
+            shellCommand: connection.execution.shellCommand, subsystems: connection.execution.subsystems,
+            subsystemRefusal: "DOCKER_SUBSYSTEM_NOT_SUPPORTED")
     }
 
     private var execution: DockerExecutionConfig { connection.execution }
@@ -112,18 +112,9 @@ actor DockerSession: ProgramSessionHandler {
     /// reported as unknown.
     private func startPump(_ stream: DockerRawStream, tty: Bool, exitCode: @escaping @Sendable () async throws -> Int) {
         pump = ProgramStreamPump.start(
-            ProgramStreamPump.Stream(
-                output: stream.output,
-                piece: { piece in
-                    switch piece {
-                    case .stdout(let bytes): .stdout(bytes)
-                    case .stderr(let bytes): .stderr(bytes)
-                    }
-                },
-                write: { try await stream.write($0) },
-                closeInput: { await stream.closeWrite() },
-                exitCode: { _ in
-                    do { return (try await exitCode(), "") } catch { return (nil, (error as? CodedError)?.message ?? "\(error)") }
-                }), channel: channel, tty: tty, logger: connection.logger, ended: "DOCKER_STREAM_ENDED", unknownExit: "DOCKER_EXIT_CODE_UNAVAILABLE")
+            stream,
+            exitCode: { _ in
+                do { return (try await exitCode(), "") } catch { return (nil, (error as? CodedError)?.message ?? "\(error)") }
+            }, channel: channel, tty: tty, logger: connection.logger, ended: "DOCKER_STREAM_ENDED", unknownExit: "DOCKER_EXIT_CODE_UNAVAILABLE")
     }
 }

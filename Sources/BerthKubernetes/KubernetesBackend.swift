@@ -149,19 +149,7 @@ public final class KubernetesBackend: Sendable {
         var log = logger
         log[metadataKey: "pod"] = "\(namespace)/\(pod)"
         let stream = try await exec(pod: pod, [config.pod.agentPath, "serve", "--stdio"], tty: false)
-        let output = stream.output.map { piece -> AgentExecOutput in
-            switch piece {
-            case .stdout(let bytes): return .stdout(bytes)
-            case .stderr(let bytes): return .stderr(bytes)
-            case .status(_, let message): return .ended(message)
-            }
-        }
-        return try await AgentLink.overExec(
-            output: output, write: { try await stream.write($0) },
-            close: {
-                await stream.closeStdin()
-                await stream.close()
-            }, helloTimeout: config.timeouts.commandStart.duration, logger: log)
+        return try await AgentLink.overExec(stream, helloTimeout: config.timeouts.commandStart.duration, logger: log)
     }
 
     func attach(pod: String, tty: Bool) async throws -> KubernetesStream {

@@ -47,14 +47,9 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
     /// Without the agent the pod spec is the only way in, and the pod object is kept and shown
     /// by the API server: sensitive entries stay out.
     var podSpecEnvironment: [String: String] {
-        let environment = metadata.programEnvironment(exposeMetadata: backend.config.pod.exposeAuthMetadataAsEnv, includeSensitive: false)
-        let left = Set(self.environment.keys).subtracting(environment.keys)
-        if !left.isEmpty {
-            logger.log(
-                .warning, "KUBERNETES_SENSITIVE_ENV_OMITTED", "sensitive environment entries are not put into the pod spec (disableAgent)",
-                ["names": "\(left.sorted().joined(separator: ","))"])
-        }
-        return environment
+        metadata.specEnvironment(
+            exposeMetadata: backend.config.pod.exposeAuthMetadataAsEnv, logger: logger, code: "KUBERNETES_SENSITIVE_ENV_OMITTED",
+            spec: "pod spec (disableAgent)")
     }
 
     /// Connection mode: a pod running the idle command; sessions are execs in it.
@@ -276,20 +271,10 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
     }
 
     func remove(_ pod: String) async {
-        let deadline = ContinuousClock.now + backend.config.timeouts.podStop.duration
-        while true {
-            do {
-                try await backend.client.deletePod(namespace: backend.namespace, name: pod)
-                BerthMetrics.containerRemoved()
-                logger.log(.debug, "KUBERNETES_POD_REMOVED", "pod removed", ["pod": "\(backend.namespace)/\(pod)"])
-                return
-            } catch {
-                if ContinuousClock.now >= deadline {
-                    logger.log(.error, "KUBERNETES_POD_REMOVE_FAILED", "could not remove pod: \(error)", ["pod": "\(backend.namespace)/\(pod)"])
-                    return
-                }
-                try? await Task.sleep(for: .seconds(1))
-            }
-        }
+        let backend = backend
+        await removeRetrying(
+            "pod", ["pod": "\(backend.namespace)/\(pod)"], limit: backend.config.timeouts.podStop.duration, pause: .seconds(1),
+            removed: "KUBERNETES_POD_REMOVED", failed: "KUBERNETES_POD_REMOVE_FAILED", logger: logger
+        ) { try await backend.client.deletePod(namespace: backend.namespace, name: pod) }
     }
 }

@@ -9,10 +9,7 @@ import NIOCore
 actor KubernetesSession: ProgramSessionHandler {
     private let connection: KubernetesConnection
     private let channel: any SessionChannel
-    var setup = ProgramSetup()
-    var shellCommand: [String] { pod.shellCommand }
-    var subsystems: [String: String] { pod.subsystems }
-    let subsystemRefusal: MessageCode = "KUBERNETES_SUBSYSTEM_NOT_SUPPORTED"
+    var setup: ProgramSetup
     private var stream: KubernetesStream?
     private var sessionPod: String?
     private var pump: Task<Void, Never>?
@@ -20,6 +17,8 @@ actor KubernetesSession: ProgramSessionHandler {
     init(connection: KubernetesConnection, channel: any SessionChannel) {
         self.connection = connection
         self.channel = channel
+        let pod = connection.backend.config.pod
+        setup = ProgramSetup(shellCommand: pod.shellCommand, subsystems: pod.subsystems, subsystemRefusal: "KUBERNETES_SUBSYSTEM_NOT_SUPPORTED")
     }
 
     private var backend: KubernetesBackend { connection.backend }
@@ -75,18 +74,7 @@ actor KubernetesSession: ProgramSessionHandler {
     /// did; the pod status has its exit code.
     private func startPump(_ stream: KubernetesStream, tty: Bool, podExit: @escaping @Sendable () async -> Int?) {
         pump = ProgramStreamPump.start(
-            ProgramStreamPump.Stream(
-                output: stream.output,
-                piece: { piece in
-                    switch piece {
-                    case .stdout(let bytes): .stdout(bytes)
-                    case .stderr(let bytes): .stderr(bytes)
-                    case .status(_, let message): .note(message)
-                    }
-                },
-                write: { try await stream.write($0) },
-                closeInput: { await stream.closeStdin() },
-                exitCode: { note in (await podExit(), note.isEmpty ? "the program's exit code is unknown" : note) }),
+            stream, exitCode: { note in (await podExit(), note.isEmpty ? "the program's exit code is unknown" : note) },
             channel: channel, tty: tty, logger: connection.logger, ended: "KUBERNETES_STREAM_ENDED", unknownExit: "KUBERNETES_EXIT_CODE_UNAVAILABLE")
     }
 

@@ -15,11 +15,22 @@ enum KubernetesOutput: Sendable {
     case status(exitCode: Int?, message: String)
 }
 
+extension KubernetesOutput: ProgramStreamOutput {
+    /// A status is not output: its message explains an exit code the pod status may lack.
+    var pumpPiece: ProgramStreamPump.Piece {
+        switch self {
+        case .stdout(let bytes): .stdout(bytes)
+        case .stderr(let bytes): .stderr(bytes)
+        case .status(_, let message): .note(message)
+        }
+    }
+}
+
 /// An exec/attach connection over the WebSocket streaming protocol (`v5.channel.k8s.io`, else
 /// `v4.channel.k8s.io`): every binary message starts with its channel number, 0 stdin, 1 stdout,
 /// 2 stderr, 3 status, 4 resize, and in v5 255 to close a stream. Output has backpressure: reads
 /// stop while the consumer is behind.
-final class KubernetesStream: Sendable {
+final class KubernetesStream: EngineProgramStream {
     let output: KubernetesOutputSequence
     let version: Int
     private let channel: Channel
@@ -94,8 +105,8 @@ final class KubernetesStream: Sendable {
         try await send(channel: 4, ByteBuffer(string: #"{"Width":\#(columns),"Height":\#(rows)}"#))
     }
 
-    /// Stdin EOF; only v5 can say it (v4 has no way to close one stream).
-    func closeStdin() async {
+    /// Only v5 can say stdin EOF (v4 has no way to close one stream).
+    func closeInput() async {
         guard version >= 5 else { return }
         try? await send(channel: 255, ByteBuffer(bytes: [0]))
     }
