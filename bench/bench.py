@@ -66,11 +66,11 @@ def rss_kib(pid):
 
 def machine_seconds():
     """Busy and idle CPU seconds of the whole machine so far, from /proc/stat: whether a
-    parallel run saturated the cores, and what all the processes together spent."""
+    parallel run saturated the cores, and what all the processes together spent (user, nice,
+    system, irq, softirq; steal, time a VM's host gave to others, is neither)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    busy = sum(fields[:8]) - idle
-    return {0: busy / CLK_TCK}, {0: idle / CLK_TCK}
+    user, nice, system, idle, iowait, irq, softirq = fields[:7]
+    return {0: (user + nice + system + irq + softirq) / CLK_TCK}, {0: (idle + iowait) / CLK_TCK}
 
 
 def cpu_seconds(pid):
@@ -145,8 +145,9 @@ def engine_pids():
 
 
 class CPUMeter:
-    """CPU seconds used by Berth, dockerd, the containerd shims, the guest agents and sshd's
-    processes over a measured span. Processes that start and end inside the span are missed, so
+    """CPU seconds used by Berth, dockerd, the containerd shims, the guest agents, sshd's
+    processes and (given their PIDs) the clients over a measured span, with the whole machine's
+    busy and idle seconds. Processes that start and end inside the span are missed, so
     every transfer measured with it runs over a connection opened before (ControlMaster)."""
 
     def __init__(self, berth_pid=None, engine=True, clients=()):
@@ -418,9 +419,10 @@ class Bench:
                 "-o", "ConnectTimeout=60", "-c", cipher, *extra, f"{user}@127.0.0.1"]
 
     def open_masters(self, all_args, timeout=600):
-        """One ControlMaster connection per argument list, all up (authenticated, Berth's
-        container started) before returning: transfers then time the data path, not the login,
-        and the server's per-connection processes live for the whole measured span."""
+        """One ControlMaster connection per argument list, all logged in before returning (a
+        first command through each then starts Berth's container): transfers then time the data
+        path, not the login, and the server's per-connection processes live for the whole
+        measured span."""
         masters = []
         for args in all_args:
             sock = self.work / f"cm-{time.monotonic_ns()}"
@@ -765,7 +767,8 @@ class Bench:
 
     def start_perf(self, berth_pid, direction, engine=True):
         """With --perf DIR: samples Berth and the engine's dockerd during Berth's first transfer;
-        without the engine (raw rows) and without Berth, sshd's processes."""
+        without the engine (the raw rows, the 20 streams) Berth and its guest agents; without
+        Berth, sshd's processes."""
         if not self.args.perf:
             return []
         out = Path(self.args.perf)
@@ -799,18 +802,28 @@ class Bench:
         log(f"{n} concurrent streams of {size // MiB} MiB")
 
         def run_parallel(make_args, berth_pid=None, profile=False):
-            """Opens n connections first (ControlMaster, one TCP connection each, so Berth's
-            containers are up before the clock starts), then streams through all at once."""
+            """Opens n connections first (ControlMaster, one TCP connection each) and runs a first
+            command through each, so Berth's containers are up before the clock starts; then
+            streams through all at once."""
             masters = self.open_masters([make_args(i) for i in range(n)])
             # A first command through every connection before the clock starts, as the single
             # stream does: a login answered does not mean Berth's container is up, and until
             # 2026-12-05 up to 20 container starts fell inside this measurement.
             warmups = [subprocess.Popen([*self.mux_args(sock), "true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE) for _, sock in masters]
-            for warmup in warmups:
-                _, err = warmup.communicate(timeout=600)
-                if warmup.returncode != 0:
-                    raise RuntimeError(f"first command on a connection failed: {err[-300:]!r}")
+            try:
+                deadline = time.monotonic() + 600
+                for warmup in warmups:
+                    _, err = warmup.communicate(timeout=max(1, deadline - time.monotonic()))
+                    if warmup.returncode != 0:
+                        raise RuntimeError(f"first command on a connection failed: {err[-300:]!r}")
+            except BaseException:
+                for warmup in warmups:
+                    if warmup.poll() is None:
+                        warmup.kill()
+                        warmup.wait()
+                self.close_masters(masters)
+                raise
             commands = [" ".join(map(sh_quote, self.mux_args(sock))) + f" {sh_quote(out_program(size))} | wc -c"
                         for _, sock in masters]
             perf = self.start_perf(berth_pid, "streams", engine=False) if berth_pid and profile else []
@@ -846,7 +859,7 @@ class Bench:
         section = f"{n} streams"
         self.row(section, f"plain OpenSSH, {n} streams out", "MiB/s", plain, lower_is_better=False,
                  note=f"aggregate, {n}×{size // MiB} MiB, errors {errs['plain']}; cpu: " +
-                 ", ".join(f"{k} {v}s" for k, v in plain_cpus[-1].items() if k != "containerd+shims" and k != "agent"))
+                 ", ".join(f"{k} {v}s" for k, v in plain_cpus[-1].items() if k in ("clients", "sshd", "machine busy", "machine idle")))
         self.row(section, f"OpenSSH + docker exec, {n} streams out", "MiB/s", docker_exec, baseline=f"plain OpenSSH, {n} streams out",
                  lower_is_better=False, note=f"errors {errs['exec']}")
         self.row(section, f"Berth, {n} streams out", "MiB/s", berth, baseline=f"plain OpenSSH, {n} streams out", lower_is_better=False,

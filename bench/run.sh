@@ -64,13 +64,16 @@ BENCH_BRIDGE=berthbench0
 export DOCKER_HOST="unix://$BENCH_RUN/docker.sock"
 BENCH_DOCKERD_PID=
 cleanup() {
-    if [ -n "$BENCH_DOCKERD_PID" ] && docker info >/dev/null 2>&1; then
+    # Only the engine this run started (its pidfile names it): a second run that found the
+    # first one's engine answering must not empty it.
+    if [ -n "$BENCH_DOCKERD_PID" ] && [ "$(cat "$BENCH_RUN/dockerd.pid" 2>/dev/null)" = "$BENCH_DOCKERD_PID" ] \
+        && timeout 10 docker info >/dev/null 2>&1; then
         # Networks Berth made in this engine (berth-users): their bridges live on the host, and
         # the engine forgets them when its network store is dropped below, so each run used to
         # leave one behind until the default address pools were gone ("could not find an
         # available, non-overlapping IPv4 address pool").
-        docker ps -aq | xargs -r docker rm -f >/dev/null 2>&1 || true
-        docker network ls -q --filter type=custom | xargs -r docker network rm >/dev/null 2>&1 || true
+        timeout 60 docker ps -aq | xargs -r timeout 60 docker rm -f >/dev/null 2>&1 || true
+        timeout 10 docker network ls -q --filter type=custom | xargs -r timeout 30 docker network rm >/dev/null 2>&1 || true
     fi
     if [ -n "$BENCH_DOCKERD_PID" ]; then
         kill "$BENCH_DOCKERD_PID" 2>/dev/null || true

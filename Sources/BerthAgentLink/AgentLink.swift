@@ -24,7 +24,7 @@ public typealias AgentLinkError = BerthError
 /// Berth's end of one link to a container's agent (docs/agent-protocol.md): programs, file
 /// writes and forwarding channels multiplexed over one byte stream.
 public final class AgentLink: Sendable {
-    /// `socket` or `exec`: which kind of link this is, for the log and the bench.
+    /// `socket`, `tcp` or `exec`: which kind of link this is, for the log and the bench.
     public let kind: String
     private let io: AgentLinkIO
     private let state = NIOLockedValueBox(State())

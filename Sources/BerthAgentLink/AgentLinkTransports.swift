@@ -14,22 +14,44 @@ extension AgentLink {
     /// The socket link: connects to the agent's unix socket (bind-mounted from the host),
     /// retrying while the agent is still starting, until `timeout`.
     public static func connectSocket(path: String, secret: [UInt8], timeout: Duration, logger: Logger) async throws -> AgentLink {
+        try await retryingConnect(timeout: timeout, unreachable: "cannot connect to the agent's socket \(path)") { remaining in
+            try await connectOnce(kind: "socket", secret: secret, timeout: remaining, logger: logger) { bootstrap in
+                try await withConnectablePath(path) { try await bootstrap.connect(unixDomainSocketPath: $0).get() }
+            }
+        }
+    }
+
+    /// The TCP link: the agent of a pod listening on the pod's IP (`serve --listen`), for a
+    /// Berth inside the cluster; the per-pod secret is all that keeps other pods out, so the
+    /// agent takes only the first peer that proves it and then closes the port.
+    public static func connectTCP(host: String, port: Int, secret: [UInt8], timeout: Duration, logger: Logger) async throws -> AgentLink {
+        try await retryingConnect(timeout: timeout, unreachable: "cannot connect to the agent at \(host) port \(port)") { remaining in
+            try await connectOnce(kind: "tcp", secret: secret, timeout: remaining, logger: logger) { bootstrap in
+                try await bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1).connect(host: host, port: port).get()
+            }
+        }
+    }
+
+    /// Retries `attempt` while the agent is still starting (it listens right after its container
+    /// starts), until `timeout`; a refused hello (wrong secret, version) is final.
+    private static func retryingConnect(
+        timeout: Duration, unreachable: String, _ attempt: (_ remaining: Duration) async throws -> AgentLink
+    ) async throws -> AgentLink {
         let deadline = ContinuousClock.now + timeout
         var lastError: Error = AgentLinkError("AGENT_SOCKET_UNREACHABLE", "no attempt made")
         var delay = Duration.milliseconds(5)
         while ContinuousClock.now < deadline {
             do {
-                return try await connectSocketOnce(path: path, secret: secret, timeout: max(.milliseconds(100), deadline - .now), logger: logger)
+                return try await attempt(max(.milliseconds(100), deadline - .now))
             } catch let error as AgentLinkError where error.code == "AGENT_LINK_REFUSED" || error.code == "AGENT_LINK_VERSION" {
                 throw error
             } catch {
                 lastError = error
             }
-            // The agent creates its socket right after the container starts; poll briefly.
             try await Task.sleep(for: delay)
             delay = min(delay * 2, .milliseconds(100))
         }
-        throw AgentLinkError("AGENT_SOCKET_UNREACHABLE", "cannot connect to the agent's socket \(path): \(lastError)")
+        throw AgentLinkError("AGENT_SOCKET_UNREACHABLE", "\(unreachable): \(lastError)")
     }
 
     /// A unix address holds at most 107 bytes of path. A longer one (a deep `agentSocketRoot`) is
@@ -46,7 +68,9 @@ extension AgentLink {
         return try await body("/proc/self/fd/\(descriptor)" + path[slash...])
     }
 
-    private static func connectSocketOnce(path: String, secret: [UInt8], timeout: Duration, logger: Logger) async throws -> AgentLink {
+    private static func connectOnce(
+        kind: String, secret: [UInt8], timeout: Duration, logger: Logger, _ connect: (ClientBootstrap) async throws -> any Channel
+    ) async throws -> AgentLink {
         let box = NIOLockedValueBox<AgentLink?>(nil)
         // On the connection's event loop when there is one: the program's output then reaches
         // the SSH channel without changing threads (docs/architecture.md, "Data path").
@@ -57,7 +81,7 @@ extension AgentLink {
             .channelInitializer { channel in
                 let writer = OrderedWriter(channel: channel)
                 let link = AgentLink(
-                    kind: "socket",
+                    kind: kind,
                     io: AgentLinkIO(
                         send: { frame in writer.write(frame) },
                         close: { [channel] in try? await channel.close() }), logger: logger)
@@ -66,12 +90,13 @@ extension AgentLink {
                     try channel.pipeline.syncOperations.addHandler(AgentLinkReader(link: link))
                 }
             }
-        let channel = try await withConnectablePath(path) { try await bootstrap.connect(unixDomainSocketPath: $0).get() }
+        let channel = try await connect(bootstrap)
         guard let link = box.withLockedValue({ $0 }) else {
             try? await channel.close()
             throw AgentLinkError("AGENT_SOCKET_UNREACHABLE", "the socket connection was not set up")
         }
-        link.setPeer(await AgentPeerProcess.of(channel))
+        // Only a unix socket has a peer process whose pipe ends Berth could take.
+        if kind == "socket" { link.setPeer(await AgentPeerProcess.of(channel)) }
         do {
             try await link.hello(secret: secret, timeout: timeout)
         } catch {
@@ -176,7 +201,6 @@ extension AgentLink {
     }
 }
 
-/// A piece of an exec stream carrying `agent serve --stdio`.
 extension AgentLink {
     /// The exec link: `agent serve --stdio` already started by the backend (`docker exec`, the
     /// Kubernetes WebSocket exec); its output is fed to the link, its stderr logged, and the

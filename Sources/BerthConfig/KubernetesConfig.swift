@@ -4,6 +4,15 @@ public struct KubernetesConfig: Sendable, Hashable {
         case connection, session, persistent
     }
 
+    /// How Berth reaches a pod's agent (docs/configuration.md, "kubernetes"): over the pod's IP
+    /// (the agent listens there, a per-pod secret keeps other pods out), or one exec WebSocket.
+    /// `auto`: the pod's IP when Berth runs in the cluster (`KUBERNETES_SERVICE_HOST` is set).
+    public enum AgentLink: String, Sendable, Hashable, CaseIterable {
+        case auto
+        case podIP
+        case exec
+    }
+
     public struct Connection: Sendable, Hashable {
         /// `https://HOST:PORT`, `HOST:PORT` (https) or `http://…`; empty: in-cluster, then `kubeconfig`.
         public var host = ""
@@ -36,6 +45,7 @@ public struct KubernetesConfig: Sendable, Hashable {
         public var idleCommand = ["/usr/bin/containerssh-agent", "wait-signal", "--signal", "INT", "--signal", "TERM"]
         public var shellCommand = ["/bin/bash"]
         public var agentPath = "/usr/bin/containerssh-agent"
+        public var agentLink = AgentLink.auto
         public var disableAgent = false
         public var subsystems = ["sftp": "/usr/lib/openssh/sftp-server"]
         public var exposeAuthMetadataAsEnv = false
@@ -127,6 +137,7 @@ enum KubernetesSectionReader {
         defaults.idleCommand = pod.strings("idleCommand", defaults.idleCommand)
         defaults.shellCommand = pod.strings("shellCommand", defaults.shellCommand)
         defaults.agentPath = pod.string("agentPath", defaults.agentPath)
+        defaults.agentLink = pod.choice("agentLink", defaults.agentLink)
         defaults.disableAgent = pod.bool("disableAgent", false)
         defaults.exposeAuthMetadataAsEnv = pod.bool("exposeAuthMetadataAsEnv", false)
         defaults.exposeAuthMetadataAsLabels = pod.bool("exposeAuthMetadataAsLabels", false)
@@ -146,6 +157,16 @@ enum KubernetesSectionReader {
         }
         if defaults.mode == .persistent && defaults.persistentShared && defaults.podName.isEmpty {
             reader.issues.add(pod.keyPath("metadata.name"), "required in persistent mode with persistentShared")
+        }
+        if defaults.agentLink == .podIP {
+            // The agent on the pod's IP is the pod's main process and ends with its one link.
+            let conflict =
+                defaults.disableAgent
+                ? "disableAgent is set (there is no agent to link to)"
+                : defaults.mode == .persistent
+                    ? "mode is persistent (the pod's agent must outlive every connection's link)"
+                    : defaults.idleCommand != KubernetesConfig.Pod().idleCommand ? "idleCommand is not the default (the agent must be the pod's main process)" : nil
+            if let conflict { reader.issues.add(pod.keyPath("agentLink"), "podIP cannot be used: \(conflict); use exec or auto") }
         }
         if defaults.persistentShared && defaults.mode != .persistent {
             reader.issues.add(pod.keyPath("persistentShared"), "only applies in persistent mode (mode is \(defaults.mode.rawValue))")

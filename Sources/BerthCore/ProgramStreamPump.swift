@@ -62,13 +62,14 @@ public protocol ProgramStreamOutput: Sendable {
 }
 
 /// An engine's exec or attach stream (Docker's hijacked connection, a Kubernetes WebSocket), as
-/// the pump and the agent's exec link drive it: what is backend-specific is only how the bytes
-/// are framed (docs/architecture.md, "Data path").
+/// the pump and the agent's exec link drive it; each backend only frames the bytes its own way
+/// (docs/architecture.md, "Modules").
 public protocol EngineProgramStream: Sendable {
     associatedtype Output: AsyncSequence & Sendable where Output.Element: ProgramStreamOutput
     var output: Output { get }
     func write(_ data: ByteBuffer) async throws
-    /// Stdin EOF for the program, after everything written before; output keeps flowing.
+    /// Stdin EOF for the program, after everything written before; output keeps flowing. A
+    /// Kubernetes v4 stream has no way to say it and does nothing.
     func closeInput() async
     func close() async
 }

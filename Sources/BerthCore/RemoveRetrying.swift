@@ -16,7 +16,8 @@ public func removeRetrying(
             logger.log(.debug, removed, "\(what) removed", fields)
             return
         } catch {
-            if ContinuousClock.now >= deadline {
+            // A cancelled task cannot pause (its sleep returns at once): one try is all it gets.
+            if ContinuousClock.now >= deadline || Task.isCancelled {
                 logger.log(.error, failed, "could not remove \(what): \(error)", fields)
                 return
             }

@@ -29,6 +29,7 @@ final class KubernetesClient: Sendable {
         let value: ConfigValue
         var name: String { value["metadata"]?["name"]?.stringValue ?? "" }
         var phase: String { value["status"]?["phase"]?.stringValue ?? "" }
+        var podIP: String { value["status"]?["podIP"]?.stringValue ?? "" }
         var resourceVersion: String { value["metadata"]?["resourceVersion"]?.stringValue ?? "" }
         var isReady: Bool {
             guard case .array(let conditions)? = value["status"]?["conditions"] else { return false }

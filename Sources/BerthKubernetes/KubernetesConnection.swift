@@ -54,11 +54,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
 
     /// Connection mode: a pod running the idle command; sessions are execs in it.
     func startPod() async throws {
-        let config = backend.config
-        let body = KubernetesPodSpec.body(
-            pod: config.pod, owner: backend.identity, metadata: metadata, command: config.pod.idleCommand, environment: [:], tty: false, interactive: false)
-        let name = try await createPod(body)
-        let link = try await backend.openLink(pod: name, logger: logger)
+        let (name, link) = try await startLinkedPod()
         state.withLockedValue {
             $0.pod = name
             $0.link = link
@@ -68,14 +64,35 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
 
     /// Creates a pod and waits until it is ready; it is this connection's to remove from the
     /// moment it exists, so a failed start leaves nothing behind.
-    func createPod(_ body: ConfigValue) async throws -> String {
+    /// Creates a pod of this connection's (removed with it) and waits until it is ready.
+    func createPod(_ body: ConfigValue) async throws -> KubernetesClient.Pod {
         let created = try await backend.client.createPod(namespace: backend.namespace, body: backend.owned(body))
         let name = created.name
         state.withLockedValue { _ = $0.ownPods.insert(name) }
         BerthMetrics.containerStarted()
-        _ = try await backend.client.waitUntilReady(namespace: backend.namespace, name: name, limit: backend.config.timeouts.podStart.duration)
+        let ready = try await backend.client.waitUntilReady(namespace: backend.namespace, name: name, limit: backend.config.timeouts.podStart.duration)
         logger.log(.debug, "KUBERNETES_POD_READY", "pod running and ready", ["pod": "\(backend.namespace)/\(name)"])
-        return name
+        return ready
+    }
+
+    /// An idle pod for the connection (or a session) and the link to its agent. With the
+    /// pod-IP link the agent is the pod's main process, listening on the pod's IP for Berth,
+    /// which proves itself with a secret made for this pod; otherwise the pod runs the idle
+    /// command and the link is one exec (docs/agent-protocol.md, "Links").
+    func startLinkedPod() async throws -> (name: String, link: AgentLink) {
+        let pod = backend.config.pod
+        var command = pod.idleCommand
+        var environment: [String: String] = [:]
+        let secret = backend.usesPodIPLink ? KubernetesBackend.randomSecret() : nil
+        if let secret {
+            command = [pod.agentPath, "serve", "--listen", ":\(KubernetesPodSpec.agentPort)", "--signal", "INT", "--signal", "TERM"]
+            environment[KubernetesPodSpec.agentSecretVariable] = secret
+        }
+        let body = KubernetesPodSpec.body(
+            pod: pod, owner: backend.identity, metadata: metadata, command: command, environment: environment, tty: false, interactive: false)
+        let ready = try await createPod(body)
+        let link = try await backend.openLink(pod: ready.name, podIP: secret.map { (ready.podIP, $0) }, logger: logger)
+        return (ready.name, link)
     }
 
     /// Persistent mode: the user's own pod, created when missing; or, with `persistentShared`,
@@ -165,7 +182,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
 
     /// Each connection has a link of its own to the persistent pod (its own `agent serve`).
     private func usePersistentPod(_ name: String) async throws {
-        let link = try await backend.openLink(pod: name, logger: logger)
+        let link = try await backend.openLink(pod: name, podIP: nil, logger: logger)
         state.withLockedValue {
             $0.pod = name
             $0.link = link
@@ -229,11 +246,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
             return AgentSessionTarget(link: link)
         case .session:
             // A pod of the session's own, idle, with the program started over its link.
-            let body = KubernetesPodSpec.body(
-                pod: backend.config.pod, owner: backend.identity, metadata: metadata, command: backend.config.pod.idleCommand,
-                environment: [:], tty: false, interactive: false)
-            let name = try await createPod(body)
-            let link = try await backend.openLink(pod: name, logger: logger)
+            let (name, link) = try await startLinkedPod()
             try await writeFiles(link)
             return AgentSessionTarget(link: link) {
                 await link.close()

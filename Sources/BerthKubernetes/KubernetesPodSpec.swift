@@ -5,6 +5,11 @@ import BerthCore
 /// the program of the console container and (without the agent) the environment on every
 /// container.
 enum KubernetesPodSpec {
+    /// The port the agent listens on for the pod-IP link (`serve --listen`).
+    static let agentPort = 7322
+    /// Where the agent finds its pod's secret (docs/agent-protocol.md, "Links").
+    static let agentSecretVariable = "BERTH_AGENT_SECRET"
+
     static let connectionLabel = "berth.connection-id"
     /// This server's identity as a label value.
     static func serverName(_ identity: ServerIdentity) -> String { labelValue(identity.name) }

@@ -59,7 +59,7 @@ actor KubernetesSession: ProgramSessionHandler {
         let environment = setup.environment(over: connection.podSpecEnvironment)
         let body = KubernetesPodSpec.body(
             pod: pod, owner: connection.backend.identity, metadata: connection.metadata, command: argv, environment: environment, tty: tty, interactive: true)
-        let name = try await connection.createPod(body)
+        let name = try await connection.createPod(body).name
         sessionPod = name
         // Without the agent nothing can write the webhook's files; this says so in the log.
         try await connection.writeFiles(nil)

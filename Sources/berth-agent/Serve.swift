@@ -6,11 +6,12 @@ import Musl
 import BerthAgentProtocol
 
 /// `serve`: the data plane (docs/agent-protocol.md). One link to Berth — the first
-/// authenticated connection on a unix socket (`--socket`), or stdin/stdout (`--stdio`, an exec
-/// stream) — carries every program, file write and forward of the container, multiplexed.
+/// authenticated connection on a unix socket (`--socket`) or a TCP port (`--listen`, a pod's IP
+/// when Berth runs in the cluster), or stdin/stdout (`--stdio`, an exec stream) — carries every
+/// program, file write and forward of the container, multiplexed.
 ///
-/// With `--socket`, Berth authenticates with the secret it put in `BERTH_AGENT_SECRET` at
-/// container creation. The agent takes the secret out of its environment (and overwrites it in
+/// With `--socket` and `--listen`, Berth authenticates with the secret it put in
+/// `BERTH_AGENT_SECRET` at container creation (`--listen` refuses to run without one). The agent takes the secret out of its environment (and overwrites it in
 /// place, so /proc/1/environ no longer shows it) before anything else runs, and once Berth's link
 /// is up the socket is unlinked and the listener closed: no later connection can reach the agent.
 /// As PID 1 it reaps every orphan and exits on the `--signal`s, like `wait-signal`.
@@ -19,6 +20,7 @@ enum Serve {
 
     struct Options {
         var socketPath: String?
+        var listen: (host: String, port: UInt64)?
         var stdio = false
         var signals: [Int32] = []
         var resumeDirectory: String?
@@ -30,16 +32,28 @@ enum Serve {
                 switch option {
                 case "--socket": options.socketPath = try cursor.value(of: option)
                 case "--stdio": options.stdio = true
+                case "--listen": options.listen = try parseAddress(try cursor.value(of: option))
                 case "--resume-dir": options.resumeDirectory = try cursor.value(of: option)
                 case "--signal": options.signals.append(try SignalNames.number(try cursor.value(of: option)))
                 default: throw UsageError("unknown serve option \(option)")
                 }
             }
-            guard (options.socketPath != nil) != options.stdio else { throw UsageError("serve needs exactly one of --socket PATH and --stdio") }
+            let links = [options.socketPath != nil, options.listen != nil, options.stdio].filter { $0 }.count
+            guard links == 1 else { throw UsageError("serve needs exactly one of --socket PATH, --listen HOST:PORT and --stdio") }
             if let path = options.socketPath, path.isEmpty || path.utf8.count > 107 {
                 throw UsageError("--socket needs a path of 1 to 107 bytes")
             }
             return options
+        }
+
+        /// HOST:PORT, [IPv6]:PORT, or :PORT for every address.
+        static func parseAddress(_ text: String) throws(UsageError) -> (host: String, port: UInt64) {
+            guard let colon = text.lastIndex(of: ":"), let port = UInt64(text[text.index(after: colon)...]), (1...65535).contains(port) else {
+                throw UsageError("--listen needs HOST:PORT with a port of 1 to 65535, not \(text)")
+            }
+            var host = String(text[..<colon])
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            return (host, port)
         }
     }
 
@@ -70,6 +84,12 @@ enum Serve {
         let fd: (read: Int32, write: Int32)
         if let path = options.socketPath {
             let link = acceptBerth(path, secret: secret)
+            fd = (link, link)
+        } else if let address = options.listen {
+            guard let secret, !secret.isEmpty else {
+                AgentError.fail(1, "serve --listen needs the secret in \(secretVariable): a network port without it would take anyone")
+            }
+            let link = TCPLinkListener(secret: secret).accept(address.host, address.port)
             fd = (link, link)
         } else {
             fd = (STDIN_FILENO, STDOUT_FILENO)
@@ -120,7 +140,7 @@ enum Serve {
 
     /// Reads Berth's `hello` and answers it. `secret` nil: any secret is accepted (stdio: only
     /// someone who can exec in the container reaches it, and they can run programs anyway).
-    private static func readHello(_ fd: Int32, writeTo out: Int32, secret: [UInt8]?) -> Bool {
+    static func readHello(_ fd: Int32, writeTo out: Int32, secret: [UInt8]?) -> Bool {
         var header = [UInt8](repeating: 0, count: AgentFrameHeader.size)
         guard readExactly(fd, &header) else { return false }
         let parsed: AgentFrameHeader

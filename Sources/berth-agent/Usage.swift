@@ -25,10 +25,11 @@ enum Usage {
           forward-server
               Port forwarding for Berth: speaks the CBOR forwarding protocol on stdin/stdout,
               dialling (ssh -L) or listening (ssh -R) inside the container, tcp or unix sockets.
-          serve (--socket PATH | --stdio) [--signal NAME]... [--resume-dir DIR]
+          serve (--socket PATH | --listen HOST:PORT | --stdio) [--signal NAME]... [--resume-dir DIR]
               Berth's data plane (docs/agent-protocol.md): programs, file writes and forwards,
-              multiplexed over one link, the first connection on PATH that knows the secret given in
-              BERTH_AGENT_SECRET (the socket is removed then), or stdin/stdout. Reaps orphans; exits
+              multiplexed over one link, the first connection on PATH or the TCP port that knows the
+              secret given in BERTH_AGENT_SECRET (the socket is removed, the port closed then; a TCP
+              peer has 10 s to prove it; --listen needs the secret), or stdin/stdout. Reaps orphans; exits
               on the signals, or when the link ends (its programs are killed; terminal programs of a
               resumable link stay detached, and the agent with them, until they end or expire).
               DIR: where agent processes find each other's detached sessions (default

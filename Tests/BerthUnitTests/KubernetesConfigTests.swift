@@ -63,4 +63,22 @@ import Testing
         #expect(problems("kubernetes:\n  timeouts:\n    podStart: soon\n").contains { $0.hasPrefix("kubernetes.timeouts.podStart:") })
         #expect(problems("kubernetes:\n  connection:\n    hots: x\n").contains("kubernetes.connection.hots: unknown key"))
     }
+
+    @Test func podIPLinkNeedsAnAgentThatIsThePodsMainProcess() throws {
+        #expect(problems("kubernetes:\n  pod:\n    agentLink: tcp\n").contains { $0.hasPrefix("kubernetes.pod.agentLink: \"tcp\" is not one of auto, podIP, exec") })
+        #expect(
+            problems("kubernetes:\n  pod:\n    agentLink: podIP\n    mode: persistent\n")
+                .contains { $0.hasPrefix("kubernetes.pod.agentLink: podIP cannot be used: mode is persistent") })
+        #expect(
+            problems("kubernetes:\n  pod:\n    agentLink: podIP\n    idleCommand: [/bin/sleep, infinity]\n")
+                .contains { $0.hasPrefix("kubernetes.pod.agentLink: podIP cannot be used: idleCommand is not the default") })
+        #expect(
+            problems("kubernetes:\n  pod:\n    agentLink: podIP\n    disableAgent: true\n    mode: session\n")
+                .contains { $0.hasPrefix("kubernetes.pod.agentLink: podIP cannot be used: disableAgent is set") })
+        let yaml = minimalAuth + "kubernetes:\n  pod:\n    metadata: {namespace: users}\n    agentLink: podIP\n    mode: session\n"
+        let pod = try ConfigReader.read(try ConfigValue.parse(yaml, format: .yaml, source: "t"), environment: [:]).config.kubernetes.pod
+        #expect(pod.agentLink == .podIP)
+        let plain = minimalAuth + "kubernetes:\n  pod:\n    metadata: {namespace: users}\n"
+        #expect(try ConfigReader.read(try ConfigValue.parse(plain, format: .yaml, source: "t"), environment: [:]).config.kubernetes.pod.agentLink == .auto)
+    }
 }

@@ -347,6 +347,63 @@ def test_socket_link_in_a_container_as_pid_1_with_a_bind_mounted_directory(busyb
         docker("rm", "-f", name, check=False)
 
 
+# --- the TCP link (a pod's IP) ----------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def tcp_connect(port):
+    return socket.create_connection(("127.0.0.1", port), timeout=20)
+
+
+def test_tcp_link_needs_the_secret_does_not_wait_for_a_silent_peer_and_closes_the_port(host_binary):
+    port = free_port()
+    env = dict(os.environ, BERTH_AGENT_SECRET="pod-secret")
+    process = subprocess.Popen([host_binary, "serve", "--listen", f"127.0.0.1:{port}"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        def reachable():
+            try:
+                tcp_connect(port).close()
+                return True
+            except OSError:
+                return False
+        wait_until(reachable, what="the agent's port")
+        # Someone else on the pod network connects first and says nothing: Berth still gets in.
+        silent = tcp_connect(port)
+        intruder = Link.over_socket(tcp_connect(port))
+        kind, payload = intruder.hello(b"guess")
+        assert kind == ERROR and b"AGENT_SECRET_MISMATCH" in payload
+        assert intruder.receive() is None
+        berth = Link.over_socket(tcp_connect(port))
+        assert berth.hello(b"pod-secret")[0] == HELLO
+        # Once Berth is in, the port is closed: nobody can connect to take over its streams.
+        wait_until(lambda: not reachable(), what="the port to close")
+        berth.start(1, [SH, "-c", "echo linked; env"])
+        out, _, status = berth.collect(1)
+        assert status == ("status", 0) and out.startswith(b"linked") and b"BERTH_AGENT_SECRET" not in out
+        silent.close()
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_tcp_link_refuses_to_listen_without_a_secret(host_binary):
+    env = {k: v for k, v in os.environ.items() if k != "BERTH_AGENT_SECRET"}
+    result = subprocess.run([host_binary, "serve", "--listen", f"127.0.0.1:{free_port()}"], env=env,
+                            capture_output=True, timeout=30)
+    assert result.returncode == 1 and b"BERTH_AGENT_SECRET" in result.stderr
+
+
+@pytest.mark.parametrize("address", ["7000", "host:0", "host:70000", "host:x"])
+def test_tcp_link_address_must_have_a_port(host_binary, address):
+    result = subprocess.run([host_binary, "serve", "--listen", address], capture_output=True, timeout=30)
+    assert result.returncode == 1 and b"--listen needs HOST:PORT" in result.stderr
+
+
 # Accounts (`user`): only in a throw-away container, never on the host's own account files.
 
 @pytest.fixture

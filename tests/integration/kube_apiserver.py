@@ -443,6 +443,7 @@ class KubeServer:
         self.history = collections.deque(maxlen=10000)
         self.watchers = set()
         self.closing = False
+        self.report_pod_ip = True
         self.objects = None  # kube_objects.ObjectStore, set by build_app
         # --hold-patches N: the first N pod patches wait for each other, so that N clients that
         # read a pod before any of them wrote it really meet at its resourceVersion.
@@ -646,9 +647,10 @@ class KubeServer:
                 await self.start_container(pod, i)
             if pod.deleting:
                 return
-            inspect = await self.docker.call("GET", f"/containers/{pod.container_ids[0]}/json")
-            status["podIP"] = inspect["NetworkSettings"].get("IPAddress") or "127.0.0.1"
-            status["podIPs"] = [{"ip": status["podIP"]}]
+            if self.report_pod_ip:
+                inspect = await self.docker.call("GET", f"/containers/{pod.container_ids[0]}/json")
+                status["podIP"] = inspect["NetworkSettings"].get("IPAddress") or "127.0.0.1"
+                status["podIPs"] = [{"ip": status["podIP"]}]
             self.refresh_phase(pod)
             self.publish("MODIFIED", pod)
         except DockerError as error:
@@ -1271,6 +1273,7 @@ async def serve(args):
     server = KubeServer(docker, args.instance, args.token, args.client_ca, args.listen,
                         [p.strip() for p in args.protocols.split(",") if p.strip()])
     server.patch_hold = args.hold_patches
+    server.report_pod_ip = not args.no_pod_ip
     runner = web.AppRunner(build_app(server), handle_signals=False, handler_cancellation=True,
                            shutdown_timeout=5, access_log=log)
     await runner.setup()
@@ -1304,6 +1307,8 @@ def main():
     default_socket = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     parser.add_argument("--docker-socket", default=default_socket.removeprefix("unix://"),
                         help="the engine's socket; none: no engine, so pods never get their image")
+    parser.add_argument("--no-pod-ip", action="store_true",
+                        help="never report a pod's IP (as before a network plugin gives one; to test a client's fallback)")
     parser.add_argument("--hold-patches", type=int, default=0, metavar="N",
                         help="hold the first N pod patches until all N have arrived (to make adopters race)")
     args = parser.parse_args()

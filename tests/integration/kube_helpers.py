@@ -127,13 +127,15 @@ class KubeAPIServer:
         return configuration
 
 
-def start_kube_apiserver(tmp_path, token=None, tls=None, name="kube-apiserver", protocols=None, engine=True, hold_patches=0):
+def start_kube_apiserver(tmp_path, token=None, tls=None, name="kube-apiserver", protocols=None, engine=True, hold_patches=0,
+                         pod_ip=True):
     """Starts kube_apiserver.py on a free port, logging to tmp_path/<name>.log. token: require
     this bearer token. tls: True to serve HTTPS with generated certificates and accept the
     generated client certificate as authentication too; a subjectAltName string instead of True
     gives the server certificate those names. engine=False: no Docker; pods are
     created and kept but never get their image. hold_patches: the first N pod patches wait for
-    each other (kube_apiserver.py --hold-patches)."""
+    each other (kube_apiserver.py --hold-patches). pod_ip=False: pods never show an IP
+    (--no-pod-ip)."""
     tmp_path = Path(tmp_path)
     port = free_port()
     instance = f"test-{secrets.token_hex(6)}"
@@ -146,6 +148,8 @@ def start_kube_apiserver(tmp_path, token=None, tls=None, name="kube-apiserver", 
         args += ["--docker-socket", "none"]
     if hold_patches:
         args += ["--hold-patches", str(hold_patches)]
+    if not pod_ip:
+        args += ["--no-pod-ip"]
     paths = None
     if tls:
         paths = make_tls(tmp_path / f"{name}-tls", **({"server_names": tls} if isinstance(tls, str) else {}))

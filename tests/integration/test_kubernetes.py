@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -512,3 +513,73 @@ def test_persistent_user_pods_are_deleted_when_idle_and_when_too_old(start_berth
         if holder.poll() is None:
             holder.kill()
         holder.communicate()
+
+
+# --- the pod-IP link (Berth in the cluster; docs/agent-protocol.md, "Links") -------------------
+
+def link_events(berth):
+    return [(line.get("code"), line.get("details", {}).get("link")) for line in berth.process.log_lines()
+            if line.get("code") in ("AGENT_LINK_UP", "AGENT_POD_IP_FAILED")]
+
+
+def exec_requests(server):
+    return [line for line in server.output().splitlines() if "stream request" in line and "/exec?" in line]
+
+
+def test_pod_ip_link_carries_sessions_without_an_exec_and_closes_the_agents_port(start_berth, example_webhook, kube):
+    server = kube()
+    berth = start(start_berth, example_webhook, server, agentLink="podIP")
+    client = paramiko_client(berth)
+    try:
+        channel = client.get_transport().open_session()
+        channel.exec_command("echo $FROM_WEBHOOK; cat /tmp/hello.txt; sleep 600")
+        assert channel.makefile("rb").readline() == b"yes\n"
+        (name, pod), = pods(server).items()
+        console = pod["spec"]["containers"][0]
+        # The agent is the pod's main process, listening on the pod's IP; Berth proved itself
+        # with the pod's secret, and the port closed behind it.
+        assert console["command"][1:4] == ["serve", "--listen", ":7322"], console["command"]
+        address = pod["status"]["podIP"]
+        assert link_events(berth) == [("AGENT_LINK_UP", "tcp")]
+        def port_open():
+            try:
+                socket.create_connection((address, 7322), timeout=5).close()
+                return True
+            except OSError:
+                return False
+        assert wait_until(lambda: not port_open()), "the agent's port stayed open after Berth linked"
+        result = berth.ssh("alice", "echo out; echo err >&2; cat; exit 42", password="pw", stdin=b"in")
+        assert (result.returncode, result.stdout, result.stderr) == (42, b"out\nin", b"err\n")
+    finally:
+        client.close()
+    assert exec_requests(server) == [], "a session went through an exec although the pod-IP link was up"
+    assert wait_until(lambda: not pods(server)), "the pods were not deleted"
+
+    session_mode = start(start_berth, example_webhook, server, agentLink="podIP", mode="session", name="berth-session")
+    for code in (3, 4):
+        result = session_mode.ssh("alice", f"hostname; exit {code}", password="pw", timeout=120)
+        assert result.returncode == code, result.stderr
+    assert [kind for _, kind in link_events(session_mode)] == ["tcp", "tcp"]
+    assert exec_requests(server) == []
+    assert wait_until(lambda: not pods(server)), "session pods were not deleted"
+
+
+def test_pod_ip_link_falls_back_to_exec_when_the_pod_has_no_ip(start_berth, example_webhook, kube):
+    server = kube(pod_ip=False)
+    berth = start(start_berth, example_webhook, server, agentLink="podIP")
+    result = berth.ssh("alice", "echo through the exec; exit 9", password="pw")
+    assert (result.returncode, result.stdout) == (9, b"through the exec\n"), result.stderr
+    assert link_events(berth) == [("AGENT_POD_IP_FAILED", None), ("AGENT_LINK_UP", "exec")]
+    failed = [line for line in berth.process.log_lines() if line.get("code") == "AGENT_POD_IP_FAILED"]
+    assert "KUBERNETES_NO_POD_IP" in failed[0]["message"]
+    assert wait_until(lambda: not pods(server))
+
+
+def test_auto_outside_the_cluster_and_exec_use_the_exec_link(start_berth, example_webhook, kube):
+    server = kube()
+    for choice in ("auto", "exec"):
+        berth = start(start_berth, example_webhook, server, agentLink=choice, name=f"berth-{choice}")
+        assert berth.ssh("alice", "true", password="pw").returncode == 0
+        assert link_events(berth) == [("AGENT_LINK_UP", "exec")]
+        berth.process.stop()
+    assert wait_until(lambda: not pods(server))
