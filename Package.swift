@@ -287,6 +287,7 @@ let package = Package(
             name: "BerthCoreTests",
             dependencies: [
                 "BerthCore",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

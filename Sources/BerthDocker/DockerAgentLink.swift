@@ -106,7 +106,7 @@ extension DockerBackend {
         await removeRetrying(
             "container", ["containerId": "\(id)"], limit: config.timeouts.containerStop.duration, pause: .milliseconds(500),
             removed: "DOCKER_CONTAINER_REMOVED", failed: "DOCKER_CONTAINER_REMOVE_FAILED", logger: logger
-        ) { try await client.removeContainer(id) }
+        ) { [client] in try await client.removeContainer(id) }
         if let linkDirectory { Self.removeDirectory(linkDirectory) }
     }
 
