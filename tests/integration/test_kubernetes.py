@@ -575,11 +575,14 @@ def test_pod_ip_link_falls_back_to_exec_when_the_pod_has_no_ip(start_berth, exam
     assert wait_until(lambda: not pods(server))
 
 
-def test_auto_outside_the_cluster_and_exec_use_the_exec_link(start_berth, example_webhook, kube):
+def test_auto_is_the_pod_ip_link_inside_the_cluster_only_and_exec_is_always_exec(start_berth, example_webhook, kube):
     server = kube()
-    for choice in ("auto", "exec"):
-        berth = start(start_berth, example_webhook, server, agentLink=choice, name=f"berth-{choice}")
+    url, _ = example_webhook(USERS)
+    # KUBERNETES_SERVICE_HOST is what tells Berth it runs in the cluster.
+    for choice, cluster, expected in (("auto", "", "exec"), ("auto", "127.0.0.1", "tcp"), ("exec", "127.0.0.1", "exec")):
+        berth = start_berth({"auth": webhook_auth(url), **kube_config(server, agentLink=choice)}, name=f"berth-{choice}-{bool(cluster)}",
+                            env_extra={"KUBERNETES_SERVICE_HOST": cluster})
         assert berth.ssh("alice", "true", password="pw").returncode == 0
-        assert link_events(berth) == [("AGENT_LINK_UP", "exec")]
+        assert link_events(berth) == [("AGENT_LINK_UP", expected)], (choice, cluster)
         berth.process.stop()
     assert wait_until(lambda: not pods(server))
