@@ -61,7 +61,7 @@ extension AgentSession {
         let logger = host.logger
         // A directory of the session's own user, 0700, with a name nobody can guess or take first:
         // only the user's processes reach the socket in it.
-        let directory = "/tmp/berth-agent-" + AgentSession.randomHex(12)
+        let directory = "/tmp/berth-agent-" + randomHex(12)
         let made = try? await link.runHelper(
             ["/bin/sh", "-c", "umask 077 && mkdir -m 700 \"$1\"", "berth-agent-dir", directory], environment: host.programEnvironment)
         guard made?.status == 0 else {
@@ -137,18 +137,6 @@ extension AgentSession {
         let path = written.output.split(separator: "\n").first.map(String.init) ?? ""
         guard written.status == 0, path.hasPrefix("/tmp/berth-x11-") else { throw ForwardError.refused("cannot write an Xauthority file") }
         return path
-    }
-
-    static func randomHex(_ bytes: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        let digits = Array("0123456789abcdef")
-        var text = ""
-        for _ in 0..<bytes {
-            let byte = UInt8.random(in: 0...255, using: &generator)
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0xF)])
-        }
-        return text
     }
 }
 

@@ -90,6 +90,9 @@ public struct AgentPayloadReader: Sendable {
 /// `hello` from Berth: the protocol version and the per-container secret (empty on a link that
 /// needs none, like an exec stream only Berth can open).
 public struct AgentHello: Sendable, Equatable {
+    /// Where Berth gives a socket or TCP agent the secret its `hello` must carry
+    /// (docs/agent-protocol.md, "Who may use the socket").
+    public static let secretVariable = "BERTH_AGENT_SECRET"
     public var version: UInt8
     public var secret: [UInt8]
 

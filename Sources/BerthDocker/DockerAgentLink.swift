@@ -1,4 +1,5 @@
 import BerthAgentLink
+import BerthAgentProtocol
 import BerthConfig
 import BerthCore
 import Foundation
@@ -24,7 +25,7 @@ extension DockerBackend {
             execution.idleCommand == DockerExecutionConfig().idleCommand
         else { return nil }
         let root = execution.agentSocketRoot
-        let directory = root + "/" + Self.randomHex(12)
+        let directory = root + "/" + randomHex(12)
         do {
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
@@ -33,11 +34,6 @@ extension DockerBackend {
             logger.log(.warning, "AGENT_SOCKET_DIRECTORY_FAILED", "cannot make the agent link directory under \(root), linking through docker exec: \(error)")
             return nil
         }
-    }
-
-    static func randomHex(_ bytes: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
     }
 
     /// Creates and starts a container whose agent is the data plane and links to it.
@@ -51,13 +47,13 @@ extension DockerBackend {
         let network = try await userNetwork()
         let execution = config.execution
         let directory = socketLinkDirectory()
-        let secret = Self.randomHex(32)
+        let secret = randomHex(32)
         var command = execution.idleCommand
         var environment = environment
         var labels = labels
         if let directory {
             command = [execution.agentPath, "serve", "--socket", DockerContainerSpec.linkMountPoint + "/agent.sock", "--signal", "INT", "--signal", "TERM"]
-            environment["BERTH_AGENT_SECRET"] = secret
+            environment[AgentHello.secretVariable] = secret
             labels.append((DockerContainerSpec.linkDirectoryLabel, directory))
         }
         let body = DockerContainerSpec.body(

@@ -157,11 +157,6 @@ public final class KubernetesBackend: Sendable {
         }
     }
 
-    static func randomSecret() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-    }
-
     /// The fastest link that works: the agent on the pod's IP (`podIP`: the address and the
     /// pod's secret), else `agent serve --stdio` in `pod` over one WebSocket exec stream (the
     /// link never needs stdin EOF, so v4 API servers work as well as v5).

@@ -52,7 +52,7 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
             spec: "pod spec (disableAgent)")
     }
 
-    /// Connection mode: a pod running the idle command; sessions are execs in it.
+    /// Connection mode: the connection's pod; every session is a program started over its link.
     func startPod() async throws {
         let (name, link) = try await startLinkedPod()
         state.withLockedValue {
@@ -64,7 +64,6 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
 
     /// Creates a pod and waits until it is ready; it is this connection's to remove from the
     /// moment it exists, so a failed start leaves nothing behind.
-    /// Creates a pod of this connection's (removed with it) and waits until it is ready.
     func createPod(_ body: ConfigValue) async throws -> KubernetesClient.Pod {
         let created = try await backend.client.createPod(namespace: backend.namespace, body: backend.owned(body))
         let name = created.name
@@ -83,10 +82,10 @@ public final class KubernetesConnection: SSHConnectionHandler, ContainerOwner, A
         let pod = backend.config.pod
         var command = pod.idleCommand
         var environment: [String: String] = [:]
-        let secret = backend.usesPodIPLink ? KubernetesBackend.randomSecret() : nil
+        let secret = backend.usesPodIPLink ? randomHex(32) : nil
         if let secret {
             command = [pod.agentPath, "serve", "--listen", ":\(KubernetesPodSpec.agentPort)", "--signal", "INT", "--signal", "TERM"]
-            environment[KubernetesPodSpec.agentSecretVariable] = secret
+            environment[AgentHello.secretVariable] = secret
         }
         let body = KubernetesPodSpec.body(
             pod: pod, owner: backend.identity, metadata: metadata, command: command, environment: environment, tty: false, interactive: false)

@@ -7,8 +7,6 @@ import BerthCore
 enum KubernetesPodSpec {
     /// The port the agent listens on for the pod-IP link (`serve --listen`).
     static let agentPort = 7322
-    /// Where the agent finds its pod's secret (docs/agent-protocol.md, "Links").
-    static let agentSecretVariable = "BERTH_AGENT_SECRET"
 
     static let connectionLabel = "berth.connection-id"
     /// This server's identity as a label value.

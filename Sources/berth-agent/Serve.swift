@@ -11,12 +11,13 @@ import BerthAgentProtocol
 /// program, file write and forward of the container, multiplexed.
 ///
 /// With `--socket` and `--listen`, Berth authenticates with the secret it put in
-/// `BERTH_AGENT_SECRET` at container creation (`--listen` refuses to run without one). The agent takes the secret out of its environment (and overwrites it in
-/// place, so /proc/1/environ no longer shows it) before anything else runs, and once Berth's link
-/// is up the socket is unlinked and the listener closed: no later connection can reach the agent.
+/// `BERTH_AGENT_SECRET` at container creation (`--listen` refuses to run without one). The
+/// agent takes the secret out of its environment (and overwrites it in place, so
+/// /proc/1/environ no longer shows it) before anything else runs, and once Berth's link is up
+/// the socket is unlinked and the listener closed: no later connection can reach the agent.
 /// As PID 1 it reaps every orphan and exits on the `--signal`s, like `wait-signal`.
 enum Serve {
-    static let secretVariable = "BERTH_AGENT_SECRET"
+    static let secretVariable = AgentHello.secretVariable
 
     struct Options {
         var socketPath: String?
